@@ -1,0 +1,106 @@
+# heimdal - one Makefile for the tools, the tests, the benchmarks and the demo.
+.SUFFIXES:
+
+VERSION = 0.1.0
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBEXECDIR ?= $(PREFIX)/libexec
+MANDIR ?= $(PREFIX)/share/man
+DATADIR ?= $(PREFIX)/share
+DESTDIR ?=
+
+CC ?= cc
+CFLAGS ?= -g -O2
+BUILD ?= build
+
+# make check SANITIZE=1: ASan + UBSan, built apart so the two never mix.
+ifeq ($(SANITIZE),1)
+BUILD = build-san
+SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+
+PKGS = libgit2 openssl
+# Deferred (=) so they are read after install-deps has run.
+DEP_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+DEP_LIBS = $(shell pkg-config --libs $(PKGS)) -ljq
+
+override CFLAGS += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-missing-field-initializers \
+	-Ilibcommon -Icmd/heimdal $(SANFLAGS) -MMD -MP \
+	-DHM_VERSION='"$(VERSION)"' -DHM_LIBEXECDIR='"$(LIBEXECDIR)/heimdal"'
+override LDFLAGS += $(SANFLAGS)
+
+LIB_SRC = $(sort $(wildcard libcommon/*.c))
+LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
+TOOLS = $(sort $(patsubst cmd/%.c,%,$(wildcard cmd/heimdal-*.c)))
+PORCELAIN_SRC = $(sort $(wildcard cmd/heimdal/*.c))
+PORCELAIN_OBJ = $(PORCELAIN_SRC:%.c=$(BUILD)/%.o)
+BINS = $(BUILD)/bin/heimdal $(TOOLS:%=$(BUILD)/bin/%)
+MAN1 = $(sort $(wildcard man/*.1))
+MAN7 = $(sort $(wildcard man/*.7))
+DEPS_STAMP = $(BUILD)/.deps-ok
+
+all: $(BINS)
+
+# A fresh machine needs nothing beyond `make`: missing dependencies are installed.
+$(DEPS_STAMP):
+	@share/install-deps --check 2>/dev/null || share/install-deps
+	@mkdir -p $(BUILD)
+	@touch $@
+
+$(BUILD)/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(DEP_CFLAGS) -c -o $@ $<
+
+$(BUILD)/libcommon.a: $(LIB_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $(LIB_OBJ)
+
+$(BUILD)/bin/heimdal: $(PORCELAIN_OBJ) $(BUILD)/libcommon.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $(PORCELAIN_OBJ) $(BUILD)/libcommon.a $(DEP_LIBS) -lm -lpthread
+
+$(BUILD)/bin/heimdal-%: $(BUILD)/cmd/heimdal-%.o $(BUILD)/libcommon.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libcommon.a $(DEP_LIBS) -lm -lpthread
+
+# The tests run the built binaries first in PATH.  BATS_ARGS to pick tests,
+# e.g. make check BATS_ARGS=tests/10-migrate.bats
+BATS_ARGS = tests
+check: all
+	@command -v bats >/dev/null || share/install-deps
+	PATH="$(CURDIR)/$(BUILD)/bin:$$PATH" HEIMDAL_EXEC_PATH= SANITIZE=$(SANITIZE) \
+		bats $(BATS_ARGS)
+
+bench: all
+	@command -v hyperfine >/dev/null && command -v stow >/dev/null || share/install-deps --bench
+	PATH="$(CURDIR)/$(BUILD)/bin:$$PATH" tests/bench/run
+
+demo: all
+	PATH="$(CURDIR)/$(BUILD)/bin:$$PATH" share/demo
+
+install: all
+	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR)/heimdal \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
+	cp $(BUILD)/bin/heimdal $(DESTDIR)$(BINDIR)/heimdal
+	for t in $(TOOLS); do \
+		cp $(BUILD)/bin/$$t $(DESTDIR)$(LIBEXECDIR)/heimdal/$$t && \
+		ln -sf $(LIBEXECDIR)/heimdal/$$t $(DESTDIR)$(BINDIR)/$$t || exit 1; \
+	done
+	for m in $(MAN1); do cp $$m $(DESTDIR)$(MANDIR)/man1/ || exit 1; done
+	for m in $(MAN7); do cp $$m $(DESTDIR)$(MANDIR)/man7/ || exit 1; done
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/heimdal
+	for t in $(TOOLS); do \
+		rm -f $(DESTDIR)$(BINDIR)/$$t $(DESTDIR)$(LIBEXECDIR)/heimdal/$$t; \
+	done
+	-rmdir $(DESTDIR)$(LIBEXECDIR)/heimdal 2>/dev/null
+	for m in $(MAN1) $(MAN7); do rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/}; done
+
+clean:
+	rm -rf build build-san
+
+.PHONY: all check bench demo install uninstall clean
+
+-include $(LIB_OBJ:.o=.d) $(PORCELAIN_OBJ:.o=.d) $(TOOLS:%=$(BUILD)/cmd/%.d)

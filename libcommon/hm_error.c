@@ -1,0 +1,193 @@
+#include "hm_error.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *hm_progname = "heimdal";
+static int verbose;
+static int last_code = HM_EXIT_ENV;
+
+void
+hm_error_init(const char *argv0)
+{
+	const char *v = getenv("HEIMDAL_VERBOSE");
+
+	if (argv0 && *argv0) {
+		const char *slash = strrchr(argv0, '/');
+		hm_progname = slash ? slash + 1 : argv0;
+	}
+	verbose = v && *v && strcmp(v, "0") != 0;
+}
+
+void
+hm_set_verbose(void)
+{
+	verbose = 1;
+	setenv("HEIMDAL_VERBOSE", "1", 1);
+}
+
+int
+hm_verbose(void)
+{
+	return verbose;
+}
+
+static void
+vmsg(const char *kind, const char *fmt, va_list ap, int errnum)
+{
+	/* One write per message so concurrent tools do not interleave lines. */
+	char buf[4096];
+	int n = kind ? snprintf(buf, sizeof(buf), "%s: %s: ", hm_progname, kind)
+		     : snprintf(buf, sizeof(buf), "%s: ", hm_progname);
+
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		n = 0;
+	n += vsnprintf(buf + n, sizeof(buf) - n, fmt, ap);
+	if ((size_t)n >= sizeof(buf))
+		n = sizeof(buf) - 1;
+	if (errnum)
+		n += snprintf(buf + n, sizeof(buf) - n, ": %s", strerror(errnum));
+	if ((size_t)n >= sizeof(buf) - 1)
+		n = sizeof(buf) - 2;
+	buf[n++] = '\n';
+	fwrite(buf, 1, n, stderr);
+	fflush(stderr);
+}
+
+void
+hm_die(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg("error", fmt, ap, 0);
+	va_end(ap);
+	exit(code);
+}
+
+void
+hm_die_errno(int code, const char *fmt, ...)
+{
+	int e = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg("error", fmt, ap, e);
+	va_end(ap);
+	exit(code);
+}
+
+int
+hm_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg("error", fmt, ap, 0);
+	va_end(ap);
+	return -1;
+}
+
+int
+hm_error_errno(const char *fmt, ...)
+{
+	int e = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg("error", fmt, ap, e);
+	va_end(ap);
+	return -1;
+}
+
+void
+hm_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg("warning", fmt, ap, 0);
+	va_end(ap);
+}
+
+void
+hm_msg(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg(NULL, fmt, ap, 0);
+	va_end(ap);
+}
+
+void
+hm_debug(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!verbose)
+		return;
+	va_start(ap, fmt);
+	vmsg("debug", fmt, ap, 0);
+	va_end(ap);
+}
+
+int
+hm_fail(int code)
+{
+	last_code = code;
+	return -1;
+}
+
+int
+hm_last_code(void)
+{
+	return last_code;
+}
+
+void *
+hm_xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (!p)
+		hm_die(HM_EXIT_ENV, "out of memory (%zu bytes)", n);
+	return p;
+}
+
+void *
+hm_xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+
+	if (!q)
+		hm_die(HM_EXIT_ENV, "out of memory (%zu bytes)", n);
+	return q;
+}
+
+char *
+hm_xstrdup(const char *s)
+{
+	char *p = strdup(s);
+
+	if (!p)
+		hm_die(HM_EXIT_ENV, "out of memory");
+	return p;
+}
+
+char *
+hm_xasprintf(const char *fmt, ...)
+{
+	char *s;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		hm_die(HM_EXIT_ENV, "out of memory");
+	return s;
+}

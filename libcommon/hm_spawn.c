@@ -1,0 +1,282 @@
+#include "hm_spawn.h"
+#include "hm_error.h"
+#include "hm_file.h"
+#include "hm_json.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef HM_LIBEXECDIR
+#define HM_LIBEXECDIR "/usr/local/libexec/heimdal"
+#endif
+
+static char *
+self_dir(void)
+{
+	static char dir[PATH_MAX];
+	ssize_t n;
+	char *slash;
+
+	if (dir[0])
+		return dir;
+	n = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
+	if (n <= 0) {
+		dir[0] = '\0';
+		return NULL;
+	}
+	dir[n] = '\0';
+	slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	return dir;
+}
+
+const char *
+hm_exec_path(void)
+{
+	const char *env = getenv("HEIMDAL_EXEC_PATH");
+	const char *self;
+
+	if (env && *env)
+		return env;
+	self = self_dir();
+	return self ? self : HM_LIBEXECDIR;
+}
+
+static char *
+try_dir(const char *dir, size_t len, const char *name)
+{
+	char *p;
+
+	if (len == 0)
+		return NULL;
+	p = hm_xasprintf("%.*s/heimdal-%s", (int)len, dir, name);
+	if (access(p, X_OK) == 0) {
+		struct stat st;
+
+		if (stat(p, &st) == 0 && S_ISREG(st.st_mode))
+			return p;
+	}
+	free(p);
+	return NULL;
+}
+
+char *
+hm_find_tool(const char *name)
+{
+	const char *env = getenv("HEIMDAL_EXEC_PATH");
+	const char *path = getenv("PATH");
+	const char *self = self_dir();
+	char *p;
+
+	if (!*name || strchr(name, '/'))
+		return NULL;
+	if (env && *env && (p = try_dir(env, strlen(env), name)))
+		return p;
+	if (self && (p = try_dir(self, strlen(self), name)))
+		return p;
+	if ((p = try_dir(HM_LIBEXECDIR, strlen(HM_LIBEXECDIR), name)))
+		return p;
+	while (path && *path) {
+		size_t n = strcspn(path, ":");
+
+		if ((p = try_dir(path, n, name)))
+			return p;
+		path += n;
+		if (*path == ':')
+			path++;
+	}
+	return NULL;
+}
+
+static void
+append(char **buf, size_t *len, size_t *cap, const char *data, size_t n)
+{
+	if (*len + n + 1 > *cap) {
+		while (*len + n + 1 > *cap)
+			*cap = *cap ? *cap * 2 : 8192;
+		*buf = hm_xrealloc(*buf, *cap);
+	}
+	memcpy(*buf + *len, data, n);
+	*len += n;
+	(*buf)[*len] = '\0';
+}
+
+int
+hm_spawn(const char *name, char *const argv[], const char *in, size_t in_len, int flags,
+	 struct hm_proc *p)
+{
+	char *tool = hm_find_tool(name);
+	int inp[2], outp[2], errp[2] = { -1, -1 };
+	size_t ocap = 0, ecap = 0, off = 0;
+	struct sigaction ign, oldpipe;
+	pid_t pid;
+	int st;
+
+	memset(p, 0, sizeof(*p));
+	if (!tool) {
+		hm_error("heimdal-%s: tool not found (searched %s, libexec and PATH)", name,
+			 hm_exec_path());
+		return hm_fail(HM_EXIT_ENV);
+	}
+	if (pipe2(inp, O_CLOEXEC) < 0 || pipe2(outp, O_CLOEXEC) < 0 ||
+	    ((flags & HM_SPAWN_CAPTURE_ERR) && pipe2(errp, O_CLOEXEC) < 0)) {
+		free(tool);
+		hm_error_errno("pipe");
+		return hm_fail(HM_EXIT_ENV);
+	}
+	hm_debug("running %s", tool);
+	pid = fork();
+	if (pid < 0) {
+		free(tool);
+		hm_error_errno("fork");
+		return hm_fail(HM_EXIT_ENV);
+	}
+	if (pid == 0) {
+		size_t argc = 0;
+		char **av;
+
+		while (argv && argv[argc])
+			argc++;
+		av = hm_xmalloc((argc + 2) * sizeof(*av));
+		av[0] = tool;
+		for (size_t i = 1; i < argc; i++)
+			av[i] = argv[i];
+		av[argc ? argc : 1] = NULL;
+		dup2(inp[0], 0);
+		dup2(outp[1], 1);
+		if (errp[1] >= 0)
+			dup2(errp[1], 2);
+		execv(tool, av);
+		_exit(127);
+	}
+	free(tool);
+	close(inp[0]);
+	close(outp[1]);
+	if (errp[1] >= 0)
+		close(errp[1]);
+	fcntl(inp[1], F_SETFL, O_NONBLOCK);
+	memset(&ign, 0, sizeof(ign));
+	ign.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &ign, &oldpipe);
+	if (in_len == 0) {
+		close(inp[1]);
+		inp[1] = -1;
+	}
+	append(&p->out, &p->out_len, &ocap, "", 0);
+	while (inp[1] >= 0 || outp[0] >= 0 || errp[0] >= 0) {
+		struct pollfd fds[3] = {
+			{ .fd = inp[1], .events = POLLOUT },
+			{ .fd = outp[0], .events = POLLIN },
+			{ .fd = errp[0], .events = POLLIN },
+		};
+		char buf[65536];
+		ssize_t n;
+
+		if (poll(fds, 3, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (inp[1] >= 0 && (fds[0].revents & (POLLOUT | POLLERR | POLLHUP))) {
+			n = write(inp[1], in + off, in_len - off);
+			if (n > 0)
+				off += n;
+			if ((n < 0 && errno != EAGAIN && errno != EINTR) || off == in_len) {
+				close(inp[1]);
+				inp[1] = -1;
+			}
+		}
+		if (outp[0] >= 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+			n = read(outp[0], buf, sizeof(buf));
+			if (n > 0) {
+				append(&p->out, &p->out_len, &ocap, buf, n);
+			} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+				close(outp[0]);
+				outp[0] = -1;
+			}
+		}
+		if (errp[0] >= 0 && (fds[2].revents & (POLLIN | POLLHUP | POLLERR))) {
+			n = read(errp[0], buf, sizeof(buf));
+			if (n > 0) {
+				append(&p->err, &p->err_len, &ecap, buf, n);
+			} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+				close(errp[0]);
+				errp[0] = -1;
+			}
+		}
+	}
+	sigaction(SIGPIPE, &oldpipe, NULL);
+	if ((flags & HM_SPAWN_CAPTURE_ERR) && !p->err)
+		append(&p->err, &p->err_len, &ecap, "", 0);
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR) {
+			hm_error_errno("waitpid");
+			return hm_fail(HM_EXIT_ENV);
+		}
+	p->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	if (p->status == 127) {
+		hm_error("heimdal-%s: could not be executed", name);
+		return hm_fail(HM_EXIT_ENV);
+	}
+	return 0;
+}
+
+int
+hm_spawn_json(const char *name, char *const argv[], jv in, jv *out)
+{
+	struct hm_proc p;
+	size_t len = 0;
+	char *buf = NULL;
+	int status;
+
+	*out = jv_invalid();
+	if (jv_is_valid(in))
+		buf = hm_json_dump(in, HM_JSON_COMPACT, &len);
+	else
+		jv_free(in);
+	if (hm_spawn(name, argv, buf, len, 0, &p) < 0) {
+		free(buf);
+		return -1;
+	}
+	free(buf);
+	status = p.status;
+	if (status == 0 || status == 1) {
+		size_t i = strspn(p.out, " \t\r\n");
+
+		if (p.out[i] == '\0') {
+			*out = jv_null();
+		} else {
+			char *src = hm_xasprintf("output of heimdal-%s", name);
+
+			*out = hm_json_parse(src, p.out, p.out_len);
+			free(src);
+			if (!jv_is_valid(*out)) {
+				jv msg = jv_invalid_get_msg(*out);
+
+				hm_error("%s", jv_string_value(msg));
+				jv_free(msg);
+				*out = jv_invalid();
+				status = hm_fail(HM_EXIT_ENV);
+			}
+		}
+	}
+	hm_proc_free(&p);
+	return status;
+}
+
+void
+hm_proc_free(struct hm_proc *p)
+{
+	free(p->out);
+	free(p->err);
+	p->out = p->err = NULL;
+}

@@ -1,0 +1,552 @@
+#include "hm_state.h"
+#include "hm_error.h"
+#include "hm_file.h"
+#include "hm_json.h"
+#include "hm_machine.h"
+#include "hm_time.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/*
+ * Validation walks the document with a path buffer and stops at the first
+ * problem, so the message always names the exact field.
+ */
+struct vctx {
+	char path[512];
+	char *err;
+};
+
+static int
+fail(struct vctx *c, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	c->err = hm_xasprintf("%s: %s", c->path[0] ? c->path : ".", msg);
+	return -1;
+}
+
+/* Append a field name to the path; returns the old length for restoring. */
+static size_t
+push(struct vctx *c, const char *key)
+{
+	size_t n = strlen(c->path);
+	int simple = *key != '\0';
+
+	for (const char *k = key; *k; k++)
+		if (!(*k == '_' || (*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') ||
+		      (k != key && *k >= '0' && *k <= '9')))
+			simple = 0;
+	if (simple)
+		snprintf(c->path + n, sizeof(c->path) - n, ".%s", key);
+	else
+		snprintf(c->path + n, sizeof(c->path) - n, "[\"%.200s\"]", key);
+	return n;
+}
+
+static size_t
+push_index(struct vctx *c, int i)
+{
+	size_t n = strlen(c->path);
+
+	snprintf(c->path + n, sizeof(c->path) - n, "[%d]", i);
+	return n;
+}
+
+static void
+pop(struct vctx *c, size_t n)
+{
+	c->path[n] = '\0';
+}
+
+static int
+has_control(const char *s)
+{
+	for (const unsigned char *u = (const unsigned char *)s; *u; u++)
+		if (*u < 0x20 || *u == 0x7f)
+			return 1;
+	return 0;
+}
+
+enum { OPTIONAL = 1, NULLABLE = 2, NONEMPTY = 4, TIMESTAMP = 8, HEX = 16, NAME = 32 };
+
+static int
+check_string(struct vctx *c, jv obj, const char *key, int flags)
+{
+	jv v = jv_object_get(jv_copy(obj), jv_string(key));
+	size_t n = push(c, key);
+	int r = 0;
+	jv_kind k = jv_get_kind(v);
+
+	if (k == JV_KIND_INVALID) {
+		if (!(flags & OPTIONAL))
+			r = fail(c, "missing");
+	} else if (k == JV_KIND_NULL) {
+		if (!(flags & NULLABLE))
+			r = fail(c, "expected a string, got null");
+	} else if (k != JV_KIND_STRING) {
+		r = fail(c, "expected a string, got %s", jv_kind_name(k));
+	} else {
+		const char *s = jv_string_value(v);
+		time_t t;
+
+		if ((size_t)jv_string_length_bytes(jv_copy(v)) != strlen(s))
+			r = fail(c, "NUL character in string");
+		else if ((flags & NONEMPTY) && !*s)
+			r = fail(c, "must not be empty");
+		else if (has_control(s))
+			r = fail(c, "control character in string");
+		else if ((flags & TIMESTAMP) && hm_time_parse(s, &t) < 0)
+			r = fail(c, "not an RFC 3339 timestamp: '%.64s'", s);
+		else if ((flags & HEX) && (strlen(s) < 4 || strlen(s) > 64 ||
+					   strspn(s, "0123456789abcdef") != strlen(s)))
+			r = fail(c, "not a git commit id (lowercase hex): '%.64s'", s);
+		else if ((flags & NAME) && (strchr(s, '/') || !strcmp(s, ".") || !strcmp(s, "..")))
+			r = fail(c, "not a valid name: '%.64s'", s);
+	}
+	jv_free(v);
+	if (r == 0)
+		pop(c, n);
+	return r;
+}
+
+static int
+check_int(struct vctx *c, jv obj, const char *key, int flags)
+{
+	jv v = jv_object_get(jv_copy(obj), jv_string(key));
+	size_t n = push(c, key);
+	jv_kind k = jv_get_kind(v);
+	int r = 0;
+
+	if (k == JV_KIND_INVALID) {
+		if (!(flags & OPTIONAL))
+			r = fail(c, "missing");
+	} else if (k != JV_KIND_NUMBER) {
+		r = fail(c, "expected a non-negative integer, got %s", jv_kind_name(k));
+	} else {
+		double d = jv_number_value(v);
+
+		if (!isfinite(d) || d < 0 || d > 9007199254740991.0 || d != floor(d))
+			r = fail(c, "expected a non-negative integer, got %g", d);
+	}
+	jv_free(v);
+	if (r == 0)
+		pop(c, n);
+	return r;
+}
+
+/* Borrow obj[key] when it has kind want; on mismatch fail and return invalid. */
+static jv
+get_kind(struct vctx *c, jv obj, const char *key, jv_kind want, int optional)
+{
+	jv v = jv_object_get(jv_copy(obj), jv_string(key));
+	jv_kind k = jv_get_kind(v);
+	size_t n;
+
+	if (k == want)
+		return v;
+	jv_free(v);
+	if (k == JV_KIND_INVALID && optional)
+		return jv_invalid();
+	n = push(c, key);
+	if (k == JV_KIND_INVALID)
+		fail(c, "missing");
+	else
+		fail(c, "expected %s %s, got %s", want == JV_KIND_OBJECT ? "an" : "an",
+		     jv_kind_name(want), jv_kind_name(k));
+	pop(c, n);
+	return jv_invalid_with_msg(jv_null());
+}
+
+int
+hm_state_checksum_valid(const char *hex)
+{
+	size_t n = strlen(hex);
+
+	return (n == 32 || n == 64) && strspn(hex, "0123456789abcdef") == n;
+}
+
+int
+hm_state_version_of(jv doc, char **err)
+{
+	jv v;
+	double d;
+
+	if (jv_get_kind(doc) != JV_KIND_OBJECT) {
+		*err = hm_xasprintf(".: expected an object, got %s", hm_json_kind_name(doc));
+		return -1;
+	}
+	v = jv_object_get(jv_copy(doc), jv_string("version"));
+	if (jv_get_kind(v) == JV_KIND_INVALID) {
+		jv_free(v);
+		return 1;
+	}
+	if (jv_get_kind(v) != JV_KIND_NUMBER) {
+		*err = hm_xasprintf(".version: expected an integer, got %s", hm_json_kind_name(v));
+		jv_free(v);
+		return -1;
+	}
+	d = jv_number_value(v);
+	jv_free(v);
+	if (!isfinite(d) || d < 1 || d != floor(d) || d > 1e9) {
+		*err = hm_xasprintf(".version: expected a positive integer, got %g", d);
+		return -1;
+	}
+	return (int)d;
+}
+
+int
+hm_state_validate_v1(jv doc, char **err)
+{
+	struct vctx c = { .path = "", .err = NULL };
+
+	if (jv_get_kind(doc) != JV_KIND_OBJECT) {
+		*err = hm_xasprintf(".: expected an object, got %s", hm_json_kind_name(doc));
+		return -1;
+	}
+	if (check_string(&c, doc, "active_profile", NONEMPTY | NAME) < 0 ||
+	    check_string(&c, doc, "dotfiles_path", NONEMPTY) < 0 ||
+	    check_string(&c, doc, "repo_url", 0) < 0 ||
+	    check_string(&c, doc, "last_sync", OPTIONAL | NULLABLE | TIMESTAMP) < 0 ||
+	    check_string(&c, doc, "last_apply", OPTIONAL | NULLABLE | TIMESTAMP) < 0) {
+		*err = c.err;
+		return -1;
+	}
+	return 0;
+}
+
+static int
+validate_machine(struct vctx *c, jv doc)
+{
+	jv m = get_kind(c, doc, "machine", JV_KIND_OBJECT, 0);
+	size_t n;
+	int r;
+
+	if (!jv_is_valid(m)) {
+		jv_free(m);
+		return -1;
+	}
+	n = push(c, "machine");
+	r = check_string(c, m, "id", NONEMPTY) < 0 ||
+	    check_string(c, m, "hostname", NONEMPTY) < 0 ||
+	    check_string(c, m, "os", 0) < 0 || check_string(c, m, "arch", 0) < 0 ||
+	    check_string(c, m, "user", 0) < 0 ? -1 : 0;
+	if (r == 0)
+		pop(c, n);
+	jv_free(m);
+	return r;
+}
+
+static int
+validate_lineage(struct vctx *c, jv doc)
+{
+	jv l = get_kind(c, doc, "lineage", JV_KIND_OBJECT, 0), ms;
+	size_t n, n2;
+	int r = 0, i = 0;
+
+	if (!jv_is_valid(l)) {
+		jv_free(l);
+		return -1;
+	}
+	n = push(c, "lineage");
+	if (check_string(c, l, "id", NONEMPTY) < 0 || check_int(c, l, "serial", 0) < 0 ||
+	    check_int(c, l, "parent_serial", 0) < 0 ||
+	    check_string(c, l, "git_commit", OPTIONAL | NULLABLE | HEX) < 0) {
+		jv_free(l);
+		return -1;
+	}
+	ms = get_kind(c, l, "machines", JV_KIND_ARRAY, 0);
+	if (!jv_is_valid(ms)) {
+		jv_free(ms);
+		jv_free(l);
+		return -1;
+	}
+	n2 = push(c, "machines");
+	jv_array_foreach(ms, j, m) {
+		if (r == 0 && (jv_get_kind(m) != JV_KIND_STRING || !*jv_string_value(m) ||
+			       has_control(jv_string_value(m)))) {
+			size_t n3 = push_index(c, j);
+
+			r = fail(c, "expected a machine id (non-empty string), got %s",
+				 jv_get_kind(m) == JV_KIND_STRING ? "an invalid string"
+								   : jv_kind_name(jv_get_kind(m)));
+			(void)n3;
+		}
+		jv_free(m);
+		i++;
+	}
+	if (r == 0) {
+		pop(c, n2);
+		pop(c, n);
+	}
+	jv_free(ms);
+	jv_free(l);
+	return r;
+}
+
+static int
+validate_history(struct vctx *c, jv doc)
+{
+	jv h = get_kind(c, doc, "history", JV_KIND_ARRAY, 0);
+	size_t n;
+	int r = 0;
+
+	if (!jv_is_valid(h)) {
+		jv_free(h);
+		return -1;
+	}
+	n = push(c, "history");
+	jv_array_foreach(h, i, e) {
+		if (r == 0) {
+			size_t n2 = push_index(c, i);
+
+			if (jv_get_kind(e) != JV_KIND_OBJECT)
+				r = fail(c, "expected an object, got %s", hm_json_kind_name(e));
+			else if (check_string(c, e, "operation", NONEMPTY) < 0 ||
+				 check_string(c, e, "timestamp", TIMESTAMP) < 0 ||
+				 check_string(c, e, "machine_id", NONEMPTY) < 0 ||
+				 check_string(c, e, "user", 0) < 0 ||
+				 check_string(c, e, "hostname", OPTIONAL) < 0 ||
+				 check_int(c, e, "serial", 0) < 0)
+				r = -1;
+			if (r == 0)
+				pop(c, n2);
+		}
+		jv_free(e);
+	}
+	if (r == 0)
+		pop(c, n);
+	jv_free(h);
+	return r;
+}
+
+static int
+validate_checksums(struct vctx *c, jv doc)
+{
+	jv cs = get_kind(c, doc, "checksums", JV_KIND_OBJECT, 0);
+	size_t n;
+	int r = 0;
+
+	if (!jv_is_valid(cs)) {
+		jv_free(cs);
+		return -1;
+	}
+	n = push(c, "checksums");
+	jv_object_foreach(cs, k, v) {
+		if (r == 0) {
+			const char *key = jv_string_value(k), *why;
+			size_t n2 = push(c, key);
+
+			if ((size_t)jv_string_length_bytes(jv_copy(k)) != strlen(key))
+				r = fail(c, "NUL character in path");
+			else if (!hm_path_safe_relative(key, &why))
+				r = fail(c, "unsafe path: %s", why);
+			else if (jv_get_kind(v) != JV_KIND_STRING)
+				r = fail(c, "expected a checksum string, got %s", hm_json_kind_name(v));
+			else if (!hm_state_checksum_valid(jv_string_value(v)))
+				r = fail(c, "not a checksum (32 or 64 lowercase hex digits): '%.80s'",
+					 jv_string_value(v));
+			if (r == 0)
+				pop(c, n2);
+		}
+		jv_free(k);
+		jv_free(v);
+	}
+	if (r == 0)
+		pop(c, n);
+	jv_free(cs);
+	return r;
+}
+
+int
+hm_state_validate(jv doc, char **err)
+{
+	struct vctx c = { .path = "", .err = NULL };
+	int version = hm_state_version_of(doc, err);
+
+	if (version < 0)
+		return -1;
+	if (version == 1) {
+		*err = hm_xstrdup(".version: missing (a V1 state; migrate it with 'heimdal state migrate')");
+		return -1;
+	}
+	if (version > HM_STATE_VERSION) {
+		*err = hm_xasprintf(".version: " HM_STATE_NEWER_FMT, version, HM_STATE_VERSION);
+		return -1;
+	}
+	if (check_string(&c, doc, "active_profile", NONEMPTY | NAME) < 0 ||
+	    check_string(&c, doc, "dotfiles_path", NONEMPTY) < 0 ||
+	    check_string(&c, doc, "repo_url", 0) < 0 ||
+	    check_string(&c, doc, "last_sync", OPTIONAL | NULLABLE | TIMESTAMP) < 0 ||
+	    check_string(&c, doc, "last_apply", OPTIONAL | NULLABLE | TIMESTAMP) < 0 ||
+	    validate_machine(&c, doc) < 0 ||
+	    check_string(&c, doc, "heimdal_version", 0) < 0 ||
+	    validate_lineage(&c, doc) < 0 || validate_history(&c, doc) < 0 ||
+	    validate_checksums(&c, doc) < 0) {
+		*err = c.err;
+		return -1;
+	}
+	return 0;
+}
+
+/* Copy obj's keys in the given order, then any others in their own order. */
+static jv
+ordered(jv obj, const char *const *keys)
+{
+	jv out = jv_object();
+
+	if (jv_get_kind(obj) != JV_KIND_OBJECT)
+		return obj;
+	for (const char *const *k = keys; *k; k++) {
+		jv v = jv_object_get(jv_copy(obj), jv_string(*k));
+
+		if (jv_is_valid(v))
+			out = jv_object_set(out, jv_string(*k), v);
+		else
+			jv_free(v);
+	}
+	jv_object_foreach(obj, k, v) {
+		jv have = jv_object_get(jv_copy(out), jv_copy(k));
+
+		if (jv_is_valid(have)) {
+			jv_free(k);
+			jv_free(v);
+		} else {
+			out = jv_object_set(out, k, v);
+		}
+		jv_free(have);
+	}
+	jv_free(obj);
+	return out;
+}
+
+static jv
+sorted_object(jv obj)
+{
+	jv keys, out;
+
+	if (jv_get_kind(obj) != JV_KIND_OBJECT)
+		return obj;
+	keys = jv_keys(jv_copy(obj)); /* sorted */
+	out = jv_object();
+	jv_array_foreach(keys, i, k) {
+		jv v = jv_object_get(jv_copy(obj), jv_copy(k));
+
+		out = jv_object_set(out, k, v);
+	}
+	jv_free(keys);
+	jv_free(obj);
+	return out;
+}
+
+jv
+hm_state_canonical(jv s)
+{
+	static const char *const top[] = { "version", "active_profile", "dotfiles_path",
+		"repo_url", "last_sync", "last_apply", "machine", "heimdal_version",
+		"lineage", "history", "checksums", NULL };
+	static const char *const machine[] = { "id", "hostname", "os", "arch", "user", NULL };
+	static const char *const lineage[] = { "id", "serial", "parent_serial", "git_commit",
+		"machines", NULL };
+	static const char *const entry[] = { "operation", "timestamp", "machine_id", "user",
+		"hostname", "serial", NULL };
+	jv v;
+
+	if (jv_get_kind(s) != JV_KIND_OBJECT)
+		return s;
+	v = jv_object_get(jv_copy(s), jv_string("machine"));
+	if (jv_is_valid(v))
+		s = jv_object_set(s, jv_string("machine"), ordered(v, machine));
+	else
+		jv_free(v);
+	v = jv_object_get(jv_copy(s), jv_string("lineage"));
+	if (jv_is_valid(v))
+		s = jv_object_set(s, jv_string("lineage"), ordered(v, lineage));
+	else
+		jv_free(v);
+	v = jv_object_get(jv_copy(s), jv_string("history"));
+	if (jv_get_kind(v) == JV_KIND_ARRAY) {
+		jv h = jv_array();
+
+		jv_array_foreach(v, i, e) h = jv_array_append(h, ordered(e, entry));
+		s = jv_object_set(s, jv_string("history"), h);
+	}
+	jv_free(v);
+	v = jv_object_get(jv_copy(s), jv_string("checksums"));
+	if (jv_is_valid(v))
+		s = jv_object_set(s, jv_string("checksums"), sorted_object(v));
+	else
+		jv_free(v);
+	return ordered(s, top);
+}
+
+jv
+hm_state_read(const char *path, int *code, int *missing)
+{
+	int ioerr = 0, version;
+	char *err = NULL;
+	jv doc;
+
+	if (missing)
+		*missing = 0;
+	doc = hm_json_read_file(path, &ioerr);
+	if (!jv_is_valid(doc)) {
+		if (ioerr && missing && errno == ENOENT)
+			*missing = 1;
+		*code = ioerr ? HM_EXIT_ENV : HM_EXIT_USAGE;
+		return doc;
+	}
+	version = hm_state_version_of(doc, &err);
+	if (version > HM_STATE_VERSION) {
+		jv_free(doc);
+		*code = HM_EXIT_USAGE;
+		return jv_invalid_with_msg(jv_string_fmt("%s: " HM_STATE_NEWER_FMT, path, version,
+							 HM_STATE_VERSION));
+	}
+	if (version == 1 ? hm_state_validate_v1(doc, &err) < 0
+	    : version < 0 || hm_state_validate(doc, &err) < 0) {
+		jv msg = jv_string_fmt("%s: %s", path, err);
+
+		free(err);
+		jv_free(doc);
+		*code = HM_EXIT_USAGE;
+		return jv_invalid_with_msg(msg);
+	}
+	*code = 0;
+	return doc;
+}
+
+int
+hm_state_write(const char *path, jv state)
+{
+	size_t len;
+	char *buf = hm_json_dump(hm_state_canonical(state), HM_JSON_PRETTY, &len);
+	int r = hm_file_write_atomic(path, buf, len, 0600);
+
+	free(buf);
+	return r;
+}
+
+char *
+hm_state_path(void)
+{
+	return hm_home_path("state.json");
+}
+
+void
+hm_state_check_mode(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) == 0 && (st.st_mode & 077))
+		hm_warn("%s is accessible by other users (mode %03o); run 'chmod 600 %s'", path,
+			(unsigned)(st.st_mode & 0777), path);
+}
