@@ -2,7 +2,13 @@
 #include "hm_error.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -79,9 +85,8 @@ hm_git_credentials(git_credential **out, const char *url, const char *username,
 	return GIT_PASSTHROUGH;
 }
 
-/* Errors that mean "cannot reach the remote" rather than "the remote said no". */
-static int
-unreachable(int err)
+int
+hm_git_is_unreachable(int err)
 {
 	const git_error *e = git_error_last();
 
@@ -92,28 +97,159 @@ unreachable(int err)
 }
 
 int
-hm_git_fetch(git_repository *repo, const char *remote_name)
+hm_git_deadline(int (*fn)(void *, int), void *arg, long timeout_s, char **out, size_t *out_len,
+		char *reason, size_t reason_len)
 {
+	int outp[2], whyp[2], st, r;
+	size_t len = 0, cap = 4096, wlen = 0;
+	char *buf = hm_xmalloc(cap), why[512];
+	struct timespec start, now;
+	pid_t pid;
+
+	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(whyp, O_CLOEXEC) < 0) {
+		free(buf);
+		hm_error_errno("pipe");
+		return hm_fail(HM_EXIT_ENV);
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		free(buf);
+		hm_error_errno("fork");
+		return hm_fail(HM_EXIT_ENV);
+	}
+	if (pid == 0) {
+		close(outp[0]);
+		close(whyp[0]);
+		r = fn(arg, outp[1]);
+		if (r == HM_GIT_UNREACHABLE) {
+			const char *m = hm_git_last_error();
+
+			if (write(whyp[1], m, strlen(m)) < 0)
+				_exit(11);
+		}
+		_exit(r == 0 ? 0 : r == HM_GIT_UNREACHABLE ? 10 : 11);
+	}
+	close(outp[1]);
+	close(whyp[1]);
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	why[0] = '\0';
+	for (int open_fds = 2; open_fds > 0;) {
+		struct pollfd fds[2] = { { .fd = outp[0], .events = POLLIN },
+					 { .fd = whyp[0], .events = POLLIN } };
+		long left;
+		ssize_t n;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left = timeout_s * 1000 - ((now.tv_sec - start.tv_sec) * 1000 +
+					  (now.tv_nsec - start.tv_nsec) / 1000000);
+		if (left <= 0 || (r = poll(fds, 2, (int)left)) == 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			close(outp[0]);
+			close(whyp[0]);
+			free(buf);
+			snprintf(reason, reason_len, "timed out after %ld seconds", timeout_s);
+			return HM_GIT_UNREACHABLE;
+		}
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (fds[0].fd >= 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+			if (cap - len < 4096)
+				buf = hm_xrealloc(buf, cap *= 2);
+			n = read(outp[0], buf + len, cap - len - 1);
+			if (n > 0) {
+				len += n;
+			} else if (n == 0 || errno != EINTR) {
+				close(outp[0]);
+				outp[0] = -1;
+				open_fds--;
+			}
+		}
+		if (whyp[0] >= 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+			n = read(whyp[0], why + wlen, sizeof(why) - 1 - wlen);
+			if (n > 0) {
+				wlen += n;
+			} else if (n == 0 || errno != EINTR) {
+				close(whyp[0]);
+				whyp[0] = -1;
+				open_fds--;
+			}
+		}
+		if (outp[0] < 0 && whyp[0] < 0)
+			break;
+	}
+	if (outp[0] >= 0)
+		close(outp[0]);
+	if (whyp[0] >= 0)
+		close(whyp[0]);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	why[wlen] = '\0';
+	buf[len] = '\0';
+	r = WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0
+	    : WIFEXITED(st) && WEXITSTATUS(st) == 10 ? HM_GIT_UNREACHABLE : -1;
+	if (r == HM_GIT_UNREACHABLE)
+		snprintf(reason, reason_len, "%s", why[0] ? why : "unreachable");
+	if (r == 0 && out) {
+		*out = buf;
+		if (out_len)
+			*out_len = len;
+	} else {
+		free(buf);
+	}
+	return r < 0 ? hm_fail(HM_EXIT_ENV) : r;
+}
+
+struct fetch_args {
+	git_repository *repo;
+	const char *remote;
+};
+
+static int
+fetch_child(void *arg, int out_fd)
+{
+	struct fetch_args *a = arg;
 	git_fetch_options opts = GIT_FETCH_OPTIONS_INIT;
 	git_remote *remote = NULL;
 	int attempt = 0, err;
 
-	if (git_remote_lookup(&remote, repo, remote_name) < 0) {
-		hm_error("%s: no remote '%s': %s", git_repository_workdir(repo), remote_name,
+	(void)out_fd;
+	if (git_remote_lookup(&remote, a->repo, a->remote) < 0) {
+		hm_error("%s: no remote '%s': %s", git_repository_workdir(a->repo), a->remote,
 			 hm_git_last_error());
-		return hm_fail(HM_EXIT_ENV);
+		return -1;
 	}
 	opts.callbacks.credentials = hm_git_credentials;
 	opts.callbacks.payload = &attempt;
 	err = git_remote_fetch(remote, NULL, &opts, NULL);
 	git_remote_free(remote);
 	if (err < 0) {
-		if (unreachable(err))
+		if (hm_git_is_unreachable(err))
 			return HM_GIT_UNREACHABLE;
-		hm_error("fetch from '%s' failed: %s", remote_name, hm_git_last_error());
-		return hm_fail(HM_EXIT_ENV);
+		hm_error("fetch from '%s' failed: %s", a->remote, hm_git_last_error());
+		return -1;
 	}
 	return 0;
+}
+
+int
+hm_git_fetch(git_repository *repo, const char *remote_name, long timeout_s, char *reason,
+	     size_t reason_len)
+{
+	struct fetch_args a = { repo, remote_name };
+	git_odb *odb = NULL;
+	int r = hm_git_deadline(fetch_child, &a, timeout_s, NULL, NULL, reason, reason_len);
+
+	/* The objects arrived through another process: let this one see them. */
+	if (r == 0 && git_repository_odb(&odb, repo) == 0) {
+		git_odb_refresh(odb);
+		git_odb_free(odb);
+	}
+	return r;
 }
 
 int

@@ -31,10 +31,27 @@ int hm_git_credentials(git_credential **out, const char *url, const char *userna
 		       unsigned int allowed, void *payload);
 
 /*
- * Fetch remote_name ("origin") with its configured refspecs.  Returns 0,
- * HM_GIT_UNREACHABLE, or -1.
+ * Run fn(arg, out_fd) in a child process bounded by timeout_s seconds: libgit2
+ * (1.5) has no network timeouts, and a server that accepts the connection but
+ * never answers would hang it forever.  fn does the network work, may write a
+ * result to out_fd (returned in *out, malloc'd and NUL-terminated, when out is
+ * not NULL), and returns 0, HM_GIT_UNREACHABLE or -1 (after printing its
+ * error).  On HM_GIT_UNREACHABLE, reason holds libgit2's message or "timed
+ * out after N seconds".  The child never runs the parent's atexit handlers.
  */
-int hm_git_fetch(git_repository *repo, const char *remote_name);
+int hm_git_deadline(int (*fn)(void *arg, int out_fd), void *arg, long timeout_s, char **out,
+		    size_t *out_len, char *reason, size_t reason_len);
+
+/* 1 when the last libgit2 error (after a failed call returning err) means the
+ * remote could not be reached rather than that it refused. */
+int hm_git_is_unreachable(int err);
+
+/*
+ * Fetch remote_name ("origin") with its configured refspecs, bounded by
+ * timeout_s.  Returns 0, HM_GIT_UNREACHABLE (reason set), or -1.
+ */
+int hm_git_fetch(git_repository *repo, const char *remote_name, long timeout_s, char *reason,
+		 size_t reason_len);
 
 /*
  * The file path at rev (any revparse spec: "HEAD", "refs/remotes/origin/main",

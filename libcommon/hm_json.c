@@ -105,7 +105,9 @@ hm_json_read_file(const char *path, int *io_error)
 		e = errno;
 		if (io_error)
 			*io_error = 1;
-		return jv_invalid_with_msg(jv_string_fmt("%s: %s", src, strerror(e)));
+		v = jv_invalid_with_msg(jv_string_fmt("%s: %s", src, strerror(e)));
+		errno = e;
+		return v;
 	}
 	r = hm_read_fd(fd, &buf, &len);
 	e = errno;
@@ -114,7 +116,9 @@ hm_json_read_file(const char *path, int *io_error)
 	if (r < 0) {
 		if (io_error)
 			*io_error = 1;
-		return jv_invalid_with_msg(jv_string_fmt("%s: %s", src, strerror(e)));
+		v = jv_invalid_with_msg(jv_string_fmt("%s: %s", src, strerror(e)));
+		errno = e;
+		return v;
 	}
 	v = hm_json_parse(src, buf, len);
 	free(buf);
