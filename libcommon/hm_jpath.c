@@ -1,0 +1,438 @@
+#include "hm_jpath.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A jq string literal without interpolation; *p at the opening quote. */
+static int
+parse_string(const char **p, jv *out)
+{
+	const char *s = *p + 1;
+	jv str = jv_string("");
+
+	for (;;) {
+		size_t n = strcspn(s, "\"\\");
+
+		if (n)
+			str = jv_string_append_buf(str, s, (int)n);
+		s += n;
+		if (*s == '"')
+			break;
+		if (*s != '\\')
+			goto fail; /* unterminated */
+		switch (s[1]) {
+		case '"': str = jv_string_append_buf(str, "\"", 1); break;
+		case '\\': str = jv_string_append_buf(str, "\\", 1); break;
+		case '/': str = jv_string_append_buf(str, "/", 1); break;
+		case 'n': str = jv_string_append_buf(str, "\n", 1); break;
+		case 't': str = jv_string_append_buf(str, "\t", 1); break;
+		case 'r': str = jv_string_append_buf(str, "\r", 1); break;
+		case 'b': str = jv_string_append_buf(str, "\b", 1); break;
+		case 'f': str = jv_string_append_buf(str, "\f", 1); break;
+		default: goto fail; /* \( interpolation, \u...: leave to jq */
+		}
+		s += 2;
+	}
+	*p = s + 1;
+	*out = str;
+	return 1;
+fail:
+	jv_free(str);
+	return 0;
+}
+
+static int
+parse_index(const char **p, jv *out)
+{
+	const char *s = *p;
+	char *end;
+	long n;
+
+	if (*s == '"')
+		return parse_string(p, out);
+	if (!(isdigit((unsigned char)*s) || (*s == '-' && isdigit((unsigned char)s[1]))))
+		return 0;
+	errno = 0;
+	n = strtol(s, &end, 10);
+	if (errno || n > INT_MAX || n < -INT_MAX)
+		return 0;
+	*p = end;
+	*out = jv_number((double)n);
+	return 1;
+}
+
+int
+hm_jpath_parse(const char *filter, jv *path)
+{
+	const char *p = filter, *start;
+	jv out = jv_array();
+
+	while (isspace((unsigned char)*p))
+		p++;
+	if (*p != '.')
+		goto no;
+	start = p;
+	if (p[1] == '\0' || isspace((unsigned char)p[1])) {
+		p++;
+		goto end;
+	}
+	while (*p == '.' || *p == '[') {
+		int first = p == start;
+		jv k;
+
+		if (*p == '.') {
+			p++;
+			/* jq 1.6 takes ".[" only at the start: ".a.[0]" is its syntax error. */
+			if (*p == '[' && first)
+				continue;
+			if (*p == '"') {
+				if (!parse_string(&p, &k))
+					goto no;
+			} else if (isalpha((unsigned char)*p) || *p == '_') {
+				const char *s = p;
+
+				while (isalnum((unsigned char)*p) || *p == '_')
+					p++;
+				k = jv_string_sized(s, (int)(p - s));
+			} else {
+				goto no;
+			}
+		} else {
+			p++;
+			if (!parse_index(&p, &k))
+				goto no;
+			if (*p != ']') {
+				jv_free(k);
+				goto no;
+			}
+			p++;
+		}
+		out = jv_array_append(out, k);
+	}
+end:
+	while (isspace((unsigned char)*p))
+		p++;
+	if (*p != '\0')
+		goto no;
+	*path = out;
+	return 1;
+no:
+	jv_free(out);
+	return 0;
+}
+
+int
+hm_jpath_eval(jv doc, jv path, jv *out)
+{
+	jv cur = doc;
+	int ok = 1;
+
+	jv_array_foreach(path, i, k) {
+		jv_kind ck = jv_get_kind(cur);
+
+		if (!ok) {
+			jv_free(k);
+			continue;
+		}
+		if (ck == JV_KIND_NULL) {
+			jv_free(k);
+			continue;
+		}
+		if (jv_get_kind(k) == JV_KIND_STRING && ck == JV_KIND_OBJECT) {
+			cur = jv_object_get(cur, k);
+			if (!jv_is_valid(cur))
+				cur = jv_null();
+		} else if (jv_get_kind(k) == JV_KIND_NUMBER && ck == JV_KIND_ARRAY) {
+			int idx = (int)jv_number_value(k);
+			int len = jv_array_length(jv_copy(cur));
+
+			jv_free(k);
+			if (idx < 0)
+				idx += len;
+			if (idx < 0 || idx >= len) {
+				jv_free(cur);
+				cur = jv_null();
+			} else {
+				cur = jv_array_get(cur, idx);
+			}
+		} else {
+			jv_free(k);
+			ok = 0;
+		}
+	}
+	jv_free(path);
+	if (!ok) {
+		jv_free(cur);
+		return 0;
+	}
+	*out = cur;
+	return 1;
+}
+
+/*
+ * The scanner walks the text once.  A value "on the path" at level m is one
+ * the first m path steps lead to; entering such a value resets the answer,
+ * so a later duplicate key wins, as in jq.
+ */
+struct scan {
+	const char *p, *end;
+	jv path;
+	int len;
+	int state; /* 0 null/absent, 1 found, -1 give up */
+	const char *vs, *ve;
+};
+
+enum { MAX_DEPTH = 256 };
+
+static void
+ws(struct scan *s)
+{
+	while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
+		s->p++;
+}
+
+/* Skip a string at s->p (the opening quote); *plain = no escapes, ASCII only. */
+static int
+skip_string(struct scan *s, const char **body, size_t *blen, int *plain)
+{
+	const char *p = s->p + 1;
+
+	*plain = 1;
+	*body = p;
+	for (;;) {
+		while (p < s->end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20 &&
+		       (unsigned char)*p < 0x80)
+			p++;
+		if (p >= s->end)
+			return -1;
+		if (*p == '"')
+			break;
+		if ((unsigned char)*p < 0x20)
+			return -1;
+		*plain = 0;
+		if (*p == '\\') {
+			if (p + 1 >= s->end)
+				return -1;
+			p += 2;
+		} else {
+			p++;
+		}
+	}
+	*blen = (size_t)(p - *body);
+	s->p = p + 1;
+	return 0;
+}
+
+static int
+skip_number(struct scan *s)
+{
+	const char *p = s->p;
+
+	if (p < s->end && *p == '-')
+		p++;
+	if (p >= s->end || !isdigit((unsigned char)*p))
+		return -1;
+	if (*p == '0')
+		p++;
+	else
+		while (p < s->end && isdigit((unsigned char)*p))
+			p++;
+	if (p < s->end && *p == '.') {
+		p++;
+		if (p >= s->end || !isdigit((unsigned char)*p))
+			return -1;
+		while (p < s->end && isdigit((unsigned char)*p))
+			p++;
+	}
+	if (p < s->end && (*p == 'e' || *p == 'E')) {
+		p++;
+		if (p < s->end && (*p == '+' || *p == '-'))
+			p++;
+		if (p >= s->end || !isdigit((unsigned char)*p))
+			return -1;
+		while (p < s->end && isdigit((unsigned char)*p))
+			p++;
+	}
+	s->p = p;
+	return 0;
+}
+
+static int
+literal(struct scan *s, const char *word)
+{
+	size_t n = strlen(word);
+
+	if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0)
+		return -1;
+	s->p += n;
+	return 0;
+}
+
+/* Does the raw key equal the path step k (a string)? -1: cannot tell cheaply. */
+static int
+key_matches(jv k, const char *body, size_t blen, int plain)
+{
+	if (!plain)
+		return -1;
+	return (size_t)jv_string_length_bytes(jv_copy(k)) == blen &&
+	       memcmp(jv_string_value(k), body, blen) == 0;
+}
+
+static int
+value(struct scan *s, int depth, int level)
+{
+	jv step = jv_invalid();
+	int want = level >= 0 && level < s->len;
+	const char *start;
+	jv_kind sk = JV_KIND_INVALID;
+
+	if (depth > MAX_DEPTH)
+		return -1;
+	ws(s);
+	if (s->p >= s->end)
+		return -1;
+	start = s->p;
+	if (level >= 0)
+		s->state = 0; /* this value overrides any earlier one at this place */
+	if (want) {
+		step = jv_array_get(jv_copy(s->path), level);
+		sk = jv_get_kind(step);
+	}
+	switch (*s->p) {
+	case '{': {
+		if (want && sk != JV_KIND_STRING)
+			s->state = -1;
+		s->p++;
+		ws(s);
+		if (s->p < s->end && *s->p == '}') {
+			s->p++;
+			break;
+		}
+		for (;;) {
+			const char *body;
+			size_t blen;
+			int plain, child = -1;
+
+			ws(s);
+			if (s->p >= s->end || *s->p != '"' || skip_string(s, &body, &blen, &plain) < 0)
+				goto bad;
+			if (want && sk == JV_KIND_STRING) {
+				int m = key_matches(step, body, blen, plain);
+
+				if (m < 0)
+					s->state = -1;
+				child = m == 1 ? level + 1 : -1;
+			}
+			ws(s);
+			if (s->p >= s->end || *s->p != ':')
+				goto bad;
+			s->p++;
+			if (value(s, depth + 1, s->state < 0 ? -1 : child) < 0)
+				goto bad;
+			ws(s);
+			if (s->p < s->end && *s->p == ',') {
+				s->p++;
+				continue;
+			}
+			if (s->p < s->end && *s->p == '}') {
+				s->p++;
+				break;
+			}
+			goto bad;
+		}
+		break;
+	}
+	case '[': {
+		int idx = 0, target = -1;
+
+		if (want) {
+			if (sk != JV_KIND_NUMBER || jv_number_value(step) < 0)
+				s->state = -1;
+			else
+				target = (int)jv_number_value(step);
+		}
+		s->p++;
+		ws(s);
+		if (s->p < s->end && *s->p == ']') {
+			s->p++;
+			break;
+		}
+		for (;; idx++) {
+			int child = target >= 0 && idx == target && s->state >= 0 ? level + 1 : -1;
+
+			if (value(s, depth + 1, child) < 0)
+				goto bad;
+			ws(s);
+			if (s->p < s->end && *s->p == ',') {
+				s->p++;
+				continue;
+			}
+			if (s->p < s->end && *s->p == ']') {
+				s->p++;
+				break;
+			}
+			goto bad;
+		}
+		break;
+	}
+	case '"': {
+		const char *body;
+		size_t blen;
+		int plain;
+
+		if (want)
+			s->state = -1; /* indexing a string is a jq error */
+		if (skip_string(s, &body, &blen, &plain) < 0)
+			goto bad;
+		break;
+	}
+	case 't':
+	case 'f':
+		if (want)
+			s->state = -1;
+		if (literal(s, *s->p == 't' ? "true" : "false") < 0)
+			goto bad;
+		break;
+	case 'n':
+		if (literal(s, "null") < 0)
+			goto bad;
+		break; /* null[...] is null: state stays 0 */
+	default:
+		if (want)
+			s->state = -1;
+		if (skip_number(s) < 0)
+			goto bad;
+		break;
+	}
+	if (level == s->len && s->state >= 0) {
+		s->state = 1;
+		s->vs = start;
+		s->ve = s->p;
+	}
+	jv_free(step);
+	return 0;
+bad:
+	jv_free(step);
+	return -1;
+}
+
+int
+hm_jpath_scan(const char *buf, size_t len, jv path, const char **start, const char **end)
+{
+	struct scan s = { .p = buf, .end = buf + len, .path = path, .state = 0 };
+
+	s.len = jv_array_length(jv_copy(path));
+	if (value(&s, 0, 0) < 0)
+		return -1;
+	ws(&s);
+	if (s.p != s.end || s.state < 0)
+		return -1;
+	if (s.state == 1) {
+		*start = s.vs;
+		*end = s.ve;
+	}
+	return s.state;
+}
