@@ -8,6 +8,7 @@ bats_require_minimum_version 1.5.0
 FIXTURES="$BATS_TEST_DIRNAME/fixtures"
 
 setup_scratch() {
+	umask 077
 	export HOME="$BATS_TEST_TMPDIR/home"
 	export HEIMDAL_HOME="$HOME/.heimdal"
 	export LC_ALL=C

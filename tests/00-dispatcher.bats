@@ -1,0 +1,101 @@
+#!/usr/bin/env bats
+# The heimdal dispatcher: built-ins, exec path, git-style external commands.
+
+load helper
+
+@test "heimdal --help lists the commands on stdout, exit 0" {
+	run --separate-stderr heimdal --help
+	expect_status 0
+	[[ "$output" == usage:\ heimdal* ]] || fail "no usage line"
+	[[ "$output" == *"state "* ]] || fail "state not listed"
+	[ -z "$stderr" ]
+}
+
+@test "heimdal with no command prints usage on stderr, exit 2" {
+	run --separate-stderr heimdal
+	expect_status 2
+	[ -z "$output" ]
+	[[ "$stderr" == usage:* ]]
+}
+
+@test "heimdal --version and heimdal version print the version" {
+	run heimdal --version
+	expect_status 0
+	[[ "$output" =~ ^heimdal\ [0-9]+\.[0-9]+\.[0-9]+$ ]] || fail "bad version line"
+	run heimdal version
+	expect_status 0
+	[[ "$output" =~ ^heimdal\ [0-9]+\.[0-9]+\.[0-9]+$ ]]
+}
+
+@test "an unknown command is refused with git's wording, exit 2" {
+	run --separate-stderr heimdal foo
+	expect_status 2
+	[ -z "$output" ]
+	[ "$stderr" = "heimdal: 'foo' is not a heimdal command. See 'heimdal --help'." ]
+}
+
+@test "an unknown option is refused, exit 2" {
+	run --separate-stderr heimdal --bogus
+	expect_status 2
+	[ -z "$output" ]
+	[[ "$stderr" == *"unrecognized option"* ]]
+}
+
+@test "--exec-path prints the directory of the running binary, or HEIMDAL_EXEC_PATH" {
+	run heimdal --exec-path
+	expect_status 0
+	[ "$output" = "$(dirname "$(command -v heimdal)")" ]
+	HEIMDAL_EXEC_PATH=/opt/heimdal-tools run heimdal --exec-path
+	[ "$output" = "/opt/heimdal-tools" ]
+}
+
+@test "a user's own heimdal-foo on PATH runs as 'heimdal foo' with its arguments" {
+	mkdir -p "$BATS_TEST_TMPDIR/bin"
+	cat >"$BATS_TEST_TMPDIR/bin/heimdal-foo" <<-'EOS'
+	#!/bin/sh
+	echo "foo called with: $*"
+	EOS
+	chmod +x "$BATS_TEST_TMPDIR/bin/heimdal-foo"
+	PATH="$PATH:$BATS_TEST_TMPDIR/bin" run heimdal foo a "b c"
+	expect_status 0
+	[ "$output" = "foo called with: a b c" ]
+}
+
+@test "the child's exit status passes through unchanged" {
+	mkdir -p "$BATS_TEST_TMPDIR/bin"
+	printf '#!/bin/sh\nexit 42\n' >"$BATS_TEST_TMPDIR/bin/heimdal-fortytwo"
+	chmod +x "$BATS_TEST_TMPDIR/bin/heimdal-fortytwo"
+	PATH="$PATH:$BATS_TEST_TMPDIR/bin" run heimdal fortytwo
+	expect_status 42
+}
+
+@test "HEIMDAL_EXEC_PATH is searched before the binary's own directory" {
+	mkdir -p "$BATS_TEST_TMPDIR/exec"
+	printf '#!/bin/sh\necho shadowed migrate\n' >"$BATS_TEST_TMPDIR/exec/heimdal-migrate"
+	chmod +x "$BATS_TEST_TMPDIR/exec/heimdal-migrate"
+	HEIMDAL_EXEC_PATH="$BATS_TEST_TMPDIR/exec" run heimdal migrate
+	expect_status 0
+	[ "$output" = "shadowed migrate" ]
+}
+
+@test "heimdal migrate runs the plumbing heimdal-migrate" {
+	run --separate-stderr heimdal migrate "$FIXTURES/v1.json"
+	expect_status 0
+	expect_json '.version == 2 and .lineage.serial == 1'
+}
+
+@test "heimdal help state shows the state usage; heimdal help migrate the tool's" {
+	run heimdal help state
+	expect_status 0
+	[[ "$output" == "usage: heimdal state"* ]]
+	run heimdal help migrate
+	expect_status 0
+	[[ "$output" == "usage: heimdal-migrate"* ]]
+}
+
+@test "--verbose adds debug lines on stderr and is inherited by the tools" {
+	install_state v1.json
+	run --separate-stderr heimdal --verbose state migrate
+	expect_status 0
+	[[ "$stderr" == *"heimdal: debug: running"*"heimdal-migrate"* ]] || fail "no debug line"
+}
