@@ -38,6 +38,12 @@ jv porcelain_state_load(void);
  */
 jv porcelain_migrate_file(const char *path, int no_backup, char **backup_path);
 
+/*
+ * Report the failure hm_state_read returned (invalid consumed, path freed)
+ * and exit with its code; a missing state points at `heimdal init`.
+ */
+_Noreturn void porcelain_state_fail(char *path, jv invalid, int code, int missing);
+
 /* Save a V2 state (consumed) to the local state path; exits on failure. */
 void porcelain_state_save(jv state);
 

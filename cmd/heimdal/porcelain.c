@@ -95,6 +95,20 @@ porcelain_migrate_file(const char *path, int no_backup, char **backup_path)
 	return v2;
 }
 
+void
+porcelain_state_fail(char *path, jv invalid, int code, int missing)
+{
+	jv msg = jv_invalid_get_msg(invalid);
+
+	if (missing)
+		hm_error("no state at %s (run 'heimdal init' first)", path);
+	else
+		hm_error("%s", jv_string_value(msg));
+	jv_free(msg);
+	free(path);
+	exit(missing ? HM_EXIT_ENV : code);
+}
+
 jv
 porcelain_state_load(void)
 {
@@ -102,13 +116,8 @@ porcelain_state_load(void)
 	int code, missing;
 	jv s = hm_state_read(path, &code, &missing);
 
-	if (!jv_is_valid(s)) {
-		jv msg = jv_invalid_get_msg(s);
-
-		if (missing)
-			hm_die(HM_EXIT_ENV, "no state at %s (run 'heimdal init' first)", path);
-		hm_die(code, "%s", jv_string_value(msg));
-	}
+	if (!jv_is_valid(s))
+		porcelain_state_fail(path, s, code, missing);
 	hm_state_check_mode(path);
 	if (!jv_object_has(jv_copy(s), jv_string("version"))) {
 		jv_free(s);

@@ -186,8 +186,11 @@ cmd_state_query(int argc, char **argv)
 		ok = hm_read_fd(0, &buf, &len) == 0 || hm_error_errno("<stdin>") == 0;
 	else
 		ok = hm_file_read(file, &buf, &len) == 0;
-	if (!ok)
+	if (!ok) {
+		jv_free(q.args);
+		free(path);
 		return HM_EXIT_ENV;
+	}
 
 	if (hm_jpath_parse(filter, &jpath)) {
 		ok = fast(&q, jpath, buf, len, local);
@@ -206,7 +209,11 @@ cmd_state_query(int argc, char **argv)
 	if (!jv_is_valid(doc)) {
 		jv msg = jv_invalid_get_msg(doc);
 
-		hm_die(HM_EXIT_USAGE, "%s", jv_string_value(msg));
+		hm_error("%s", jv_string_value(msg));
+		jv_free(msg);
+		jv_free(q.args);
+		free(path);
+		return HM_EXIT_USAGE;
 	}
 	if (local) {
 		/*

@@ -236,13 +236,8 @@ cmd_state_migrate(int argc, char **argv)
 	parse_simple(argc, argv, "heimdal state migrate [--no-backup] [--json]", &o, 2);
 	path = hm_state_path();
 	s = hm_state_read(path, &code, &missing);
-	if (!jv_is_valid(s)) {
-		jv msg = jv_invalid_get_msg(s);
-
-		if (missing)
-			hm_die(HM_EXIT_ENV, "no state at %s (run 'heimdal init' first)", path);
-		hm_die(code, "%s", jv_string_value(msg));
-	}
+	if (!jv_is_valid(s))
+		porcelain_state_fail(path, s, code, missing);
 	version = hm_state_version_of(s, &err);
 	jv_free(s);
 	if (version == HM_STATE_VERSION) {
