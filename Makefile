@@ -70,6 +70,7 @@ BATS_ARGS = tests
 check: all
 	@command -v bats >/dev/null || share/install-deps
 	PATH="$(CURDIR)/$(BUILD)/bin:$$PATH" HEIMDAL_EXEC_PATH= SANITIZE=$(SANITIZE) \
+		ASAN_OPTIONS=fast_unwind_on_malloc=0 LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0" \
 		bats $(BATS_ARGS)
 
 bench: all
@@ -78,6 +79,30 @@ bench: all
 
 demo: all
 	PATH="$(CURDIR)/$(BUILD)/bin:$$PATH" share/demo
+
+# make fuzz: one libFuzzer harness per input surface (tests/fuzz/fuzz_*.c),
+# each run FUZZ_SECONDS, seeded from tests/fixtures and tests/fuzz/seeds/<name>.
+FUZZ_SECONDS ?= 10
+FUZZERS = $(sort $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
+fuzz:
+	@command -v clang >/dev/null || share/install-deps --fuzz
+	$(MAKE) BUILD=build-fuzz CC=clang SANITIZE= \
+		SANFLAGS='-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined' \
+		build-fuzz/libcommon.a
+	@set -e; for f in $(FUZZERS); do \
+		clang -g -O1 -std=gnu11 -D_GNU_SOURCE -Ilibcommon $(DEP_CFLAGS) \
+			-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+			-o build-fuzz/$$f tests/fuzz/$$f.c build-fuzz/libcommon.a $(DEP_LIBS) -lm -lpthread; \
+		name=$${f#fuzz_}; corpus=build-fuzz/corpus/$$name; mkdir -p $$corpus; \
+		cp tests/fixtures/*.json $$corpus/ 2>/dev/null || true; \
+		if [ -d tests/fuzz/seeds/$$name ]; then cp tests/fuzz/seeds/$$name/* $$corpus/; fi; \
+		echo "fuzz: $$f for $(FUZZ_SECONDS)s"; \
+		ASAN_OPTIONS=fast_unwind_on_malloc=0 LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0" \
+		build-fuzz/$$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+			-artifact_prefix=build-fuzz/$$f- $$corpus >build-fuzz/$$f.log 2>&1 || \
+			{ tail -n 40 build-fuzz/$$f.log; exit 1; }; \
+		grep -E '^(Done|#[0-9]+ +DONE)' build-fuzz/$$f.log | tail -n 1; \
+	done
 
 install: all
 	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR)/heimdal \
@@ -99,8 +124,8 @@ uninstall:
 	for m in $(MAN1) $(MAN7); do rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/}; done
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
-.PHONY: all check bench demo install uninstall clean
+.PHONY: all check bench demo fuzz install uninstall clean
 
 -include $(LIB_OBJ:.o=.d) $(PORCELAIN_OBJ:.o=.d) $(TOOLS:%=$(BUILD)/cmd/%.d)

@@ -214,8 +214,17 @@ skip_string(struct scan *s, const char **body, size_t *blen, int *plain)
 			return -1;
 		*plain = 0;
 		if (*p == '\\') {
-			if (p + 1 >= s->end)
+			if (p + 1 >= s->end || !strchr("\"\\/bfnrtu", p[1]) || p[1] == '\0')
 				return -1;
+			if (p[1] == 'u') {
+				if (s->end - p < 6)
+					return -1;
+				for (int i = 2; i < 6; i++)
+					if (!isxdigit((unsigned char)p[i]))
+						return -1;
+				p += 6;
+				continue;
+			}
 			p += 2;
 		} else {
 			p++;

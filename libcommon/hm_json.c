@@ -54,8 +54,23 @@ hm_json_parse(const char *source, const char *buf, size_t len)
 	jv_parser *p;
 	jv v, extra;
 
+	const char *nul;
+
 	if (len > 0x7fffffff)
 		return jv_invalid_with_msg(jv_string_fmt("%s: input too large", source));
+	/*
+	 * JSON text never holds a raw NUL; libjq 1.6's parser mishandles one
+	 * (and leaks), so refuse it first, saying where.
+	 */
+	if ((nul = memchr(buf, '\0', len))) {
+		int line = 1, col = 0;
+
+		for (const char *c = buf; c < nul; c++, col++)
+			if (*c == '\n')
+				line++, col = -1;
+		return jv_invalid_with_msg(jv_string_fmt(
+			"%s: invalid JSON: NUL byte at line %d, column %d", source, line, col));
+	}
 	p = jv_parser_new(0);
 	jv_parser_set_buf(p, buf, (int)len, 0);
 	v = jv_parser_next(p);

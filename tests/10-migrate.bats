@@ -198,3 +198,11 @@ Migration Summary:
 	[ -e "$HEIMDAL_HOME/backups/state_v1_20240115_103000.json" ]
 	jq -e '.version == 2' "$HEIMDAL_HOME/state.json"
 }
+
+@test "heimdal-migrate: a NUL byte in the input is refused with its position (fuzz regression)" {
+	printf '{"active_profile": "p",\n \000"dotfiles_path": "/d", "repo_url": "x"}' >"$BATS_TEST_TMPDIR/nul.json"
+	run --separate-stderr heimdal-migrate "$BATS_TEST_TMPDIR/nul.json"
+	expect_status 2
+	[ -z "$output" ]
+	[ "$stderr" = "heimdal-migrate: error: $BATS_TEST_TMPDIR/nul.json: invalid JSON: NUL byte at line 2, column 1" ]
+}

@@ -145,3 +145,11 @@ same_as_jq() {
 	heimdal-migrate "$FIXTURES/v1.json" | heimdal state query -c '.lineage' - |
 		jq -e '.serial == 1 and (.machines | length) == 1'
 }
+
+@test "query: an invalid escape after the answer is still a JSON error (fuzz regression)" {
+	printf '{"a": 1, "b": ["x", "\\a"]}' >"$BATS_TEST_TMPDIR/esc.json"
+	run --separate-stderr heimdal state query .a "$BATS_TEST_TMPDIR/esc.json"
+	expect_status 2
+	[ -z "$output" ]
+	[[ "$stderr" == *"esc.json: invalid JSON: Invalid escape"* ]]
+}
