@@ -48,7 +48,13 @@ $(DEPS_STAMP):
 	@mkdir -p $(BUILD)
 	@touch $@
 
-$(BUILD)/%.o: %.c | $(DEPS_STAMP)
+# Rebuild when the compiled-in paths change (make install PREFIX=... after make).
+FLAGS_FILE = $(BUILD)/.build-flags
+BUILD_FLAGS = $(LIBEXECDIR) $(VERSION) $(SANFLAGS)
+$(FLAGS_FILE): FORCE | $(DEPS_STAMP)
+	@echo '$(BUILD_FLAGS)' | cmp -s - $@ || echo '$(BUILD_FLAGS)' >$@
+
+$(BUILD)/%.o: %.c $(FLAGS_FILE) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(DEP_CFLAGS) -c -o $@ $<
 
@@ -126,6 +132,8 @@ uninstall:
 clean:
 	rm -rf build build-san build-fuzz
 
-.PHONY: all check bench demo fuzz install uninstall clean
+FORCE:
+
+.PHONY: all check bench demo fuzz install uninstall clean FORCE
 
 -include $(LIB_OBJ:.o=.d) $(PORCELAIN_OBJ:.o=.d) $(TOOLS:%=$(BUILD)/cmd/%.d)
