@@ -73,9 +73,27 @@ $(BUILD)/bin/heimdal-%: $(BUILD)/cmd/heimdal-%.o $(BUILD)/libcommon.a
 # The tests run the built binaries first in PATH.  BATS_ARGS to pick tests,
 # e.g. make check BATS_ARGS=tests/10-migrate.bats
 BATS_ARGS = tests
-check: all
+# make check VALGRIND=1: every binary runs under memcheck through wrappers
+# (errors and definite leaks fail the test that ran it).
+ifeq ($(VALGRIND),1)
+TEST_BIN = $(BUILD)/valgrind-bin
+TEST_ENV = HEIMDAL_EXEC_PATH="$(CURDIR)/$(TEST_BIN)" HEIMDAL_TEST_VALGRIND=1
+else
+TEST_BIN = $(BUILD)/bin
+TEST_ENV = HEIMDAL_EXEC_PATH=
+endif
+
+$(BUILD)/valgrind-bin: $(BINS) tests/valgrind.supp
+	@command -v valgrind >/dev/null || share/install-deps --valgrind
+	@rm -rf $@ && mkdir -p $@
+	@for b in $(BINS); do \
+		printf '#!/bin/sh\nexec valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite --suppressions=%s %s "$$@"\n' \
+			"$(CURDIR)/tests/valgrind.supp" "$(CURDIR)/$$b" >$@/$${b##*/} && chmod +x $@/$${b##*/}; \
+	done
+
+check: all $(if $(filter 1,$(VALGRIND)),$(BUILD)/valgrind-bin)
 	@command -v bats >/dev/null || share/install-deps
-	PATH="$(CURDIR)/$(BUILD)/bin:$$PATH" HEIMDAL_EXEC_PATH= SANITIZE=$(SANITIZE) \
+	PATH="$(CURDIR)/$(TEST_BIN):$$PATH" $(TEST_ENV) SANITIZE=$(SANITIZE) \
 		ASAN_OPTIONS=fast_unwind_on_malloc=0 LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0" \
 		bats $(BATS_ARGS)
 

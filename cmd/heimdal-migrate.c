@@ -136,11 +136,8 @@ main(int argc, char **argv)
 		       machine_id && !*machine_id ? "--machine-id" : "--lineage-id");
 
 	doc = hm_json_read_file(path, &ioerr);
-	if (!jv_is_valid(doc)) {
-		jv msg = jv_invalid_get_msg(doc);
-
-		hm_die(ioerr ? HM_EXIT_ENV : HM_EXIT_USAGE, "%s", jv_string_value(msg));
-	}
+	if (!jv_is_valid(doc))
+		hm_die_jv(ioerr ? HM_EXIT_ENV : HM_EXIT_USAGE, doc);
 	version = hm_state_version_of(doc, &err);
 	if (version < 0)
 		hm_die(HM_EXIT_USAGE, "%s: %s", hm_json_source_name(path), err);
@@ -155,11 +152,8 @@ main(int argc, char **argv)
 		if (hm_state_validate_v1(doc, &err) < 0)
 			hm_die(HM_EXIT_USAGE, "%s: %s", hm_json_source_name(path), err);
 		doc = migrate(doc, machine_id, lineage_id);
-		if (!jv_is_valid(doc)) {
-			jv msg = jv_invalid_get_msg(doc);
-
-			hm_die(HM_EXIT_ENV, "%s", jv_string_value(msg));
-		}
+		if (!jv_is_valid(doc))
+			hm_die_jv(HM_EXIT_ENV, doc);
 		/* The migrated state must itself be valid before anything is printed. */
 		if (hm_state_validate(doc, &err) < 0)
 			hm_die(HM_EXIT_USAGE, "%s: migrated state is invalid: %s",

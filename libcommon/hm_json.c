@@ -42,6 +42,16 @@ hm_read_fd(int fd, char **bufp, size_t *lenp)
 	return 0;
 }
 
+void
+hm_die_jv(int code, jv invalid)
+{
+	jv msg = jv_invalid_get_msg(invalid);
+
+	hm_error("%s", jv_get_kind(msg) == JV_KIND_STRING ? jv_string_value(msg) : "invalid input");
+	jv_free(msg);
+	exit(code);
+}
+
 const char *
 hm_json_source_name(const char *path)
 {

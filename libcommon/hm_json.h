@@ -31,6 +31,12 @@ jv hm_json_parse(const char *source, const char *buf, size_t len);
  */
 jv hm_json_read_file(const char *path, int *io_error);
 
+/*
+ * Print the message of invalid (consumed) as an error and exit with code.
+ * Frees what it was given first, so leak checkers see a clean exit.
+ */
+_Noreturn void hm_die_jv(int code, jv invalid);
+
 /* The display name of path for messages: "<stdin>" for "-". */
 const char *hm_json_source_name(const char *path);
 
