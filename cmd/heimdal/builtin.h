@@ -9,16 +9,20 @@
 #define HM_BUILTIN_H
 
 #include <jv.h>
+#include <stddef.h>
 
 int cmd_state(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+int cmd_apply(int argc, char **argv);
+int cmd_commit(int argc, char **argv);
 
 /* heimdal state <sub> */
 int cmd_state_version(int argc, char **argv);
 int cmd_state_history(int argc, char **argv);
 int cmd_state_migrate(int argc, char **argv);
 int cmd_state_query(int argc, char **argv);
+int cmd_state_check_drift(int argc, char **argv);
 
 /* Print the top-level usage to f. */
 void heimdal_usage(FILE *f);
@@ -52,5 +56,44 @@ void porcelain_print_json(jv v, int compact);
 
 /* Parse a positive integer option value or exit 2 naming flag. */
 long porcelain_parse_count(const char *flag, const char *value);
+
+/* The dotfiles repository and the files it deploys (dotfiles.c). */
+struct dotfile {
+	char *key;        /* the target, relative to $HOME */
+	char *src;        /* the source, relative to the repository's work tree */
+	unsigned mode;    /* 0644, or 0755 for an executable */
+	int from_profile; /* src is in profiles/<active>/ */
+};
+
+struct dotfiles {
+	struct dotfile *f; /* sorted by key */
+	size_t n;
+	char *workdir;     /* the repository's work tree, with a trailing slash */
+};
+
+/* The state's dotfiles_path (default ~/.dotfiles) with "~" expanded; new buffer. */
+char *porcelain_dotfiles_dir(jv state);
+
+/*
+ * The files repo deploys: git's index (stage 0, regular files) less .heimdal/,
+ * profiles/, .heimdalignore and the paths it matches (gitignore syntax), with
+ * profiles/<profile>/ overlaid on the root.  0, or -1 (error printed).
+ */
+struct git_repository;
+int porcelain_dotfiles_list(struct git_repository *repo, const char *profile, struct dotfiles *d);
+const struct dotfile *porcelain_dotfiles_find(const struct dotfiles *d, const char *key);
+void porcelain_dotfiles_free(struct dotfiles *d);
+
+/* heimdal-drift's report over $HOME for state (consumed); exits on failure. */
+jv porcelain_drift(jv state, int all);
+
+/* Exit 3 naming heimdal-<name> when it is not on the exec path. */
+void porcelain_need_tool(const char *name, const char *why);
+
+/*
+ * state (consumed) bumped by `heimdal-lineage bump --op op [--git-commit
+ * git_commit]`; exits when the bump fails.
+ */
+jv porcelain_bump(jv state, const char *op, const char *git_commit);
 
 #endif

@@ -18,6 +18,8 @@ static const struct builtin {
 	const char *help;
 } builtins[] = {
 	{ "state", cmd_state, "inspect, migrate, query and repair the state" },
+	{ "apply", cmd_apply, "deploy the dotfiles repository into $HOME" },
+	{ "commit", cmd_commit, "accept changed files into the repository and commit" },
 	{ "help", cmd_help, "show help for heimdal or a command" },
 	{ "version", cmd_version, "print heimdal's version" },
 };
@@ -38,9 +40,10 @@ heimdal_usage(FILE *f)
 		"  history    list recent operations [--limit N]\n"
 		"  migrate    migrate a V1 state to V2 [--no-backup]\n"
 		"  query      run a jq filter over the state\n"
+		"  check-drift  list tracked files changed or missing since the last apply\n"
 		"\n"
 		"Any other <command> runs heimdal-<command> from the exec path, e.g. the\n"
-		"plumbing: heimdal-migrate.  See heimdal(1) and heimdal(7).\n");
+		"plumbing: heimdal-migrate, heimdal-drift.  See heimdal(1) and heimdal(7).\n");
 }
 
 int

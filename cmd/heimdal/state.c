@@ -23,6 +23,7 @@ static const struct sub {
 	{ "history", cmd_state_history },
 	{ "migrate", cmd_state_migrate },
 	{ "query", cmd_state_query },
+	{ "check-drift", cmd_state_check_drift },
 };
 
 static void
@@ -35,7 +36,8 @@ state_usage(FILE *f)
 		"  history [--limit N] [--json]     recent operations, newest first (default 10)\n"
 		"  migrate [--no-backup] [--json]   migrate a V1 state to V2, keeping a backup\n"
 		"  query [-c] [-r] [--arg NAME VALUE] FILTER [FILE|-]\n"
-		"                                   run a jq filter over the state\n");
+		"                                   run a jq filter over the state\n"
+		"  check-drift [--all] [--json]     files changed or missing since the last apply\n");
 }
 
 int

@@ -1,0 +1,648 @@
+/*
+ * heimdal-drift - compare the files a state has checksums for with the disk.
+ *
+ * Reads a state (stdin or FILE) and prints
+ *   {"root", "checked", "modified": [{"path", "expected", "actual"}],
+ *    "missing": [path...], "errors": [{"path", "error"}], "clean": [path...]}
+ * sorted by path ("clean" only with --all).  Exit 1 when anything drifted.
+ *
+ * Files are hashed in parallel with large reads.  A stat cache
+ * ($HEIMDAL_HOME/drift.cache) skips files whose size, mtime, ctime and inode
+ * are unchanged, the way git's index does; it is keyed by a digest of the
+ * state's bytes, so a state it has already seen is not parsed again.
+ */
+#include "hm_error.h"
+#include "hm_file.h"
+#include "hm_hash.h"
+#include "hm_json.h"
+#include "hm_machine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CACHE_MAGIC "heimdal-drift-cache 1"
+#define READ_BUF (1024 * 1024)
+
+enum status { S_CLEAN, S_MODIFIED, S_MISSING, S_ERROR };
+
+struct entry {
+	char *path;
+	const char *error;     /* static text when status is S_ERROR */
+	int64_t size, mtime, ctime, ino; /* stat of what was hashed (ns) */
+	unsigned char algo;    /* hex length: 32 or 64 */
+	unsigned char status;
+	unsigned char cached;  /* stat fields came from the cache */
+	unsigned char hashed;
+	unsigned char hostile;  /* the key itself is unsafe: never cached */
+	char expected[HM_HASH_HEX_MAX];
+	char actual[HM_HASH_HEX_MAX];
+};
+
+struct run {
+	struct entry *e;
+	size_t n;
+	const char *root;   /* as given */
+	char *root_real;    /* realpath of root */
+	size_t root_len;
+	int root_fd;
+	int64_t stamp;      /* this run's start, recorded as the new cache's time */
+	int64_t cache_stamp; /* the loaded cache's time: files not older are re-hashed */
+	atomic_size_t next;
+	atomic_size_t hits, racy;
+};
+
+static _Noreturn void
+usage(FILE *f, int code)
+{
+	fprintf(f,
+		"usage: heimdal-drift [--root DIR] [--all] [--no-cache] [--jobs N] [-c] [FILE]\n"
+		"\n"
+		"Compare the files a heimdal state (FILE or stdin) has checksums for with\n"
+		"the files under DIR, and print the drift report as JSON.\n"
+		"\n"
+		"  -r, --root DIR   directory the checksum keys are relative to (default $HOME)\n"
+		"  -a, --all        also list the clean files\n"
+		"      --no-cache   hash every file; neither read nor write the stat cache\n"
+		"  -j, --jobs N     hash with N threads (default: the number of cores)\n"
+		"  -c, --compact    print compact JSON (one line)\n"
+		"  -v, --verbose    say how the cache was used, on stderr\n"
+		"  -h, --help       show this help\n");
+	exit(code);
+}
+
+static int64_t
+ns(struct timespec t)
+{
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static int
+by_path(const void *a, const void *b)
+{
+	return strcmp(((const struct entry *)a)->path, ((const struct entry *)b)->path);
+}
+
+/* The entries of state's "checksums"; exits 2 on a value that is not a checksum. */
+static void
+entries_from_state(struct run *r, const char *src, const char *buf, size_t len, int *unsafe)
+{
+	jv s = hm_json_parse(src, buf, len), sums;
+	size_t i = 0;
+
+	if (!jv_is_valid(s))
+		hm_die(HM_EXIT_USAGE, "%s", jv_string_value(jv_invalid_get_msg(s)));
+	if (jv_get_kind(s) != JV_KIND_OBJECT)
+		hm_die(HM_EXIT_USAGE, "%s: expected a state object, got %s", src,
+		       hm_json_kind_name(s));
+	sums = jv_object_get(s, jv_string("checksums"));
+	if (!jv_is_valid(sums) || jv_get_kind(sums) == JV_KIND_NULL) {
+		jv_free(sums);
+		return; /* a V1 state: nothing recorded yet */
+	}
+	if (jv_get_kind(sums) != JV_KIND_OBJECT)
+		hm_die(HM_EXIT_USAGE, "%s: .checksums: expected an object, got %s", src,
+		       hm_json_kind_name(sums));
+	r->n = jv_object_length(jv_copy(sums));
+	r->e = calloc(r->n ? r->n : 1, sizeof(*r->e));
+	if (!r->e)
+		hm_die(HM_EXIT_ENV, "out of memory");
+	jv_object_foreach(sums, k, v) {
+		struct entry *e = &r->e[i++];
+		const char *why, *hex = jv_get_kind(v) == JV_KIND_STRING ? jv_string_value(v) : NULL;
+
+		e->algo = hm_hash_algo_of(hex);
+		if (e->algo == HM_HASH_NONE)
+			hm_die(HM_EXIT_USAGE,
+			       "%s: .checksums[\"%s\"]: expected a SHA-256 (64 hex digits) or MD5 "
+			       "(32 hex digits) checksum",
+			       src, jv_string_value(k));
+		e->path = hm_xstrdup(jv_string_value(k));
+		memcpy(e->expected, hex, e->algo + 1);
+		if (!hm_path_safe_relative(e->path, &why)) {
+			e->status = S_ERROR;
+			e->error = why;
+			e->hostile = 1;
+			*unsafe = 1;
+		}
+		jv_free(k);
+		jv_free(v);
+	}
+	jv_free(sums);
+	qsort(r->e, r->n, sizeof(*r->e), by_path);
+}
+
+/*
+ * The cache: a header line, "<state-digest|-> <stamp-ns> <count> <root>", then
+ * one line per entry "<size> <mtime> <ctime> <ino> <expected> <actual|-> <path>",
+ * sorted by path, and "end".  Anything unexpected discards it whole.
+ */
+struct cached {
+	int64_t size, mtime, ctime, ino;
+	char *expected, *actual, *path;
+};
+
+struct cache {
+	char *buf;
+	char state[HM_HASH_HEX_MAX];
+	int64_t stamp;
+	size_t n;
+	struct cached *c;
+};
+
+static int
+cache_load(const char *path, const char *root, struct cache *k)
+{
+	char *p, *nl, *rootp;
+	size_t len, count;
+	long long stamp;
+	int off = 0;
+
+	memset(k, 0, sizeof(*k));
+	{
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0)
+			return -1;
+		if (hm_read_fd(fd, &k->buf, &len) < 0) {
+			close(fd);
+			return -1;
+		}
+		close(fd);
+	}
+	p = k->buf;
+	if (strncmp(p, CACHE_MAGIC "\n", sizeof(CACHE_MAGIC)) != 0)
+		goto bad;
+	p += sizeof(CACHE_MAGIC);
+	if (!(nl = strchr(p, '\n')))
+		goto bad;
+	*nl = '\0';
+	if (sscanf(p, "%64s %lld %zu %n", k->state, &stamp, &count, &off) != 3 || !off)
+		goto bad;
+	rootp = p + off;
+	if (strcmp(rootp, root) != 0 || count > len / 8)
+		goto bad;
+	k->stamp = stamp;
+	k->c = calloc(count ? count : 1, sizeof(*k->c));
+	if (!k->c)
+		goto bad;
+	p = nl + 1;
+	for (k->n = 0; k->n < count; k->n++) {
+		struct cached *c = &k->c[k->n];
+		long long f[4];
+		char *sp;
+
+		if (!(nl = strchr(p, '\n')))
+			goto bad;
+		*nl = '\0';
+		for (int i = 0; i < 4; i++) {
+			f[i] = strtoll(p, &sp, 10);
+			if (sp == p || *sp != ' ')
+				goto bad;
+			p = sp + 1;
+		}
+		c->size = f[0], c->mtime = f[1], c->ctime = f[2], c->ino = f[3];
+		c->expected = p;
+		if (!(p = strchr(p, ' ')))
+			goto bad;
+		*p++ = '\0';
+		c->actual = p;
+		if (!(p = strchr(p, ' ')))
+			goto bad;
+		*p++ = '\0';
+		c->path = p;
+		if (hm_hash_algo_of(c->expected) == HM_HASH_NONE || !*c->path ||
+		    (k->n && strcmp(k->c[k->n - 1].path, c->path) >= 0))
+			goto bad;
+		p = nl + 1;
+	}
+	if (strcmp(p, "end\n") != 0)
+		goto bad;
+	return 0;
+bad:
+	hm_debug("%s: unreadable cache, ignored", path);
+	free(k->c);
+	free(k->buf);
+	memset(k, 0, sizeof(*k));
+	return -1;
+}
+
+/* Entries straight from a cache whose state digest matches: no JSON parsed. */
+static void
+entries_from_cache(struct run *r, struct cache *k)
+{
+	r->n = k->n;
+	r->e = calloc(r->n ? r->n : 1, sizeof(*r->e));
+	if (!r->e)
+		hm_die(HM_EXIT_ENV, "out of memory");
+	for (size_t i = 0; i < k->n; i++) {
+		struct entry *e = &r->e[i];
+
+		e->path = hm_xstrdup(k->c[i].path);
+		e->algo = hm_hash_algo_of(k->c[i].expected);
+		memcpy(e->expected, k->c[i].expected, e->algo + 1);
+	}
+}
+
+/* Give entries the stat their path had in the cache (both sorted by path). */
+static void
+attach_cache(struct run *r, struct cache *k)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < r->n && j < k->n; i++) {
+		struct entry *e = &r->e[i];
+		int c;
+
+		while (j < k->n && (c = strcmp(k->c[j].path, e->path)) < 0)
+			j++;
+		if (j == k->n || c != 0 || e->status == S_ERROR)
+			continue;
+		if (strlen(k->c[j].actual) == e->algo) {
+			e->size = k->c[j].size, e->mtime = k->c[j].mtime;
+			e->ctime = k->c[j].ctime, e->ino = k->c[j].ino;
+			memcpy(e->actual, k->c[j].actual, e->algo + 1);
+			e->cached = 1;
+		}
+	}
+}
+
+/* 1 when the real path p is the root or below it. */
+static int
+inside(struct run *r, const char *p)
+{
+	return strncmp(p, r->root_real, r->root_len) == 0 &&
+	       (p[r->root_len] == '\0' || p[r->root_len] == '/' || r->root_len == 1);
+}
+
+/*
+ * Whether the directory of e's path resolves inside the root: 1 yes, 0 it
+ * escapes through a symlink, -1 it does not exist.  Paths come sorted, so a
+ * thread remembers its last answer.
+ */
+static int
+parent_ok(struct run *r, const char *full, char *last, size_t *last_len, int *last_ok)
+{
+	const char *slash = strrchr(full, '/');
+	size_t n = slash - full;
+	char dir[PATH_MAX], real[PATH_MAX];
+
+	if (n == *last_len && memcmp(full, last, n) == 0)
+		return *last_ok;
+	if (n >= sizeof(dir))
+		return 0;
+	memcpy(dir, full, n);
+	dir[n] = '\0';
+	if (!realpath(dir, real))
+		*last_ok = errno == ENOENT || errno == ENOTDIR ? -1 : 0;
+	else
+		*last_ok = inside(r, real);
+	memcpy(last, full, n);
+	*last_len = n;
+	return *last_ok;
+}
+
+/* Open path below the root without ever leaving it (RESOLVE_BENEATH). */
+static int
+open_beneath(struct run *r, const char *key)
+{
+	struct open_how how = { .flags = O_RDONLY | O_CLOEXEC | O_NOATIME,
+				.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
+	int fd = syscall(SYS_openat2, r->root_fd, key, &how, sizeof(how));
+
+	if (fd < 0 && errno == EPERM) { /* O_NOATIME on a file we do not own */
+		how.flags &= ~O_NOATIME;
+		fd = syscall(SYS_openat2, r->root_fd, key, &how, sizeof(how));
+	}
+	if (fd < 0 && errno == ENOSYS) /* old kernel: the realpath checks stand guard */
+		fd = openat(r->root_fd, key, O_RDONLY | O_CLOEXEC);
+	return fd;
+}
+
+static void
+check_one(struct run *r, struct entry *e, char *buf, char *full, size_t base, char *last,
+	  size_t *last_len, int *last_ok)
+{
+	struct stat st;
+	int fd, ok;
+
+	snprintf(full + base, PATH_MAX - base, "%s", e->path);
+	ok = parent_ok(r, full, last, last_len, last_ok);
+	if (ok < 0) {
+		e->status = S_MISSING;
+		return;
+	}
+	if (!ok) {
+		e->status = S_ERROR, e->error = "resolves outside the root through a symlink";
+		return;
+	}
+	if (lstat(full, &st) < 0) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			e->status = S_MISSING;
+		else
+			e->status = S_ERROR, e->error = strerror(errno);
+		return;
+	}
+	if (S_ISLNK(st.st_mode)) {
+		char real[PATH_MAX];
+
+		if (!realpath(full, real)) {
+			e->status = S_MISSING; /* a dangling link has no content */
+			return;
+		}
+		if (!inside(r, real)) {
+			e->status = S_ERROR, e->error = "resolves outside the root through a symlink";
+			return;
+		}
+		if (stat(real, &st) < 0) {
+			e->status = S_MISSING;
+			return;
+		}
+	}
+	if (!S_ISREG(st.st_mode)) {
+		e->status = S_ERROR, e->error = "not a regular file";
+		return;
+	}
+	if (e->cached && e->size == st.st_size && e->mtime == ns(st.st_mtim) &&
+	    e->ctime == ns(st.st_ctim) && e->ino == (int64_t)st.st_ino) {
+		/* git's racy rule: a file changed in the cache's own tick looks unchanged. */
+		if (e->mtime < r->cache_stamp) {
+			atomic_fetch_add(&r->hits, 1);
+			goto compare;
+		}
+		atomic_fetch_add(&r->racy, 1);
+	}
+	fd = open_beneath(r, e->path);
+	if (fd < 0) {
+		if (errno == EXDEV || errno == ELOOP)
+			e->status = S_ERROR, e->error = "resolves outside the root through a symlink";
+		else if (errno == ENOENT)
+			e->status = S_MISSING;
+		else
+			e->status = S_ERROR, e->error = strerror(errno);
+		return;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    hm_hash_fd(e->algo, fd, buf, READ_BUF, st.st_size, e->actual) < 0) {
+		e->status = S_ERROR, e->error = S_ISREG(st.st_mode) ? strerror(errno) : "not a regular file";
+		close(fd);
+		return;
+	}
+	close(fd);
+	e->size = st.st_size, e->mtime = ns(st.st_mtim);
+	e->ctime = ns(st.st_ctim), e->ino = st.st_ino;
+	e->hashed = 1;
+compare:
+	e->status = strcmp(e->expected, e->actual) == 0 ? S_CLEAN : S_MODIFIED;
+}
+
+static void *
+worker(void *arg)
+{
+	struct run *r = arg;
+	char *buf = malloc(READ_BUF), full[PATH_MAX], last[PATH_MAX];
+	size_t base = strlen(r->root_real), last_len = SIZE_MAX;
+	int last_ok = 0;
+
+	if (!buf)
+		hm_die(HM_EXIT_ENV, "out of memory");
+	memcpy(full, r->root_real, base);
+	if (base > 1)
+		full[base++] = '/';
+	for (;;) {
+		size_t i = atomic_fetch_add(&r->next, 16);
+
+		if (i >= r->n)
+			break;
+		for (size_t end = i + 16 < r->n ? i + 16 : r->n; i < end; i++)
+			if (r->e[i].status != S_ERROR)
+				check_one(r, &r->e[i], buf, full, base, last, &last_len, &last_ok);
+	}
+	free(buf);
+	return NULL;
+}
+
+static void
+check_all(struct run *r, long jobs)
+{
+	pthread_t t[64];
+	long started = 0;
+
+	if ((size_t)jobs > r->n / 64 + 1)
+		jobs = r->n / 64 + 1; /* small states: threads cost more than they save */
+	for (long i = 1; i < jobs && i < 64; i++)
+		if (pthread_create(&t[started], NULL, worker, r) == 0)
+			started++;
+	worker(r);
+	for (long i = 0; i < started; i++)
+		pthread_join(t[i], NULL);
+}
+
+/* Write the cache beside itself and rename it in: it is only a cache, so no fsync. */
+static void
+cache_save(const char *path, struct run *r, const char *state_key)
+{
+	char *tmp = hm_xasprintf("%s.tmp.%ld", path, (long)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	FILE *f = fd < 0 ? NULL : fdopen(fd, "w");
+	size_t count = 0;
+
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
+		hm_debug("%s: %s", tmp, strerror(errno));
+		free(tmp);
+		return;
+	}
+	for (size_t i = 0; i < r->n; i++)
+		count += !r->e[i].hostile;
+	fprintf(f, CACHE_MAGIC "\n%s %lld %zu %s\n", state_key, (long long)r->stamp, count, r->root);
+	for (size_t i = 0; i < r->n; i++) {
+		struct entry *e = &r->e[i];
+
+		if (e->hostile)
+			continue;
+		if (e->status == S_MISSING || e->status == S_ERROR)
+			fprintf(f, "0 0 0 0 %s - %s\n", e->expected, e->path);
+		else
+			fprintf(f, "%lld %lld %lld %lld %s %s %s\n", (long long)e->size,
+				(long long)e->mtime, (long long)e->ctime, (long long)e->ino,
+				e->expected, e->actual, e->path);
+	}
+	fputs("end\n", f);
+	if (fclose(f) != 0 || rename(tmp, path) < 0) {
+		hm_debug("%s: %s", path, strerror(errno));
+		unlink(tmp);
+	}
+	free(tmp);
+}
+
+static jv
+report(struct run *r, int all, int *drifted)
+{
+	jv mod = jv_array(), miss = jv_array(), err = jv_array(), clean = jv_array();
+	jv out = JV_OBJECT(jv_string("root"), jv_string(r->root), jv_string("checked"),
+			   jv_number(r->n));
+
+	*drifted = 0;
+	for (size_t i = 0; i < r->n; i++) {
+		struct entry *e = &r->e[i];
+
+		switch (e->status) {
+		case S_MODIFIED:
+			mod = jv_array_append(mod, JV_OBJECT(jv_string("path"), jv_string(e->path),
+							     jv_string("expected"), jv_string(e->expected),
+							     jv_string("actual"), jv_string(e->actual)));
+			break;
+		case S_MISSING:
+			miss = jv_array_append(miss, jv_string(e->path));
+			break;
+		case S_ERROR:
+			err = jv_array_append(err, JV_OBJECT(jv_string("path"), jv_string(e->path),
+							     jv_string("error"), jv_string(e->error)));
+			break;
+		default:
+			if (all)
+				clean = jv_array_append(clean, jv_string(e->path));
+			continue;
+		}
+		*drifted = 1;
+	}
+	out = jv_object_set(out, jv_string("modified"), mod);
+	out = jv_object_set(out, jv_string("missing"), miss);
+	out = jv_object_set(out, jv_string("errors"), err);
+	if (all)
+		out = jv_object_set(out, jv_string("clean"), clean);
+	else
+		jv_free(clean);
+	return out;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "root", required_argument, NULL, 'r' },
+		{ "all", no_argument, NULL, 'a' },
+		{ "no-cache", no_argument, NULL, 'N' },
+		{ "jobs", required_argument, NULL, 'j' },
+		{ "compact", no_argument, NULL, 'c' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct run r = { .root_fd = -1 };
+	struct cache k = { 0 };
+	const char *input = "-";
+	char *buf, *cache_path = NULL, state_key[HM_HASH_HEX_MAX];
+	size_t len;
+	long jobs = sysconf(_SC_NPROCESSORS_ONLN);
+	int c, all = 0, use_cache = 1, compact = 0, unsafe = 0, drifted, changed = 0;
+	struct timespec now;
+	jv out;
+
+	hm_error_init(argv[0]);
+	while ((c = getopt_long(argc, argv, "r:aj:cvh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			r.root = optarg;
+			break;
+		case 'a':
+			all = 1;
+			break;
+		case 'N':
+			use_cache = 0;
+			break;
+		case 'j': {
+			char *end;
+
+			jobs = strtol(optarg, &end, 10);
+			if (*end || end == optarg || jobs < 1 || jobs > 64)
+				hm_die(HM_EXIT_USAGE, "--jobs: expected 1 to 64, got '%s'", optarg);
+			break;
+		}
+		case 'c':
+			compact = 1;
+			break;
+		case 'v':
+			hm_set_verbose();
+			break;
+		case 'h':
+			usage(stdout, 0);
+		default:
+			usage(stderr, HM_EXIT_USAGE);
+		}
+	}
+	if (argc - optind > 1)
+		usage(stderr, HM_EXIT_USAGE);
+	if (optind < argc)
+		input = argv[optind];
+	if (!r.root && !(r.root = getenv("HOME")))
+		hm_die(HM_EXIT_ENV, "HOME is not set; pass --root");
+	if (!(r.root_real = realpath(r.root, NULL)))
+		hm_die_errno(HM_EXIT_ENV, "--root %s", r.root);
+	r.root_len = strlen(r.root_real);
+	if ((r.root_fd = open(r.root_real, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		hm_die_errno(HM_EXIT_ENV, "%s", r.root);
+	if (strcmp(input, "-") == 0) {
+		if (hm_read_fd(0, &buf, &len) < 0)
+			hm_die_errno(HM_EXIT_ENV, "<stdin>");
+	} else if (hm_file_read(input, &buf, &len) < 0) {
+		exit(HM_EXIT_ENV);
+	}
+	/* The fs clock (coarse, as file timestamps are) before anything is looked at. */
+	clock_gettime(CLOCK_REALTIME_COARSE, &now);
+	r.stamp = ns(now);
+	if (hm_hash_buf(HM_HASH_SHA256, buf, len, state_key) < 0)
+		exit(HM_EXIT_ENV);
+	if (use_cache && (getenv("HEIMDAL_HOME") || getenv("HOME"))) {
+		cache_path = hm_home_path("drift.cache");
+		cache_load(cache_path, r.root, &k);
+	}
+	if (k.buf && strcmp(k.state, state_key) == 0) {
+		hm_debug("cache: state already seen, not parsed");
+		entries_from_cache(&r, &k);
+	} else {
+		entries_from_state(&r, hm_json_source_name(input), buf, len, &unsafe);
+		changed = 1;
+	}
+	free(buf);
+	if (k.buf) {
+		r.cache_stamp = k.stamp;
+		attach_cache(&r, &k);
+	}
+	r.next = 0;
+	check_all(&r, jobs);
+	for (size_t i = 0; i < r.n && !changed; i++)
+		changed = r.e[i].hashed || (r.e[i].status != S_CLEAN && r.e[i].status != S_MODIFIED &&
+					    r.e[i].cached);
+	hm_debug("cache: %zu hits, %zu racy re-hashed, %zu entries", (size_t)r.hits,
+		 (size_t)r.racy, r.n);
+	if (cache_path && changed && hm_home_ensure() == 0)
+		cache_save(cache_path, &r, unsafe ? "-" : state_key);
+	out = report(&r, all, &drifted);
+	if (hm_json_write(stdout, out, compact ? HM_JSON_COMPACT : HM_JSON_PRETTY) < 0 ||
+	    fflush(stdout) != 0)
+		hm_die_errno(HM_EXIT_ENV, "stdout");
+	for (size_t i = 0; i < r.n; i++)
+		free(r.e[i].path);
+	free(r.e);
+	free(k.c);
+	free(k.buf);
+	free(cache_path);
+	free(r.root_real);
+	close(r.root_fd);
+	return drifted ? HM_EXIT_FOUND : HM_EXIT_OK;
+}

@@ -1,0 +1,284 @@
+/*
+ * dotfiles.c - what apply, commit and check-drift share: the dotfiles
+ * repository, the files it tracks (git's index less .heimdal/, profiles/ and
+ * .heimdalignore, with the active profile overlaid), and drift reports from
+ * heimdal-drift.
+ */
+#include "builtin.h"
+#include "hm_error.h"
+#include "hm_file.h"
+#include "hm_git.h"
+#include "hm_json.h"
+#include "hm_spawn.h"
+
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *
+porcelain_dotfiles_dir(jv state)
+{
+	const char *p = hm_json_str(state, "dotfiles_path");
+	const char *home = getenv("HOME");
+
+	if (!p || !*p)
+		p = "~/.dotfiles";
+	if (p[0] == '~' && (p[1] == '/' || p[1] == '\0')) {
+		if (!home)
+			hm_die(HM_EXIT_ENV, "HOME is not set");
+		return hm_xasprintf("%s%s", home, p + 1);
+	}
+	return hm_xstrdup(p);
+}
+
+/*
+ * .heimdalignore, in gitignore syntax: "#" comments, "!" re-includes, a
+ * trailing "/" matches directories only, a pattern with a "/" is anchored at
+ * the root, one without matches a name at any depth.  A matched directory
+ * takes everything below it.  The last matching rule wins.
+ */
+struct rule {
+	char *pat;
+	int neg, dir_only, anchored;
+};
+
+struct ignore {
+	struct rule *r;
+	size_t n;
+};
+
+static void
+ignore_load(const char *workdir, struct ignore *ig)
+{
+	char *path = hm_path_join(workdir, ".heimdalignore"), *buf, *line, *save = NULL;
+	size_t len;
+
+	memset(ig, 0, sizeof(*ig));
+	if (!hm_file_exists(path) || hm_file_read(path, &buf, &len) < 0) {
+		free(path);
+		return;
+	}
+	free(path);
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		size_t n = strlen(line);
+		struct rule r = { 0 };
+
+		while (n > 0 && (line[n - 1] == '\r' || (line[n - 1] == ' ' && (n < 2 || line[n - 2] != '\\'))))
+			line[--n] = '\0';
+		if (n == 0 || line[0] == '#')
+			continue;
+		if (line[0] == '!')
+			r.neg = 1, line++, n--;
+		else if (line[0] == '\\')
+			line++, n--;
+		if (n > 0 && line[n - 1] == '/')
+			r.dir_only = 1, line[--n] = '\0';
+		if (strncmp(line, "**/", 3) == 0)
+			line += 3; /* a leading double star matches at any depth, as no slash does */
+		else if (strchr(line, '/'))
+			r.anchored = 1;
+		if (*line == '/')
+			line++;
+		if (!*line)
+			continue;
+		r.pat = hm_xstrdup(line);
+		ig->r = hm_xrealloc(ig->r, (ig->n + 1) * sizeof(*ig->r));
+		ig->r[ig->n++] = r;
+	}
+	free(buf);
+}
+
+/* Does rule r match path p, which is a directory when is_dir? */
+static int
+rule_matches_one(const struct rule *r, const char *p, int is_dir)
+{
+	/* "**" crosses directories: match without FNM_PATHNAME then. */
+	int flags = strstr(r->pat, "**") ? 0 : FNM_PATHNAME;
+	const char *base = strrchr(p, '/');
+
+	if (r->dir_only && !is_dir)
+		return 0;
+	if (r->anchored)
+		return fnmatch(r->pat, p, flags) == 0;
+	return fnmatch(r->pat, base ? base + 1 : p, flags) == 0;
+}
+
+static int
+ignored(const struct ignore *ig, const char *path)
+{
+	int verdict = 0;
+
+	for (size_t i = 0; i < ig->n; i++) {
+		const struct rule *r = &ig->r[i];
+		char *p = hm_xstrdup(path);
+		int hit = rule_matches_one(r, p, 0);
+
+		/* A rule that matches any parent directory takes the file too. */
+		for (char *s = strrchr(p, '/'); !hit && s; s = strrchr(p, '/')) {
+			*s = '\0';
+			hit = rule_matches_one(r, p, 1);
+		}
+		free(p);
+		if (hit)
+			verdict = !r->neg;
+	}
+	return verdict;
+}
+
+static void
+ignore_free(struct ignore *ig)
+{
+	for (size_t i = 0; i < ig->n; i++)
+		free(ig->r[i].pat);
+	free(ig->r);
+}
+
+static int
+by_key(const void *a, const void *b)
+{
+	const struct dotfile *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
+
+	/* Equal keys: the profile's file sorts last and wins. */
+	return c ? c : x->from_profile - y->from_profile;
+}
+
+int
+porcelain_dotfiles_list(git_repository *repo, const char *profile, struct dotfiles *d)
+{
+	git_index *index;
+	const char *workdir = git_repository_workdir(repo);
+	char *prefix = profile && *profile ? hm_xasprintf("profiles/%s/", profile) : NULL;
+	size_t plen = prefix ? strlen(prefix) : 0, n, out = 0;
+	struct ignore ig;
+
+	memset(d, 0, sizeof(*d));
+	if (!workdir) {
+		free(prefix);
+		hm_error("%s: a bare repository has no files to deploy", git_repository_path(repo));
+		return hm_fail(HM_EXIT_ENV);
+	}
+	if (git_repository_index(&index, repo) < 0) {
+		free(prefix);
+		hm_error("%s: cannot read the index: %s", workdir, hm_git_last_error());
+		return hm_fail(HM_EXIT_ENV);
+	}
+	d->workdir = hm_xstrdup(workdir);
+	ignore_load(workdir, &ig);
+	n = git_index_entrycount(index);
+	d->f = hm_xmalloc((n ? n : 1) * sizeof(*d->f));
+	for (size_t i = 0; i < n; i++) {
+		const git_index_entry *e = git_index_get_byindex(index, i);
+		const char *key = e->path;
+		int from_profile = 0;
+
+		if (GIT_INDEX_ENTRY_STAGE(e) != 0)
+			continue;
+		if (e->mode != GIT_FILEMODE_BLOB && e->mode != GIT_FILEMODE_BLOB_EXECUTABLE) {
+			hm_debug("%s: not a regular file in the repository, not deployed", e->path);
+			continue;
+		}
+		if (prefix && strncmp(key, prefix, plen) == 0) {
+			key += plen;
+			from_profile = 1;
+		} else if (strncmp(key, ".heimdal/", 9) == 0 || strncmp(key, "profiles/", 9) == 0 ||
+			   strcmp(key, ".heimdalignore") == 0) {
+			continue;
+		}
+		if (!hm_path_safe_relative(key, NULL) || ignored(&ig, key))
+			continue;
+		d->f[out].key = hm_xstrdup(key);
+		d->f[out].src = hm_xstrdup(e->path);
+		d->f[out].mode = e->mode == GIT_FILEMODE_BLOB_EXECUTABLE ? 0755 : 0644;
+		d->f[out].from_profile = from_profile;
+		out++;
+	}
+	git_index_free(index);
+	ignore_free(&ig);
+	free(prefix);
+	qsort(d->f, out, sizeof(*d->f), by_key);
+	/* Keep the last of each run of equal keys: the profile's overlay. */
+	d->n = 0;
+	for (size_t i = 0; i < out; i++) {
+		if (i + 1 < out && strcmp(d->f[i].key, d->f[i + 1].key) == 0) {
+			free(d->f[i].key);
+			free(d->f[i].src);
+			continue;
+		}
+		d->f[d->n++] = d->f[i];
+	}
+	return 0;
+}
+
+const struct dotfile *
+porcelain_dotfiles_find(const struct dotfiles *d, const char *key)
+{
+	size_t lo = 0, hi = d->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(d->f[mid].key, key);
+
+		if (c == 0)
+			return &d->f[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+void
+porcelain_dotfiles_free(struct dotfiles *d)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		free(d->f[i].key);
+		free(d->f[i].src);
+	}
+	free(d->f);
+	free(d->workdir);
+	memset(d, 0, sizeof(*d));
+}
+
+jv
+porcelain_drift(jv state, int all)
+{
+	char *argv[] = { "heimdal-drift", "--compact", all ? "--all" : NULL, NULL };
+	jv out;
+	int status = hm_spawn_json("drift", argv, state, &out);
+
+	if (status < 0)
+		exit(hm_last_code());
+	if (status > 1)
+		hm_die(status, "heimdal-drift failed (exit %d)", status);
+	return out;
+}
+
+void
+porcelain_need_tool(const char *name, const char *why)
+{
+	char *tool = hm_find_tool(name);
+
+	if (!tool)
+		hm_die(HM_EXIT_ENV, "heimdal-%s was not found on the exec path (see 'heimdal "
+				    "--exec-path'); it is needed to %s",
+		       name, why);
+	free(tool);
+}
+
+jv
+porcelain_bump(jv state, const char *op, const char *git_commit)
+{
+	char *argv[] = { "heimdal-lineage", "bump", "--op", (char *)op,
+			 git_commit ? "--git-commit" : NULL, (char *)git_commit, NULL };
+	jv out;
+	int status = hm_spawn_json("lineage", argv, state, &out);
+
+	if (status < 0)
+		exit(hm_last_code());
+	if (status != 0 || jv_get_kind(out) != JV_KIND_OBJECT)
+		hm_die(status > 0 ? status : HM_EXIT_ENV,
+		       "heimdal-lineage bump --op %s failed; nothing was changed", op);
+	return out;
+}
