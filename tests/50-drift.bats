@@ -1,0 +1,266 @@
+#!/usr/bin/env bats
+# heimdal-drift (plumbing) and `heimdal state check-drift` (porcelain).
+
+load helper
+
+setup() {
+	setup_scratch
+	cd "$BATS_TEST_TMPDIR"
+}
+
+sha() { printf %s "$1" | sha256sum | cut -c1-64; }
+md5() { printf %s "$1" | md5sum | cut -c1-32; }
+
+# with_sums JSON: a V2 state on stdout whose checksums are JSON.
+with_sums() {
+	v2_state | jq --argjson c "$1" '.checksums = $c'
+}
+
+# A local state with those checksums, for the porcelain.
+local_state() {
+	with_sums "$1" >"$HEIMDAL_HOME/state.json"
+	chmod 600 "$HEIMDAL_HOME/state.json"
+}
+
+@test "heimdal-drift --help prints usage on stdout; a bad flag exits 2 with nothing on stdout" {
+	run heimdal-drift --help
+	expect_status 0
+	[[ "$output" == usage:\ heimdal-drift* ]] || fail "no usage"
+	run --separate-stderr heimdal-drift --bogus
+	expect_status 2
+	[ -z "$output" ] || fail "stdout not empty"
+	[[ "$stderr" == *"usage: heimdal-drift"* ]] || fail "no usage on stderr"
+	run --separate-stderr heimdal-drift --jobs 0 </dev/null
+	expect_status 2
+	[[ "$stderr" == *"--jobs"* ]] || fail "flag not named"
+}
+
+@test "the spec's MD5 checksums: clean files exit 0, a modified one exits 1 with both digests" {
+	printf hello >"$HOME/.bashrc"
+	printf test >"$HOME/.vimrc"
+	with_sums '{".bashrc":"5d41402abc4b2a76b9719d911017c592",".vimrc":"098f6bcd4621d373cade4e832627b4f6"}' >s.json
+	run heimdal-drift <s.json
+	expect_status 0
+	expect_json '.checked == 2 and .modified == [] and .missing == [] and .errors == []'
+	expect_json 'has("clean") | not'
+	printf 'hello world' >"$HOME/.bashrc"
+	run heimdal-drift <s.json
+	expect_status 1
+	expect_json '.modified == [{"path": ".bashrc", "expected": "5d41402abc4b2a76b9719d911017c592", "actual": "5eb63bbbe01eeed093cb22bb8f5acdc3"}]'
+}
+
+@test "SHA-256: modified, missing and (--all) clean, each sorted by path" {
+	mkdir -p "$HOME/.config/git"
+	printf a >"$HOME/.zshrc"
+	printf b >"$HOME/.config/git/config"
+	printf changed >"$HOME/.aliases"
+	printf changed >"$HOME/.profile"
+	sums=$(jq -n --arg a "$(sha a)" --arg b "$(sha b)" --arg c "$(sha c)" \
+		'{".zshrc": $a, ".config/git/config": $b, ".profile": $c, ".aliases": $c, ".gone": $a, ".also-gone": $a}')
+	with_sums "$sums" >s.json
+	run heimdal-drift --all --root "$HOME" s.json
+	expect_status 1
+	expect_json '.root == env.HOME and .checked == 6'
+	expect_json '[.modified[].path] == [".aliases", ".profile"]'
+	expect_json '.modified[0].actual == "'"$(sha changed)"'"'
+	expect_json '.missing == [".also-gone", ".gone"]'
+	expect_json '.clean == [".config/git/config", ".zshrc"]'
+}
+
+@test "a checksum that is neither SHA-256 nor MD5 exits 2 naming the key; bad JSON names stdin" {
+	with_sums '{".bashrc":"5D41402ABC4B2A76B9719D911017C592"}' >s.json
+	run --separate-stderr heimdal-drift <s.json
+	expect_status 2
+	[ -z "$output" ] || fail "stdout not empty"
+	[[ "$stderr" == *'.checksums[".bashrc"]'* ]] || fail "key not named"
+	run --separate-stderr heimdal-drift <<<'{"checksums": {'
+	expect_status 2
+	[ -z "$output" ] || fail "stdout not empty"
+	[[ "$stderr" == *"<stdin>"* ]] || fail "source not named"
+	run --separate-stderr heimdal-drift <<<'{"checksums": []}'
+	expect_status 2
+	[[ "$stderr" == *".checksums: expected an object"* ]] || fail "field not named"
+}
+
+@test "hostile keys are error entries and are never opened (a FIFO would block)" {
+	outside="$BATS_TEST_TMPDIR/outside"
+	mkdir -p "$outside/dir" "$HOME/sub"
+	mkfifo "$outside/fifo" "$outside/dir/f"
+	ln -s "$outside/fifo" "$HOME/.evil"
+	ln -s "$outside/dir" "$HOME/.linkdir"
+	printf hello >"$HOME/.real"
+	ln -s .real "$HOME/.inside"
+	rel=$(realpath --relative-to="$HOME/sub" "$outside/fifo")
+	sums=$(jq -n --arg h "$(md5 hello)" --arg f "$outside/fifo" --arg r "sub/$rel" \
+		'{"../../etc/passwd": $h, ($f): $h, ($r): $h, ".evil": $h, ".linkdir/f": $h, ".inside": $h}')
+	with_sums "$sums" >s.json
+	run timeout 20 heimdal-drift --all s.json
+	expect_status 1
+	expect_json '.clean == [".inside"] and .modified == [] and .missing == []'
+	expect_json '(.errors | length) == 5'
+	expect_json '.errors[] | select(.path == "../../etc/passwd") | .error == "'"'..'"' component"'
+	expect_json '.errors[] | select(.path | startswith("/")) | .error == "absolute path"'
+	expect_json '.errors[] | select(.path == ".evil") | .error | test("outside the root")'
+	expect_json '.errors[] | select(.path == ".linkdir/f") | .error | test("outside the root")'
+	# Reported the same way when the cache is warm.
+	run timeout 20 heimdal-drift --all s.json
+	expect_status 1
+	expect_json '(.errors | length) == 5 and .clean == [".inside"]'
+}
+
+@test "the stat cache: a second run hits, is keyed by the state, and is private" {
+	for i in 1 2 3; do printf "file $i" >"$HOME/.f$i"; done
+	sums=$(jq -n --arg a "$(sha 'file 1')" --arg b "$(sha 'file 2')" --arg c "$(sha 'file 3')" \
+		'{".f1": $a, ".f2": $b, ".f3": $c}')
+	with_sums "$sums" >s.json
+	touch -d '-1 hour' "$HOME"/.f*
+	run --separate-stderr heimdal-drift --verbose s.json
+	expect_status 0
+	[[ "$stderr" == *"cache: 0 hits"* ]] || fail "cold run hit"
+	[ "$(stat -c %a "$HEIMDAL_HOME/drift.cache")" = 600 ] || fail "cache mode"
+	run --separate-stderr heimdal-drift --verbose s.json
+	expect_status 0
+	[[ "$stderr" == *"state already seen, not parsed"* ]] || fail "state re-parsed"
+	[[ "$stderr" == *"cache: 3 hits, 0 racy"* ]] || fail "warm run missed"
+	# A different state is parsed, yet the stat entries still serve.
+	with_sums "$(jq '.".f1" = "'"$(sha other)"'"' <<<"$sums")" >t.json
+	run --separate-stderr heimdal-drift --verbose t.json
+	expect_status 1
+	[[ "$stderr" != *"not parsed"* ]] || fail "new state not parsed"
+	[[ "$stderr" == *"cache: 3 hits"* ]] || fail "stat entries not used"
+	expect_json '.modified[0].path == ".f1"'
+}
+
+@test "the stat cache never hides a change: new size, same size with mtime restored, deletion" {
+	printf one >"$HOME/.a"
+	printf two >"$HOME/.b"
+	printf six >"$HOME/.c"
+	touch -d '-1 hour' "$HOME/.a" "$HOME/.b" "$HOME/.c"
+	with_sums "$(jq -n --arg a "$(sha one)" --arg b "$(sha two)" --arg c "$(sha six)" '{".a": $a, ".b": $b, ".c": $c}')" >s.json
+	run heimdal-drift s.json
+	expect_status 0
+	printf 'one more' >"$HOME/.a"
+	# Same size, and the old mtime put back: only ctime (and the inode) can tell.
+	touch -r "$HOME/.b" ref
+	printf TWO >"$HOME/.b"
+	touch -r ref "$HOME/.b"
+	rm "$HOME/.c"
+	run heimdal-drift s.json
+	expect_status 1
+	expect_json '[.modified[].path] == [".a", ".b"] and .missing == [".c"]'
+	expect_json '.modified[1].actual == "'"$(sha TWO)"'"'
+}
+
+@test "git's racy rule: a file whose mtime is not older than the cache is re-hashed every run" {
+	printf old >"$HOME/.racy"
+	printf fine >"$HOME/.settled"
+	touch -d '-1 hour' "$HOME/.settled"
+	touch -d '+1 hour' "$HOME/.racy"
+	with_sums "$(jq -n --arg a "$(sha old)" --arg b "$(sha fine)" '{".racy": $a, ".settled": $b}')" >s.json
+	run heimdal-drift s.json
+	expect_status 0
+	run --separate-stderr heimdal-drift -v s.json
+	expect_status 0
+	[[ "$stderr" == *"cache: 1 hits, 1 racy re-hashed"* ]] || fail "racy entry trusted"
+	# A change the stat data cannot show (same size, same mtime) is still caught.
+	printf new >"$HOME/.racy"
+	touch -d '+1 hour' "$HOME/.racy"
+	run heimdal-drift s.json
+	expect_status 1
+	expect_json '.modified[0].path == ".racy" and .modified[0].actual == "'"$(sha new)"'"'
+}
+
+@test "--no-cache neither reads nor writes the cache; a corrupt cache is ignored" {
+	printf x >"$HOME/.x"
+	with_sums "{\".x\":\"$(sha x)\"}" >s.json
+	run heimdal-drift --no-cache s.json
+	expect_status 0
+	[ ! -e "$HEIMDAL_HOME/drift.cache" ] || fail "cache written"
+	printf 'heimdal-drift-cache 1\ngarbage\n' >"$HEIMDAL_HOME/drift.cache"
+	run heimdal-drift s.json
+	expect_status 0
+	expect_json '.checked == 1 and .modified == []'
+	head -1 "$HEIMDAL_HOME/drift.cache" | grep -qx 'heimdal-drift-cache 1'
+	grep -qx end "$HEIMDAL_HOME/drift.cache" || fail "cache not rewritten"
+}
+
+@test "many files hashed in parallel give the same report as one thread" {
+	mkdir -p "$HOME/d"
+	sums='{}'
+	for i in $(seq 1 300); do printf "content $i" >"$HOME/d/f$i"; done
+	sums=$(for i in $(seq 1 300); do printf '%s %s\n' "d/f$i" "$(sha "content $i")"; done |
+		jq -Rn '[inputs | split(" ") | {(.[0]): .[1]}] | add')
+	printf changed >"$HOME/d/f150"
+	rm "$HOME/d/f7"
+	with_sums "$sums" >s.json
+	run heimdal-drift --no-cache --jobs 1 --all -c s.json
+	expect_status 1
+	one=$output
+	run heimdal-drift --no-cache --jobs 4 --all -c s.json
+	expect_status 1
+	[ "$output" = "$one" ] || fail "reports differ"
+	expect_json '.checked == 300 and [.modified[].path] == ["d/f150"] and .missing == ["d/f7"] and (.clean | length) == 298'
+}
+
+@test "in a pipeline: heimdal-migrate | heimdal-drift, and jq over the report" {
+	run bash -c 'heimdal-migrate "$1" | heimdal-drift -c' _ "$FIXTURES/v1.json"
+	expect_status 0
+	expect_json '.checked == 0'
+	printf edited >"$HOME/.bashrc"
+	with_sums "{\".bashrc\":\"$(md5 hello)\"}" >s.json
+	run bash -c 'heimdal-drift <s.json | jq -r ".modified[].path"'
+	expect_status 0
+	[ "$output" = ".bashrc" ] || fail "pipeline output"
+}
+
+@test "check-drift prints the spec's report and the tips, and exits 1" {
+	printf test >"$HOME/.bashrc"
+	printf 'hello world' >"$HOME/.vimrc"
+	local_state '{".bashrc":"5d41402abc4b2a76b9719d911017c592",".vimrc":"7d793037a0760186574b0282f2f435e7"}'
+	run --separate-stderr heimdal state check-drift
+	expect_status 1
+	expected="Checking for file drift...
+
+Modified Files (2):
+  * .bashrc
+    Expected: 5d41402abc4b2a76b9719d911017c592
+    Actual:   098f6bcd4621d373cade4e832627b4f6
+
+  * .vimrc
+    Expected: 7d793037a0760186574b0282f2f435e7
+    Actual:   5eb63bbbe01eeed093cb22bb8f5acdc3
+
+Tip: Run 'heimdal apply' to restore tracked files
+     or 'heimdal commit' to accept the changes"
+	[ "$output" = "$expected" ] || fail "text differs"
+}
+
+@test "check-drift in UTF-8 uses the spec's bullet; missing files get their own section" {
+	printf test >"$HOME/.bashrc"
+	local_state '{".bashrc":"5d41402abc4b2a76b9719d911017c592",".gone":"098f6bcd4621d373cade4e832627b4f6"}'
+	LC_ALL=C.UTF-8 run --separate-stderr heimdal state check-drift
+	expect_status 1
+	[[ "$output" == *"  • .bashrc"* ]] || fail "no bullet"
+	[[ "$output" == *"Missing Files (1):
+  • .gone"* ]] || fail "no missing section"
+}
+
+@test "check-drift: no drift exits 0; --all lists clean files; --json is the tool's report" {
+	printf hello >"$HOME/.bashrc"
+	local_state '{".bashrc":"5d41402abc4b2a76b9719d911017c592"}'
+	run heimdal state check-drift
+	expect_status 0
+	[ "${lines[0]}" = "Checking for file drift..." ] || fail "header"
+	[[ "$output" == *"No drift: all 1 tracked files match their checksums"* ]] || fail "summary"
+	[[ "$output" != *"Tip:"* ]] || fail "tip without drift"
+	run heimdal state check-drift --all
+	expect_status 0
+	[[ "$output" == *"Clean Files (1):
+  * .bashrc"* ]] || fail "clean list"
+	run heimdal state check-drift --json --all
+	expect_status 0
+	expect_json '.checked == 1 and .clean == [".bashrc"] and .root == env.HOME'
+	run --separate-stderr heimdal state check-drift --frobnicate
+	expect_status 2
+	[ -z "$output" ] || fail "stdout not empty"
+}
