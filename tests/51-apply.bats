@@ -1,0 +1,198 @@
+#!/usr/bin/env bats
+# heimdal apply: deploying the dotfiles repository into $HOME.
+
+load helper
+
+setup() {
+	setup_scratch
+	cd "$BATS_TEST_TMPDIR"
+	DOT="$HOME/.dotfiles"
+	mkdir -p "$DOT/.config/app" "$DOT/bin" "$DOT/profiles/work" "$DOT/.heimdal"
+	printf 'export PS1=base\n' >"$DOT/.bashrc"
+	printf 'set number\n' >"$DOT/.vimrc"
+	printf 'key = value\n' >"$DOT/.config/app/config"
+	printf '#!/bin/sh\necho hi\n' >"$DOT/bin/hello"
+	chmod +x "$DOT/bin/hello"
+	printf 'export PS1=work\n' >"$DOT/profiles/work/.bashrc"
+	printf '{}\n' >"$DOT/.heimdal/state.json"
+	printf '*.log\nnotes/\n' >"$DOT/.heimdalignore"
+	printf 'debug\n' >"$DOT/build.log"
+	mkdir -p "$DOT/notes" && printf 'n\n' >"$DOT/notes/todo"
+	printf 'untracked\n' >"$DOT/.untracked"
+	git -C "$DOT" init -q
+	git -C "$DOT" add .bashrc .vimrc .config bin profiles .heimdal .heimdalignore build.log notes
+	git -C "$DOT" commit -qm init
+	v2_state | jq --arg d "$DOT" '.dotfiles_path = $d | .active_profile = "personal"' \
+		>"$HEIMDAL_HOME/state.json"
+	chmod 600 "$HEIMDAL_HOME/state.json"
+}
+
+sha() { sha256sum "$1" | cut -c1-64; }
+
+need_lineage() {
+	command -v heimdal-lineage >/dev/null || skip "heimdal-lineage is not built yet"
+}
+
+@test "apply --help; bad flags and profile names exit 2 with nothing on stdout" {
+	run heimdal apply --help
+	expect_status 0
+	[[ "$output" == "usage: heimdal apply"* ]] || fail "usage"
+	run --separate-stderr heimdal apply --bogus
+	expect_status 2
+	[ -z "$output" ] || fail "stdout not empty"
+	run --separate-stderr heimdal apply --profile ../x
+	expect_status 2
+	[[ "$stderr" == *"--profile"* ]] || fail "flag not named"
+}
+
+@test "apply --dry-run prints the plan and writes nothing" {
+	printf 'mine\n' >"$HOME/.vimrc"
+	before=$(snapshot "$HOME")
+	run --separate-stderr heimdal apply --dry-run
+	expect_status 1
+	[ "$(snapshot "$HOME")" = "$before" ] || fail "dry run wrote"
+	[[ "$output" == *"  new       .bashrc"* ]] || fail "plan: .bashrc"
+	[[ "$output" == *"  new       bin/hello"* ]] || fail "plan: bin/hello"
+	[[ "$output" == *"nothing was written"* ]] || fail "dry run not said"
+	# A file the user already had, never recorded, is theirs: not overwritten.
+	[[ "$stderr" == *".vimrc: modified since the last apply; skipped"* ]] || fail "warning"
+	[[ "$output" != *".heimdal"* && "$output" != *"profiles/"* ]] || fail "internal files deployed"
+	[[ "$output" != *"build.log"* && "$output" != *"notes/todo"* ]] || fail ".heimdalignore ignored"
+	[[ "$output" != *".untracked"* ]] || fail "untracked file deployed"
+}
+
+@test "apply deploys tracked files, keeps the executable bit, records checksums and the lineage" {
+	need_lineage
+	run heimdal apply
+	expect_status 0
+	cmp "$DOT/.bashrc" "$HOME/.bashrc"
+	cmp "$DOT/.config/app/config" "$HOME/.config/app/config"
+	[ -x "$HOME/bin/hello" ] || fail "executable bit lost"
+	[ ! -x "$HOME/.vimrc" ] || fail "executable bit invented"
+	[ ! -e "$HOME/build.log" ] && [ ! -e "$HOME/notes" ] && [ ! -e "$HOME/profiles" ] || fail "ignored files deployed"
+	[ -z "$(find "$HOME" -name '*.heimdal-*')" ] || fail "temporaries left"
+	head=$(git -C "$DOT" rev-parse HEAD)
+	run jq -e --arg b "$(sha "$HOME/.bashrc")" --arg h "$head" '
+		.checksums[".bashrc"] == $b and (.checksums | keys) == [".bashrc", ".config/app/config", ".vimrc", "bin/hello"]
+		and .last_apply == "2024-01-15T10:30:00Z" and .lineage.git_commit == $h
+		and .history[-1].operation == "apply"' "$HEIMDAL_HOME/state.json"
+	expect_status 0
+	run heimdal state check-drift
+	expect_status 0
+}
+
+@test "--profile overlays profiles/NAME and becomes the active profile" {
+	need_lineage
+	run heimdal apply --profile work
+	expect_status 0
+	[ "$(cat "$HOME/.bashrc")" = "export PS1=work" ] || fail "overlay not used"
+	run jq -r .active_profile "$HEIMDAL_HOME/state.json"
+	[ "$output" = work ] || fail "active profile"
+	# Back to the base profile: the unchanged .bashrc is updated.
+	run heimdal apply --profile personal
+	expect_status 0
+	[[ "$output" == *"  updated   .bashrc"* ]] || fail "not updated"
+	[ "$(cat "$HOME/.bashrc")" = "export PS1=base" ] || fail "base not restored"
+}
+
+@test "a drifted file is skipped (exit 1) and kept; --force backs it up, then restores" {
+	need_lineage
+	heimdal apply
+	printf 'my edit\n' >>"$HOME/.bashrc"
+	edited=$(cat "$HOME/.bashrc")
+	old_sum=$(jq -r '.checksums[".bashrc"]' "$HEIMDAL_HOME/state.json")
+	printf 'export PS1=new\n' >"$DOT/.bashrc"
+	git -C "$DOT" commit -qam change
+	run --separate-stderr heimdal apply
+	expect_status 1
+	[[ "$stderr" == *".bashrc: modified since the last apply; skipped"* ]] || fail "no warning"
+	[[ "$output" == *"1 skipped"* ]] || fail "not counted"
+	[ "$(cat "$HOME/.bashrc")" = "$edited" ] || fail "edit overwritten"
+	run jq -r '.checksums[".bashrc"]' "$HEIMDAL_HOME/state.json"
+	[ "$output" = "$old_sum" ] || fail "checksum of a skipped file changed"
+	run heimdal apply --force
+	expect_status 0
+	[ "$(cat "$HOME/.bashrc")" = "export PS1=new" ] || fail "not restored"
+	backup=$(find "$HEIMDAL_HOME/backups/files" -path '*/.bashrc')
+	[ -n "$backup" ] || fail "no backup"
+	[ "$(cat "$backup")" = "$edited" ] || fail "backup lost the edit"
+	[ "$(stat -c %a "$backup")" = 600 ] || fail "backup mode"
+	[[ "$output" == *"replaced  .bashrc (backup: $backup)"* ]] || fail "backup not shown"
+}
+
+@test "a symlinked target is never written through; --force backs the link up and replaces it" {
+	need_lineage
+	outside="$BATS_TEST_TMPDIR/outside"
+	mkdir -p "$outside"
+	printf 'precious\n' >"$outside/vimrc"
+	ln -s "$outside/vimrc" "$HOME/.vimrc"
+	run --separate-stderr heimdal apply
+	expect_status 1
+	[[ "$stderr" == *".vimrc: is a symlink; not written through"* ]] || fail "no warning"
+	[ -L "$HOME/.vimrc" ] && [ "$(cat "$outside/vimrc")" = precious ] || fail "written through"
+	run heimdal apply --force
+	expect_status 0
+	[ ! -L "$HOME/.vimrc" ] && cmp "$DOT/.vimrc" "$HOME/.vimrc" || fail "link not replaced"
+	[ "$(cat "$outside/vimrc")" = precious ] || fail "link target touched"
+	backup=$(find "$HEIMDAL_HOME/backups/files" -name .vimrc)
+	[ "$(readlink "$backup")" = "$outside/vimrc" ] || fail "link not backed up"
+}
+
+@test "a target whose directory resolves outside HOME is skipped even with --force" {
+	outside="$BATS_TEST_TMPDIR/outside"
+	mkdir -p "$outside"
+	ln -s "$outside" "$HOME/.config"
+	run --separate-stderr heimdal apply --force --dry-run
+	expect_status 1
+	[[ "$stderr" == *".config/app/config: its directory resolves outside \$HOME; skipped"* ]] || fail "no warning"
+	need_lineage
+	run --separate-stderr heimdal apply --force
+	expect_status 1
+	[ -z "$(ls -A "$outside")" ] || fail "wrote outside HOME"
+	cmp "$DOT/.bashrc" "$HOME/.bashrc"
+}
+
+@test "a file removed from the repo is removed from HOME if unchanged, else kept and reported" {
+	need_lineage
+	heimdal apply
+	printf 'local change\n' >>"$HOME/.config/app/config"
+	git -C "$DOT" rm -q .vimrc .config/app/config
+	git -C "$DOT" commit -qm remove
+	run heimdal apply
+	expect_status 0
+	[ ! -e "$HOME/.vimrc" ] || fail "unchanged file not removed"
+	[[ "$output" == *"  removed   .vimrc"* ]] || fail "removal not reported"
+	[ "$(tail -1 "$HOME/.config/app/config")" = "local change" ] || fail "changed file lost"
+	[[ "$output" == *"  kept      .config/app/config"* ]] || fail "kept file not reported"
+	run jq -e '.checksums | has(".vimrc") or has(".config/app/config") | not' "$HEIMDAL_HOME/state.json"
+	expect_status 0
+}
+
+@test "a failed write phase leaves every target old and no temporaries" {
+	need_lineage
+	command -v chattr >/dev/null || skip "no chattr"
+	heimdal apply
+	printf 'export PS1=v2\n' >"$DOT/.bashrc"
+	printf 'key = v2\n' >"$DOT/.config/app/config"
+	git -C "$DOT" commit -qam v2
+	chattr +i "$HOME/.config/app" 2>/dev/null || skip "immutable directories not supported here"
+	state_before=$(cat "$HEIMDAL_HOME/state.json")
+	run --separate-stderr heimdal apply
+	chattr -i "$HOME/.config/app"
+	expect_status 3
+	[ "$(cat "$HOME/.bashrc")" = "export PS1=base" ] || fail ".bashrc changed though the apply failed"
+	[ "$(cat "$HOME/.config/app/config")" = "key = value" ] || fail "config changed"
+	[ -z "$(find "$HOME" -name '*.heimdal-*')" ] || fail "temporaries left"
+	[ "$(cat "$HEIMDAL_HOME/state.json")" = "$state_before" ] || fail "state changed"
+}
+
+@test "without heimdal-lineage, apply refuses before writing anything (exit 3)" {
+	bin="$BATS_TEST_TMPDIR/bin"
+	mkdir -p "$bin"
+	for t in heimdal heimdal-drift heimdal-migrate; do cp "$(command -v $t)" "$bin/"; done
+	before=$(snapshot "$HOME")
+	run --separate-stderr env PATH=/usr/bin:/bin "$bin/heimdal" apply
+	expect_status 3
+	[[ "$stderr" == *"heimdal-lineage was not found"* ]] || fail "tool not named"
+	[ "$(snapshot "$HOME")" = "$before" ] || fail "files changed"
+}
