@@ -644,18 +644,20 @@ cmd_apply(int argc, char **argv)
 	make_plan(&p, &d, sums);
 	if (p.dry_run) {
 		report(&p, dir, profile);
-		return p.skipped ? HM_EXIT_FOUND : HM_EXIT_OK;
+		jv_free(state);
+	} else {
+		/* The new state first, so a failed bump leaves everything as it was. */
+		state = jv_object_set(state, jv_string("checksums"), new_checksums(&p, jv_copy(sums)));
+		state = jv_object_set(state, jv_string("last_apply"),
+				      jv_string(hm_time_now_rfc3339(now)));
+		if (*profile)
+			state = jv_object_set(state, jv_string("active_profile"), jv_string(profile));
+		state = porcelain_bump(state, "apply", have_head ? head : NULL);
+		if (apply_write(&p) < 0)
+			exit(hm_last_code());
+		porcelain_state_save(state);
+		report(&p, dir, profile);
 	}
-	/* The new state first, so a failed bump leaves everything as it was. */
-	state = jv_object_set(state, jv_string("checksums"), new_checksums(&p, jv_copy(sums)));
-	state = jv_object_set(state, jv_string("last_apply"), jv_string(hm_time_now_rfc3339(now)));
-	if (*profile)
-		state = jv_object_set(state, jv_string("active_profile"), jv_string(profile));
-	state = porcelain_bump(state, "apply", have_head ? head : NULL);
-	if (apply_write(&p) < 0)
-		exit(hm_last_code());
-	porcelain_state_save(state);
-	report(&p, dir, profile);
 	jv_free(sums);
 	for (size_t i = 0; i < p.n; i++) {
 		free(p.it[i].key);
@@ -667,6 +669,7 @@ cmd_apply(int argc, char **argv)
 	}
 	free(p.it);
 	free(temps);
+	temps = NULL;
 	free(p.home_real);
 	free((char *)profile);
 	free(dir);

@@ -194,6 +194,10 @@ cmd_commit(int argc, char **argv)
 		printf("Nothing to commit: no drifted files and no changes in %s\n", dir);
 		jv_free(sums);
 		jv_free(state);
+		free(a);
+		free(dir);
+		porcelain_dotfiles_free(&d);
+		git_repository_free(repo);
 		return 0;
 	}
 	state = jv_object_set(state, jv_string("checksums"), sums);
