@@ -385,6 +385,19 @@ check_one(struct run *r, struct entry *e, char *buf, char *full, size_t base, ch
 		atomic_fetch_add(&r->racy, 1);
 	}
 	fd = open_beneath(r, e->path);
+	if (fd < 0 && (errno == EXDEV || errno == ELOOP)) {
+		/*
+		 * RESOLVE_BENEATH refuses every absolute symlink, even one that
+		 * stays inside the root (a stow-style ~/.bashrc -> ~/.dotfiles/bashrc):
+		 * open what the path resolves to, when that is inside.
+		 */
+		char real[PATH_MAX];
+
+		if (realpath(full, real) && inside(r, real))
+			fd = open(real, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		else
+			errno = EXDEV;
+	}
 	if (fd < 0) {
 		if (errno == EXDEV || errno == ELOOP)
 			e->status = S_ERROR, e->error = "resolves outside the root through a symlink";

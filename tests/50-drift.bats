@@ -82,7 +82,7 @@ local_state() {
 	[[ "$stderr" == *".checksums: expected an object"* ]] || fail "field not named"
 }
 
-@test "hostile keys are error entries and are never opened (a FIFO would block)" {
+@test "hostile keys are error entries and are never opened (a FIFO would block); links inside are followed" {
 	outside="$BATS_TEST_TMPDIR/outside"
 	mkdir -p "$outside/dir" "$HOME/sub"
 	mkfifo "$outside/fifo" "$outside/dir/f"
@@ -90,13 +90,18 @@ local_state() {
 	ln -s "$outside/dir" "$HOME/.linkdir"
 	printf hello >"$HOME/.real"
 	ln -s .real "$HOME/.inside"
+	mkdir -p "$HOME/.dotfiles/sub"
+	printf hello >"$HOME/.dotfiles/sub/vimrc"
+	ln -s "$HOME/.dotfiles/sub/vimrc" "$HOME/.absolute"
+	ln -s "$HOME/.dotfiles/sub" "$HOME/.absdir"
 	rel=$(realpath --relative-to="$HOME/sub" "$outside/fifo")
 	sums=$(jq -n --arg h "$(md5 hello)" --arg f "$outside/fifo" --arg r "sub/$rel" \
-		'{"../../etc/passwd": $h, ($f): $h, ($r): $h, ".evil": $h, ".linkdir/f": $h, ".inside": $h}')
+		'{"../../etc/passwd": $h, ($f): $h, ($r): $h, ".evil": $h, ".linkdir/f": $h, ".inside": $h,
+		  ".absolute": $h, ".absdir/vimrc": $h}')
 	with_sums "$sums" >s.json
 	run timeout 20 heimdal-drift --all s.json
 	expect_status 1
-	expect_json '.clean == [".inside"] and .modified == [] and .missing == []'
+	expect_json '.clean == [".absdir/vimrc", ".absolute", ".inside"] and .modified == [] and .missing == []'
 	expect_json '(.errors | length) == 5'
 	expect_json '.errors[] | select(.path == "../../etc/passwd") | .error == "'"'..'"' component"'
 	expect_json '.errors[] | select(.path | startswith("/")) | .error == "absolute path"'
@@ -105,7 +110,7 @@ local_state() {
 	# Reported the same way when the cache is warm.
 	run timeout 20 heimdal-drift --all s.json
 	expect_status 1
-	expect_json '(.errors | length) == 5 and .clean == [".inside"]'
+	expect_json '(.errors | length) == 5 and .clean == [".absdir/vimrc", ".absolute", ".inside"]'
 }
 
 @test "the stat cache: a second run hits, is keyed by the state, and is private" {
