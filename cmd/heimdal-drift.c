@@ -14,6 +14,7 @@
 #include "hm_error.h"
 #include "hm_file.h"
 #include "hm_hash.h"
+#include "hm_jpath.h"
 #include "hm_json.h"
 #include "hm_machine.h"
 
@@ -35,6 +36,7 @@
 
 #define CACHE_MAGIC "heimdal-drift-cache 1"
 #define READ_BUF (1024 * 1024)
+#define CHUNK 256 /* entries a thread takes at a time: runs of one directory */
 
 enum status { S_CLEAN, S_MODIFIED, S_MISSING, S_ERROR };
 
@@ -87,6 +89,49 @@ static int64_t
 ns(struct timespec t)
 {
 	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/*
+ * Read all of fd into a NUL-terminated buffer sized from fstat when it is a
+ * regular file (no doubling: the state and the cache are the big buffers).
+ */
+static int
+read_whole(int fd, char **buf, size_t *len)
+{
+	struct stat st;
+	size_t cap, n = 0;
+	char *b;
+
+	cap = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 65536;
+	if (!(b = malloc(cap + 1)))
+		return -1;
+	for (;;) {
+		ssize_t got;
+
+		if (n == cap) {
+			char *grown = realloc(b, 2 * cap + 1);
+
+			if (!grown) {
+				free(b);
+				return -1;
+			}
+			b = grown, cap *= 2;
+		}
+		got = read(fd, b + n, cap - n);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			free(b);
+			return -1;
+		}
+		if (got == 0)
+			break;
+		n += got;
+	}
+	b[n] = '\0';
+	*buf = b;
+	*len = n;
+	return 0;
 }
 
 static int
@@ -145,6 +190,107 @@ entries_from_state(struct run *r, const char *src, const char *buf, size_t len, 
 }
 
 /*
+ * The fast road to the same entries: the scanner locates .checksums in the
+ * text (checking the whole text's syntax), and a flat object of plain
+ * strings is read straight from the bytes; 10k checksums cost libjq ~15 ms.
+ * Anything unusual -- an escape, a value that is not a checksum, a duplicate
+ * key -- returns 0 and the caller parses with libjq, so every error message
+ * is the usual one.
+ */
+static int
+entries_scan(struct run *r, const char *buf, size_t len, int *unsafe)
+{
+	const char *p, *end, *k, *v;
+	size_t cap = 64, n = 0;
+	struct entry *e;
+	jv path = JV_ARRAY(jv_string("checksums"));
+	int found = hm_jpath_scan(buf, len, path, &p, &end);
+
+	jv_free(path);
+	if (found != 1)
+		return 0;
+#define WS() while (p < end && (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')) p++
+	if (*p++ != '{')
+		return 0;
+	e = calloc(cap, sizeof(*e));
+	if (!e)
+		hm_die(HM_EXIT_ENV, "out of memory");
+	WS();
+	if (p < end && *p == '}')
+		goto done;
+	for (;;) {
+		size_t kl, vl;
+		const char *why;
+
+		WS();
+		if (p >= end || *p++ != '"')
+			goto slow;
+		for (k = p; p < end && *p != '"' && *p != '\\'; p++)
+			;
+		if (p >= end || *p != '"')
+			goto slow;
+		kl = p++ - k;
+		WS();
+		if (p >= end || *p++ != ':')
+			goto slow;
+		WS();
+		if (p >= end || *p++ != '"')
+			goto slow;
+		for (v = p; p < end && *p != '"' && *p != '\\'; p++)
+			;
+		if (p >= end || *p != '"')
+			goto slow;
+		vl = p++ - v;
+		if (n == cap) {
+			struct entry *grown = realloc(e, 2 * cap * sizeof(*e));
+
+			if (!grown)
+				hm_die(HM_EXIT_ENV, "out of memory");
+			memset(grown + cap, 0, cap * sizeof(*e));
+			e = grown, cap *= 2;
+		}
+		if (vl != HM_HASH_MD5 && vl != HM_HASH_SHA256)
+			goto slow;
+		memcpy(e[n].expected, v, vl);
+		e[n].expected[vl] = '\0';
+		e[n].algo = hm_hash_algo_of(e[n].expected);
+		e[n].path = strndup(k, kl);
+		if (e[n].algo == HM_HASH_NONE || !e[n].path || strlen(e[n].path) != kl) {
+			free(e[n].path);
+			goto slow;
+		}
+		if (!hm_path_safe_relative(e[n].path, &why)) {
+			e[n].status = S_ERROR, e[n].error = why, e[n].hostile = 1;
+			*unsafe = 1;
+		}
+		n++;
+		WS();
+		if (p < end && *p == ',') {
+			p++;
+			continue;
+		}
+		if (p < end && *p == '}')
+			break;
+		goto slow;
+	}
+#undef WS
+done:
+	qsort(e, n, sizeof(*e), by_path);
+	for (size_t i = 1; i < n; i++)
+		if (strcmp(e[i - 1].path, e[i].path) == 0)
+			goto slow; /* a duplicate key: libjq's rule (the last wins) decides */
+	r->e = e;
+	r->n = n;
+	return 1;
+slow:
+	for (size_t i = 0; i < n; i++)
+		free(e[i].path);
+	free(e);
+	*unsafe = 0;
+	return 0;
+}
+
+/*
  * The cache: a header line, "<state-digest|-> <stamp-ns> <count> <root>", then
  * one line per entry "<size> <mtime> <ctime> <ino> <expected> <actual|-> <path>",
  * sorted by path, and "end".  Anything unexpected discards it whole.
@@ -176,7 +322,7 @@ cache_load(const char *path, const char *root, struct cache *k)
 
 		if (fd < 0)
 			return -1;
-		if (hm_read_fd(fd, &k->buf, &len) < 0) {
+		if (read_whole(fd, &k->buf, &len) < 0) {
 			close(fd);
 			return -1;
 		}
@@ -251,7 +397,7 @@ entries_from_cache(struct run *r, struct cache *k)
 		struct entry *e = &r->e[i];
 
 		e->path = hm_xstrdup(k->c[i].path);
-		e->algo = hm_hash_algo_of(k->c[i].expected);
+		e->algo = strlen(k->c[i].expected); /* checked when the cache was read */
 		memcpy(e->expected, k->c[i].expected, e->algo + 1);
 	}
 }
@@ -288,128 +434,172 @@ inside(struct run *r, const char *p)
 }
 
 /*
- * Whether the directory of e's path resolves inside the root: 1 yes, 0 it
- * escapes through a symlink, -1 it does not exist.  Paths come sorted, so a
- * thread remembers its last answer.
+ * The directory part of the keys a thread is working on, opened once: keys
+ * come sorted, so runs of files share it, and every file is then looked up
+ * by its last component alone.
  */
-static int
-parent_ok(struct run *r, const char *full, char *last, size_t *last_len, int *last_ok)
-{
-	const char *slash = strrchr(full, '/');
-	size_t n = slash - full;
-	char dir[PATH_MAX], real[PATH_MAX];
+struct dir {
+	char path[PATH_MAX];
+	size_t len;        /* SIZE_MAX before the first */
+	int fd;            /* O_PATH descriptor, or -1 */
+	int state;         /* 1 inside the root, 0 escapes, -1 missing, 2 error */
+	const char *error; /* when state is 2 */
+};
 
-	if (n == *last_len && memcmp(full, last, n) == 0)
-		return *last_ok;
-	if (n >= sizeof(dir))
-		return 0;
-	memcpy(dir, full, n);
-	dir[n] = '\0';
-	if (!realpath(dir, real))
-		*last_ok = errno == ENOENT || errno == ENOTDIR ? -1 : 0;
-	else
-		*last_ok = inside(r, real);
-	memcpy(last, full, n);
-	*last_len = n;
-	return *last_ok;
+#define ESCAPES "resolves outside the root through a symlink"
+
+static void
+dir_open(struct run *r, struct dir *m, const char *key, size_t n)
+{
+	struct open_how how = { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+				.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
+	char full[2 * PATH_MAX + 2], real[PATH_MAX];
+
+	if (m->fd >= 0 && m->fd != r->root_fd)
+		close(m->fd);
+	memcpy(m->path, key, n);
+	m->path[n] = '\0';
+	m->len = n;
+	m->fd = -1;
+	m->state = 1;
+	if (n == 0) {
+		m->fd = r->root_fd;
+		return;
+	}
+	/* The kernel keeps the walk below the root, whatever the symlinks say. */
+	m->fd = syscall(SYS_openat2, r->root_fd, m->path, &how, sizeof(how));
+	if (m->fd >= 0)
+		return;
+	if (errno == ENOENT || errno == ENOTDIR) {
+		m->state = -1;
+		return;
+	}
+	if (errno != EXDEV && errno != ELOOP && errno != ENOSYS) {
+		m->state = 2, m->error = strerror(errno);
+		return;
+	}
+	/*
+	 * RESOLVE_BENEATH refuses every absolute symlink, even one that stays
+	 * inside (a stow-style ~/.config -> ~/.dotfiles/config): resolve it
+	 * and open what it resolves to, when that is inside.
+	 */
+	snprintf(full, sizeof(full), "%s/%s", r->root_real, m->path);
+	if (!realpath(full, real)) {
+		m->state = errno == ENOENT || errno == ENOTDIR ? -1 : 0;
+		return;
+	}
+	if (!inside(r, real)) {
+		m->state = 0;
+		return;
+	}
+	m->fd = open(real, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (m->fd < 0)
+		m->state = -1;
 }
 
-/* Open path below the root without ever leaving it (RESOLVE_BENEATH). */
+/* Open a file without following a final symlink, without blocking on a FIFO. */
 static int
-open_beneath(struct run *r, const char *key)
+open_file(int dirfd, const char *name)
 {
-	struct open_how how = { .flags = O_RDONLY | O_CLOEXEC | O_NOATIME,
-				.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
-	int fd = syscall(SYS_openat2, r->root_fd, key, &how, sizeof(how));
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOATIME);
 
-	if (fd < 0 && errno == EPERM) { /* O_NOATIME on a file we do not own */
-		how.flags &= ~O_NOATIME;
-		fd = syscall(SYS_openat2, r->root_fd, key, &how, sizeof(how));
+	if (fd < 0 && errno == EPERM) /* O_NOATIME on a file we do not own */
+		fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	return fd;
+}
+
+/* The cached digest stands when the stat data is unchanged and not racy. */
+static int
+cache_hit(struct run *r, struct entry *e, const struct stat *st)
+{
+	if (!e->cached || e->size != st->st_size || e->mtime != ns(st->st_mtim) ||
+	    e->ctime != ns(st->st_ctim) || e->ino != (int64_t)st->st_ino)
+		return 0;
+	/* git's racy rule: a file changed in the cache's own tick looks unchanged. */
+	if (e->mtime >= r->cache_stamp) {
+		atomic_fetch_add(&r->racy, 1);
+		return 0;
 	}
-	if (fd < 0 && errno == ENOSYS) /* old kernel: the realpath checks stand guard */
-		fd = openat(r->root_fd, key, O_RDONLY | O_CLOEXEC);
+	atomic_fetch_add(&r->hits, 1);
+	return 1;
+}
+
+/* A key whose last component is a symlink: followed only when it stays inside. */
+static int
+open_link(struct run *r, struct entry *e)
+{
+	char full[2 * PATH_MAX + 2], real[PATH_MAX];
+	int fd;
+
+	snprintf(full, sizeof(full), "%s/%s", r->root_real, e->path);
+	if (!realpath(full, real)) {
+		e->status = S_MISSING; /* a dangling link has no content */
+		return -1;
+	}
+	if (!inside(r, real)) {
+		e->status = S_ERROR, e->error = ESCAPES;
+		return -1;
+	}
+	if ((fd = open_file(AT_FDCWD, real)) < 0)
+		e->status = S_ERROR, e->error = strerror(errno);
 	return fd;
 }
 
 static void
-check_one(struct run *r, struct entry *e, char *buf, char *full, size_t base, char *last,
-	  size_t *last_len, int *last_ok)
+check_one(struct run *r, struct entry *e, char *buf, struct dir *m)
 {
+	const char *slash = strrchr(e->path, '/');
+	const char *name = slash ? slash + 1 : e->path;
+	size_t n = slash ? (size_t)(slash - e->path) : 0;
 	struct stat st;
-	int fd, ok;
+	int fd = -1, tried = 0;
 
-	snprintf(full + base, PATH_MAX - base, "%s", e->path);
-	ok = parent_ok(r, full, last, last_len, last_ok);
-	if (ok < 0) {
+	if (n != m->len || memcmp(m->path, e->path, n) != 0)
+		dir_open(r, m, e->path, n);
+	switch (m->state) {
+	case -1:
 		e->status = S_MISSING;
 		return;
-	}
-	if (!ok) {
-		e->status = S_ERROR, e->error = "resolves outside the root through a symlink";
+	case 0:
+		e->status = S_ERROR, e->error = ESCAPES;
+		return;
+	case 2:
+		e->status = S_ERROR, e->error = m->error;
 		return;
 	}
-	if (lstat(full, &st) < 0) {
+	/* With a cache entry, one fstatat usually settles it; without, open at once. */
+	if (e->cached) {
+		if (fstatat(m->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (errno == ENOENT || errno == ENOTDIR)
+				e->status = S_MISSING;
+			else
+				e->status = S_ERROR, e->error = strerror(errno);
+			return;
+		}
+		if (S_ISREG(st.st_mode) && (tried = 1) && cache_hit(r, e, &st))
+			goto compare;
+	}
+	fd = open_file(m->fd, name);
+	if (fd < 0 && errno == ELOOP && (fd = open_link(r, e)) < 0)
+		return;
+	if (fd < 0) {
 		if (errno == ENOENT || errno == ENOTDIR)
 			e->status = S_MISSING;
 		else
 			e->status = S_ERROR, e->error = strerror(errno);
 		return;
 	}
-	if (S_ISLNK(st.st_mode)) {
-		char real[PATH_MAX];
-
-		if (!realpath(full, real)) {
-			e->status = S_MISSING; /* a dangling link has no content */
-			return;
-		}
-		if (!inside(r, real)) {
-			e->status = S_ERROR, e->error = "resolves outside the root through a symlink";
-			return;
-		}
-		if (stat(real, &st) < 0) {
-			e->status = S_MISSING;
-			return;
-		}
-	}
-	if (!S_ISREG(st.st_mode)) {
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		e->status = S_ERROR, e->error = "not a regular file";
+		close(fd);
 		return;
 	}
-	if (e->cached && e->size == st.st_size && e->mtime == ns(st.st_mtim) &&
-	    e->ctime == ns(st.st_ctim) && e->ino == (int64_t)st.st_ino) {
-		/* git's racy rule: a file changed in the cache's own tick looks unchanged. */
-		if (e->mtime < r->cache_stamp) {
-			atomic_fetch_add(&r->hits, 1);
-			goto compare;
-		}
-		atomic_fetch_add(&r->racy, 1);
+	if (!tried && cache_hit(r, e, &st)) { /* a symlink's target, unchanged */
+		close(fd);
+		goto compare;
 	}
-	fd = open_beneath(r, e->path);
-	if (fd < 0 && (errno == EXDEV || errno == ELOOP)) {
-		/*
-		 * RESOLVE_BENEATH refuses every absolute symlink, even one that
-		 * stays inside the root (a stow-style ~/.bashrc -> ~/.dotfiles/bashrc):
-		 * open what the path resolves to, when that is inside.
-		 */
-		char real[PATH_MAX];
-
-		if (realpath(full, real) && inside(r, real))
-			fd = open(real, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		else
-			errno = EXDEV;
-	}
-	if (fd < 0) {
-		if (errno == EXDEV || errno == ELOOP)
-			e->status = S_ERROR, e->error = "resolves outside the root through a symlink";
-		else if (errno == ENOENT)
-			e->status = S_MISSING;
-		else
-			e->status = S_ERROR, e->error = strerror(errno);
-		return;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    hm_hash_fd(e->algo, fd, buf, READ_BUF, st.st_size, e->actual) < 0) {
-		e->status = S_ERROR, e->error = S_ISREG(st.st_mode) ? strerror(errno) : "not a regular file";
+	if (hm_hash_fd(e->algo, fd, buf, READ_BUF, st.st_size, e->actual) < 0) {
+		e->status = S_ERROR, e->error = strerror(errno);
 		close(fd);
 		return;
 	}
@@ -425,24 +615,22 @@ static void *
 worker(void *arg)
 {
 	struct run *r = arg;
-	char *buf = malloc(READ_BUF), full[PATH_MAX], last[PATH_MAX];
-	size_t base = strlen(r->root_real), last_len = SIZE_MAX;
-	int last_ok = 0;
+	char *buf = malloc(READ_BUF);
+	struct dir m = { .len = SIZE_MAX, .fd = -1 };
 
 	if (!buf)
 		hm_die(HM_EXIT_ENV, "out of memory");
-	memcpy(full, r->root_real, base);
-	if (base > 1)
-		full[base++] = '/';
 	for (;;) {
-		size_t i = atomic_fetch_add(&r->next, 16);
+		size_t i = atomic_fetch_add(&r->next, CHUNK);
 
 		if (i >= r->n)
 			break;
-		for (size_t end = i + 16 < r->n ? i + 16 : r->n; i < end; i++)
+		for (size_t end = i + CHUNK < r->n ? i + CHUNK : r->n; i < end; i++)
 			if (r->e[i].status != S_ERROR)
-				check_one(r, &r->e[i], buf, full, base, last, &last_len, &last_ok);
+				check_one(r, &r->e[i], buf, &m);
 	}
+	if (m.fd >= 0 && m.fd != r->root_fd)
+		close(m.fd);
 	free(buf);
 	return NULL;
 }
@@ -610,10 +798,14 @@ main(int argc, char **argv)
 	if ((r.root_fd = open(r.root_real, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		hm_die_errno(HM_EXIT_ENV, "%s", r.root);
 	if (strcmp(input, "-") == 0) {
-		if (hm_read_fd(0, &buf, &len) < 0)
+		if (read_whole(0, &buf, &len) < 0)
 			hm_die_errno(HM_EXIT_ENV, "<stdin>");
-	} else if (hm_file_read(input, &buf, &len) < 0) {
-		exit(HM_EXIT_ENV);
+	} else {
+		int fd = open(input, O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0 || read_whole(fd, &buf, &len) < 0)
+			hm_die_errno(HM_EXIT_ENV, "%s", input);
+		close(fd);
 	}
 	/* The fs clock (coarse, as file timestamps are) before anything is looked at. */
 	clock_gettime(CLOCK_REALTIME_COARSE, &now);
@@ -624,17 +816,23 @@ main(int argc, char **argv)
 		cache_path = hm_home_path("drift.cache");
 		cache_load(cache_path, r.root, &k);
 	}
+	/* Each buffer is freed as soon as it is done with: 100k files fit in 64 MiB. */
 	if (k.buf && strcmp(k.state, state_key) == 0) {
 		hm_debug("cache: state already seen, not parsed");
+		free(buf);
 		entries_from_cache(&r, &k);
 	} else {
-		entries_from_state(&r, hm_json_source_name(input), buf, len, &unsafe);
+		if (!entries_scan(&r, buf, len, &unsafe))
+			entries_from_state(&r, hm_json_source_name(input), buf, len, &unsafe);
+		free(buf);
 		changed = 1;
 	}
-	free(buf);
 	if (k.buf) {
 		r.cache_stamp = k.stamp;
 		attach_cache(&r, &k);
+		free(k.c);
+		free(k.buf);
+		k.c = NULL, k.buf = NULL;
 	}
 	r.next = 0;
 	check_all(&r, jobs);

@@ -10,19 +10,28 @@
 
 #define HASH_BUF (256 * 1024)
 
+/* 1 for the lowercase hex digits. */
+static const unsigned char hexdigit[256] = {
+	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+	['8'] = 1, ['9'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+};
+
 enum hm_hash_algo
 hm_hash_algo_of(const char *hex)
 {
-	size_t n = 0;
+	const unsigned char *u = (const unsigned char *)hex;
+	unsigned bad = 0;
+	size_t n;
 
 	if (!hex)
 		return HM_HASH_NONE;
-	for (; hex[n]; n++)
-		if (!((hex[n] >= '0' && hex[n] <= '9') || (hex[n] >= 'a' && hex[n] <= 'f')))
-			return HM_HASH_NONE;
-	if (n == HM_HASH_MD5 || n == HM_HASH_SHA256)
-		return (enum hm_hash_algo)n;
-	return HM_HASH_NONE;
+	n = strlen(hex);
+	if (n != HM_HASH_MD5 && n != HM_HASH_SHA256)
+		return HM_HASH_NONE;
+	/* Branch-free: this runs for every checksum of every state read. */
+	for (size_t i = 0; i < n; i++)
+		bad |= hexdigit[u[i]] ^ 1;
+	return bad ? HM_HASH_NONE : (enum hm_hash_algo)n;
 }
 
 static const EVP_MD *
