@@ -269,3 +269,17 @@ Tip: Run 'heimdal apply' to restore tracked files
 	expect_status 2
 	[ -z "$output" ] || fail "stdout not empty"
 }
+
+@test "escaped keys and duplicate keys read as libjq reads them" {
+	printf hello >"$HOME/.bashrc"
+	# "\u002e" is ".": the same key, spelled with an escape.
+	printf '{"checksums": {"\\u002ebashrc": "%s"}}' "$(md5 hello)" >s.json
+	run heimdal-drift --all --no-cache s.json
+	expect_status 0
+	expect_json '.clean == [".bashrc"]'
+	# A duplicate key: the last one wins, as in jq.
+	printf '{"checksums": {".bashrc": "%s", ".bashrc": "%s"}}' "$(md5 other)" "$(md5 hello)" >d.json
+	run heimdal-drift --all --no-cache d.json
+	expect_status 0
+	expect_json '.checked == 1 and .clean == [".bashrc"]'
+}

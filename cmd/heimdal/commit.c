@@ -188,6 +188,12 @@ cmd_commit(int argc, char **argv)
 			jv_free(m);
 		}
 		jv_free(miss);
+		miss = jv_object_get(jv_copy(report), jv_string("errors"));
+		jv_array_foreach(miss, i, m) {
+			hm_warn("%s: %s; not committed", hm_json_str(m, "path"), hm_json_str(m, "error"));
+			jv_free(m);
+		}
+		jv_free(miss);
 	}
 	jv_free(report);
 	if (na == 0 && tracked_changes(repo, dir) == 0) {
