@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -297,48 +298,101 @@ slow:
  */
 struct cached {
 	int64_t size, mtime, ctime, ino;
-	char *expected, *actual, *path;
+	const char *expected, *actual, *path; /* not NUL-terminated: lengths below */
+	unsigned char elen, alen;             /* alen 0: no digest (missing, error) */
+	unsigned short plen;
 };
 
 struct cache {
-	char *buf;
+	char *map; /* the file, mapped read-only */
+	size_t len;
 	char state[HM_HASH_HEX_MAX];
 	int64_t stamp;
 	size_t n;
 	struct cached *c;
 };
 
+/* A decimal field ending in a space; -1 when there is none. */
+static int
+field(const char **pp, const char *end, int64_t *v)
+{
+	const char *p = *pp;
+	int neg = p < end && *p == '-';
+	uint64_t x = 0;
+
+	p += neg;
+	if (p >= end || *p < '0' || *p > '9')
+		return -1;
+	while (p < end && *p >= '0' && *p <= '9')
+		x = x * 10 + (uint64_t)(*p++ - '0');
+	if (p >= end || *p != ' ')
+		return -1;
+	*v = neg ? -(int64_t)x : (int64_t)x;
+	*pp = p + 1;
+	return 0;
+}
+
+/* strcmp of a counted string with a C string. */
+static int
+cmp_counted(const char *a, size_t alen, const char *b)
+{
+	size_t blen = strlen(b);
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+
+	return c ? c : (alen > blen) - (alen < blen);
+}
+
+static void
+cache_drop(struct cache *k)
+{
+	if (k->map)
+		munmap(k->map, k->len);
+	free(k->c);
+	memset(k, 0, sizeof(*k));
+}
+
+/*
+ * The cache is mapped, not read: the lines are parsed in place (nothing is
+ * written into them), so its pages come straight from the page cache.
+ */
 static int
 cache_load(const char *path, const char *root, struct cache *k)
 {
-	char *p, *nl, *rootp;
-	size_t len, count;
+	const char *p, *end, *nl;
+	size_t count, rl = strlen(root);
 	long long stamp;
-	int off = 0;
+	struct stat st;
+	int off = 0, fd;
+	char head[HM_HASH_HEX_MAX + 64];
 
 	memset(k, 0, sizeof(*k));
-	{
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-		if (fd < 0)
-			return -1;
-		if (read_whole(fd, &k->buf, &len) < 0) {
-			close(fd);
-			return -1;
-		}
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	if (fstat(fd, &st) < 0 || st.st_size < (off_t)sizeof(CACHE_MAGIC)) {
 		close(fd);
+		return -1;
 	}
-	p = k->buf;
-	if (strncmp(p, CACHE_MAGIC "\n", sizeof(CACHE_MAGIC)) != 0)
+	k->len = st.st_size;
+	k->map = mmap(NULL, k->len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+	close(fd);
+	if (k->map == MAP_FAILED) {
+		k->map = NULL;
+		return -1;
+	}
+	p = k->map, end = p + k->len;
+	if (memcmp(p, CACHE_MAGIC "\n", sizeof(CACHE_MAGIC)) != 0)
 		goto bad;
 	p += sizeof(CACHE_MAGIC);
-	if (!(nl = strchr(p, '\n')))
+	if (!(nl = memchr(p, '\n', end - p)) || (size_t)(nl - p) >= sizeof(head) + rl)
 		goto bad;
-	*nl = '\0';
-	if (sscanf(p, "%64s %lld %zu %n", k->state, &stamp, &count, &off) != 3 || !off)
+	if ((size_t)(nl - p) < rl + 1 || memcmp(nl - rl, root, rl) != 0 || nl[-rl - 1] != ' ')
 		goto bad;
-	rootp = p + off;
-	if (strcmp(rootp, root) != 0 || count > len / 8)
+	if ((size_t)(nl - p - rl) >= sizeof(head))
+		goto bad;
+	memcpy(head, p, nl - p - rl);
+	head[nl - p - rl] = '\0';
+	if (sscanf(head, "%64s %lld %zu %n", k->state, &stamp, &count, &off) != 3 ||
+	    (size_t)off != (size_t)(nl - p - rl) || count > k->len / 8)
 		goto bad;
 	k->stamp = stamp;
 	k->c = calloc(count ? count : 1, sizeof(*k->c));
@@ -347,42 +401,56 @@ cache_load(const char *path, const char *root, struct cache *k)
 	p = nl + 1;
 	for (k->n = 0; k->n < count; k->n++) {
 		struct cached *c = &k->c[k->n];
-		long long f[4];
-		char *sp;
+		const char *sp;
 
-		if (!(nl = strchr(p, '\n')))
+		if (!(nl = memchr(p, '\n', end - p)) || field(&p, nl, &c->size) < 0 ||
+		    field(&p, nl, &c->mtime) < 0 || field(&p, nl, &c->ctime) < 0 ||
+		    field(&p, nl, &c->ino) < 0)
 			goto bad;
-		*nl = '\0';
-		for (int i = 0; i < 4; i++) {
-			f[i] = strtoll(p, &sp, 10);
-			if (sp == p || *sp != ' ')
-				goto bad;
-			p = sp + 1;
-		}
-		c->size = f[0], c->mtime = f[1], c->ctime = f[2], c->ino = f[3];
 		c->expected = p;
-		if (!(p = strchr(p, ' ')))
+		if (!(sp = memchr(p, ' ', nl - p)) ||
+		    ((c->elen = sp - p) != HM_HASH_MD5 && c->elen != HM_HASH_SHA256))
 			goto bad;
-		*p++ = '\0';
+		p = sp + 1;
 		c->actual = p;
-		if (!(p = strchr(p, ' ')))
+		if (!(sp = memchr(p, ' ', nl - p)))
 			goto bad;
-		*p++ = '\0';
+		/* "=": the same digest as expected; "-": none. */
+		if (sp - p == 1 && *p == '=')
+			c->actual = c->expected, c->alen = c->elen;
+		else if (sp - p == c->elen)
+			c->alen = c->elen;
+		else if (!(sp - p == 1 && *p == '-'))
+			goto bad;
+		p = sp + 1;
 		c->path = p;
-		if (hm_hash_algo_of(c->expected) == HM_HASH_NONE || !*c->path ||
-		    (k->n && strcmp(k->c[k->n - 1].path, c->path) >= 0))
+		c->plen = nl - p;
+		if (nl - p == 0 || nl - p >= PATH_MAX)
 			goto bad;
+		if (k->n) {
+			const struct cached *prev = &k->c[k->n - 1];
+			size_t m = prev->plen < c->plen ? prev->plen : c->plen;
+			int o = memcmp(prev->path, c->path, m);
+
+			if (o > 0 || (o == 0 && prev->plen >= c->plen))
+				goto bad; /* sorted, no duplicates */
+		}
 		p = nl + 1;
 	}
-	if (strcmp(p, "end\n") != 0)
+	if (end - p != 4 || memcmp(p, "end\n", 4) != 0)
 		goto bad;
 	return 0;
 bad:
 	hm_debug("%s: unreadable cache, ignored", path);
-	free(k->c);
-	free(k->buf);
-	memset(k, 0, sizeof(*k));
+	cache_drop(k);
 	return -1;
+}
+
+static void
+hex_copy(char *dst, const char *src, size_t n)
+{
+	memcpy(dst, src, n);
+	dst[n] = '\0';
 }
 
 /* Entries straight from a cache whose state digest matches: no JSON parsed. */
@@ -396,9 +464,10 @@ entries_from_cache(struct run *r, struct cache *k)
 	for (size_t i = 0; i < k->n; i++) {
 		struct entry *e = &r->e[i];
 
-		e->path = hm_xstrdup(k->c[i].path);
-		e->algo = strlen(k->c[i].expected); /* checked when the cache was read */
-		memcpy(e->expected, k->c[i].expected, e->algo + 1);
+		if (!(e->path = strndup(k->c[i].path, k->c[i].plen)))
+			hm_die(HM_EXIT_ENV, "out of memory");
+		e->algo = k->c[i].elen;
+		hex_copy(e->expected, k->c[i].expected, e->algo);
 	}
 }
 
@@ -410,16 +479,16 @@ attach_cache(struct run *r, struct cache *k)
 
 	for (size_t i = 0; i < r->n && j < k->n; i++) {
 		struct entry *e = &r->e[i];
-		int c;
+		int c = 1;
 
-		while (j < k->n && (c = strcmp(k->c[j].path, e->path)) < 0)
+		while (j < k->n && (c = cmp_counted(k->c[j].path, k->c[j].plen, e->path)) < 0)
 			j++;
 		if (j == k->n || c != 0 || e->status == S_ERROR)
 			continue;
-		if (strlen(k->c[j].actual) == e->algo) {
+		if (k->c[j].alen == e->algo) {
 			e->size = k->c[j].size, e->mtime = k->c[j].mtime;
 			e->ctime = k->c[j].ctime, e->ino = k->c[j].ino;
-			memcpy(e->actual, k->c[j].actual, e->algo + 1);
+			hex_copy(e->actual, k->c[j].actual, e->algo);
 			e->cached = 1;
 		}
 	}
@@ -680,7 +749,7 @@ cache_save(const char *path, struct run *r, const char *state_key)
 		else
 			fprintf(f, "%lld %lld %lld %lld %s %s %s\n", (long long)e->size,
 				(long long)e->mtime, (long long)e->ctime, (long long)e->ino,
-				e->expected, e->actual, e->path);
+				e->expected, e->status == S_CLEAN ? "=" : e->actual, e->path);
 	}
 	fputs("end\n", f);
 	if (fclose(f) != 0 || rename(tmp, path) < 0) {
@@ -817,7 +886,7 @@ main(int argc, char **argv)
 		cache_load(cache_path, r.root, &k);
 	}
 	/* Each buffer is freed as soon as it is done with: 100k files fit in 64 MiB. */
-	if (k.buf && strcmp(k.state, state_key) == 0) {
+	if (k.map && strcmp(k.state, state_key) == 0) {
 		hm_debug("cache: state already seen, not parsed");
 		free(buf);
 		entries_from_cache(&r, &k);
@@ -827,12 +896,10 @@ main(int argc, char **argv)
 		free(buf);
 		changed = 1;
 	}
-	if (k.buf) {
+	if (k.map) {
 		r.cache_stamp = k.stamp;
 		attach_cache(&r, &k);
-		free(k.c);
-		free(k.buf);
-		k.c = NULL, k.buf = NULL;
+		cache_drop(&k);
 	}
 	r.next = 0;
 	check_all(&r, jobs);
@@ -850,8 +917,7 @@ main(int argc, char **argv)
 	for (size_t i = 0; i < r.n; i++)
 		free(r.e[i].path);
 	free(r.e);
-	free(k.c);
-	free(k.buf);
+	cache_drop(&k);
 	free(cache_path);
 	free(r.root_real);
 	close(r.root_fd);

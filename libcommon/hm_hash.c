@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -34,10 +36,38 @@ hm_hash_algo_of(const char *hex)
 	return bad ? HM_HASH_NONE : (enum hm_hash_algo)n;
 }
 
+static EVP_MD *md5, *sha256;
+
+static void
+release(void)
+{
+	EVP_MD_free(md5);
+	EVP_MD_free(sha256);
+	md5 = sha256 = NULL;
+}
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+/*
+ * Fetch the two digests once: OpenSSL 3 otherwise looks each up again on
+ * every init (a lock and a hash table per file), and skip openssl.cnf, which
+ * costs milliseconds to read and configures nothing a digest uses.
+ */
+static void
+fetch(void)
+{
+	OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
+	md5 = EVP_MD_fetch(NULL, "MD5", NULL);
+	sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	atexit(release);
+}
+
 static const EVP_MD *
 md_of(enum hm_hash_algo algo)
 {
-	return algo == HM_HASH_MD5 ? EVP_md5() : EVP_sha256();
+	pthread_once(&once, fetch);
+	if (algo == HM_HASH_MD5)
+		return md5 ? md5 : EVP_md5();
+	return sha256 ? sha256 : EVP_sha256();
 }
 
 static void
