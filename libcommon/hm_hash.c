@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -49,13 +48,11 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 /*
  * Fetch the two digests once: OpenSSL 3 otherwise looks each up again on
- * every init (a lock and a hash table per file), and skip openssl.cnf, which
- * costs milliseconds to read and configures nothing a digest uses.
+ * every init (a lock and a hash table per file).
  */
 static void
 fetch(void)
 {
-	OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
 	md5 = EVP_MD_fetch(NULL, "MD5", NULL);
 	sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 	atexit(release);
