@@ -23,7 +23,7 @@ local_state() {
 }
 
 @test "heimdal-drift --help prints usage on stdout; a bad flag exits 2 with nothing on stdout" {
-	run heimdal-drift --help
+	run --separate-stderr heimdal-drift --help
 	expect_status 0
 	[[ "$output" == usage:\ heimdal-drift* ]] || fail "no usage"
 	run --separate-stderr heimdal-drift --bogus
@@ -39,12 +39,12 @@ local_state() {
 	printf hello >"$HOME/.bashrc"
 	printf test >"$HOME/.vimrc"
 	with_sums '{".bashrc":"5d41402abc4b2a76b9719d911017c592",".vimrc":"098f6bcd4621d373cade4e832627b4f6"}' >s.json
-	run heimdal-drift <s.json
+	run --separate-stderr heimdal-drift <s.json
 	expect_status 0
 	expect_json '.checked == 2 and .modified == [] and .missing == [] and .errors == []'
 	expect_json 'has("clean") | not'
 	printf 'hello world' >"$HOME/.bashrc"
-	run heimdal-drift <s.json
+	run --separate-stderr heimdal-drift <s.json
 	expect_status 1
 	expect_json '.modified == [{"path": ".bashrc", "expected": "5d41402abc4b2a76b9719d911017c592", "actual": "5eb63bbbe01eeed093cb22bb8f5acdc3"}]'
 }
@@ -58,7 +58,7 @@ local_state() {
 	sums=$(jq -n --arg a "$(sha a)" --arg b "$(sha b)" --arg c "$(sha c)" \
 		'{".zshrc": $a, ".config/git/config": $b, ".profile": $c, ".aliases": $c, ".gone": $a, ".also-gone": $a}')
 	with_sums "$sums" >s.json
-	run heimdal-drift --all --root "$HOME" s.json
+	run --separate-stderr heimdal-drift --all --root "$HOME" s.json
 	expect_status 1
 	expect_json '.root == env.HOME and .checked == 6'
 	expect_json '[.modified[].path] == [".aliases", ".profile"]'
@@ -99,7 +99,7 @@ local_state() {
 		'{"../../etc/passwd": $h, ($f): $h, ($r): $h, ".evil": $h, ".linkdir/f": $h, ".inside": $h,
 		  ".absolute": $h, ".absdir/vimrc": $h}')
 	with_sums "$sums" >s.json
-	run timeout 20 heimdal-drift --all s.json
+	run --separate-stderr timeout 20 heimdal-drift --all s.json
 	expect_status 1
 	expect_json '.clean == [".absdir/vimrc", ".absolute", ".inside"] and .modified == [] and .missing == []'
 	expect_json '(.errors | length) == 5'
@@ -108,7 +108,7 @@ local_state() {
 	expect_json '.errors[] | select(.path == ".evil") | .error | test("outside the root")'
 	expect_json '.errors[] | select(.path == ".linkdir/f") | .error | test("outside the root")'
 	# Reported the same way when the cache is warm.
-	run timeout 20 heimdal-drift --all s.json
+	run --separate-stderr timeout 20 heimdal-drift --all s.json
 	expect_status 1
 	expect_json '(.errors | length) == 5 and .clean == [".absdir/vimrc", ".absolute", ".inside"]'
 }
@@ -142,7 +142,7 @@ local_state() {
 	printf six >"$HOME/.c"
 	touch -d '-1 hour' "$HOME/.a" "$HOME/.b" "$HOME/.c"
 	with_sums "$(jq -n --arg a "$(sha one)" --arg b "$(sha two)" --arg c "$(sha six)" '{".a": $a, ".b": $b, ".c": $c}')" >s.json
-	run heimdal-drift s.json
+	run --separate-stderr heimdal-drift s.json
 	expect_status 0
 	printf 'one more' >"$HOME/.a"
 	# Same size, and the old mtime put back: only ctime (and the inode) can tell.
@@ -150,7 +150,7 @@ local_state() {
 	printf TWO >"$HOME/.b"
 	touch -r ref "$HOME/.b"
 	rm "$HOME/.c"
-	run heimdal-drift s.json
+	run --separate-stderr heimdal-drift s.json
 	expect_status 1
 	expect_json '[.modified[].path] == [".a", ".b"] and .missing == [".c"]'
 	expect_json '.modified[1].actual == "'"$(sha TWO)"'"'
@@ -162,7 +162,7 @@ local_state() {
 	touch -d '-1 hour' "$HOME/.settled"
 	touch -d '+1 hour' "$HOME/.racy"
 	with_sums "$(jq -n --arg a "$(sha old)" --arg b "$(sha fine)" '{".racy": $a, ".settled": $b}')" >s.json
-	run heimdal-drift s.json
+	run --separate-stderr heimdal-drift s.json
 	expect_status 0
 	run --separate-stderr heimdal-drift -v s.json
 	expect_status 0
@@ -170,7 +170,7 @@ local_state() {
 	# A change the stat data cannot show (same size, same mtime) is still caught.
 	printf new >"$HOME/.racy"
 	touch -d '+1 hour' "$HOME/.racy"
-	run heimdal-drift s.json
+	run --separate-stderr heimdal-drift s.json
 	expect_status 1
 	expect_json '.modified[0].path == ".racy" and .modified[0].actual == "'"$(sha new)"'"'
 }
@@ -178,11 +178,11 @@ local_state() {
 @test "--no-cache neither reads nor writes the cache; a corrupt cache is ignored" {
 	printf x >"$HOME/.x"
 	with_sums "{\".x\":\"$(sha x)\"}" >s.json
-	run heimdal-drift --no-cache s.json
+	run --separate-stderr heimdal-drift --no-cache s.json
 	expect_status 0
 	[ ! -e "$HEIMDAL_HOME/drift.cache" ] || fail "cache written"
 	printf 'heimdal-drift-cache 1\ngarbage\n' >"$HEIMDAL_HOME/drift.cache"
-	run heimdal-drift s.json
+	run --separate-stderr heimdal-drift s.json
 	expect_status 0
 	expect_json '.checked == 1 and .modified == []'
 	head -1 "$HEIMDAL_HOME/drift.cache" | grep -qx 'heimdal-drift-cache 1'
@@ -198,22 +198,22 @@ local_state() {
 	printf changed >"$HOME/d/f150"
 	rm "$HOME/d/f7"
 	with_sums "$sums" >s.json
-	run heimdal-drift --no-cache --jobs 1 --all -c s.json
+	run --separate-stderr heimdal-drift --no-cache --jobs 1 --all -c s.json
 	expect_status 1
 	one=$output
-	run heimdal-drift --no-cache --jobs 4 --all -c s.json
+	run --separate-stderr heimdal-drift --no-cache --jobs 4 --all -c s.json
 	expect_status 1
 	[ "$output" = "$one" ] || fail "reports differ"
 	expect_json '.checked == 300 and [.modified[].path] == ["d/f150"] and .missing == ["d/f7"] and (.clean | length) == 298'
 }
 
 @test "in a pipeline: heimdal-migrate | heimdal-drift, and jq over the report" {
-	run bash -c 'heimdal-migrate "$1" | heimdal-drift -c' _ "$FIXTURES/v1.json"
+	run --separate-stderr bash -c 'heimdal-migrate "$1" | heimdal-drift -c' _ "$FIXTURES/v1.json"
 	expect_status 0
 	expect_json '.checked == 0'
 	printf edited >"$HOME/.bashrc"
 	with_sums "{\".bashrc\":\"$(md5 hello)\"}" >s.json
-	run bash -c 'heimdal-drift <s.json | jq -r ".modified[].path"'
+	run --separate-stderr bash -c 'heimdal-drift <s.json | jq -r ".modified[].path"'
 	expect_status 0
 	[ "$output" = ".bashrc" ] || fail "pipeline output"
 }
@@ -253,16 +253,16 @@ Tip: Run 'heimdal apply' to restore tracked files
 @test "check-drift: no drift exits 0; --all lists clean files; --json is the tool's report" {
 	printf hello >"$HOME/.bashrc"
 	local_state '{".bashrc":"5d41402abc4b2a76b9719d911017c592"}'
-	run heimdal state check-drift
+	run --separate-stderr heimdal state check-drift
 	expect_status 0
 	[ "${lines[0]}" = "Checking for file drift..." ] || fail "header"
 	[[ "$output" == *"No drift: all 1 tracked files match their checksums"* ]] || fail "summary"
 	[[ "$output" != *"Tip:"* ]] || fail "tip without drift"
-	run heimdal state check-drift --all
+	run --separate-stderr heimdal state check-drift --all
 	expect_status 0
 	[[ "$output" == *"Clean Files (1):
   * .bashrc"* ]] || fail "clean list"
-	run heimdal state check-drift --json --all
+	run --separate-stderr heimdal state check-drift --json --all
 	expect_status 0
 	expect_json '.checked == 1 and .clean == [".bashrc"] and .root == env.HOME'
 	run --separate-stderr heimdal state check-drift --frobnicate
@@ -274,12 +274,12 @@ Tip: Run 'heimdal apply' to restore tracked files
 	printf hello >"$HOME/.bashrc"
 	# "\u002e" is ".": the same key, spelled with an escape.
 	printf '{"checksums": {"\\u002ebashrc": "%s"}}' "$(md5 hello)" >s.json
-	run heimdal-drift --all --no-cache s.json
+	run --separate-stderr heimdal-drift --all --no-cache s.json
 	expect_status 0
 	expect_json '.clean == [".bashrc"]'
 	# A duplicate key: the last one wins, as in jq.
 	printf '{"checksums": {".bashrc": "%s", ".bashrc": "%s"}}' "$(md5 other)" "$(md5 hello)" >d.json
-	run heimdal-drift --all --no-cache d.json
+	run --separate-stderr heimdal-drift --all --no-cache d.json
 	expect_status 0
 	expect_json '.checked == 1 and .clean == [".bashrc"]'
 }

@@ -34,7 +34,7 @@ need_lineage() {
 }
 
 @test "apply --help; bad flags and profile names exit 2 with nothing on stdout" {
-	run heimdal apply --help
+	run --separate-stderr heimdal apply --help
 	expect_status 0
 	[[ "$output" == "usage: heimdal apply"* ]] || fail "usage"
 	run --separate-stderr heimdal apply --bogus
@@ -63,7 +63,7 @@ need_lineage() {
 
 @test "apply deploys tracked files, keeps the executable bit, records checksums and the lineage" {
 	need_lineage
-	run heimdal apply
+	run --separate-stderr heimdal apply
 	expect_status 0
 	cmp "$DOT/.bashrc" "$HOME/.bashrc"
 	cmp "$DOT/.config/app/config" "$HOME/.config/app/config"
@@ -72,24 +72,24 @@ need_lineage() {
 	[ ! -e "$HOME/build.log" ] && [ ! -e "$HOME/notes" ] && [ ! -e "$HOME/profiles" ] || fail "ignored files deployed"
 	[ -z "$(find "$HOME" -name '*.heimdal-*')" ] || fail "temporaries left"
 	head=$(git -C "$DOT" rev-parse HEAD)
-	run jq -e --arg b "$(sha "$HOME/.bashrc")" --arg h "$head" '
+	run --separate-stderr jq -e --arg b "$(sha "$HOME/.bashrc")" --arg h "$head" '
 		.checksums[".bashrc"] == $b and (.checksums | keys) == [".bashrc", ".config/app/config", ".vimrc", "bin/hello"]
 		and .last_apply == "2024-01-15T10:30:00Z" and .lineage.git_commit == $h
 		and .history[-1].operation == "apply"' "$HEIMDAL_HOME/state.json"
 	expect_status 0
-	run heimdal state check-drift
+	run --separate-stderr heimdal state check-drift
 	expect_status 0
 }
 
 @test "--profile overlays profiles/NAME and becomes the active profile" {
 	need_lineage
-	run heimdal apply --profile work
+	run --separate-stderr heimdal apply --profile work
 	expect_status 0
 	[ "$(cat "$HOME/.bashrc")" = "export PS1=work" ] || fail "overlay not used"
-	run jq -r .active_profile "$HEIMDAL_HOME/state.json"
+	run --separate-stderr jq -r .active_profile "$HEIMDAL_HOME/state.json"
 	[ "$output" = work ] || fail "active profile"
 	# Back to the base profile: the unchanged .bashrc is updated.
-	run heimdal apply --profile personal
+	run --separate-stderr heimdal apply --profile personal
 	expect_status 0
 	[[ "$output" == *"  updated   .bashrc"* ]] || fail "not updated"
 	[ "$(cat "$HOME/.bashrc")" = "export PS1=base" ] || fail "base not restored"
@@ -108,9 +108,9 @@ need_lineage() {
 	[[ "$stderr" == *".bashrc: modified since the last apply; skipped"* ]] || fail "no warning"
 	[[ "$output" == *"1 skipped"* ]] || fail "not counted"
 	[ "$(cat "$HOME/.bashrc")" = "$edited" ] || fail "edit overwritten"
-	run jq -r '.checksums[".bashrc"]' "$HEIMDAL_HOME/state.json"
+	run --separate-stderr jq -r '.checksums[".bashrc"]' "$HEIMDAL_HOME/state.json"
 	[ "$output" = "$old_sum" ] || fail "checksum of a skipped file changed"
-	run heimdal apply --force
+	run --separate-stderr heimdal apply --force
 	expect_status 0
 	[ "$(cat "$HOME/.bashrc")" = "export PS1=new" ] || fail "not restored"
 	backup=$(find "$HEIMDAL_HOME/backups/files" -path '*/.bashrc')
@@ -130,7 +130,7 @@ need_lineage() {
 	expect_status 1
 	[[ "$stderr" == *".vimrc: is a symlink; not written through"* ]] || fail "no warning"
 	[ -L "$HOME/.vimrc" ] && [ "$(cat "$outside/vimrc")" = precious ] || fail "written through"
-	run heimdal apply --force
+	run --separate-stderr heimdal apply --force
 	expect_status 0
 	[ ! -L "$HOME/.vimrc" ] && cmp "$DOT/.vimrc" "$HOME/.vimrc" || fail "link not replaced"
 	[ "$(cat "$outside/vimrc")" = precious ] || fail "link target touched"
@@ -158,13 +158,13 @@ need_lineage() {
 	printf 'local change\n' >>"$HOME/.config/app/config"
 	git -C "$DOT" rm -q .vimrc .config/app/config
 	git -C "$DOT" commit -qm remove
-	run heimdal apply
+	run --separate-stderr heimdal apply
 	expect_status 0
 	[ ! -e "$HOME/.vimrc" ] || fail "unchanged file not removed"
 	[[ "$output" == *"  removed   .vimrc"* ]] || fail "removal not reported"
 	[ "$(tail -1 "$HOME/.config/app/config")" = "local change" ] || fail "changed file lost"
 	[[ "$output" == *"  kept      .config/app/config"* ]] || fail "kept file not reported"
-	run jq -e '.checksums | has(".vimrc") or has(".config/app/config") | not' "$HEIMDAL_HOME/state.json"
+	run --separate-stderr jq -e '.checksums | has(".vimrc") or has(".config/app/config") | not' "$HEIMDAL_HOME/state.json"
 	expect_status 0
 }
 

@@ -31,7 +31,7 @@ need_lineage() {
 	[ -z "$output" ] || fail "stdout not empty"
 	[[ "$stderr" == *"-m MESSAGE"* ]] || fail "flag not named"
 	[ "$(snapshot "$HOME")" = "$before" ] || fail "files changed"
-	run heimdal commit --help
+	run --separate-stderr heimdal commit --help
 	expect_status 0
 	[[ "$output" == "usage: heimdal commit -m MESSAGE"* ]] || fail "usage"
 }
@@ -40,14 +40,14 @@ need_lineage() {
 	need_lineage
 	heimdal apply
 	printf 'alias ll="ls -l"\n' >>"$HOME/.vimrc"
-	run heimdal state check-drift
+	run --separate-stderr heimdal state check-drift
 	expect_status 1
 	[[ "$output" == *"  * .vimrc"* ]] || fail "drift not found"
-	run heimdal commit -m "Accept .vimrc changes"
+	run --separate-stderr heimdal commit -m "Accept .vimrc changes"
 	expect_status 0
 	[[ "$output" == *"accepted  .vimrc -> .vimrc"* ]] || fail "not reported"
 	[[ "$output" == *"] Accept .vimrc changes"* ]] || fail "commit not reported"
-	run heimdal state check-drift
+	run --separate-stderr heimdal state check-drift
 	expect_status 0
 	cmp "$HOME/.vimrc" "$DOT/.vimrc"
 	[ "$(git -C "$DOT" log -1 --format=%s)" = "Accept .vimrc changes" ] || fail "no commit"
@@ -56,7 +56,7 @@ need_lineage() {
 	git -C "$DOT" show HEAD:.vimrc | grep -q 'alias ll'
 	# The committed state is the local state, with the commit in its history.
 	diff <(git -C "$DOT" show HEAD:.heimdal/state.json | jq -S .) <(jq -S . "$HEIMDAL_HOME/state.json")
-	run jq -e '.history[-1].operation == "commit" and (.checksums[".vimrc"] | length) == 64' \
+	run --separate-stderr jq -e '.history[-1].operation == "commit" and (.checksums[".vimrc"] | length) == 64' \
 		"$HEIMDAL_HOME/state.json"
 	expect_status 0
 	[ -z "$(git -C "$DOT" status --porcelain --untracked-files=no)" ] || fail "changes left uncommitted"
@@ -66,7 +66,7 @@ need_lineage() {
 	need_lineage
 	heimdal apply --profile work
 	printf 'export EDITOR=vim\n' >>"$HOME/.bashrc"
-	run heimdal commit -m "work bashrc"
+	run --separate-stderr heimdal commit -m "work bashrc"
 	expect_status 0
 	[[ "$output" == *"accepted  .bashrc -> profiles/work/.bashrc"* ]] || fail "wrong destination"
 	cmp "$HOME/.bashrc" "$DOT/profiles/work/.bashrc"
@@ -78,7 +78,7 @@ need_lineage() {
 	heimdal apply
 	heimdal commit -m first >/dev/null || true
 	head=$(git -C "$DOT" rev-parse HEAD)
-	run heimdal commit -m "nothing"
+	run --separate-stderr heimdal commit -m "nothing"
 	expect_status 0
 	[[ "$output" == "Nothing to commit"* ]] || fail "not said"
 	[ "$(git -C "$DOT" rev-parse HEAD)" = "$head" ] || fail "a commit was made"
@@ -104,7 +104,7 @@ need_lineage() {
 	git -C "$DOT" config user.name "Dot Owner"
 	git -C "$DOT" config user.email "owner@example.invalid"
 	printf 'x\n' >>"$HOME/.vimrc"
-	run heimdal commit -m "configured author"
+	run --separate-stderr heimdal commit -m "configured author"
 	expect_status 0
 	[ "$(git -C "$DOT" log -1 --format='%an <%ae>')" = "Dot Owner <owner@example.invalid>" ] || fail "author"
 }
