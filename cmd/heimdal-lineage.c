@@ -1,0 +1,225 @@
+/*
+ * heimdal-lineage - record a write of the state, or say how two states relate.
+ *
+ *   heimdal-lineage bump --op OP [--git-commit SHA]   state on stdin
+ *   heimdal-lineage compare [--local FILE --remote FILE]
+ *
+ * bump is what every writer of the state calls, so that serials only grow and
+ * every write leaves a history entry.  compare prints the relation document
+ * and exits 1 when the states diverged or are unrelated.
+ */
+#include "hm_error.h"
+#include "hm_json.h"
+#include "hm_lineage.h"
+#include "hm_machine.h"
+#include "hm_state.h"
+#include "hm_time.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static _Noreturn void
+usage(FILE *f, int code)
+{
+	fprintf(f,
+		"usage: heimdal-lineage bump --op OP [--git-commit SHA] [-c] [FILE]\n"
+		"       heimdal-lineage compare [--local FILE --remote FILE] [-c]\n"
+		"\n"
+		"bump:    record a write of the state (FILE or stdin): parent_serial = serial,\n"
+		"         serial + 1, this machine joins lineage.machines, a history entry is\n"
+		"         appended (newest %d kept); prints the new state.\n"
+		"compare: how local relates to remote ({\"local\": S, \"remote\": S} on stdin,\n"
+		"         or the two files): equal, ahead, behind (exit 0), diverged or\n"
+		"         unrelated (exit 1).\n"
+		"\n"
+		"  --op OP           the operation to record (apply, sync, resolve, ...)\n"
+		"  --git-commit SHA  record SHA as lineage.git_commit\n"
+		"  --local FILE      the local state (compare)\n"
+		"  --remote FILE     the remote state (compare)\n"
+		"  -c, --compact     print compact JSON (one line)\n"
+		"  -h, --help        show this help\n",
+		HM_HISTORY_MAX);
+	exit(code);
+}
+
+static int
+valid_op(const char *op)
+{
+	if (!*op || strlen(op) > 64)
+		return 0;
+	for (const unsigned char *u = (const unsigned char *)op; *u; u++)
+		if (*u <= 0x20 || *u == 0x7f)
+			return 0;
+	return 1;
+}
+
+static int
+valid_sha(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 4 && n <= 64 && strspn(s, "0123456789abcdef") == n;
+}
+
+/* lineage.machines with id appended when it is not there yet (consumes ms). */
+static jv
+join_machine(jv ms, const char *id)
+{
+	jv_array_foreach(ms, i, m) {
+		int have = strcmp(jv_string_value(m), id) == 0;
+
+		jv_free(m);
+		if (have)
+			return ms;
+	}
+	return jv_array_append(ms, jv_string(id));
+}
+
+/* The newest HM_HISTORY_MAX entries of h (consumed). */
+static jv
+cap_history(jv h)
+{
+	int n = jv_array_length(jv_copy(h));
+
+	if (n <= HM_HISTORY_MAX)
+		return h;
+	return jv_array_slice(h, n - HM_HISTORY_MAX, n);
+}
+
+static jv
+bump(jv s, const char *op, const char *sha)
+{
+	jv l = jv_object_get(jv_copy(s), jv_string("lineage"));
+	long long serial = hm_json_int(l, "serial", 0) + 1;
+	const char *id = hm_machine_id();
+	char now[32];
+	jv h, entry;
+
+	if (!id) {
+		jv_free(l);
+		jv_free(s);
+		exit(HM_EXIT_ENV);
+	}
+	hm_time_now_rfc3339(now);
+	l = jv_object_set(l, jv_string("parent_serial"), jv_number(serial - 1));
+	l = jv_object_set(l, jv_string("serial"), jv_number(serial));
+	if (sha)
+		l = jv_object_set(l, jv_string("git_commit"), jv_string(sha));
+	l = jv_object_set(l, jv_string("machines"),
+			  join_machine(jv_object_get(jv_copy(l), jv_string("machines")), id));
+	entry = JV_OBJECT(jv_string("operation"), jv_string(op), jv_string("timestamp"),
+			  jv_string(now), jv_string("machine_id"), jv_string(id),
+			  jv_string("user"), jv_string(hm_machine_user()),
+			  jv_string("hostname"), jv_string(hm_machine_hostname()));
+	entry = jv_object_set(entry, jv_string("serial"), jv_number(serial));
+	h = jv_object_get(jv_copy(s), jv_string("history"));
+	/* Drop our references inside s first so the arrays are changed in place. */
+	s = jv_object_delete(s, jv_string("history"));
+	s = jv_object_delete(s, jv_string("lineage"));
+	s = jv_object_set(s, jv_string("lineage"), l);
+	s = jv_object_set(s, jv_string("history"), cap_history(jv_array_append(h, entry)));
+	s = jv_object_set(s, jv_string("heimdal_version"), jv_string(HM_VERSION));
+	return hm_state_canonical(s);
+}
+
+static jv
+read_state(const char *path)
+{
+	char *err = NULL;
+	int ioerr, version;
+	jv s = hm_json_read_file(path, &ioerr);
+
+	if (!jv_is_valid(s)) {
+		jv msg = jv_invalid_get_msg(s);
+
+		hm_die(ioerr ? HM_EXIT_ENV : HM_EXIT_USAGE, "%s", jv_string_value(msg));
+	}
+	version = hm_state_version_of(s, &err);
+	if (version < 0 || hm_state_validate(s, &err) < 0)
+		hm_die(HM_EXIT_USAGE, "%s: %s", hm_json_source_name(path), err);
+	return s;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "op", required_argument, NULL, 'o' },
+		{ "git-commit", required_argument, NULL, 'g' },
+		{ "local", required_argument, NULL, 'l' },
+		{ "remote", required_argument, NULL, 'r' },
+		{ "compact", no_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *op = NULL, *sha = NULL, *lpath = NULL, *rpath = NULL, *verb;
+	int c, compact = 0, flags;
+	jv out;
+
+	hm_error_init(argv[0]);
+	while ((c = getopt_long(argc, argv, "ch", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o':
+			op = optarg;
+			break;
+		case 'g':
+			sha = optarg;
+			break;
+		case 'l':
+			lpath = optarg;
+			break;
+		case 'r':
+			rpath = optarg;
+			break;
+		case 'c':
+			compact = 1;
+			break;
+		case 'h':
+			usage(stdout, 0);
+		default:
+			usage(stderr, HM_EXIT_USAGE);
+		}
+	}
+	if (optind >= argc)
+		usage(stderr, HM_EXIT_USAGE);
+	verb = argv[optind++];
+	flags = compact ? HM_JSON_COMPACT : HM_JSON_PRETTY;
+	if (strcmp(verb, "bump") == 0) {
+		if (lpath || rpath)
+			hm_die(HM_EXIT_USAGE, "%s: only for compare", lpath ? "--local" : "--remote");
+		if (!op)
+			hm_die(HM_EXIT_USAGE, "bump: --op is required");
+		if (!valid_op(op))
+			hm_die(HM_EXIT_USAGE, "--op: not an operation name: '%s'", op);
+		if (sha && !valid_sha(sha))
+			hm_die(HM_EXIT_USAGE, "--git-commit: not a commit id (lowercase hex): '%s'",
+			       sha);
+		if (argc - optind > 1)
+			usage(stderr, HM_EXIT_USAGE);
+		out = bump(read_state(optind < argc ? argv[optind] : "-"), op, sha);
+	} else if (strcmp(verb, "compare") == 0) {
+		struct hm_pair p;
+		struct hm_lineage_cmp cmp;
+
+		if (op || sha)
+			hm_die(HM_EXIT_USAGE, "%s: only for bump", op ? "--op" : "--git-commit");
+		if (optind < argc)
+			usage(stderr, HM_EXIT_USAGE);
+		if (hm_pair_read(lpath, rpath, NULL, 0, &p) < 0)
+			exit(hm_last_code());
+		hm_lineage_compare(p.local, p.remote, &cmp);
+		hm_pair_free(&p);
+		if (hm_json_write(stdout, hm_lineage_cmp_json(&cmp), flags) < 0 ||
+		    fflush(stdout) != 0)
+			hm_die_errno(HM_EXIT_ENV, "stdout");
+		return cmp.relation >= HM_REL_DIVERGED ? HM_EXIT_FOUND : HM_EXIT_OK;
+	} else {
+		hm_error("unknown command '%s' (bump or compare)", verb);
+		usage(stderr, HM_EXIT_USAGE);
+	}
+	if (hm_json_write(stdout, out, flags) < 0 || fflush(stdout) != 0)
+		hm_die_errno(HM_EXIT_ENV, "stdout");
+	return 0;
+}

@@ -1,0 +1,455 @@
+#include "hm_lineage.h"
+#include "hm_error.h"
+#include "hm_json.h"
+#include "hm_state.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const char *
+hm_relation_name(enum hm_relation r)
+{
+	static const char *const names[] = { "equal", "ahead", "behind", "diverged", "unrelated" };
+
+	return names[r];
+}
+
+/* obj[key] (obj borrowed), or jv_invalid() when obj is not an object. */
+static jv
+field(jv obj, const char *key)
+{
+	if (jv_get_kind(obj) != JV_KIND_OBJECT)
+		return jv_invalid();
+	return jv_object_get(jv_copy(obj), jv_string(key));
+}
+
+static int
+array_len(jv a)
+{
+	return jv_get_kind(a) == JV_KIND_ARRAY ? jv_array_length(jv_copy(a)) : 0;
+}
+
+int
+hm_history_entry_same(jv a, jv b)
+{
+	return jv_equal(jv_copy(a), jv_copy(b));
+}
+
+/* Index of entry e in history h (borrowed), or -1. */
+static int
+history_find(jv h, jv e)
+{
+	for (int i = array_len(h) - 1; i >= 0; i--) {
+		jv x = jv_array_get(jv_copy(h), i);
+		int same = hm_history_entry_same(x, e);
+
+		jv_free(x);
+		if (same)
+			return i;
+	}
+	return -1;
+}
+
+/* The highest serial of an entry present in both histories, or -1. */
+static long long
+history_common(jv lh, jv rh)
+{
+	long long best = -1;
+
+	jv_array_foreach(lh, i, e) {
+		long long s = hm_json_int(e, "serial", -1);
+
+		if (s > best && history_find(rh, e) >= 0)
+			best = s;
+		jv_free(e);
+	}
+	return best;
+}
+
+/* Both values equal, an absent (invalid) value only equalling another absent one. */
+static int
+same_value(jv a, jv b)
+{
+	int va = jv_is_valid(a), vb = jv_is_valid(b);
+
+	if (!va || !vb)
+		return va == vb;
+	if (jv_get_kind(a) == JV_KIND_STRING && jv_get_kind(b) == JV_KIND_STRING)
+		return strcmp(jv_string_value(a), jv_string_value(b)) == 0;
+	return jv_equal(jv_copy(a), jv_copy(b));
+}
+
+static void
+compare_without_history(jv local, jv remote, jv ll, jv rl, struct hm_lineage_cmp *c)
+{
+	long long ls = c->local_serial, rs = c->remote_serial;
+	long long lp = hm_json_int(ll, "parent_serial", 0);
+	long long rp = hm_json_int(rl, "parent_serial", 0);
+	int same = 0;
+
+	if (ls == rs && lp == rp) {
+		jv lc = field(local, "checksums"), rc = field(remote, "checksums");
+
+		same = same_value(lc, rc);
+		jv_free(lc);
+		jv_free(rc);
+	}
+	if (same) {
+		c->relation = HM_REL_EQUAL;
+		c->common_parent = ls;
+	} else if (ls > rs && lp >= rs) {
+		c->relation = HM_REL_AHEAD;
+		c->common_parent = rs;
+	} else if (rs > ls && rp >= ls) {
+		c->relation = HM_REL_BEHIND;
+		c->common_parent = ls;
+	} else {
+		/* Both moved on from somewhere at or below the lower parent. */
+		c->relation = HM_REL_DIVERGED;
+		c->common_parent = lp < rp ? lp : rp;
+	}
+}
+
+void
+hm_lineage_compare(jv local, jv remote, struct hm_lineage_cmp *c)
+{
+	jv ll = field(local, "lineage"), rl = field(remote, "lineage");
+	jv lh = field(local, "history"), rh = field(remote, "history");
+	const char *lid = jv_is_valid(ll) ? hm_json_str(ll, "id") : NULL;
+	const char *rid = jv_is_valid(rl) ? hm_json_str(rl, "id") : NULL;
+	int ln = array_len(lh), rn = array_len(rh);
+
+	c->local_serial = jv_is_valid(ll) ? hm_json_int(ll, "serial", 0) : 0;
+	c->remote_serial = jv_is_valid(rl) ? hm_json_int(rl, "serial", 0) : 0;
+	c->common_parent = -1;
+	if (!lid || !rid || strcmp(lid, rid) != 0) {
+		c->relation = HM_REL_UNRELATED;
+	} else if (ln == 0 || rn == 0) {
+		compare_without_history(local, remote, ll, rl, c);
+	} else {
+		jv lnew = jv_array_get(jv_copy(lh), ln - 1);
+		jv rnew = jv_array_get(jv_copy(rh), rn - 1);
+		long long ls = c->local_serial, rs = c->remote_serial;
+
+		if (hm_history_entry_same(lnew, rnew)) {
+			/* Same newest entry: equal unless one side bumped without history. */
+			c->relation = ls == rs ? HM_REL_EQUAL : ls > rs ? HM_REL_AHEAD : HM_REL_BEHIND;
+			c->common_parent = ls < rs ? ls : rs;
+		} else if (history_find(lh, rnew) >= 0) {
+			c->relation = HM_REL_AHEAD;
+			c->common_parent = rs;
+		} else if (history_find(rh, lnew) >= 0) {
+			c->relation = HM_REL_BEHIND;
+			c->common_parent = ls;
+		} else {
+			c->relation = HM_REL_DIVERGED;
+			c->common_parent = history_common(lh, rh);
+		}
+		jv_free(lnew);
+		jv_free(rnew);
+	}
+	jv_free(ll);
+	jv_free(rl);
+	jv_free(lh);
+	jv_free(rh);
+}
+
+jv
+hm_lineage_cmp_json(const struct hm_lineage_cmp *c)
+{
+	return JV_OBJECT(jv_string("relation"), jv_string(hm_relation_name(c->relation)),
+			 jv_string("local_serial"), jv_number(c->local_serial),
+			 jv_string("remote_serial"), jv_number(c->remote_serial),
+			 jv_string("common_parent"),
+			 c->common_parent < 0 ? jv_null() : jv_number(c->common_parent));
+}
+
+static jv
+read_one(const char *path, const char *what)
+{
+	int ioerr = 0;
+	jv v = hm_json_read_file(path, &ioerr);
+
+	if (!jv_is_valid(v)) {
+		jv msg = jv_invalid_get_msg(v);
+
+		hm_error("%s%s%s", what ? what : "", what ? ": " : "", jv_string_value(msg));
+		jv_free(msg);
+		hm_fail(ioerr ? HM_EXIT_ENV : HM_EXIT_USAGE);
+		return jv_invalid();
+	}
+	return v;
+}
+
+/*
+ * Validate one state.  src names the input, key the member of the stdin
+ * document it came from ("local"), or NULL for a whole file.
+ */
+static int
+check_named(jv s, const char *src, const char *key, int allow_newer, int *version)
+{
+	char *err = NULL;
+	int v = hm_state_version_of(s, &err);
+	const char *rest;
+
+	if (v > HM_STATE_VERSION && allow_newer) {
+		*version = v;
+		return 0;
+	}
+	if (v >= 0 && hm_state_validate(s, &err) == 0) {
+		*version = v;
+		return 0;
+	}
+	rest = err[0] == '.' && err[1] == ':' ? err + 1 : err;
+	if (key)
+		hm_error("%s: .%s%s", src, key, rest);
+	else
+		hm_error("%s: %s", src, err);
+	free(err);
+	return hm_fail(HM_EXIT_USAGE);
+}
+
+int
+hm_pair_read(const char *local_path, const char *remote_path, const char *base_path,
+	     int allow_newer, struct hm_pair *p)
+{
+	int bv = 0;
+
+	p->local = p->remote = jv_invalid();
+	p->base = jv_null();
+	if (local_path || remote_path || base_path) {
+		if (!local_path || !remote_path) {
+			hm_error("%s: needs --local and --remote as well",
+				 local_path ? "--local" : remote_path ? "--remote" : "--base");
+			return hm_fail(HM_EXIT_USAGE);
+		}
+		p->local = read_one(local_path, NULL);
+		if (!jv_is_valid(p->local))
+			return -1;
+		if (check_named(p->local, hm_json_source_name(local_path), NULL, allow_newer,
+				&p->local_version) < 0)
+			return -1;
+		p->remote = read_one(remote_path, NULL);
+		if (!jv_is_valid(p->remote))
+			return -1;
+		if (check_named(p->remote, hm_json_source_name(remote_path), NULL, allow_newer,
+				&p->remote_version) < 0)
+			return -1;
+		if (base_path) {
+			jv_free(p->base);
+			p->base = read_one(base_path, NULL);
+			if (!jv_is_valid(p->base))
+				return -1;
+			if (check_named(p->base, hm_json_source_name(base_path), NULL, allow_newer,
+					&bv) < 0)
+				return -1;
+		}
+		return 0;
+	} else {
+		jv doc = read_one("-", NULL);
+
+		if (!jv_is_valid(doc))
+			return -1;
+		if (jv_get_kind(doc) != JV_KIND_OBJECT) {
+			hm_error("<stdin>: expected an object {\"local\", \"remote\", \"base\"}, got %s",
+				 hm_json_kind_name(doc));
+			jv_free(doc);
+			return hm_fail(HM_EXIT_USAGE);
+		}
+		p->local = jv_object_get(jv_copy(doc), jv_string("local"));
+		p->remote = jv_object_get(jv_copy(doc), jv_string("remote"));
+		jv_free(p->base);
+		p->base = jv_object_get(jv_copy(doc), jv_string("base"));
+		/* Dropping the wrapper leaves each state with a single owner. */
+		jv_free(doc);
+		if (!jv_is_valid(p->local) || !jv_is_valid(p->remote)) {
+			hm_error("<stdin>: .%s: missing", jv_is_valid(p->local) ? "remote" : "local");
+			return hm_fail(HM_EXIT_USAGE);
+		}
+		if (!jv_is_valid(p->base)) {
+			jv_free(p->base);
+			p->base = jv_null();
+		}
+		if (check_named(p->local, "<stdin>", "local", allow_newer, &p->local_version) < 0 ||
+		    check_named(p->remote, "<stdin>", "remote", allow_newer, &p->remote_version) < 0)
+			return -1;
+		if (jv_get_kind(p->base) != JV_KIND_NULL &&
+		    check_named(p->base, "<stdin>", "base", allow_newer, &bv) < 0)
+			return -1;
+		return 0;
+	}
+}
+
+void
+hm_pair_free(struct hm_pair *p)
+{
+	jv_free(p->local);
+	jv_free(p->remote);
+	jv_free(p->base);
+	p->local = p->remote = p->base = jv_invalid();
+}
+
+static jv
+conflict(const char *type, const char *severity, jv description)
+{
+	return JV_OBJECT(jv_string("type"), jv_string(type), jv_string("severity"),
+			 jv_string(severity), jv_string("description"), description);
+}
+
+static jv
+strpair(jv c, const char *l, const char *r)
+{
+	jv v = jv_object();
+
+	v = jv_object_set(v, jv_string("local"), l ? jv_string(l) : jv_null());
+	v = jv_object_set(v, jv_string("remote"), r ? jv_string(r) : jv_null());
+	return jv_object_merge(c, v);
+}
+
+static jv
+drift(jv key, jv l, jv r, jv b, int with_base)
+{
+	jv c = conflict("file_drift", "low",
+			jv_string_fmt("File '%s' has been modified", jv_string_value(key)));
+
+	c = jv_object_set(c, jv_string("path"), key);
+	c = jv_object_set(c, jv_string("local"), jv_is_valid(l) ? l : (jv_free(l), jv_null()));
+	c = jv_object_set(c, jv_string("remote"), jv_is_valid(r) ? r : (jv_free(r), jv_null()));
+	if (with_base)
+		c = jv_object_set(c, jv_string("base"), jv_is_valid(b) ? b : (jv_free(b), jv_null()));
+	else
+		jv_free(b);
+	return c;
+}
+
+/* The file_drift conflicts, unsorted, appended to out. */
+static jv
+detect_drift(jv out, jv lc, jv rc, jv bc, int diverged)
+{
+	int with_base = jv_get_kind(bc) == JV_KIND_OBJECT;
+
+	if (!with_base && !diverged)
+		return out;
+	jv_object_foreach(lc, k, l) {
+		jv r = jv_object_get(jv_copy(rc), jv_copy(k));
+		jv b = with_base ? jv_object_get(jv_copy(bc), jv_copy(k)) : jv_invalid();
+		int hit = with_base ? !same_value(l, b) && !same_value(r, b) && !same_value(l, r)
+				    : jv_is_valid(r) && !same_value(l, r);
+
+		if (hit) {
+			out = jv_array_append(out, drift(k, l, r, b, with_base));
+		} else {
+			jv_free(k);
+			jv_free(l);
+			jv_free(r);
+			jv_free(b);
+		}
+	}
+	if (!with_base)
+		return out;
+	/* Deleted locally, changed remotely. */
+	jv_object_foreach(rc, k, r) {
+		jv l = jv_object_get(jv_copy(lc), jv_copy(k));
+		jv b = jv_object_get(jv_copy(bc), jv_copy(k));
+
+		if (!jv_is_valid(l) && jv_is_valid(b) && !same_value(r, b)) {
+			out = jv_array_append(out, drift(k, l, r, b, 1));
+		} else {
+			jv_free(k);
+			jv_free(l);
+			jv_free(r);
+			jv_free(b);
+		}
+	}
+	return out;
+}
+
+static jv
+path_keys(jv drifts)
+{
+	jv keys = jv_array();
+
+	jv_array_foreach(drifts, i, d) {
+		keys = jv_array_append(keys, jv_object_get(d, jv_string("path")));
+	}
+	return keys;
+}
+
+jv
+hm_conflicts_detect(const struct hm_pair *p, const struct hm_lineage_cmp *c)
+{
+	jv out = jv_array(), drifts = jv_array();
+	jv ll = field(p->local, "lineage"), rl = field(p->remote, "lineage");
+	const char *lid = jv_is_valid(ll) ? hm_json_str(ll, "id") : NULL;
+	const char *rid = jv_is_valid(rl) ? hm_json_str(rl, "id") : NULL;
+	const char *lprof = hm_json_str(p->local, "active_profile");
+	const char *rprof = hm_json_str(p->remote, "active_profile");
+	const char *lpath = hm_json_str(p->local, "dotfiles_path");
+	const char *rpath = hm_json_str(p->remote, "dotfiles_path");
+	int newer = p->local_version > HM_STATE_VERSION ? p->local_version
+		  : p->remote_version > HM_STATE_VERSION ? p->remote_version : 0;
+
+	if (!lid || !rid || strcmp(lid, rid) != 0) {
+		jv x = conflict("lineage_mismatch", "high",
+				jv_string_fmt("State lineage differs: local '%s' vs remote '%s'",
+					      lid ? lid : "none", rid ? rid : "none"));
+
+		out = jv_array_append(out, strpair(x, lid, rid));
+	}
+	if (newer) {
+		jv x = conflict("version_mismatch", "high",
+				jv_string_fmt("%s state version %d is newer than this heimdal "
+					      "supports (%d)",
+					      p->local_version == newer ? "Local" : "Remote", newer,
+					      HM_STATE_VERSION));
+
+		x = jv_object_set(x, jv_string("local"), jv_number(p->local_version));
+		x = jv_object_set(x, jv_string("remote"), jv_number(p->remote_version));
+		x = jv_object_set(x, jv_string("supported"), jv_number(HM_STATE_VERSION));
+		out = jv_array_append(out, x);
+	}
+	if (c->relation == HM_REL_DIVERGED) {
+		jv x = conflict("serial_divergence", "high",
+				c->common_parent < 0
+				? jv_string_fmt("State diverged: local serial %lld vs remote serial "
+						"%lld (no common parent)",
+						c->local_serial, c->remote_serial)
+				: jv_string_fmt("State diverged: local serial %lld vs remote serial "
+						"%lld (common parent: %lld)",
+						c->local_serial, c->remote_serial, c->common_parent));
+
+		x = jv_object_set(x, jv_string("local_serial"), jv_number(c->local_serial));
+		x = jv_object_set(x, jv_string("remote_serial"), jv_number(c->remote_serial));
+		x = jv_object_set(x, jv_string("common_parent"),
+				  c->common_parent < 0 ? jv_null() : jv_number(c->common_parent));
+		out = jv_array_append(out, x);
+	}
+	if (lprof && rprof && strcmp(lprof, rprof) != 0) {
+		jv x = conflict("profile_mismatch", "medium",
+				jv_string_fmt("Active profile differs: local '%s' vs remote '%s'",
+					      lprof, rprof));
+
+		out = jv_array_append(out, strpair(x, lprof, rprof));
+	}
+	if (lpath && rpath && strcmp(lpath, rpath) != 0) {
+		jv x = conflict("path_mismatch", "high",
+				jv_string_fmt("Dotfiles path differs: local '%s' vs remote '%s'",
+					      lpath, rpath));
+
+		out = jv_array_append(out, strpair(x, lpath, rpath));
+	}
+	if (!newer && c->relation != HM_REL_UNRELATED) {
+		jv lc = field(p->local, "checksums"), rc = field(p->remote, "checksums");
+		jv bc = field(p->base, "checksums");
+
+		drifts = detect_drift(drifts, lc, rc, bc, c->relation == HM_REL_DIVERGED);
+		jv_free(lc);
+		jv_free(rc);
+		jv_free(bc);
+		if (jv_array_length(jv_copy(drifts)) > 1)
+			drifts = jv_sort(drifts, path_keys(jv_copy(drifts)));
+	}
+	jv_free(ll);
+	jv_free(rl);
+	return jv_array_concat(out, drifts);
+}

@@ -1,0 +1,96 @@
+/*
+ * hm_lineage.h - how two states relate, and what conflicts between them.
+ *
+ * Used by heimdal-lineage (compare), heimdal-conflicts and heimdal-merge, so
+ * that all three agree on one answer.  The rules (DESIGN.md, "Lineage and
+ * relations"), comparing local L with remote R:
+ *
+ *   unrelated  different lineage.id;
+ *   equal      same serial and same newest history entry (without history:
+ *              same serial, parent_serial and checksums);
+ *   ahead      R's newest history entry appears in L's history (without
+ *              history: L.parent_serial >= R.serial, so L descends from R);
+ *   behind     the same the other way round;
+ *   diverged   neither contains the other.  common_parent is the highest
+ *              serial whose entry is identical in both histories, or null
+ *              when the histories no longer overlap; without history, the
+ *              lower of the two parent serials.
+ *
+ * Every function borrows the jv states it is given unless its comment says
+ * it consumes them.
+ */
+#ifndef HM_LINEAGE_H
+#define HM_LINEAGE_H
+
+#include <jv.h>
+
+enum hm_relation {
+	HM_REL_EQUAL,
+	HM_REL_AHEAD,
+	HM_REL_BEHIND,
+	HM_REL_DIVERGED,
+	HM_REL_UNRELATED,
+};
+
+struct hm_lineage_cmp {
+	enum hm_relation relation;
+	long long local_serial, remote_serial;
+	long long common_parent; /* -1 when there is none (JSON null) */
+};
+
+/* "equal", "ahead", "behind", "diverged", "unrelated". */
+const char *hm_relation_name(enum hm_relation r);
+
+/*
+ * Compare local with remote (both borrowed).  Reads only lineage, history and
+ * checksums, leniently (a missing field counts as empty), so it also answers
+ * for states of a newer version.
+ */
+void hm_lineage_compare(jv local, jv remote, struct hm_lineage_cmp *out);
+
+/*
+ * The relation document: {"relation", "local_serial", "remote_serial",
+ * "common_parent"} (new jv).
+ */
+jv hm_lineage_cmp_json(const struct hm_lineage_cmp *c);
+
+/*
+ * The two states (and an optional base) a comparison or merge works on.
+ * base is jv_null() when there is none.  version is each side's schema
+ * version (a newer one is only let through with allow_newer).
+ */
+struct hm_pair {
+	jv local, remote, base;
+	int local_version, remote_version;
+};
+
+/*
+ * Read the pair: from the files named when local_path or remote_path is
+ * given (then both must be, "-" meaning stdin; base_path may be NULL), else
+ * from one document {"local": S, "remote": S, "base": S|null} on stdin.
+ * Every state is validated as V2 and errors name the source and the field
+ * ("<stdin>: .remote.lineage.serial: expected a non-negative integer, got
+ * string").  A state of a newer version is accepted unvalidated when
+ * allow_newer (it must still be an object).  Returns 0, or -1 after printing
+ * the error with hm_fail() set (HM_EXIT_USAGE for bad input, HM_EXIT_ENV for
+ * I/O).  Release with hm_pair_free.
+ */
+int hm_pair_read(const char *local_path, const char *remote_path, const char *base_path,
+		 int allow_newer, struct hm_pair *p);
+void hm_pair_free(struct hm_pair *p);
+
+/*
+ * The conflicts between the pair's states, given their relation: a new jv
+ * array of {"type", "severity", "description", ...details}, in the order
+ * lineage_mismatch, version_mismatch, serial_divergence, profile_mismatch,
+ * path_mismatch, then file_drift by path.  A checksum that differs because
+ * one side is simply ahead is an update, not a conflict: file_drift needs
+ * both sides to have changed the file -- with a base, both differently from
+ * it; without one, the two checksums differ and the states diverged.
+ */
+jv hm_conflicts_detect(const struct hm_pair *p, const struct hm_lineage_cmp *c);
+
+/* 1 when history entries a and b (borrowed) are the same entry. */
+int hm_history_entry_same(jv a, jv b);
+
+#endif
