@@ -23,6 +23,9 @@ int cmd_state_history(int argc, char **argv);
 int cmd_state_migrate(int argc, char **argv);
 int cmd_state_query(int argc, char **argv);
 int cmd_state_check_drift(int argc, char **argv);
+int cmd_state_check_conflicts(int argc, char **argv);
+int cmd_state_resolve(int argc, char **argv);
+int cmd_state_diff(int argc, char **argv);
 
 /* Print the top-level usage to f. */
 void heimdal_usage(FILE *f);
@@ -47,6 +50,12 @@ jv porcelain_migrate_file(const char *path, int no_backup, char **backup_path);
  * and exit with its code; a missing state points at `heimdal init`.
  */
 _Noreturn void porcelain_state_fail(char *path, jv invalid, int code, int missing);
+
+/*
+ * A backup path in $HEIMDAL_HOME/backups (created) that does not exist yet:
+ * backups/<prefix>_YYYYMMDD_HHMMSS[_N].json, new buffer; exits on failure.
+ */
+char *porcelain_backup_path(const char *prefix);
 
 /* Save a V2 state (consumed) to the local state path; exits on failure. */
 void porcelain_state_save(jv state);

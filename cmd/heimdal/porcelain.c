@@ -37,9 +37,8 @@ porcelain_parse_count(const char *flag, const char *value)
 	return n;
 }
 
-/* A backup path that does not exist yet: backups/state_v1_YYYYMMDD_HHMMSS[_N].json */
-static char *
-backup_name(void)
+char *
+porcelain_backup_path(const char *prefix)
 {
 	char stamp[32], *dir = hm_home_path("backups"), *path;
 	time_t now = hm_time_now();
@@ -49,13 +48,20 @@ backup_name(void)
 	strftime(stamp, sizeof(stamp), "%Y%m%d_%H%M%S", &tm);
 	if (hm_mkdir_p(dir, 0700) < 0)
 		exit(HM_EXIT_ENV);
-	path = hm_xasprintf("%s/state_v1_%s.json", dir, stamp);
+	path = hm_xasprintf("%s/%s_%s.json", dir, prefix, stamp);
 	for (int i = 1; hm_file_exists(path); i++) {
 		free(path);
-		path = hm_xasprintf("%s/state_v1_%s_%d.json", dir, stamp, i);
+		path = hm_xasprintf("%s/%s_%s_%d.json", dir, prefix, stamp, i);
 	}
 	free(dir);
 	return path;
+}
+
+/* A backup path that does not exist yet: backups/state_v1_YYYYMMDD_HHMMSS[_N].json */
+static char *
+backup_name(void)
+{
+	return porcelain_backup_path("state_v1");
 }
 
 jv

@@ -24,6 +24,9 @@ static const struct sub {
 	{ "migrate", cmd_state_migrate },
 	{ "query", cmd_state_query },
 	{ "check-drift", cmd_state_check_drift },
+	{ "check-conflicts", cmd_state_check_conflicts },
+	{ "resolve", cmd_state_resolve },
+	{ "diff", cmd_state_diff },
 };
 
 static void
@@ -37,7 +40,12 @@ state_usage(FILE *f)
 		"  migrate [--no-backup] [--json]   migrate a V1 state to V2, keeping a backup\n"
 		"  query [-c] [-r] [--arg NAME VALUE] FILTER [FILE|-]\n"
 		"                                   run a jq filter over the state\n"
-		"  check-drift [--all] [--json]     files changed or missing since the last apply\n");
+		"  check-drift [--all] [--json]     files changed or missing since the last apply\n"
+		"  check-conflicts [--remote FILE] [--json]\n"
+		"                                   conflicts between local and remote state\n"
+		"  resolve --use-local|--use-remote|--merge|--manual [--remote FILE]\n"
+		"                                   resolve them, keeping a backup\n"
+		"  diff [--remote FILE] [--json]    field-by-field differences from the remote\n");
 }
 
 int
