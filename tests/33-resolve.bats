@@ -1,0 +1,294 @@
+#!/usr/bin/env bats
+# heimdal state check-conflicts / resolve / diff: against a file, and against
+# the remote state in a real git repository (bare, and over git daemon).
+
+load helper
+load states
+
+setup() {
+	setup_scratch
+	cd "$BATS_TEST_TMPDIR"
+	DOT="$HOME/.dotfiles"
+}
+
+teardown() {
+	if [ -f "$BATS_TEST_TMPDIR/daemon.pid" ]; then
+		kill "$(cat "$BATS_TEST_TMPDIR/daemon.pid")" 2>/dev/null || true
+	fi
+}
+
+# The local state: FILTER applied to a 42-from-41 state whose dotfiles_path is $DOT.
+local_state() {
+	st 42 41 "$1" | jq --arg p "$DOT" '.dotfiles_path = $p' > "$HEIMDAL_HOME/state.json"
+	chmod 600 "$HEIMDAL_HOME/state.json"
+}
+
+# The spec's conflict: 42 vs 42 from 41, profiles personal vs work.
+spec_pair() {
+	local_state '.history = [h(41; "m1"), h(42; "A")]'
+	st 42 41 '.history = [h(41; "m1"), h(42; "B")] | .active_profile = "work"' |
+		jq --arg p "$DOT" '.dotfiles_path = $p' > remote.json
+}
+
+SPEC_LISTING='! State Conflicts Detected
+
+1. [HIGH] State diverged: local serial 42 vs remote serial 42 (common parent: 41)
+2. [MEDIUM] Active profile differs: local '"'personal'"' vs remote '"'work'"'
+
+Resolution options:
+  1. Use local state:  heimdal state resolve --use-local
+  2. Use remote state: heimdal state resolve --use-remote
+  3. Merge states:     heimdal state resolve --merge
+  4. Manual edit:      heimdal state resolve --manual'
+
+@test "check-conflicts --remote: the spec's listing, exit 1" {
+	spec_pair
+	run --separate-stderr heimdal state check-conflicts --remote remote.json
+	expect_status 1
+	[ "$output" = "$SPEC_LISTING" ] || fail "listing differs"
+}
+
+@test "check-conflicts: the spec's emoji in a UTF-8 locale" {
+	spec_pair
+	LC_ALL=C.UTF-8 run --separate-stderr heimdal state check-conflicts --remote remote.json
+	expect_status 1
+	[ "${lines[0]}" = "⚠️  State Conflicts Detected" ] || fail "header"
+	[ "${lines[1]}" = "1. 🔴 State diverged: local serial 42 vs remote serial 42 (common parent: 41)" ] || fail "line 1"
+	[ "${lines[2]}" = "2. 🟡 Active profile differs: local 'personal' vs remote 'work'" ] || fail "line 2"
+	local_state '.history = [h(42; "A")]'
+	st 42 41 '.history = [h(42; "A")]' | jq --arg p "$DOT" '.dotfiles_path = $p' > same.json
+	LC_ALL=C.UTF-8 run heimdal state check-conflicts --remote same.json
+	expect_status 0
+	[ "$output" = "✓ No conflicts detected" ] || fail "clean"
+}
+
+@test "check-conflicts --json is heimdal-conflicts' document; clean is exit 0" {
+	spec_pair
+	run --separate-stderr heimdal state check-conflicts --remote remote.json --json
+	expect_status 1
+	expect_json '.relation == "diverged" and ([.conflicts[].type] == ["serial_divergence", "profile_mismatch"])'
+	cp "$HEIMDAL_HOME/state.json" same.json
+	run --separate-stderr heimdal state check-conflicts --remote same.json
+	expect_status 0
+	[ "$output" = "OK No conflicts detected" ] || fail "clean"
+}
+
+@test "resolve --merge: the spec's output; serial bumped; backup kept" {
+	local_state '.history = [h(41; "m1"), h(42; "A")] | .lineage.machines = ["A", "B"] | .checksums[".bashrc"] = sum(1)'
+	st 43 42 '.history = [h(41; "m1"), h(42; "B"), h(43; "C")] | .lineage.machines = ["B", "C"] | .checksums[".bashrc"] = sum(2)' |
+		jq --arg p "$DOT" '.dotfiles_path = $p' > remote.json
+	cp "$HEIMDAL_HOME/state.json" before.json
+	run --separate-stderr heimdal state resolve --merge --remote remote.json
+	expect_status 0
+	backup=$(ls "$HEIMDAL_HOME"/backups/state_*.json)
+	[ "$output" = "OK Backup created: $backup
+OK States merged successfully
+  - Combined 3 machine(s)
+  - Resolved 2 conflict(s)
+OK New state saved (serial 44)" ] || fail "output"
+	cmp before.json "$backup" || fail "backup is not the old state"
+	jq -e '.lineage.serial == 44 and .lineage.parent_serial == 43
+		and .history[-1].operation == "resolve" and .history[-1].hostname == "test-host"
+		and ([.history[].serial] == [41, 42, 42, 43, 44])
+		and .checksums[".bashrc"] == ("0" * 31 + "2")
+		and (.lineage.machines[:3] == ["A", "B", "C"])' "$HEIMDAL_HOME/state.json"
+	[ "$(stat -c %a "$HEIMDAL_HOME/state.json")" = 600 ] || fail "mode"
+	# Afterwards the local state is ahead of the remote: nothing to resolve.
+	run heimdal state check-conflicts --remote remote.json
+	expect_status 0
+	[ "$output" = "OK No conflicts detected" ] || fail "still conflicting"
+}
+
+@test "resolve --merge in a UTF-8 locale prints the spec's check marks" {
+	spec_pair
+	LC_ALL=C.UTF-8 run --separate-stderr heimdal state resolve --merge --remote remote.json
+	expect_status 0
+	[ "${lines[1]}" = "✓ States merged successfully" ] || fail "merged line"
+	[ "${lines[2]}" = "  - Combined 3 machine(s)" ] || fail "machines line"
+	[ "${lines[3]}" = "  - Resolved 2 conflict(s)" ] || fail "conflicts line"
+}
+
+@test "resolve --use-remote: remote replaces local, machine kept, local backed up" {
+	spec_pair
+	cp "$HEIMDAL_HOME/state.json" before.json
+	run --separate-stderr heimdal state resolve --use-remote --remote remote.json
+	expect_status 0
+	[ "${lines[1]}" = "OK Remote state applied" ] || fail "output"
+	cmp before.json "$HEIMDAL_HOME"/backups/state_*.json || fail "backup"
+	jq -e '.active_profile == "work" and .machine.hostname == "macbook-pro"
+		and .lineage.serial == 43 and ([.history[].machine_id][:2] == ["m1", "B"])' "$HEIMDAL_HOME/state.json"
+}
+
+@test "resolve --use-local over a diverged remote keeps the remote in backups/" {
+	spec_pair
+	run --separate-stderr heimdal state resolve --use-local --remote remote.json
+	expect_status 0
+	[ "${lines[1]}" = "OK Local state kept" ] || fail "output"
+	jq -e '.active_profile == "work"' "$HEIMDAL_HOME"/backups/state_remote_*.json
+	jq -e '.active_profile == "personal" and .lineage.serial == 43
+		and ([.history[].machine_id][:2] == ["m1", "A"])' "$HEIMDAL_HOME/state.json"
+}
+
+@test "resolve --manual writes state.remote.json and prints the spec's steps" {
+	spec_pair
+	cp "$HEIMDAL_HOME/state.json" before.json
+	run --separate-stderr heimdal state resolve --manual --remote remote.json
+	expect_status 0
+	[ "$output" = "OK Remote state written to $HEIMDAL_HOME/state.remote.json
+
+Steps:
+1. Edit: \`vim $HEIMDAL_HOME/state.json\`
+2. Validate: \`heimdal state version\`
+3. Commit: \`heimdal commit -m \"Fix state conflicts\"\`
+4. Push: \`heimdal push\`" ] || fail "output"
+	cmp before.json "$HEIMDAL_HOME/state.json" || fail "state changed"
+	jq -e '.active_profile == "work"' "$HEIMDAL_HOME/state.remote.json"
+}
+
+@test "resolve: no strategy, two strategies, a bad remote file: exit 2, nothing changed" {
+	spec_pair
+	before=$(snapshot "$HEIMDAL_HOME")
+	run --separate-stderr heimdal state resolve --remote remote.json
+	expect_status 2
+	[ -z "$output" ] || fail "stdout"
+	[[ "$stderr" == "heimdal: error: choose a resolution: --use-local, --use-remote, --merge or --manual"* ]] || fail "message"
+	run --separate-stderr heimdal state resolve --merge --use-local --remote remote.json
+	expect_status 2
+	[ -z "$output" ] || fail "stdout"
+	[[ "$stderr" == *"--merge and --use-local: choose one"* ]] || fail "message"
+	jq '.lineage.serial = "x"' remote.json > bad.json
+	run --separate-stderr heimdal state resolve --use-remote --remote bad.json
+	expect_status 2
+	[ -z "$output" ] || fail "stdout"
+	[[ "$stderr" == *".remote.lineage.serial: expected a non-negative integer, got string"* ]] || fail "message"
+	echo '{' > trunc.json
+	run --separate-stderr heimdal state resolve --merge --remote trunc.json
+	expect_status 2
+	[ -z "$output" ] || fail "stdout"
+	[[ "$stderr" == "heimdal: error: --remote: trunc.json: invalid JSON"* ]] || fail "message"
+	[ "$before" = "$(snapshot "$HEIMDAL_HOME")" ] || fail "files changed"
+}
+
+@test "diff --remote: text and --json" {
+	spec_pair
+	run --separate-stderr heimdal state diff --remote remote.json
+	expect_status 1
+	[ "$output" = 'State differences: local serial 42 vs remote serial 42 (diverged)
+
+  .active_profile
+    local:  "personal"
+    remote: "work"
+  .history
+    only local:  {"operation":"apply","timestamp":"2024-01-15T10:42:00Z","machine_id":"A","user":"john","serial":42}
+    only remote: {"operation":"apply","timestamp":"2024-01-15T10:42:00Z","machine_id":"B","user":"john","serial":42}
+
+2 field(s) differ.' ] || fail "text"
+	run --separate-stderr heimdal state diff --remote remote.json --json
+	expect_status 1
+	expect_json '[.differences[].field] == [".active_profile", ".history"]'
+	cp "$HEIMDAL_HOME/state.json" same.json
+	run heimdal state diff --remote same.json
+	expect_status 0
+	[ "$output" = "OK No differences between local and remote state" ] || fail "clean"
+}
+
+# A dotfiles repository at $DOT whose upstream is the bare remote (or URL),
+# holding the local state at .heimdal/state.json.
+git_setup() {
+	local url=${1:-$(bare_remote)}
+	git clone -q "$url" "$DOT" 2>/dev/null
+	mkdir -p "$DOT/.heimdal"
+	cp "$HEIMDAL_HOME/state.json" "$DOT/.heimdal/state.json"
+	git -C "$DOT" add .heimdal/state.json
+	git -C "$DOT" commit -qm "state"
+	git -C "$DOT" push -q -u origin main 2>/dev/null
+	REMOTE_URL=$url
+}
+
+# Another machine pushes its own state: FILTER applied to the shared state.
+other_machine_pushes() {
+	git clone -q "$REMOTE_URL" other 2>/dev/null
+	jq "$JQ_DEFS $1" other/.heimdal/state.json > other/.heimdal/new.json
+	mv other/.heimdal/new.json other/.heimdal/state.json
+	git -C other commit -qam "other machine"
+	git -C other push -q origin main 2>/dev/null
+}
+
+@test "git: the remote state is fetched from the upstream; base is the merge base" {
+	local_state '.history = [h(41; "m1"), h(42; "m1")] | .checksums = {a: sum(1), b: sum(2)}'
+	git_setup
+	other_machine_pushes '.lineage.serial = 43 | .lineage.parent_serial = 42 | .history += [h(43; "B")] | .checksums.b = sum(22)'
+	local_state '.history = [h(41; "m1"), h(42; "m1"), h(43; "A")] | .lineage.serial = 43 | .lineage.parent_serial = 42
+		| .checksums = {a: sum(11), b: sum(2)}'
+	# Not fetched yet: only the fetch can make it known.
+	[ "$(git -C "$DOT" rev-parse origin/main)" = "$(git -C "$DOT" rev-parse HEAD)" ]
+	run --separate-stderr heimdal state check-conflicts
+	expect_status 1
+	[ "${lines[1]}" = "1. [HIGH] State diverged: local serial 43 vs remote serial 43 (common parent: 42)" ] || fail "listing"
+	# Three-way: each side changed another file, so no drift is reported.
+	[ "${#lines[@]}" -eq 7 ] || fail "expected one conflict"
+	run --separate-stderr heimdal state resolve --merge
+	expect_status 0
+	[ "${lines[3]}" = "  - Resolved 1 conflict(s)" ] || fail "resolved"
+	jq -e '.checksums == {a: ("0" * 30 + "11"), b: ("0" * 30 + "22")} and .lineage.serial == 44' "$HEIMDAL_HOME/state.json"
+}
+
+@test "git: the same file changed on both sides is file drift" {
+	local_state '.history = [h(42; "m1")] | .checksums = {a: sum(1)}'
+	git_setup
+	other_machine_pushes '.lineage.serial = 43 | .history += [h(43; "B")] | .checksums.a = sum(22)'
+	local_state '.history = [h(42; "m1"), h(43; "A")] | .lineage.serial = 43 | .checksums = {a: sum(11)}'
+	run --separate-stderr heimdal state check-conflicts --json
+	expect_status 1
+	expect_json '[.conflicts[].type] == ["serial_divergence", "file_drift"]'
+	expect_json '.conflicts[1] | .path == "a" and .base == ("0" * 31 + "1")'
+}
+
+@test "git: unreachable remote: the spec's warning, then the last fetched state" {
+	local_state '.history = [h(42; "m1")]'
+	git_setup
+	other_machine_pushes '.lineage.serial = 43 | .history += [h(43; "B")] | .active_profile = "work"'
+	git -C "$DOT" fetch -q origin
+	port=$(free_port)
+	git -C "$DOT" remote set-url origin "git://127.0.0.1:$port/origin.git"
+	run --separate-stderr heimdal state check-conflicts
+	expect_status 1
+	[[ "$stderr" == "! Warning: Cannot reach remote repository: "* ]] || fail "warning"
+	[[ "$stderr" == *"Comparing with the last fetched remote state (origin/main)."* ]] || fail "fallback note"
+	[ "${lines[1]}" = "1. [MEDIUM] Active profile differs: local 'personal' vs remote 'work'" ] || fail "listing"
+}
+
+@test "git: over git daemon on 127.0.0.1" {
+	command -v git-daemon >/dev/null || [ -x "$(git --exec-path)/git-daemon" ] || skip "git daemon not installed"
+	remote=$(bare_remote)
+	touch "$remote/git-daemon-export-ok"
+	git -C "$remote" config daemon.receivepack true
+	port=$(free_port)
+	git daemon --reuseaddr --listen=127.0.0.1 --port="$port" --base-path="$BATS_TEST_TMPDIR/remotes" \
+		--enable=receive-pack --pid-file="$BATS_TEST_TMPDIR/daemon.pid" --detach "$BATS_TEST_TMPDIR/remotes"
+	for _ in $(seq 50); do
+		git ls-remote "git://127.0.0.1:$port/origin.git" >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	local_state '.history = [h(42; "m1")]'
+	git_setup "git://127.0.0.1:$port/origin.git"
+	other_machine_pushes '.lineage.serial = 43 | .history += [h(43; "B")]'
+	run --separate-stderr heimdal state check-conflicts
+	expect_status 0
+	[ "$output" = "OK No conflicts detected" ] || fail "clean"
+	run --separate-stderr heimdal state diff --json
+	expect_status 1
+	expect_json '.relation == "behind" and .remote_serial == 43'
+	run --separate-stderr heimdal state resolve --use-remote
+	expect_status 0
+	jq -e '.lineage.serial == 44 and ([.history[].machine_id][:2] == ["m1", "B"])' "$HEIMDAL_HOME/state.json"
+}
+
+@test "git: no upstream branch is an environment error, exit 3" {
+	local_state ''
+	git init -q "$DOT"
+	run --separate-stderr heimdal state check-conflicts
+	expect_status 3
+	[ -z "$output" ] || fail "stdout"
+	[[ "$stderr" == *"has no upstream branch"* ]] || fail "message"
+}
