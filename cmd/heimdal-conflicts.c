@@ -61,6 +61,7 @@ child_path(jv path, jv key)
 		out = jv_string_fmt("%s[%s]", jv_string_value(path), jv_string_value(quoted));
 		jv_free(quoted);
 	}
+	jv_free(key);
 	jv_free(path);
 	return out;
 }

@@ -396,6 +396,7 @@ side_records(jv conflicts, const char *winner)
 			jv_free(c);
 		}
 	}
+	jv_free(conflicts);
 	return files;
 }
 
@@ -473,11 +474,13 @@ main(int argc, char **argv)
 		break;
 	case S_LOCAL:
 		out = jv_copy(p.local);
+		jv_free(files);
 		files = side_records(jv_copy(conflicts), "local");
 		break;
 	case S_REMOTE:
 		out = jv_object_set(jv_copy(p.remote), jv_string("machine"),
 				    jv_object_get(jv_copy(p.local), jv_string("machine")));
+		jv_free(files);
 		files = side_records(jv_copy(conflicts), "remote");
 		break;
 	default:

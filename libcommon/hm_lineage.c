@@ -372,6 +372,7 @@ path_keys(jv drifts)
 	jv_array_foreach(drifts, i, d) {
 		keys = jv_array_append(keys, jv_object_get(d, jv_string("path")));
 	}
+	jv_free(drifts);
 	return keys;
 }
 

@@ -58,6 +58,7 @@ read_base(git_repository *repo, const char *upstream)
 	char head[41], base[41], *buf, *source;
 	size_t len;
 	int r;
+	jv v;
 
 	if (hm_git_head(repo, head) < 0 || hm_git_merge_base(repo, "HEAD", upstream, base) != 0)
 		return jv_null();
@@ -68,7 +69,9 @@ read_base(git_repository *repo, const char *upstream)
 		return jv_null();
 	source = hm_xasprintf("%.12s:%s", base, STATE_IN_REPO);
 	hm_debug("base state: %s", source);
-	return (jv)parse_or_die(source, buf, len);
+	v = parse_or_die(source, buf, len);
+	free(source);
+	return v;
 }
 
 /*
@@ -82,6 +85,7 @@ remote_from_git(jv local, struct remote *rs)
 	const char *dir = hm_json_str(local, "dotfiles_path");
 	struct hm_lock_config cfg;
 	git_buf name = { 0 };
+	git_reference *head = NULL;
 	git_repository *repo;
 	char reason[512], *up, *buf, *shortname;
 	size_t len;
@@ -94,8 +98,11 @@ remote_from_git(jv local, struct remote *rs)
 	if (!up)
 		hm_die(HM_EXIT_ENV, "%s: the current branch has no upstream branch "
 		       "(set one with 'git branch -u', or pass --remote FILE)", dir);
-	if (git_branch_remote_name(&name, repo, up) < 0)
+	/* branch.<name>.remote, read directly: the remote whose fetch fills up. */
+	if (git_repository_head(&head, repo) < 0 ||
+	    git_branch_upstream_remote(&name, repo, git_reference_name(head)) < 0)
 		hm_die(HM_EXIT_ENV, "%s: no remote for %s: %s", dir, up, hm_git_last_error());
+	git_reference_free(head);
 	if (hm_config_load(&cfg) < 0)
 		exit(hm_last_code());
 	shortname = hm_xstrdup(up + (strncmp(up, "refs/remotes/", 13) == 0 ? 13 : 0));
@@ -246,6 +253,7 @@ print_conflicts(jv list)
 		       hm_json_str(c, "description"));
 		jv_free(c);
 	}
+	jv_free(list);
 }
 
 int
