@@ -193,7 +193,7 @@ main(int argc, char **argv)
 		found = jv_array_length(jv_copy(list)) > 0;
 		out = jv_object_set(out, jv_string("differences"), list);
 	} else {
-		list = hm_conflicts_detect(&p, &cmp);
+		list = hm_conflicts_detect(&p, &cmp, 0);
 		found = jv_array_length(jv_copy(list)) > 0;
 		out = jv_object_set(out, jv_string("conflicts"), list);
 	}

@@ -86,24 +86,29 @@ take(jv *obj, const char *key)
 	return v;
 }
 
-/* A per-file conflict record for the report. */
-static jv
-file_record(jv key, jv l, jv r, jv b, int with_base, const char *winner)
+/*
+ * Record a per-file conflict for the report: the file_drift conflict with the
+ * side that won.  files is NULL when nobody asked for a report.
+ */
+static void
+record(jv *files, jv key, jv l, jv r, jv b, int with_base)
 {
-	jv rec = JV_OBJECT(jv_string("path"), key, jv_string("local"), or_null(l),
-			   jv_string("remote"), or_null(r));
-
-	if (with_base)
-		rec = jv_object_set(rec, jv_string("base"), or_null(b));
-	else
+	if (!files) {
+		jv_free(key);
+		jv_free(l);
+		jv_free(r);
 		jv_free(b);
-	return jv_object_set(rec, jv_string("winner"), jv_string(winner));
+		return;
+	}
+	*files = jv_array_append(*files,
+				 jv_object_set(hm_conflict_file_drift(key, l, r, b, with_base),
+					       jv_string("winner"), jv_string("remote")));
 }
 
 /*
  * Merge remote checksums rc (borrowed) into local lc (consumed, changed in
  * place when it has one owner), three-way against bc when it is an object.
- * Per-file conflicts are appended to *files.
+ * Per-file conflicts are appended to *files (unless it is NULL).
  */
 static jv
 merge_checksums(jv lc, jv rc, jv bc, int local_ahead, int diverged, jv *files)
@@ -135,9 +140,7 @@ merge_checksums(jv lc, jv rc, jv bc, int local_ahead, int diverged, jv *files)
 			} else {
 				/* Changed here, deleted there: the remote wins, on record. */
 				gone = jv_array_append(gone, jv_copy(k));
-				*files = jv_array_append(*files,
-							 file_record(k, l, jv_invalid(), jv_copy(b),
-								     1, "remote"));
+				record(files, k, l, jv_invalid(), jv_copy(b), 1);
 			}
 			jv_free(b);
 		}
@@ -165,9 +168,7 @@ merge_checksums(jv lc, jv rc, jv bc, int local_ahead, int diverged, jv *files)
 			} else if (same(l, b)) {
 				lc = jv_object_set(lc, k, r);
 			} else {
-				*files = jv_array_append(*files, file_record(jv_copy(k), jv_copy(l),
-									     jv_copy(r), jv_copy(b), 1,
-									     "remote"));
+				record(files, jv_copy(k), jv_copy(l), jv_copy(r), jv_copy(b), 1);
 				lc = jv_object_set(lc, k, r);
 			}
 			jv_free(b);
@@ -179,9 +180,7 @@ merge_checksums(jv lc, jv rc, jv bc, int local_ahead, int diverged, jv *files)
 			jv_free(r);
 		} else {
 			if (diverged)
-				*files = jv_array_append(*files,
-							 file_record(jv_copy(k), jv_copy(l), jv_copy(r),
-								     jv_invalid(), 0, "remote"));
+				record(files, jv_copy(k), jv_copy(l), jv_copy(r), jv_invalid(), 0);
 			lc = jv_object_set(lc, k, r);
 		}
 		jv_free(l);
@@ -377,27 +376,21 @@ merge(struct hm_pair *p, const struct hm_lineage_cmp *cmp, jv *files)
 	return s;
 }
 
-/* The report's file records for a strategy that takes one side whole. */
+/* The conflicts (consumed) with the winner of each file conflict marked. */
 static jv
-side_records(jv conflicts, const char *winner)
+mark_winner(jv conflicts, const char *winner)
 {
-	jv files = jv_array();
+	jv out = jv_array();
 
 	jv_array_foreach(conflicts, i, c) {
 		const char *type = hm_json_str(c, "type");
 
-		if (type && strcmp(type, "file_drift") == 0) {
-			c = jv_object_delete(c, jv_string("type"));
-			c = jv_object_delete(c, jv_string("severity"));
-			c = jv_object_delete(c, jv_string("description"));
-			files = jv_array_append(files,
-						jv_object_set(c, jv_string("winner"), jv_string(winner)));
-		} else {
-			jv_free(c);
-		}
+		if (type && strcmp(type, "file_drift") == 0)
+			c = jv_object_set(c, jv_string("winner"), jv_string(winner));
+		out = jv_array_append(out, c);
 	}
 	jv_free(conflicts);
-	return files;
+	return out;
 }
 
 int
@@ -418,7 +411,7 @@ main(int argc, char **argv)
 	enum strategy strategy = S_MERGE;
 	struct hm_lineage_cmp cmp;
 	struct hm_pair p;
-	jv conflicts, files = jv_array(), out, report;
+	jv conflicts, files, out, report;
 	int c, compact = 0, found = 0;
 
 	hm_error_init(argv[0]);
@@ -464,24 +457,25 @@ main(int argc, char **argv)
 		exit(hm_last_code());
 
 	hm_lineage_compare(p.local, p.remote, &cmp);
-	conflicts = hm_conflicts_detect(&p, &cmp);
 	if (strategy == S_MERGE && cmp.relation == HM_REL_UNRELATED)
 		hm_die(HM_EXIT_FOUND, "cannot merge states of different lineages "
 		       "(use --strategy use-local or use-remote)");
+	/* The merge meets every file conflict on its way: no second pass for them. */
+	conflicts = hm_conflicts_detect(&p, &cmp, strategy == S_MERGE ? HM_CONFLICTS_NO_DRIFT : 0);
 	switch (strategy) {
 	case S_MERGE:
-		out = merge(&p, &cmp, &files);
+		files = jv_array();
+		out = merge(&p, &cmp, report_path ? &files : NULL);
+		conflicts = jv_array_concat(conflicts, hm_conflicts_sort(files));
 		break;
 	case S_LOCAL:
 		out = jv_copy(p.local);
-		jv_free(files);
-		files = side_records(jv_copy(conflicts), "local");
+		conflicts = mark_winner(conflicts, "local");
 		break;
 	case S_REMOTE:
 		out = jv_object_set(jv_copy(p.remote), jv_string("machine"),
 				    jv_object_get(jv_copy(p.local), jv_string("machine")));
-		jv_free(files);
-		files = side_records(jv_copy(conflicts), "remote");
+		conflicts = mark_winner(conflicts, "remote");
 		break;
 	default:
 		out = jv_invalid();
@@ -511,14 +505,12 @@ main(int argc, char **argv)
 				       jv_number(strategy == S_MANUAL
 						 ? 0 : jv_array_length(jv_copy(conflicts))));
 		report = jv_object_set(report, jv_string("conflicts"), conflicts);
-		report = jv_object_set(report, jv_string("files"), files);
 		buf = hm_json_dump(report, HM_JSON_PRETTY, &len);
 		if (hm_file_write_atomic(report_path, buf, len, 0644) < 0)
 			exit(HM_EXIT_ENV);
 		free(buf);
 	} else {
 		jv_free(conflicts);
-		jv_free(files);
 	}
 	if (strategy == S_MANUAL)
 		return HM_EXIT_FOUND;

@@ -306,8 +306,8 @@ strpair(jv c, const char *l, const char *r)
 	return jv_object_merge(c, v);
 }
 
-static jv
-drift(jv key, jv l, jv r, jv b, int with_base)
+jv
+hm_conflict_file_drift(jv key, jv l, jv r, jv b, int with_base)
 {
 	jv c = conflict("file_drift", "low",
 			jv_string_fmt("File '%s' has been modified", jv_string_value(key)));
@@ -337,7 +337,7 @@ detect_drift(jv out, jv lc, jv rc, jv bc, int diverged)
 				    : jv_is_valid(r) && !same_value(l, r);
 
 		if (hit) {
-			out = jv_array_append(out, drift(k, l, r, b, with_base));
+			out = jv_array_append(out, hm_conflict_file_drift(k, l, r, b, with_base));
 		} else {
 			jv_free(k);
 			jv_free(l);
@@ -353,7 +353,7 @@ detect_drift(jv out, jv lc, jv rc, jv bc, int diverged)
 		jv b = jv_object_get(jv_copy(bc), jv_copy(k));
 
 		if (!jv_is_valid(l) && jv_is_valid(b) && !same_value(r, b)) {
-			out = jv_array_append(out, drift(k, l, r, b, 1));
+			out = jv_array_append(out, hm_conflict_file_drift(k, l, r, b, 1));
 		} else {
 			jv_free(k);
 			jv_free(l);
@@ -364,20 +364,40 @@ detect_drift(jv out, jv lc, jv rc, jv bc, int diverged)
 	return out;
 }
 
-static jv
-path_keys(jv drifts)
+jv
+hm_conflicts_sort(jv list)
 {
 	jv keys = jv_array();
 
-	jv_array_foreach(drifts, i, d) {
+	const char *prev = NULL;
+	int sorted = 1;
+
+	/* A merge finds them in path order already: check before sorting. */
+	jv_array_foreach(list, i, d) {
+		jv p = jv_object_get(jv_copy(d), jv_string("path"));
+		const char *s = jv_get_kind(p) == JV_KIND_STRING ? jv_string_value(p) : NULL;
+
+		if (!s || (prev && strcmp(prev, s) > 0))
+			sorted = 0;
+		prev = s;
+		/* The array keeps the string alive after p is dropped. */
+		jv_free(p);
+		jv_free(d);
+		if (!sorted)
+			break;
+	}
+	if (sorted) {
+		jv_free(keys);
+		return list;
+	}
+	jv_array_foreach(list, i, d) {
 		keys = jv_array_append(keys, jv_object_get(d, jv_string("path")));
 	}
-	jv_free(drifts);
-	return keys;
+	return jv_sort(list, keys);
 }
 
 jv
-hm_conflicts_detect(const struct hm_pair *p, const struct hm_lineage_cmp *c)
+hm_conflicts_detect(const struct hm_pair *p, const struct hm_lineage_cmp *c, int flags)
 {
 	jv out = jv_array(), drifts = jv_array();
 	jv ll = field(p->local, "lineage"), rl = field(p->remote, "lineage");
@@ -439,7 +459,7 @@ hm_conflicts_detect(const struct hm_pair *p, const struct hm_lineage_cmp *c)
 
 		out = jv_array_append(out, strpair(x, lpath, rpath));
 	}
-	if (!newer && c->relation != HM_REL_UNRELATED) {
+	if (!newer && c->relation != HM_REL_UNRELATED && !(flags & HM_CONFLICTS_NO_DRIFT)) {
 		jv lc = field(p->local, "checksums"), rc = field(p->remote, "checksums");
 		jv bc = field(p->base, "checksums");
 
@@ -447,8 +467,7 @@ hm_conflicts_detect(const struct hm_pair *p, const struct hm_lineage_cmp *c)
 		jv_free(lc);
 		jv_free(rc);
 		jv_free(bc);
-		if (jv_array_length(jv_copy(drifts)) > 1)
-			drifts = jv_sort(drifts, path_keys(jv_copy(drifts)));
+		drifts = hm_conflicts_sort(drifts);
 	}
 	jv_free(ll);
 	jv_free(rl);

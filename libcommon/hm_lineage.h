@@ -88,7 +88,20 @@ void hm_pair_free(struct hm_pair *p);
  * both sides to have changed the file -- with a base, both differently from
  * it; without one, the two checksums differ and the states diverged.
  */
-jv hm_conflicts_detect(const struct hm_pair *p, const struct hm_lineage_cmp *c);
+jv hm_conflicts_detect(const struct hm_pair *p, const struct hm_lineage_cmp *c, int flags);
+
+/* hm_conflicts_detect flags: leave file_drift out (a merge finds it itself). */
+#define HM_CONFLICTS_NO_DRIFT 1
+
+/*
+ * One file_drift conflict: path, local, remote and base are consumed (an
+ * invalid or null value means the side does not have the file; base is
+ * only recorded when with_base).
+ */
+jv hm_conflict_file_drift(jv path, jv local, jv remote, jv base, int with_base);
+
+/* An array of objects (consumed) sorted by their "path" member. */
+jv hm_conflicts_sort(jv list);
 
 /* 1 when history entries a and b (borrowed) are the same entry. */
 int hm_history_entry_same(jv a, jv b);
