@@ -119,6 +119,8 @@ hm_git_deadline(int (*fn)(void *, int), void *arg, long timeout_s, char **out, s
 		return hm_fail(HM_EXIT_ENV);
 	}
 	if (pid == 0) {
+		/* The parent's read buffer is of no use here (and a leak to memcheck). */
+		free(buf);
 		close(outp[0]);
 		close(whyp[0]);
 		r = fn(arg, outp[1]);
