@@ -563,7 +563,7 @@ ob_value(struct obuf *b, jv v, int pretty, int depth)
 	case JV_KIND_NUMBER:
 		d = jv_number_value(v);
 		/* Plain integers here; anything else the way jq formats it. */
-		if (d == (double)(long long)d && d > -1e15 && d < 1e15 && !(d == 0 && signbit(d))) {
+		if (d > -1e15 && d < 1e15 && d == (double)(long long)d && !(d == 0 && signbit(d))) {
 			ob_put(b, num, (size_t)snprintf(num, sizeof(num), "%lld", (long long)d));
 		} else {
 			jv s = jv_dump_string(jv_copy(v), 0);
