@@ -49,7 +49,7 @@ usage(FILE *f, int code)
 		"  --remote FILE     the remote state\n"
 		"  --base FILE       the state both descend from: merge three-way\n"
 		"  --report FILE     write the merge report (JSON) to FILE\n"
-		"  -c, --compact     print compact JSON (one line)\n"
+		"  -c, --compact     print compact JSON (one line), the report too\n"
 		"  -h, --help        show this help\n");
 	exit(code);
 }
@@ -505,7 +505,7 @@ main(int argc, char **argv)
 				       jv_number(strategy == S_MANUAL
 						 ? 0 : jv_array_length(jv_copy(conflicts))));
 		report = jv_object_set(report, jv_string("conflicts"), conflicts);
-		buf = hm_json_dump(report, HM_JSON_PRETTY, &len);
+		buf = hm_json_dump(report, compact ? HM_JSON_COMPACT : HM_JSON_PRETTY, &len);
 		if (hm_file_write_atomic(report_path, buf, len, 0644) < 0)
 			exit(HM_EXIT_ENV);
 		free(buf);
