@@ -102,6 +102,12 @@ bump(jv s, const char *op, const char *sha)
 		jv_free(s);
 		exit(HM_EXIT_ENV);
 	}
+	/* Serials are JSON numbers: past 2^53 they would stop being exact. */
+	if (serial > 9007199254740991LL) {
+		jv_free(l);
+		jv_free(s);
+		hm_die(HM_EXIT_USAGE, ".lineage.serial: cannot grow past 9007199254740991");
+	}
 	hm_time_now_rfc3339(now);
 	l = jv_object_set(l, jv_string("parent_serial"), jv_number(serial - 1));
 	l = jv_object_set(l, jv_string("serial"), jv_number(serial));

@@ -54,6 +54,14 @@ setup() {
 	expect_json '.history[0].serial == 32 and .history[-1].serial == 81 and .history[-1].operation == "commit"'
 }
 
+@test "bump: a serial at the largest exact integer cannot grow, exit 2" {
+	st 9007199254740991 9007199254740990 > s.json
+	run --separate-stderr heimdal-lineage bump --op apply s.json
+	expect_status 2
+	[ -z "$output" ] || fail "stdout"
+	[ "$stderr" = "heimdal-lineage: error: .lineage.serial: cannot grow past 9007199254740991" ] || fail "message"
+}
+
 @test "bump: a machine already in the lineage is not added twice" {
 	v2_state machine-1 > s.json
 	heimdal-lineage bump --op apply < s.json | heimdal-lineage bump --op apply > s2.json
