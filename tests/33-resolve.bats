@@ -292,3 +292,34 @@ other_machine_pushes() {
 	[ -z "$output" ] || fail "stdout"
 	[[ "$stderr" == *"has no upstream branch"* ]] || fail "message"
 }
+
+@test "git: an upstream without a state yet has nothing to conflict with" {
+	local_state '.history = [h(42; "m1")]'
+	remote=$(bare_remote)
+	git clone -q "$remote" "$DOT" 2>/dev/null
+	echo x > "$DOT/.bashrc"
+	git -C "$DOT" add .bashrc
+	git -C "$DOT" commit -qm "dotfiles"
+	git -C "$DOT" push -q -u origin main 2>/dev/null
+	run --separate-stderr heimdal state check-conflicts
+	expect_status 0
+	[ "$output" = "OK No conflicts detected" ] || fail "output"
+	[[ "$stderr" == *"no remote state at origin/main:.heimdal/state.json yet"* ]] || fail "note"
+	before=$(snapshot "$HEIMDAL_HOME")
+	run --separate-stderr heimdal state resolve --merge
+	expect_status 3
+	[ -z "$output" ] || fail "stdout"
+	[ "$before" = "$(snapshot "$HEIMDAL_HOME")" ] || fail "files changed"
+}
+
+@test "resolve --merge of unrelated lineages: exit 1, state unchanged, other ways named" {
+	local_state '.history = [h(42; "A")]'
+	st 42 41 '.lineage.id = "lineage-zzz"' > remote.json
+	before=$(snapshot "$HEIMDAL_HOME")
+	run --separate-stderr heimdal state resolve --merge --remote remote.json
+	expect_status 1
+	[ -z "$output" ] || fail "stdout"
+	[[ "$stderr" == *"cannot merge states of different lineages"* ]] || fail "merge message"
+	[[ "$stderr" == *"use --use-local, --use-remote or --manual"* ]] || fail "hint"
+	[ "$before" = "$(snapshot "$HEIMDAL_HOME")" ] || fail "files changed"
+}
