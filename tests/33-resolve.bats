@@ -97,6 +97,13 @@ OK New state saved (serial 44)" ] || fail "output"
 	run heimdal state check-conflicts --remote remote.json
 	expect_status 0
 	[ "$output" = "OK No conflicts detected" ] || fail "still conflicting"
+	# Equal states are left alone: no new serial for nothing.
+	cp "$HEIMDAL_HOME/state.json" same.json
+	before=$(snapshot "$HEIMDAL_HOME")
+	run --separate-stderr heimdal state resolve --merge --remote same.json
+	expect_status 0
+	[ "$output" = "OK No conflicts detected; nothing to resolve" ] || fail "equal"
+	[ "$before" = "$(snapshot "$HEIMDAL_HOME")" ] || fail "files changed"
 }
 
 @test "resolve --merge in a UTF-8 locale prints the spec's check marks" {

@@ -376,6 +376,12 @@ cmd_state_resolve(int argc, char **argv)
 	relation = jv_string_value(rel);
 	nconflicts = jv_array_length(jv_object_get(jv_copy(found), jv_string("conflicts")));
 	jv_free(found);
+	if (nconflicts == 0 && strcmp(relation, "equal") == 0) {
+		printf("%s No conflicts detected; nothing to resolve\n", ok);
+		jv_free(rel);
+		jv_free(in);
+		return 0;
+	}
 	mav[2] = (char *)o.strategy;
 	status = run_tool("merge", mav, jv_copy(in), &merged);
 	if (status != 0) {
