@@ -349,7 +349,6 @@ int
 cmd_state_resolve(int argc, char **argv)
 {
 	char *cav[] = { "heimdal-conflicts", NULL };
-	char *bav[] = { "heimdal-lineage", "bump", "--op", "resolve", NULL };
 	char *mav[] = { "heimdal-merge", "--strategy", NULL, "-c", NULL };
 	const char *ok = hm_mark(HM_MARK_OK), *relation;
 	char *saved;
@@ -394,8 +393,7 @@ cmd_state_resolve(int argc, char **argv)
 	jv_free(rel);
 	nmachines = jv_array_length(jv_getpath(jv_copy(merged), JV_ARRAY(jv_string("lineage"),
 									 jv_string("machines"))));
-	if (run_tool("lineage", bav, merged, &bumped) != 0)
-		hm_die(HM_EXIT_ENV, "heimdal-lineage bump: unexpected answer");
+	bumped = porcelain_bump(merged, "resolve", NULL);
 	rel = jv_getpath(jv_copy(bumped), JV_ARRAY(jv_string("lineage"), jv_string("serial")));
 	serial = jv_get_kind(rel) == JV_KIND_NUMBER ? (long long)jv_number_value(rel) : 0;
 	jv_free(rel);
