@@ -138,6 +138,11 @@ install: all
 	done
 	for m in $(MAN1); do cp $$m $(DESTDIR)$(MANDIR)/man1/ || exit 1; done
 	for m in $(MAN7); do cp $$m $(DESTDIR)$(MANDIR)/man7/ || exit 1; done
+	mkdir -p $(DESTDIR)$(DATADIR)/bash-completion/completions \
+		$(DESTDIR)$(DATADIR)/zsh/site-functions $(DESTDIR)$(DATADIR)/heimdal/completions
+	cp share/completions/heimdal.bash $(DESTDIR)$(DATADIR)/bash-completion/completions/heimdal
+	cp share/completions/heimdal.bash $(DESTDIR)$(DATADIR)/heimdal/completions/heimdal.bash
+	cp share/completions/_heimdal $(DESTDIR)$(DATADIR)/zsh/site-functions/_heimdal
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/heimdal
@@ -146,6 +151,10 @@ uninstall:
 	done
 	-rmdir $(DESTDIR)$(LIBEXECDIR)/heimdal 2>/dev/null
 	for m in $(MAN1) $(MAN7); do rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/}; done
+	rm -f $(DESTDIR)$(DATADIR)/bash-completion/completions/heimdal \
+		$(DESTDIR)$(DATADIR)/heimdal/completions/heimdal.bash \
+		$(DESTDIR)$(DATADIR)/zsh/site-functions/_heimdal
+	-rmdir $(DESTDIR)$(DATADIR)/heimdal/completions $(DESTDIR)$(DATADIR)/heimdal 2>/dev/null
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -14,6 +14,9 @@ TOP="$BATS_TEST_DIRNAME/.."
 	[ -f "$prefix/share/man/man1/heimdal.1" ]
 	[ -f "$prefix/share/man/man1/heimdal-migrate.1" ]
 	[ -f "$prefix/share/man/man7/heimdal.7" ]
+	[ -f "$prefix/share/bash-completion/completions/heimdal" ]
+	[ -f "$prefix/share/zsh/site-functions/_heimdal" ]
+	[ -f "$prefix/share/heimdal/completions/heimdal.bash" ]
 	# Run from the prefix alone: a PATH without the build tree.
 	run env PATH="$prefix/bin:/usr/bin:/bin" heimdal --exec-path
 	expect_status 0
