@@ -1,8 +1,13 @@
 #include "hm_git.h"
 #include "hm_error.h"
+#include "hm_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
+#include <ftw.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -356,4 +361,868 @@ hm_git_head(git_repository *repo, char out[41])
 		return -1;
 	git_oid_tostr(out, 41, &oid);
 	return 0;
+}
+
+/* ---- transports: callbacks, known_hosts -------------------------------- */
+
+/* host and port of an ssh URL; port 22 for scp-like "user@host:path". */
+static void
+ssh_host_port(const char *url, char *host, size_t hlen, int *port)
+{
+	const char *p = url, *end;
+	size_t n;
+
+	*port = 22;
+	host[0] = '\0';
+	if (!url)
+		return;
+	if ((end = strstr(p, "://")))
+		p = end + 3;
+	if ((end = strchr(p, '@')) && end < p + strcspn(p, "/"))
+		p = end + 1;
+	if (*p == '[') { /* [host]:port or [::1] */
+		end = strchr(p, ']');
+		if (!end)
+			return;
+		n = (size_t)(end - p - 1);
+		snprintf(host, hlen, "%.*s", (int)n, p + 1);
+		p = end + 1;
+	} else {
+		n = strcspn(p, ":/");
+		snprintf(host, hlen, "%.*s", (int)n, p);
+		p += n;
+	}
+	/* Only the ssh:// form has a port; in "host:path" the colon starts the path. */
+	if (strstr(url, "://") && *p == ':')
+		*port = atoi(p + 1) > 0 ? atoi(p + 1) : 22;
+}
+
+static size_t
+base64_decode(const char *in, size_t inlen, unsigned char *out, size_t outcap)
+{
+	int n;
+	size_t pad = 0;
+
+	if (inlen == 0 || inlen % 4 || inlen / 4 * 3 > outcap)
+		return 0;
+	n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)inlen);
+	if (n < 0)
+		return 0;
+	while (pad < 2 && in[inlen - 1 - pad] == '=')
+		pad++;
+	return (size_t)n - pad;
+}
+
+/* 1 when one name of a known_hosts host field matches name ("host" or "[host]:port"). */
+static int
+known_host_matches(char *field, const char *name)
+{
+	int match = 0;
+
+	if (strncmp(field, "|1|", 3) == 0) {
+		char *salt = field + 3, *hash = strchr(salt, '|');
+		unsigned char s[64], h[64], mac[EVP_MAX_MD_SIZE];
+		unsigned int maclen = 0;
+		size_t sl, hl;
+
+		if (!hash)
+			return 0;
+		sl = base64_decode(salt, (size_t)(hash - salt), s, sizeof(s));
+		hl = base64_decode(hash + 1, strlen(hash + 1), h, sizeof(h));
+		if (!sl || hl != 20 || !HMAC(EVP_sha1(), s, (int)sl, (const unsigned char *)name,
+					     strlen(name), mac, &maclen))
+			return 0;
+		return maclen == 20 && memcmp(mac, h, 20) == 0;
+	}
+	for (char *save = NULL, *pat = strtok_r(field, ",", &save); pat;
+	     pat = strtok_r(NULL, ",", &save)) {
+		if (*pat == '!') {
+			if (fnmatch(pat + 1, name, FNM_CASEFOLD) == 0)
+				return 0;
+		} else if (fnmatch(pat, name, FNM_CASEFOLD) == 0) {
+			match = 1;
+		}
+	}
+	return match;
+}
+
+/* 0 when key is known for name, 1 when name is unknown, 2 when it has other keys. */
+static int
+known_hosts_lookup(const char *file, const char *name, const char *key, size_t keylen)
+{
+	FILE *f = fopen(file, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	int r = 1;
+
+	if (!f)
+		return 1;
+	while (r != 0 && getline(&line, &cap, f) > 0) {
+		char *save = NULL, *hosts, *type, *b64;
+		unsigned char blob[8192];
+		size_t bl;
+		int revoked = 0;
+
+		hosts = strtok_r(line, " \t\r\n", &save);
+		if (!hosts || *hosts == '#')
+			continue;
+		if (*hosts == '@') {
+			if (strcmp(hosts, "@revoked") != 0)
+				continue; /* @cert-authority: certificates are not used here */
+			revoked = 1;
+			hosts = strtok_r(NULL, " \t\r\n", &save);
+		}
+		type = strtok_r(NULL, " \t\r\n", &save);
+		b64 = strtok_r(NULL, " \t\r\n", &save);
+		if (!hosts || !type || !b64 || !known_host_matches(hosts, name))
+			continue;
+		bl = base64_decode(b64, strlen(b64), blob, sizeof(blob));
+		if (bl == keylen && memcmp(blob, key, keylen) == 0)
+			r = revoked ? 2 : 0;
+		else if (!revoked)
+			r = 2;
+		if (revoked && r == 2)
+			break;
+	}
+	free(line);
+	fclose(f);
+	return r;
+}
+
+int
+hm_git_certificate_check(git_cert *cert, int valid, const char *host, void *payload)
+{
+	struct hm_git_netdata *d = payload;
+	git_cert_hostkey *hk = (git_cert_hostkey *)cert;
+	char h[256], name[300], *user_file;
+	const char *home = getenv("HOME");
+	int port, r = 1;
+
+	if (cert->cert_type != GIT_CERT_HOSTKEY_LIBSSH2)
+		return valid ? 0 : GIT_PASSTHROUGH; /* TLS: libgit2's own verification */
+	ssh_host_port(d ? d->url : NULL, h, sizeof(h), &port);
+	if (!h[0])
+		snprintf(h, sizeof(h), "%s", host);
+	if (port == 22)
+		snprintf(name, sizeof(name), "%s", h);
+	else
+		snprintf(name, sizeof(name), "[%s]:%d", h, port);
+	if (!(hk->type & GIT_CERT_SSH_RAW)) {
+		if (d)
+			snprintf(d->rejected, sizeof(d->rejected),
+				 "%s: the server's host key cannot be checked", name);
+		return GIT_ECERTIFICATE;
+	}
+	user_file = home ? hm_xasprintf("%s/.ssh/known_hosts", home) : NULL;
+	if (user_file)
+		r = known_hosts_lookup(user_file, name, hk->hostkey, hk->hostkey_len);
+	if (r == 1)
+		r = known_hosts_lookup("/etc/ssh/ssh_known_hosts", name, hk->hostkey,
+				       hk->hostkey_len);
+	free(user_file);
+	if (r == 0)
+		return 0;
+	if (d)
+		snprintf(d->rejected, sizeof(d->rejected),
+			 r == 1 ? "%s: host key not in ~/.ssh/known_hosts (connect once with ssh "
+				  "to check and record it)"
+				: "%s: HOST KEY DOES NOT MATCH ~/.ssh/known_hosts (refusing to connect)",
+			 name);
+	return GIT_ECERTIFICATE;
+}
+
+/* The server's per-ref answer to a push: NULL status means accepted. */
+static int
+push_status(const char *refname, const char *status, void *payload)
+{
+	struct hm_git_netdata *d = payload;
+
+	if (status && !d->rejected[0])
+		snprintf(d->rejected, sizeof(d->rejected), "%s: %s", refname, status);
+	return 0;
+}
+
+/* The lease: the remote's current value, as this push saw it, must be the expected one. */
+static int
+push_negotiation(const git_push_update **updates, size_t len, void *payload)
+{
+	struct hm_git_netdata *d = payload;
+
+	if (!d->lease)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char src[41];
+
+		git_oid_tostr(src, sizeof(src), &updates[i]->src);
+		if (strcmp(src, d->lease) != 0) {
+			snprintf(d->rejected, sizeof(d->rejected),
+				 "stale info: %s on the remote is at %.7s, but this machine last "
+				 "saw %.7s (fetch first)",
+				 updates[i]->dst_refname,
+				 git_oid_is_zero(&updates[i]->src) ? "nothing" : src,
+				 strspn(d->lease, "0") == 40 ? "nothing" : d->lease);
+			return GIT_EUSER;
+		}
+	}
+	return 0;
+}
+
+void
+hm_git_callbacks(git_remote_callbacks *cb, struct hm_git_netdata *data, const char *url)
+{
+	memset(data, 0, sizeof(*data));
+	data->url = url;
+	cb->credentials = hm_git_credentials;
+	cb->certificate_check = hm_git_certificate_check;
+	cb->push_update_reference = push_status;
+	cb->push_negotiation = push_negotiation;
+	cb->payload = data;
+}
+
+/* An error from a network call: unreachable, refused by our checks, or plain. */
+static int
+net_failure(int err, struct hm_git_netdata *d, const char *what)
+{
+	if (d->rejected[0]) {
+		hm_error("%s: %s", what, d->rejected);
+		return -1;
+	}
+	if (hm_git_is_unreachable(err))
+		return HM_GIT_UNREACHABLE;
+	hm_error("%s: %s", what, hm_git_last_error());
+	return -1;
+}
+
+/* ---- clone ------------------------------------------------------------- */
+
+struct clone_args {
+	const char *url;
+	const char *path;
+};
+
+static int
+clone_child(void *arg, int out_fd)
+{
+	struct clone_args *a = arg;
+	git_clone_options opts = GIT_CLONE_OPTIONS_INIT;
+	struct hm_git_netdata d;
+	git_repository *repo = NULL;
+	int err;
+
+	(void)out_fd;
+	hm_git_callbacks(&opts.fetch_opts.callbacks, &d, a->url);
+	err = git_clone(&repo, a->url, a->path, &opts);
+	if (err < 0)
+		return net_failure(err, &d, a->url);
+	git_repository_free(repo);
+	return 0;
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+int
+hm_git_clone(const char *url, const char *path, long timeout_s, char *reason, size_t reason_len)
+{
+	char *tmp = hm_xasprintf("%s.clone-XXXXXX", path);
+	struct clone_args a = { url, tmp };
+	int r;
+
+	hm_git_init();
+	if (!mkdtemp(tmp)) {
+		hm_error_errno("%s", tmp);
+		free(tmp);
+		return hm_fail(HM_EXIT_ENV);
+	}
+	r = hm_git_deadline(clone_child, &a, timeout_s, NULL, NULL, reason, reason_len);
+	if (r == 0 && rename(tmp, path) < 0) {
+		hm_error_errno("cannot move the clone to %s", path);
+		r = hm_fail(HM_EXIT_ENV);
+	}
+	if (r != 0)
+		nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(tmp);
+	return r;
+}
+
+char *
+hm_git_remote_url(git_repository *repo, const char *name)
+{
+	git_remote *remote = NULL;
+	char *url = NULL;
+
+	if (git_remote_lookup(&remote, repo, name) == 0 && git_remote_url(remote))
+		url = hm_xstrdup(git_remote_url(remote));
+	git_remote_free(remote);
+	return url;
+}
+
+char *
+hm_git_branch(git_repository *repo)
+{
+	git_reference *head = NULL;
+	char *name = NULL;
+	const char *target;
+
+	/* An unborn branch still has a name: HEAD's symbolic target. */
+	if (git_reference_lookup(&head, repo, "HEAD") < 0)
+		return NULL;
+	target = git_reference_symbolic_target(head);
+	if (target && strncmp(target, "refs/heads/", 11) == 0)
+		name = hm_xstrdup(target + 11);
+	git_reference_free(head);
+	return name;
+}
+
+char *
+hm_git_tracking_ref(git_repository *repo, const char *remote)
+{
+	char *up = hm_git_upstream(repo), *branch, *ref;
+	git_reference *r = NULL;
+
+	if (up)
+		return up;
+	if (!(branch = hm_git_branch(repo)))
+		return NULL;
+	ref = hm_xasprintf("refs/remotes/%s/%s", remote, branch);
+	free(branch);
+	if (git_reference_lookup(&r, repo, ref) < 0) {
+		free(ref);
+		return NULL;
+	}
+	git_reference_free(r);
+	return ref;
+}
+
+/* ---- push -------------------------------------------------------------- */
+
+struct push_args {
+	git_repository *repo;
+	const char *remote;
+	const char *branch;
+	const char *lease;
+};
+
+static int
+push_child(void *arg, int out_fd)
+{
+	struct push_args *a = arg;
+	git_push_options opts = GIT_PUSH_OPTIONS_INIT;
+	struct hm_git_netdata d;
+	git_remote *remote = NULL;
+	char *spec = hm_xasprintf("%srefs/heads/%s:refs/heads/%s", a->lease ? "+" : "",
+				  a->branch, a->branch);
+	git_strarray specs = { &spec, 1 };
+	int err;
+
+	if (git_remote_lookup(&remote, a->repo, a->remote) < 0) {
+		hm_error("no remote '%s': %s", a->remote, hm_git_last_error());
+		free(spec);
+		return -1;
+	}
+	hm_git_callbacks(&opts.callbacks, &d, git_remote_url(remote));
+	d.lease = a->lease;
+	err = git_remote_push(remote, &specs, &opts);
+	free(spec);
+	/*
+	 * A refusal is an answer, not a failure: tell the parent through out_fd.
+	 * Refusals: the lease (GIT_EUSER from push_negotiation), libgit2's own
+	 * fast-forward check, or the server's per-ref status after a clean run.
+	 */
+	if (err == GIT_EUSER || err == GIT_ENONFASTFORWARD || (err == 0 && d.rejected[0])) {
+		const char *why = d.rejected[0] ? d.rejected
+				  : "the remote has commits this machine has not fetched";
+		ssize_t w = write(out_fd, why, strlen(why));
+
+		git_remote_free(remote);
+		return w < 0 ? -1 : 0;
+	}
+	if (err < 0) {
+		err = net_failure(err, &d, git_remote_url(remote));
+		git_remote_free(remote);
+		return err;
+	}
+	git_remote_free(remote);
+	return 0;
+}
+
+int
+hm_git_push(git_repository *repo, const char *remote, const char *lease, long timeout_s,
+	    char *reason, size_t reason_len)
+{
+	struct push_args a = { repo, remote, NULL, lease };
+	char *branch = hm_git_branch(repo), *out = NULL, *key;
+	git_config *cfg = NULL;
+	git_buf val = GIT_BUF_INIT;
+	int r;
+
+	if (!branch) {
+		hm_error("%s: HEAD is detached: check out a branch to push",
+			 git_repository_workdir(repo));
+		return hm_fail(HM_EXIT_ENV);
+	}
+	a.branch = branch;
+	r = hm_git_deadline(push_child, &a, timeout_s, &out, NULL, reason, reason_len);
+	if (r == 0 && out && out[0]) {
+		snprintf(reason, reason_len, "%s", out);
+		r = HM_GIT_REJECTED;
+	}
+	free(out);
+	/* The first push of a branch makes it track the remote, as `git push -u`. */
+	key = hm_xasprintf("branch.%s.remote", branch);
+	if (r == 0 && git_repository_config(&cfg, repo) == 0 &&
+	    git_config_get_string_buf(&val, cfg, key) == GIT_ENOTFOUND) {
+		char *merge = hm_xasprintf("branch.%s.merge", branch);
+		char *ref = hm_xasprintf("refs/heads/%s", branch);
+
+		if (git_config_set_string(cfg, key, remote) < 0 ||
+		    git_config_set_string(cfg, merge, ref) < 0)
+			hm_warn("cannot record the upstream of %s: %s", branch, hm_git_last_error());
+		free(merge);
+		free(ref);
+	}
+	git_buf_dispose(&val);
+	git_config_free(cfg);
+	free(key);
+	free(branch);
+	return r;
+}
+
+/* ---- merge ------------------------------------------------------------- */
+
+static git_signature *
+signature(git_repository *repo)
+{
+	git_signature *sig = NULL;
+	char host[256], *email;
+
+	if (git_signature_default(&sig, repo) == 0)
+		return sig;
+	if (gethostname(host, sizeof(host)) < 0)
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	email = hm_xasprintf("%s@%s", getenv("USER") ? getenv("USER") : "heimdal", host);
+	if (git_signature_now(&sig, "heimdal", email) < 0)
+		sig = NULL;
+	free(email);
+	return sig;
+}
+
+/* The blob at path in commit's tree: 0 with *oid set, 1 when absent, -1. */
+static int
+blob_at(git_repository *repo, const git_oid *commit, const char *path, git_oid *oid)
+{
+	git_commit *c = NULL;
+	git_tree *t = NULL;
+	git_tree_entry *e = NULL;
+	int r = 1;
+
+	if (git_commit_lookup(&c, repo, commit) < 0 || git_commit_tree(&t, c) < 0)
+		r = -1;
+	else if (git_tree_entry_bypath(&e, t, path) == 0 &&
+		 git_tree_entry_type(e) == GIT_OBJECT_BLOB) {
+		git_oid_cpy(oid, git_tree_entry_id(e));
+		r = 0;
+	}
+	git_tree_entry_free(e);
+	git_tree_free(t);
+	git_commit_free(c);
+	return r;
+}
+
+static char *
+blob_bytes(git_repository *repo, const git_oid *oid, size_t *len)
+{
+	git_blob *b = NULL;
+	char *buf;
+
+	if (git_blob_lookup(&b, repo, oid) < 0)
+		return NULL;
+	*len = (size_t)git_blob_rawsize(b);
+	buf = hm_xmalloc(*len + 1);
+	memcpy(buf, git_blob_rawcontent(b), *len);
+	buf[*len] = '\0';
+	git_blob_free(b);
+	return buf;
+}
+
+/* Write a settled version of path to the working tree and the index (stage 0). */
+static int
+settle(git_repository *repo, git_index *index, const char *path, const char *buf, size_t len)
+{
+	char *full = hm_path_join(git_repository_workdir(repo), path);
+	int r = hm_file_write_atomic(full, buf, len, 0644);
+
+	free(full);
+	if (r < 0)
+		return -1;
+	git_index_conflict_remove(index, path);
+	if (git_index_add_bypath(index, path) < 0)
+		return hm_error("%s: cannot stage: %s", path, hm_git_last_error());
+	return 0;
+}
+
+/* Hand path to the resolver; 0 settled, 1 left alone, -1 error. */
+static int
+resolve_path(git_repository *repo, git_index *index, const char *path, const git_oid *base,
+	     const git_oid *ours, const git_oid *theirs, hm_git_resolve_fn fn, void *arg)
+{
+	size_t bl = 0, ol = 0, tl = 0, rl = 0;
+	char *b = base ? blob_bytes(repo, base, &bl) : NULL;
+	char *o = ours ? blob_bytes(repo, ours, &ol) : NULL;
+	char *t = theirs ? blob_bytes(repo, theirs, &tl) : NULL;
+	char *res = NULL;
+	int r = 1;
+
+	/* A side that deleted the path is a conflict only people can settle. */
+	if (o && t)
+		r = fn(arg, path, b, bl, o, ol, t, tl, &res, &rl);
+	if (r == 0 && settle(repo, index, path, res, rl) < 0)
+		r = -1;
+	free(res);
+	free(b);
+	free(o);
+	free(t);
+	return r;
+}
+
+static int
+commit_merge(git_repository *repo, git_index *index, const git_oid *head, const git_oid *theirs,
+	     const char *message, git_oid *out)
+{
+	git_signature *sig = signature(repo);
+	git_commit *parents[2] = { NULL, NULL };
+	git_tree *tree = NULL;
+	git_oid tree_oid;
+	int r = -1;
+
+	if (!sig)
+		return hm_error("no commit signature: %s", hm_git_last_error());
+	if (git_index_write_tree(&tree_oid, index) == 0 &&
+	    git_tree_lookup(&tree, repo, &tree_oid) == 0 &&
+	    git_commit_lookup(&parents[0], repo, head) == 0 &&
+	    git_commit_lookup(&parents[1], repo, theirs) == 0 &&
+	    git_commit_create(out, repo, "HEAD", sig, sig, NULL, message, tree, 2,
+			      (const git_commit **)parents) == 0 &&
+	    git_repository_state_cleanup(repo) == 0)
+		r = 0;
+	else
+		hm_error("cannot write the merge commit: %s", hm_git_last_error());
+	git_commit_free(parents[0]);
+	git_commit_free(parents[1]);
+	git_tree_free(tree);
+	git_signature_free(sig);
+	return r;
+}
+
+static int
+in_list(const char *const *list, const char *s)
+{
+	for (; list && *list; list++)
+		if (strcmp(*list, s) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+three_way(git_repository *repo, git_annotated_commit *their, const char *rev,
+	  const char *const *special, hm_git_resolve_fn fn, void *arg,
+	  struct hm_git_merge_result *res)
+{
+	git_merge_options mopts = GIT_MERGE_OPTIONS_INIT;
+	git_checkout_options copts = GIT_CHECKOUT_OPTIONS_INIT;
+	const git_annotated_commit *heads[1] = { their };
+	const git_oid *theirs = git_annotated_commit_id(their);
+	git_index *index = NULL;
+	git_oid head, base, out;
+	char *msg = NULL, **paths;
+	size_t n;
+	int r = -1;
+
+	copts.checkout_strategy = GIT_CHECKOUT_SAFE | GIT_CHECKOUT_ALLOW_CONFLICTS;
+	/* Conflict markers name the sides as git's do, not by commit id. */
+	copts.our_label = "HEAD";
+	copts.their_label = strncmp(rev, "refs/remotes/", 13) == 0 ? rev + 13 : rev;
+	if (git_reference_name_to_id(&head, repo, "HEAD") < 0 ||
+	    git_merge_base(&base, repo, &head, theirs) < 0)
+		return hm_error("%s: no merge base with %s: %s", git_repository_workdir(repo), rev,
+				hm_git_last_error());
+	if (git_merge(repo, heads, 1, &mopts, &copts) < 0)
+		return hm_error("%s: cannot merge %s: %s (commit or stash local changes first)",
+				git_repository_workdir(repo), rev, hm_git_last_error());
+	if (git_repository_index(&index, repo) < 0)
+		return hm_error("index: %s", hm_git_last_error());
+	/* Paths with their own merge (the state) are merged whenever both sides changed. */
+	for (const char *const *p = special; p && *p; p++) {
+		git_oid b, o, t;
+		int hb = blob_at(repo, &base, *p, &b), ho = blob_at(repo, &head, *p, &o);
+		int ht = blob_at(repo, theirs, *p, &t);
+
+		if (ho != 0 || ht != 0 || git_oid_equal(&o, &t) ||
+		    (hb == 0 && (git_oid_equal(&b, &o) || git_oid_equal(&b, &t))))
+			continue;
+		if (resolve_path(repo, index, *p, hb == 0 ? &b : NULL, &o, &t, fn, arg) < 0)
+			goto out;
+	}
+	/* Every other conflict: the resolver may settle it, or leave it to the user. */
+	if (git_index_has_conflicts(index)) {
+		git_index_conflict_iterator *it = NULL;
+		const git_index_entry *anc, *our, *thr;
+		char **todo = NULL;
+		size_t ntodo = 0;
+
+		if (git_index_conflict_iterator_new(&it, index) < 0)
+			goto out;
+		while (git_index_conflict_next(&anc, &our, &thr, it) == 0) {
+			const char *path = our ? our->path : thr ? thr->path : anc->path;
+
+			if (in_list(special, path) || !our || !thr)
+				continue;
+			todo = hm_xrealloc(todo, (ntodo + 1) * sizeof(*todo));
+			todo[ntodo++] = hm_xstrdup(path);
+		}
+		git_index_conflict_iterator_free(it);
+		for (size_t i = 0; i < ntodo; i++) {
+			const git_index_entry *a, *o, *t;
+
+			if (r != -2 && git_index_conflict_get(&a, &o, &t, index, todo[i]) == 0 &&
+			    resolve_path(repo, index, todo[i], a ? &a->id : NULL, &o->id, &t->id,
+					 fn, arg) < 0)
+				r = -2;
+			free(todo[i]);
+		}
+		free(todo);
+		if (r == -2) {
+			r = -1;
+			goto out;
+		}
+	}
+	if (git_index_write(index) < 0) {
+		hm_error("index: %s", hm_git_last_error());
+		goto out;
+	}
+	if ((paths = hm_git_conflicted_paths(repo, &n))) {
+		res->kind = HM_GIT_MERGE_CONFLICT;
+		res->conflicts = paths;
+		res->nconflicts = n;
+		git_oid_tostr(res->head, sizeof(res->head), &head);
+		r = 0;
+		goto out;
+	}
+	msg = hm_xasprintf("Merge %s\n",
+			   strncmp(rev, "refs/remotes/", 13) == 0 ? rev + 13 : rev);
+	if (commit_merge(repo, index, &head, theirs, msg, &out) < 0)
+		goto out;
+	res->kind = HM_GIT_MERGE_COMMIT;
+	git_oid_tostr(res->head, sizeof(res->head), &out);
+	r = 0;
+out:
+	free(msg);
+	git_index_free(index);
+	return r < 0 ? hm_fail(HM_EXIT_ENV) : r;
+}
+
+int
+hm_git_merge(git_repository *repo, const char *rev, const char *const *special,
+	     hm_git_resolve_fn fn, void *arg, struct hm_git_merge_result *res)
+{
+	git_annotated_commit *their = NULL;
+	git_merge_analysis_t an;
+	git_merge_preference_t pref;
+	git_checkout_options copts = GIT_CHECKOUT_OPTIONS_INIT;
+	git_reference *head = NULL, *moved = NULL;
+	git_object *target = NULL;
+	const git_oid *oid;
+	int r = -1;
+
+	memset(res, 0, sizeof(*res));
+	if (git_annotated_commit_from_revspec(&their, repo, rev) < 0 ||
+	    git_merge_analysis(&an, &pref, repo, (const git_annotated_commit **)&their, 1) < 0) {
+		hm_error("%s: cannot merge %s: %s", git_repository_workdir(repo), rev,
+			 hm_git_last_error());
+		goto out;
+	}
+	oid = git_annotated_commit_id(their);
+	if (an & GIT_MERGE_ANALYSIS_UP_TO_DATE) {
+		res->kind = HM_GIT_MERGE_UP_TO_DATE;
+		hm_git_head(repo, res->head);
+		r = 0;
+		goto out;
+	}
+	if (!(an & (GIT_MERGE_ANALYSIS_FASTFORWARD | GIT_MERGE_ANALYSIS_UNBORN))) {
+		r = three_way(repo, their, rev, special, fn, arg, res);
+		goto out;
+	}
+	/* Fast-forward: check out their tree (refusing to lose local edits), move the branch. */
+	copts.checkout_strategy = GIT_CHECKOUT_SAFE;
+	if (git_object_lookup(&target, repo, oid, GIT_OBJECT_COMMIT) < 0 ||
+	    git_checkout_tree(repo, target, &copts) < 0) {
+		hm_error("%s: cannot fast-forward to %s: %s (commit or stash local changes first)",
+			 git_repository_workdir(repo), rev, hm_git_last_error());
+		goto out;
+	}
+	if (an & GIT_MERGE_ANALYSIS_UNBORN) {
+		git_reference *sym = NULL;
+		const char *name;
+
+		if (git_reference_lookup(&sym, repo, "HEAD") < 0 ||
+		    !(name = git_reference_symbolic_target(sym)) ||
+		    git_reference_create(&moved, repo, name, oid, 0, "heimdal: pull") < 0) {
+			git_reference_free(sym);
+			hm_error("cannot create the branch: %s", hm_git_last_error());
+			goto out;
+		}
+		git_reference_free(sym);
+	} else if (git_repository_head(&head, repo) < 0 ||
+		   git_reference_set_target(&moved, head, oid, "heimdal: pull: fast-forward") < 0) {
+		hm_error("cannot move the branch: %s", hm_git_last_error());
+		goto out;
+	}
+	res->kind = HM_GIT_MERGE_FASTFORWARD;
+	git_oid_tostr(res->head, sizeof(res->head), oid);
+	r = 0;
+out:
+	git_object_free(target);
+	git_reference_free(moved);
+	git_reference_free(head);
+	git_annotated_commit_free(their);
+	return r < 0 ? hm_fail(HM_EXIT_ENV) : r;
+}
+
+void
+hm_git_merge_result_free(struct hm_git_merge_result *res)
+{
+	hm_git_paths_free(res->conflicts);
+	res->conflicts = NULL;
+	res->nconflicts = 0;
+}
+
+char **
+hm_git_conflicted_paths(git_repository *repo, size_t *n)
+{
+	git_index *index = NULL;
+	git_index_conflict_iterator *it = NULL;
+	const git_index_entry *a, *o, *t;
+	char **paths = NULL;
+
+	*n = 0;
+	if (git_repository_index(&index, repo) < 0)
+		return NULL;
+	git_index_read(index, 0);
+	if (git_index_has_conflicts(index) && git_index_conflict_iterator_new(&it, index) == 0) {
+		while (git_index_conflict_next(&a, &o, &t, it) == 0) {
+			paths = hm_xrealloc(paths, (*n + 2) * sizeof(*paths));
+			paths[(*n)++] = hm_xstrdup(o ? o->path : t ? t->path : a->path);
+			paths[*n] = NULL;
+		}
+		git_index_conflict_iterator_free(it);
+	}
+	git_index_free(index);
+	return paths;
+}
+
+void
+hm_git_paths_free(char **paths)
+{
+	for (char **p = paths; p && *p; p++)
+		free(*p);
+	free(paths);
+}
+
+static int
+first_mergehead(const git_oid *oid, void *payload)
+{
+	git_oid_cpy(payload, oid);
+	return 1; /* one is enough: heimdal never makes octopus merges */
+}
+
+int
+hm_git_merge_finish(git_repository *repo, const char *message)
+{
+	git_index *index = NULL;
+	git_oid head, theirs, out;
+	int r;
+
+	if (git_reference_name_to_id(&head, repo, "HEAD") < 0 ||
+	    git_repository_mergehead_foreach(repo, first_mergehead, &theirs) != 1)
+		return hm_fail(hm_error("%s: no merge to finish: %s", git_repository_workdir(repo),
+				       hm_git_last_error()));
+	if (git_repository_index(&index, repo) < 0)
+		return hm_fail(hm_error("index: %s", hm_git_last_error()));
+	r = commit_merge(repo, index, &head, &theirs, message, &out);
+	git_index_free(index);
+	return r < 0 ? hm_fail(HM_EXIT_ENV) : 0;
+}
+
+/* ---- commit ------------------------------------------------------------ */
+
+int
+hm_git_commit_file(git_repository *repo, const char *path, const char *buf, size_t len,
+		   const char *message, char out[41])
+{
+	char *full = hm_path_join(git_repository_workdir(repo), path), *dir;
+	git_commit *parent = NULL;
+	git_tree *base = NULL, *tree = NULL;
+	git_index *index = NULL;
+	git_signature *sig = NULL;
+	git_tree_update up = { GIT_TREE_UPDATE_UPSERT, { { 0 } }, GIT_FILEMODE_BLOB, path };
+	git_oid head, tree_oid, commit;
+	int r = -1, unborn;
+
+	dir = hm_xstrdup(full);
+	*strrchr(dir, '/') = '\0';
+	if (hm_mkdir_p(dir, 0755) < 0 || hm_file_write_atomic(full, buf, len, 0644) < 0)
+		goto out;
+	unborn = git_reference_name_to_id(&head, repo, "HEAD") < 0;
+	/* The tree is HEAD's with this one file replaced: whatever else the user has
+	 * staged stays staged, out of heimdal's commit. */
+	if (git_blob_create_from_buffer(&up.id, repo, buf, len) < 0)
+		goto git_error;
+	if (unborn) {
+		git_treebuilder *tb = NULL;
+		git_oid empty;
+
+		if (git_treebuilder_new(&tb, repo, NULL) < 0 || git_treebuilder_write(&empty, tb) < 0 ||
+		    git_tree_lookup(&base, repo, &empty) < 0) {
+			git_treebuilder_free(tb);
+			goto git_error;
+		}
+		git_treebuilder_free(tb);
+	} else if (git_commit_lookup(&parent, repo, &head) < 0 || git_commit_tree(&base, parent) < 0) {
+		goto git_error;
+	}
+	if (git_tree_create_updated(&tree_oid, repo, base, 1, &up) < 0)
+		goto git_error;
+	if (git_repository_index(&index, repo) < 0 || git_index_add_bypath(index, path) < 0 ||
+	    git_index_write(index) < 0)
+		goto git_error;
+	if (!unborn && git_oid_equal(&tree_oid, git_tree_id(base))) {
+		git_oid_tostr(out, 41, &head);
+		r = 1;
+		goto out;
+	}
+	if (!(sig = signature(repo)) || git_tree_lookup(&tree, repo, &tree_oid) < 0 ||
+	    git_commit_create(&commit, repo, "HEAD", sig, sig, NULL, message, tree, unborn ? 0 : 1,
+			      (const git_commit **)&parent) < 0)
+		goto git_error;
+	git_oid_tostr(out, 41, &commit);
+	r = 0;
+	goto out;
+git_error:
+	hm_error("%s: cannot commit %s: %s", git_repository_workdir(repo), path,
+		 hm_git_last_error());
+out:
+	git_signature_free(sig);
+	git_index_free(index);
+	git_tree_free(tree);
+	git_tree_free(base);
+	git_commit_free(parent);
+	free(dir);
+	free(full);
+	return r < 0 ? hm_fail(HM_EXIT_ENV) : r;
 }

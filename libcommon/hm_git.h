@@ -75,4 +75,126 @@ char *hm_git_upstream(git_repository *repo);
 /* HEAD's commit id as hex into out[41]; -1 when HEAD is unborn or missing. */
 int hm_git_head(git_repository *repo, char out[41]);
 
+/*
+ * Transports.  Every URL libgit2 knows works: a local path, file://, git://,
+ * ssh://[user@]host[:port]/path and scp-like [user@]host:path.  Over ssh the
+ * credentials come from hm_git_credentials, and the server's host key must
+ * match an entry of ~/.ssh/known_hosts (plain, "[host]:port" or hashed "|1|"
+ * names): an unknown or changed key is refused, as ssh's
+ * StrictHostKeyChecking=yes does.
+ */
+#define HM_GIT_REJECTED 2
+
+/*
+ * The callbacks heimdal sets on every remote operation: credentials and the
+ * known_hosts check.  data lives as long as the operation; url is borrowed.
+ */
+struct hm_git_netdata {
+	int attempt; /* first: hm_git_credentials reads the payload as an int */
+	const char *url;
+	char rejected[512]; /* a refusal from the server or the lease, for the caller */
+	const char *lease;  /* push: expected remote value (hex, 40 zeros = absent) */
+};
+void hm_git_callbacks(git_remote_callbacks *cb, struct hm_git_netdata *data, const char *url);
+
+/* The known_hosts check libgit2 calls for ssh (certificate_check). */
+int hm_git_certificate_check(git_cert *cert, int valid, const char *host, void *payload);
+
+/*
+ * Clone url into path (which must not exist or be an empty directory),
+ * bounded by timeout_s.  The clone is made beside path and renamed into place,
+ * so an interrupted clone leaves nothing behind.  Returns 0,
+ * HM_GIT_UNREACHABLE (reason set) or -1.
+ */
+int hm_git_clone(const char *url, const char *path, long timeout_s, char *reason,
+		 size_t reason_len);
+
+/* The URL of remote name, in a new buffer; NULL when there is no such remote. */
+char *hm_git_remote_url(git_repository *repo, const char *name);
+
+/* The current branch's short name ("main"), new buffer; NULL when detached. */
+char *hm_git_branch(git_repository *repo);
+
+/*
+ * The remote-tracking ref the current branch merges from: its configured
+ * upstream, else "refs/remotes/<remote>/<branch>" when that exists.  New
+ * buffer, NULL when there is none (an empty remote).
+ */
+char *hm_git_tracking_ref(git_repository *repo, const char *remote);
+
+/*
+ * Push the current branch to the same name on remote, bounded by timeout_s,
+ * and record the upstream when the branch had none.  Without lease the push
+ * must fast-forward the remote branch.  With lease (hex id; 40 zeros when the
+ * branch is expected not to exist) the push is forced, but only if the remote
+ * branch still holds lease: a change nobody here has fetched is never
+ * overwritten.  Returns 0, HM_GIT_REJECTED (reason says why: not a
+ * fast-forward, stale lease, refused by the server), HM_GIT_UNREACHABLE
+ * (reason set) or -1.
+ */
+int hm_git_push(git_repository *repo, const char *remote, const char *lease, long timeout_s,
+		char *reason, size_t reason_len);
+
+/*
+ * Resolving a path both sides changed during hm_git_merge: base, ours and
+ * theirs hold the three versions (base NULL when absent from the merge base).
+ * Return 0 with *out (malloc'd) and *out_len set to settle the path, 1 to
+ * leave it conflicted, -1 on error (printed; the merge is abandoned).
+ */
+typedef int (*hm_git_resolve_fn)(void *arg, const char *path, const char *base,
+				 size_t base_len, const char *ours, size_t ours_len,
+				 const char *theirs, size_t theirs_len, char **out,
+				 size_t *out_len);
+
+enum hm_git_merge_kind {
+	HM_GIT_MERGE_UP_TO_DATE, /* nothing to take */
+	HM_GIT_MERGE_FASTFORWARD,
+	HM_GIT_MERGE_COMMIT,     /* both sides moved: a merge commit was written */
+	HM_GIT_MERGE_CONFLICT,   /* paths left conflicted, the repository mid-merge */
+};
+
+struct hm_git_merge_result {
+	enum hm_git_merge_kind kind;
+	char head[41];     /* HEAD afterwards */
+	char **conflicts;  /* kind CONFLICT: the paths, NULL-terminated (malloc'd) */
+	size_t nconflicts;
+};
+
+/*
+ * Merge rev (a remote-tracking ref) into the current branch: fast-forward
+ * when possible, else a three-way merge and a merge commit.  Paths listed in
+ * special (NULL-terminated) that both sides changed go to resolve whether or
+ * not git could merge their text; other conflicted paths go to resolve too and
+ * stay conflicted when it declines.  With conflicts left, the working tree
+ * gets git's conflict markers, the index the three stages and MERGE_HEAD is
+ * written: `git status` shows the ordinary conflicted state.  A working tree
+ * with uncommitted changes to a path the merge touches is refused (-1).
+ * Returns 0 (result filled; free with hm_git_merge_result_free) or -1.
+ */
+int hm_git_merge(git_repository *repo, const char *rev, const char *const *special,
+		 hm_git_resolve_fn resolve, void *arg, struct hm_git_merge_result *res);
+void hm_git_merge_result_free(struct hm_git_merge_result *res);
+
+/*
+ * The paths still conflicted in the index (NULL-terminated, malloc'd; free
+ * with hm_git_paths_free), or NULL when the index has no conflicts.
+ */
+char **hm_git_conflicted_paths(git_repository *repo, size_t *n);
+void hm_git_paths_free(char **paths);
+
+/*
+ * Finish a merge the user resolved (MERGE_HEAD present, no conflicts left):
+ * commit the index with HEAD and MERGE_HEAD as parents.  0, or -1.
+ */
+int hm_git_merge_finish(git_repository *repo, const char *message);
+
+/*
+ * Write buf[0..len) to path (relative to the working tree) atomically, stage
+ * it, and commit it on the current branch with message when the tree changed
+ * (the first commit of an unborn branch included).  The commit id goes to
+ * out[41].  Returns 0 when committed, 1 when there was nothing to commit, -1.
+ */
+int hm_git_commit_file(git_repository *repo, const char *path, const char *buf, size_t len,
+		       const char *message, char out[41]);
+
 #endif

@@ -16,6 +16,10 @@ int cmd_help(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_apply(int argc, char **argv);
 int cmd_commit(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
+int cmd_push(int argc, char **argv);
+int cmd_sync(int argc, char **argv);
 
 /* heimdal state <sub> */
 int cmd_state_version(int argc, char **argv);

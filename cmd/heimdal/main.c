@@ -20,6 +20,10 @@ static const struct builtin {
 	{ "state", cmd_state, "inspect, migrate, query and repair the state" },
 	{ "apply", cmd_apply, "deploy the dotfiles repository into $HOME" },
 	{ "commit", cmd_commit, "accept changed files into the repository and commit" },
+	{ "init", cmd_init, "clone the dotfiles repository and join its state lineage" },
+	{ "pull", cmd_pull, "fetch and merge the remote (the state file by the state merge)" },
+	{ "push", cmd_push, "commit the state to the repository and push it [--force]" },
+	{ "sync", cmd_sync, "pull, reconcile the state, apply, commit and push" },
 	{ "help", cmd_help, "show help for heimdal or a command" },
 	{ "version", cmd_version, "print heimdal's version" },
 };

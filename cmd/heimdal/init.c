@@ -1,0 +1,269 @@
+/*
+ * init.c - `heimdal init`: clone the dotfiles repository and join its state
+ * lineage (or start one), writing this machine's state.
+ */
+#include "builtin.h"
+#include "remote.h"
+#include "hm_error.h"
+#include "hm_file.h"
+#include "hm_json.h"
+#include "hm_machine.h"
+#include "hm_state.h"
+#include "hm_term.h"
+#include "hm_time.h"
+
+#include <dirent.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define INIT_USAGE "heimdal init --profile NAME --repo URL [--path DIR] [--force]"
+
+/* Two URLs name the same repository when they differ only by a trailing "/" or ".git". */
+static int
+same_url(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	while (la > 1 && a[la - 1] == '/')
+		la--;
+	while (lb > 1 && b[lb - 1] == '/')
+		lb--;
+	if (la > 4 && strncmp(a + la - 4, ".git", 4) == 0)
+		la -= 4;
+	if (lb > 4 && strncmp(b + lb - 4, ".git", 4) == 0)
+		lb -= 4;
+	return la == lb && strncmp(a, b, la) == 0;
+}
+
+static int
+empty_dir(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	int empty = 1;
+
+	if (!d)
+		return 0;
+	while (empty && (e = readdir(d)))
+		empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+	closedir(d);
+	return empty;
+}
+
+/* The clone at path: reused when its origin is url, made otherwise; exits on failure. */
+static git_repository *
+ensure_clone(const char *url, const char *path)
+{
+	char reason[512], *have;
+	git_repository *repo = NULL;
+	int r;
+
+	hm_git_init();
+	if (hm_file_exists(path) && !empty_dir(path)) {
+		if (git_repository_open_ext(&repo, path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0)
+			hm_die(HM_EXIT_USAGE, "%s: exists and is not a git repository "
+					      "(choose another --path)", path);
+		have = hm_git_remote_url(repo, REMOTE_NAME);
+		if (!have || !same_url(have, url))
+			hm_die(HM_EXIT_USAGE, "%s: its remote '%s' is %s, not %s (--repo)", path,
+			       REMOTE_NAME, have ? have : "not set", url);
+		free(have);
+		printf("Using the existing clone at %s\n", path);
+		return repo;
+	}
+	r = hm_git_clone(url, path, remote_timeout(), reason, sizeof(reason));
+	if (r == HM_GIT_UNREACHABLE) {
+		remote_warn_unreachable(reason);
+		hm_die(HM_EXIT_ENV, "cannot clone %s: run 'heimdal init' again when the "
+				    "repository can be reached", url);
+	}
+	if (r < 0)
+		exit(hm_last_code());
+	printf("%s Cloned %s into %s\n", hm_mark(HM_MARK_OK), url, path);
+	if (!(repo = hm_git_open(path)))
+		exit(hm_last_code());
+	return repo;
+}
+
+/* Keep a copy of the state init is about to replace: backups/state_init_<stamp>.json. */
+static void
+backup_state(const char *path)
+{
+	char stamp[32], *dir = hm_home_path("backups"), *dst;
+	time_t now = hm_time_now();
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%d_%H%M%S", &tm);
+	dst = hm_xasprintf("%s/state_init_%s.json", dir, stamp);
+	for (int i = 1; hm_file_exists(dst); i++) {
+		free(dst);
+		dst = hm_xasprintf("%s/state_init_%s_%d.json", dir, stamp, i);
+	}
+	if (hm_mkdir_p(dir, 0700) < 0 || hm_file_copy(path, dst) < 0)
+		hm_die(HM_EXIT_ENV, "no backup of %s: nothing changed", path);
+	printf("%s Backup created: %s\n", hm_mark(HM_MARK_OK), dst);
+	free(dst);
+	free(dir);
+}
+
+/* A new lineage: a V1 document through heimdal-migrate, as every V2 state starts. */
+static jv
+new_state(const char *profile, const char *path, const char *url)
+{
+	char *argv[] = { "heimdal-migrate", NULL };
+	jv v1 = JV_OBJECT(jv_string("active_profile"), jv_string(profile),
+			  jv_string("dotfiles_path"), jv_string(path),
+			  jv_string("repo_url"), jv_string(url));
+
+	return remote_tool("migrate", argv, v1, NULL);
+}
+
+int
+cmd_init(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "profile", required_argument, NULL, 'p' },
+		{ "repo", required_argument, NULL, 'r' },
+		{ "path", required_argument, NULL, 'd' },
+		{ "force", no_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *profile = NULL, *url = NULL, *dir = "~/.dotfiles", *how;
+	char *path, *stored, *state_path, head[41] = "";
+	char *bump[] = { "heimdal-lineage", "bump", "--op", "init", "--git-commit", head, NULL };
+	int c, force = 0, missing, code;
+	git_repository *repo;
+	jv local, shared, s;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			profile = optarg;
+			break;
+		case 'r':
+			url = optarg;
+			break;
+		case 'd':
+			dir = optarg;
+			break;
+		case 'f':
+			force = 1;
+			break;
+		case 'h':
+			printf("usage: %s\n", INIT_USAGE);
+			return 0;
+		case ':':
+			hm_die(HM_EXIT_USAGE, "%s: requires a value\nusage: %s", argv[optind - 1],
+			       INIT_USAGE);
+		default:
+			hm_die(HM_EXIT_USAGE, "unknown option '%s'\nusage: %s", argv[optind - 1],
+			       INIT_USAGE);
+		}
+	}
+	if (optind < argc)
+		hm_die(HM_EXIT_USAGE, "unexpected argument '%s'\nusage: %s", argv[optind], INIT_USAGE);
+	if (!profile || !*profile || !url || !*url)
+		hm_die(HM_EXIT_USAGE, "%s is required\nusage: %s",
+		       !profile || !*profile ? "--profile" : "--repo", INIT_USAGE);
+	if (!*dir)
+		hm_die(HM_EXIT_USAGE, "--path: must not be empty");
+
+	/* Refuse before touching anything: an initialized machine needs --force. */
+	state_path = hm_state_path();
+	local = hm_state_read(state_path, &code, &missing);
+	if (!jv_is_valid(local) && !missing) {
+		jv msg = jv_invalid_get_msg(local);
+
+		hm_die(code, "%s (fix it or move it away before 'heimdal init')",
+		       jv_string_value(msg));
+	}
+	if (jv_is_valid(local) && !force)
+		hm_die(HM_EXIT_USAGE, "this machine is already initialized (%s, profile '%s'); "
+				      "use --force to initialize it again (the current state is "
+				      "kept as a backup)",
+		       state_path, hm_json_str(local, "active_profile") ?: "?");
+	if (jv_is_valid(local) && !jv_object_has(jv_copy(local), jv_string("version"))) {
+		jv_free(local);
+		local = porcelain_state_load(); /* V1: migrated, with its backup */
+	}
+
+	path = remote_expand_home(dir);
+	if (path[0] != '/') {
+		char *cwd = getcwd(NULL, 0);
+		char *abs = hm_xasprintf("%s/%s", cwd ? cwd : ".", path);
+
+		free(cwd);
+		free(path);
+		path = abs;
+	}
+	stored = remote_contract_home(path);
+	if (hm_home_ensure() < 0)
+		exit(HM_EXIT_ENV);
+	repo = ensure_clone(url, path);
+	hm_git_head(repo, head);
+	if (!head[0])
+		bump[4] = NULL; /* an empty repository: no commit to record yet */
+
+	/*
+	 * The lineage to join: the repository's; else the one this machine had
+	 * (--force never discards history); else a new one.  When the machine's
+	 * own state shares the repository's lineage, the two are merged.
+	 */
+	shared = remote_state_at(repo, "HEAD");
+	if (jv_get_kind(shared) == JV_KIND_OBJECT) {
+		jv ll = jv_getpath(jv_copy(local), JV_ARRAY(jv_string("lineage"), jv_string("id")));
+		jv sl = jv_getpath(jv_copy(shared), JV_ARRAY(jv_string("lineage"), jv_string("id")));
+
+		if (jv_is_valid(local) && jv_equal(ll, sl)) {
+			char *margv[] = { "heimdal-merge", "--strategy", "merge", NULL };
+
+			s = remote_tool("merge", margv,
+					JV_OBJECT(jv_string("local"), jv_copy(local),
+						  jv_string("remote"), shared), NULL);
+		} else {
+			s = shared;
+		}
+		how = "Joined";
+	} else if (jv_is_valid(local)) {
+		jv_free(shared);
+		s = jv_copy(local);
+		how = "Kept";
+	} else {
+		jv_free(shared);
+		s = new_state(profile, stored, url);
+		how = "Started";
+	}
+	s = jv_object_set(s, jv_string("active_profile"), jv_string(profile));
+	s = jv_object_set(s, jv_string("dotfiles_path"), jv_string(stored));
+	s = jv_object_set(s, jv_string("repo_url"), jv_string(url));
+	s = remote_localize(s, jv_null());
+	s = remote_tool("lineage", bump, s, NULL);
+	if (jv_is_valid(local))
+		backup_state(state_path);
+	porcelain_state_save(jv_copy(s));
+	{
+		jv l = jv_object_get(jv_copy(s), jv_string("lineage"));
+
+		printf("%s %s lineage %s as %s (serial %lld)\n", hm_mark(HM_MARK_OK),
+		       how, hm_json_str(l, "id"), hm_machine_hostname(), hm_json_int(l, "serial", 0));
+		jv_free(l);
+	}
+	printf("%s State saved to %s\n", hm_mark(HM_MARK_OK), state_path);
+	if (strcmp(how, "Joined") != 0)
+		printf("Run 'heimdal sync' to share it through %s\n", url);
+	jv_free(s);
+	jv_free(local);
+	git_repository_free(repo);
+	free(stored);
+	free(path);
+	free(state_path);
+	return 0;
+}

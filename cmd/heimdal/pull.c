@@ -1,0 +1,121 @@
+/*
+ * pull.c - `heimdal pull` and `heimdal push`: the dotfiles repository against
+ * its remote, the shared state file included.
+ */
+#include "builtin.h"
+#include "remote.h"
+#include "hm_error.h"
+#include "hm_json.h"
+#include "hm_machine.h"
+#include "hm_term.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* getopt for a command with at most one flag (force may be NULL). */
+static void
+parse(int argc, char **argv, const char *usage, const char *flag, int *force)
+{
+	static struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, no_argument, NULL, 'f' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	opts[1].name = flag;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			printf("usage: %s\n", usage);
+			exit(0);
+		case 'f':
+			*force = 1;
+			break;
+		default:
+			hm_die(HM_EXIT_USAGE, "unknown option '%s'\nusage: %s", argv[optind - 1],
+			       usage);
+		}
+	}
+	if (optind < argc)
+		hm_die(HM_EXIT_USAGE, "unexpected argument '%s'\nusage: %s", argv[optind], usage);
+}
+
+void
+remote_report_pull(const struct hm_git_merge_result *res, const char *before)
+{
+	if (res->kind == HM_GIT_MERGE_UP_TO_DATE) {
+		printf("Already up to date.\n");
+		return;
+	}
+	printf("%s Git pull completed successfully!\n", hm_mark(HM_MARK_OK));
+	if (res->kind == HM_GIT_MERGE_FASTFORWARD)
+		printf("  Fast-forward %.7s..%.7s\n", before[0] ? before : "0000000", res->head);
+	else
+		printf("  Merge commit %.7s\n", res->head);
+}
+
+int
+cmd_pull(int argc, char **argv)
+{
+	struct hm_git_merge_result res;
+	char before[41] = "";
+	git_repository *repo;
+	jv local;
+	int r;
+
+	parse(argc, argv, "heimdal pull", NULL, NULL);
+	local = porcelain_state_load();
+	repo = remote_open(local);
+	remote_settle_unfinished(repo);
+	if (remote_fetch(repo) == HM_GIT_UNREACHABLE) {
+		printf("Working with the local copy; run 'heimdal sync' when the connection is "
+		       "restored.\n");
+		return 0;
+	}
+	hm_git_head(repo, before);
+	r = remote_pull(repo, &res);
+	if (r == 0)
+		remote_report_pull(&res, before);
+	hm_git_merge_result_free(&res);
+	git_repository_free(repo);
+	jv_free(local);
+	return r == 0 ? 0 : HM_EXIT_FOUND;
+}
+
+int
+cmd_push(int argc, char **argv)
+{
+	char head[41], *msg;
+	git_repository *repo;
+	int force = 0, r, in_step;
+	jv local;
+
+	parse(argc, argv, "heimdal push [--force]", "force", &force);
+	local = porcelain_state_load();
+	repo = remote_open(local);
+	remote_settle_unfinished(repo);
+	msg = hm_xasprintf("heimdal: state serial %lld from %s\n",
+			   (long long)jv_number_value(jv_getpath(
+				   jv_copy(local), JV_ARRAY(jv_string("lineage"), jv_string("serial")))),
+			   hm_machine_hostname());
+	if (remote_commit_state(repo, local, msg, head) == 0)
+		printf("%s Committed the state (%.7s)\n", hm_mark(HM_MARK_OK), head);
+	free(msg);
+	in_step = remote_in_step(repo);
+	r = remote_push(repo, force);
+	if (r == HM_GIT_UNREACHABLE)
+		printf("The state is committed locally; run 'heimdal push' when the connection "
+		       "is restored.\n");
+	else if (r == 0 && in_step)
+		printf("Everything up-to-date\n");
+	else if (r == 0)
+		printf("%s Pushed %.7s to %s%s\n", hm_mark(HM_MARK_OK), head, REMOTE_NAME,
+		       force ? " (forced over the last fetched commit)" : "");
+	git_repository_free(repo);
+	jv_free(local);
+	return r == HM_GIT_REJECTED ? HM_EXIT_FOUND : 0;
+}

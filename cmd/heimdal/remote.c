@@ -1,0 +1,319 @@
+/*
+ * remote.c - the dotfiles repository and its remote, shared by init, pull,
+ * push and sync.  All git work goes through hm_git (libgit2); the state is
+ * merged by heimdal-merge, never here.
+ */
+#include "remote.h"
+#include "builtin.h"
+#include "hm_config.h"
+#include "hm_error.h"
+#include "hm_json.h"
+#include "hm_machine.h"
+#include "hm_spawn.h"
+#include "hm_state.h"
+#include "hm_term.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *
+remote_expand_home(const char *path)
+{
+	const char *home = getenv("HOME");
+
+	if (home && path[0] == '~' && (path[1] == '\0' || path[1] == '/'))
+		return hm_xasprintf("%s%s", home, path + 1);
+	return hm_xstrdup(path);
+}
+
+char *
+remote_contract_home(const char *path)
+{
+	const char *home = getenv("HOME");
+	size_t n = home ? strlen(home) : 0;
+
+	while (n > 1 && home[n - 1] == '/')
+		n--;
+	if (n > 1 && strncmp(path, home, n) == 0 && (path[n] == '/' || path[n] == '\0'))
+		return hm_xasprintf("~%s", path + n);
+	return hm_xstrdup(path);
+}
+
+git_repository *
+remote_open(jv state)
+{
+	const char *dp = hm_json_str(state, "dotfiles_path");
+	char *path;
+	git_repository *repo;
+
+	if (!dp || !*dp)
+		hm_die(HM_EXIT_USAGE, "%s: .dotfiles_path: not set (run 'heimdal init')",
+		       hm_state_path());
+	path = remote_expand_home(dp);
+	hm_git_init();
+	if (!(repo = hm_git_open(path)))
+		hm_die(HM_EXIT_ENV, "the dotfiles repository is missing: run 'heimdal init "
+				    "--force --profile NAME --repo URL' to clone it again");
+	if (git_repository_is_bare(repo))
+		hm_die(HM_EXIT_ENV, "%s: a bare repository has no working tree", path);
+	free(path);
+	return repo;
+}
+
+long
+remote_timeout(void)
+{
+	struct hm_lock_config cfg;
+
+	if (hm_config_load(&cfg) < 0)
+		exit(hm_last_code());
+	return cfg.remote_timeout;
+}
+
+void
+remote_warn_unreachable(const char *reason)
+{
+	printf("%s Warning: Cannot reach remote repository: %s\n", hm_mark(HM_MARK_WARN), reason);
+	fflush(stdout);
+}
+
+void
+remote_print_conflicts(char *const *paths)
+{
+	printf("Merge conflicts detected in:\n");
+	for (; paths && *paths; paths++)
+		printf("  - %s\n", *paths);
+	printf("\nPlease resolve conflicts manually and run 'heimdal sync' again\n");
+	fflush(stdout);
+}
+
+void
+remote_settle_unfinished(git_repository *repo)
+{
+	size_t n;
+	char **paths = hm_git_conflicted_paths(repo, &n);
+
+	if (paths) {
+		remote_print_conflicts(paths);
+		hm_git_paths_free(paths);
+		exit(HM_EXIT_FOUND);
+	}
+	if (git_repository_state(repo) == GIT_REPOSITORY_STATE_MERGE) {
+		if (hm_git_merge_finish(repo, "Merge (conflicts resolved by hand)\n") < 0)
+			exit(hm_last_code());
+		hm_debug("committed the merge resolved by hand");
+	} else if (git_repository_state(repo) != GIT_REPOSITORY_STATE_NONE) {
+		hm_die(HM_EXIT_ENV, "%s: a git operation is in progress (see 'git status'); "
+				    "finish or abort it first", git_repository_workdir(repo));
+	}
+}
+
+int
+remote_fetch(git_repository *repo)
+{
+	char reason[512];
+	int r = hm_git_fetch(repo, REMOTE_NAME, remote_timeout(), reason, sizeof(reason));
+
+	if (r < 0)
+		exit(hm_last_code());
+	if (r == HM_GIT_UNREACHABLE)
+		remote_warn_unreachable(reason);
+	return r;
+}
+
+/* A valid V2 state from bytes, or invalid (V1 and broken files are left to people). */
+static jv
+parse_state(const char *what, const char *buf, size_t len)
+{
+	jv s = hm_json_parse(what, buf, len);
+	char *err = NULL;
+
+	if (jv_is_valid(s) && hm_state_validate(s, &err) < 0) {
+		jv bad = jv_invalid_with_msg(jv_string_fmt("%s: %s", what, err));
+
+		free(err);
+		jv_free(s);
+		return bad;
+	}
+	return s;
+}
+
+/* hm_git_merge's resolver: the state file goes through heimdal-merge. */
+static int
+resolve_state(void *arg, const char *path, const char *base, size_t base_len, const char *ours,
+	      size_t ours_len, const char *theirs, size_t theirs_len, char **out, size_t *out_len)
+{
+	char *argv[] = { "heimdal-merge", "--strategy", "merge", NULL };
+	jv in, merged;
+	int st;
+
+	(void)arg;
+	if (strcmp(path, REPO_STATE) != 0)
+		return 1;
+	in = JV_OBJECT(jv_string("local"), parse_state("ours", ours, ours_len),
+		       jv_string("remote"), parse_state("theirs", theirs, theirs_len));
+	if (base) {
+		jv b = parse_state("base", base, base_len);
+
+		in = jv_is_valid(b) ? jv_object_set(in, jv_string("base"), b) : (jv_free(b), in);
+	}
+	if (!jv_is_valid(jv_object_get(jv_copy(in), jv_string("local"))) ||
+	    !jv_is_valid(jv_object_get(jv_copy(in), jv_string("remote")))) {
+		hm_warn("%s: one side is not a valid V2 state; leaving it to you", path);
+		jv_free(in);
+		return 1;
+	}
+	st = hm_spawn_json("merge", argv, in, &merged);
+	if (st != 0) {
+		if (st > 0)
+			jv_free(merged);
+		hm_warn("%s: the state merge failed; leaving it to you", path);
+		return 1;
+	}
+	*out = hm_json_dump(hm_state_canonical(merged), HM_JSON_PRETTY, out_len);
+	hm_debug("%s: merged with heimdal-merge", path);
+	return 0;
+}
+
+int
+remote_pull(git_repository *repo, struct hm_git_merge_result *res)
+{
+	static const char *const special[] = { REPO_STATE, NULL };
+	char *up = hm_git_tracking_ref(repo, REMOTE_NAME);
+
+	memset(res, 0, sizeof(*res));
+	if (!up) {
+		res->kind = HM_GIT_MERGE_UP_TO_DATE;
+		hm_git_head(repo, res->head);
+		return 0;
+	}
+	if (hm_git_merge(repo, up, special, resolve_state, NULL, res) < 0)
+		exit(hm_last_code());
+	free(up);
+	if (res->kind == HM_GIT_MERGE_CONFLICT) {
+		remote_print_conflicts(res->conflicts);
+		return 1;
+	}
+	return 0;
+}
+
+jv
+remote_state_at(git_repository *repo, const char *rev)
+{
+	char *buf, *what;
+	size_t len;
+	int r = hm_git_read_file(repo, rev, REPO_STATE, &buf, &len);
+	jv s;
+
+	if (r < 0)
+		exit(hm_last_code());
+	if (r == 1)
+		return jv_null();
+	what = hm_xasprintf("%s:%s", rev, REPO_STATE);
+	s = parse_state(what, buf, len);
+	free(buf);
+	free(what);
+	if (!jv_is_valid(s)) {
+		jv msg = jv_invalid_get_msg(s);
+
+		hm_die(HM_EXIT_USAGE, "%s", jv_string_value(msg));
+	}
+	return s;
+}
+
+int
+remote_commit_state(git_repository *repo, jv state, const char *message, char out[41])
+{
+	size_t len;
+	char *buf = hm_json_dump(hm_state_canonical(jv_copy(state)), HM_JSON_PRETTY, &len);
+	int r = hm_git_commit_file(repo, REPO_STATE, buf, len, message, out);
+
+	free(buf);
+	if (r < 0)
+		exit(hm_last_code());
+	return r;
+}
+
+int
+remote_in_step(git_repository *repo)
+{
+	char *up = hm_git_tracking_ref(repo, REMOTE_NAME);
+	git_oid a, b;
+	int same;
+
+	if (!up)
+		return 0;
+	same = git_reference_name_to_id(&a, repo, "HEAD") == 0 &&
+	       git_reference_name_to_id(&b, repo, up) == 0 && git_oid_equal(&a, &b);
+	free(up);
+	return same;
+}
+
+int
+remote_push(git_repository *repo, int force)
+{
+	char lease[41], reason[512], *up = NULL;
+	git_oid oid;
+	int r;
+
+	if (force) {
+		/* The lease: the remote may hold only what this machine last fetched. */
+		up = hm_git_tracking_ref(repo, REMOTE_NAME);
+		if (up && git_reference_name_to_id(&oid, repo, up) == 0)
+			git_oid_tostr(lease, sizeof(lease), &oid);
+		else
+			memset(lease, '0', 40), lease[40] = '\0';
+		free(up);
+	}
+	r = hm_git_push(repo, REMOTE_NAME, force ? lease : NULL, remote_timeout(), reason,
+			sizeof(reason));
+	if (r < 0)
+		exit(hm_last_code());
+	if (r == HM_GIT_UNREACHABLE)
+		remote_warn_unreachable(reason);
+	if (r == HM_GIT_REJECTED) {
+		hm_error("push rejected: %s", reason);
+		hm_msg("The remote has changes this machine has not seen: run 'heimdal sync' to "
+		       "merge them, then push again.");
+	}
+	return r;
+}
+
+jv
+remote_localize(jv state, jv local)
+{
+	static const char *const keep[] = { "active_profile", "dotfiles_path", "repo_url", NULL };
+	jv m = hm_machine_info();
+
+	if (!jv_is_valid(m)) {
+		jv msg = jv_invalid_get_msg(m);
+
+		hm_die(HM_EXIT_ENV, "%s", jv_string_value(msg));
+	}
+	state = jv_object_set(state, jv_string("machine"), m);
+	for (int i = 0; keep[i] && jv_get_kind(local) == JV_KIND_OBJECT; i++) {
+		jv v = jv_object_get(jv_copy(local), jv_string(keep[i]));
+
+		if (jv_is_valid(v))
+			state = jv_object_set(state, jv_string(keep[i]), v);
+		else
+			jv_free(v);
+	}
+	return state;
+}
+
+jv
+remote_tool(const char *tool, char *const argv[], jv in, int *status)
+{
+	jv out;
+	int st = hm_spawn_json(tool, argv, in, &out);
+
+	if (st < 0)
+		exit(hm_last_code());
+	if (st > 1)
+		hm_die(st, "heimdal-%s failed (exit %d)", tool, st);
+	if (status)
+		*status = st;
+	return out;
+}

@@ -1,0 +1,89 @@
+/*
+ * remote.h - what init, pull, push and sync share: the dotfiles repository of
+ * the state, the remote reached within remote_timeout, the state file carried
+ * in the repository, and the spec's messages for the remote.
+ */
+#ifndef HM_PORCELAIN_REMOTE_H
+#define HM_PORCELAIN_REMOTE_H
+
+#include <git2.h>
+#include <jv.h>
+
+#include "hm_git.h"
+
+/* Where the shared state lives inside the dotfiles repository. */
+#define REPO_STATE ".heimdal/state.json"
+#define REMOTE_NAME "origin"
+
+/* path with a leading "~" or "~/" expanded to $HOME (new buffer). */
+char *remote_expand_home(const char *path);
+
+/* path as "~/..." when it lies under $HOME, so machines with different homes agree. */
+char *remote_contract_home(const char *path);
+
+/* Open the dotfiles repository named by state's dotfiles_path (borrowed); exits. */
+git_repository *remote_open(jv state);
+
+/* remote_timeout from lock_config.json (seconds); exits on a bad config. */
+long remote_timeout(void);
+
+/* The spec's warning: "⚠️  Warning: Cannot reach remote repository: <reason>". */
+void remote_warn_unreachable(const char *reason);
+
+/*
+ * The spec's "Merge conflicts detected in:" message for paths, with the
+ * advice to resolve and run 'heimdal sync' again.
+ */
+void remote_print_conflicts(char *const *paths);
+
+/*
+ * Refuse to go on over an unfinished merge: conflicted paths -> the message
+ * above and exit 1; a merge the user has resolved but not committed is
+ * committed.
+ */
+void remote_settle_unfinished(git_repository *repo);
+
+/* Fetch origin.  0, or HM_GIT_UNREACHABLE after printing the warning; exits on errors. */
+int remote_fetch(git_repository *repo);
+
+/*
+ * Merge the remote-tracking branch into the current one (the state file by
+ * the three-way state merge).  Fills res; returns 0, 1 after printing the
+ * conflicts message (repository left mid-merge), and exits on errors.  With
+ * no remote-tracking branch (an empty remote) res->kind is UP_TO_DATE.
+ */
+int remote_pull(git_repository *repo, struct hm_git_merge_result *res);
+
+/*
+ * The state at rev's REPO_STATE: a V2 state, jv_null() when the file is
+ * absent there, or exits when it is not a valid state.
+ */
+jv remote_state_at(git_repository *repo, const char *rev);
+
+/* Write state (borrowed) to REPO_STATE and commit it with message.  0, 1 unchanged. */
+int remote_commit_state(git_repository *repo, jv state, const char *message, char out[41]);
+
+/*
+ * Push the current branch.  force: lease on the remote-tracking ref.  Returns
+ * 0, HM_GIT_REJECTED after printing why (and what to run), HM_GIT_UNREACHABLE
+ * after the warning; exits on errors.
+ */
+int remote_push(git_repository *repo, int force);
+
+/* 1 when HEAD and the remote-tracking ref are the same commit. */
+int remote_in_step(git_repository *repo);
+
+/*
+ * The state (consumed) with this machine's identity and the local-only fields
+ * (active_profile, dotfiles_path, repo_url) taken from local (borrowed; may be
+ * jv_null(), then only the machine is set).
+ */
+jv remote_localize(jv state, jv local);
+
+/* What a pull did, for people: "Already up to date." or the spec's success line. */
+void remote_report_pull(const struct hm_git_merge_result *res, const char *before);
+
+/* Run a heimdal-<tool> on a JSON input (consumed); exits unless it answers 0 or 1. */
+jv remote_tool(const char *tool, char *const argv[], jv in, int *status);
+
+#endif

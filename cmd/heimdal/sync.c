@@ -1,0 +1,352 @@
+/*
+ * sync.c - `heimdal sync`: pull, reconcile this machine's state with the one
+ * the remote carries, apply what came in, commit and push.  The state work
+ * is the plumbing's: heimdal-conflicts finds the relation and the conflicts,
+ * heimdal-merge merges, heimdal-lineage records the operation.
+ */
+#include "builtin.h"
+#include "remote.h"
+#include "hm_error.h"
+#include "hm_file.h"
+#include "hm_json.h"
+#include "hm_machine.h"
+#include "hm_spawn.h"
+#include "hm_state.h"
+#include "hm_term.h"
+#include "hm_time.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SYNC_USAGE "heimdal sync [--no-apply]"
+#define SYNC_ATTEMPTS 3 /* pushes raced by another machine before giving up */
+
+/* The spec's list of conflicts: "1. 🔴 State diverged: ...". */
+static void
+print_conflicts(jv conflicts)
+{
+	printf("%s State Conflicts Detected\n\n", hm_mark(HM_MARK_WARN));
+	jv_array_foreach(conflicts, i, c) {
+		printf("%d. %s %s\n", i + 1, hm_mark_severity(hm_json_str(c, "severity")),
+		       hm_json_str(c, "description") ?: hm_json_str(c, "type") ?: "conflict");
+		jv_free(c);
+	}
+	printf("\n");
+}
+
+static void
+print_manual(void)
+{
+	printf("\nResolve the state by hand, then sync again:\n"
+	       "  1. Use local state:  heimdal state resolve --use-local\n"
+	       "  2. Use remote state: heimdal state resolve --use-remote\n"
+	       "  3. Manual edit:      heimdal state resolve --manual\n");
+}
+
+/* A count from the merge report, whichever spelling the report uses. */
+static long long
+report_count(jv report, const char *const *keys)
+{
+	for (; *keys; keys++) {
+		jv v = jv_object_get(jv_copy(report), jv_string(*keys));
+		long long n = jv_get_kind(v) == JV_KIND_NUMBER   ? (long long)jv_number_value(v)
+			      : jv_get_kind(v) == JV_KIND_ARRAY ? jv_array_length(jv_copy(v))
+								: -1;
+
+		jv_free(v);
+		if (n >= 0)
+			return n;
+	}
+	return 0;
+}
+
+/*
+ * Merge local and remote (base may be null) with heimdal-merge, printing the
+ * spec's lines.  Returns the merged state, or invalid after printing why.
+ */
+static jv
+merge_states(jv local, jv remote, jv base, int shown)
+{
+	static const char *const machines[] = { "machines_combined", "machines", NULL };
+	static const char *const resolved[] = { "conflicts_resolved", "resolved", "conflicts",
+		NULL };
+	char tmpl[] = "/tmp/heimdal-merge-report.XXXXXX";
+	char *argv[] = { "heimdal-merge", "--strategy", "merge", "--report", tmpl, NULL };
+	jv in = JV_OBJECT(jv_string("local"), local, jv_string("remote"), remote), merged, report;
+	int fd = mkstemp(tmpl), st;
+	char *buf = NULL;
+	size_t len = 0;
+
+	if (fd < 0)
+		hm_die_errno(HM_EXIT_ENV, "%s", tmpl);
+	close(fd);
+	if (jv_get_kind(base) == JV_KIND_OBJECT)
+		in = jv_object_set(in, jv_string("base"), base);
+	else
+		jv_free(base);
+	if (shown)
+		printf("Attempting automatic merge...\n");
+	fflush(stdout);
+	st = hm_spawn_json("merge", argv, in, &merged);
+	if (st != 0) {
+		unlink(tmpl);
+		if (st > 0)
+			jv_free(merged);
+		printf("%s Automatic merge failed\n", hm_mark(HM_MARK_ERR));
+		return jv_invalid();
+	}
+	report = hm_file_read(tmpl, &buf, &len) == 0 ? hm_json_parse(tmpl, buf, len) : jv_object();
+	unlink(tmpl);
+	free(buf);
+	if (shown) {
+		printf("%s States merged successfully\n", hm_mark(HM_MARK_OK));
+		printf("  - Combined %lld machine(s)\n", report_count(report, machines));
+		printf("  - Resolved %lld conflict(s)\n", report_count(report, resolved));
+		printf("%s State conflicts resolved automatically\n", hm_mark(HM_MARK_OK));
+	}
+	jv_free(report);
+	return merged;
+}
+
+/* `heimdal apply` on what the pull brought, as its own process. */
+static int
+run_apply(void)
+{
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	pid_t pid;
+	int st;
+
+	if (n <= 0)
+		hm_die_errno(HM_EXIT_ENV, "cannot find the heimdal binary");
+	self[n] = '\0';
+	fflush(NULL);
+	if ((pid = fork()) < 0)
+		hm_die_errno(HM_EXIT_ENV, "fork");
+	if (pid == 0) {
+		execl(self, "heimdal", "apply", (char *)NULL);
+		_exit(127);
+	}
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			hm_die_errno(HM_EXIT_ENV, "waitpid");
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* The relation and conflicts of local against remote, from heimdal-conflicts. */
+static jv
+detect(jv local, jv remote, jv base)
+{
+	char *argv[] = { "heimdal-conflicts", NULL };
+	jv in = JV_OBJECT(jv_string("local"), local, jv_string("remote"), remote);
+
+	if (jv_get_kind(base) == JV_KIND_OBJECT)
+		in = jv_object_set(in, jv_string("base"), base);
+	else
+		jv_free(base);
+	return remote_tool("conflicts", argv, in, NULL);
+}
+
+/* The state bumped by heimdal-lineage for a sync against commit head. */
+static jv
+record_sync(jv state, const char *head)
+{
+	char now[32];
+	char *argv[] = { "heimdal-lineage", "bump", "--op", "sync", "--git-commit", (char *)head,
+		NULL };
+
+	if (!head[0])
+		argv[4] = NULL;
+	state = jv_object_set(state, jv_string("last_sync"), jv_string(hm_time_now_rfc3339(now)));
+	return remote_tool("lineage", argv, state, NULL);
+}
+
+struct sync_run {
+	int no_apply;
+	int pulled;   /* the pull brought commits */
+	int offline;
+};
+
+/*
+ * One round: fetch, pull, reconcile, commit, push.  Returns 0 when done,
+ * HM_GIT_REJECTED when another machine pushed first (go round again), or an
+ * exit code.
+ */
+static int
+sync_once(git_repository *repo, struct sync_run *run)
+{
+	struct hm_git_merge_result res;
+	char before[41] = "", head[41] = "", *msg;
+	jv local = porcelain_state_load(), remote, base, found, merged;
+	const char *relation;
+	int changed = 0, r, shown;
+
+	if (remote_fetch(repo) == HM_GIT_UNREACHABLE) {
+		run->offline = 1;
+		printf("Proceeding with local state only.\n");
+	}
+	hm_git_head(repo, before);
+	base = before[0] ? remote_state_at(repo, before) : jv_null();
+	if (!run->offline) {
+		if (remote_pull(repo, &res) != 0) {
+			hm_git_merge_result_free(&res);
+			jv_free(local);
+			jv_free(base);
+			return HM_EXIT_FOUND;
+		}
+		if (res.kind != HM_GIT_MERGE_UP_TO_DATE) {
+			run->pulled = 1;
+			remote_report_pull(&res, before);
+		}
+		hm_git_merge_result_free(&res);
+	}
+	hm_git_head(repo, head);
+	remote = head[0] ? remote_state_at(repo, "HEAD") : jv_null();
+
+	/* Reconcile: equal needs nothing, behind takes the remote as it is, ahead
+	 * and diverged are recorded as a sync and pushed. */
+	if (jv_get_kind(remote) == JV_KIND_OBJECT) {
+		found = detect(jv_copy(local), jv_copy(remote), jv_copy(base));
+		relation = hm_json_str(found, "relation") ?: "diverged";
+		jv conflicts = jv_object_get(jv_copy(found), jv_string("conflicts"));
+		int n = jv_get_kind(conflicts) == JV_KIND_ARRAY ? jv_array_length(jv_copy(conflicts)) : 0;
+
+		hm_debug("state relation: %s, %d conflict(s)", relation, n);
+		if (strcmp(relation, "equal") == 0) {
+			merged = jv_copy(local);
+		} else if (strcmp(relation, "unrelated") == 0) {
+			print_conflicts(conflicts);
+			conflicts = jv_invalid();
+			printf("The remote state belongs to another lineage: it cannot be merged.\n");
+			print_manual();
+			jv_free(found);
+			jv_free(local);
+			jv_free(remote);
+			jv_free(base);
+			return HM_EXIT_FOUND;
+		} else if (strcmp(relation, "ahead") == 0) {
+			merged = jv_copy(local);
+			changed = 1;
+		} else {
+			shown = n > 0 && strcmp(relation, "diverged") == 0;
+			if (shown) {
+				print_conflicts(conflicts);
+				conflicts = jv_invalid();
+			}
+			merged = merge_states(jv_copy(local), jv_copy(remote), jv_copy(base), shown);
+			if (!jv_is_valid(merged)) {
+				print_manual();
+				jv_free(conflicts);
+				jv_free(found);
+				jv_free(local);
+				jv_free(remote);
+				jv_free(base);
+				return HM_EXIT_FOUND;
+			}
+			merged = remote_localize(merged, local);
+			changed = strcmp(relation, "behind") != 0;
+		}
+		jv_free(conflicts);
+		jv_free(found);
+	} else {
+		merged = jv_copy(local);
+		changed = 1;
+	}
+	jv_free(remote);
+	jv_free(base);
+
+	if (!changed && !run->pulled && remote_in_step(repo)) {
+		jv_free(merged);
+		jv_free(local);
+		if (!run->offline)
+			printf("Already up to date.\n");
+		return 0;
+	}
+	if (changed) {
+		merged = record_sync(merged, head);
+	} else {
+		char now[32];
+
+		/* Taking the remote's state as it is writes nothing new to share. */
+		merged = jv_object_set(merged, jv_string("last_sync"),
+				       jv_string(hm_time_now_rfc3339(now)));
+	}
+	porcelain_state_save(jv_copy(merged));
+	jv_free(local);
+	if (run->pulled && !run->no_apply) {
+		r = run_apply();
+		if (r != 0)
+			hm_die(r, "apply failed (exit %d); the state is synced, run 'heimdal "
+				  "apply' again once the cause is fixed", r);
+		jv_free(merged);
+		merged = porcelain_state_load();
+	}
+	if (changed) {
+		msg = hm_xasprintf("heimdal: sync from %s (serial %lld)\n", hm_machine_hostname(),
+				   (long long)jv_number_value(jv_getpath(
+					   jv_copy(merged),
+					   JV_ARRAY(jv_string("lineage"), jv_string("serial")))));
+		remote_commit_state(repo, merged, msg, head);
+		free(msg);
+	}
+	jv_free(merged);
+	if (run->offline || remote_in_step(repo))
+		return 0;
+	r = remote_push(repo, 0);
+	if (r == HM_GIT_REJECTED || r == HM_GIT_UNREACHABLE)
+		return r;
+	printf("%s Pushed to %s\n", hm_mark(HM_MARK_OK), REMOTE_NAME);
+	return 0;
+}
+
+int
+cmd_sync(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "no-apply", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct sync_run run = { 0 };
+	git_repository *repo;
+	jv local;
+	int c, r = 0;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			run.no_apply = 1;
+			break;
+		case 'h':
+			printf("usage: %s\n", SYNC_USAGE);
+			return 0;
+		default:
+			hm_die(HM_EXIT_USAGE, "unknown option '%s'\nusage: %s", argv[optind - 1],
+			       SYNC_USAGE);
+		}
+	}
+	if (optind < argc)
+		hm_die(HM_EXIT_USAGE, "unexpected argument '%s'\nusage: %s", argv[optind], SYNC_USAGE);
+	local = porcelain_state_load();
+	repo = remote_open(local);
+	jv_free(local);
+	remote_settle_unfinished(repo);
+	for (int i = 0; i < SYNC_ATTEMPTS; i++) {
+		r = sync_once(repo, &run);
+		if (r != HM_GIT_REJECTED)
+			break;
+		printf("Another machine pushed meanwhile; syncing again...\n");
+	}
+	if (r == HM_GIT_UNREACHABLE || run.offline) {
+		printf("Remember to sync when connection is restored.\n");
+		r = 0;
+	}
+	git_repository_free(repo);
+	return r;
+}

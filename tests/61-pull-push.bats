@@ -1,0 +1,233 @@
+#!/usr/bin/env bats
+# heimdal pull / heimdal push: the dotfiles repository against its remote.
+
+load helper
+load helper-git
+
+setup() {
+	setup_scratch
+	REMOTE=$(bare_remote)
+	handmade a "$REMOTE"
+	handmade b "$REMOTE"
+}
+
+@test "push: the first push creates the branch with the state in .heimdal/state.json" {
+	run --separate-stderr as a heimdal push
+	expect_status 0
+	[[ "${lines[0]}" == "OK Committed the state ("*")" ]] || fail "line 0: ${lines[0]}"
+	[[ "${lines[1]}" == "OK Pushed "*" to origin" ]] || fail "line 1: ${lines[1]}"
+	remote_state "$REMOTE" | jq -S . >"$BATS_TEST_TMPDIR/pushed"
+	jq -S . "$(mhome a)/.heimdal/state.json" | diff - "$BATS_TEST_TMPDIR/pushed"
+	# The branch now tracks the remote, as after `git push -u`.
+	[ "$(ingit a config branch.main.remote)" = origin ]
+}
+
+@test "push: nothing new says so and leaves the remote alone" {
+	as a heimdal push >/dev/null
+	before=$(git --git-dir="$REMOTE" rev-parse main)
+	run --separate-stderr as a heimdal push
+	expect_status 0
+	[ "$output" = "Everything up-to-date" ] || fail
+	[ "$(git --git-dir="$REMOTE" rev-parse main)" = "$before" ]
+}
+
+@test "push: a changed state is committed and pushed; jq reads it back from the remote" {
+	as a heimdal push >/dev/null
+	jq '.lineage.serial = 7 | .lineage.parent_serial = 6' "$(mhome a)/.heimdal/state.json" \
+		>"$BATS_TEST_TMPDIR/s" && cp "$BATS_TEST_TMPDIR/s" "$(mhome a)/.heimdal/state.json"
+	run --separate-stderr as a heimdal push
+	expect_status 0
+	remote_state "$REMOTE" | jq -e '.lineage.serial == 7 and .version == 2'
+	[ "$(git --git-dir="$REMOTE" log --format=%s -1 main)" = "heimdal: state serial 7 from a" ]
+	[ "$(as a heimdal state query .lineage.serial)" = "$(remote_state "$REMOTE" | jq .lineage.serial)" ]
+}
+
+@test "pull: fast-forward brings the other machine's commits" {
+	as a heimdal push >/dev/null
+	commit_file a .bashrc 'alias ll="ls -l"'
+	as a heimdal push >/dev/null
+	run --separate-stderr as b heimdal pull
+	expect_status 0
+	[ "${lines[0]}" = "OK Git pull completed successfully!" ] || fail
+	[[ "${lines[1]}" == "  Fast-forward "*..* ]] || fail
+	[ "$(cat "$(mhome b)/.dotfiles/.bashrc")" = 'alias ll="ls -l"' ]
+	[ "$(ingit b rev-parse HEAD)" = "$(git --git-dir="$REMOTE" rev-parse main)" ]
+	[ -z "$(ingit b status --porcelain)" ]
+}
+
+@test "pull: nothing new is one line" {
+	as a heimdal push >/dev/null
+	as b heimdal pull >/dev/null
+	run --separate-stderr as b heimdal pull
+	expect_status 0
+	[ "$output" = "Already up to date." ] || fail
+	[ -z "$stderr" ] || fail
+}
+
+@test "pull: both sides moved -> a merge commit with both parents" {
+	as a heimdal push >/dev/null
+	as b heimdal pull >/dev/null
+	commit_file a .bashrc from-a
+	as a heimdal push >/dev/null
+	commit_file b .vimrc from-b
+	run --separate-stderr as b heimdal pull
+	expect_status 0
+	[ "${lines[0]}" = "OK Git pull completed successfully!" ] || fail
+	[[ "${lines[1]}" == "  Merge commit "* ]] || fail
+	[ "$(ingit b rev-list --parents -1 HEAD | wc -w)" = 3 ]
+	[ "$(cat "$(mhome b)/.dotfiles/.bashrc")" = from-a ]
+	[ "$(cat "$(mhome b)/.dotfiles/.vimrc")" = from-b ]
+	[ -z "$(ingit b status --porcelain)" ]
+}
+
+@test "pull: a conflicted dotfile is left to the user, in git's conflicted state" {
+	as a heimdal push >/dev/null
+	as b heimdal pull >/dev/null
+	commit_file a .bashrc from-a
+	as a heimdal push >/dev/null
+	commit_file b .bashrc from-b
+	run --separate-stderr as b heimdal pull
+	expect_status 1
+	[ "$output" = "Merge conflicts detected in:
+  - .bashrc
+
+Please resolve conflicts manually and run 'heimdal sync' again" ] || fail
+	[ "$(ingit b status --porcelain)" = "AA .bashrc" ]
+	grep -q '^<<<<<<<' "$(mhome b)/.dotfiles/.bashrc"
+	[ -e "$(mhome b)/.dotfiles/.git/MERGE_HEAD" ]
+	# Until it is resolved, every remote command says so again.
+	run --separate-stderr as b heimdal push
+	expect_status 1
+	[ "${lines[0]}" = "Merge conflicts detected in:" ] || fail
+	# Resolved by hand: the next pull finishes the merge and goes on.
+	printf 'both\n' >"$(mhome b)/.dotfiles/.bashrc"
+	ingit b add .bashrc
+	run --separate-stderr as b heimdal pull
+	expect_status 0
+	[ ! -e "$(mhome b)/.dotfiles/.git/MERGE_HEAD" ]
+	[ "$(ingit b rev-list --parents -1 HEAD | wc -w)" = 3 ]
+}
+
+@test "pull: the state file is merged three-way, never left with conflict markers" {
+	need merge
+	as a heimdal push >/dev/null
+	as b heimdal pull >/dev/null
+	# Both machines record operations on top of the same state and commit it.
+	jq '.lineage.machines += ["m-a"] | .last_apply = "2024-01-15T11:00:00Z"' \
+		"$(mhome a)/.heimdal/state.json" >"$BATS_TEST_TMPDIR/s" &&
+		cp "$BATS_TEST_TMPDIR/s" "$(mhome a)/.heimdal/state.json"
+	as a heimdal push >/dev/null
+	jq '.lineage.machines += ["m-b"] | .last_sync = "2024-01-15T12:00:00Z"' \
+		"$(mhome b)/.heimdal/state.json" >"$BATS_TEST_TMPDIR/s" &&
+		cp "$BATS_TEST_TMPDIR/s" "$(mhome b)/.heimdal/state.json"
+	run --separate-stderr as b heimdal push
+	expect_status 1
+	run --separate-stderr as b heimdal pull
+	expect_status 0
+	! grep -q '^<<<<<<<' "$(mhome b)/.dotfiles/.heimdal/state.json"
+	jq -e '(.lineage.machines | index("m-a") and index("m-b"))
+	       and .last_sync == "2024-01-15T12:00:00Z"' "$(mhome b)/.dotfiles/.heimdal/state.json"
+	[ -z "$(ingit b status --porcelain)" ]
+	run --separate-stderr as b heimdal push
+	expect_status 0
+}
+
+@test "push: rejected when the remote moved; sync then push succeeds" {
+	as a heimdal push >/dev/null
+	as b heimdal pull >/dev/null
+	commit_file a .bashrc from-a
+	as a heimdal push >/dev/null
+	commit_file b .vimrc from-b
+	before=$(git --git-dir="$REMOTE" rev-parse main)
+	run --separate-stderr as b heimdal push
+	expect_status 1
+	[[ "$output" != *Pushed* ]] || fail "reported a push"
+	[[ "$stderr" == *"heimdal: error: push rejected: "* ]] || fail
+	[[ "$stderr" == *"run 'heimdal sync'"* ]] || fail
+	[ "$(git --git-dir="$REMOTE" rev-parse main)" = "$before" ]
+	as b heimdal pull >/dev/null
+	run --separate-stderr as b heimdal push
+	expect_status 0
+	git --git-dir="$REMOTE" show main:.bashrc | grep -qx from-a
+	git --git-dir="$REMOTE" show main:.vimrc | grep -qx from-b
+}
+
+@test "push --force: overwrites what was fetched, never a change it has not seen" {
+	as a heimdal push >/dev/null
+	as b heimdal pull >/dev/null
+	commit_file b .vimrc from-b
+	# a pushes a change b has never fetched.
+	commit_file a .bashrc unseen
+	as a heimdal push >/dev/null
+	unseen=$(git --git-dir="$REMOTE" rev-parse main)
+	run --separate-stderr as b heimdal push --force
+	expect_status 1
+	[[ "$stderr" == *"stale info"* ]] || fail
+	[ "$(git --git-dir="$REMOTE" rev-parse main)" = "$unseen" ]
+	# Once b has fetched it, forcing is b's informed choice.
+	ingit b fetch -q origin
+	run --separate-stderr as b heimdal push --force
+	expect_status 0
+	[[ "$output" == *"(forced over the last fetched commit)"* ]] || fail
+	[ "$(git --git-dir="$REMOTE" rev-parse main)" = "$(ingit b rev-parse HEAD)" ]
+}
+
+@test "offline: a closed port warns, the local part proceeds, exit 0; online again it pushes" {
+	as a heimdal push >/dev/null
+	port=$(free_port)
+	ingit a remote set-url origin "git://127.0.0.1:$port/origin.git"
+	commit_file a .bashrc offline-edit
+	run --separate-stderr as a heimdal pull
+	expect_status 0
+	[[ "${lines[0]}" == "! Warning: Cannot reach remote repository: "*"refused"* ]] || fail
+	jq '.last_apply = "2024-01-15T11:00:00Z"' "$(mhome a)/.heimdal/state.json" >"$BATS_TEST_TMPDIR/s" &&
+		cp "$BATS_TEST_TMPDIR/s" "$(mhome a)/.heimdal/state.json"
+	run --separate-stderr as a heimdal push
+	expect_status 0
+	[[ "${lines[1]}" == "! Warning: Cannot reach remote repository: "* ]] || fail
+	[[ "$output" == *"committed locally"* ]] || fail
+	ingit a show HEAD:.heimdal/state.json | jq -e '.last_apply == "2024-01-15T11:00:00Z"'
+	ingit a remote set-url origin "$REMOTE"
+	run --separate-stderr as a heimdal push
+	expect_status 0
+	git --git-dir="$REMOTE" show main:.heimdal/state.json | jq -e '.last_apply == "2024-01-15T11:00:00Z"'
+	git --git-dir="$REMOTE" show main:.bashrc | grep -qx offline-edit
+}
+
+@test "offline: a silent server is cut off after remote_timeout" {
+	as a heimdal push >/dev/null
+	silent_start
+	ingit a remote set-url origin "git://127.0.0.1:$SILENT_PORT/origin.git"
+	printf '{"remote_timeout": 1}\n' >"$(mhome a)/.heimdal/lock_config.json"
+	start=$SECONDS
+	run --separate-stderr as a heimdal pull
+	expect_status 0
+	[ "${lines[0]}" = "! Warning: Cannot reach remote repository: timed out after 1 seconds" ] || fail
+	[ $((SECONDS - start)) -lt 10 ] || fail "took $((SECONDS - start)) s"
+}
+
+@test "pull/push: bad flags are usage errors, a missing state an environment error" {
+	run --separate-stderr as a heimdal push --bogus
+	expect_status 2
+	[ -z "$output" ] || fail
+	[[ "$stderr" == *"unknown option '--bogus'"* ]] || fail
+	run --separate-stderr as a heimdal pull extra
+	expect_status 2
+	[[ "$stderr" == *"unexpected argument 'extra'"* ]] || fail
+	run as a heimdal push --help
+	expect_status 0
+	[ "$output" = "usage: heimdal push [--force]" ] || fail
+	rm "$(mhome a)/.heimdal/state.json"
+	run --separate-stderr as a heimdal pull
+	expect_status 3
+	[ -z "$output" ] || fail
+	[[ "$stderr" == *"run 'heimdal init' first"* ]] || fail
+}
+
+@test "pull: a missing dotfiles repository is an environment error" {
+	rm -rf "$(mhome a)/.dotfiles"
+	run --separate-stderr as a heimdal pull
+	expect_status 3
+	[ -z "$output" ] || fail
+	[[ "$stderr" == *"not a git repository"* ]] || fail
+}
