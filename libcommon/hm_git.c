@@ -4,7 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
+#include <ctype.h>
 #include <ftw.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -211,6 +211,8 @@ hm_git_deadline(int (*fn)(void *, int), void *arg, long timeout_s, char **out, s
 	return r < 0 ? hm_fail(HM_EXIT_ENV) : r;
 }
 
+static int net_failure(int err, struct hm_git_netdata *d, const char *what);
+
 struct fetch_args {
 	git_repository *repo;
 	const char *remote;
@@ -222,7 +224,8 @@ fetch_child(void *arg, int out_fd)
 	struct fetch_args *a = arg;
 	git_fetch_options opts = GIT_FETCH_OPTIONS_INIT;
 	git_remote *remote = NULL;
-	int attempt = 0, err;
+	struct hm_git_netdata d;
+	int err;
 
 	(void)out_fd;
 	if (git_remote_lookup(&remote, a->repo, a->remote) < 0) {
@@ -230,17 +233,16 @@ fetch_child(void *arg, int out_fd)
 			 hm_git_last_error());
 		return -1;
 	}
-	opts.callbacks.credentials = hm_git_credentials;
-	opts.callbacks.payload = &attempt;
+	hm_git_callbacks(&opts.callbacks, &d, git_remote_url(remote));
 	err = git_remote_fetch(remote, NULL, &opts, NULL);
-	git_remote_free(remote);
 	if (err < 0) {
-		if (hm_git_is_unreachable(err))
-			return HM_GIT_UNREACHABLE;
-		hm_error("fetch from '%s' failed: %s", a->remote, hm_git_last_error());
-		return -1;
+		char *what = hm_xasprintf("fetch from '%s' failed", a->remote);
+
+		err = net_failure(err, &d, what);
+		free(what);
 	}
-	return 0;
+	git_remote_free(remote);
+	return err;
 }
 
 int
@@ -413,6 +415,19 @@ base64_decode(const char *in, size_t inlen, unsigned char *out, size_t outcap)
 	return (size_t)n - pad;
 }
 
+/* known_hosts patterns: only "*" and "?" are special ("[host]:port" is literal). */
+static int
+wildmatch(const char *pat, const char *s)
+{
+	if (*pat == '\0')
+		return *s == '\0';
+	if (*pat == '*')
+		return wildmatch(pat + 1, s) || (*s && wildmatch(pat, s + 1));
+	if (*s && (*pat == '?' || tolower((unsigned char)*pat) == tolower((unsigned char)*s)))
+		return wildmatch(pat + 1, s + 1);
+	return 0;
+}
+
 /* 1 when one name of a known_hosts host field matches name ("host" or "[host]:port"). */
 static int
 known_host_matches(char *field, const char *name)
@@ -437,9 +452,9 @@ known_host_matches(char *field, const char *name)
 	for (char *save = NULL, *pat = strtok_r(field, ",", &save); pat;
 	     pat = strtok_r(NULL, ",", &save)) {
 		if (*pat == '!') {
-			if (fnmatch(pat + 1, name, FNM_CASEFOLD) == 0)
+			if (wildmatch(pat + 1, name))
 				return 0;
-		} else if (fnmatch(pat, name, FNM_CASEFOLD) == 0) {
+		} else if (wildmatch(pat, name)) {
 			match = 1;
 		}
 	}
@@ -498,8 +513,12 @@ hm_git_certificate_check(git_cert *cert, int valid, const char *host, void *payl
 	const char *home = getenv("HOME");
 	int port, r = 1;
 
+	/* TLS: libgit2's own verification.  ssh: libgit2 checked known_hosts too
+	 * (valid); the lookup below explains a refusal and reads hashed names. */
 	if (cert->cert_type != GIT_CERT_HOSTKEY_LIBSSH2)
-		return valid ? 0 : GIT_PASSTHROUGH; /* TLS: libgit2's own verification */
+		return valid ? 0 : GIT_PASSTHROUGH;
+	if (valid)
+		return 0;
 	ssh_host_port(d ? d->url : NULL, h, sizeof(h), &port);
 	if (!h[0])
 		snprintf(h, sizeof(h), "%s", host);
@@ -583,8 +602,17 @@ hm_git_callbacks(git_remote_callbacks *cb, struct hm_git_netdata *data, const ch
 static int
 net_failure(int err, struct hm_git_netdata *d, const char *what)
 {
+	const char *msg = hm_git_last_error();
+
 	if (d->rejected[0]) {
 		hm_error("%s: %s", what, d->rejected);
+		return -1;
+	}
+	/* The server answered and said no: that is not being offline. */
+	if (err == GIT_EAUTH || err == GIT_ECERTIFICATE || strstr(msg, "authentication") ||
+	    strstr(msg, "hostkey") || strstr(msg, "host key")) {
+		hm_error("%s: %s (keys are taken from ssh-agent, ~/.ssh/id_ed25519 and "
+			 "~/.ssh/id_rsa; hosts from ~/.ssh/known_hosts)", what, msg);
 		return -1;
 	}
 	if (hm_git_is_unreachable(err))
