@@ -662,6 +662,19 @@ hm_git_clone(const char *url, const char *path, long timeout_s, char *reason, si
 	int r;
 
 	hm_git_init();
+	{
+		char *parent = hm_xstrdup(path), *slash = strrchr(parent, '/');
+
+		if (slash && slash != parent) {
+			*slash = '\0';
+			if (hm_mkdir_p(parent, 0755) < 0) {
+				free(parent);
+				free(tmp);
+				return -1;
+			}
+		}
+		free(parent);
+	}
 	if (!mkdtemp(tmp)) {
 		hm_error_errno("%s", tmp);
 		free(tmp);
