@@ -21,8 +21,8 @@ setup() {
 	[ -d "$(mhome a)/.dotfiles/.git" ]
 	s="$(mhome a)/.heimdal/state.json"
 	[ "$(stat -c %a "$s")" = 600 ]
-	jq -e --arg id "$(cat "$(mhome a)/.heimdal/machine-id")" --arg url "$REMOTE" '
-		.version == 2 and .active_profile == "personal" and .dotfiles_path == "~/.dotfiles"
+	jq -e --arg id "$(cat "$(mhome a)/.heimdal/machine-id")" --arg url "$REMOTE" --arg home "$(mhome a)" '
+		.version == 2 and .active_profile == "personal" and .dotfiles_path == $home + "/.dotfiles"
 		and .repo_url == $url and .machine.id == $id and .machine.hostname == "a"
 		and .lineage.machines == [$id] and .history[-1].operation == "init"
 		and .history[-1].serial == .lineage.serial' "$s"
@@ -89,14 +89,15 @@ setup() {
 		and .history[:-1] == $o[0].history' "$(mhome a)/.heimdal/state.json"
 }
 
-@test "init: --path outside HOME is stored as given; inside HOME as ~/..." {
+@test "init: --path, absolute or relative, is stored absolute; parents are made" {
 	need lineage migrate
 	run --separate-stderr as a heimdal init --profile p --repo "$REMOTE" --path "$BATS_TEST_TMPDIR/df"
 	expect_status 0
 	jq -e --arg p "$BATS_TEST_TMPDIR/df" '.dotfiles_path == $p' "$(mhome a)/.heimdal/state.json"
-	run --separate-stderr as b heimdal init --profile p --repo "$REMOTE" --path "$(mhome b)/src/dots"
+	cd "$(mhome b)"
+	run --separate-stderr as b heimdal init --profile p --repo "$REMOTE" --path src/dots
 	expect_status 0
-	jq -e '.dotfiles_path == "~/src/dots"' "$(mhome b)/.heimdal/state.json"
+	jq -e --arg p "$(mhome b)/src/dots" '.dotfiles_path == $p' "$(mhome b)/.heimdal/state.json"
 	[ -d "$(mhome b)/src/dots/.git" ]
 }
 

@@ -146,7 +146,7 @@ handmade() {
 	home=$(mhome "$name")
 	as "$name" git clone -q "$url" "$home/.dotfiles" 2>/dev/null
 	heimdal-migrate --machine-id "m-$name" --lineage-id "${3:-lineage-test}" "$FIXTURES/v1.json" |
-		jq '.dotfiles_path = "~/.dotfiles"' >"$home/.heimdal/state.json"
+		jq --arg p "$home/.dotfiles" '.dotfiles_path = $p' >"$home/.heimdal/state.json"
 	chmod 600 "$home/.heimdal/state.json"
 }
 

@@ -204,7 +204,8 @@ cmd_init(int argc, char **argv)
 		free(path);
 		path = abs;
 	}
-	stored = remote_contract_home(path);
+	/* Stored absolute, as the spec's states are: another home is another path. */
+	stored = hm_xstrdup(path);
 	if (hm_home_ensure() < 0)
 		exit(HM_EXIT_ENV);
 	repo = ensure_clone(url, path);

@@ -27,19 +27,6 @@ remote_expand_home(const char *path)
 	return hm_xstrdup(path);
 }
 
-char *
-remote_contract_home(const char *path)
-{
-	const char *home = getenv("HOME");
-	size_t n = home ? strlen(home) : 0;
-
-	while (n > 1 && home[n - 1] == '/')
-		n--;
-	if (n > 1 && strncmp(path, home, n) == 0 && (path[n] == '/' || path[n] == '\0'))
-		return hm_xasprintf("~%s", path + n);
-	return hm_xstrdup(path);
-}
-
 git_repository *
 remote_open(jv state)
 {

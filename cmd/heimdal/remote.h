@@ -18,9 +18,6 @@
 /* path with a leading "~" or "~/" expanded to $HOME (new buffer). */
 char *remote_expand_home(const char *path);
 
-/* path as "~/..." when it lies under $HOME, so machines with different homes agree. */
-char *remote_contract_home(const char *path);
-
 /* Open the dotfiles repository named by state's dotfiles_path (borrowed); exits. */
 git_repository *remote_open(jv state);
 

@@ -70,13 +70,13 @@ report_count(jv report, const char *const *keys)
  * spec's lines.  Returns the merged state, or invalid after printing why.
  */
 static jv
-merge_states(jv local, jv remote, jv base, int shown)
+merge_states(const char *strategy, jv local, jv remote, jv base, int shown)
 {
 	static const char *const machines[] = { "machines_combined", "machines", NULL };
 	static const char *const resolved[] = { "conflicts_resolved", "resolved", "conflicts",
 		NULL };
 	char tmpl[] = "/tmp/heimdal-merge-report.XXXXXX";
-	char *argv[] = { "heimdal-merge", "--strategy", "merge", "--report", tmpl, NULL };
+	char *argv[] = { "heimdal-merge", "--strategy", (char *)strategy, "--report", tmpl, NULL };
 	jv in = JV_OBJECT(jv_string("local"), local, jv_string("remote"), remote), merged, report;
 	int fd = mkstemp(tmpl), st;
 	char *buf = NULL;
@@ -181,32 +181,53 @@ static int
 sync_once(git_repository *repo, struct sync_run *run)
 {
 	struct hm_git_merge_result res;
-	char before[41] = "", head[41] = "", *msg;
+	char before[41] = "", head[41] = "", mb[41], *msg, *up;
 	jv local = porcelain_state_load(), remote, base, found, merged;
 	const char *relation;
 	int changed = 0, r, shown;
 
 	if (remote_fetch(repo) == HM_GIT_UNREACHABLE) {
+		/* Offline: keep the state in the clone, so nothing waits only in
+		 * $HEIMDAL_HOME; the next sync reconciles it with the remote. */
 		run->offline = 1;
-		printf("Proceeding with local state only.\n");
+		msg = hm_xasprintf("heimdal: state serial %lld from %s (offline)\n",
+				   (long long)jv_number_value(jv_getpath(
+					   jv_copy(local),
+					   JV_ARRAY(jv_string("lineage"), jv_string("serial")))),
+				   hm_machine_hostname());
+		if (remote_commit_state(repo, local, msg, head) == 0)
+			printf("%s Committed the state locally (%.7s)\n", hm_mark(HM_MARK_OK), head);
+		free(msg);
+		jv_free(local);
+		return 0;
 	}
+	/*
+	 * The remote state is the file at the remote-tracking branch; the base,
+	 * the file at the merge base of HEAD and that branch: the last state both
+	 * sides had (DESIGN: "Files").  Read before the pull moves HEAD.
+	 */
 	hm_git_head(repo, before);
-	base = before[0] ? remote_state_at(repo, before) : jv_null();
-	if (!run->offline) {
-		if (remote_pull(repo, &res) != 0) {
-			hm_git_merge_result_free(&res);
-			jv_free(local);
-			jv_free(base);
-			return HM_EXIT_FOUND;
-		}
-		if (res.kind != HM_GIT_MERGE_UP_TO_DATE) {
-			run->pulled = 1;
-			remote_report_pull(&res, before);
-		}
-		hm_git_merge_result_free(&res);
+	up = hm_git_tracking_ref(repo, REMOTE_NAME);
+	remote = up ? remote_state_at(repo, up) : jv_null();
+	base = jv_null();
+	if (up && before[0] && hm_git_merge_base(repo, "HEAD", up, mb) == 0) {
+		jv_free(base);
+		base = remote_state_at(repo, mb);
 	}
+	free(up);
+	if (remote_pull(repo, &res) != 0) {
+		hm_git_merge_result_free(&res);
+		jv_free(local);
+		jv_free(remote);
+		jv_free(base);
+		return HM_EXIT_FOUND;
+	}
+	if (res.kind != HM_GIT_MERGE_UP_TO_DATE) {
+		run->pulled = 1;
+		printf("%s Git pull completed successfully!\n", hm_mark(HM_MARK_OK));
+	}
+	hm_git_merge_result_free(&res);
 	hm_git_head(repo, head);
-	remote = head[0] ? remote_state_at(repo, "HEAD") : jv_null();
 
 	/* Reconcile: equal needs nothing, behind takes the remote as it is, ahead
 	 * and diverged are recorded as a sync and pushed. */
@@ -238,7 +259,9 @@ sync_once(git_repository *repo, struct sync_run *run)
 				print_conflicts(conflicts);
 				conflicts = jv_invalid();
 			}
-			merged = merge_states(jv_copy(local), jv_copy(remote), jv_copy(base), shown);
+			/* Behind: the remote already holds everything this machine has. */
+			merged = merge_states(strcmp(relation, "behind") == 0 ? "use-remote" : "merge",
+					      jv_copy(local), jv_copy(remote), jv_copy(base), shown);
 			if (!jv_is_valid(merged)) {
 				print_manual();
 				jv_free(conflicts);
@@ -263,8 +286,7 @@ sync_once(git_repository *repo, struct sync_run *run)
 	if (!changed && !run->pulled && remote_in_step(repo)) {
 		jv_free(merged);
 		jv_free(local);
-		if (!run->offline)
-			printf("Already up to date.\n");
+		printf("Already up to date.\n");
 		return 0;
 	}
 	if (changed) {
@@ -283,8 +305,17 @@ sync_once(git_repository *repo, struct sync_run *run)
 		if (r != 0)
 			hm_die(r, "apply failed (exit %d); the state is synced, run 'heimdal "
 				  "apply' again once the cause is fixed", r);
-		jv_free(merged);
-		merged = porcelain_state_load();
+		{
+			jv applied = porcelain_state_load();
+
+			/* apply records its own write: that is news to share too. */
+			changed |= hm_json_int(jv_object_get(jv_copy(applied), jv_string("lineage")),
+					       "serial", 0) !=
+				   hm_json_int(jv_object_get(jv_copy(merged), jv_string("lineage")),
+					       "serial", 0);
+			jv_free(merged);
+			merged = applied;
+		}
 	}
 	if (changed) {
 		msg = hm_xasprintf("heimdal: sync from %s (serial %lld)\n", hm_machine_hostname(),
@@ -295,7 +326,7 @@ sync_once(git_repository *repo, struct sync_run *run)
 		free(msg);
 	}
 	jv_free(merged);
-	if (run->offline || remote_in_step(repo))
+	if (remote_in_step(repo))
 		return 0;
 	r = remote_push(repo, 0);
 	if (r == HM_GIT_REJECTED || r == HM_GIT_UNREACHABLE)
