@@ -184,3 +184,27 @@ need_apply() {
 remote_state() {
 	git --git-dir="$1" show main:.heimdal/state.json
 }
+
+# record NAME OP: that machine writes its state once (heimdal-lineage bump),
+# as any local operation does.
+record() {
+	local s
+	s="$(mhome "$1")/.heimdal/state.json"
+	as "$1" heimdal-lineage bump --op "$2" <"$s" >"$s.new" && chmod 600 "$s.new" && mv "$s.new" "$s"
+}
+
+# joined NAME...: each machine inits against $REMOTE and syncs, in turn.
+joined() {
+	local m
+	for m in "$@"; do
+		[ -d "$(mhome "$m")" ] || git_machine "$m"
+		as "$m" heimdal init --profile personal --repo "$REMOTE" >/dev/null || return 1
+		as "$m" heimdal sync --no-apply >/dev/null || return 1
+	done
+}
+
+# shared_view NAME: the state without what stays per machine, for comparing machines.
+shared_view() {
+	jq -S 'del(.machine, .dotfiles_path, .last_sync, .last_apply, .active_profile)' \
+		"$(mhome "$1")/.heimdal/state.json"
+}

@@ -25,6 +25,7 @@
 
 #define SYNC_USAGE "heimdal sync [--no-apply]"
 #define SYNC_ATTEMPTS 3 /* pushes raced by another machine before giving up */
+#define SYNC_AGAIN (-2) /* another machine pushed first: go round again */
 
 /* The spec's list of conflicts: "1. 🔴 State diverged: ...". */
 static void
@@ -173,18 +174,18 @@ struct sync_run {
 };
 
 /*
- * One round: fetch, pull, reconcile, commit, push.  Returns 0 when done,
- * HM_GIT_REJECTED when another machine pushed first (go round again), or an
- * exit code.
+ * One round: fetch, pull, reconcile, commit, push.  Returns 0 when done
+ * (run->offline set when the remote could not be reached), SYNC_AGAIN when
+ * another machine pushed first, or an exit code.
  */
 static int
 sync_once(git_repository *repo, struct sync_run *run)
 {
 	struct hm_git_merge_result res;
 	char before[41] = "", head[41] = "", mb[41], *msg, *up;
-	jv local = porcelain_state_load(), remote, base, found, merged;
+	jv local = porcelain_state_load(), remote, base, found, merged, conflicts;
 	const char *relation;
-	int changed = 0, r, shown;
+	int changed = 0, r, shown, n;
 
 	if (remote_fetch(repo) == HM_GIT_UNREACHABLE) {
 		/* Offline: keep the state in the clone, so nothing waits only in
@@ -215,12 +216,26 @@ sync_once(git_repository *repo, struct sync_run *run)
 		base = remote_state_at(repo, mb);
 	}
 	free(up);
+	found = jv_get_kind(remote) == JV_KIND_OBJECT
+			? detect(jv_copy(local), jv_copy(remote), jv_copy(base))
+			: JV_OBJECT(jv_string("relation"), jv_string("ahead"),
+				    jv_string("conflicts"), jv_array());
+	relation = hm_json_str(found, "relation") ?: "diverged";
+	conflicts = jv_object_get(jv_copy(found), jv_string("conflicts"));
+	n = jv_get_kind(conflicts) == JV_KIND_ARRAY ? jv_array_length(jv_copy(conflicts)) : 0;
+	hm_debug("state relation: %s, %d conflict(s)", relation, n);
+	if (strcmp(relation, "unrelated") == 0) {
+		/* Checked before the pull: two lineages are two histories, never merged. */
+		print_conflicts(conflicts);
+		printf("The remote state belongs to another lineage: it cannot be merged.\n");
+		print_manual();
+		r = HM_EXIT_FOUND;
+		goto out;
+	}
 	if (remote_pull(repo, &res) != 0) {
 		hm_git_merge_result_free(&res);
-		jv_free(local);
-		jv_free(remote);
-		jv_free(base);
-		return HM_EXIT_FOUND;
+		r = HM_EXIT_FOUND;
+		goto out;
 	}
 	if (res.kind != HM_GIT_MERGE_UP_TO_DATE) {
 		run->pulled = 1;
@@ -231,55 +246,26 @@ sync_once(git_repository *repo, struct sync_run *run)
 
 	/* Reconcile: equal needs nothing, behind takes the remote as it is, ahead
 	 * and diverged are recorded as a sync and pushed. */
-	if (jv_get_kind(remote) == JV_KIND_OBJECT) {
-		found = detect(jv_copy(local), jv_copy(remote), jv_copy(base));
-		relation = hm_json_str(found, "relation") ?: "diverged";
-		jv conflicts = jv_object_get(jv_copy(found), jv_string("conflicts"));
-		int n = jv_get_kind(conflicts) == JV_KIND_ARRAY ? jv_array_length(jv_copy(conflicts)) : 0;
-
-		hm_debug("state relation: %s, %d conflict(s)", relation, n);
-		if (strcmp(relation, "equal") == 0) {
-			merged = jv_copy(local);
-		} else if (strcmp(relation, "unrelated") == 0) {
-			print_conflicts(conflicts);
-			conflicts = jv_invalid();
-			printf("The remote state belongs to another lineage: it cannot be merged.\n");
-			print_manual();
-			jv_free(found);
-			jv_free(local);
-			jv_free(remote);
-			jv_free(base);
-			return HM_EXIT_FOUND;
-		} else if (strcmp(relation, "ahead") == 0) {
-			merged = jv_copy(local);
-			changed = 1;
-		} else {
-			shown = n > 0 && strcmp(relation, "diverged") == 0;
-			if (shown) {
-				print_conflicts(conflicts);
-				conflicts = jv_invalid();
-			}
-			/* Behind: the remote already holds everything this machine has. */
-			merged = merge_states(strcmp(relation, "behind") == 0 ? "use-remote" : "merge",
-					      jv_copy(local), jv_copy(remote), jv_copy(base), shown);
-			if (!jv_is_valid(merged)) {
-				print_manual();
-				jv_free(conflicts);
-				jv_free(found);
-				jv_free(local);
-				jv_free(remote);
-				jv_free(base);
-				return HM_EXIT_FOUND;
-			}
-			merged = remote_localize(merged, local);
-			changed = strcmp(relation, "behind") != 0;
-		}
-		jv_free(conflicts);
-		jv_free(found);
-	} else {
+	if (strcmp(relation, "equal") == 0 || strcmp(relation, "ahead") == 0) {
 		merged = jv_copy(local);
-		changed = 1;
+		changed = strcmp(relation, "ahead") == 0;
+	} else {
+		shown = n > 0 && strcmp(relation, "diverged") == 0;
+		if (shown)
+			print_conflicts(jv_copy(conflicts));
+		/* Behind: the remote already holds everything this machine has. */
+		merged = merge_states(strcmp(relation, "behind") == 0 ? "use-remote" : "merge",
+				      jv_copy(local), jv_copy(remote), jv_copy(base), shown);
+		if (!jv_is_valid(merged)) {
+			print_manual();
+			r = HM_EXIT_FOUND;
+			goto out;
+		}
+		merged = remote_localize(merged, local);
+		changed = strcmp(relation, "behind") != 0;
 	}
+	jv_free(conflicts);
+	jv_free(found);
 	jv_free(remote);
 	jv_free(base);
 
@@ -329,10 +315,21 @@ sync_once(git_repository *repo, struct sync_run *run)
 	if (remote_in_step(repo))
 		return 0;
 	r = remote_push(repo, 0);
-	if (r == HM_GIT_REJECTED || r == HM_GIT_UNREACHABLE)
-		return r;
+	if (r == HM_GIT_REJECTED)
+		return SYNC_AGAIN;
+	if (r == HM_GIT_UNREACHABLE) {
+		run->offline = 1;
+		return 0;
+	}
 	printf("%s Pushed to %s\n", hm_mark(HM_MARK_OK), REMOTE_NAME);
 	return 0;
+out:
+	jv_free(conflicts);
+	jv_free(found);
+	jv_free(local);
+	jv_free(remote);
+	jv_free(base);
+	return r;
 }
 
 int
@@ -370,11 +367,13 @@ cmd_sync(int argc, char **argv)
 	remote_settle_unfinished(repo);
 	for (int i = 0; i < SYNC_ATTEMPTS; i++) {
 		r = sync_once(repo, &run);
-		if (r != HM_GIT_REJECTED)
+		if (r != SYNC_AGAIN)
 			break;
 		printf("Another machine pushed meanwhile; syncing again...\n");
 	}
-	if (r == HM_GIT_UNREACHABLE || run.offline) {
+	if (r == SYNC_AGAIN)
+		hm_die(HM_EXIT_ENV, "other machines kept pushing; run 'heimdal sync' again");
+	if (run.offline) {
 		printf("Remember to sync when connection is restored.\n");
 		r = 0;
 	}

@@ -1,0 +1,208 @@
+#!/usr/bin/env bats
+# heimdal sync: pull, reconcile the state, apply, commit, push.
+
+load helper
+load helper-git
+
+setup() {
+	setup_scratch
+	REMOTE=$(bare_remote)
+	need lineage conflicts merge migrate
+}
+
+@test "sync: the first sync shares the state; the repository carries it" {
+	git_machine a
+	as a heimdal init --profile personal --repo "$REMOTE" >/dev/null
+	run --separate-stderr as a heimdal sync --no-apply
+	expect_status 0
+	[ "$output" = "OK Pushed to origin" ] || fail
+	s="$(mhome a)/.heimdal/state.json"
+	jq -e '.history[-1].operation == "sync" and .last_sync == "2024-01-15T10:30:00Z"' "$s"
+	diff <(jq -S . "$s") <(remote_state "$REMOTE" | jq -S .)
+	[ "$(git --git-dir="$REMOTE" log -1 --format=%s main)" = "heimdal: sync from a (serial $(jq .lineage.serial "$s"))" ]
+}
+
+@test "sync: nothing to do is one short line, and changes nothing" {
+	joined a
+	before=$(snapshot "$(mhome a)/.heimdal")
+	head=$(git --git-dir="$REMOTE" rev-parse main)
+	run --separate-stderr as a heimdal sync --no-apply
+	expect_status 0
+	[ "$output" = "Already up to date." ] || fail
+	[ -z "$stderr" ] || fail
+	[ "$(snapshot "$(mhome a)/.heimdal")" = "$before" ]
+	[ "$(git --git-dir="$REMOTE" rev-parse main)" = "$head" ]
+}
+
+@test "sync: a machine behind takes the remote state without a new write" {
+	joined a b
+	run --separate-stderr as a heimdal sync --no-apply
+	expect_status 0
+	[ "$output" = "OK Git pull completed successfully!" ] || fail
+	diff <(shared_view a) <(shared_view b)
+	run --separate-stderr as b heimdal sync --no-apply
+	[ "$output" = "Already up to date." ] || fail
+}
+
+@test "sync: diverged states -> the spec's conflict listing and automatic merge" {
+	joined a b
+	as a heimdal sync --no-apply >/dev/null
+	record a apply
+	record b apply
+	as a heimdal sync --no-apply >/dev/null
+	LC_ALL=C.UTF-8 run --separate-stderr as b heimdal sync --no-apply
+	expect_status 0
+	[ "${lines[0]}" = "✓ Git pull completed successfully!" ] || fail
+	[ "${lines[1]}" = "⚠️  State Conflicts Detected" ] || fail
+	[ "${lines[2]}" = "1. 🔴 State diverged: local serial 6 vs remote serial 7 (common parent: 5)" ] || fail
+	[[ "${lines[3]}" == "2. 🔴 Dotfiles path differs: "* ]] || fail
+	[ "${lines[4]}" = "Attempting automatic merge..." ] || fail
+	[ "${lines[5]}" = "✓ States merged successfully" ] || fail
+	[ "${lines[6]}" = "  - Combined 2 machine(s)" ] || fail
+	[ "${lines[7]}" = "  - Resolved 2 conflict(s)" ] || fail
+	[ "${lines[8]}" = "✓ State conflicts resolved automatically" ] || fail
+	[ "${lines[9]}" = "✓ Pushed to origin" ] || fail
+	# The blank lines of the spec's layout (bats' lines drops them).
+	[[ "$output" == *"Detected
+
+1. "*"
+
+Attempting"* ]] || fail
+	# Both apply entries survive, the merge is recorded as a sync above them.
+	jq -e '[.history[] | select(.operation == "apply")] | length == 2' "$(mhome b)/.heimdal/state.json"
+	jq -e '.history[-1].operation == "sync" and .lineage.serial == 8' "$(mhome b)/.heimdal/state.json"
+}
+
+@test "sync: concurrent modification on two machines -> identical states, nothing lost" {
+	joined a b
+	as a heimdal sync --no-apply >/dev/null
+	for i in 1 2; do record a apply; record b apply; done
+	as a heimdal sync --no-apply >/dev/null
+	as b heimdal sync --no-apply >/dev/null
+	as a heimdal sync --no-apply >/dev/null
+	run --separate-stderr as b heimdal sync --no-apply
+	[ "$output" = "Already up to date." ] || fail
+	diff <(shared_view a) <(shared_view b)
+	s="$(mhome a)/.heimdal/state.json"
+	# Every write of both machines is in the history, serials never go down.
+	jq -e '[.history[] | select(.operation == "apply")] | length == 4' "$s"
+	jq -e '[.history[].serial] as $s | $s == ($s | sort) and .lineage.serial == $s[-1]' "$s"
+	jq -e '.lineage.machines | length == 2' "$s"
+}
+
+@test "sync: three machines converge" {
+	joined a b c
+	as a heimdal sync --no-apply >/dev/null
+	as b heimdal sync --no-apply >/dev/null
+	for m in a b c; do record "$m" apply; done
+	for m in a b c a b; do as "$m" heimdal sync --no-apply >/dev/null; done
+	diff <(shared_view a) <(shared_view b)
+	diff <(shared_view a) <(shared_view c)
+	jq -e '.lineage.machines | length == 3' "$(mhome c)/.heimdal/state.json"
+	jq -e '[.history[] | select(.operation == "apply")] | length == 3' "$(mhome c)/.heimdal/state.json"
+	for m in a b c; do
+		run --separate-stderr as "$m" heimdal sync --no-apply
+		[ "$output" = "Already up to date." ] || fail "$m"
+	done
+}
+
+@test "sync: a conflicted dotfile stops with the spec's message, exit 1; resolved, sync goes on" {
+	joined a b
+	as a heimdal sync --no-apply >/dev/null
+	commit_file a .bashrc from-a
+	as a heimdal push >/dev/null
+	commit_file b .bashrc from-b
+	run --separate-stderr as b heimdal sync --no-apply
+	expect_status 1
+	[ "$output" = "Merge conflicts detected in:
+  - .bashrc
+
+Please resolve conflicts manually and run 'heimdal sync' again" ] || fail
+	# The dotfile is the user's to settle; the state file was merged, not conflicted.
+	[ "$(ingit b status --porcelain | grep -v '^M  .heimdal/state.json$')" = "AA .bashrc" ]
+	! grep -q '^<<<<<<<' "$(mhome b)/.dotfiles/.heimdal/state.json"
+	printf 'merged\n' >"$(mhome b)/.dotfiles/.bashrc"
+	ingit b add .bashrc
+	ingit b commit -q -m "Resolve .bashrc"
+	run --separate-stderr as b heimdal sync --no-apply
+	expect_status 0
+	git --git-dir="$REMOTE" show main:.bashrc | grep -qx merged
+}
+
+@test "sync: push rejected, then sync, then push" {
+	joined a b
+	as a heimdal sync --no-apply >/dev/null
+	record a apply
+	as a heimdal push >/dev/null
+	record b apply
+	run --separate-stderr as b heimdal push
+	expect_status 1
+	run --separate-stderr as b heimdal sync --no-apply
+	expect_status 0
+	run --separate-stderr as b heimdal push
+	expect_status 0
+	[ "$output" = "Everything up-to-date" ] || fail
+	remote_state "$REMOTE" | jq -e '[.history[] | select(.operation == "apply")] | length == 2'
+}
+
+@test "sync: offline warns and keeps the state in the clone; online again it reconciles" {
+	joined a b
+	as a heimdal sync --no-apply >/dev/null
+	port=$(free_port)
+	ingit a remote set-url origin "git://127.0.0.1:$port/origin.git"
+	record a apply
+	run --separate-stderr as a heimdal sync --no-apply
+	expect_status 0
+	[[ "${lines[0]}" == "! Warning: Cannot reach remote repository: "* ]] || fail
+	[[ "${lines[1]}" == "OK Committed the state locally ("*")" ]] || fail
+	[ "${lines[2]}" = "Remember to sync when connection is restored." ] || fail
+	# Meanwhile b changes the state online.
+	record b apply
+	as b heimdal sync --no-apply >/dev/null
+	ingit a remote set-url origin "$REMOTE"
+	run --separate-stderr as a heimdal sync --no-apply
+	expect_status 0
+	[[ "$output" == *"State diverged"* ]] || fail
+	as b heimdal sync --no-apply >/dev/null
+	diff <(shared_view a) <(shared_view b)
+	jq -e '[.history[] | select(.operation == "apply")] | length == 2' "$(mhome b)/.heimdal/state.json"
+}
+
+@test "sync: a remote of another lineage is not merged: manual steps, exit 1" {
+	joined a
+	git_machine b
+	other=$(bare_remote other)
+	REMOTE=$other joined b
+	ingit a remote set-url origin "$other"
+	before=$(snapshot "$(mhome a)/.heimdal")
+	run --separate-stderr as a heimdal sync --no-apply
+	expect_status 1
+	[[ "$output" == *"belongs to another lineage"* ]] || fail
+	[[ "$output" == *"heimdal state resolve --use-remote"* ]] || fail
+	[ "$(snapshot "$(mhome a)/.heimdal")" = "$before" ]
+}
+
+@test "sync: applies what was pulled" {
+	need_apply
+	joined a b
+	commit_file a .bashrc 'export FROM=a'
+	as a heimdal push >/dev/null
+	run --separate-stderr as b heimdal sync
+	expect_status 0
+	[ "$(cat "$(mhome b)/.bashrc")" = 'export FROM=a' ]
+	jq -e '.history | map(.operation) | index("apply") != null' "$(mhome b)/.heimdal/state.json"
+}
+
+@test "sync: usage" {
+	git_machine a
+	run --separate-stderr as a heimdal sync --bogus
+	expect_status 2
+	[ -z "$output" ] || fail
+	[[ "$stderr" == *"unknown option '--bogus'"* ]] || fail
+	run as a heimdal sync --help
+	expect_status 0
+	[ "$output" = "usage: heimdal sync [--no-apply]" ] || fail
+	run --separate-stderr as a heimdal sync
+	expect_status 3
+	[[ "$stderr" == *"run 'heimdal init' first"* ]] || fail
+}
