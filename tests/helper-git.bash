@@ -208,3 +208,11 @@ shared_view() {
 	jq -S 'del(.machine, .dotfiles_path, .last_sync, .last_apply, .active_profile)' \
 		"$(mhome "$1")/.heimdal/state.json"
 }
+
+# need_cmd NAME: skip unless the porcelain has the built-in `heimdal NAME`
+# (`state NAME` with need_cmd state NAME).
+need_cmd() {
+	heimdal help "$1" >/dev/null 2>&1 || skip "heimdal $1 is not built yet"
+	[ $# -lt 2 ] || heimdal "$1" "$2" --help >/dev/null 2>&1 ||
+		skip "heimdal $1 $2 is not built yet"
+}

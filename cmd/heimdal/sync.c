@@ -185,7 +185,7 @@ sync_once(git_repository *repo, struct sync_run *run)
 	char before[41] = "", head[41] = "", mb[41], *msg, *up;
 	jv local = porcelain_state_load(), remote, base, found, merged, conflicts;
 	const char *relation;
-	int changed = 0, r, shown, n;
+	int changed = 0, r, shown, n, equal;
 
 	if (remote_fetch(repo) == HM_GIT_UNREACHABLE) {
 		/* Offline: keep the state in the clone, so nothing waits only in
@@ -264,12 +264,13 @@ sync_once(git_repository *repo, struct sync_run *run)
 		merged = remote_localize(merged, local);
 		changed = strcmp(relation, "behind") != 0;
 	}
+	equal = strcmp(relation, "equal") == 0;
 	jv_free(conflicts);
 	jv_free(found);
 	jv_free(remote);
 	jv_free(base);
 
-	if (!changed && !run->pulled && remote_in_step(repo)) {
+	if (equal && !run->pulled && remote_in_step(repo)) {
 		jv_free(merged);
 		jv_free(local);
 		printf("Already up to date.\n");
@@ -285,6 +286,9 @@ sync_once(git_repository *repo, struct sync_run *run)
 				       jv_string(hm_time_now_rfc3339(now)));
 	}
 	porcelain_state_save(jv_copy(merged));
+	if (!changed && !equal && !run->pulled)
+		printf("%s State updated from the remote (serial %lld)\n", hm_mark(HM_MARK_OK),
+		       hm_json_int(jv_object_get(jv_copy(merged), jv_string("lineage")), "serial", 0));
 	jv_free(local);
 	if (run->pulled && !run->no_apply) {
 		r = run_apply();
