@@ -185,6 +185,7 @@ Please resolve conflicts manually and run 'heimdal sync' again" ] || fail
 @test "sync: applies what was pulled" {
 	need_apply
 	joined a b
+	as a heimdal sync >/dev/null
 	commit_file a .bashrc 'export FROM=a'
 	as a heimdal push >/dev/null
 	run --separate-stderr as b heimdal sync

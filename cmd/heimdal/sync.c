@@ -27,6 +27,37 @@
 #define SYNC_ATTEMPTS 3 /* pushes raced by another machine before giving up */
 #define SYNC_AGAIN (-2) /* another machine pushed first: go round again */
 
+/* state's lineage.serial (state borrowed). */
+static long long
+serial_of(jv state)
+{
+	jv v = jv_getpath(jv_copy(state), JV_ARRAY(jv_string("lineage"), jv_string("serial")));
+	long long n = jv_get_kind(v) == JV_KIND_NUMBER ? (long long)jv_number_value(v) : 0;
+
+	jv_free(v);
+	return n;
+}
+
+/* 1 when state's history has an apply by this machine: its files were deployed. */
+static int
+applied_here(jv state)
+{
+	jv h = jv_object_get(jv_copy(state), jv_string("history"));
+	const char *id = hm_machine_id();
+	int found = 0;
+
+	if (jv_get_kind(h) == JV_KIND_ARRAY) {
+		jv_array_foreach(h, i, e) {
+			const char *op = hm_json_str(e, "operation"), *mid = hm_json_str(e, "machine_id");
+
+			found |= op && mid && id && !strcmp(op, "apply") && !strcmp(mid, id);
+			jv_free(e);
+		}
+	}
+	jv_free(h);
+	return found;
+}
+
 /* The spec's list of conflicts: "1. 🔴 State diverged: ...". */
 static void
 print_conflicts(jv conflicts)
@@ -185,17 +216,14 @@ sync_once(git_repository *repo, struct sync_run *run)
 	char before[41] = "", head[41] = "", mb[41], *msg, *up;
 	jv local = porcelain_state_load(), remote, base, found, merged, conflicts;
 	const char *relation;
-	int changed = 0, r, shown, n, equal;
+	int changed = 0, r, shown, n, equal, fresh;
 
 	if (remote_fetch(repo) == HM_GIT_UNREACHABLE) {
 		/* Offline: keep the state in the clone, so nothing waits only in
 		 * $HEIMDAL_HOME; the next sync reconciles it with the remote. */
 		run->offline = 1;
 		msg = hm_xasprintf("heimdal: state serial %lld from %s (offline)\n",
-				   (long long)jv_number_value(jv_getpath(
-					   jv_copy(local),
-					   JV_ARRAY(jv_string("lineage"), jv_string("serial")))),
-				   hm_machine_hostname());
+				   serial_of(local), hm_machine_hostname());
 		if (remote_commit_state(repo, local, msg, head) == 0)
 			printf("%s Committed the state locally (%.7s)\n", hm_mark(HM_MARK_OK), head);
 		free(msg);
@@ -285,12 +313,15 @@ sync_once(git_repository *repo, struct sync_run *run)
 		merged = jv_object_set(merged, jv_string("last_sync"),
 				       jv_string(hm_time_now_rfc3339(now)));
 	}
+	/* What to deploy: what the pull brought, or everything on a machine that
+	 * has never applied (a new machine's first sync, spec scenario 1). */
+	fresh = !applied_here(merged);
 	porcelain_state_save(jv_copy(merged));
 	if (!changed && !equal && !run->pulled)
 		printf("%s State updated from the remote (serial %lld)\n", hm_mark(HM_MARK_OK),
-		       hm_json_int(jv_object_get(jv_copy(merged), jv_string("lineage")), "serial", 0));
+		       serial_of(merged));
 	jv_free(local);
-	if (run->pulled && !run->no_apply) {
+	if ((run->pulled || fresh) && !run->no_apply) {
 		r = run_apply();
 		if (r != 0)
 			hm_die(r, "apply failed (exit %d); the state is synced, run 'heimdal "
@@ -299,19 +330,14 @@ sync_once(git_repository *repo, struct sync_run *run)
 			jv applied = porcelain_state_load();
 
 			/* apply records its own write: that is news to share too. */
-			changed |= hm_json_int(jv_object_get(jv_copy(applied), jv_string("lineage")),
-					       "serial", 0) !=
-				   hm_json_int(jv_object_get(jv_copy(merged), jv_string("lineage")),
-					       "serial", 0);
+			changed |= serial_of(applied) != serial_of(merged);
 			jv_free(merged);
 			merged = applied;
 		}
 	}
 	if (changed) {
 		msg = hm_xasprintf("heimdal: sync from %s (serial %lld)\n", hm_machine_hostname(),
-				   (long long)jv_number_value(jv_getpath(
-					   jv_copy(merged),
-					   JV_ARRAY(jv_string("lineage"), jv_string("serial")))));
+				   serial_of(merged));
 		remote_commit_state(repo, merged, msg, head);
 		free(msg);
 	}
