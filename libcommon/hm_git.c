@@ -1200,6 +1200,52 @@ hm_git_merge_finish(git_repository *repo, const char *message)
 	return r < 0 ? hm_fail(HM_EXIT_ENV) : 0;
 }
 
+/* ---- diff -------------------------------------------------------------- */
+
+static int
+tree_of(git_repository *repo, const char *hex, git_tree **tree)
+{
+	git_oid oid;
+	git_commit *c = NULL;
+	int r;
+
+	*tree = NULL;
+	if (!hex || !*hex)
+		return 0;
+	if (git_oid_fromstr(&oid, hex) < 0 || git_commit_lookup(&c, repo, &oid) < 0)
+		return -1;
+	r = git_commit_tree(tree, c);
+	git_commit_free(c);
+	return r;
+}
+
+int
+hm_git_changed_outside(git_repository *repo, const char *a, const char *b, const char *prefix)
+{
+	git_tree *ta = NULL, *tb = NULL;
+	git_diff *diff = NULL;
+	size_t n, plen = strlen(prefix);
+	int r = 0;
+
+	if (tree_of(repo, a, &ta) < 0 || tree_of(repo, b, &tb) < 0 ||
+	    git_diff_tree_to_tree(&diff, repo, ta, tb, NULL) < 0) {
+		r = hm_fail(hm_error("cannot compare %.7s and %.7s: %s", a, b, hm_git_last_error()));
+		goto out;
+	}
+	n = git_diff_num_deltas(diff);
+	for (size_t i = 0; i < n && !r; i++) {
+		const git_diff_delta *d = git_diff_get_delta(diff, i);
+
+		r = strncmp(d->new_file.path, prefix, plen) != 0 ||
+		    strncmp(d->old_file.path, prefix, plen) != 0;
+	}
+out:
+	git_diff_free(diff);
+	git_tree_free(ta);
+	git_tree_free(tb);
+	return r;
+}
+
 /* ---- commit ------------------------------------------------------------ */
 
 int

@@ -189,6 +189,14 @@ void hm_git_paths_free(char **paths);
 int hm_git_merge_finish(git_repository *repo, const char *message);
 
 /*
+ * 1 when the trees of commits a and b (hex; a may be "" for none) differ in
+ * a path outside the directory prefix ("name/"), 0 when they do not, -1 on
+ * error (printed).
+ */
+int hm_git_changed_outside(git_repository *repo, const char *a, const char *b,
+			   const char *prefix);
+
+/*
  * Write buf[0..len) to path (relative to the working tree) atomically, stage
  * it, and commit it on the current branch with message when the tree changed
  * (the first commit of an unborn branch included).  The commit id goes to

@@ -223,7 +223,9 @@ cmd_init(int argc, char **argv)
 		jv ll = jv_getpath(jv_copy(local), JV_ARRAY(jv_string("lineage"), jv_string("id")));
 		jv sl = jv_getpath(jv_copy(shared), JV_ARRAY(jv_string("lineage"), jv_string("id")));
 
-		if (jv_is_valid(local) && jv_equal(ll, sl)) {
+		int same = jv_equal(ll, sl);
+
+		if (jv_is_valid(local) && same) {
 			char *margv[] = { "heimdal-merge", "--strategy", "merge", NULL };
 
 			s = remote_tool("merge", margv,

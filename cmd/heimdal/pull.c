@@ -74,6 +74,8 @@ cmd_pull(int argc, char **argv)
 	if (remote_fetch(repo) == HM_GIT_UNREACHABLE) {
 		printf("Working with the local copy; run 'heimdal sync' when the connection is "
 		       "restored.\n");
+		git_repository_free(repo);
+		jv_free(local);
 		return 0;
 	}
 	hm_git_head(repo, before);

@@ -200,7 +200,7 @@ record_sync(jv state, const char *head)
 
 struct sync_run {
 	int no_apply;
-	int pulled;   /* the pull brought commits */
+	int pulled;   /* the pull brought dotfiles (not only the state) */
 	int offline;
 };
 
@@ -265,12 +265,17 @@ sync_once(git_repository *repo, struct sync_run *run)
 		r = HM_EXIT_FOUND;
 		goto out;
 	}
+	hm_git_head(repo, head);
 	if (res.kind != HM_GIT_MERGE_UP_TO_DATE) {
-		run->pulled = 1;
 		printf("%s Git pull completed successfully!\n", hm_mark(HM_MARK_OK));
+		/* Only dotfiles are applied: a pull that brought nothing but another
+		 * machine's state has nothing to deploy (and must not, or two machines
+		 * would keep recording applies for each other). */
+		run->pulled = hm_git_changed_outside(repo, before, head, ".heimdal/");
+		if (run->pulled < 0)
+			exit(hm_last_code());
 	}
 	hm_git_merge_result_free(&res);
-	hm_git_head(repo, head);
 
 	/* Reconcile: equal needs nothing, behind takes the remote as it is, ahead
 	 * and diverged are recorded as a sync and pushed. */
