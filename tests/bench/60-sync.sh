@@ -1,0 +1,43 @@
+# 60-sync.sh - heimdal sync with nothing to do against `git pull`, and heimdal
+# push of a one-file change against git add/commit/push, over git daemon on
+# loopback.
+for t in lineage conflicts merge migrate; do
+	command -v "heimdal-$t" >/dev/null || {
+		printf '%-34s %s\n' sync "skipped: heimdal-$t is not built"
+		return 0
+	}
+done
+s="$BENCH_DIR/sync"
+mkdir -p "$s/srv" "$s/home/.heimdal"
+export HOME="$s/home" HEIMDAL_HOME="$s/home/.heimdal"
+printf '[user]\n\tname = Bench\n\temail = bench@example.invalid\n[init]\n\tdefaultBranch = main\n' \
+	>"$HOME/.gitconfig"
+git init -q --bare "$s/srv/h.git"
+git init -q --bare "$s/srv/g.git"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+git daemon --enable=receive-pack --export-all --reuseaddr --base-path="$s/srv" \
+	--listen=127.0.0.1 --port="$port" --pid-file="$s/daemon.pid" --detach "$s/srv"
+trap 'kill "$(cat "$s/daemon.pid")" 2>/dev/null' EXIT
+for i in $(seq 50); do
+	python3 -c "import socket; socket.create_connection(('127.0.0.1',$port),1)" 2>/dev/null && break
+	sleep 0.1
+done
+# A repository of a realistic size: 200 dotfiles.
+heimdal init --profile bench --repo "git://127.0.0.1:$port/h.git" >/dev/null
+for i in $(seq 200); do
+	mkdir -p "$HOME/.dotfiles/.config/app$((i % 20))"
+	printf 'setting %d\n' "$i" >"$HOME/.dotfiles/.config/app$((i % 20))/file$i.conf"
+done
+git -C "$HOME/.dotfiles" add -A && git -C "$HOME/.dotfiles" commit -qm files
+heimdal sync --no-apply >/dev/null
+git clone -q "git://127.0.0.1:$port/g.git" "$s/g" 2>/dev/null
+cp -r "$HOME/.dotfiles/.config" "$s/g/" && git -C "$s/g" add -A && git -C "$s/g" commit -qm files &&
+	git -C "$s/g" push -q origin main
+
+bench sync-nothing-to-do 1.0 "heimdal sync --no-apply" \
+	"git pull" "git -C $HOME/.dotfiles pull -q"
+# Each run changes one file first: heimdal's state, and a dotfile for git.
+bench push-one-file 1.0 "heimdal push" \
+	"git add+commit+push" "git -C $s/g add -A && git -C $s/g commit -qm x && git -C $s/g push -q" \
+	--prepare "jq --arg t \$(date +%s%N) '.last_apply = \"2024-01-15T10:30:00Z\" | .heimdal_version = \$t' $HEIMDAL_HOME/state.json > $s/st && cat $s/st > $HEIMDAL_HOME/state.json && date +%s%N > $s/g/.config/app1/file1.conf"
+unset HOME HEIMDAL_HOME
