@@ -7,10 +7,10 @@ load helper-git
 setup() {
 	setup_scratch
 	REMOTE=$(bare_remote)
-	need lineage conflicts merge migrate
 }
 
 @test "sync: the first sync shares the state; the repository carries it" {
+	need lineage conflicts merge migrate
 	git_machine a
 	as a heimdal init --profile personal --repo "$REMOTE" >/dev/null
 	run --separate-stderr as a heimdal sync --no-apply
@@ -23,6 +23,7 @@ setup() {
 }
 
 @test "sync: nothing to do is one short line, and changes nothing" {
+	need lineage conflicts merge migrate
 	joined a
 	before=$(snapshot "$(mhome a)/.heimdal")
 	head=$(git --git-dir="$REMOTE" rev-parse main)
@@ -35,6 +36,7 @@ setup() {
 }
 
 @test "sync: a machine behind takes the remote state without a new write" {
+	need lineage conflicts merge migrate
 	joined a b
 	run --separate-stderr as a heimdal sync --no-apply
 	expect_status 0
@@ -45,6 +47,7 @@ setup() {
 }
 
 @test "sync: diverged states -> the spec's conflict listing and automatic merge" {
+	need lineage conflicts merge migrate
 	joined a b
 	as a heimdal sync --no-apply >/dev/null
 	record a apply
@@ -74,6 +77,7 @@ Attempting"* ]] || fail
 }
 
 @test "sync: concurrent modification on two machines -> identical states, nothing lost" {
+	need lineage conflicts merge migrate
 	joined a b
 	as a heimdal sync --no-apply >/dev/null
 	for i in 1 2; do record a apply; record b apply; done
@@ -91,6 +95,7 @@ Attempting"* ]] || fail
 }
 
 @test "sync: three machines converge" {
+	need lineage conflicts merge migrate
 	joined a b c
 	as a heimdal sync --no-apply >/dev/null
 	as b heimdal sync --no-apply >/dev/null
@@ -107,6 +112,7 @@ Attempting"* ]] || fail
 }
 
 @test "sync: a conflicted dotfile stops with the spec's message, exit 1; resolved, sync goes on" {
+	need lineage conflicts merge migrate
 	joined a b
 	as a heimdal sync --no-apply >/dev/null
 	commit_file a .bashrc from-a
@@ -130,6 +136,7 @@ Please resolve conflicts manually and run 'heimdal sync' again" ] || fail
 }
 
 @test "sync: push rejected, then sync, then push" {
+	need lineage conflicts merge migrate
 	joined a b
 	as a heimdal sync --no-apply >/dev/null
 	record a apply
@@ -146,6 +153,7 @@ Please resolve conflicts manually and run 'heimdal sync' again" ] || fail
 }
 
 @test "sync: offline warns and keeps the state in the clone; online again it reconciles" {
+	need lineage conflicts merge migrate
 	joined a b
 	as a heimdal sync --no-apply >/dev/null
 	port=$(free_port)
@@ -169,6 +177,7 @@ Please resolve conflicts manually and run 'heimdal sync' again" ] || fail
 }
 
 @test "sync: a remote of another lineage is not merged: manual steps, exit 1" {
+	need lineage conflicts merge migrate
 	joined a
 	git_machine b
 	other=$(bare_remote other)
@@ -183,6 +192,7 @@ Please resolve conflicts manually and run 'heimdal sync' again" ] || fail
 }
 
 @test "sync: applies what was pulled" {
+	need lineage conflicts merge migrate
 	need_apply
 	joined a b
 	as a heimdal sync >/dev/null
