@@ -40,7 +40,9 @@ setup() {
 	joined a b
 	run --separate-stderr as a heimdal sync --no-apply
 	expect_status 0
-	[ "$output" = "OK Git pull completed successfully!" ] || fail
+	[ "${lines[0]}" = "OK Git pull completed successfully!" ] || fail
+	[ "${lines[1]}" = "OK State updated from the remote (serial $(jq .lineage.serial "$(mhome b)/.heimdal/state.json"))" ] || fail
+	[ "${#lines[@]}" = 2 ] || fail
 	diff <(shared_view a) <(shared_view b)
 	run --separate-stderr as b heimdal sync --no-apply
 	[ "$output" = "Already up to date." ] || fail
