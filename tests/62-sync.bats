@@ -219,3 +219,25 @@ Please resolve conflicts manually and run 'heimdal sync' again" ] || fail
 	expect_status 3
 	[[ "$stderr" == *"run 'heimdal init' first"* ]] || fail
 }
+
+@test "sync: two machines syncing at the same moment over git daemon both land" {
+	need lineage conflicts merge migrate
+	git_daemon_start "$(dirname "$REMOTE")"
+	joined a b
+	for m in a b; do ingit "$m" remote set-url origin "$GIT_DAEMON_URL/origin.git"; done
+	as a heimdal sync --no-apply >/dev/null
+	record a apply
+	record b apply
+	# Real processes racing: one push wins, the other is rejected and goes round again.
+	as a heimdal sync --no-apply >"$BATS_TEST_TMPDIR/a.out" 2>&1 &
+	pa=$!
+	as b heimdal sync --no-apply >"$BATS_TEST_TMPDIR/b.out" 2>&1 &
+	pb=$!
+	wait "$pa" || fail "a: $(cat "$BATS_TEST_TMPDIR/a.out")"
+	wait "$pb" || fail "b: $(cat "$BATS_TEST_TMPDIR/b.out")"
+	as a heimdal sync --no-apply >/dev/null
+	as b heimdal sync --no-apply >/dev/null
+	diff <(shared_view a) <(shared_view b)
+	jq -e '[.history[] | select(.operation == "apply")] | length == 2' "$(mhome a)/.heimdal/state.json"
+	remote_state "$REMOTE" | jq -e '[.history[] | select(.operation == "apply")] | length == 2'
+}

@@ -131,3 +131,22 @@ round_trip() {
 	[ -e "$(mhome d)/.dotfiles/.heimdal/state.json" ]
 	ingit d remote get-url origin | grep -q '^ssh://'
 }
+
+@test "push --force over git daemon: the lease holds against an unseen push" {
+	git_daemon_start "$(dirname "$REMOTE")"
+	url="$GIT_DAEMON_URL/origin.git"
+	ingit a remote set-url origin "$url"
+	ingit b remote set-url origin "$url"
+	commit_file b .vimrc from-b
+	commit_file a .bashrc unseen
+	as a heimdal push >/dev/null
+	unseen=$(git --git-dir="$REMOTE" rev-parse main)
+	run --separate-stderr as b heimdal push --force
+	expect_status 1
+	[[ "$stderr" == *"stale info"* ]] || fail
+	[ "$(git --git-dir="$REMOTE" rev-parse main)" = "$unseen" ]
+	ingit b fetch -q origin
+	run --separate-stderr as b heimdal push --force
+	expect_status 0
+	[ "$(git --git-dir="$REMOTE" rev-parse main)" = "$(ingit b rev-parse HEAD)" ]
+}

@@ -108,7 +108,7 @@ cmd_push(int argc, char **argv)
 		printf("%s Committed the state (%.7s)\n", hm_mark(HM_MARK_OK), head);
 	free(msg);
 	in_step = remote_in_step(repo);
-	r = remote_push(repo, force);
+	r = remote_push(repo, force, 0);
 	if (r == HM_GIT_UNREACHABLE)
 		printf("The state is committed locally; run 'heimdal push' when the connection "
 		       "is restored.\n");

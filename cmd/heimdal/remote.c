@@ -238,7 +238,7 @@ remote_in_step(git_repository *repo)
 }
 
 int
-remote_push(git_repository *repo, int force)
+remote_push(git_repository *repo, int force, int quiet)
 {
 	char lease[41], reason[512], *up = NULL;
 	git_oid oid;
@@ -259,7 +259,9 @@ remote_push(git_repository *repo, int force)
 		exit(hm_last_code());
 	if (r == HM_GIT_UNREACHABLE)
 		remote_warn_unreachable(reason);
-	if (r == HM_GIT_REJECTED) {
+	if (r == HM_GIT_REJECTED && quiet) {
+		hm_debug("push rejected: %s", reason);
+	} else if (r == HM_GIT_REJECTED) {
 		hm_error("push rejected: %s", reason);
 		hm_msg("The remote has changes this machine has not seen: run 'heimdal sync' to "
 		       "merge them, then push again.");

@@ -62,10 +62,10 @@ int remote_commit_state(git_repository *repo, jv state, const char *message, cha
 
 /*
  * Push the current branch.  force: lease on the remote-tracking ref.  Returns
- * 0, HM_GIT_REJECTED after printing why (and what to run), HM_GIT_UNREACHABLE
- * after the warning; exits on errors.
+ * 0, HM_GIT_REJECTED after printing why and what to run (unless quiet),
+ * HM_GIT_UNREACHABLE after the warning; exits on errors.
  */
-int remote_push(git_repository *repo, int force);
+int remote_push(git_repository *repo, int force, int quiet);
 
 /* 1 when HEAD and the remote-tracking ref are the same commit. */
 int remote_in_step(git_repository *repo);
