@@ -1,13 +1,11 @@
 #include "hm_git.h"
 #include "hm_error.h"
 #include "hm_file.h"
+#include "hm_knownhosts.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ctype.h>
 #include <ftw.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -399,111 +397,6 @@ ssh_host_port(const char *url, char *host, size_t hlen, int *port)
 		*port = atoi(p + 1) > 0 ? atoi(p + 1) : 22;
 }
 
-static size_t
-base64_decode(const char *in, size_t inlen, unsigned char *out, size_t outcap)
-{
-	int n;
-	size_t pad = 0;
-
-	if (inlen == 0 || inlen % 4 || inlen / 4 * 3 > outcap)
-		return 0;
-	n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)inlen);
-	if (n < 0)
-		return 0;
-	while (pad < 2 && in[inlen - 1 - pad] == '=')
-		pad++;
-	return (size_t)n - pad;
-}
-
-/* known_hosts patterns: only "*" and "?" are special ("[host]:port" is literal). */
-static int
-wildmatch(const char *pat, const char *s)
-{
-	if (*pat == '\0')
-		return *s == '\0';
-	if (*pat == '*')
-		return wildmatch(pat + 1, s) || (*s && wildmatch(pat, s + 1));
-	if (*s && (*pat == '?' || tolower((unsigned char)*pat) == tolower((unsigned char)*s)))
-		return wildmatch(pat + 1, s + 1);
-	return 0;
-}
-
-/* 1 when one name of a known_hosts host field matches name ("host" or "[host]:port"). */
-static int
-known_host_matches(char *field, const char *name)
-{
-	int match = 0;
-
-	if (strncmp(field, "|1|", 3) == 0) {
-		char *salt = field + 3, *hash = strchr(salt, '|');
-		unsigned char s[64], h[64], mac[EVP_MAX_MD_SIZE];
-		unsigned int maclen = 0;
-		size_t sl, hl;
-
-		if (!hash)
-			return 0;
-		sl = base64_decode(salt, (size_t)(hash - salt), s, sizeof(s));
-		hl = base64_decode(hash + 1, strlen(hash + 1), h, sizeof(h));
-		if (!sl || hl != 20 || !HMAC(EVP_sha1(), s, (int)sl, (const unsigned char *)name,
-					     strlen(name), mac, &maclen))
-			return 0;
-		return maclen == 20 && memcmp(mac, h, 20) == 0;
-	}
-	for (char *save = NULL, *pat = strtok_r(field, ",", &save); pat;
-	     pat = strtok_r(NULL, ",", &save)) {
-		if (*pat == '!') {
-			if (wildmatch(pat + 1, name))
-				return 0;
-		} else if (wildmatch(pat, name)) {
-			match = 1;
-		}
-	}
-	return match;
-}
-
-/* 0 when key is known for name, 1 when name is unknown, 2 when it has other keys. */
-static int
-known_hosts_lookup(const char *file, const char *name, const char *key, size_t keylen)
-{
-	FILE *f = fopen(file, "r");
-	char *line = NULL;
-	size_t cap = 0;
-	int r = 1;
-
-	if (!f)
-		return 1;
-	while (r != 0 && getline(&line, &cap, f) > 0) {
-		char *save = NULL, *hosts, *type, *b64;
-		unsigned char blob[8192];
-		size_t bl;
-		int revoked = 0;
-
-		hosts = strtok_r(line, " \t\r\n", &save);
-		if (!hosts || *hosts == '#')
-			continue;
-		if (*hosts == '@') {
-			if (strcmp(hosts, "@revoked") != 0)
-				continue; /* @cert-authority: certificates are not used here */
-			revoked = 1;
-			hosts = strtok_r(NULL, " \t\r\n", &save);
-		}
-		type = strtok_r(NULL, " \t\r\n", &save);
-		b64 = strtok_r(NULL, " \t\r\n", &save);
-		if (!hosts || !type || !b64 || !known_host_matches(hosts, name))
-			continue;
-		bl = base64_decode(b64, strlen(b64), blob, sizeof(blob));
-		if (bl == keylen && memcmp(blob, key, keylen) == 0)
-			r = revoked ? 2 : 0;
-		else if (!revoked)
-			r = 2;
-		if (revoked && r == 2)
-			break;
-	}
-	free(line);
-	fclose(f);
-	return r;
-}
-
 int
 hm_git_certificate_check(git_cert *cert, int valid, const char *host, void *payload)
 {
@@ -513,12 +406,10 @@ hm_git_certificate_check(git_cert *cert, int valid, const char *host, void *payl
 	const char *home = getenv("HOME");
 	int port, r = 1;
 
-	/* TLS: libgit2's own verification.  ssh: libgit2 checked known_hosts too
-	 * (valid); the lookup below explains a refusal and reads hashed names. */
+	/* TLS: libgit2's own verification.  ssh: this lookup decides, whatever
+	 * libgit2's own check said (valid): libssh2's ignores @revoked and "!". */
 	if (cert->cert_type != GIT_CERT_HOSTKEY_LIBSSH2)
 		return valid ? 0 : GIT_PASSTHROUGH;
-	if (valid)
-		return 0;
 	ssh_host_port(d ? d->url : NULL, h, sizeof(h), &port);
 	if (!h[0])
 		snprintf(h, sizeof(h), "%s", host);
@@ -534,9 +425,9 @@ hm_git_certificate_check(git_cert *cert, int valid, const char *host, void *payl
 	}
 	user_file = home ? hm_xasprintf("%s/.ssh/known_hosts", home) : NULL;
 	if (user_file)
-		r = known_hosts_lookup(user_file, name, hk->hostkey, hk->hostkey_len);
+		r = hm_knownhosts_lookup(user_file, name, hk->hostkey, hk->hostkey_len);
 	if (r == 1)
-		r = known_hosts_lookup("/etc/ssh/ssh_known_hosts", name, hk->hostkey,
+		r = hm_knownhosts_lookup("/etc/ssh/ssh_known_hosts", name, hk->hostkey,
 				       hk->hostkey_len);
 	free(user_file);
 	if (r == 0)
@@ -545,7 +436,7 @@ hm_git_certificate_check(git_cert *cert, int valid, const char *host, void *payl
 		snprintf(d->rejected, sizeof(d->rejected),
 			 r == 1 ? "%s: host key not in ~/.ssh/known_hosts (connect once with ssh "
 				  "to check and record it)"
-				: "%s: HOST KEY DOES NOT MATCH ~/.ssh/known_hosts (refusing to connect)",
+				: "%s: HOST KEY DOES NOT MATCH ~/.ssh/known_hosts, or is revoked (refusing to connect)",
 			 name);
 	return GIT_ECERTIFICATE;
 }

@@ -150,3 +150,22 @@ round_trip() {
 	expect_status 0
 	[ "$(git --git-dir="$REMOTE" rev-parse main)" = "$(ingit b rev-parse HEAD)" ]
 }
+
+@test "ssh: known_hosts wildcard and negated patterns; a @revoked key is refused" {
+	sshd_start
+	ssh_trust "$(mhome a)"
+	key=$(cut -d' ' -f1,2 "$BATS_TEST_TMPDIR/servers/host_ed25519.pub")
+	url="ssh://$(id -un)@127.0.0.1:$SSHD_PORT$REMOTE"
+	ingit a remote set-url origin "$url"
+	printf '# comment\n[127.0.0.?]:*,!example.invalid %s\n' "$key" >"$(mhome a)/.ssh/known_hosts"
+	run --separate-stderr as a heimdal pull
+	expect_status 0
+	printf '[127.0.0.?]:*,![127.0.0.1]:%s %s\n' "$SSHD_PORT" "$key" >"$(mhome a)/.ssh/known_hosts"
+	run --separate-stderr as a heimdal pull
+	expect_status 3
+	[[ "$stderr" == *"host key not in ~/.ssh/known_hosts"* ]] || fail
+	printf '[127.0.0.1]:%s %s\n@revoked * %s\n' "$SSHD_PORT" "$key" "$key" >"$(mhome a)/.ssh/known_hosts"
+	run --separate-stderr as a heimdal pull
+	expect_status 3
+	[[ "$stderr" == *"HOST KEY DOES NOT MATCH"* ]] || fail
+}
