@@ -436,7 +436,8 @@ hm_git_certificate_check(git_cert *cert, int valid, const char *host, void *payl
 		snprintf(d->rejected, sizeof(d->rejected),
 			 r == 1 ? "%s: host key not in ~/.ssh/known_hosts (connect once with ssh "
 				  "to check and record it)"
-				: "%s: HOST KEY DOES NOT MATCH ~/.ssh/known_hosts, or is revoked (refusing to connect)",
+				: "%s: HOST KEY DOES NOT MATCH ~/.ssh/known_hosts, or is "
+				  "revoked (refusing to connect)",
 			 name);
 	return GIT_ECERTIFICATE;
 }
@@ -714,7 +715,8 @@ hm_git_push(git_repository *repo, const char *remote, const char *lease, long ti
 
 		if (git_config_set_string(cfg, key, remote) < 0 ||
 		    git_config_set_string(cfg, merge, ref) < 0)
-			hm_warn("cannot record the upstream of %s: %s", branch, hm_git_last_error());
+			hm_warn("cannot record the upstream of %s: %s", branch,
+				hm_git_last_error());
 		free(merge);
 		free(ref);
 	}
@@ -1081,11 +1083,15 @@ hm_git_merge_finish(git_repository *repo, const char *message)
 	int r;
 
 	if (git_reference_name_to_id(&head, repo, "HEAD") < 0 ||
-	    git_repository_mergehead_foreach(repo, first_mergehead, &theirs) != 1)
-		return hm_fail(hm_error("%s: no merge to finish: %s", git_repository_workdir(repo),
-				       hm_git_last_error()));
-	if (git_repository_index(&index, repo) < 0)
-		return hm_fail(hm_error("index: %s", hm_git_last_error()));
+	    git_repository_mergehead_foreach(repo, first_mergehead, &theirs) != 1) {
+		hm_error("%s: no merge to finish: %s", git_repository_workdir(repo),
+			 hm_git_last_error());
+		return hm_fail(HM_EXIT_ENV);
+	}
+	if (git_repository_index(&index, repo) < 0) {
+		hm_error("index: %s", hm_git_last_error());
+		return hm_fail(HM_EXIT_ENV);
+	}
 	r = commit_merge(repo, index, &head, &theirs, message, &out);
 	git_index_free(index);
 	return r < 0 ? hm_fail(HM_EXIT_ENV) : 0;
@@ -1120,7 +1126,8 @@ hm_git_changed_outside(git_repository *repo, const char *a, const char *b, const
 
 	if (tree_of(repo, a, &ta) < 0 || tree_of(repo, b, &tb) < 0 ||
 	    git_diff_tree_to_tree(&diff, repo, ta, tb, NULL) < 0) {
-		r = hm_fail(hm_error("cannot compare %.7s and %.7s: %s", a, b, hm_git_last_error()));
+		hm_error("cannot compare %.7s and %.7s: %s", a, b, hm_git_last_error());
+		r = hm_fail(HM_EXIT_ENV);
 		goto out;
 	}
 	n = git_diff_num_deltas(diff);
@@ -1165,13 +1172,14 @@ hm_git_commit_file(git_repository *repo, const char *path, const char *buf, size
 		git_treebuilder *tb = NULL;
 		git_oid empty;
 
-		if (git_treebuilder_new(&tb, repo, NULL) < 0 || git_treebuilder_write(&empty, tb) < 0 ||
-		    git_tree_lookup(&base, repo, &empty) < 0) {
+		if (git_treebuilder_new(&tb, repo, NULL) < 0 ||
+		    git_treebuilder_write(&empty, tb) < 0 || git_tree_lookup(&base, repo, &empty) < 0) {
 			git_treebuilder_free(tb);
 			goto git_error;
 		}
 		git_treebuilder_free(tb);
-	} else if (git_commit_lookup(&parent, repo, &head) < 0 || git_commit_tree(&base, parent) < 0) {
+	} else if (git_commit_lookup(&parent, repo, &head) < 0 ||
+		   git_commit_tree(&base, parent) < 0) {
 		goto git_error;
 	}
 	if (git_tree_create_updated(&tree_oid, repo, base, 1, &up) < 0)

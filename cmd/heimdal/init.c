@@ -169,7 +169,8 @@ cmd_init(int argc, char **argv)
 		}
 	}
 	if (optind < argc)
-		hm_die(HM_EXIT_USAGE, "unexpected argument '%s'\nusage: %s", argv[optind], INIT_USAGE);
+		hm_die(HM_EXIT_USAGE, "unexpected argument '%s'\nusage: %s", argv[optind],
+		       INIT_USAGE);
 	if (!profile || !*profile || !url || !*url)
 		hm_die(HM_EXIT_USAGE, "%s is required\nusage: %s",
 		       !profile || !*profile ? "--profile" : "--repo", INIT_USAGE);
@@ -220,9 +221,9 @@ cmd_init(int argc, char **argv)
 	 */
 	shared = remote_state_at(repo, "HEAD");
 	if (jv_get_kind(shared) == JV_KIND_OBJECT) {
-		jv ll = jv_getpath(jv_copy(local), JV_ARRAY(jv_string("lineage"), jv_string("id")));
-		jv sl = jv_getpath(jv_copy(shared), JV_ARRAY(jv_string("lineage"), jv_string("id")));
-
+		jv lpath = JV_ARRAY(jv_string("lineage"), jv_string("id"));
+		jv ll = jv_getpath(jv_copy(local), jv_copy(lpath));
+		jv sl = jv_getpath(jv_copy(shared), lpath);
 		int same = jv_equal(ll, sl);
 
 		if (jv_is_valid(local) && same) {
@@ -255,8 +256,8 @@ cmd_init(int argc, char **argv)
 	{
 		jv l = jv_object_get(jv_copy(s), jv_string("lineage"));
 
-		printf("%s %s lineage %s as %s (serial %lld)\n", hm_mark(HM_MARK_OK),
-		       how, hm_json_str(l, "id"), hm_machine_hostname(), hm_json_int(l, "serial", 0));
+		printf("%s %s lineage %s as %s (serial %lld)\n", hm_mark(HM_MARK_OK), how,
+		       hm_json_str(l, "id"), hm_machine_hostname(), hm_json_int(l, "serial", 0));
 		jv_free(l);
 	}
 	printf("%s State saved to %s\n", hm_mark(HM_MARK_OK), state_path);

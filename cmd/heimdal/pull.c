@@ -94,16 +94,16 @@ cmd_push(int argc, char **argv)
 	char head[41], *msg;
 	git_repository *repo;
 	int force = 0, r, in_step;
-	jv local;
+	jv local, serial;
 
 	parse(argc, argv, "heimdal push [--force]", "force", &force);
 	local = porcelain_state_load();
 	repo = remote_open(local);
 	remote_settle_unfinished(repo);
+	serial = jv_getpath(jv_copy(local), JV_ARRAY(jv_string("lineage"), jv_string("serial")));
 	msg = hm_xasprintf("heimdal: state serial %lld from %s\n",
-			   (long long)jv_number_value(jv_getpath(
-				   jv_copy(local), JV_ARRAY(jv_string("lineage"), jv_string("serial")))),
-			   hm_machine_hostname());
+			   (long long)jv_number_value(serial), hm_machine_hostname());
+	jv_free(serial);
 	if (remote_commit_state(repo, local, msg, head) == 0)
 		printf("%s Committed the state (%.7s)\n", hm_mark(HM_MARK_OK), head);
 	free(msg);

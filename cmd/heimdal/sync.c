@@ -48,7 +48,8 @@ applied_here(jv state)
 
 	if (jv_get_kind(h) == JV_KIND_ARRAY) {
 		jv_array_foreach(h, i, e) {
-			const char *op = hm_json_str(e, "operation"), *mid = hm_json_str(e, "machine_id");
+			const char *op = hm_json_str(e, "operation");
+			const char *mid = hm_json_str(e, "machine_id");
 
 			found |= op && mid && id && !strcmp(op, "apply") && !strcmp(mid, id);
 			jv_free(e);
@@ -225,7 +226,8 @@ sync_once(git_repository *repo, struct sync_run *run)
 		msg = hm_xasprintf("heimdal: state serial %lld from %s (offline)\n",
 				   serial_of(local), hm_machine_hostname());
 		if (remote_commit_state(repo, local, msg, head) == 0)
-			printf("%s Committed the state locally (%.7s)\n", hm_mark(HM_MARK_OK), head);
+			printf("%s Committed the state locally (%.7s)\n", hm_mark(HM_MARK_OK),
+			       head);
 		free(msg);
 		jv_free(local);
 		return 0;
@@ -395,7 +397,8 @@ cmd_sync(int argc, char **argv)
 		}
 	}
 	if (optind < argc)
-		hm_die(HM_EXIT_USAGE, "unexpected argument '%s'\nusage: %s", argv[optind], SYNC_USAGE);
+		hm_die(HM_EXIT_USAGE, "unexpected argument '%s'\nusage: %s", argv[optind],
+		       SYNC_USAGE);
 	local = porcelain_state_load();
 	repo = remote_open(local);
 	jv_free(local);
