@@ -79,9 +79,10 @@ int hm_git_head(git_repository *repo, char out[41]);
  * Transports.  Every URL libgit2 knows works: a local path, file://, git://,
  * ssh://[user@]host[:port]/path and scp-like [user@]host:path.  Over ssh the
  * credentials come from hm_git_credentials, and the server's host key must
- * match an entry of ~/.ssh/known_hosts (plain, "[host]:port" or hashed "|1|"
- * names): an unknown or changed key is refused, as ssh's
- * StrictHostKeyChecking=yes does.
+ * match an entry of ~/.ssh/known_hosts or /etc/ssh/ssh_known_hosts (see
+ * hm_knownhosts.h): an unknown, changed or revoked key is refused, as ssh's
+ * StrictHostKeyChecking=yes does, and reported as an error, never as
+ * "unreachable" (so is a failed authentication).
  */
 #define HM_GIT_REJECTED 2
 

@@ -65,6 +65,7 @@ round_trip() {
 
 @test "transport: scp-like user@host:path (port 22 on a loopback address of its own)" {
 	addr="127.$((RANDOM % 200 + 20)).$((RANDOM % 250 + 1)).$((RANDOM % 250 + 2))"
+	[ "$(id -u)" = 0 ] || skip "only root can listen on port 22"
 	sshd_start "$addr" 22 2>/dev/null || skip "cannot listen on $addr:22 here"
 	ssh_trust "$(mhome a)"
 	ssh_trust "$(mhome b)"

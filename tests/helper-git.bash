@@ -55,7 +55,9 @@ git_daemon_start() {
 # SSHD_PORT and SSHD_KNOWN (the known_hosts line for it).
 sshd_start() {
 	local addr=${1:-127.0.0.1} port=${2:-$(free_port)} dir="$BATS_TEST_TMPDIR/servers"
-	mkdir -p "$dir" /run/sshd
+	mkdir -p "$dir"
+	# sshd as root wants its privilege separation directory.
+	[ "$(id -u)" != 0 ] || mkdir -p /run/sshd
 	[ -e "$dir/host_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -f "$dir/host_ed25519"
 	ssh_key
 	cat >"$dir/sshd_config" <<CONF
@@ -73,7 +75,8 @@ PermitRootLogin yes
 PrintMotd no
 CONF
 	cp "$BATS_TEST_TMPDIR/keys/id_ed25519.pub" "$dir/authorized_keys"
-	/usr/sbin/sshd -f "$dir/sshd_config" -E "$dir/sshd.log" || return 1
+	/usr/sbin/sshd -f "$dir/sshd_config" -E "$dir/sshd.log" ||
+		skip "cannot start sshd here: $(tail -n 1 "$dir/sshd.log" 2>/dev/null)"
 	wait_port_at "$addr" "$port" || return 1
 	SSHD_ADDR=$addr
 	SSHD_PORT=$port
