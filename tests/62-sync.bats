@@ -93,6 +93,9 @@ Attempting"* ]] || fail
 	# Every write of both machines is in the history, serials never go down.
 	jq -e '[.history[] | select(.operation == "apply")] | length == 4' "$s"
 	jq -e '[.history[].serial] as $s | $s == ($s | sort) and .lineage.serial == $s[-1]' "$s"
+	# Each machine's own writes have strictly increasing serials.
+	jq -e '.history | group_by(.machine_id) | all(map(.serial) | . as $m
+		| [range(1; length)] | all($m[.] > $m[. - 1]))' "$s"
 	jq -e '.lineage.machines | length == 2' "$s"
 }
 
