@@ -59,7 +59,7 @@ applied_here(jv state)
 	return found;
 }
 
-/* The spec's list of conflicts: "1. 🔴 State diverged: ...". */
+/* The spec's list of conflicts (borrowed): "1. 🔴 State diverged: ...". */
 static void
 print_conflicts(jv conflicts)
 {
@@ -81,21 +81,15 @@ print_manual(void)
 	       "  3. Manual edit:      heimdal state resolve --manual\n");
 }
 
-/* A count from the merge report, whichever spelling the report uses. */
+/* A count from heimdal-merge's report (borrowed); 0 when absent. */
 static long long
-report_count(jv report, const char *const *keys)
+report_count(jv report, const char *key)
 {
-	for (; *keys; keys++) {
-		jv v = jv_object_get(jv_copy(report), jv_string(*keys));
-		long long n = jv_get_kind(v) == JV_KIND_NUMBER   ? (long long)jv_number_value(v)
-			      : jv_get_kind(v) == JV_KIND_ARRAY ? jv_array_length(jv_copy(v))
-								: -1;
+	jv v = jv_object_get(jv_copy(report), jv_string(key));
+	long long n = jv_get_kind(v) == JV_KIND_NUMBER ? (long long)jv_number_value(v) : 0;
 
-		jv_free(v);
-		if (n >= 0)
-			return n;
-	}
-	return 0;
+	jv_free(v);
+	return n;
 }
 
 /*
@@ -105,10 +99,8 @@ report_count(jv report, const char *const *keys)
 static jv
 merge_states(const char *strategy, jv local, jv remote, jv base, int shown)
 {
-	static const char *const machines[] = { "machines_combined", "machines", NULL };
-	static const char *const resolved[] = { "conflicts_resolved", "resolved", "conflicts",
-		NULL };
-	char tmpl[] = "/tmp/heimdal-merge-report.XXXXXX";
+	/* The report goes to a private file in $HEIMDAL_HOME (mode 0700). */
+	char *tmpl = hm_home_path("merge-report.XXXXXX");
 	char *argv[] = { "heimdal-merge", "--strategy", (char *)strategy, "--report", tmpl, NULL };
 	jv in = JV_OBJECT(jv_string("local"), local, jv_string("remote"), remote), merged, report;
 	int fd = mkstemp(tmpl), st;
@@ -128,6 +120,7 @@ merge_states(const char *strategy, jv local, jv remote, jv base, int shown)
 	st = hm_spawn_json("merge", argv, in, &merged);
 	if (st != 0) {
 		unlink(tmpl);
+		free(tmpl);
 		if (st > 0)
 			jv_free(merged);
 		printf("%s Automatic merge failed\n", hm_mark(HM_MARK_ERR));
@@ -135,11 +128,12 @@ merge_states(const char *strategy, jv local, jv remote, jv base, int shown)
 	}
 	report = hm_file_read(tmpl, &buf, &len) == 0 ? hm_json_parse(tmpl, buf, len) : jv_object();
 	unlink(tmpl);
+	free(tmpl);
 	free(buf);
 	if (shown) {
 		printf("%s States merged successfully\n", hm_mark(HM_MARK_OK));
-		printf("  - Combined %lld machine(s)\n", report_count(report, machines));
-		printf("  - Resolved %lld conflict(s)\n", report_count(report, resolved));
+		printf("  - Combined %lld machine(s)\n", report_count(report, "machines_combined"));
+		printf("  - Resolved %lld conflict(s)\n", report_count(report, "conflicts_resolved"));
 		printf("%s State conflicts resolved automatically\n", hm_mark(HM_MARK_OK));
 	}
 	jv_free(report);
@@ -287,7 +281,7 @@ sync_once(git_repository *repo, struct sync_run *run)
 	} else {
 		shown = n > 0 && strcmp(relation, "diverged") == 0;
 		if (shown)
-			print_conflicts(jv_copy(conflicts));
+			print_conflicts(conflicts);
 		/* Behind: the remote already holds everything this machine has. */
 		merged = merge_states(strcmp(relation, "behind") == 0 ? "use-remote" : "merge",
 				      jv_copy(local), jv_copy(remote), jv_copy(base), shown);
