@@ -641,6 +641,34 @@ struct push_args {
 	const char *lease;
 };
 
+/* Point the remote-tracking ref of dst ("refs/heads/x") at oid, as a fetch would. */
+static void
+track(git_remote *remote, git_repository *repo, const char *dst, const git_oid *oid)
+{
+	size_t n = git_remote_refspec_count(remote);
+
+	for (size_t i = 0; i < n; i++) {
+		const git_refspec *rs = git_remote_get_refspec(remote, i);
+		git_buf name = GIT_BUF_INIT;
+		git_reference *ref = NULL;
+
+		if (git_refspec_direction(rs) != GIT_DIRECTION_FETCH ||
+		    !git_refspec_src_matches(rs, dst) || git_refspec_transform(&name, rs, dst) < 0)
+			continue;
+		git_reference_create(&ref, repo, name.ptr, oid, 1, "heimdal: push");
+		git_reference_free(ref);
+		git_buf_dispose(&name);
+	}
+}
+
+/*
+ * The push itself, in the deadline child.  It tells the parent through out_fd:
+ * nothing when pushed, "U" when the remote already had the commit (nothing
+ * sent: libgit2 would otherwise make the server process an empty pack), or
+ * "R<why>" when refused.  Refusals are answers, not failures: the lease
+ * (GIT_EUSER from push_negotiation), libgit2's own fast-forward check, or the
+ * server's per-ref status.
+ */
 static int
 push_child(void *arg, int out_fd)
 {
@@ -648,40 +676,52 @@ push_child(void *arg, int out_fd)
 	git_push_options opts = GIT_PUSH_OPTIONS_INIT;
 	struct hm_git_netdata d;
 	git_remote *remote = NULL;
-	char *spec = hm_xasprintf("%srefs/heads/%s:refs/heads/%s", a->lease ? "+" : "",
-				  a->branch, a->branch);
+	const git_remote_head **heads;
+	char *dst = hm_xasprintf("refs/heads/%s", a->branch);
+	char *spec = hm_xasprintf("%s%s:%s", a->lease ? "+" : "", dst, dst);
 	git_strarray specs = { &spec, 1 };
-	int err;
+	size_t nheads;
+	git_oid local;
+	int err, same = 0;
+	const char *say = "";
+	char *msg = NULL;
 
-	if (git_remote_lookup(&remote, a->repo, a->remote) < 0) {
-		hm_error("no remote '%s': %s", a->remote, hm_git_last_error());
-		free(spec);
-		return -1;
+	if (git_remote_lookup(&remote, a->repo, a->remote) < 0 ||
+	    git_reference_name_to_id(&local, a->repo, "HEAD") < 0) {
+		hm_error("cannot push to '%s': %s", a->remote, hm_git_last_error());
+		err = -1;
+		goto out;
 	}
 	hm_git_callbacks(&opts.callbacks, &d, git_remote_url(remote));
 	d.lease = a->lease;
-	err = git_remote_push(remote, &specs, &opts);
-	free(spec);
-	/*
-	 * A refusal is an answer, not a failure: tell the parent through out_fd.
-	 * Refusals: the lease (GIT_EUSER from push_negotiation), libgit2's own
-	 * fast-forward check, or the server's per-ref status after a clean run.
-	 */
+	err = git_remote_connect(remote, GIT_DIRECTION_PUSH, &opts.callbacks, &opts.proxy_opts,
+				 &opts.custom_headers);
+	if (err == 0)
+		err = git_remote_ls(&heads, &nheads, remote);
+	for (size_t i = 0; err == 0 && i < nheads; i++)
+		same |= strcmp(heads[i]->name, dst) == 0 && git_oid_equal(&heads[i]->oid, &local);
+	if (err == 0 && !same)
+		err = git_remote_upload(remote, &specs, &opts);
+	git_remote_disconnect(remote);
 	if (err == GIT_EUSER || err == GIT_ENONFASTFORWARD || (err == 0 && d.rejected[0])) {
-		const char *why = d.rejected[0] ? d.rejected
-				  : "the remote has commits this machine has not fetched";
-		ssize_t w = write(out_fd, why, strlen(why));
-
-		git_remote_free(remote);
-		return w < 0 ? -1 : 0;
-	}
-	if (err < 0) {
+		say = msg = hm_xasprintf("R%s", d.rejected[0] ? d.rejected
+					 : "the remote has commits this machine has not fetched");
+		err = 0;
+	} else if (err < 0) {
 		err = net_failure(err, &d, git_remote_url(remote));
-		git_remote_free(remote);
-		return err;
+		goto out;
+	} else {
+		track(remote, a->repo, dst, &local);
+		say = same ? "U" : "";
 	}
+	if (*say && write(out_fd, say, strlen(say)) < 0)
+		err = -1;
+out:
+	free(msg);
+	free(spec);
+	free(dst);
 	git_remote_free(remote);
-	return 0;
+	return err;
 }
 
 int
@@ -701,14 +741,16 @@ hm_git_push(git_repository *repo, const char *remote, const char *lease, long ti
 	}
 	a.branch = branch;
 	r = hm_git_deadline(push_child, &a, timeout_s, &out, NULL, reason, reason_len);
-	if (r == 0 && out && out[0]) {
-		snprintf(reason, reason_len, "%s", out);
+	if (r == 0 && out && out[0] == 'R') {
+		snprintf(reason, reason_len, "%s", out + 1);
 		r = HM_GIT_REJECTED;
+	} else if (r == 0 && out && out[0] == 'U') {
+		r = HM_GIT_PUSHED_NOTHING;
 	}
 	free(out);
 	/* The first push of a branch makes it track the remote, as `git push -u`. */
 	key = hm_xasprintf("branch.%s.remote", branch);
-	if (r == 0 && git_repository_config(&cfg, repo) == 0 &&
+	if ((r == 0 || r == HM_GIT_PUSHED_NOTHING) && git_repository_config(&cfg, repo) == 0 &&
 	    git_config_get_string_buf(&val, cfg, key) == GIT_ENOTFOUND) {
 		char *merge = hm_xasprintf("branch.%s.merge", branch);
 		char *ref = hm_xasprintf("refs/heads/%s", branch);

@@ -129,10 +129,12 @@ char *hm_git_tracking_ref(git_repository *repo, const char *remote);
  * must fast-forward the remote branch.  With lease (hex id; 40 zeros when the
  * branch is expected not to exist) the push is forced, but only if the remote
  * branch still holds lease: a change nobody here has fetched is never
- * overwritten.  Returns 0, HM_GIT_REJECTED (reason says why: not a
- * fast-forward, stale lease, refused by the server), HM_GIT_UNREACHABLE
- * (reason set) or -1.
+ * overwritten.  The remote-tracking ref follows.  Returns 0,
+ * HM_GIT_PUSHED_NOTHING when the remote branch already was HEAD (nothing is
+ * sent), HM_GIT_REJECTED (reason says why: not a fast-forward, stale lease,
+ * refused by the server), HM_GIT_UNREACHABLE (reason set) or -1.
  */
+#define HM_GIT_PUSHED_NOTHING 3
 int hm_git_push(git_repository *repo, const char *remote, const char *lease, long timeout_s,
 		char *reason, size_t reason_len);
 

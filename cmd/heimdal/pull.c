@@ -93,7 +93,7 @@ cmd_push(int argc, char **argv)
 {
 	char head[41], *msg;
 	git_repository *repo;
-	int force = 0, r, in_step;
+	int force = 0, r;
 	jv local, serial;
 
 	parse(argc, argv, "heimdal push [--force]", "force", &force);
@@ -107,12 +107,11 @@ cmd_push(int argc, char **argv)
 	if (remote_commit_state(repo, local, msg, head) == 0)
 		printf("%s Committed the state (%.7s)\n", hm_mark(HM_MARK_OK), head);
 	free(msg);
-	in_step = remote_in_step(repo);
 	r = remote_push(repo, force, 0);
 	if (r == HM_GIT_UNREACHABLE)
 		printf("The state is committed locally; run 'heimdal push' when the connection "
 		       "is restored.\n");
-	else if (r == 0 && in_step)
+	else if (r == HM_GIT_PUSHED_NOTHING)
 		printf("Everything up-to-date\n");
 	else if (r == 0)
 		printf("%s Pushed %.7s to %s%s\n", hm_mark(HM_MARK_OK), head, REMOTE_NAME,

@@ -62,8 +62,9 @@ int remote_commit_state(git_repository *repo, jv state, const char *message, cha
 
 /*
  * Push the current branch.  force: lease on the remote-tracking ref.  Returns
- * 0, HM_GIT_REJECTED after printing why and what to run (unless quiet),
- * HM_GIT_UNREACHABLE after the warning; exits on errors.
+ * 0, HM_GIT_PUSHED_NOTHING (the remote had it already), HM_GIT_REJECTED after
+ * printing why and what to run (unless quiet), HM_GIT_UNREACHABLE after the
+ * warning; exits on errors.
  */
 int remote_push(git_repository *repo, int force, int quiet);
 

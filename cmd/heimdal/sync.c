@@ -352,7 +352,8 @@ sync_once(git_repository *repo, struct sync_run *run)
 		run->offline = 1;
 		return 0;
 	}
-	printf("%s Pushed to %s\n", hm_mark(HM_MARK_OK), REMOTE_NAME);
+	if (r == 0)
+		printf("%s Pushed to %s\n", hm_mark(HM_MARK_OK), REMOTE_NAME);
 	return 0;
 out:
 	jv_free(conflicts);
