@@ -102,6 +102,7 @@ setup() {
 }
 
 @test "init: an unreachable remote -> the warning, exit 3, nothing left behind" {
+	need lineage migrate
 	port=$(free_port)
 	run --separate-stderr as a heimdal init --profile p --repo "git://127.0.0.1:$port/x.git"
 	expect_status 3

@@ -55,6 +55,14 @@ empty_dir(const char *path)
 	return empty;
 }
 
+/* The tools init composes, checked before anything is cloned or written. */
+static void
+need_tools(void)
+{
+	porcelain_need_tool("lineage", "record this machine in the state's lineage");
+	porcelain_need_tool("migrate", "start a new state");
+}
+
 /* The clone at path: reused when its origin is url, made otherwise; exits on failure. */
 static git_repository *
 ensure_clone(const char *url, const char *path)
@@ -73,9 +81,11 @@ ensure_clone(const char *url, const char *path)
 			hm_die(HM_EXIT_USAGE, "%s: its remote '%s' is %s, not %s (--repo)", path,
 			       REMOTE_NAME, have ? have : "not set", url);
 		free(have);
+		need_tools();
 		printf("Using the existing clone at %s\n", path);
 		return repo;
 	}
+	need_tools();
 	r = hm_git_clone(url, path, remote_timeout(), reason, sizeof(reason));
 	if (r == HM_GIT_UNREACHABLE) {
 		remote_warn_unreachable(reason);
@@ -137,7 +147,6 @@ cmd_init(int argc, char **argv)
 	};
 	const char *profile = NULL, *url = NULL, *dir = "~/.dotfiles", *how;
 	char *path, *stored, *state_path, head[41] = "";
-	char *bump[] = { "heimdal-lineage", "bump", "--op", "init", "--git-commit", head, NULL };
 	int c, force = 0, missing, code;
 	git_repository *repo;
 	jv local, shared, s;
@@ -196,7 +205,12 @@ cmd_init(int argc, char **argv)
 		local = porcelain_state_load(); /* V1: migrated, with its backup */
 	}
 
-	path = remote_expand_home(dir);
+	{
+		jv d = JV_OBJECT(jv_string("dotfiles_path"), jv_string(dir));
+
+		path = porcelain_dotfiles_dir(d);
+		jv_free(d);
+	}
 	if (path[0] != '/') {
 		char *cwd = getcwd(NULL, 0);
 		char *abs = hm_xasprintf("%s/%s", cwd ? cwd : ".", path);
@@ -210,9 +224,7 @@ cmd_init(int argc, char **argv)
 	if (hm_home_ensure() < 0)
 		exit(HM_EXIT_ENV);
 	repo = ensure_clone(url, path);
-	hm_git_head(repo, head);
-	if (!head[0])
-		bump[4] = NULL; /* an empty repository: no commit to record yet */
+	hm_git_head(repo, head); /* stays "" in an empty repository: no commit to record */
 
 	/*
 	 * The lineage to join: the repository's; else the one this machine had
@@ -249,7 +261,7 @@ cmd_init(int argc, char **argv)
 	s = jv_object_set(s, jv_string("dotfiles_path"), jv_string(stored));
 	s = jv_object_set(s, jv_string("repo_url"), jv_string(url));
 	s = remote_localize(s, jv_null());
-	s = remote_tool("lineage", bump, s, NULL);
+	s = porcelain_bump(s, "init", head[0] ? head : NULL);
 	if (jv_is_valid(local))
 		backup_state(state_path);
 	porcelain_state_save(jv_copy(s));

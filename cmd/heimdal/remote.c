@@ -17,27 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-char *
-remote_expand_home(const char *path)
-{
-	const char *home = getenv("HOME");
-
-	if (home && path[0] == '~' && (path[1] == '\0' || path[1] == '/'))
-		return hm_xasprintf("%s%s", home, path + 1);
-	return hm_xstrdup(path);
-}
-
 git_repository *
 remote_open(jv state)
 {
-	const char *dp = hm_json_str(state, "dotfiles_path");
-	char *path;
+	char *path = porcelain_dotfiles_dir(state);
 	git_repository *repo;
 
-	if (!dp || !*dp)
-		hm_die(HM_EXIT_USAGE, "%s: .dotfiles_path: not set (run 'heimdal init')",
-		       hm_state_path());
-	path = remote_expand_home(dp);
 	hm_git_init();
 	if (!(repo = hm_git_open(path)))
 		hm_die(HM_EXIT_ENV, "the dotfiles repository is missing: run 'heimdal init "

@@ -15,10 +15,7 @@
 #define REPO_STATE ".heimdal/state.json"
 #define REMOTE_NAME "origin"
 
-/* path with a leading "~" or "~/" expanded to $HOME (new buffer). */
-char *remote_expand_home(const char *path);
-
-/* Open the dotfiles repository named by state's dotfiles_path (borrowed); exits. */
+/* Open the dotfiles repository of state (borrowed; porcelain_dotfiles_dir); exits. */
 git_repository *remote_open(jv state);
 
 /* remote_timeout from lock_config.json (seconds); exits on a bad config. */

@@ -184,13 +184,9 @@ static jv
 record_sync(jv state, const char *head)
 {
 	char now[32];
-	char *argv[] = { "heimdal-lineage", "bump", "--op", "sync", "--git-commit", (char *)head,
-		NULL };
 
-	if (!head[0])
-		argv[4] = NULL;
 	state = jv_object_set(state, jv_string("last_sync"), jv_string(hm_time_now_rfc3339(now)));
-	return remote_tool("lineage", argv, state, NULL);
+	return porcelain_bump(state, "sync", head[0] ? head : NULL);
 }
 
 struct sync_run {
@@ -323,8 +319,9 @@ sync_once(git_repository *repo, struct sync_run *run)
 		       serial_of(merged));
 	jv_free(local);
 	if ((run->pulled || fresh) && !run->no_apply) {
+		/* 1: files changed by hand were skipped, as apply does; that is no failure. */
 		r = run_apply();
-		if (r != 0)
+		if (r > 1)
 			hm_die(r, "apply failed (exit %d); the state is synced, run 'heimdal "
 				  "apply' again once the cause is fixed", r);
 		{
@@ -395,6 +392,9 @@ cmd_sync(int argc, char **argv)
 		hm_die(HM_EXIT_USAGE, "unexpected argument '%s'\nusage: %s", argv[optind],
 		       SYNC_USAGE);
 	local = porcelain_state_load();
+	porcelain_need_tool("conflicts", "compare the local and remote states");
+	porcelain_need_tool("merge", "merge the local and remote states");
+	porcelain_need_tool("lineage", "record the sync in the state's lineage");
 	repo = remote_open(local);
 	jv_free(local);
 	remote_settle_unfinished(repo);
