@@ -17,7 +17,7 @@ git init -q --bare "$s/srv/g.git"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 git daemon --enable=receive-pack --export-all --reuseaddr --base-path="$s/srv" \
 	--listen=127.0.0.1 --port="$port" --pid-file="$s/daemon.pid" --detach "$s/srv"
-trap 'kill "$(cat "$s/daemon.pid")" 2>/dev/null' EXIT
+trap 'kill "$(cat "$s/daemon.pid" 2>/dev/null)" 2>/dev/null' EXIT
 for i in $(seq 50); do
 	python3 -c "import socket; socket.create_connection(('127.0.0.1',$port),1)" 2>/dev/null && break
 	sleep 0.1
