@@ -231,3 +231,30 @@ Please resolve conflicts manually and run 'heimdal sync' again" ] || fail
 	[ -z "$output" ] || fail
 	[[ "$stderr" == *"not a git repository"* ]] || fail
 }
+
+@test "pull: into a clone made while the remote was empty (unborn branch)" {
+	empty=$(bare_remote empty)
+	handmade c "$empty"
+	handmade d "$empty"
+	ingit c rev-parse --verify -q HEAD && fail "c has a HEAD"
+	as c heimdal push >/dev/null
+	run --separate-stderr as d heimdal pull
+	expect_status 0
+	[ "${lines[0]}" = "OK Git pull completed successfully!" ] || fail
+	[ "$(ingit d rev-parse HEAD)" = "$(git --git-dir="$empty" rev-parse main)" ]
+	[ -e "$(mhome d)/.dotfiles/.heimdal/state.json" ]
+}
+
+@test "pull: a local file the pull would overwrite is refused, and kept" {
+	as a heimdal push >/dev/null
+	as b heimdal pull >/dev/null
+	commit_file a .bashrc from-a
+	as a heimdal push >/dev/null
+	commit_file b .bashrc base-b
+	ingit b reset -q --hard HEAD~1
+	printf 'my edit\n' >"$(mhome b)/.dotfiles/.bashrc"
+	run --separate-stderr as b heimdal pull
+	expect_status 3
+	[[ "$stderr" == *"commit or stash local changes first"* ]] || fail
+	[ "$(cat "$(mhome b)/.dotfiles/.bashrc")" = "my edit" ]
+}
