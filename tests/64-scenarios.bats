@@ -190,6 +190,16 @@ history_hosts() {
 	need_cmd apply
 	need lock
 	joined a
+	# Only meaningful once apply takes the state lock: probe it with a held lock.
+	as a heimdal-lock run --op probe -- sleep 3 &
+	probe=$!
+	for _ in $(seq 50); do
+		as a heimdal state lock-info 2>/dev/null | grep -q "Operation: probe" && break
+		sleep 0.05
+	done
+	as a heimdal apply >/dev/null 2>&1 && applied=0 || applied=$?
+	wait "$probe"
+	[ "$applied" = 4 ] || skip "heimdal apply does not take the state lock yet"
 	port=$(free_port)
 	ingit a remote set-url origin "git://127.0.0.1:$port/origin.git"
 	LC_ALL=C.UTF-8 run as a heimdal apply
