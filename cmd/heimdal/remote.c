@@ -117,25 +117,28 @@ resolve_state(void *arg, const char *path, const char *base, size_t base_len, co
 	      size_t ours_len, const char *theirs, size_t theirs_len, char **out, size_t *out_len)
 {
 	char *argv[] = { "heimdal-merge", "--strategy", "merge", NULL };
-	jv in, merged;
+	jv in, merged, l, r, b;
 	int st;
 
 	(void)arg;
 	if (strcmp(path, REPO_STATE) != 0)
 		return 1;
-	in = JV_OBJECT(jv_string("local"), parse_state("ours", ours, ours_len),
-		       jv_string("remote"), parse_state("theirs", theirs, theirs_len));
-	if (base) {
-		jv b = parse_state("base", base, base_len);
-
-		in = jv_is_valid(b) ? jv_object_set(in, jv_string("base"), b) : (jv_free(b), in);
-	}
-	if (!jv_is_valid(jv_object_get(jv_copy(in), jv_string("local"))) ||
-	    !jv_is_valid(jv_object_get(jv_copy(in), jv_string("remote")))) {
+	l = parse_state("ours", ours, ours_len);
+	r = parse_state("theirs", theirs, theirs_len);
+	b = base ? parse_state("base", base, base_len) : jv_null();
+	if (!jv_is_valid(l) || !jv_is_valid(r)) {
 		hm_warn("%s: one side is not a valid V2 state; leaving it to you", path);
-		jv_free(in);
+		jv_free(l);
+		jv_free(r);
+		jv_free(b);
 		return 1;
 	}
+	in = JV_OBJECT(jv_string("local"), l, jv_string("remote"), r);
+	/* A base that is not a valid state only costs the three-way precision. */
+	if (jv_is_valid(b) && jv_get_kind(b) == JV_KIND_OBJECT)
+		in = jv_object_set(in, jv_string("base"), b);
+	else
+		jv_free(b);
 	st = hm_spawn_json("merge", argv, in, &merged);
 	if (st != 0) {
 		if (st > 0)
