@@ -30,6 +30,8 @@ int cmd_state_check_drift(int argc, char **argv);
 int cmd_state_check_conflicts(int argc, char **argv);
 int cmd_state_resolve(int argc, char **argv);
 int cmd_state_diff(int argc, char **argv);
+int cmd_state_lock_info(int argc, char **argv);
+int cmd_state_unlock(int argc, char **argv);
 
 /* Print the top-level usage to f. */
 void heimdal_usage(FILE *f);

@@ -45,9 +45,11 @@ heimdal_usage(FILE *f)
 		"  migrate    migrate a V1 state to V2 [--no-backup]\n"
 		"  query      run a jq filter over the state\n"
 		"  check-drift  list tracked files changed or missing since the last apply\n"
+		"  lock-info  show who holds the state lock [--json]\n"
+		"  unlock     remove a stale lock (--force)\n"
 		"\n"
 		"Any other <command> runs heimdal-<command> from the exec path, e.g. the\n"
-		"plumbing: heimdal-migrate, heimdal-drift.  See heimdal(1) and heimdal(7).\n");
+		"plumbing: heimdal-migrate, heimdal-drift, heimdal-lock.  See heimdal(1) and heimdal(7).\n");
 }
 
 int

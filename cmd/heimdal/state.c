@@ -4,6 +4,7 @@
  */
 #include "builtin.h"
 #include "hm_error.h"
+#include "hm_guard.h"
 #include "hm_json.h"
 #include "hm_machine.h"
 #include "hm_state.h"
@@ -27,6 +28,8 @@ static const struct sub {
 	{ "check-conflicts", cmd_state_check_conflicts },
 	{ "resolve", cmd_state_resolve },
 	{ "diff", cmd_state_diff },
+	{ "lock-info", cmd_state_lock_info },
+	{ "unlock", cmd_state_unlock },
 };
 
 static void
@@ -45,7 +48,9 @@ state_usage(FILE *f)
 		"                                   conflicts between local and remote state\n"
 		"  resolve --use-local|--use-remote|--merge|--manual [--remote FILE]\n"
 		"                                   resolve them, keeping a backup\n"
-		"  diff [--remote FILE] [--json]    field-by-field differences from the remote\n");
+		"  diff [--remote FILE] [--json]    field-by-field differences from the remote\n"
+		"  lock-info [--json]               show who holds the state lock\n"
+		"  unlock --force [--id ID]         remove a stale lock\n");
 }
 
 int
@@ -242,8 +247,11 @@ cmd_state_migrate(int argc, char **argv)
 	char *path, *backup = NULL, *err = NULL;
 	int code, missing, version;
 	jv s;
+	HM_GUARD g = HM_GUARD_INIT;
 
 	parse_simple(argc, argv, "heimdal state migrate [--no-backup] [--json]", &o, 2);
+	if (hm_guard_acquire(&g, "migrate", 0) < 0)
+		return hm_last_code();
 	path = hm_state_path();
 	s = hm_state_read(path, &code, &missing);
 	if (!jv_is_valid(s))

@@ -1,0 +1,160 @@
+/*
+ * lock.c - `heimdal state lock-info` and `heimdal state unlock --force`:
+ * heimdal-lock's info and unlock, rendered for people.
+ */
+#include "builtin.h"
+#include "hm_error.h"
+#include "hm_json.h"
+#include "hm_spawn.h"
+#include "hm_term.h"
+#include "hm_time.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void
+lock_opts(int argc, char **argv, const char *usage, int *json, int *force, const char **id)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "force", no_argument, NULL, 'f' },
+		{ "id", required_argument, NULL, 'i' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			*json = 1;
+			continue;
+		case 'f':
+			if (force) {
+				*force = 1;
+				continue;
+			}
+			break;
+		case 'i':
+			if (id) {
+				*id = optarg;
+				continue;
+			}
+			break;
+		case 'h':
+			printf("usage: %s\n", usage);
+			exit(0);
+		case ':':
+			hm_die(HM_EXIT_USAGE, "%s: requires a value\nusage: %s", argv[optind - 1],
+			       usage);
+		default:
+			break;
+		}
+		hm_die(HM_EXIT_USAGE, "unknown option '%s'\nusage: %s", argv[optind - 1], usage);
+	}
+	if (optind < argc)
+		hm_die(HM_EXIT_USAGE, "unexpected argument '%s'\nusage: %s", argv[optind], usage);
+}
+
+/* "550e8400-e29b-..." -> "550e8400-..." as the specification shows it. */
+static void
+short_id(const char *id, char *buf, size_t len)
+{
+	if (id && strlen(id) > 12)
+		snprintf(buf, len, "%.9s...", id);
+	else
+		snprintf(buf, len, "%s", id ? id : "?");
+}
+
+int
+cmd_state_lock_info(int argc, char **argv)
+{
+	char *args[] = { "heimdal-lock", "info", "-c", NULL };
+	int json = 0, status;
+	char sid[32], ago[64];
+	jv info, m;
+
+	lock_opts(argc, argv, "heimdal state lock-info [--json]", &json, NULL, NULL);
+	status = hm_spawn_json("lock", args, jv_invalid(), &info);
+	if (status != 0) {
+		jv_free(info);
+		return status < 0 ? hm_last_code() : status;
+	}
+	if (json) {
+		porcelain_print_json(info, 0);
+		return 0;
+	}
+	if (jv_get_kind(info) != JV_KIND_OBJECT ||
+	    jv_get_kind(jv_object_get(jv_copy(info), jv_string("locked"))) != JV_KIND_TRUE) {
+		printf("State is not locked\n");
+		jv_free(info);
+		return 0;
+	}
+	m = jv_object_get(jv_copy(info), jv_string("machine"));
+	short_id(hm_json_str(m, "id"), sid, sizeof(sid));
+	hm_time_ago(hm_json_int(info, "age_seconds", 0), ago, sizeof(ago));
+	printf("State Lock Information:\n"
+	       "  Operation: %s\n"
+	       "  Machine: %s (%s)\n"
+	       "  User: %s\n"
+	       "  PID: %lld\n"
+	       "  Acquired: %s\n"
+	       "  Lock ID: %s\n",
+	       hm_json_str(info, "operation"), hm_json_str(m, "hostname"), sid,
+	       hm_json_str(m, "user"), hm_json_int(m, "pid", 0), ago, hm_json_str(info, "id"));
+	if (jv_get_kind(jv_object_get(jv_copy(info), jv_string("stale"))) == JV_KIND_TRUE)
+		printf("  Stale: yes, %s\n"
+		       "  Remove it with: heimdal state unlock --force\n",
+		       hm_json_str(info, "stale_reason"));
+	if (jv_get_kind(jv_object_get(jv_copy(info), jv_string("mine"))) == JV_KIND_TRUE)
+		printf("  Held by: this process\n");
+	jv_free(m);
+	jv_free(info);
+	return 0;
+}
+
+int
+cmd_state_unlock(int argc, char **argv)
+{
+	char *args[] = { "heimdal-lock", "unlock", "--force", "-c", NULL, NULL, NULL };
+	const char *id = NULL;
+	int json = 0, force = 0, status;
+	jv removed;
+
+	lock_opts(argc, argv, "heimdal state unlock --force [--id ID] [--json]", &json, &force,
+		  &id);
+	if (!force)
+		hm_die(HM_EXIT_USAGE, "refusing to remove the lock without --force\n"
+				      "Only use it if you're sure the lock is stale "
+				      "(see 'heimdal state lock-info').");
+	if (id) {
+		args[4] = "--id";
+		args[5] = (char *)id;
+	}
+	status = hm_spawn_json("lock", args, jv_invalid(), &removed);
+	if (status != 0) {
+		jv_free(removed);
+		return status < 0 ? hm_last_code() : status;
+	}
+	if (json) {
+		porcelain_print_json(removed, 0);
+		return 0;
+	}
+	if (jv_get_kind(removed) != JV_KIND_OBJECT)
+		printf("State is not locked\n");
+	else if (jv_get_kind(jv_object_get(jv_copy(removed), jv_string("corrupt"))) == JV_KIND_TRUE)
+		printf("%s Removed a corrupt lock file\n", hm_mark(HM_MARK_OK));
+	else {
+		jv m = jv_object_get(jv_copy(removed), jv_string("machine"));
+
+		printf("%s Lock removed: %s (%s, pid %lld)\n", hm_mark(HM_MARK_OK),
+		       hm_json_str(removed, "id"), hm_json_str(removed, "operation"),
+		       hm_json_int(m, "pid", 0));
+		jv_free(m);
+	}
+	jv_free(removed);
+	return 0;
+}

@@ -1,0 +1,63 @@
+/*
+ * hm_guard.h - the state lock held by a porcelain command, released on every
+ * exit path: the specification's RAII guard.
+ *
+ * Every command that writes the state takes the guard before it reads what it
+ * will write, and holds it until it is done:
+ *
+ *	int
+ *	cmd_apply(int argc, char **argv)
+ *	{
+ *		HM_GUARD g = HM_GUARD_INIT;
+ *		...parse options...
+ *		if (hm_guard_acquire(&g, "apply", dry_run ? HM_GUARD_DRY_RUN : 0) < 0)
+ *			return hm_last_code();
+ *		...load, change and save the state...
+ *		return 0;	// released here by the cleanup attribute
+ *	}
+ *
+ * The lock is released when g goes out of scope (__attribute__((cleanup))),
+ * at exit() (hm_die and friends included), and on SIGINT, SIGTERM and SIGHUP
+ * (after which the signal is re-raised, so the exit status still says it).
+ * Only the process that took the lock releases it: a forked child that exits
+ * leaves it alone.  One guard is held at a time per process.
+ *
+ * What hm_guard_acquire does is hm_lock_acquire() for the calling process:
+ * the local record, then the remote ref when lock_config.json says Hybrid
+ * (an unreachable remote prints the warning and proceeds).  When the lock is
+ * already held by an ancestor process (the command runs under `heimdal-lock
+ * run`), the guard proceeds without taking or releasing anything.
+ *
+ * On failure it returns -1 after printing the message, with hm_last_code():
+ * HM_EXIT_LOCKED (the "State is currently locked" block), HM_EXIT_FOUND
+ * (state conflicts with the remote, listed), HM_EXIT_USAGE (invalid
+ * lock_config.json, corrupt state.lock), HM_EXIT_ENV.
+ */
+#ifndef HM_GUARD_H
+#define HM_GUARD_H
+
+#include <sys/types.h>
+
+struct hm_guard {
+	char id[64];   /* the lock id held; "" when nothing is held */
+	int remote;    /* the remote ref is held too */
+	pid_t owner;   /* the process that took it */
+};
+
+#define HM_GUARD_INIT { "", 0, 0 }
+
+/* A guard released when it goes out of scope. */
+#define HM_GUARD __attribute__((cleanup(hm_guard_release))) struct hm_guard
+
+enum hm_guard_flags {
+	HM_GUARD_DRY_RUN = 1, /* take nothing (the specification's dry-run skip) */
+	HM_GUARD_WAIT = 2,    /* while held, retry as lock_config.json says */
+};
+
+/* Take the lock for operation ("apply", "migrate", ...).  0 or -1. */
+int hm_guard_acquire(struct hm_guard *g, const char *operation, int flags);
+
+/* Release what g holds (nothing when it holds nothing); safe to call twice. */
+void hm_guard_release(struct hm_guard *g);
+
+#endif

@@ -1,0 +1,722 @@
+#include "hm_lock.h"
+#include "hm_error.h"
+#include "hm_file.h"
+#include "hm_json.h"
+#include "hm_machine.h"
+#include "hm_rlock.h"
+#include "hm_term.h"
+#include "hm_time.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DAY_SECONDS 86400
+
+/* Read /proc/PID/stat; the fields after the command name (which may hold
+ * spaces and parentheses) start after the last ')'. */
+static int
+proc_stat(pid_t pid, pid_t *ppid, unsigned long long *start)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long st = 0;
+	int fd, ppid_i = 0;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	/* state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+	 * utime stime cutime cstime priority nice threads itrealvalue starttime */
+	if (!p || sscanf(p + 1, " %*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
+				"%*d %*d %*d %*d %llu", &ppid_i, &st) != 2)
+		return -1;
+	if (ppid)
+		*ppid = ppid_i;
+	if (start)
+		*start = st;
+	return 0;
+}
+
+unsigned long long
+hm_lock_proc_start(pid_t pid)
+{
+	unsigned long long st = 0;
+
+	return proc_stat(pid, NULL, &st) == 0 ? st : 0;
+}
+
+const char *
+hm_lock_boot_id(void)
+{
+	static char id[64];
+	FILE *f;
+
+	if (id[0])
+		return id;
+	f = fopen("/proc/sys/kernel/random/boot_id", "re");
+	if (f) {
+		if (fgets(id, sizeof(id), f))
+			id[strcspn(id, "\n")] = '\0';
+		else
+			id[0] = '\0';
+		fclose(f);
+	}
+	return id;
+}
+
+int
+hm_lock_is_ancestor(pid_t pid)
+{
+	pid_t p = getpid();
+
+	for (int depth = 0; p > 1 && depth < 64; depth++) {
+		if (p == pid)
+			return 1;
+		if (proc_stat(p, &p, NULL) < 0)
+			break;
+	}
+	return 0;
+}
+
+/* The lock files. */
+static char *
+lock_path(void)
+{
+	return hm_home_path("state.lock");
+}
+
+/* Take flock on the guard file; returns its fd, or -1 after an error. */
+static int
+guard_lock(void)
+{
+	char *path;
+	int fd;
+
+	if (hm_home_ensure() < 0)
+		return -1;
+	path = hm_home_path("state.lock.guard");
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		hm_error_errno("%s", path);
+		free(path);
+		return hm_fail(HM_EXIT_ENV);
+	}
+	while (flock(fd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			hm_error_errno("%s: flock", path);
+			close(fd);
+			free(path);
+			return hm_fail(HM_EXIT_ENV);
+		}
+	}
+	free(path);
+	return fd;
+}
+
+static void
+guard_unlock(int fd)
+{
+	/* close drops the flock */
+	close(fd);
+}
+
+static void
+corrupt_message(const char *path, const char *detail)
+{
+	fprintf(stderr,
+		"Error: Failed to read lock file: %s\n"
+		"  %s\n"
+		"If no heimdal operation is running, remove it with "
+		"'heimdal state unlock --force'.\n",
+		detail, path);
+	fflush(stderr);
+}
+
+/* Check the fields the lock logic relies on; NULL when fine. */
+static const char *
+record_problem(jv r)
+{
+	jv m;
+	const char *why = NULL;
+	time_t t;
+
+	if (jv_get_kind(r) != JV_KIND_OBJECT)
+		return "not a JSON object";
+	if (!hm_json_str(r, "id"))
+		return ".id: expected a string";
+	if (!hm_json_str(r, "operation"))
+		return ".operation: expected a string";
+	if (!hm_json_str(r, "created_at") || hm_time_parse(hm_json_str(r, "created_at"), &t) < 0)
+		return ".created_at: expected an RFC 3339 time";
+	m = jv_object_get(jv_copy(r), jv_string("machine"));
+	if (jv_get_kind(m) != JV_KIND_OBJECT)
+		why = ".machine: expected an object";
+	else if (!hm_json_str(m, "id"))
+		why = ".machine.id: expected a string";
+	else if (hm_json_int(m, "pid", -1) <= 0)
+		why = ".machine.pid: expected a positive integer";
+	jv_free(m);
+	return why;
+}
+
+/*
+ * Read state.lock.  Returns 1 with *rec set, 0 when absent (*rec null), -1
+ * after the corrupt-file message (HM_EXIT_USAGE) or an I/O error.  *text
+ * (may be NULL) receives the raw bytes.
+ */
+static int
+read_record(jv *rec, char **text, int quiet)
+{
+	char *path = lock_path(), *buf = NULL;
+	const char *problem;
+	size_t len;
+	jv r;
+
+	*rec = jv_null();
+	if (text)
+		*text = NULL;
+	if (!hm_file_exists(path)) {
+		free(path);
+		return 0;
+	}
+	if (hm_file_read(path, &buf, &len) < 0) {
+		free(path);
+		return -1;
+	}
+	r = hm_json_parse(path, buf, len);
+	if (!jv_is_valid(r)) {
+		jv_free(r);
+		if (!quiet)
+			corrupt_message(path, "invalid JSON");
+		goto corrupt;
+	}
+	if ((problem = record_problem(r)) != NULL) {
+		char detail[128];
+
+		jv_free(r);
+		snprintf(detail, sizeof(detail), "invalid lock record: %s", problem);
+		if (!quiet)
+			corrupt_message(path, detail);
+		goto corrupt;
+	}
+	free(path);
+	if (text)
+		*text = buf;
+	else
+		free(buf);
+	*rec = r;
+	return 1;
+corrupt:
+	free(path);
+	if (text)
+		*text = buf;
+	else
+		free(buf);
+	return hm_fail(HM_EXIT_USAGE);
+}
+
+static int
+write_record(jv rec)
+{
+	char *path = lock_path();
+	size_t len;
+	char *buf = hm_json_dump(rec, HM_JSON_PRETTY, &len);
+	int r = hm_file_write_atomic(path, buf, len, 0600);
+
+	free(buf);
+	free(path);
+	return r;
+}
+
+static int
+remove_record(void)
+{
+	char *path = lock_path();
+	int r = 0;
+
+	if (unlink(path) < 0 && errno != ENOENT)
+		r = hm_error_errno("%s", path);
+	else
+		hm_fsync_dir_of(path);
+	free(path);
+	return r < 0 ? hm_fail(HM_EXIT_ENV) : 0;
+}
+
+static long long
+record_age(jv rec)
+{
+	time_t t;
+	long long age;
+
+	if (hm_time_parse(hm_json_str(rec, "created_at"), &t) < 0)
+		return 0;
+	age = (long long)(hm_time_now() - t);
+	return age < 0 ? 0 : age;
+}
+
+int
+hm_lock_assess(jv rec, const struct hm_lock_config *cfg, char *why, size_t why_len,
+	       int *alive)
+{
+	jv m = jv_object_get(jv_copy(rec), jv_string("machine"));
+	const char *mid = hm_json_str(m, "id"), *me = hm_machine_id();
+	const char *boot = hm_json_str(m, "boot_id");
+	pid_t pid = (pid_t)hm_json_int(m, "pid", 0);
+	unsigned long long start = (unsigned long long)hm_json_int(m, "pid_start", 0), now_start;
+	long long age = record_age(rec), limit = cfg->timeout;
+	int stale = 0, live = -1;
+
+	why[0] = '\0';
+	if (hm_json_int(rec, "expected_duration_seconds", 0) > limit)
+		limit = hm_json_int(rec, "expected_duration_seconds", 0);
+	if (mid && me && strcmp(mid, me) == 0) {
+		/* On this machine the holder can be checked: only death is stale. */
+		if (boot && *boot && *hm_lock_boot_id() && strcmp(boot, hm_lock_boot_id()) != 0) {
+			live = 0;
+			snprintf(why, why_len, "the machine has restarted since process %ld took it",
+				 (long)pid);
+		} else if (kill(pid, 0) < 0 && errno == ESRCH) {
+			live = 0;
+			snprintf(why, why_len, "process %ld is not running", (long)pid);
+		} else if (start && (now_start = hm_lock_proc_start(pid)) && now_start != start) {
+			live = 0;
+			snprintf(why, why_len, "process %ld is not running (its pid was reused)",
+				 (long)pid);
+		} else {
+			live = 1;
+		}
+		stale = live == 0;
+	} else if (age > DAY_SECONDS) {
+		stale = 1;
+		snprintf(why, why_len, "machine %s has not been seen for 24 hours",
+			 hm_json_str(m, "hostname") ? hm_json_str(m, "hostname") : mid);
+	} else if (age > limit) {
+		stale = 1;
+		snprintf(why, why_len, "lock is %lld seconds old (timeout %lld seconds)", age, limit);
+	}
+	jv_free(m);
+	if (alive)
+		*alive = live;
+	return cfg->detect_stale ? stale : 0;
+}
+
+static void
+short_id(const char *id, char *buf, size_t len)
+{
+	if (!id)
+		id = "?";
+	if (strlen(id) > 12)
+		snprintf(buf, len, "%.9s...", id);
+	else
+		snprintf(buf, len, "%s", id);
+}
+
+void
+hm_lock_print_held(jv holder)
+{
+	jv m = jv_object_get(jv_copy(holder), jv_string("machine"));
+	char sid[32], ago[64];
+
+	short_id(hm_json_str(m, "id"), sid, sizeof(sid));
+	hm_time_ago(record_age(holder), ago, sizeof(ago));
+	fprintf(stderr,
+		"Error: State is currently locked\n"
+		"\n"
+		"Operation: %s\n"
+		"Machine: %s (%s)\n"
+		"User: %s\n"
+		"PID: %lld\n"
+		"Acquired: %s\n"
+		"\n"
+		"This means another Heimdal operation is in progress.\n",
+		hm_json_str(holder, "operation"),
+		hm_json_str(m, "hostname") ? hm_json_str(m, "hostname") : "?", sid,
+		hm_json_str(m, "user") ? hm_json_str(m, "user") : "?", hm_json_int(m, "pid", 0),
+		ago);
+	fflush(stderr);
+	jv_free(m);
+}
+
+/* The bits of the local state the lock needs: serial and dotfiles path. */
+static jv
+state_serial(void)
+{
+	char *path = hm_home_path("state.json");
+	int ioerr;
+	jv s = hm_json_read_file(path, &ioerr), serial;
+
+	free(path);
+	if (!jv_is_valid(s)) {
+		jv_free(s);
+		return jv_null();
+	}
+	serial = jv_getpath(s, JV_ARRAY(jv_string("lineage"), jv_string("serial")));
+	if (jv_get_kind(serial) != JV_KIND_NUMBER) {
+		jv_free(serial);
+		return jv_null();
+	}
+	return serial;
+}
+
+static jv
+new_record(const struct hm_lock_request *req, const struct hm_lock_config *cfg)
+{
+	char uuid[37], now[32];
+	pid_t pid = req->pid ? req->pid : getpid();
+	const char *mid = hm_machine_id();
+	jv m;
+
+	if (!mid || hm_uuid_v4(uuid) < 0)
+		return jv_invalid();
+	m = JV_OBJECT(jv_string("id"), jv_string(mid), jv_string("hostname"),
+		      jv_string(hm_machine_hostname()), jv_string("pid"), jv_number(pid),
+		      jv_string("user"), jv_string(hm_machine_user()));
+	m = jv_object_set(m, jv_string("pid_start"), jv_number((double)hm_lock_proc_start(pid)));
+	m = jv_object_set(m, jv_string("boot_id"), jv_string(hm_lock_boot_id()));
+	return JV_OBJECT(
+		jv_string("id"), jv_string_fmt("lock-%s", uuid),
+		jv_string("lock_type"), jv_string(hm_lock_type_name(cfg->lock_type)),
+		jv_string("operation"), jv_string(req->operation),
+		jv_string("machine"), m,
+		jv_string("created_at"), jv_string(hm_time_now_rfc3339(now)),
+		jv_string("expected_duration_seconds"),
+		jv_number(req->expected_duration > 0 ? req->expected_duration : cfg->timeout),
+		jv_string("reason"), req->reason ? jv_string(req->reason)
+						 : jv_string_fmt("%s by heimdal", req->operation),
+		jv_string("state_serial"), state_serial(),
+		jv_string("remote"), jv_null());
+}
+
+enum { TRY_OK, TRY_HELD, TRY_NESTED };
+
+/* One check-and-set under the guard.  *holder set on TRY_HELD. */
+static int
+try_local(jv rec, const struct hm_lock_request *req, const struct hm_lock_config *cfg,
+	  jv *holder)
+{
+	char why[256];
+	int fd = guard_lock(), r, alive;
+	jv cur;
+
+	if (fd < 0)
+		return -1;
+	r = read_record(&cur, NULL, 0);
+	if (r < 0) {
+		guard_unlock(fd);
+		return -1;
+	}
+	if (r == 1) {
+		jv m = jv_object_get(jv_copy(cur), jv_string("machine"));
+		pid_t hpid = (pid_t)hm_json_int(m, "pid", 0);
+		int same_machine = hm_json_str(m, "id") && hm_machine_id() &&
+				   strcmp(hm_json_str(m, "id"), hm_machine_id()) == 0;
+
+		jv_free(m);
+		if (!hm_lock_assess(cur, cfg, why, sizeof(why), &alive)) {
+			guard_unlock(fd);
+			if (req->nested && same_machine && alive == 1 && hm_lock_is_ancestor(hpid)) {
+				hm_debug("the lock is held by process %ld, an ancestor: proceeding",
+					 (long)hpid);
+				jv_free(cur);
+				return TRY_NESTED;
+			}
+			*holder = cur;
+			return TRY_HELD;
+		}
+		hm_debug("breaking stale lock %s: %s", hm_json_str(cur, "id"), why);
+		jv_free(cur);
+	}
+	r = write_record(jv_copy(rec));
+	guard_unlock(fd);
+	return r < 0 ? -1 : TRY_OK;
+}
+
+/*
+ * Remove the local record if it is still id's.  Returns 0 removed, 1 absent,
+ * 2 another id holds it (*other set when non-NULL), -1 error.
+ */
+static int
+remove_if(const char *id, jv *other)
+{
+	int fd = guard_lock(), r;
+	jv cur;
+
+	if (fd < 0)
+		return -1;
+	r = read_record(&cur, NULL, 0);
+	if (r == 1) {
+		if (strcmp(hm_json_str(cur, "id"), id) == 0) {
+			r = remove_record() < 0 ? -1 : 0;
+		} else {
+			r = 2;
+			if (other) {
+				*other = cur;
+				cur = jv_null();
+			}
+		}
+	} else if (r == 0) {
+		r = 1;
+	}
+	jv_free(cur);
+	guard_unlock(fd);
+	return r;
+}
+
+/* Rewrite the local record (with its remote part) if it is still ours. */
+static int
+update_if(jv rec)
+{
+	int fd = guard_lock(), r;
+	jv cur;
+
+	if (fd < 0) {
+		jv_free(rec);
+		return -1;
+	}
+	r = read_record(&cur, NULL, 0);
+	if (r == 1 && strcmp(hm_json_str(cur, "id"), hm_json_str(rec, "id")) == 0)
+		r = write_record(rec);
+	else {
+		jv_free(rec);
+		r = r < 0 ? -1 : hm_error("the lock was removed while it was being taken") ;
+	}
+	jv_free(cur);
+	guard_unlock(fd);
+	return r < 0 ? -1 : 0;
+}
+
+static void
+sleep_seconds(double s)
+{
+	struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+int
+hm_lock_acquire(const struct hm_lock_request *req, jv *record)
+{
+	struct hm_lock_config cfg;
+	double delay;
+	jv rec, holder = jv_null();
+	int r;
+
+	*record = jv_null();
+	if (hm_config_load(&cfg) < 0)
+		return -1;
+	rec = new_record(req, &cfg);
+	if (!jv_is_valid(rec)) {
+		jv_free(rec);
+		return hm_fail(HM_EXIT_ENV);
+	}
+	if (cfg.lock_type == HM_LOCK_DISABLED) {
+		if (!req->quiet_disabled) {
+			fprintf(stderr, "%s Warning: State locking is disabled!\n",
+				hm_mark(HM_MARK_WARN));
+			fflush(stderr);
+		}
+		*record = rec;
+		return 0;
+	}
+	delay = cfg.retry_delay;
+	for (long attempt = 0;; attempt++) {
+		jv_free(holder);
+		holder = jv_null();
+		r = try_local(rec, req, &cfg, &holder);
+		if (r < 0 || r == TRY_NESTED) {
+			jv_free(rec);
+			return r < 0 ? -1 : 0;
+		}
+		if (r == TRY_OK && cfg.lock_type == HM_LOCK_HYBRID) {
+			r = hm_rlock_acquire(&rec, &cfg, &holder);
+			if (r == 0 || r == HM_RLOCK_LOCAL) {
+				if (r == 0 && update_if(jv_copy(rec)) < 0) {
+					jv remote = jv_object_get(jv_copy(rec), jv_string("remote"));
+
+					hm_rlock_release(remote, &cfg);
+					jv_free(remote);
+					jv_free(rec);
+					jv_free(holder);
+					return -1;
+				}
+				r = TRY_OK;
+			} else {
+				/* The remote refused: give the local lock back. */
+				remove_if(hm_json_str(rec, "id"), NULL);
+				if (r != HM_RLOCK_HELD) {
+					jv_free(rec);
+					jv_free(holder);
+					return r == HM_RLOCK_CONFLICTS ? hm_fail(HM_EXIT_FOUND) : -1;
+				}
+				r = TRY_HELD;
+			}
+		}
+		if (r == TRY_OK) {
+			jv_free(holder);
+			*record = rec;
+			return 0;
+		}
+		if (!req->wait || attempt >= cfg.retry_attempts)
+			break;
+		hm_debug("the lock is held by %s (%s); retrying in %.3g s",
+			 hm_json_str(holder, "id"), hm_json_str(holder, "operation"), delay);
+		sleep_seconds(delay);
+		if (cfg.retry_backoff)
+			delay *= 2;
+		/* The lock's time is when it is finally taken. */
+		{
+			char now[32];
+
+			rec = jv_object_set(rec, jv_string("created_at"),
+					    jv_string(hm_time_now_rfc3339(now)));
+		}
+	}
+	hm_lock_print_held(holder);
+	jv_free(holder);
+	jv_free(rec);
+	return hm_fail(HM_EXIT_LOCKED);
+}
+
+int
+hm_lock_release(const char *id)
+{
+	struct hm_lock_config cfg;
+	jv cur, remote;
+	int r;
+
+	if (hm_config_load(&cfg) < 0)
+		return -1;
+	/* The network part runs without the guard: only the holder changes its record. */
+	{
+		int fd = guard_lock();
+
+		if (fd < 0)
+			return -1;
+		r = read_record(&cur, NULL, 0);
+		guard_unlock(fd);
+	}
+	if (r <= 0)
+		return r < 0 ? -1 : 1;
+	if (strcmp(hm_json_str(cur, "id"), id) != 0) {
+		hm_error("the lock is held by another operation (%s, id %s); not released",
+			 hm_json_str(cur, "operation"), hm_json_str(cur, "id"));
+		jv_free(cur);
+		return hm_fail(HM_EXIT_LOCKED);
+	}
+	remote = jv_object_get(jv_copy(cur), jv_string("remote"));
+	if (jv_get_kind(remote) == JV_KIND_OBJECT)
+		hm_rlock_release(remote, &cfg);
+	jv_free(remote);
+	jv_free(cur);
+	r = remove_if(id, NULL);
+	if (r == 2) {
+		hm_error("the lock was taken over by another operation; not released");
+		return hm_fail(HM_EXIT_LOCKED);
+	}
+	return r;
+}
+
+jv
+hm_lock_info(void)
+{
+	struct hm_lock_config cfg;
+	char why[256];
+	int fd, r, alive;
+	jv cur, m;
+	long long age;
+
+	if (hm_config_load(&cfg) < 0)
+		return jv_invalid();
+	fd = guard_lock();
+	if (fd < 0)
+		return jv_invalid();
+	r = read_record(&cur, NULL, 0);
+	guard_unlock(fd);
+	if (r < 0)
+		return jv_invalid();
+	if (r == 0)
+		return JV_OBJECT(jv_string("locked"), jv_false());
+	int stale = hm_lock_assess(cur, &cfg, why, sizeof(why), &alive);
+
+	age = record_age(cur);
+	m = jv_object_get(jv_copy(cur), jv_string("machine"));
+	cur = jv_object_set(cur, jv_string("locked"), jv_true());
+	cur = jv_object_set(cur, jv_string("stale"), jv_bool(stale));
+	cur = jv_object_set(cur, jv_string("stale_reason"), why[0] ? jv_string(why) : jv_null());
+	cur = jv_object_set(cur, jv_string("age_seconds"), jv_number((double)age));
+	cur = jv_object_set(cur, jv_string("holder_alive"),
+			    alive < 0 ? jv_null() : jv_bool(alive));
+	cur = jv_object_set(cur, jv_string("mine"),
+			    jv_bool(alive == 1 && hm_lock_is_ancestor((pid_t)hm_json_int(m, "pid", 0))));
+	jv_free(m);
+	return cur;
+}
+
+int
+hm_lock_unlock_force(const char *id, jv *removed)
+{
+	struct hm_lock_config cfg;
+	char *text = NULL;
+	int fd, r;
+	jv cur, remote;
+
+	*removed = jv_null();
+	if (hm_config_load(&cfg) < 0)
+		return -1;
+	fd = guard_lock();
+	if (fd < 0)
+		return -1;
+	r = read_record(&cur, &text, 1);
+	if (r == 0) {
+		guard_unlock(fd);
+		return 0;
+	}
+	if (r < 0 && hm_last_code() != HM_EXIT_USAGE) {
+		guard_unlock(fd);
+		free(text);
+		return -1;
+	}
+	if (id && (r < 0 || strcmp(hm_json_str(cur, "id"), id) != 0)) {
+		hm_error("the lock is %s, not %s; not removed",
+			 r < 0 ? "corrupt" : hm_json_str(cur, "id"), id);
+		jv_free(cur);
+		free(text);
+		guard_unlock(fd);
+		return hm_fail(HM_EXIT_LOCKED);
+	}
+	if (remove_record() < 0) {
+		jv_free(cur);
+		free(text);
+		guard_unlock(fd);
+		return -1;
+	}
+	guard_unlock(fd);
+	if (r < 0) {
+		*removed = JV_OBJECT(jv_string("corrupt"), jv_true(), jv_string("text"),
+				     jv_string(text ? text : ""));
+		free(text);
+		return 0;
+	}
+	free(text);
+	remote = jv_object_get(jv_copy(cur), jv_string("remote"));
+	if (jv_get_kind(remote) == JV_KIND_OBJECT)
+		hm_rlock_release(remote, &cfg);
+	jv_free(remote);
+	*removed = cur;
+	return 0;
+}

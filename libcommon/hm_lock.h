@@ -1,0 +1,110 @@
+/*
+ * hm_lock.h - the state lock: $HEIMDAL_HOME/state.lock, and (hybrid) the
+ * remote's refs/heimdal/lock.
+ *
+ * The lock is a JSON record (the specification's lock file structure):
+ *
+ *   {"id": "lock-<uuid>", "lock_type": "local"|"hybrid", "operation": "apply",
+ *    "machine": {"id", "hostname", "pid", "user", "pid_start", "boot_id"},
+ *    "created_at": "2024-01-15T10:30:00Z", "expected_duration_seconds": 300,
+ *    "reason": "...", "state_serial": 42|null, "remote": {...}|null}
+ *
+ * machine.pid is the holder: the process the lock lives for.  pid_start (the
+ * holder's start time in clock ticks since boot, /proc/PID/stat) and boot_id
+ * let a later reader tell a dead or reused pid from a live holder.  "remote"
+ * is set once the hybrid lock holds the remote ref: {"repository", "url",
+ * "commit", "confirmed"}.
+ *
+ * state.lock is read and written only while holding flock(2) on
+ * $HEIMDAL_HOME/state.lock.guard, so check-and-set is atomic between
+ * processes, and the kernel drops the guard when a process dies.
+ *
+ * Stale rules (hm_lock_assess): a holder on this machine is stale only when
+ * verifiably dead (pid gone, pid reused, machine rebooted) and is never broken
+ * into while alive, whatever its age; a holder on another machine is stale
+ * when the record is older than max(timeout, expected duration), or older
+ * than 24 hours (that machine has not been seen since).  detect_stale: false
+ * turns all of this off.
+ *
+ * Functions that fail return -1 after printing their message, with
+ * hm_last_code() set: HM_EXIT_LOCKED when held by another operation,
+ * HM_EXIT_USAGE for an invalid lock_config.json or a corrupt state.lock,
+ * HM_EXIT_FOUND when the hybrid lock found state conflicts, HM_EXIT_ENV for
+ * I/O errors.
+ */
+#ifndef HM_LOCK_H
+#define HM_LOCK_H
+
+#include "hm_config.h"
+
+#include <jv.h>
+#include <sys/types.h>
+
+struct hm_lock_request {
+	const char *operation;  /* required: "apply", "migrate", ... */
+	const char *reason;     /* NULL: "<operation> by heimdal" */
+	long expected_duration; /* seconds; 0: the configured timeout */
+	pid_t pid;              /* the holder recorded; 0: the calling process */
+	int wait;               /* while held, retry as lock_config.json's "retry" says */
+	int nested;             /* a lock held by an ancestor process is ours: proceed */
+	int quiet_disabled;     /* do not print the "locking is disabled" warning */
+};
+
+/*
+ * Take the lock: the local record, then (lock_type Hybrid) the remote.
+ * Returns 0 and sets *record (owned by the caller) to the record written;
+ * with lock_type Disabled, to a record with "lock_type": "disabled" that was
+ * not written anywhere (the warning is printed); with req->nested and the lock
+ * held by an ancestor, to jv_null().  Held by a live operation: prints the
+ * "State is currently locked" block on stderr and fails with HM_EXIT_LOCKED.
+ */
+int hm_lock_acquire(const struct hm_lock_request *req, jv *record);
+
+/*
+ * Release the lock whose id is id: the remote ref first (when the record says
+ * the remote is held), then the local record.  Returns 0 when released, 1
+ * when nothing is locked, -1 on error (another id holds it: HM_EXIT_LOCKED,
+ * nothing removed).  An unreachable remote is a warning, not an error.
+ */
+int hm_lock_release(const char *id);
+
+/*
+ * What is known about the lock: {"locked": false}, or the record plus
+ * "locked": true, "stale", "stale_reason" (null when not stale),
+ * "age_seconds", "holder_alive" (null when it cannot be checked from here)
+ * and "mine" (held by the calling process or one of its ancestors).
+ * Invalid (message printed, code set) when the lock file is corrupt.
+ */
+jv hm_lock_info(void);
+
+/*
+ * Remove the local lock, whatever its holder (with id non-NULL, only when the
+ * lock has that id), a corrupt file included.  *removed receives the record
+ * removed, {"corrupt": true, "text": ...} for a corrupt file, or jv_null()
+ * when nothing was locked.  A remote ref the record holds is released too.
+ * Returns 0, or -1 (id mismatch: HM_EXIT_LOCKED).
+ */
+int hm_lock_unlock_force(const char *id, jv *removed);
+
+/*
+ * Judge a record (borrowed) under cfg.  Returns 1 when stale, 0 when not;
+ * why receives the reason ("process 12345 is not running"); *alive (may be
+ * NULL) is 1 or 0 when the holder could be checked, -1 when it is on another
+ * machine.
+ */
+int hm_lock_assess(jv record, const struct hm_lock_config *cfg, char *why, size_t why_len,
+		   int *alive);
+
+/* Print the "Error: State is currently locked" block for holder (borrowed). */
+void hm_lock_print_held(jv holder);
+
+/* 1 when pid is the calling process or one of its ancestors. */
+int hm_lock_is_ancestor(pid_t pid);
+
+/* Start time of pid in clock ticks since boot (/proc); 0 when unknown. */
+unsigned long long hm_lock_proc_start(pid_t pid);
+
+/* This boot's id (/proc/sys/kernel/random/boot_id); "" when unknown. */
+const char *hm_lock_boot_id(void);
+
+#endif

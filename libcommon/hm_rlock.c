@@ -1,0 +1,699 @@
+#include "hm_rlock.h"
+#include "hm_error.h"
+#include "hm_file.h"
+#include "hm_git.h"
+#include "hm_json.h"
+#include "hm_lock.h"
+#include "hm_machine.h"
+#include "hm_spawn.h"
+#include "hm_term.h"
+#include "hm_time.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#define LOCK_REF "refs/heimdal/lock"
+#define FETCHED_REF "refs/heimdal/remote-lock"
+#define ROUNDS 5
+
+struct ctx {
+	git_repository *repo; /* the dotfiles repository */
+	char *repo_path;
+	char *url;            /* origin's URL */
+	char *dir;            /* the remote's directory when it is a local path */
+	const struct hm_lock_config *cfg;
+	char *json;           /* the record to publish (acquire) */
+	const char *id;       /* its id */
+	git_oid commit;       /* the commit to remove (release) */
+};
+
+void
+hm_rlock_warn_unreachable(const char *reason)
+{
+	fprintf(stderr,
+		"%s Warning: Cannot reach remote repository: %s\n"
+		"Proceeding with local-only lock.\n"
+		"Remember to sync when connection is restored.\n",
+		hm_mark(HM_MARK_WARN), reason);
+	fflush(stderr);
+}
+
+/* libgit2 says "failed to connect to 127.0.0.1: Connection refused"; the
+ * specification says "connection refused". */
+static void
+warn_unreachable(const char *reason)
+{
+	hm_rlock_warn_unreachable(strcasestr(reason, "connection refused") ? "connection refused"
+									  : reason);
+}
+
+/* The remote's directory when url names a local path or file:// URL, else NULL. */
+static char *
+local_dir(const char *url, const char *workdir)
+{
+	const char *colon = strchr(url, ':'), *slash = strchr(url, '/');
+
+	if (strncmp(url, "file://", 7) == 0)
+		return hm_xstrdup(url + 7);
+	if (strstr(url, "://") || (colon && (!slash || colon < slash)))
+		return NULL;
+	if (url[0] == '/')
+		return hm_xstrdup(url);
+	return hm_path_join(workdir, url);
+}
+
+/* Fill c from the state's dotfiles_path and its origin; -1 when there is none. */
+static int
+ctx_open(struct ctx *c, const char *repo_path)
+{
+	git_remote *remote = NULL;
+
+	hm_git_init();
+	if (git_repository_open_ext(&c->repo, repo_path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0) {
+		hm_debug("%s: not a git repository (%s): the lock is local only", repo_path,
+			 hm_git_last_error());
+		return -1;
+	}
+	if (git_remote_lookup(&remote, c->repo, "origin") < 0 || !git_remote_url(remote)) {
+		hm_debug("%s: no remote 'origin': the lock is local only", repo_path);
+		git_remote_free(remote);
+		return -1;
+	}
+	c->repo_path = hm_xstrdup(repo_path);
+	c->url = hm_xstrdup(git_remote_url(remote));
+	c->dir = local_dir(c->url, git_repository_workdir(c->repo) ? git_repository_workdir(c->repo)
+								    : git_repository_path(c->repo));
+	git_remote_free(remote);
+	return 0;
+}
+
+static void
+ctx_free(struct ctx *c)
+{
+	git_repository_free(c->repo);
+	free(c->repo_path);
+	free(c->url);
+	free(c->dir);
+	free(c->json);
+}
+
+/* A failure in a child: carried to the parent as the "unreachable" reason. */
+static int
+child_fail(const char *what)
+{
+	git_error_set_str(GIT_ERROR_INVALID, what);
+	return HM_GIT_UNREACHABLE;
+}
+
+static int
+child_git_fail(const char *what)
+{
+	char msg[512];
+
+	snprintf(msg, sizeof(msg), "%s: %s", what, hm_git_last_error());
+	return child_fail(msg);
+}
+
+static int
+fetch_child(void *arg, int out_fd)
+{
+	struct ctx *c = arg;
+	git_fetch_options opts = GIT_FETCH_OPTIONS_INIT;
+	git_remote *remote = NULL;
+	int attempt = 0, err;
+
+	(void)out_fd;
+	if (git_remote_lookup(&remote, c->repo, "origin") < 0)
+		return child_git_fail("origin");
+	opts.callbacks.credentials = hm_git_credentials;
+	opts.callbacks.payload = &attempt;
+	err = git_remote_fetch(remote, NULL, &opts, NULL);
+	git_remote_free(remote);
+	return err < 0 ? HM_GIT_UNREACHABLE : 0;
+}
+
+/* The record in a lock commit of repo, or invalid. */
+static jv
+commit_record(git_repository *repo, const git_oid *oid)
+{
+	git_commit *commit = NULL;
+	git_tree *tree = NULL;
+	const git_tree_entry *e;
+	git_blob *blob = NULL;
+	jv r = jv_invalid();
+
+	if (git_commit_lookup(&commit, repo, oid) == 0 && git_commit_tree(&tree, commit) == 0 &&
+	    (e = git_tree_entry_byname(tree, "lock.json")) &&
+	    git_blob_lookup(&blob, repo, git_tree_entry_id(e)) == 0)
+		r = hm_json_parse(LOCK_REF, git_blob_rawcontent(blob), (size_t)git_blob_rawsize(blob));
+	git_blob_free(blob);
+	git_tree_free(tree);
+	git_commit_free(commit);
+	return r;
+}
+
+/* A root commit whose tree holds lock.json = json. */
+static int
+make_commit(git_repository *repo, const char *json, const char *id, git_oid *out)
+{
+	git_oid blob, tree_id;
+	git_treebuilder *tb = NULL;
+	git_tree *tree = NULL;
+	git_signature *sig = NULL;
+	char *msg = hm_xasprintf("heimdal lock %s\n", id);
+	int err;
+
+	err = git_blob_create_from_buffer(&blob, repo, json, strlen(json));
+	if (!err)
+		err = git_treebuilder_new(&tb, repo, NULL);
+	if (!err)
+		err = git_treebuilder_insert(NULL, tb, "lock.json", &blob, GIT_FILEMODE_BLOB);
+	if (!err)
+		err = git_treebuilder_write(&tree_id, tb);
+	if (!err)
+		err = git_tree_lookup(&tree, repo, &tree_id);
+	if (!err)
+		err = git_signature_new(&sig, "heimdal", "heimdal@localhost", hm_time_now(), 0);
+	if (!err)
+		err = git_commit_create(out, repo, NULL, sig, sig, NULL, msg, tree, 0, NULL);
+	git_signature_free(sig);
+	git_tree_free(tree);
+	git_treebuilder_free(tb);
+	free(msg);
+	return err;
+}
+
+static void
+emit(int fd, jv v)
+{
+	char *s = hm_json_dump(v, HM_JSON_COMPACT, NULL);
+	size_t len = strlen(s), off = 0;
+
+	while (off < len) {
+		ssize_t n = write(fd, s + off, len - off);
+
+		if (n <= 0 && errno != EINTR)
+			break;
+		if (n > 0)
+			off += n;
+	}
+	free(s);
+}
+
+static void
+emit_acquired(int fd, const git_oid *oid)
+{
+	char hex[GIT_OID_HEXSZ + 1];
+
+	git_oid_tostr(hex, sizeof(hex), oid);
+	emit(fd, JV_OBJECT(jv_string("result"), jv_string("acquired"), jv_string("commit"),
+			   jv_string(hex)));
+}
+
+/*
+ * Judge the remote's holder; 1 when it blocks us (result written to fd), 0
+ * when it may be replaced (stale, or our own record).
+ */
+static int
+holder_blocks(struct ctx *c, jv holder, int fd)
+{
+	char why[256];
+
+	if (!jv_is_valid(holder)) {
+		jv_free(holder);
+		hm_debug("%s holds no readable lock record: taking it over", LOCK_REF);
+		return 0;
+	}
+	if (hm_json_str(holder, "id") && strcmp(hm_json_str(holder, "id"), c->id) == 0) {
+		jv_free(holder);
+		return 0;
+	}
+	if (hm_lock_assess(holder, c->cfg, why, sizeof(why), NULL)) {
+		hm_debug("taking over the stale remote lock %s: %s", hm_json_str(holder, "id"), why);
+		jv_free(holder);
+		return 0;
+	}
+	emit(fd, JV_OBJECT(jv_string("result"), jv_string("held"), jv_string("holder"), holder));
+	return 1;
+}
+
+/* Take flock on the remote repository's guard file. */
+static int
+remote_guard(git_repository *r)
+{
+	char *path = hm_path_join(git_repository_path(r), "heimdal-lock.guard");
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+
+	free(path);
+	if (fd < 0)
+		return -1;
+	while (flock(fd, LOCK_EX) < 0)
+		if (errno != EINTR) {
+			close(fd);
+			return -1;
+		}
+	return fd;
+}
+
+/* Check-and-set directly in a remote that is a directory, under its guard. */
+static int
+cas_local_child(void *arg, int fd)
+{
+	struct ctx *c = arg;
+	git_repository *r = NULL;
+	git_reference *ref = NULL;
+	git_oid cur, oid;
+	int g, err;
+
+	if (git_repository_open(&r, c->dir) < 0)
+		return child_git_fail(c->dir);
+	if ((g = remote_guard(r)) < 0) {
+		git_repository_free(r);
+		return child_fail("cannot lock the remote repository's guard file");
+	}
+	if (git_reference_name_to_id(&cur, r, LOCK_REF) == 0 &&
+	    holder_blocks(c, commit_record(r, &cur), fd)) {
+		close(g);
+		git_repository_free(r);
+		return 0;
+	}
+	err = make_commit(r, c->json, c->id, &oid);
+	if (!err)
+		err = git_reference_create(&ref, r, LOCK_REF, &oid, 1, "heimdal: lock");
+	git_reference_free(ref);
+	close(g);
+	git_repository_free(r);
+	if (err)
+		return child_git_fail(LOCK_REF);
+	emit_acquired(fd, &oid);
+	return 0;
+}
+
+struct push_status {
+	int rejected;
+	int attempt;
+};
+
+static int
+on_update(const char *refname, const char *status, void *data)
+{
+	struct push_status *ps = data;
+
+	(void)refname;
+	if (status)
+		ps->rejected = 1;
+	return 0;
+}
+
+/* Connect to push and read the remote's current lock ref into *cur. */
+static int
+connect_push(struct ctx *c, git_remote **remote, git_remote_callbacks *cb, git_oid *cur,
+	     int *have)
+{
+	const git_remote_head **heads;
+	size_t n;
+
+	*have = 0;
+	if (git_remote_create_anonymous(remote, c->repo, c->url) < 0 ||
+	    git_remote_connect(*remote, GIT_DIRECTION_PUSH, cb, NULL, NULL) < 0 ||
+	    git_remote_ls(&heads, &n, *remote) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(heads[i]->name, LOCK_REF) == 0) {
+			git_oid_cpy(cur, &heads[i]->oid);
+			*have = 1;
+		}
+	return 0;
+}
+
+static int
+push(git_remote *remote, const char *spec, git_remote_callbacks *cb, struct push_status *ps)
+{
+	git_push_options opts = GIT_PUSH_OPTIONS_INIT;
+	char *specs[] = { (char *)spec };
+	git_strarray refspecs = { specs, 1 };
+	int err;
+
+	opts.callbacks = *cb;
+	opts.callbacks.push_update_reference = on_update;
+	opts.callbacks.payload = ps;
+	ps->rejected = 0;
+	err = git_remote_upload(remote, &refspecs, &opts);
+	if (err == GIT_ENONFASTFORWARD) {
+		ps->rejected = 1;
+		err = 0;
+	}
+	return err;
+}
+
+/*
+ * Compare-and-swap over a smart transport: fetch the current holder's
+ * record, then, on one push connection, check that the ref still holds what
+ * was fetched and push with the advertised value as the old one.
+ */
+static int
+cas_net_child(void *arg, int fd)
+{
+	struct ctx *c = arg;
+	char tmpref[64], spec[128];
+	struct push_status ps = { 0, 0 };
+
+	snprintf(tmpref, sizeof(tmpref), "refs/heimdal/push-%ld", (long)getpid());
+	for (int round = 0; round < ROUNDS; round++) {
+		git_remote_callbacks cb = GIT_REMOTE_CALLBACKS_INIT;
+		git_fetch_options fo = GIT_FETCH_OPTIONS_INIT;
+		char *fspec[] = { "+" LOCK_REF ":" FETCHED_REF };
+		git_strarray fspecs = { fspec, 1 };
+		git_remote *remote = NULL;
+		git_reference *ref = NULL;
+		git_oid fetched, cur, oid;
+		int have_fetched, have, err;
+
+		cb.credentials = hm_git_credentials;
+		cb.payload = &ps.attempt;
+		fo.callbacks = cb;
+		fo.update_fetchhead = 0;
+		if (git_reference_lookup(&ref, c->repo, FETCHED_REF) == 0)
+			git_reference_delete(ref);
+		git_reference_free(ref);
+		ref = NULL;
+		if (git_remote_create_anonymous(&remote, c->repo, c->url) < 0 ||
+		    git_remote_fetch(remote, &fspecs, &fo, NULL) < 0) {
+			git_remote_free(remote);
+			return HM_GIT_UNREACHABLE;
+		}
+		git_remote_free(remote);
+		remote = NULL;
+		have_fetched = git_reference_name_to_id(&fetched, c->repo, FETCHED_REF) == 0;
+		if (connect_push(c, &remote, &cb, &cur, &have) < 0) {
+			git_remote_free(remote);
+			return HM_GIT_UNREACHABLE;
+		}
+		if (have && (!have_fetched || !git_oid_equal(&cur, &fetched))) {
+			git_remote_free(remote); /* it moved since the fetch: look again */
+			continue;
+		}
+		if (have && holder_blocks(c, commit_record(c->repo, &cur), fd)) {
+			git_remote_free(remote);
+			return 0;
+		}
+		err = make_commit(c->repo, c->json, c->id, &oid);
+		if (!err)
+			err = git_reference_create(&ref, c->repo, tmpref, &oid, 1, NULL);
+		git_reference_free(ref);
+		ref = NULL;
+		if (err) {
+			git_remote_free(remote);
+			return child_git_fail(c->repo_path);
+		}
+		/* Over a present ref, force (the holder is stale; a new root commit is
+		 * never a fast-forward): the advertised old value still guards it. */
+		snprintf(spec, sizeof(spec), "%s%s:%s", have ? "+" : "", tmpref, LOCK_REF);
+		err = push(remote, spec, &cb, &ps);
+		git_remote_free(remote);
+		if (git_reference_lookup(&ref, c->repo, tmpref) == 0)
+			git_reference_delete(ref);
+		git_reference_free(ref);
+		if (err < 0)
+			return HM_GIT_UNREACHABLE;
+		if (!ps.rejected) {
+			emit_acquired(fd, &oid);
+			return 0;
+		}
+		hm_debug("another machine took %s first: looking again", LOCK_REF);
+	}
+	return child_fail("refs/heimdal/lock kept changing; giving up");
+}
+
+/* The lock record the remote is asked to hold: the local one, compact. */
+static char *
+record_json(jv record)
+{
+	char *s = hm_json_dump(jv_object_delete(jv_copy(record), jv_string("remote")),
+			       HM_JSON_PRETTY, NULL);
+
+	return s;
+}
+
+/* dotfiles_path from the local state (V1 or V2), or NULL. */
+static char *
+dotfiles_path(jv *local)
+{
+	char *path = hm_home_path("state.json");
+	int ioerr;
+	jv s = hm_json_read_file(path, &ioerr);
+	char *dir = NULL;
+
+	free(path);
+	*local = jv_null();
+	if (!jv_is_valid(s)) {
+		jv_free(s);
+		return NULL;
+	}
+	if (hm_json_str(s, "dotfiles_path"))
+		dir = hm_xstrdup(hm_json_str(s, "dotfiles_path"));
+	*local = s;
+	return dir;
+}
+
+static void
+print_conflicts(jv report)
+{
+	jv list = jv_object_get(jv_copy(report), jv_string("conflicts"));
+
+	fprintf(stderr, "Error: State conflicts detected\n\n");
+	if (jv_get_kind(list) == JV_KIND_ARRAY) {
+		jv_array_foreach(list, i, e) {
+			fprintf(stderr, "%d. %s %s\n", i + 1,
+				hm_mark_severity(hm_json_str(e, "severity")),
+				hm_json_str(e, "description") ? hm_json_str(e, "description") : "?");
+			jv_free(e);
+		}
+	}
+	fprintf(stderr,
+		"\nThe lock was released.  Resolve the conflicts first:\n"
+		"  heimdal state resolve --merge   (or --use-local, --use-remote, --manual)\n");
+	fflush(stderr);
+	jv_free(list);
+}
+
+/*
+ * Compare the local state with the remote's through heimdal-conflicts.
+ * Returns 0 (no conflicts, or nothing to compare), HM_RLOCK_CONFLICTS, -1.
+ */
+static int
+check_conflicts(struct ctx *c, jv local)
+{
+	char *upstream, *buf = NULL, *tool, base[41];
+	char *argv[] = { "heimdal-conflicts", NULL };
+	size_t len;
+	jv in, out;
+	int r;
+
+	if (hm_json_int(local, "version", 0) != 2) {
+		hm_debug("the local state is not V2: conflict check skipped");
+		return 0;
+	}
+	tool = hm_find_tool("conflicts");
+	if (!tool) {
+		hm_debug("heimdal-conflicts not found: conflict check skipped");
+		return 0;
+	}
+	free(tool);
+	upstream = hm_git_upstream(c->repo);
+	if (!upstream) {
+		hm_debug("%s: no upstream branch: conflict check skipped", c->repo_path);
+		return 0;
+	}
+	if (hm_git_read_file(c->repo, upstream, ".heimdal/state.json", &buf, &len) != 0) {
+		hm_debug("%s has no .heimdal/state.json: conflict check skipped", upstream);
+		free(upstream);
+		return 0;
+	}
+	in = JV_OBJECT(jv_string("local"), jv_copy(local), jv_string("remote"),
+		       hm_json_parse(upstream, buf, len));
+	free(buf);
+	buf = NULL;
+	if (hm_git_merge_base(c->repo, "HEAD", upstream, base) == 0 &&
+	    hm_git_read_file(c->repo, base, ".heimdal/state.json", &buf, &len) == 0) {
+		in = jv_object_set(in, jv_string("base"), hm_json_parse(base, buf, len));
+		free(buf);
+	}
+	free(upstream);
+	if (!jv_is_valid(jv_object_get(jv_copy(in), jv_string("remote")))) {
+		hm_debug("the remote state is not valid JSON: conflict check skipped");
+		jv_free(in);
+		return 0;
+	}
+	r = hm_spawn_json("conflicts", argv, in, &out);
+	if (r == 1) {
+		print_conflicts(out);
+		jv_free(out);
+		return HM_RLOCK_CONFLICTS;
+	}
+	jv_free(out);
+	if (r != 0)
+		return hm_error("heimdal-conflicts failed (status %d)", r);
+	return 0;
+}
+
+int
+hm_rlock_acquire(jv *record, const struct hm_lock_config *cfg, jv *holder)
+{
+	struct ctx c = { .cfg = cfg };
+	char reason[512], *dir, *out = NULL;
+	jv local, res;
+	int r;
+
+	*holder = jv_null();
+	dir = dotfiles_path(&local);
+	if (!dir) {
+		hm_debug("no state with a dotfiles_path: the lock is local only");
+		jv_free(local);
+		return HM_RLOCK_LOCAL;
+	}
+	if (ctx_open(&c, dir) < 0) {
+		free(dir);
+		jv_free(local);
+		ctx_free(&c);
+		return HM_RLOCK_LOCAL;
+	}
+	free(dir);
+	r = hm_git_deadline(fetch_child, &c, cfg->remote_timeout, NULL, NULL, reason,
+			    sizeof(reason));
+	if (r == 0) {
+		git_odb *odb = NULL;
+
+		/* The objects arrived through another process: let this one see them. */
+		if (git_repository_odb(&odb, c.repo) == 0) {
+			git_odb_refresh(odb);
+			git_odb_free(odb);
+		}
+		r = check_conflicts(&c, local);
+		if (r != 0) {
+			jv_free(local);
+			ctx_free(&c);
+			return r;
+		}
+		c.json = record_json(*record);
+		c.id = hm_json_str(*record, "id");
+		r = hm_git_deadline(c.dir ? cas_local_child : cas_net_child, &c,
+				    cfg->remote_timeout, &out, NULL, reason, sizeof(reason));
+	}
+	jv_free(local);
+	if (r != 0) {
+		if (r == HM_GIT_UNREACHABLE)
+			warn_unreachable(reason);
+		else
+			hm_rlock_warn_unreachable("the remote lock could not be taken");
+		ctx_free(&c);
+		free(out);
+		return HM_RLOCK_LOCAL;
+	}
+	res = hm_json_parse("remote lock", out, strlen(out));
+	free(out);
+	if (hm_json_str(res, "result") && strcmp(hm_json_str(res, "result"), "held") == 0) {
+		*holder = jv_object_get(res, jv_string("holder"));
+		ctx_free(&c);
+		return HM_RLOCK_HELD;
+	}
+	if (!hm_json_str(res, "commit")) {
+		jv_free(res);
+		ctx_free(&c);
+		hm_rlock_warn_unreachable("the remote lock could not be taken");
+		return HM_RLOCK_LOCAL;
+	}
+	*record = jv_object_set(*record, jv_string("remote"),
+				JV_OBJECT(jv_string("repository"), jv_string(c.repo_path),
+					  jv_string("url"), jv_string(c.url), jv_string("ref"),
+					  jv_string(LOCK_REF), jv_string("commit"),
+					  jv_object_get(res, jv_string("commit"))));
+	hm_debug("took %s on %s", LOCK_REF, c.url);
+	ctx_free(&c);
+	return 0;
+}
+
+static int
+release_local_child(void *arg, int fd)
+{
+	struct ctx *c = arg;
+	git_repository *r = NULL;
+	git_oid cur;
+	int g, err = 0;
+
+	(void)fd;
+	if (git_repository_open(&r, c->dir) < 0)
+		return child_git_fail(c->dir);
+	if ((g = remote_guard(r)) < 0) {
+		git_repository_free(r);
+		return child_fail("cannot lock the remote repository's guard file");
+	}
+	if (git_reference_name_to_id(&cur, r, LOCK_REF) == 0 && git_oid_equal(&cur, &c->commit))
+		err = git_reference_remove(r, LOCK_REF);
+	else
+		hm_debug("%s no longer holds our lock: left alone", LOCK_REF);
+	close(g);
+	git_repository_free(r);
+	return err ? child_git_fail(LOCK_REF) : 0;
+}
+
+static int
+release_net_child(void *arg, int fd)
+{
+	struct ctx *c = arg;
+	git_remote_callbacks cb = GIT_REMOTE_CALLBACKS_INIT;
+	struct push_status ps = { 0, 0 };
+	git_remote *remote = NULL;
+	git_oid cur;
+	int have, err;
+
+	(void)fd;
+	cb.credentials = hm_git_credentials;
+	cb.payload = &ps.attempt;
+	if (connect_push(c, &remote, &cb, &cur, &have) < 0) {
+		git_remote_free(remote);
+		return HM_GIT_UNREACHABLE;
+	}
+	/* Delete only our own commit: the delete carries the advertised value. */
+	if (!have || !git_oid_equal(&cur, &c->commit)) {
+		git_remote_free(remote);
+		hm_debug("%s no longer holds our lock: left alone", LOCK_REF);
+		return 0;
+	}
+	err = push(remote, ":" LOCK_REF, &cb, &ps);
+	git_remote_free(remote);
+	if (err < 0)
+		return HM_GIT_UNREACHABLE;
+	return ps.rejected ? child_fail("the remote refused to delete refs/heimdal/lock") : 0;
+}
+
+int
+hm_rlock_release(jv remote, const struct hm_lock_config *cfg)
+{
+	struct ctx c = { .cfg = cfg };
+	const char *repo = hm_json_str(remote, "repository"), *commit = hm_json_str(remote, "commit");
+	char reason[512];
+	int r;
+
+	if (!repo || !commit || git_oid_fromstr(&c.commit, commit) < 0)
+		return 0;
+	if (ctx_open(&c, repo) < 0) {
+		ctx_free(&c);
+		hm_warn("%s: cannot release %s: the repository is gone", repo, LOCK_REF);
+		return 1;
+	}
+	r = hm_git_deadline(c.dir ? release_local_child : release_net_child, &c,
+			    cfg->remote_timeout, NULL, NULL, reason, sizeof(reason));
+	ctx_free(&c);
+	if (r != 0) {
+		hm_warn("could not release %s on the remote: %s (it goes stale after %ld seconds)",
+			LOCK_REF, r == HM_GIT_UNREACHABLE ? reason : "error", cfg->timeout);
+		return 1;
+	}
+	return 0;
+}
