@@ -239,6 +239,11 @@ main(int argc, char **argv)
 	int c;
 
 	hm_error_init(argv[0]);
+	while (argc > 1 && (!strcmp(argv[1], "-v") || !strcmp(argv[1], "--verbose"))) {
+		hm_set_verbose();
+		argc--;
+		argv++;
+	}
 	if (argc < 2)
 		usage(stderr, HM_EXIT_USAGE);
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))

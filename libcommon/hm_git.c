@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <string.h>
@@ -107,7 +108,7 @@ hm_git_deadline(int (*fn)(void *, int), void *arg, long timeout_s, char **out, s
 	size_t len = 0, cap = 4096, wlen = 0;
 	char *buf = hm_xmalloc(cap), why[512];
 	struct timespec start, now;
-	pid_t pid;
+	pid_t pid, parent;
 
 	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(whyp, O_CLOEXEC) < 0) {
 		free(buf);
@@ -115,6 +116,7 @@ hm_git_deadline(int (*fn)(void *, int), void *arg, long timeout_s, char **out, s
 		return hm_fail(HM_EXIT_ENV);
 	}
 	fflush(NULL);
+	parent = getpid();
 	pid = fork();
 	if (pid < 0) {
 		free(buf);
@@ -122,6 +124,10 @@ hm_git_deadline(int (*fn)(void *, int), void *arg, long timeout_s, char **out, s
 		return hm_fail(HM_EXIT_ENV);
 	}
 	if (pid == 0) {
+		/* A parent killed by a signal must not leave network work behind. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(11);
 		/* The parent's read buffer is of no use here (and a leak to memcheck). */
 		free(buf);
 		close(outp[0]);

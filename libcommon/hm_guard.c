@@ -100,9 +100,7 @@ install(struct hm_guard *g)
 	snprintf(guard_file, sizeof(guard_file), "%s", p);
 	free(p);
 	snprintf(id_needle, sizeof(id_needle), "\"id\": \"%s\"", g->id);
-	p = g->remote ? hm_find_tool("lock") : NULL;
-	snprintf(tool, sizeof(tool), "%s", p ? p : "");
-	free(p);
+	tool[0] = '\0';
 	active = g;
 	if (!atexit_set) {
 		atexit(release_at_exit);
@@ -117,11 +115,37 @@ install(struct hm_guard *g)
 		sigaction(guarded_signals[i], &sa, &saved[i]);
 }
 
+static void
+disarm(struct hm_guard *g)
+{
+	g->id[0] = '\0';
+	if (active == g) {
+		active = NULL;
+		for (size_t i = 0; i < sizeof(guarded_signals) / sizeof(guarded_signals[0]); i++)
+			sigaction(guarded_signals[i], &saved[i], NULL);
+	}
+}
+
+/* Armed as soon as the local record exists: the remote part may take a while. */
+static void
+taken(jv rec, void *arg)
+{
+	struct hm_guard *g = arg;
+
+	snprintf(g->id, sizeof(g->id), "%s", hm_json_str(rec, "id"));
+	g->owner = getpid();
+	g->remote = 0;
+	if (!active)
+		install(g);
+	else
+		snprintf(id_needle, sizeof(id_needle), "\"id\": \"%s\"", g->id);
+}
+
 int
 hm_guard_acquire(struct hm_guard *g, const char *operation, int flags)
 {
 	struct hm_lock_request req = { .operation = operation, .pid = getpid(),
-		.wait = !!(flags & HM_GUARD_WAIT), .nested = 1 };
+		.wait = !!(flags & HM_GUARD_WAIT), .nested = 1, .taken = taken, .arg = g };
 	jv rec, remote;
 
 	*g = (struct hm_guard)HM_GUARD_INIT;
@@ -131,20 +155,27 @@ hm_guard_acquire(struct hm_guard *g, const char *operation, int flags)
 	}
 	if (active)
 		hm_die(HM_EXIT_ENV, "internal error: a second guard in one process");
-	if (hm_lock_acquire(&req, &rec) < 0)
+	if (hm_lock_acquire(&req, &rec) < 0) {
+		/* hm_lock_acquire gave back anything it had taken. */
+		disarm(g);
 		return -1;
+	}
 	if (jv_get_kind(rec) != JV_KIND_OBJECT ||
 	    strcmp(hm_json_str(rec, "lock_type"), "disabled") == 0) {
 		jv_free(rec);
+		disarm(g);
 		return 0;
 	}
-	snprintf(g->id, sizeof(g->id), "%s", hm_json_str(rec, "id"));
 	remote = jv_object_get(jv_copy(rec), jv_string("remote"));
 	g->remote = jv_get_kind(remote) == JV_KIND_OBJECT;
-	g->owner = getpid();
 	jv_free(remote);
 	jv_free(rec);
-	install(g);
+	if (g->remote && !tool[0]) {
+		char *p = hm_find_tool("lock");
+
+		snprintf(tool, sizeof(tool), "%s", p ? p : "");
+		free(p);
+	}
 	hm_debug("locked the state for %s (%s)", operation, g->id);
 	return 0;
 }
@@ -163,11 +194,6 @@ hm_guard_release(struct hm_guard *g)
 	sigprocmask(SIG_BLOCK, &all, &old);
 	if (hm_lock_release(g->id) == 0)
 		hm_debug("released the state lock %s", g->id);
-	g->id[0] = '\0';
-	if (active == g) {
-		active = NULL;
-		for (size_t i = 0; i < sizeof(guarded_signals) / sizeof(guarded_signals[0]); i++)
-			sigaction(guarded_signals[i], &saved[i], NULL);
-	}
+	disarm(g);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 }

@@ -542,6 +542,8 @@ hm_lock_acquire(const struct hm_lock_request *req, jv *record)
 			jv_free(rec);
 			return r < 0 ? -1 : 0;
 		}
+		if (r == TRY_OK && req->taken)
+			req->taken(rec, req->arg);
 		if (r == TRY_OK && cfg.lock_type == HM_LOCK_HYBRID) {
 			r = hm_rlock_acquire(&rec, &cfg, &holder);
 			if (r == 0 || r == HM_RLOCK_LOCAL) {

@@ -48,6 +48,10 @@ struct hm_lock_request {
 	int wait;               /* while held, retry as lock_config.json's "retry" says */
 	int nested;             /* a lock held by an ancestor process is ours: proceed */
 	int quiet_disabled;     /* do not print the "locking is disabled" warning */
+	/* Called (when set) as soon as the local record is written, before the
+	 * remote part: a caller that must release on signals arms itself here. */
+	void (*taken)(jv record, void *arg); /* record borrowed */
+	void *arg;
 };
 
 /*
