@@ -111,8 +111,12 @@ install(struct hm_guard *g)
 	sigemptyset(&sa.sa_mask);
 	for (size_t i = 0; i < sizeof(guarded_signals) / sizeof(guarded_signals[0]); i++)
 		sigaddset(&sa.sa_mask, guarded_signals[i]);
-	for (size_t i = 0; i < sizeof(guarded_signals) / sizeof(guarded_signals[0]); i++)
-		sigaction(guarded_signals[i], &sa, &saved[i]);
+	for (size_t i = 0; i < sizeof(guarded_signals) / sizeof(guarded_signals[0]); i++) {
+		sigaction(guarded_signals[i], NULL, &saved[i]);
+		/* An ignored signal (nohup) stays ignored. */
+		if (saved[i].sa_handler != SIG_IGN)
+			sigaction(guarded_signals[i], &sa, NULL);
+	}
 }
 
 static void
