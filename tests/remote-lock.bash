@@ -17,6 +17,12 @@ setup_machines() {
 	done
 }
 
+# menv M: machine M's environment as NAME=VALUE words, for env(1).
+menv() {
+	local home="$BATS_TEST_TMPDIR/machines/$1/home"
+	printf '%s\n' "HOME=$home" "HEIMDAL_HOME=$home/.heimdal" "HEIMDAL_HOSTNAME=$1"
+}
+
 # lock_config M JSON: machine M's lock_config.json.
 lock_config() {
 	printf '%s\n' "$2" >"$BATS_TEST_TMPDIR/machines/$1/home/.heimdal/lock_config.json"

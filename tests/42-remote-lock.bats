@@ -1,0 +1,223 @@
+#!/usr/bin/env bats
+# The hybrid lock on the remote: taking and releasing refs/heimdal/lock, a
+# live and a stale holder elsewhere, an unreachable remote, signals, and the
+# conflict check.
+
+load helper
+load remote-lock
+
+setup() {
+	setup_scratch
+	sleep 600 3>&- &
+	HOLDER=$!
+}
+
+teardown() {
+	kill "$HOLDER" 2>/dev/null || true
+	[ -z "${BG:-}" ] || kill -9 "$BG" 2>/dev/null || true
+	stop_daemon
+	stop_silent
+}
+
+@test "hybrid over git daemon: the remote holds the record while locked, nothing after" {
+	start_daemon
+	setup_machines "git://127.0.0.1:$PORT/origin.git"
+	run --separate-stderr as a heimdal-lock acquire --op apply --pid "$HOLDER"
+	expect_status 0
+	[ -z "$stderr" ] || fail "stderr: $stderr"
+	expect_json ".lock_type == \"hybrid\" and .remote.url == \"git://127.0.0.1:$PORT/origin.git\""
+	expect_json '.remote.ref == "refs/heimdal/lock" and .state_serial == 1'
+	record=$output
+	[ "$(git -C "$REMOTE" cat-file -p refs/heimdal/lock:lock.json | jq -c .)" = \
+		"$(jq -c 'del(.remote)' <<<"$record")" ] || fail "the remote holds another record"
+	[ "$(git -C "$REMOTE" rev-parse refs/heimdal/lock)" = "$(jq -r .remote.commit <<<"$record")" ] ||
+		fail "commit differs"
+	[ "$(git -C "$REMOTE" rev-list --count refs/heimdal/lock)" = 1 ] || fail "not a root commit"
+	jq -e '.remote.commit' "$(lockfile a)" >/dev/null || fail "local record lacks the remote part"
+	run --separate-stderr as a heimdal-lock release <<<"$record"
+	expect_status 0
+	[ "$(remote_lock_id)" = none ] || fail "remote lock left behind"
+	[ ! -e "$(lockfile a)" ] || fail "local lock left behind"
+}
+
+@test "a live holder on another machine: exit 4 with its details, no local lock left" {
+	start_daemon
+	setup_machines "git://127.0.0.1:$PORT/origin.git"
+	as a heimdal-lock acquire --op apply --pid "$HOLDER" >/dev/null
+	run --separate-stderr env $(menv b) HEIMDAL_NOW=2024-01-15T10:32:00Z heimdal-lock acquire --op sync
+	expect_status 4
+	[ -z "$output" ] || fail "stdout"
+	[[ "$stderr" == "Error: State is currently locked
+
+Operation: apply
+Machine: a ($(head -c 9 "$BATS_TEST_TMPDIR/machines/a/home/.heimdal/machine-id")...)
+User: $USER
+PID: $HOLDER
+Acquired: 2 minutes ago
+
+This means another Heimdal operation is in progress."* ]] || fail "stderr: $stderr"
+	[ ! -e "$(lockfile b)" ] || fail "b kept its local lock"
+	[ "$(remote_lock_id)" = "$(jq -r .id "$(lockfile a)")" ] || fail "remote lock changed"
+}
+
+@test "a stale remote holder (timed out) is taken over; its late release leaves the new lock alone" {
+	start_daemon
+	setup_machines "git://127.0.0.1:$PORT/origin.git"
+	a_lock=$(as a heimdal-lock acquire -c --op apply --pid "$HOLDER")
+	run --separate-stderr as b env HEIMDAL_NOW=2024-01-15T10:36:00Z \
+		heimdal-lock -v acquire -c --op sync --pid "$HOLDER"
+	expect_status 0
+	[[ "$stderr" == *"taking over the stale remote lock"*"360 seconds old (timeout 300 seconds)"* ]] ||
+		fail "stderr: $stderr"
+	b_lock=$output
+	[ "$(remote_lock_id)" = "$(jq -r .id <<<"$b_lock")" ] || fail "not taken over"
+	run --separate-stderr as a heimdal-lock release <<<"$a_lock"
+	expect_status 0
+	[ "$(remote_lock_id)" = "$(jq -r .id <<<"$b_lock")" ] || fail "a removed b's lock"
+	run --separate-stderr as b heimdal-lock release <<<"$b_lock"
+	expect_status 0
+	[ "$(remote_lock_id)" = none ] || fail "remote lock left behind"
+}
+
+@test "a stale holder over a local-path remote is taken over too; a live one is not" {
+	setup_machines "$BATS_TEST_TMPDIR/remotes/origin.git"
+	as a heimdal-lock acquire --op apply --pid "$HOLDER" >/dev/null
+	run --separate-stderr as b heimdal-lock acquire --op sync --pid "$HOLDER"
+	expect_status 4
+	run --separate-stderr as b env HEIMDAL_NOW=2024-01-16T10:31:00Z heimdal-lock -v acquire --op sync --pid "$HOLDER"
+	expect_status 0
+	[[ "$stderr" == *"machine a has not been seen for 24 hours"* ]] || fail "stderr: $stderr"
+	[ "$(remote_lock_id)" = "$(jq -r .id <<<"$output")" ] || fail "not taken over"
+}
+
+@test "a closed port: the spec's warning, and the lock is local only" {
+	port=$(free_port)
+	setup_machines "git://127.0.0.1:$port/origin.git"
+	run --separate-stderr as a heimdal-lock acquire --op apply --pid "$HOLDER"
+	expect_status 0
+	[ "$stderr" = "! Warning: Cannot reach remote repository: connection refused
+Proceeding with local-only lock.
+Remember to sync when connection is restored." ] || fail "stderr: $stderr"
+	expect_json '.remote == null and .lock_type == "hybrid"'
+	[ -e "$(lockfile a)" ] || fail "no local lock"
+	run --separate-stderr as a env LC_ALL=C.UTF-8 heimdal-lock run --op x -- true
+	expect_status 4
+	as a heimdal-lock unlock --force >/dev/null
+	run --separate-stderr as a env LC_ALL=C.UTF-8 heimdal-lock run --op x -- true
+	expect_status 0
+	[[ "$stderr" == "⚠️  Warning: Cannot reach remote repository: connection refused"* ]] ||
+		fail "stderr: $stderr"
+}
+
+@test "a listener that never answers: the warning within remote_timeout" {
+	start_silent
+	setup_machines "git://127.0.0.1:$PORT/origin.git"
+	lock_config a '{"remote_timeout": 1}'
+	run --separate-stderr timeout 20 env $(menv a) heimdal-lock acquire --op apply --pid "$HOLDER"
+	expect_status 0
+	[ "$stderr" = "! Warning: Cannot reach remote repository: timed out after 1 seconds
+Proceeding with local-only lock.
+Remember to sync when connection is restored." ] || fail "stderr: $stderr"
+	expect_json '.remote == null'
+	# Release does not touch the network when the remote was never taken.
+	run --separate-stderr timeout 20 env $(menv a) heimdal-lock release <<<"$output"
+	expect_status 0
+	[ ! -e "$(lockfile a)" ] || fail "lock left behind"
+}
+
+@test "no repository or no origin: hybrid degrades to local with a debug message" {
+	machine a
+	v2_state | jq '.dotfiles_path = "/nonexistent/dotfiles"' >"$BATS_TEST_TMPDIR/machines/a/home/.heimdal/state.json"
+	run --separate-stderr as a heimdal-lock -v acquire --op apply --pid "$HOLDER"
+	expect_status 0
+	[[ "$stderr" == *"debug: /nonexistent/dotfiles: not a git repository"*"the lock is local only"* ]] ||
+		fail "stderr: $stderr"
+	as a heimdal-lock unlock --force >/dev/null
+	git init -q "$BATS_TEST_TMPDIR/plain"
+	v2_state | jq --arg p "$BATS_TEST_TMPDIR/plain" '.dotfiles_path = $p' \
+		>"$BATS_TEST_TMPDIR/machines/a/home/.heimdal/state.json"
+	run --separate-stderr as a heimdal-lock -v acquire --op apply --pid "$HOLDER"
+	expect_status 0
+	[[ "$stderr" == *"no remote 'origin': the lock is local only"* ]] || fail "stderr: $stderr"
+}
+
+@test "the porcelain guard takes and releases the remote lock (state migrate)" {
+	start_daemon
+	setup_machines "git://127.0.0.1:$PORT/origin.git"
+	state="$BATS_TEST_TMPDIR/machines/a/home/.heimdal/state.json"
+	jq --arg p "$BATS_TEST_TMPDIR/machines/a/dotfiles" '.dotfiles_path = $p' "$FIXTURES/v1.json" >"$state"
+	run --separate-stderr as a heimdal --verbose state migrate --json
+	expect_status 0
+	expect_json '.migrated'
+	[[ "$stderr" == *"took refs/heimdal/lock on git://127.0.0.1:$PORT/origin.git"*"released the state lock"* ]] ||
+		fail "stderr: $stderr"
+	[ "$(remote_lock_id)" = none ] || fail "remote lock left behind"
+	[ ! -e "$(lockfile a)" ] || fail "local lock left behind"
+	# Held by machine b: a's migrate is refused.
+	jq --arg p "$BATS_TEST_TMPDIR/machines/a/dotfiles" '.dotfiles_path = $p' "$FIXTURES/v1.json" >"$state"
+	as b heimdal-lock acquire --op apply --pid "$HOLDER" >/dev/null
+	before=$(snapshot "$BATS_TEST_TMPDIR/machines/a/home/.heimdal")
+	run --separate-stderr as a heimdal state migrate
+	expect_status 4
+	[[ "$stderr" == "Error: State is currently locked"*"Machine: b ("* ]] || fail "stderr: $stderr"
+	[ "$(snapshot "$BATS_TEST_TMPDIR/machines/a/home/.heimdal")" = "$before" ] || fail "files changed"
+}
+
+# A porcelain command blocked on a silent remote while holding the local lock.
+interrupt_migrate() {
+	local sig=$1
+	start_silent
+	setup_machines "git://127.0.0.1:$PORT/origin.git"
+	lock_config a '{"remote_timeout": 60}'
+	# Background jobs of a script start with SIGINT ignored: give it back.
+	# Not through `as`: $! must be heimdal itself, not a subshell.
+	env $(menv a) env --default-signal=INT heimdal state migrate >/dev/null 2>&1 3>&- &
+	BG=$!
+	for _ in $(seq 200); do [ -e "$(lockfile a)" ] && break; sleep 0.05; done
+	[ -e "$(lockfile a)" ] || fail "the lock was never taken"
+	kill "-$sig" "$BG"
+	status=0
+	wait "$BG" || status=$?
+	BG=
+	[ ! -e "$(lockfile a)" ] || fail "lock left behind after SIG$sig"
+}
+
+@test "SIGTERM of a porcelain command holding the lock leaves no lock" {
+	interrupt_migrate TERM
+	[ "$status" = 143 ] || fail "status $status"
+}
+
+@test "SIGINT of a porcelain command holding the lock leaves no lock" {
+	interrupt_migrate INT
+	[ "$status" = 130 ] || fail "status $status"
+}
+
+@test "state conflicts with the remote refuse the lock (needs heimdal-conflicts)" {
+	command -v heimdal-conflicts >/dev/null || skip "heimdal-conflicts is not built"
+	setup_machines "$BATS_TEST_TMPDIR/remotes/origin.git"
+	# The remote carries a diverged state for this lineage.
+	dot="$BATS_TEST_TMPDIR/machines/b/dotfiles"
+	mkdir -p "$dot/.heimdal"
+	jq '.lineage.serial = 5 | .lineage.parent_serial = 4 | .active_profile = "work"
+		| .history = [{"operation": "apply", "timestamp": "2024-01-15T10:00:00Z",
+		   "machine_id": "machine-b", "user": "u", "serial": 5}]' \
+		"$BATS_TEST_TMPDIR/machines/b/home/.heimdal/state.json" >"$dot/.heimdal/state.json"
+	git -C "$dot" add .heimdal/state.json
+	git -C "$dot" commit -qm state
+	git -C "$dot" push -q origin HEAD:main
+	a="$BATS_TEST_TMPDIR/machines/a"
+	git -C "$a/dotfiles" fetch -q origin
+	git -C "$a/dotfiles" checkout -q -b main origin/main 2>/dev/null ||
+		git -C "$a/dotfiles" branch -q -u origin/main
+	jq '.lineage.serial = 5 | .lineage.parent_serial = 4
+		| .history = [{"operation": "sync", "timestamp": "2024-01-15T10:05:00Z",
+		   "machine_id": "machine-a", "user": "u", "serial": 5}]' \
+		"$a/home/.heimdal/state.json" >"$a/state.new" && mv "$a/state.new" "$a/home/.heimdal/state.json"
+	run --separate-stderr as a heimdal-lock acquire --op apply --pid "$HOLDER"
+	expect_status 1
+	[ -z "$output" ] || fail "stdout"
+	[[ "$stderr" == "Error: State conflicts detected"*"heimdal state resolve --merge"* ]] ||
+		fail "stderr: $stderr"
+	[ ! -e "$(lockfile a)" ] || fail "local lock kept"
+	[ "$(remote_lock_id)" = none ] || fail "remote lock taken"
+}
