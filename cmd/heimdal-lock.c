@@ -7,8 +7,8 @@
  *   heimdal-lock unlock --force [--id ID]
  *   heimdal-lock run --op OP [--wait] -- CMD [ARGS...]
  *
- * The lock logic lives in libcommon (hm_lock, hm_rlock); this tool is its
- * command line.  Records go to stdout as JSON; people's text to stderr.
+ * The lock logic lives in libcommon (hm_lock); the remote half runs in
+ * heimdal-rlock.  This tool is the command line.  Records go to stdout as JSON; people's text to stderr.
  */
 #include "hm_error.h"
 #include "hm_json.h"
@@ -169,6 +169,7 @@ cmd_run(struct opts *o, char **cmd)
 {
 	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
 	struct sigaction sa;
+	sigset_t block, old;
 	pid_t parent = getpid();
 	const char *id;
 	int st;
@@ -182,6 +183,11 @@ cmd_run(struct opts *o, char **cmd)
 	if (hm_lock_acquire(&o->req, &rec) < 0)
 		return hm_last_code();
 	id = hm_json_str(rec, "id");
+	/* Signals wait until the child exists, then go to it. */
+	sigemptyset(&block);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaddset(&block, sigs[i]);
+	sigprocmask(SIG_BLOCK, &block, &old);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = forward;
 	sigemptyset(&sa.sa_mask);
@@ -190,6 +196,7 @@ cmd_run(struct opts *o, char **cmd)
 	fflush(NULL);
 	child = fork();
 	if (child < 0) {
+		sigprocmask(SIG_SETMASK, &old, NULL);
 		hm_error_errno("fork");
 		if (strcmp(hm_json_str(rec, "lock_type"), "disabled") != 0)
 			hm_lock_release(id);
@@ -203,10 +210,12 @@ cmd_run(struct opts *o, char **cmd)
 		sa.sa_handler = SIG_DFL;
 		for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 			sigaction(sigs[i], &sa, NULL);
+		sigprocmask(SIG_SETMASK, &old, NULL);
 		execvp(cmd[0], cmd);
 		hm_error_errno("%s", cmd[0]);
 		_exit(errno == ENOENT ? 127 : 126);
 	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	while (waitpid(child, &st, 0) < 0)
 		if (errno != EINTR) {
 			st = 0;

@@ -3,7 +3,7 @@
 #include "hm_file.h"
 #include "hm_json.h"
 #include "hm_machine.h"
-#include "hm_rlock.h"
+#include "hm_spawn.h"
 #include "hm_term.h"
 #include "hm_time.h"
 
@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -229,17 +230,50 @@ corrupt:
 	return hm_fail(HM_EXIT_USAGE);
 }
 
+/*
+ * Write state.lock: a temporary in the same directory, renamed over it, so a
+ * reader never sees a partial record.  Unlike the state, it is not fsync'd
+ * (git does not sync its .lock files either): after a system crash the
+ * record is stale anyway, since the boot id it holds has changed, and the
+ * fsync would cost more than the rest of taking the lock.  Called under the
+ * guard, so the temporary's name cannot collide.
+ */
 static int
 write_record(jv rec)
 {
-	char *path = lock_path();
-	size_t len;
+	char *path = lock_path(), *tmp = hm_xasprintf("%s.tmp", path);
+	size_t len, off = 0;
 	char *buf = hm_json_dump(rec, HM_JSON_PRETTY, &len);
-	int r = hm_file_write_atomic(path, buf, len, 0600);
+	int fd, r = 0;
 
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		r = hm_error_errno("%s", tmp);
+		goto out;
+	}
+	while (off < len) {
+		ssize_t n = write(fd, buf + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = hm_error_errno("%s", tmp);
+			break;
+		}
+		off += (size_t)n;
+	}
+	if (close(fd) < 0 && r == 0)
+		r = hm_error_errno("%s", tmp);
+	if (r == 0 && rename(tmp, path) < 0)
+		r = hm_error_errno("%s", path);
+	if (r < 0)
+		unlink(tmp);
+out:
 	free(buf);
+	free(tmp);
 	free(path);
-	return r;
+	return r < 0 ? hm_fail(HM_EXIT_ENV) : 0;
 }
 
 static int
@@ -250,8 +284,6 @@ remove_record(void)
 
 	if (unlink(path) < 0 && errno != ENOENT)
 		r = hm_error_errno("%s", path);
-	else
-		hm_fsync_dir_of(path);
 	free(path);
 	return r < 0 ? hm_fail(HM_EXIT_ENV) : 0;
 }
@@ -372,6 +404,33 @@ state_serial(void)
 	return serial;
 }
 
+/*
+ * A version 4 UUID from getrandom(2): OpenSSL's RNG (hm_uuid_v4) costs a few
+ * milliseconds to initialise, more than the rest of taking a lock.
+ */
+static int
+lock_uuid(char buf[37])
+{
+	unsigned char b[16];
+	size_t got = 0;
+
+	while (got < sizeof(b)) {
+		ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
+
+		if (n < 0 && errno != EINTR)
+			return hm_uuid_v4(buf);
+		if (n > 0)
+			got += (size_t)n;
+	}
+	b[6] = (b[6] & 0x0f) | 0x40;
+	b[8] = (b[8] & 0x3f) | 0x80;
+	snprintf(buf, 37,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+		 b[13], b[14], b[15]);
+	return 0;
+}
+
 static jv
 new_record(const struct hm_lock_request *req, const struct hm_lock_config *cfg)
 {
@@ -380,7 +439,7 @@ new_record(const struct hm_lock_request *req, const struct hm_lock_config *cfg)
 	const char *mid = hm_machine_id();
 	jv m;
 
-	if (!mid || hm_uuid_v4(uuid) < 0)
+	if (!mid || lock_uuid(uuid) < 0)
 		return jv_invalid();
 	m = JV_OBJECT(jv_string("id"), jv_string(mid), jv_string("hostname"),
 		      jv_string(hm_machine_hostname()), jv_string("pid"), jv_number(pid),
@@ -499,6 +558,116 @@ update_if(jv rec)
 	return r < 0 ? -1 : 0;
 }
 
+enum { REMOTE_TAKEN, REMOTE_LOCAL, REMOTE_HELD, REMOTE_CONFLICTS };
+
+/* The dotfiles repository named by the local state, or NULL. */
+static char *
+dotfiles_path(void)
+{
+	char *path = hm_home_path("state.json"), *dir = NULL;
+	int ioerr;
+	jv s = hm_json_read_file(path, &ioerr);
+
+	free(path);
+	if (jv_is_valid(s) && hm_json_str(s, "dotfiles_path"))
+		dir = hm_xstrdup(hm_json_str(s, "dotfiles_path"));
+	jv_free(s);
+	return dir;
+}
+
+static void
+pass_stderr(const char *text)
+{
+	if (text && *text) {
+		fputs(text, stderr);
+		fflush(stderr);
+	}
+}
+
+/*
+ * The remote half, through heimdal-rlock: libgit2 is loaded only in that
+ * process, so a local lock stays cheap.  Its stderr is held back so that a
+ * "locked" message is shown only if we finally give up (*held_msg).
+ */
+static int
+remote_acquire(jv *rec, char **held_msg)
+{
+	char *argv[] = { "heimdal-rlock", "acquire", "-c", NULL };
+	char *dir = dotfiles_path(), *in;
+	struct hm_proc p;
+	size_t len;
+	int r;
+	jv out;
+
+	if (!dir) {
+		hm_debug("no state with a dotfiles_path: the lock is local only");
+		return REMOTE_LOCAL;
+	}
+	free(dir);
+	in = hm_json_dump(jv_copy(*rec), HM_JSON_COMPACT, &len);
+	r = hm_spawn("rlock", argv, in, len, HM_SPAWN_CAPTURE_ERR, &p);
+	free(in);
+	if (r < 0) {
+		hm_warn("the lock is local only");
+		return REMOTE_LOCAL;
+	}
+	switch (p.status) {
+	case HM_EXIT_OK:
+		pass_stderr(p.err);
+		out = hm_json_parse("output of heimdal-rlock", p.out, p.out_len);
+		r = REMOTE_LOCAL;
+		if (jv_is_valid(out)) {
+			jv remote = jv_object_get(out, jv_string("remote"));
+
+			if (jv_get_kind(remote) == JV_KIND_OBJECT) {
+				*rec = jv_object_set(*rec, jv_string("remote"), remote);
+				r = REMOTE_TAKEN;
+			} else {
+				jv_free(remote);
+			}
+		} else {
+			jv msg = jv_invalid_get_msg(out);
+
+			r = hm_error("%s", jv_string_value(msg));
+			jv_free(msg);
+		}
+		break;
+	case HM_EXIT_LOCKED:
+		*held_msg = p.err;
+		p.err = NULL;
+		r = REMOTE_HELD;
+		break;
+	case HM_EXIT_FOUND:
+		pass_stderr(p.err);
+		r = REMOTE_CONFLICTS;
+		break;
+	default:
+		pass_stderr(p.err);
+		r = hm_fail(p.status == HM_EXIT_USAGE ? HM_EXIT_USAGE : HM_EXIT_ENV);
+	}
+	hm_proc_free(&p);
+	return r;
+}
+
+/* Release the remote ref a record holds (remote borrowed); warnings only. */
+static void
+remote_release(jv remote)
+{
+	char *argv[] = { "heimdal-rlock", "release", "-c", NULL };
+	char *in;
+	struct hm_proc p;
+	size_t len;
+
+	if (jv_get_kind(remote) != JV_KIND_OBJECT)
+		return;
+	in = hm_json_dump(jv_copy(remote), HM_JSON_COMPACT, &len);
+	if (hm_spawn("rlock", argv, in, len, 0, &p) == 0)
+		hm_proc_free(&p);
+	else
+		hm_warn("refs/heimdal/lock was not released on the remote");
+	free(in);
+}
+
 static void
 sleep_seconds(double s)
 {
@@ -514,6 +683,7 @@ hm_lock_acquire(const struct hm_lock_request *req, jv *record)
 	struct hm_lock_config cfg;
 	double delay;
 	jv rec, holder = jv_null();
+	char *held_msg = NULL;
 	int r;
 
 	*record = jv_null();
@@ -545,38 +715,39 @@ hm_lock_acquire(const struct hm_lock_request *req, jv *record)
 		if (r == TRY_OK && req->taken)
 			req->taken(rec, req->arg);
 		if (r == TRY_OK && cfg.lock_type == HM_LOCK_HYBRID) {
-			r = hm_rlock_acquire(&rec, &cfg, &holder);
-			if (r == 0 || r == HM_RLOCK_LOCAL) {
-				if (r == 0 && update_if(jv_copy(rec)) < 0) {
-					jv remote = jv_object_get(jv_copy(rec), jv_string("remote"));
+			free(held_msg);
+			held_msg = NULL;
+			r = remote_acquire(&rec, &held_msg);
+			if (r == REMOTE_TAKEN && update_if(jv_copy(rec)) < 0) {
+				jv remote = jv_object_get(jv_copy(rec), jv_string("remote"));
 
-					hm_rlock_release(remote, &cfg);
-					jv_free(remote);
-					jv_free(rec);
-					jv_free(holder);
-					return -1;
-				}
+				remote_release(remote);
+				jv_free(remote);
+				r = -1;
+			}
+			if (r == REMOTE_TAKEN || r == REMOTE_LOCAL) {
 				r = TRY_OK;
 			} else {
 				/* The remote refused: give the local lock back. */
 				remove_if(hm_json_str(rec, "id"), NULL);
-				if (r != HM_RLOCK_HELD) {
+				if (r != REMOTE_HELD) {
 					jv_free(rec);
 					jv_free(holder);
-					return r == HM_RLOCK_CONFLICTS ? hm_fail(HM_EXIT_FOUND) : -1;
+					return r == REMOTE_CONFLICTS ? hm_fail(HM_EXIT_FOUND) : -1;
 				}
 				r = TRY_HELD;
 			}
 		}
 		if (r == TRY_OK) {
 			jv_free(holder);
+			free(held_msg);
 			*record = rec;
 			return 0;
 		}
 		if (!req->wait || attempt >= cfg.retry_attempts)
 			break;
-		hm_debug("the lock is held by %s (%s); retrying in %.3g s",
-			 hm_json_str(holder, "id"), hm_json_str(holder, "operation"), delay);
+		hm_debug("the lock is held by %s; retrying in %.3g s",
+			 held_msg ? "another machine" : hm_json_str(holder, "operation"), delay);
 		sleep_seconds(delay);
 		if (cfg.retry_backoff)
 			delay *= 2;
@@ -588,7 +759,11 @@ hm_lock_acquire(const struct hm_lock_request *req, jv *record)
 					    jv_string(hm_time_now_rfc3339(now)));
 		}
 	}
-	hm_lock_print_held(holder);
+	if (held_msg)
+		pass_stderr(held_msg);
+	else
+		hm_lock_print_held(holder);
+	free(held_msg);
 	jv_free(holder);
 	jv_free(rec);
 	return hm_fail(HM_EXIT_LOCKED);
@@ -621,8 +796,7 @@ hm_lock_release(const char *id)
 		return hm_fail(HM_EXIT_LOCKED);
 	}
 	remote = jv_object_get(jv_copy(cur), jv_string("remote"));
-	if (jv_get_kind(remote) == JV_KIND_OBJECT)
-		hm_rlock_release(remote, &cfg);
+	remote_release(remote);
 	jv_free(remote);
 	jv_free(cur);
 	r = remove_if(id, NULL);
@@ -716,8 +890,7 @@ hm_lock_unlock_force(const char *id, jv *removed)
 	}
 	free(text);
 	remote = jv_object_get(jv_copy(cur), jv_string("remote"));
-	if (jv_get_kind(remote) == JV_KIND_OBJECT)
-		hm_rlock_release(remote, &cfg);
+	remote_release(remote);
 	jv_free(remote);
 	*removed = cur;
 	return 0;

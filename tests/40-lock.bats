@@ -313,7 +313,7 @@ If no heimdal operation is running, remove it with 'heimdal state unlock --force
 @test "run passes signals to CMD and releases; kill -9 of run takes CMD down too" {
 	heimdal-lock run --op test -- sleep 600 3>&- &
 	BG=$!
-	for _ in $(seq 100); do [ -e "$LOCK" ] && break; sleep 0.05; done
+	for _ in $(seq 100); do pgrep -P "$BG" sleep >/dev/null && break; sleep 0.05; done
 	[ -e "$LOCK" ] || fail "no lock"
 	kill -TERM "$BG"
 	status=0
@@ -322,7 +322,7 @@ If no heimdal operation is running, remove it with 'heimdal state unlock --force
 	[ ! -e "$LOCK" ] || fail "lock left behind"
 	heimdal-lock run --op test -- sleep 600 3>&- &
 	BG=$!
-	for _ in $(seq 100); do [ -e "$LOCK" ] && break; sleep 0.05; done
+	for _ in $(seq 100); do pgrep -P "$BG" sleep >/dev/null && break; sleep 0.05; done
 	child=$(pgrep -P "$BG" sleep)
 	kill -9 "$BG"
 	wait "$BG" 2>/dev/null || true

@@ -1,4 +1,37 @@
-#include "hm_rlock.h"
+/*
+ * heimdal-rlock - the remote half of the hybrid lock: refs/heimdal/lock on
+ * the dotfiles repository's "origin".
+ *
+ *   heimdal-rlock acquire [FILE]   the lock record (FILE or stdin) -> {"remote": ...}
+ *   heimdal-rlock release [FILE]   the record's "remote" object -> {"released": bool}
+ *
+ * heimdal-lock (and the porcelain, through libcommon's hm_lock) runs it after
+ * taking the local lock, so that taking a local lock never loads libgit2.
+ *
+ * The ref points at a root commit whose tree holds lock.json, the record.
+ * Taking it is a compare-and-swap:
+ *
+ *  - smart transports (git://, ssh, http): connect, read the ref's current
+ *    value (git_remote_ls), judge it, then push on the same connection.  The
+ *    server applies the update only if the ref still holds the advertised
+ *    value, so of two machines racing exactly one wins.  A stale holder is
+ *    taken over with a forced push that still carries the old value (a
+ *    lease): two machines cannot both take it over.  A rejection shows up
+ *    either as GIT_ENONFASTFORWARD or as a status in push_update_reference.
+ *  - a remote that is a local path or file:// URL: libgit2's local transport
+ *    does not compare-and-swap, so the check-and-set is done directly in
+ *    that repository under flock(2) on its "heimdal-lock.guard" file.
+ *
+ * Every network step runs in a child bounded by lock_config.json's
+ * remote_timeout (hm_git_deadline): a server that accepts and never answers
+ * would hang libgit2 forever.  An unreachable remote is not an error: the
+ * specification's three-line warning goes to stderr and the lock stays
+ * local ({"remote": null}).  Before taking the ref, the local state is
+ * compared with the remote's (.heimdal/state.json on the upstream branch)
+ * through heimdal-conflicts when that tool is installed; conflicts refuse
+ * the lock (exit 1, listed on stderr).
+ */
+#include "hm_config.h"
 #include "hm_error.h"
 #include "hm_file.h"
 #include "hm_git.h"
@@ -14,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <getopt.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -32,8 +66,14 @@ struct ctx {
 	git_oid commit;       /* the commit to remove (release) */
 };
 
-void
-hm_rlock_warn_unreachable(const char *reason)
+enum rlock_result {
+	RLOCK_HELD = 1,      /* held by a live operation elsewhere; *holder set */
+	RLOCK_LOCAL = 2,     /* no repository or remote, or unreachable: local only */
+	RLOCK_CONFLICTS = 3, /* local and remote states conflict (listed on stderr) */
+};
+
+static void
+unreachable(const char *reason)
 {
 	fprintf(stderr,
 		"%s Warning: Cannot reach remote repository: %s\n"
@@ -48,7 +88,7 @@ hm_rlock_warn_unreachable(const char *reason)
 static void
 warn_unreachable(const char *reason)
 {
-	hm_rlock_warn_unreachable(strcasestr(reason, "connection refused") ? "connection refused"
+	unreachable(strcasestr(reason, "connection refused") ? "connection refused"
 									  : reason);
 }
 
@@ -484,7 +524,7 @@ print_conflicts(jv report)
 
 /*
  * Compare the local state with the remote's through heimdal-conflicts.
- * Returns 0 (no conflicts, or nothing to compare), HM_RLOCK_CONFLICTS, -1.
+ * Returns 0 (no conflicts, or nothing to compare), RLOCK_CONFLICTS, -1.
  */
 static int
 check_conflicts(struct ctx *c, jv local)
@@ -534,7 +574,7 @@ check_conflicts(struct ctx *c, jv local)
 	if (r == 1) {
 		print_conflicts(out);
 		jv_free(out);
-		return HM_RLOCK_CONFLICTS;
+		return RLOCK_CONFLICTS;
 	}
 	jv_free(out);
 	if (r != 0)
@@ -542,8 +582,8 @@ check_conflicts(struct ctx *c, jv local)
 	return 0;
 }
 
-int
-hm_rlock_acquire(jv *record, const struct hm_lock_config *cfg, jv *holder)
+static int
+rlock_acquire(jv *record, const struct hm_lock_config *cfg, jv *holder)
 {
 	struct ctx c = { .cfg = cfg };
 	char reason[512], *dir, *out = NULL;
@@ -555,13 +595,13 @@ hm_rlock_acquire(jv *record, const struct hm_lock_config *cfg, jv *holder)
 	if (!dir) {
 		hm_debug("no state with a dotfiles_path: the lock is local only");
 		jv_free(local);
-		return HM_RLOCK_LOCAL;
+		return RLOCK_LOCAL;
 	}
 	if (ctx_open(&c, dir) < 0) {
 		free(dir);
 		jv_free(local);
 		ctx_free(&c);
-		return HM_RLOCK_LOCAL;
+		return RLOCK_LOCAL;
 	}
 	free(dir);
 	r = hm_git_deadline(fetch_child, &c, cfg->remote_timeout, NULL, NULL, reason,
@@ -590,23 +630,23 @@ hm_rlock_acquire(jv *record, const struct hm_lock_config *cfg, jv *holder)
 		if (r == HM_GIT_UNREACHABLE)
 			warn_unreachable(reason);
 		else
-			hm_rlock_warn_unreachable("the remote lock could not be taken");
+			unreachable("the remote lock could not be taken");
 		ctx_free(&c);
 		free(out);
-		return HM_RLOCK_LOCAL;
+		return RLOCK_LOCAL;
 	}
 	res = hm_json_parse("remote lock", out, strlen(out));
 	free(out);
 	if (hm_json_str(res, "result") && strcmp(hm_json_str(res, "result"), "held") == 0) {
 		*holder = jv_object_get(res, jv_string("holder"));
 		ctx_free(&c);
-		return HM_RLOCK_HELD;
+		return RLOCK_HELD;
 	}
 	if (!hm_json_str(res, "commit")) {
 		jv_free(res);
 		ctx_free(&c);
-		hm_rlock_warn_unreachable("the remote lock could not be taken");
-		return HM_RLOCK_LOCAL;
+		unreachable("the remote lock could not be taken");
+		return RLOCK_LOCAL;
 	}
 	*record = jv_object_set(*record, jv_string("remote"),
 				JV_OBJECT(jv_string("repository"), jv_string(c.repo_path),
@@ -672,8 +712,8 @@ release_net_child(void *arg, int fd)
 	return ps.rejected ? child_fail("the remote refused to delete refs/heimdal/lock") : 0;
 }
 
-int
-hm_rlock_release(jv remote, const struct hm_lock_config *cfg)
+static int
+rlock_release(jv remote, const struct hm_lock_config *cfg)
 {
 	struct ctx c = { .cfg = cfg };
 	const char *repo = hm_json_str(remote, "repository"), *commit = hm_json_str(remote, "commit");
@@ -695,5 +735,110 @@ hm_rlock_release(jv remote, const struct hm_lock_config *cfg)
 			LOCK_REF, r == HM_GIT_UNREACHABLE ? reason : "error", cfg->timeout);
 		return 1;
 	}
+	return 0;
+}
+
+static _Noreturn void
+usage(FILE *f, int code)
+{
+	fprintf(f,
+		"usage: heimdal-rlock acquire [-c] [FILE]\n"
+		"       heimdal-rlock release [-c] [FILE]\n"
+		"\n"
+		"Take or release refs/heimdal/lock on the dotfiles repository's origin (the\n"
+		"state's dotfiles_path).  acquire reads a lock record and prints {\"remote\": ...}\n"
+		"(null when the lock stays local); release reads the record's \"remote\" object\n"
+		"and prints {\"released\": true|false}.  Usually run by heimdal-lock.\n"
+		"\n"
+		"  -c, --compact   compact JSON\n"
+		"  -v, --verbose   debug messages on stderr\n"
+		"  -h, --help      show this help\n");
+	exit(code);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "compact", no_argument, NULL, 'c' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct hm_lock_config cfg;
+	const char *verb, *path = "-";
+	int c, compact = 0, ioerr, r;
+	jv in, holder, out;
+
+	hm_error_init(argv[0]);
+	if (argc < 2)
+		usage(stderr, HM_EXIT_USAGE);
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
+		usage(stdout, 0);
+	verb = argv[1];
+	argc--;
+	argv++;
+	while ((c = getopt_long(argc, argv, "cvh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			compact = 1;
+			break;
+		case 'v':
+			hm_set_verbose();
+			break;
+		case 'h':
+			usage(stdout, 0);
+		default:
+			usage(stderr, HM_EXIT_USAGE);
+		}
+	}
+	if (argc - optind > 1)
+		usage(stderr, HM_EXIT_USAGE);
+	if (argc - optind == 1)
+		path = argv[optind];
+	if (strcmp(verb, "acquire") != 0 && strcmp(verb, "release") != 0) {
+		hm_error("unknown command '%s'", verb);
+		usage(stderr, HM_EXIT_USAGE);
+	}
+	in = hm_json_read_file(path, &ioerr);
+	if (!jv_is_valid(in)) {
+		jv msg = jv_invalid_get_msg(in);
+
+		hm_die(ioerr ? HM_EXIT_ENV : HM_EXIT_USAGE, "%s", jv_string_value(msg));
+	}
+	if (jv_get_kind(in) != JV_KIND_OBJECT)
+		hm_die(HM_EXIT_USAGE, "%s: expected an object, got %s", hm_json_source_name(path),
+		       hm_json_kind_name(in));
+	if (hm_config_load(&cfg) < 0)
+		return hm_last_code();
+	if (strcmp(verb, "release") == 0) {
+		if (!hm_json_str(in, "repository") || !hm_json_str(in, "commit"))
+			hm_die(HM_EXIT_USAGE, "%s: .repository, .commit: expected the lock record's "
+					      "\"remote\" object", hm_json_source_name(path));
+		r = rlock_release(in, &cfg);
+		jv_free(in);
+		out = JV_OBJECT(jv_string("released"), jv_bool(r == 0));
+	} else {
+		if (!hm_json_str(in, "id"))
+			hm_die(HM_EXIT_USAGE, "%s: .id: expected a lock record",
+			       hm_json_source_name(path));
+		r = rlock_acquire(&in, &cfg, &holder);
+		if (r == RLOCK_HELD) {
+			hm_lock_print_held(holder);
+			jv_free(holder);
+			jv_free(in);
+			return HM_EXIT_LOCKED;
+		}
+		jv_free(holder);
+		if (r == RLOCK_CONFLICTS || r < 0) {
+			jv_free(in);
+			return r < 0 ? hm_last_code() : HM_EXIT_FOUND;
+		}
+		out = JV_OBJECT(jv_string("remote"), r == 0 ? jv_object_get(in, jv_string("remote"))
+							  : (jv_free(in), jv_null()));
+	}
+	if (hm_json_write(stdout, out, compact ? HM_JSON_COMPACT : HM_JSON_PRETTY) < 0 ||
+	    fflush(stdout) != 0)
+		hm_die_errno(HM_EXIT_ENV, "stdout");
 	return 0;
 }
