@@ -774,31 +774,37 @@ hm_lock_release(const char *id)
 {
 	struct hm_lock_config cfg;
 	jv cur, remote;
-	int r;
+	int r, fd;
 
 	if (hm_config_load(&cfg) < 0)
 		return -1;
-	/* The network part runs without the guard: only the holder changes its record. */
-	{
-		int fd = guard_lock();
-
-		if (fd < 0)
-			return -1;
-		r = read_record(&cur, NULL, 0);
+	fd = guard_lock();
+	if (fd < 0)
+		return -1;
+	r = read_record(&cur, NULL, 0);
+	if (r <= 0) {
 		guard_unlock(fd);
-	}
-	if (r <= 0)
 		return r < 0 ? -1 : 1;
+	}
 	if (strcmp(hm_json_str(cur, "id"), id) != 0) {
+		guard_unlock(fd);
 		hm_error("the lock is held by another operation (%s, id %s); not released",
 			 hm_json_str(cur, "operation"), hm_json_str(cur, "id"));
 		jv_free(cur);
 		return hm_fail(HM_EXIT_LOCKED);
 	}
 	remote = jv_object_get(jv_copy(cur), jv_string("remote"));
+	jv_free(cur);
+	if (jv_get_kind(remote) != JV_KIND_OBJECT) {
+		jv_free(remote);
+		r = remove_record();
+		guard_unlock(fd);
+		return r;
+	}
+	/* The network part runs without the guard: only the holder changes its record. */
+	guard_unlock(fd);
 	remote_release(remote);
 	jv_free(remote);
-	jv_free(cur);
 	r = remove_if(id, NULL);
 	if (r == 2) {
 		hm_error("the lock was taken over by another operation; not released");

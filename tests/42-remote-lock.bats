@@ -221,3 +221,46 @@ interrupt_migrate() {
 	[ ! -e "$(lockfile a)" ] || fail "local lock kept"
 	[ "$(remote_lock_id)" = none ] || fail "remote lock taken"
 }
+
+@test "heimdal-rlock: --help, bad input exits 2 with nothing on stdout" {
+	run --separate-stderr heimdal-rlock --help
+	expect_status 0
+	[[ "$output" == "usage: heimdal-rlock acquire"* ]] || fail "no usage"
+	run --separate-stderr heimdal-rlock acquire <<<'[1]'
+	expect_status 2
+	[ -z "$output" ] || fail "stdout"
+	[[ "$stderr" == *"<stdin>: expected an object, got array"* ]] || fail "$stderr"
+	run --separate-stderr heimdal-rlock acquire <<<'{"operation": "x"}'
+	expect_status 2
+	[[ "$stderr" == *"<stdin>: .id: expected a lock record"* ]] || fail "$stderr"
+	run --separate-stderr heimdal-rlock release <<<'{"url": "x"}'
+	expect_status 2
+	[[ "$stderr" == *".repository, .commit: expected the lock record's \"remote\" object"* ]] ||
+		fail "$stderr"
+	run --separate-stderr heimdal-rlock frob
+	expect_status 2
+}
+
+@test "heimdal-rlock in a pipeline: a Local record's remote half taken and given back by hand" {
+	start_daemon
+	setup_machines "git://127.0.0.1:$PORT/origin.git"
+	lock_config a '{"lock_type": "Local"}'
+	record=$(as a heimdal-lock acquire -c --op apply --pid "$HOLDER")
+	jq -e '.lock_type == "local" and .remote == null' <<<"$record" >/dev/null || fail "$record"
+	[ "$(remote_lock_id)" = none ] || fail "Local took the remote"
+	run --separate-stderr as a heimdal-rlock acquire -c <<<"$record"
+	expect_status 0
+	expect_json ".remote.url == \"git://127.0.0.1:$PORT/origin.git\" and (.remote.commit | length) == 40"
+	[ "$(remote_lock_id)" = "$(jq -r .id <<<"$record")" ] || fail "not taken"
+	taken=$output
+	lock_config b '{"lock_type": "Local"}'
+	b_record=$(as b heimdal-lock acquire -c --op sync --pid "$HOLDER")
+	run --separate-stderr as b heimdal-rlock acquire -c <<<"$b_record"
+	expect_status 4
+	[ -z "$output" ] || fail "stdout"
+	[[ "$stderr" == "Error: State is currently locked"*"Machine: a ("* ]] || fail "$stderr"
+	run --separate-stderr as a bash -c 'jq .remote | heimdal-rlock release -c' <<<"$taken"
+	expect_status 0
+	[ "$output" = '{"released":true}' ] || fail "output: $output"
+	[ "$(remote_lock_id)" = none ] || fail "not released"
+}
