@@ -188,6 +188,7 @@ This means another Heimdal operation is in progress."
 @test "a corrupt lock file: exit 2 with the hint, never deleted; unlock --force removes it" {
 	# This machine's id and the guard file exist from an earlier lock.
 	heimdal-lock run --op first -- true
+	install_state
 	printf '{"id": "lock-1", "operation": ' >"$LOCK"
 	before=$(snapshot "$HEIMDAL_HOME")
 	run --separate-stderr heimdal-lock acquire --op apply

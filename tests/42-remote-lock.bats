@@ -169,6 +169,9 @@ interrupt_migrate() {
 	start_silent
 	setup_machines "git://127.0.0.1:$PORT/origin.git"
 	lock_config a '{"remote_timeout": 60}'
+	# A V1 state: migrate has something to write, so it takes the lock.
+	jq --arg p "$BATS_TEST_TMPDIR/machines/a/dotfiles" '.dotfiles_path = $p' "$FIXTURES/v1.json" \
+		>"$BATS_TEST_TMPDIR/machines/a/home/.heimdal/state.json"
 	# Background jobs of a script start with SIGINT ignored: give it back.
 	# Not through `as`: $! must be heimdal itself, not a subshell.
 	env $(menv a) env --default-signal=INT heimdal state migrate >/dev/null 2>&1 3>&- &

@@ -245,19 +245,25 @@ cmd_state_migrate(int argc, char **argv)
 {
 	struct simple_opts o;
 	char *path, *backup = NULL, *err = NULL;
-	int code, missing, version;
+	int code, missing, version, locked = 0;
 	jv s;
 	HM_GUARD g = HM_GUARD_INIT;
 
 	parse_simple(argc, argv, "heimdal state migrate [--no-backup] [--json]", &o, 2);
-	if (hm_guard_acquire(&g, "migrate", 0) < 0)
-		return hm_last_code();
 	path = hm_state_path();
-	s = hm_state_read(path, &code, &missing);
-	if (!jv_is_valid(s))
-		porcelain_state_fail(path, s, code, missing);
-	version = hm_state_version_of(s, &err);
-	jv_free(s);
+	for (;;) {
+		s = hm_state_read(path, &code, &missing);
+		if (!jv_is_valid(s))
+			porcelain_state_fail(path, s, code, missing);
+		version = hm_state_version_of(s, &err);
+		jv_free(s);
+		if (version == HM_STATE_VERSION || locked)
+			break;
+		/* There is something to write: lock, then look again under the lock. */
+		if (hm_guard_acquire(&g, "migrate", 0) < 0)
+			return hm_last_code();
+		locked = 1;
+	}
 	if (version == HM_STATE_VERSION) {
 		if (o.json)
 			porcelain_print_json(JV_OBJECT(jv_string("migrated"), jv_false(),
