@@ -260,8 +260,10 @@ cmd_state_migrate(int argc, char **argv)
 		if (version == HM_STATE_VERSION || locked)
 			break;
 		/* There is something to write: lock, then look again under the lock. */
-		if (hm_guard_acquire(&g, "migrate", 0) < 0)
+		if (hm_guard_acquire(&g, "migrate", 0) < 0) {
+			free(path);
 			return hm_last_code();
+		}
 		locked = 1;
 	}
 	if (version == HM_STATE_VERSION) {
