@@ -1,6 +1,7 @@
 /*
  * hm_lock.h - the state lock: $HEIMDAL_HOME/state.lock, and (hybrid) the
- * remote's refs/heimdal/lock.
+ * remote's refs/heimdal/lock, taken by running heimdal-rlock so that a local
+ * lock never loads libgit2.
  *
  * The lock is a JSON record (the specification's lock file structure):
  *
@@ -13,7 +14,7 @@
  * holder's start time in clock ticks since boot, /proc/PID/stat) and boot_id
  * let a later reader tell a dead or reused pid from a live holder.  "remote"
  * is set once the hybrid lock holds the remote ref: {"repository", "url",
- * "commit", "confirmed"}.
+ * "ref", "commit"}.
  *
  * state.lock is read and written only while holding flock(2) on
  * $HEIMDAL_HOME/state.lock.guard, so check-and-set is atomic between
