@@ -267,3 +267,29 @@ interrupt_migrate() {
 	[ "$output" = '{"released":true}' ] || fail "output: $output"
 	[ "$(remote_lock_id)" = none ] || fail "not released"
 }
+
+@test "SIGTERM while a porcelain command holds the local and the remote lock releases both" {
+	setup_machines "$BATS_TEST_TMPDIR/remotes/origin.git"
+	jq --arg p "$BATS_TEST_TMPDIR/machines/a/dotfiles" '.dotfiles_path = $p' "$FIXTURES/v1.json" \
+		>"$BATS_TEST_TMPDIR/machines/a/home/.heimdal/state.json"
+	# Hold migrate inside its work: the exec path's heimdal-migrate waits for
+	# a signal file before running the real one.
+	slow="$BATS_TEST_TMPDIR/slow"
+	mkdir -p "$slow"
+	printf '#!/bin/sh\ntouch "%s/started"\nfor i in $(seq 200); do [ -e "%s/go" ] && break; sleep 0.05; done\nexec "%s" "$@"\n' \
+		"$slow" "$slow" "$(command -v heimdal-migrate)" >"$slow/heimdal-migrate"
+	chmod +x "$slow/heimdal-migrate"
+	env $(menv a) HEIMDAL_EXEC_PATH="$slow" heimdal state migrate >/dev/null 2>&1 3>&- &
+	BG=$!
+	for _ in $(seq 200); do [ -e "$slow/started" ] && break; sleep 0.05; done
+	[ -e "$slow/started" ] || fail "migrate never ran"
+	[ "$(remote_lock_id)" = "$(jq -r .id "$(lockfile a)")" ] || fail "remote not locked"
+	kill -TERM "$BG"
+	status=0
+	wait "$BG" || status=$?
+	BG=
+	touch "$slow/go"
+	[ "$status" = 143 ] || fail "status $status"
+	[ ! -e "$(lockfile a)" ] || fail "local lock left behind"
+	[ "$(remote_lock_id)" = none ] || fail "remote lock left behind"
+}
