@@ -506,10 +506,10 @@ try_local(jv rec, const struct hm_lock_request *req, const struct hm_lock_config
 
 /*
  * Remove the local record if it is still id's.  Returns 0 removed, 1 absent,
- * 2 another id holds it (*other set when non-NULL), -1 error.
+ * 2 another id holds it, -1 error.
  */
 static int
-remove_if(const char *id, jv *other)
+remove_if(const char *id)
 {
 	int fd = guard_lock(), r;
 	jv cur;
@@ -517,19 +517,10 @@ remove_if(const char *id, jv *other)
 	if (fd < 0)
 		return -1;
 	r = read_record(&cur, NULL, 0);
-	if (r == 1) {
-		if (strcmp(hm_json_str(cur, "id"), id) == 0) {
-			r = remove_record() < 0 ? -1 : 0;
-		} else {
-			r = 2;
-			if (other) {
-				*other = cur;
-				cur = jv_null();
-			}
-		}
-	} else if (r == 0) {
+	if (r == 1)
+		r = strcmp(hm_json_str(cur, "id"), id) == 0 ? (remove_record() < 0 ? -1 : 0) : 2;
+	else if (r == 0)
 		r = 1;
-	}
 	jv_free(cur);
 	guard_unlock(fd);
 	return r;
@@ -551,7 +542,7 @@ update_if(jv rec)
 		r = write_record(rec);
 	else {
 		jv_free(rec);
-		r = r < 0 ? -1 : hm_error("the lock was removed while it was being taken") ;
+		r = r < 0 ? -1 : hm_error("the lock was removed while it was being taken");
 	}
 	jv_free(cur);
 	guard_unlock(fd);
@@ -729,7 +720,7 @@ hm_lock_acquire(const struct hm_lock_request *req, jv *record)
 				r = TRY_OK;
 			} else {
 				/* The remote refused: give the local lock back. */
-				remove_if(hm_json_str(rec, "id"), NULL);
+				remove_if(hm_json_str(rec, "id"));
 				if (r != REMOTE_HELD) {
 					jv_free(rec);
 					jv_free(holder);
@@ -805,7 +796,7 @@ hm_lock_release(const char *id)
 	guard_unlock(fd);
 	remote_release(remote);
 	jv_free(remote);
-	r = remove_if(id, NULL);
+	r = remove_if(id);
 	if (r == 2) {
 		hm_error("the lock was taken over by another operation; not released");
 		return hm_fail(HM_EXIT_LOCKED);
