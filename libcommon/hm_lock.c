@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -404,33 +403,6 @@ state_serial(void)
 	return serial;
 }
 
-/*
- * A version 4 UUID from getrandom(2): OpenSSL's RNG (hm_uuid_v4) costs a few
- * milliseconds to initialise, more than the rest of taking a lock.
- */
-static int
-lock_uuid(char buf[37])
-{
-	unsigned char b[16];
-	size_t got = 0;
-
-	while (got < sizeof(b)) {
-		ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
-
-		if (n < 0 && errno != EINTR)
-			return hm_uuid_v4(buf);
-		if (n > 0)
-			got += (size_t)n;
-	}
-	b[6] = (b[6] & 0x0f) | 0x40;
-	b[8] = (b[8] & 0x3f) | 0x80;
-	snprintf(buf, 37,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-		 b[13], b[14], b[15]);
-	return 0;
-}
-
 static jv
 new_record(const struct hm_lock_request *req, const struct hm_lock_config *cfg)
 {
@@ -439,7 +411,7 @@ new_record(const struct hm_lock_request *req, const struct hm_lock_config *cfg)
 	const char *mid = hm_machine_id();
 	jv m;
 
-	if (!mid || lock_uuid(uuid) < 0)
+	if (!mid || hm_uuid_v4(uuid) < 0)
 		return jv_invalid();
 	m = JV_OBJECT(jv_string("id"), jv_string(mid), jv_string("hostname"),
 		      jv_string(hm_machine_hostname()), jv_string("pid"), jv_number(pid),

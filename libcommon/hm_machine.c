@@ -6,11 +6,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <openssl/rand.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -51,9 +51,18 @@ int
 hm_uuid_v4(char buf[37])
 {
 	unsigned char b[16];
+	size_t got = 0;
 
-	if (RAND_bytes(b, sizeof(b)) != 1)
-		return hm_error("cannot get random bytes from OpenSSL");
+	/* The kernel's RNG: OpenSSL's takes milliseconds to initialise, more than
+	 * taking a lock costs altogether. */
+	while (got < sizeof(b)) {
+		ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
+
+		if (n < 0 && errno != EINTR)
+			return hm_error_errno("getrandom");
+		if (n > 0)
+			got += (size_t)n;
+	}
 	b[6] = (b[6] & 0x0f) | 0x40;
 	b[8] = (b[8] & 0x3f) | 0x80;
 	snprintf(buf, 37,

@@ -15,7 +15,7 @@ char *hm_home_path(const char *name);
 /* Create hm_home() (mode 0700) if missing.  0 or -1 (error printed). */
 int hm_home_ensure(void);
 
-/* A random (version 4) UUID from OpenSSL's RNG into buf[37]. */
+/* A random (version 4) UUID from the kernel's RNG (getrandom(2)) into buf[37]. */
 int hm_uuid_v4(char buf[37]);
 
 /*

@@ -1,8 +1,8 @@
 # 40-lock.sh - the local lock against flock(1) on the same machine.
 #
-# acquire + release is two heimdal-lock runs, as a script uses them; both
-# sides run under sh -c so the shell's own start is on both sides.  run --
-# true holds the lock around one command, exactly like flock FILE true.
+# acquire + release is two heimdal-lock runs, as a script uses them (under
+# sh -c, whose start counts against heimdal); run -- true holds the lock
+# around one command, exactly like flock FILE true.
 
 lock_home="$BENCH_DIR/lock-home"
 mkdir -p "$lock_home"
@@ -14,7 +14,7 @@ heimdal-lock run --op bench -- true
 
 bench lock-acquire-release 3x \
 	"sh -c 'heimdal-lock acquire -c --op bench | heimdal-lock release'" \
-	"sh -c 'flock FILE true'" "sh -c 'flock $BENCH_DIR/flock-file true'"
+	"flock FILE true" "flock $BENCH_DIR/flock-file true"
 bench lock-run-true 2x \
 	"heimdal-lock run --op bench -- true" \
 	"flock FILE true" "flock $BENCH_DIR/flock-file true"
