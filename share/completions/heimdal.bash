@@ -24,7 +24,7 @@ _heimdal_flags() {
 	"state resolve") echo "--use-local --use-remote --merge --manual --remote --help" ;;
 	"state diff") echo "--remote --json --help" ;;
 	"state lock-info") echo "--json --help" ;;
-	"state unlock") echo "--force --id --help" ;;
+	"state unlock") echo "--force --id --json --help" ;;
 	migrate) echo "--compact --machine-id --lineage-id --help" ;;
 	"lineage bump") echo "--op --git-commit --compact --help" ;;
 	"lineage compare") echo "--local --remote --compact --help" ;;
@@ -38,6 +38,8 @@ _heimdal_flags() {
 	"lock unlock") echo "--force --id --compact --verbose --help" ;;
 	"lock run") echo "--op --reason --expected-duration --wait --verbose --help" ;;
 	lock) echo "--help" ;;
+	"rlock acquire" | "rlock release") echo "--compact --verbose --help" ;;
+	rlock) echo "--help" ;;
 	esac
 }
 
@@ -46,6 +48,7 @@ _heimdal_subcommands() {
 	case $1 in
 	lineage) echo "bump compare" ;;
 	lock) echo "acquire release info unlock run" ;;
+	rlock) echo "acquire release" ;;
 	esac
 }
 
@@ -147,4 +150,4 @@ _heimdal_plumbing() {
 
 complete -F _heimdal heimdal
 complete -F _heimdal_plumbing heimdal-migrate heimdal-lineage heimdal-conflicts \
-	heimdal-merge heimdal-drift heimdal-lock
+	heimdal-merge heimdal-drift heimdal-lock heimdal-rlock
