@@ -532,7 +532,7 @@ check_conflicts(struct ctx *c, jv local)
 	char *upstream, *buf = NULL, *tool, base[41];
 	char *argv[] = { "heimdal-conflicts", NULL };
 	size_t len;
-	jv in, out;
+	jv in, out, remote;
 	int r;
 
 	if (hm_json_int(local, "version", 0) != 2) {
@@ -555,21 +555,27 @@ check_conflicts(struct ctx *c, jv local)
 		free(upstream);
 		return 0;
 	}
-	in = JV_OBJECT(jv_string("local"), jv_copy(local), jv_string("remote"),
-		       hm_json_parse(upstream, buf, len));
+	remote = hm_json_parse(upstream, buf, len);
 	free(buf);
 	buf = NULL;
+	if (!jv_is_valid(remote)) {
+		hm_debug("the remote state is not valid JSON: conflict check skipped");
+		jv_free(remote);
+		free(upstream);
+		return 0;
+	}
+	in = JV_OBJECT(jv_string("local"), jv_copy(local), jv_string("remote"), remote);
 	if (hm_git_merge_base(c->repo, "HEAD", upstream, base) == 0 &&
 	    hm_git_read_file(c->repo, base, ".heimdal/state.json", &buf, &len) == 0) {
-		in = jv_object_set(in, jv_string("base"), hm_json_parse(base, buf, len));
+		jv b = hm_json_parse(base, buf, len);
+
+		if (jv_is_valid(b))
+			in = jv_object_set(in, jv_string("base"), b);
+		else
+			jv_free(b);
 		free(buf);
 	}
 	free(upstream);
-	if (!jv_is_valid(jv_object_get(jv_copy(in), jv_string("remote")))) {
-		hm_debug("the remote state is not valid JSON: conflict check skipped");
-		jv_free(in);
-		return 0;
-	}
 	r = hm_spawn_json("conflicts", argv, in, &out);
 	if (r == 1) {
 		print_conflicts(out);
