@@ -523,11 +523,36 @@ print_conflicts(jv report)
 }
 
 /*
+ * Only conflicts that another write would make worse refuse the lock: a
+ * divergence (one more serial on each side), a foreign lineage, a state from a
+ * newer heimdal.  Profile and path differences are per machine (a merge keeps
+ * them local) and file drift is settled by apply or commit, so those pass.
+ */
+static int
+blocking(const char *type)
+{
+	return type && (!strcmp(type, "serial_divergence") || !strcmp(type, "lineage_mismatch") ||
+			!strcmp(type, "version_mismatch"));
+}
+
+/*
+ * The operations whose job is to settle conflicts (sync, resolve, pull) are
+ * never refused for them, nor push, which sends the state as it is (a push the
+ * remote cannot take is rejected by the remote itself).
+ */
+static int
+settles_conflicts(const char *operation)
+{
+	return operation && (!strcmp(operation, "sync") || !strcmp(operation, "resolve") ||
+			     !strcmp(operation, "pull") || !strcmp(operation, "push"));
+}
+
+/*
  * Compare the local state with the remote's through heimdal-conflicts.
  * Returns 0 (no conflicts, or nothing to compare), RLOCK_CONFLICTS, -1.
  */
 static int
-check_conflicts(struct ctx *c, jv local)
+check_conflicts(struct ctx *c, jv local, const char *operation)
 {
 	char *upstream, *buf = NULL, *tool, base[41];
 	char *argv[] = { "heimdal-conflicts", NULL };
@@ -535,6 +560,10 @@ check_conflicts(struct ctx *c, jv local)
 	jv in, out, remote;
 	int r;
 
+	if (settles_conflicts(operation)) {
+		hm_debug("%s settles state conflicts: conflict check skipped", operation);
+		return 0;
+	}
 	if (hm_json_int(local, "version", 0) != 2) {
 		hm_debug("the local state is not V2: conflict check skipped");
 		return 0;
@@ -578,6 +607,24 @@ check_conflicts(struct ctx *c, jv local)
 	free(upstream);
 	r = hm_spawn_json("conflicts", argv, in, &out);
 	if (r == 1) {
+		jv list = jv_object_get(jv_copy(out), jv_string("conflicts")), keep = jv_array();
+
+		if (jv_get_kind(list) == JV_KIND_ARRAY) {
+			jv_array_foreach(list, i, e) {
+				if (blocking(hm_json_str(e, "type")))
+					keep = jv_array_append(keep, e);
+				else
+					jv_free(e);
+			}
+		}
+		jv_free(list);
+		if (jv_array_length(jv_copy(keep)) == 0) {
+			hm_debug("only per-machine differences with the remote state: not refused");
+			jv_free(keep);
+			jv_free(out);
+			return 0;
+		}
+		out = jv_object_set(out, jv_string("conflicts"), keep);
 		print_conflicts(out);
 		jv_free(out);
 		return RLOCK_CONFLICTS;
@@ -610,8 +657,15 @@ rlock_acquire(jv *record, const struct hm_lock_config *cfg, jv *holder)
 		return RLOCK_LOCAL;
 	}
 	free(dir);
-	r = hm_git_deadline(fetch_child, &c, cfg->remote_timeout, NULL, NULL, reason,
-			    sizeof(reason));
+	/*
+	 * The fetch is for the conflict check only; an operation that skips the
+	 * check must not move the remote-tracking branch either (push --force
+	 * leases on the value last fetched by the user).
+	 */
+	r = settles_conflicts(hm_json_str(*record, "operation"))
+		    ? 0
+		    : hm_git_deadline(fetch_child, &c, cfg->remote_timeout, NULL, NULL, reason,
+				      sizeof(reason));
 	if (r == 0) {
 		git_odb *odb = NULL;
 
@@ -620,7 +674,7 @@ rlock_acquire(jv *record, const struct hm_lock_config *cfg, jv *holder)
 			git_odb_refresh(odb);
 			git_odb_free(odb);
 		}
-		r = check_conflicts(&c, local);
+		r = check_conflicts(&c, local, hm_json_str(*record, "operation"));
 		if (r != 0) {
 			jv_free(local);
 			ctx_free(&c);

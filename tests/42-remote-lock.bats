@@ -223,6 +223,36 @@ interrupt_migrate() {
 		fail "stderr: $stderr"
 	[ ! -e "$(lockfile a)" ] || fail "local lock kept"
 	[ "$(remote_lock_id)" = none ] || fail "remote lock taken"
+	# Only what another write would make worse is listed: not the profile.
+	[[ "$stderr" == *"State diverged"* ]] || fail "no divergence listed"
+	[[ "$stderr" != *"Active profile differs"* ]] || fail "per-machine difference listed"
+	# The operations that settle conflicts take the lock anyway.
+	for op in sync resolve; do
+		run --separate-stderr as a heimdal-lock acquire --op "$op" --pid "$HOLDER"
+		[ "$status" -eq 0 ] || fail "--op $op refused: $stderr"
+		id=$(printf '%s' "$output" | jq -r .id)
+		as a heimdal-lock release --id "$id"
+	done
+}
+
+@test "per-machine differences with the remote (profile, path) do not refuse the lock" {
+	command -v heimdal-conflicts >/dev/null || skip "heimdal-conflicts is not built"
+	setup_machines "$BATS_TEST_TMPDIR/remotes/origin.git"
+	dot="$BATS_TEST_TMPDIR/machines/b/dotfiles"
+	mkdir -p "$dot/.heimdal"
+	jq '.active_profile = "work" | .dotfiles_path = "/elsewhere/.dotfiles"' \
+		"$BATS_TEST_TMPDIR/machines/b/home/.heimdal/state.json" >"$dot/.heimdal/state.json"
+	git -C "$dot" add .heimdal/state.json
+	git -C "$dot" commit -qm state
+	git -C "$dot" push -q origin HEAD:main
+	a="$BATS_TEST_TMPDIR/machines/a"
+	git -C "$a/dotfiles" fetch -q origin
+	git -C "$a/dotfiles" checkout -q -b main origin/main 2>/dev/null ||
+		git -C "$a/dotfiles" branch -q -u origin/main
+	run --separate-stderr as a heimdal-lock acquire --op apply --pid "$HOLDER"
+	expect_status 0
+	expect_json '.operation == "apply" and .remote != null'
+	[ "$(remote_lock_id)" = "$(printf '%s' "$output" | jq -r .id)" ] || fail "remote lock not ours"
 }
 
 @test "heimdal-rlock: --help, bad input exits 2 with nothing on stdout" {

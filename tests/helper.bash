@@ -58,9 +58,13 @@ v2_state() {
 		"$FIXTURES/v1.json"
 }
 
-# Checksums of every file under a directory, to prove nothing changed.
+# Checksums of every file under a directory, to prove nothing changed.  Two
+# files are identity and infrastructure, not content, and are left out: the
+# lock's guard file (empty, created once so flock(2) always has one inode) and
+# machine-id (generated once, the first time the lock records who holds it).
 snapshot() {
-	(cd "$1" && find . -type f -print0 | sort -z | xargs -0r sha256sum)
+	(cd "$1" && find . -type f ! -name state.lock.guard ! -name machine-id -print0 |
+		sort -z | xargs -0r sha256sum)
 }
 
 # A bare repository to act as a remote.  Prints its path.

@@ -12,6 +12,7 @@
  */
 #include "builtin.h"
 #include "hm_error.h"
+#include "hm_guard.h"
 #include "hm_file.h"
 #include "hm_git.h"
 #include "hm_hash.h"
@@ -586,6 +587,7 @@ new_checksums(struct plan *p, jv old)
 int
 cmd_apply(int argc, char **argv)
 {
+	HM_GUARD guard = HM_GUARD_INIT;
 	static const struct option opts[] = {
 		{ "force", no_argument, NULL, 'f' },
 		{ "dry-run", no_argument, NULL, 'n' },
@@ -625,6 +627,9 @@ cmd_apply(int argc, char **argv)
 		hm_error("unexpected argument '%s'", argv[optind]);
 		usage(stderr, HM_EXIT_USAGE);
 	}
+	/* The spec's flow: a dry run skips the lock; anything else holds it throughout. */
+	if (hm_guard_acquire(&guard, "apply", p.dry_run ? HM_GUARD_DRY_RUN : 0) < 0)
+		return hm_last_code();
 	state = porcelain_state_load();
 	if (!p.dry_run)
 		porcelain_need_tool("lineage", "record the apply in the state's lineage");

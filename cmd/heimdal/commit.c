@@ -8,6 +8,7 @@
  */
 #include "builtin.h"
 #include "hm_error.h"
+#include "hm_guard.h"
 #include "hm_file.h"
 #include "hm_git.h"
 #include "hm_hash.h"
@@ -110,6 +111,7 @@ commit_all(git_repository *repo, const char *dir, const struct accepted *a, size
 int
 cmd_commit(int argc, char **argv)
 {
+	HM_GUARD guard = HM_GUARD_INIT;
 	static const struct option opts[] = {
 		{ "message", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
@@ -145,6 +147,8 @@ cmd_commit(int argc, char **argv)
 	}
 	if (!home)
 		hm_die(HM_EXIT_ENV, "HOME is not set");
+	if (hm_guard_acquire(&guard, "commit", 0) < 0)
+		return hm_last_code();
 	state = porcelain_state_load();
 	porcelain_need_tool("lineage", "record the commit in the state's lineage");
 	dir = porcelain_dotfiles_dir(state);

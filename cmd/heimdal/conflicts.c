@@ -10,6 +10,7 @@
 #include "builtin.h"
 #include "hm_config.h"
 #include "hm_error.h"
+#include "hm_guard.h"
 #include "hm_file.h"
 #include "hm_git.h"
 #include "hm_json.h"
@@ -348,6 +349,7 @@ backup(const char *strategy, const char *relation, jv remote)
 int
 cmd_state_resolve(int argc, char **argv)
 {
+	HM_GUARD guard = HM_GUARD_INIT;
 	char *cav[] = { "heimdal-conflicts", NULL };
 	char *mav[] = { "heimdal-merge", "--strategy", NULL, "-c", NULL };
 	const char *ok = hm_mark(HM_MARK_OK), *relation;
@@ -359,6 +361,8 @@ cmd_state_resolve(int argc, char **argv)
 	long long serial;
 
 	parse(argc, argv, RESOLVE_USAGE, 1, &o);
+	if (hm_guard_acquire(&guard, "resolve", 0) < 0)
+		return hm_last_code();
 	local = porcelain_state_load();
 	remote_load(local, o.remote, &rs);
 	if (jv_get_kind(rs.state) == JV_KIND_NULL)

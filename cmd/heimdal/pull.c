@@ -5,6 +5,7 @@
 #include "builtin.h"
 #include "remote.h"
 #include "hm_error.h"
+#include "hm_guard.h"
 #include "hm_json.h"
 #include "hm_machine.h"
 #include "hm_term.h"
@@ -61,6 +62,7 @@ remote_report_pull(const struct hm_git_merge_result *res, const char *before)
 int
 cmd_pull(int argc, char **argv)
 {
+	HM_GUARD guard = HM_GUARD_INIT;
 	struct hm_git_merge_result res;
 	char before[41] = "";
 	git_repository *repo;
@@ -68,6 +70,8 @@ cmd_pull(int argc, char **argv)
 	int r;
 
 	parse(argc, argv, "heimdal pull", NULL, NULL);
+	if (hm_guard_acquire(&guard, "pull", 0) < 0)
+		return hm_last_code();
 	local = porcelain_state_load();
 	repo = remote_open(local);
 	remote_settle_unfinished(repo);
@@ -91,12 +95,15 @@ cmd_pull(int argc, char **argv)
 int
 cmd_push(int argc, char **argv)
 {
+	HM_GUARD guard = HM_GUARD_INIT;
 	char head[41], *msg;
 	git_repository *repo;
 	int force = 0, r;
 	jv local, serial;
 
 	parse(argc, argv, "heimdal push [--force]", "force", &force);
+	if (hm_guard_acquire(&guard, "push", 0) < 0)
+		return hm_last_code();
 	local = porcelain_state_load();
 	repo = remote_open(local);
 	remote_settle_unfinished(repo);

@@ -7,6 +7,7 @@
 #include "builtin.h"
 #include "remote.h"
 #include "hm_error.h"
+#include "hm_guard.h"
 #include "hm_file.h"
 #include "hm_json.h"
 #include "hm_machine.h"
@@ -364,6 +365,7 @@ out:
 int
 cmd_sync(int argc, char **argv)
 {
+	HM_GUARD guard = HM_GUARD_INIT;
 	static const struct option opts[] = {
 		{ "no-apply", no_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
@@ -391,6 +393,13 @@ cmd_sync(int argc, char **argv)
 	if (optind < argc)
 		hm_die(HM_EXIT_USAGE, "unexpected argument '%s'\nusage: %s", argv[optind],
 		       SYNC_USAGE);
+	/*
+	 * One lock for the whole sync; the apply it runs sees it held by its
+	 * parent.  Another machine's sync holding the remote lock is waited for,
+	 * as lock_config.json's retry says: syncs are meant to meet.
+	 */
+	if (hm_guard_acquire(&guard, "sync", HM_GUARD_WAIT) < 0)
+		return hm_last_code();
 	local = porcelain_state_load();
 	porcelain_need_tool("conflicts", "compare the local and remote states");
 	porcelain_need_tool("merge", "merge the local and remote states");
