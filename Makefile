@@ -143,6 +143,8 @@ install: all
 	cp share/completions/heimdal.bash $(DESTDIR)$(DATADIR)/bash-completion/completions/heimdal
 	cp share/completions/heimdal.bash $(DESTDIR)$(DATADIR)/heimdal/completions/heimdal.bash
 	cp share/completions/_heimdal $(DESTDIR)$(DATADIR)/zsh/site-functions/_heimdal
+	mkdir -p $(DESTDIR)$(DATADIR)/heimdal/schema
+	cp share/schema/*.schema.json $(DESTDIR)$(DATADIR)/heimdal/schema/
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/heimdal
@@ -154,7 +156,9 @@ uninstall:
 	rm -f $(DESTDIR)$(DATADIR)/bash-completion/completions/heimdal \
 		$(DESTDIR)$(DATADIR)/heimdal/completions/heimdal.bash \
 		$(DESTDIR)$(DATADIR)/zsh/site-functions/_heimdal
-	-rmdir $(DESTDIR)$(DATADIR)/heimdal/completions $(DESTDIR)$(DATADIR)/heimdal 2>/dev/null
+	for s in share/schema/*.schema.json; do rm -f $(DESTDIR)$(DATADIR)/heimdal/schema/$${s##*/}; done
+	-rmdir $(DESTDIR)$(DATADIR)/heimdal/completions $(DESTDIR)$(DATADIR)/heimdal/schema \
+		$(DESTDIR)$(DATADIR)/heimdal 2>/dev/null
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -17,6 +17,7 @@ TOP="$BATS_TEST_DIRNAME/.."
 	[ -f "$prefix/share/bash-completion/completions/heimdal" ]
 	[ -f "$prefix/share/zsh/site-functions/_heimdal" ]
 	[ -f "$prefix/share/heimdal/completions/heimdal.bash" ]
+	[ -f "$prefix/share/heimdal/schema/lock.schema.json" ]
 	# Run from the prefix alone: a PATH without the build tree.
 	run env PATH="$prefix/bin:/usr/bin:/bin" heimdal --exec-path
 	expect_status 0
