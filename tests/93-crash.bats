@@ -186,9 +186,11 @@ crash_loop() {
 			[[ "$stderr" == *"prevent"*" checkout (commit or stash local changes first)"* ]]; then
 			# Killed inside the fast-forward's checkout: the clone's files
 			# are the new commit's, HEAD the old one, and the next run
-			# takes them for local changes.  Put back by hand.
+			# takes them for local changes (or untracked files in the
+			# way).  Put back by hand.
 			stuck=$((stuck + 1))
 			git -C "$home/.dotfiles" reset -q --hard
+			git -C "$home/.dotfiles" clean -qfd
 			run --separate-stderr as "$m" "$@"
 		fi
 		[ "$status" -eq 0 ] ||
