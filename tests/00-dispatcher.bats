@@ -11,6 +11,23 @@ load helper
 	[ -z "$stderr" ]
 }
 
+@test "heimdal --help and heimdal state --help list the same state commands, every one of them" {
+	local sub top state
+	run --separate-stderr heimdal --help
+	expect_status 0
+	top=$(sed -n '/^State commands/,/^$/p' <<<"$output" | awk 'NF && !/^State/ { print $1 }')
+	run --separate-stderr heimdal state --help
+	expect_status 0
+	state=$(awk '/^  [a-z]/ { print $1 }' <<<"$output")
+	[ "$top" = "$state" ] || fail "heimdal --help: $top; heimdal state --help: $state"
+	for sub in version history migrate query check-drift check-conflicts resolve diff lock-info unlock; do
+		grep -qx "$sub" <<<"$top" || fail "$sub missing"
+		run heimdal state "$sub" --help
+		expect_status 0
+		[[ "$output" == *"heimdal state $sub"* ]] || fail "$sub --help: $output"
+	done
+}
+
 @test "heimdal with no command prints usage on stderr, exit 2" {
 	run --separate-stderr heimdal
 	expect_status 2

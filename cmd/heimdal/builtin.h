@@ -37,6 +37,12 @@ int cmd_state_unlock(int argc, char **argv);
 void heimdal_usage(FILE *f);
 
 /*
+ * List the state subcommands from state.c's table: name and summary, or with
+ * synopsis set, each with its arguments as `heimdal state --help` shows them.
+ */
+void state_commands_usage(FILE *f, int synopsis);
+
+/*
  * The local state, loaded and validated.  A V1 state is migrated first through
  * heimdal-migrate, with a backup (porcelain.c); a missing, unreadable or
  * invalid state exits with the right code and message.  Returns a V2 state.

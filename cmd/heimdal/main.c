@@ -36,17 +36,12 @@ heimdal_usage(FILE *f)
 		"\n"
 		"Commands:\n");
 	for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++)
-		fprintf(f, "  %-10s %s\n", builtins[i].name, builtins[i].help);
+		fprintf(f, "  %-16s %s\n", builtins[i].name, builtins[i].help);
 	fprintf(f,
 		"\n"
-		"State commands (heimdal state <sub>):\n"
-		"  version    validate the state and show its version, machine and serial\n"
-		"  history    list recent operations [--limit N]\n"
-		"  migrate    migrate a V1 state to V2 [--no-backup]\n"
-		"  query      run a jq filter over the state\n"
-		"  check-drift  list tracked files changed or missing since the last apply\n"
-		"  lock-info  show who holds the state lock [--json]\n"
-		"  unlock     remove a stale lock (--force)\n"
+		"State commands (heimdal state <command>):\n");
+	state_commands_usage(f, 0);
+	fprintf(f,
 		"\n"
 		"Any other <command> runs heimdal-<command> from the exec path, e.g. the\n"
 		"plumbing: heimdal-migrate, heimdal-drift, heimdal-lock.  See heimdal(1) and heimdal(7).\n");

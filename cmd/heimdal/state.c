@@ -19,38 +19,53 @@
 static const struct sub {
 	const char *name;
 	int (*fn)(int, char **);
+	const char *args; /* after the name, in `heimdal state --help` */
+	const char *help;
 } subs[] = {
-	{ "version", cmd_state_version },
-	{ "history", cmd_state_history },
-	{ "migrate", cmd_state_migrate },
-	{ "query", cmd_state_query },
-	{ "check-drift", cmd_state_check_drift },
-	{ "check-conflicts", cmd_state_check_conflicts },
-	{ "resolve", cmd_state_resolve },
-	{ "diff", cmd_state_diff },
-	{ "lock-info", cmd_state_lock_info },
-	{ "unlock", cmd_state_unlock },
+	{ "version", cmd_state_version, "[--json]",
+	  "validate the state; show version, machine, serial" },
+	{ "history", cmd_state_history, "[--limit N] [--json]",
+	  "recent operations, newest first (default 10)" },
+	{ "migrate", cmd_state_migrate, "[--no-backup] [--json]",
+	  "migrate a V1 state to V2, keeping a backup" },
+	{ "query", cmd_state_query, "[-c] [-r] [--arg NAME VALUE] FILTER [FILE|-]",
+	  "run a jq filter over the state" },
+	{ "check-drift", cmd_state_check_drift, "[--all] [--json]",
+	  "files changed or missing since the last apply" },
+	{ "check-conflicts", cmd_state_check_conflicts, "[--remote FILE] [--json]",
+	  "conflicts between local and remote state" },
+	{ "resolve", cmd_state_resolve, "--use-local|--use-remote|--merge|--manual [--remote FILE]",
+	  "resolve state conflicts, keeping a backup" },
+	{ "diff", cmd_state_diff, "[--remote FILE] [--json]",
+	  "field-by-field differences from the remote" },
+	{ "lock-info", cmd_state_lock_info, "[--json]", "show who holds the state lock" },
+	{ "unlock", cmd_state_unlock, "--force [--id ID]", "remove a stale lock" },
 };
+
+void
+state_commands_usage(FILE *f, int synopsis)
+{
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+		const struct sub *s = &subs[i];
+		int w;
+
+		if (!synopsis) {
+			fprintf(f, "  %-16s %s\n", s->name, s->help);
+			continue;
+		}
+		w = fprintf(f, "  %s %s", s->name, s->args);
+		if (w > 35)
+			fprintf(f, "\n%*s%s\n", 35, "", s->help);
+		else
+			fprintf(f, "%*s%s\n", 35 - w, "", s->help);
+	}
+}
 
 static void
 state_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: heimdal state <command> [<args>]\n"
-		"\n"
-		"  version [--json]                 validate the state; show version, machine, serial\n"
-		"  history [--limit N] [--json]     recent operations, newest first (default 10)\n"
-		"  migrate [--no-backup] [--json]   migrate a V1 state to V2, keeping a backup\n"
-		"  query [-c] [-r] [--arg NAME VALUE] FILTER [FILE|-]\n"
-		"                                   run a jq filter over the state\n"
-		"  check-drift [--all] [--json]     files changed or missing since the last apply\n"
-		"  check-conflicts [--remote FILE] [--json]\n"
-		"                                   conflicts between local and remote state\n"
-		"  resolve --use-local|--use-remote|--merge|--manual [--remote FILE]\n"
-		"                                   resolve them, keeping a backup\n"
-		"  diff [--remote FILE] [--json]    field-by-field differences from the remote\n"
-		"  lock-info [--json]               show who holds the state lock\n"
-		"  unlock --force [--id ID]         remove a stale lock\n");
+	fprintf(f, "usage: heimdal state <command> [<args>]\n\n");
+	state_commands_usage(f, 1);
 }
 
 int
