@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <sys/types.h>
+#include <time.h>
 
 /*
  * Replace path with buf[0..len) atomically: write "<path>.tmp.XXXXXX" in the
@@ -43,6 +44,16 @@ int hm_path_safe_relative(const char *key, const char **why);
 
 /* "dir/name" in a new buffer. */
 char *hm_path_join(const char *dir, const char *name);
+
+/*
+ * Remove what a killed writer left behind: the regular files under dir whose
+ * name matches the fnmatch(3) pattern and that were last modified in [since,
+ * until) (seconds since the epoch).  recurse: the whole tree below dir, less
+ * the subdirectories named skip (may be NULL); otherwise dir alone.  Returns
+ * how many were removed, or -1 (error printed).
+ */
+int hm_file_remove_stale(const char *dir, const char *pattern, int recurse, const char *skip,
+			 time_t since, time_t until);
 
 /*
  * Remove temporaries registered by hm_file_write_atomic that are still in

@@ -1,6 +1,7 @@
 #include "hm_git.h"
 #include "hm_error.h"
 #include "hm_file.h"
+#include "hm_json.h"
 #include "hm_knownhosts.h"
 
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <string.h>
@@ -1190,6 +1192,107 @@ out:
 	git_tree_free(ta);
 	git_tree_free(tb);
 	return r;
+}
+
+/* ---- recovery from a killed process --------------------------------------- */
+
+/*
+ * 1 when the working file at path holds what a cut-short checkout from blob
+ * old to blob new can leave: old's bytes, a prefix of new's (new's included),
+ * or nothing; 0 when it holds anything else (someone's edit since).
+ */
+static int
+undo_safe(git_repository *repo, const char *path, const git_oid *old, const git_oid *new)
+{
+	char *full = hm_path_join(git_repository_workdir(repo), path), *buf = NULL;
+	git_blob *b = NULL;
+	size_t len = 0;
+	int ok = 0;
+	git_oid id;
+	int fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+
+	if (fd < 0) {
+		/* Absent, or the symbolic link a checkout writes for a link blob. */
+		ok = errno == ENOENT || errno == ELOOP;
+		goto out;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || hm_read_fd(fd, &buf, &len) < 0) {
+		close(fd);
+		goto out;
+	}
+	close(fd);
+	if (git_odb_hash(&id, buf, len, GIT_OBJECT_BLOB) == 0 &&
+	    ((!git_oid_is_zero(old) && git_oid_equal(&id, old)) ||
+	     (!git_oid_is_zero(new) && git_oid_equal(&id, new)))) {
+		ok = 1;
+		goto out;
+	}
+	if (!git_oid_is_zero(new) && git_blob_lookup(&b, repo, new) == 0)
+		ok = len <= (size_t)git_blob_rawsize(b) &&
+		     memcmp(git_blob_rawcontent(b), buf, len) == 0;
+out:
+	git_blob_free(b);
+	free(buf);
+	free(full);
+	return ok;
+}
+
+int
+hm_git_undo_checkout(git_repository *repo, const char *a, const char *b)
+{
+	git_checkout_options copts = GIT_CHECKOUT_OPTIONS_INIT;
+	git_tree *ta = NULL, *tb = NULL;
+	git_diff *diff = NULL;
+	char **paths = NULL;
+	size_t n = 0, nd;
+	int r = -1;
+
+	if (git_repository_state_cleanup(repo) < 0 || tree_of(repo, a, &ta) < 0 ||
+	    tree_of(repo, b, &tb) < 0 || git_diff_tree_to_tree(&diff, repo, ta, tb, NULL) < 0) {
+		hm_error("%s: cannot undo the checkout of %.7s: %s", git_repository_workdir(repo), b,
+			 hm_git_last_error());
+		goto out;
+	}
+	nd = git_diff_num_deltas(diff);
+	paths = hm_xmalloc((2 * nd + 1) * sizeof(*paths));
+	for (size_t i = 0; i < nd; i++) {
+		const git_diff_delta *d = git_diff_get_delta(diff, i);
+
+		if (!undo_safe(repo, d->new_file.path, &d->old_file.id, &d->new_file.id)) {
+			hm_error("%s%s: changed since a pull of %.7s was cut short; commit or "
+				 "stash it, then run again",
+				 git_repository_workdir(repo), d->new_file.path, b);
+			goto out;
+		}
+		paths[n++] = (char *)d->new_file.path;
+		if (strcmp(d->old_file.path, d->new_file.path) != 0)
+			paths[n++] = (char *)d->old_file.path;
+	}
+	r = 0;
+	if (n == 0)
+		goto out;
+	copts.checkout_strategy = GIT_CHECKOUT_FORCE | GIT_CHECKOUT_REMOVE_UNTRACKED |
+				  GIT_CHECKOUT_DISABLE_PATHSPEC_MATCH;
+	copts.paths.strings = paths;
+	copts.paths.count = n;
+	if (git_checkout_head(repo, &copts) < 0) {
+		hm_error("%s: cannot undo the checkout of %.7s: %s", git_repository_workdir(repo), b,
+			 hm_git_last_error());
+		r = -1;
+	}
+out:
+	free(paths);
+	git_diff_free(diff);
+	git_tree_free(ta);
+	git_tree_free(tb);
+	return r < 0 ? hm_fail(HM_EXIT_ENV) : 0;
+}
+
+int
+hm_git_clear_stale_locks(git_repository *repo, time_t since, time_t until)
+{
+	return hm_file_remove_stale(git_repository_path(repo), "*.lock", 1, NULL, since, until);
 }
 
 /* ---- commit ------------------------------------------------------------ */

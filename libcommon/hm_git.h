@@ -11,6 +11,7 @@
 
 #include <git2.h>
 #include <jv.h>
+#include <time.h>
 
 #define HM_GIT_UNREACHABLE 1
 
@@ -198,6 +199,24 @@ int hm_git_merge_finish(git_repository *repo, const char *message);
  */
 int hm_git_changed_outside(git_repository *repo, const char *a, const char *b,
 			   const char *prefix);
+
+/*
+ * Undo a checkout from commit a towards commit b (hex) that was cut short: an
+ * unfinished merge's files (MERGE_HEAD, ...) are removed, and every path that
+ * differs between a and b is put back as HEAD has it in the index and the
+ * working tree (forced), a path HEAD lacks removed.  Only those paths are
+ * touched: a checkout refuses to start over local changes in them, so
+ * nothing there is the user's.  0, or -1.
+ */
+int hm_git_undo_checkout(git_repository *repo, const char *a, const char *b);
+
+/*
+ * Remove the lock files (index.lock, HEAD.lock, refs/.../x.lock, ...) that a
+ * killed process left in repo's git directory: those last modified in
+ * [since, until) (seconds since the epoch).  Returns how many were removed,
+ * or -1.
+ */
+int hm_git_clear_stale_locks(git_repository *repo, time_t since, time_t until);
 
 /*
  * Write buf[0..len) to path (relative to the working tree) atomically, stage

@@ -145,6 +145,25 @@ taken(jv rec, void *arg)
 		snprintf(id_needle, sizeof(id_needle), "\"id\": \"%s\"", g->id);
 }
 
+/*
+ * The lock was broken from a holder that died: the temporaries it left in
+ * $HEIMDAL_HOME (a state, a cache, a backup in flight) go.  Never the state:
+ * a temporary is only ever renamed over it whole.
+ */
+static void
+clear_dead_temps(void)
+{
+	time_t since, until;
+	char *home;
+
+	if (!hm_lock_broken_window(&since, &until))
+		return;
+	home = hm_xstrdup(hm_home());
+	if (hm_file_remove_stale(home, "*.tmp.??????", 0, NULL, since, until) < 0)
+		hm_warn("the temporaries of the process that died are left in %s", home);
+	free(home);
+}
+
 int
 hm_guard_acquire(struct hm_guard *g, const char *operation, int flags)
 {
@@ -181,6 +200,7 @@ hm_guard_acquire(struct hm_guard *g, const char *operation, int flags)
 		free(p);
 	}
 	hm_debug("locked the state for %s (%s)", operation, g->id);
+	clear_dead_temps();
 	return 0;
 }
 

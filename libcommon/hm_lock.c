@@ -299,6 +299,72 @@ record_age(jv rec)
 	return age < 0 ? 0 : age;
 }
 
+/*
+ * The window of the last dead local holder broken into (hm_lock_broken_window),
+ * passed on to child processes in the environment.
+ */
+#define BROKEN_ENV "HEIMDAL_BROKEN_LOCK"
+static time_t dead_since, dead_until;
+
+/* Seconds since the epoch at which this boot began (/proc/stat btime); 0 when unknown. */
+static time_t
+boot_time(void)
+{
+	FILE *f = fopen("/proc/stat", "re");
+	char line[256];
+	long long t = 0;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "btime %lld", &t) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return (time_t)t;
+}
+
+static void
+note_dead_holder(jv rec)
+{
+	jv m = jv_object_get(jv_copy(rec), jv_string("machine"));
+	const char *boot = hm_json_str(m, "boot_id");
+	long long start = hm_json_int(m, "pid_start", 0);
+	time_t btime = boot_time();
+	long hz = sysconf(_SC_CLK_TCK);
+
+	dead_since = dead_until = 0;
+	if (btime && boot && *boot && *hm_lock_boot_id() && strcmp(boot, hm_lock_boot_id()) != 0) {
+		/* A previous boot: everything older than this one. */
+		dead_until = btime;
+	} else if (btime && start > 0 && hz > 0) {
+		/* Wall clock, not hm_time_now(): file times are compared with it. */
+		dead_since = btime + (time_t)(start / hz) - 1;
+		dead_until = time(NULL) + 1;
+	}
+	jv_free(m);
+	if (dead_until) {
+		/* For the commands this one runs under its lock (sync's apply). */
+		char v[64];
+
+		snprintf(v, sizeof(v), "%lld %lld", (long long)dead_since, (long long)dead_until);
+		setenv(BROKEN_ENV, v, 1);
+	}
+}
+
+int
+hm_lock_broken_window(time_t *since, time_t *until)
+{
+	const char *v = getenv(BROKEN_ENV);
+	long long a, b;
+
+	if (!dead_until && v && sscanf(v, "%lld %lld", &a, &b) == 2 && b > a && a >= 0) {
+		dead_since = (time_t)a;
+		dead_until = (time_t)b;
+	}
+	*since = dead_since;
+	*until = dead_until;
+	return dead_until != 0;
+}
+
 int
 hm_lock_assess(jv rec, const struct hm_lock_config *cfg, char *why, size_t why_len,
 	       int *alive)
@@ -469,6 +535,8 @@ try_local(jv rec, const struct hm_lock_request *req, const struct hm_lock_config
 			return TRY_HELD;
 		}
 		hm_debug("breaking stale lock %s: %s", hm_json_str(cur, "id"), why);
+		if (same_machine && alive == 0)
+			note_dead_holder(cur);
 		jv_free(cur);
 	}
 	r = write_record(jv_copy(rec));

@@ -40,6 +40,7 @@
 
 #include <jv.h>
 #include <sys/types.h>
+#include <time.h>
 
 struct hm_lock_request {
 	const char *operation;  /* required: "apply", "migrate", ... */
@@ -99,6 +100,17 @@ int hm_lock_unlock_force(const char *id, jv *removed);
  */
 int hm_lock_assess(jv record, const struct hm_lock_config *cfg, char *why, size_t why_len,
 		   int *alive);
+
+/*
+ * After hm_lock_acquire broke into a lock whose holder died on this machine:
+ * the time in which that holder may have run, [*since, *until) in seconds
+ * since the epoch (all before this boot when the machine has restarted since),
+ * so that what it left half done (git's lock files) can be told from a live
+ * process's.  Returns 1, or 0 when no such lock was broken.  The window is
+ * passed to the commands run under the same lock (HEIMDAL_BROKEN_LOCK in the
+ * environment), so sync's apply clears what a killed apply left.
+ */
+int hm_lock_broken_window(time_t *since, time_t *until);
 
 /* Print the "Error: State is currently locked" block for holder (borrowed). */
 void hm_lock_print_held(jv holder);

@@ -209,6 +209,85 @@ Please resolve conflicts manually and run 'heimdal sync' again" ] || fail
 	jq -e '.history | map(.operation) | index("apply") != null' "$(mhome b)/.heimdal/state.json"
 }
 
+@test "sync: killed after its pull, before its apply: the next sync deploys what was pulled" {
+	need lineage conflicts merge migrate
+	need_apply
+	joined a b
+	as b heimdal sync >/dev/null
+	as a heimdal sync >/dev/null
+	commit_file a .bashrc 'export FROM=a'
+	as a heimdal push >/dev/null
+	# What the killed sync left: HEAD moved by the pull, nothing deployed,
+	# and pull.pending naming the commit whose files $HOME has.
+	old=$(ingit b rev-parse HEAD)
+	ingit b pull -q --ff-only
+	printf '%s %s %s\n' "$old" "$old" "$(ingit b rev-parse HEAD)" >"$(mhome b)/.heimdal/pull.pending"
+	[ ! -e "$(mhome b)/.bashrc" ]
+	run --separate-stderr as b heimdal sync
+	expect_status 0
+	[ "$(cat "$(mhome b)/.bashrc")" = 'export FROM=a' ] || fail
+	[ ! -e "$(mhome b)/.heimdal/pull.pending" ] || fail "pull.pending left"
+	run --separate-stderr as b heimdal sync
+	expect_status 0
+	[ "$output" = "Already up to date." ] || fail
+}
+
+@test "sync: killed inside its checkout: the next sync undoes it, removes the dead holder's git locks, and syncs" {
+	need lineage conflicts merge migrate lock
+	need_apply
+	joined a b
+	as b heimdal sync >/dev/null
+	as a heimdal sync >/dev/null
+	commit_file a .bashrc "$(seq 1 2000)"
+	as a heimdal push >/dev/null
+	d="$(mhome b)/.dotfiles"
+	ingit b fetch -q
+	old=$(ingit b rev-parse HEAD)
+	target=$(ingit b rev-parse origin/main)
+	# What a kill -9 inside libgit2's checkout leaves: the state lock of a
+	# dead holder, half of the new file written in place, git's index.lock,
+	# HEAD where it was, and pull.pending.
+	sleep 60 &
+	holder=$!
+	as b heimdal-lock acquire --op sync --pid "$holder" >/dev/null
+	kill "$holder"
+	wait "$holder" 2>/dev/null || true
+	git -C "$d" show origin/main:.bashrc | head -c 3000 >"$d/.bashrc"
+	: >"$d/.git/index.lock"
+	printf '%s %s %s\n' "$old" "$old" "$target" >"$(mhome b)/.heimdal/pull.pending"
+	# A user's edit elsewhere in the clone is not the checkout's: it stays.
+	echo "# mine" >"$d/README.local"
+	run --separate-stderr as b heimdal sync
+	expect_status 0
+	[[ "$stderr" == *"removed 1 git lock file(s) left by a heimdal process that died"* ]] || fail
+	[[ "$stderr" == *"undid a pull of ${target:0:7} that was cut short"* ]] || fail
+	[ "$(ingit b rev-parse HEAD)" = "$target" ] || [ "$(ingit b rev-parse HEAD~1)" = "$target" ] || fail "HEAD"
+	cmp "$d/.bashrc" <(seq 1 2000) || fail "the clone's .bashrc"
+	cmp "$(mhome b)/.bashrc" <(seq 1 2000) || fail "the deployed .bashrc"
+	[ ! -e "$d/.git/index.lock" ] || fail "index.lock left"
+	[ "$(cat "$d/README.local")" = "# mine" ] || fail "the user's file"
+	[ "$(ingit b status --porcelain)" = "?? README.local" ] || fail "status: $(ingit b status --porcelain)"
+}
+
+@test "sync: a file edited since a checkout was cut short is never overwritten" {
+	need lineage conflicts merge migrate
+	need_apply
+	joined a b
+	as b heimdal sync >/dev/null
+	as a heimdal sync >/dev/null
+	commit_file a .bashrc 'export FROM=a'
+	as a heimdal push >/dev/null
+	d="$(mhome b)/.dotfiles"
+	ingit b fetch -q
+	printf '%s %s %s\n' "$(ingit b rev-parse HEAD)" "$(ingit b rev-parse HEAD)" \
+		"$(ingit b rev-parse origin/main)" >"$(mhome b)/.heimdal/pull.pending"
+	echo 'my own edit' >"$d/.bashrc"
+	run --separate-stderr as b heimdal sync
+	expect_status 3
+	[[ "$stderr" == *"$d/.bashrc: changed since a pull of"*"was cut short; commit or stash it, then run again"* ]] || fail
+	[ "$(cat "$d/.bashrc")" = 'my own edit' ] || fail
+}
+
 @test "sync: usage" {
 	git_machine a
 	run --separate-stderr as a heimdal sync --bogus

@@ -12,11 +12,12 @@
  */
 #include "builtin.h"
 #include "hm_error.h"
-#include "hm_guard.h"
 #include "hm_file.h"
 #include "hm_git.h"
+#include "hm_guard.h"
 #include "hm_hash.h"
 #include "hm_json.h"
+#include "hm_lock.h"
 #include "hm_machine.h"
 #include "hm_state.h"
 #include "hm_time.h"
@@ -584,6 +585,34 @@ new_checksums(struct plan *p, jv old)
 	return sums;
 }
 
+/*
+ * An apply killed midway leaves its temporaries (.NAME.heimdal-XXXXXX)
+ * beside the targets: the apply that broke into its lock removes them.
+ */
+static void
+clear_dead_temps(const struct plan *p)
+{
+	time_t since, until;
+	char *last = NULL;
+
+	if (!hm_lock_broken_window(&since, &until))
+		return;
+	for (size_t i = 0; i < p->n; i++) {
+		const char *t = p->it[i].target, *slash = strrchr(t, '/');
+		char *dir = hm_xasprintf("%.*s", (int)(slash - t), t);
+
+		if (last && strcmp(dir, last) == 0) {
+			free(dir);
+			continue;
+		}
+		if (hm_file_remove_stale(dir, ".*.heimdal-??????", 0, NULL, since, until) < 0)
+			exit(hm_last_code());
+		free(last);
+		last = dir;
+	}
+	free(last);
+}
+
 int
 cmd_apply(int argc, char **argv)
 {
@@ -638,7 +667,8 @@ cmd_apply(int argc, char **argv)
 	if (!(p.home = getenv("HOME")) || !(p.home_real = realpath(p.home, NULL)))
 		hm_die(HM_EXIT_ENV, "HOME is not set or does not exist");
 	dir = porcelain_dotfiles_dir(state);
-	if (!(repo = hm_git_open(dir)) || porcelain_dotfiles_list(repo, profile, &d) < 0)
+	if (!(repo = hm_git_open(dir)) || porcelain_repo_recover(repo, dir) < 0 ||
+	    porcelain_dotfiles_list(repo, profile, &d) < 0)
 		exit(hm_last_code());
 	have_head = hm_git_head(repo, head) == 0;
 	sums = jv_object_get(jv_copy(state), jv_string("checksums"));
@@ -647,6 +677,8 @@ cmd_apply(int argc, char **argv)
 		sums = jv_object();
 	}
 	make_plan(&p, &d, sums);
+	if (!p.dry_run)
+		clear_dead_temps(&p);
 	if (p.dry_run) {
 		report(&p, dir, profile);
 		jv_free(state);

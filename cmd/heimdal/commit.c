@@ -8,9 +8,9 @@
  */
 #include "builtin.h"
 #include "hm_error.h"
-#include "hm_guard.h"
 #include "hm_file.h"
 #include "hm_git.h"
+#include "hm_guard.h"
 #include "hm_hash.h"
 #include "hm_json.h"
 #include "hm_machine.h"
@@ -152,7 +152,7 @@ cmd_commit(int argc, char **argv)
 	state = porcelain_state_load();
 	porcelain_need_tool("lineage", "record the commit in the state's lineage");
 	dir = porcelain_dotfiles_dir(state);
-	if (!(repo = hm_git_open(dir)) ||
+	if (!(repo = hm_git_open(dir)) || porcelain_repo_recover(repo, dir) < 0 ||
 	    porcelain_dotfiles_list(repo, hm_json_str(state, "active_profile"), &d) < 0)
 		exit(hm_last_code());
 	report = porcelain_drift(jv_copy(state), 0);

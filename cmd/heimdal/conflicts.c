@@ -10,9 +10,9 @@
 #include "builtin.h"
 #include "hm_config.h"
 #include "hm_error.h"
-#include "hm_guard.h"
 #include "hm_file.h"
 #include "hm_git.h"
+#include "hm_guard.h"
 #include "hm_json.h"
 #include "hm_machine.h"
 #include "hm_spawn.h"
@@ -93,7 +93,7 @@ remote_from_git(jv local, struct remote *rs)
 	int r;
 
 	repo = hm_git_open(dir);
-	if (!repo)
+	if (!repo || porcelain_repo_recover(repo, dir) < 0)
 		exit(hm_last_code());
 	up = hm_git_upstream(repo);
 	if (!up)

@@ -9,11 +9,33 @@
 #include "hm_file.h"
 #include "hm_git.h"
 #include "hm_json.h"
+#include "hm_lock.h"
 #include "hm_spawn.h"
 
 #include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
+
+int
+porcelain_repo_recover(git_repository *repo, const char *dir)
+{
+	time_t since, until;
+	int n;
+
+	if (!hm_lock_broken_window(&since, &until))
+		return 0;
+	if ((n = hm_git_clear_stale_locks(repo, since, until)) < 0)
+		return -1;
+	if (n > 0)
+		hm_warn("%s: removed %d git lock file(s) left by a heimdal process that died",
+			dir, n);
+	/* commit's temporaries (hm_file_write_atomic) beside the files it accepts */
+	if (!git_repository_is_bare(repo) &&
+	    hm_file_remove_stale(git_repository_workdir(repo), "*.tmp.??????", 1, ".git", since,
+				 until) < 0)
+		return -1;
+	return 0;
+}
 
 char *
 porcelain_dotfiles_dir(jv state)

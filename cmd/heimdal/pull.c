@@ -84,8 +84,11 @@ cmd_pull(int argc, char **argv)
 	}
 	hm_git_head(repo, before);
 	r = remote_pull(repo, &res);
-	if (r == 0)
+	if (r == 0) {
+		/* pull deploys nothing: what it brought is for the next apply. */
+		remote_pull_done();
 		remote_report_pull(&res, before);
+	}
 	hm_git_merge_result_free(&res);
 	git_repository_free(repo);
 	jv_free(local);

@@ -7,15 +7,108 @@
 #include "builtin.h"
 #include "hm_config.h"
 #include "hm_error.h"
+#include "hm_file.h"
 #include "hm_json.h"
 #include "hm_machine.h"
 #include "hm_spawn.h"
 #include "hm_state.h"
 #include "hm_term.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* ---- a pull cut short ---------------------------------------------------- */
+
+/*
+ * While a pull moves HEAD to TARGET, $HEIMDAL_HOME/pull.pending holds
+ * "FROM HEAD TARGET\n" (hex ids; FROM and HEAD "-" on an unborn branch):
+ * HEAD before the pull, where it goes, and FROM, the commit whose files
+ * $HOME last had deployed by a sync (HEAD, or the FROM of an earlier pull
+ * that was never applied).  pull and sync remove it when they are done, so
+ * finding it means a pull was cut short.
+ */
+struct pending {
+	char from[41], head[41], target[41];
+};
+
+static int
+pending_read(struct pending *p)
+{
+	char *path = hm_home_path("pull.pending"), *buf = NULL;
+	size_t len;
+	int found = 0;
+
+	memset(p, 0, sizeof(*p));
+	if (hm_file_exists(path) && hm_file_read(path, &buf, &len) == 0)
+		found = sscanf(buf, "%40s %40s %40s", p->from, p->head, p->target) == 3;
+	if (found) {
+		if (!strcmp(p->from, "-"))
+			p->from[0] = '\0';
+		if (!strcmp(p->head, "-"))
+			p->head[0] = '\0';
+	} else if (buf) {
+		hm_warn("%s: not a pending pull; ignored", path);
+	}
+	free(buf);
+	free(path);
+	return found;
+}
+
+static void
+pending_write(const struct pending *p)
+{
+	char *path = hm_home_path("pull.pending");
+	char *buf = hm_xasprintf("%s %s %s\n", p->from[0] ? p->from : "-",
+				 p->head[0] ? p->head : "-", p->target);
+
+	if (hm_file_write_atomic(path, buf, strlen(buf), 0600) < 0)
+		exit(hm_last_code());
+	free(buf);
+	free(path);
+}
+
+void
+remote_pull_done(void)
+{
+	char *path = hm_home_path("pull.pending");
+
+	if (unlink(path) < 0 && errno != ENOENT)
+		hm_warn("%s: %s", path, strerror(errno));
+	free(path);
+}
+
+int
+remote_pending_from(char from[41])
+{
+	struct pending p;
+
+	if (!pending_read(&p))
+		return 0;
+	memcpy(from, p.from, sizeof(p.from));
+	return 1;
+}
+
+/*
+ * A pull cut short before it moved HEAD leaves the working tree and the
+ * index between HEAD and the target (and a merge's MERGE_HEAD): put the paths
+ * it was changing back as HEAD has them, so this command's pull starts clean.
+ */
+static void
+recover_pull(git_repository *repo)
+{
+	struct pending p;
+	char head[41] = "";
+
+	if (!pending_read(&p) || hm_git_head(repo, head) < 0 || strcmp(head, p.head) != 0 ||
+	    !p.head[0])
+		return;
+	if (hm_git_undo_checkout(repo, p.head, p.target) < 0)
+		exit(hm_last_code());
+	hm_warn("undid a pull of %.7s that was cut short", p.target);
+}
 
 git_repository *
 remote_open(jv state)
@@ -27,9 +120,12 @@ remote_open(jv state)
 	if (!(repo = hm_git_open(path)))
 		hm_die(HM_EXIT_ENV, "the dotfiles repository is missing: run 'heimdal init "
 				    "--force --profile NAME --repo URL' to clone it again");
+	if (porcelain_repo_recover(repo, path) < 0)
+		exit(hm_last_code());
 	if (git_repository_is_bare(repo))
 		hm_die(HM_EXIT_ENV, "%s: a bare repository has no working tree", path);
 	free(path);
+	recover_pull(repo);
 	return repo;
 }
 
@@ -163,10 +259,26 @@ remote_pull(git_repository *repo, struct hm_git_merge_result *res)
 		hm_git_head(repo, res->head);
 		return 0;
 	}
+	if (!remote_in_step(repo)) {
+		struct pending p;
+		git_oid target;
+		int again = pending_read(&p);
+
+		if (git_reference_name_to_id(&target, repo, up) < 0)
+			hm_die(HM_EXIT_ENV, "%s: %s", up, hm_git_last_error());
+		if (hm_git_head(repo, p.head) < 0)
+			p.head[0] = '\0';
+		if (!again)
+			memcpy(p.from, p.head, sizeof(p.from));
+		git_oid_tostr(p.target, sizeof(p.target), &target);
+		pending_write(&p);
+	}
 	if (hm_git_merge(repo, up, special, resolve_state, NULL, res) < 0)
 		exit(hm_last_code());
 	free(up);
 	if (res->kind == HM_GIT_MERGE_CONFLICT) {
+		/* The merge is the user's now (git's ordinary conflicted state). */
+		remote_pull_done();
 		remote_print_conflicts(res->conflicts);
 		return 1;
 	}

@@ -49,6 +49,17 @@ int remote_fetch(git_repository *repo);
 int remote_pull(git_repository *repo, struct hm_git_merge_result *res);
 
 /*
+ * A pull records what it is doing in $HEIMDAL_HOME/pull.pending until its
+ * command is done with it (remote.c), so that the next command recovers from
+ * a crash: remote_open undoes a checkout cut short.  remote_pending_from sets
+ * from to the commit whose files a sync last deployed ("" for none) and
+ * returns 1 when a pull's files may be undeployed, 0 when none is pending;
+ * remote_pull_done forgets it once pulled files are applied (or never will be).
+ */
+int remote_pending_from(char from[41]);
+void remote_pull_done(void);
+
+/*
  * The state at rev's REPO_STATE: a V2 state, jv_null() when the file is
  * absent there, or exits when it is not a valid state.
  */

@@ -7,8 +7,8 @@
 #include "builtin.h"
 #include "remote.h"
 #include "hm_error.h"
-#include "hm_guard.h"
 #include "hm_file.h"
+#include "hm_guard.h"
 #include "hm_json.h"
 #include "hm_machine.h"
 #include "hm_spawn.h"
@@ -205,10 +205,10 @@ static int
 sync_once(git_repository *repo, struct sync_run *run)
 {
 	struct hm_git_merge_result res;
-	char before[41] = "", head[41] = "", mb[41], *msg, *up;
+	char before[41] = "", head[41] = "", from[41] = "", mb[41], *msg, *up;
 	jv local = porcelain_state_load(), remote, base, found, merged, conflicts;
 	const char *relation;
-	int changed = 0, r, shown, n, equal, fresh;
+	int changed = 0, r, shown, n, equal, fresh, undeployed;
 
 	if (remote_fetch(repo) == HM_GIT_UNREACHABLE) {
 		/* Offline: keep the state in the clone, so nothing waits only in
@@ -229,6 +229,8 @@ sync_once(git_repository *repo, struct sync_run *run)
 	 * sides had (DESIGN: "Files").  Read before the pull moves HEAD.
 	 */
 	hm_git_head(repo, before);
+	/* A pull cut short earlier may have brought files never deployed. */
+	undeployed = remote_pending_from(from) && strcmp(from, before) != 0;
 	up = hm_git_tracking_ref(repo, REMOTE_NAME);
 	remote = up ? remote_state_at(repo, up) : jv_null();
 	base = jv_null();
@@ -259,12 +261,14 @@ sync_once(git_repository *repo, struct sync_run *run)
 		goto out;
 	}
 	hm_git_head(repo, head);
-	if (res.kind != HM_GIT_MERGE_UP_TO_DATE) {
+	if (res.kind != HM_GIT_MERGE_UP_TO_DATE)
 		printf("%s Git pull completed successfully!\n", hm_mark(HM_MARK_OK));
+	if (res.kind != HM_GIT_MERGE_UP_TO_DATE || undeployed) {
 		/* Only dotfiles are applied: a pull that brought nothing but another
 		 * machine's state has nothing to deploy (and must not, or two machines
 		 * would keep recording applies for each other). */
-		run->pulled = hm_git_changed_outside(repo, before, head, ".heimdal/");
+		run->pulled = hm_git_changed_outside(repo, undeployed ? from : before, head,
+						     ".heimdal/");
 		if (run->pulled < 0)
 			exit(hm_last_code());
 	}
@@ -299,6 +303,7 @@ sync_once(git_repository *repo, struct sync_run *run)
 	if (equal && !run->pulled && remote_in_step(repo)) {
 		jv_free(merged);
 		jv_free(local);
+		remote_pull_done();
 		printf("Already up to date.\n");
 		return 0;
 	}
@@ -334,6 +339,8 @@ sync_once(git_repository *repo, struct sync_run *run)
 			merged = applied;
 		}
 	}
+	/* What the pull brought is deployed (or, with --no-apply, left to the user). */
+	remote_pull_done();
 	if (changed) {
 		msg = hm_xasprintf("heimdal: sync from %s (serial %lld)\n", hm_machine_hostname(),
 				   serial_of(merged));
