@@ -195,23 +195,28 @@ interrupt_migrate() {
 	[ "$status" = 130 ] || fail "status $status"
 }
 
+# remote_carries FILTER: machine b pushes its state, through the jq FILTER,
+# as the remote's .heimdal/state.json; machine a fetches it and tracks it.
+remote_carries() {
+	local dot="$BATS_TEST_TMPDIR/machines/b/dotfiles" a="$BATS_TEST_TMPDIR/machines/a"
+	mkdir -p "$dot/.heimdal"
+	jq "$1" "$BATS_TEST_TMPDIR/machines/b/home/.heimdal/state.json" >"$dot/.heimdal/state.json"
+	git -C "$dot" add .heimdal/state.json
+	git -C "$dot" commit -qm state
+	git -C "$dot" push -q origin HEAD:main
+	git -C "$a/dotfiles" fetch -q origin
+	git -C "$a/dotfiles" checkout -q -b main origin/main 2>/dev/null ||
+		git -C "$a/dotfiles" branch -q -u origin/main
+}
+
 @test "state conflicts with the remote refuse the lock (needs heimdal-conflicts)" {
 	command -v heimdal-conflicts >/dev/null || skip "heimdal-conflicts is not built"
 	setup_machines "$BATS_TEST_TMPDIR/remotes/origin.git"
 	# The remote carries a diverged state for this lineage.
-	dot="$BATS_TEST_TMPDIR/machines/b/dotfiles"
-	mkdir -p "$dot/.heimdal"
-	jq '.lineage.serial = 5 | .lineage.parent_serial = 4 | .active_profile = "work"
+	remote_carries '.lineage.serial = 5 | .lineage.parent_serial = 4 | .active_profile = "work"
 		| .history = [{"operation": "apply", "timestamp": "2024-01-15T10:00:00Z",
-		   "machine_id": "machine-b", "user": "u", "serial": 5}]' \
-		"$BATS_TEST_TMPDIR/machines/b/home/.heimdal/state.json" >"$dot/.heimdal/state.json"
-	git -C "$dot" add .heimdal/state.json
-	git -C "$dot" commit -qm state
-	git -C "$dot" push -q origin HEAD:main
+		   "machine_id": "machine-b", "user": "u", "serial": 5}]'
 	a="$BATS_TEST_TMPDIR/machines/a"
-	git -C "$a/dotfiles" fetch -q origin
-	git -C "$a/dotfiles" checkout -q -b main origin/main 2>/dev/null ||
-		git -C "$a/dotfiles" branch -q -u origin/main
 	jq '.lineage.serial = 5 | .lineage.parent_serial = 4
 		| .history = [{"operation": "sync", "timestamp": "2024-01-15T10:05:00Z",
 		   "machine_id": "machine-a", "user": "u", "serial": 5}]' \
@@ -238,17 +243,7 @@ interrupt_migrate() {
 @test "per-machine differences with the remote (profile, path) do not refuse the lock" {
 	command -v heimdal-conflicts >/dev/null || skip "heimdal-conflicts is not built"
 	setup_machines "$BATS_TEST_TMPDIR/remotes/origin.git"
-	dot="$BATS_TEST_TMPDIR/machines/b/dotfiles"
-	mkdir -p "$dot/.heimdal"
-	jq '.active_profile = "work" | .dotfiles_path = "/elsewhere/.dotfiles"' \
-		"$BATS_TEST_TMPDIR/machines/b/home/.heimdal/state.json" >"$dot/.heimdal/state.json"
-	git -C "$dot" add .heimdal/state.json
-	git -C "$dot" commit -qm state
-	git -C "$dot" push -q origin HEAD:main
-	a="$BATS_TEST_TMPDIR/machines/a"
-	git -C "$a/dotfiles" fetch -q origin
-	git -C "$a/dotfiles" checkout -q -b main origin/main 2>/dev/null ||
-		git -C "$a/dotfiles" branch -q -u origin/main
+	remote_carries '.active_profile = "work" | .dotfiles_path = "/elsewhere/.dotfiles"'
 	run --separate-stderr as a heimdal-lock acquire --op apply --pid "$HOLDER"
 	expect_status 0
 	expect_json '.operation == "apply" and .remote != null'

@@ -209,14 +209,20 @@ Please resolve conflicts manually and run 'heimdal sync' again" ] || fail
 	jq -e '.history | map(.operation) | index("apply") != null' "$(mhome b)/.heimdal/state.json"
 }
 
-@test "sync: killed after its pull, before its apply: the next sync deploys what was pulled" {
-	need lineage conflicts merge migrate
-	need_apply
+# pushed_by_a CONTENT: machines a and b joined and deployed, then a pushes a
+# commit of .bashrc with CONTENT that b has not pulled.
+pushed_by_a() {
 	joined a b
 	as b heimdal sync >/dev/null
 	as a heimdal sync >/dev/null
-	commit_file a .bashrc 'export FROM=a'
+	commit_file a .bashrc "$1"
 	as a heimdal push >/dev/null
+}
+
+@test "sync: killed after its pull, before its apply: the next sync deploys what was pulled" {
+	need lineage conflicts merge migrate
+	need_apply
+	pushed_by_a 'export FROM=a'
 	# What the killed sync left: HEAD moved by the pull, nothing deployed,
 	# and pull.pending naming the commit whose files $HOME has.
 	old=$(ingit b rev-parse HEAD)
@@ -235,11 +241,7 @@ Please resolve conflicts manually and run 'heimdal sync' again" ] || fail
 @test "sync: killed inside its checkout: the next sync undoes it, removes the dead holder's git locks, and syncs" {
 	need lineage conflicts merge migrate lock
 	need_apply
-	joined a b
-	as b heimdal sync >/dev/null
-	as a heimdal sync >/dev/null
-	commit_file a .bashrc "$(seq 1 2000)"
-	as a heimdal push >/dev/null
+	pushed_by_a "$(seq 1 2000)"
 	d="$(mhome b)/.dotfiles"
 	ingit b fetch -q
 	old=$(ingit b rev-parse HEAD)
@@ -272,11 +274,7 @@ Please resolve conflicts manually and run 'heimdal sync' again" ] || fail
 @test "sync: a file edited since a checkout was cut short is never overwritten" {
 	need lineage conflicts merge migrate
 	need_apply
-	joined a b
-	as b heimdal sync >/dev/null
-	as a heimdal sync >/dev/null
-	commit_file a .bashrc 'export FROM=a'
-	as a heimdal push >/dev/null
+	pushed_by_a 'export FROM=a'
 	d="$(mhome b)/.dotfiles"
 	ingit b fetch -q
 	printf '%s %s %s\n' "$(ingit b rev-parse HEAD)" "$(ingit b rev-parse HEAD)" \
