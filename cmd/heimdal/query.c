@@ -159,6 +159,7 @@ cmd_state_query(int argc, char **argv)
 			break;
 		case 'h':
 			printf("usage: %s\n", QUERY_USAGE);
+			jv_free(q.args);
 			return 0;
 		default:
 			hm_die(HM_EXIT_USAGE, "usage: %s", QUERY_USAGE);
