@@ -392,9 +392,9 @@ push(git_remote *remote, const char *spec, git_remote_callbacks *cb, struct push
 }
 
 /*
- * Compare-and-swap over a smart transport: fetch the current holder's
- * record, then, on one push connection, check that the ref still holds what
- * was fetched and push with the advertised value as the old one.
+ * Compare-and-swap over a smart transport: on one push connection, read the
+ * ref's advertised value, judge the holder's record it points to (fetched
+ * first when it is not here yet), and push with that value as the old one.
  */
 static int
 cas_net_child(void *arg, int fd)
@@ -402,6 +402,7 @@ cas_net_child(void *arg, int fd)
 	struct ctx *c = arg;
 	char tmpref[64], spec[128];
 	struct push_status ps = { 0, 0 };
+	int fetch = 0;
 
 	snprintf(tmpref, sizeof(tmpref), "refs/heimdal/push-%ld", (long)getpid());
 	for (int round = 0; round < ROUNDS; round++) {
@@ -418,24 +419,33 @@ cas_net_child(void *arg, int fd)
 		cb.payload = &ps.attempt;
 		fo.callbacks = cb;
 		fo.update_fetchhead = 0;
-		if (git_reference_lookup(&ref, c->repo, FETCHED_REF) == 0)
-			git_reference_delete(ref);
-		git_reference_free(ref);
-		ref = NULL;
-		if (git_remote_create_anonymous(&remote, c->repo, c->url) < 0 ||
-		    git_remote_fetch(remote, &fspecs, &fo, NULL) < 0) {
+		/*
+		 * The push connection first: when nobody holds the lock (the
+		 * common case) its advertisement is all there is to know, and
+		 * the push follows on it.  A holder's record is fetched only
+		 * when there is one to judge.
+		 */
+		if (fetch) {
+			if (git_reference_lookup(&ref, c->repo, FETCHED_REF) == 0)
+				git_reference_delete(ref);
+			git_reference_free(ref);
+			ref = NULL;
+			if (git_remote_create_anonymous(&remote, c->repo, c->url) < 0 ||
+			    git_remote_fetch(remote, &fspecs, &fo, NULL) < 0) {
+				git_remote_free(remote);
+				return HM_GIT_UNREACHABLE;
+			}
 			git_remote_free(remote);
-			return HM_GIT_UNREACHABLE;
+			remote = NULL;
 		}
-		git_remote_free(remote);
-		remote = NULL;
 		have_fetched = git_reference_name_to_id(&fetched, c->repo, FETCHED_REF) == 0;
 		if (connect_push(c, &remote, &cb, &cur, &have) < 0) {
 			git_remote_free(remote);
 			return HM_GIT_UNREACHABLE;
 		}
 		if (have && (!have_fetched || !git_oid_equal(&cur, &fetched))) {
-			git_remote_free(remote); /* it moved since the fetch: look again */
+			git_remote_free(remote); /* held, or moved since the fetch: look (again) */
+			fetch = 1;
 			continue;
 		}
 		if (have && holder_blocks(c, commit_record(c->repo, &cur), fd)) {

@@ -60,7 +60,7 @@ on_signal(int sig)
 	struct hm_guard *g = active;
 
 	if (g && g->id[0] && g->owner == getpid()) {
-		if (g->remote && tool[0]) {
+		if (tool[0] && (g->remote || (g->flags & HM_GUARD_REMOTE_LATER))) {
 			/* The remote ref needs libgit2: let heimdal-lock release both. */
 			pid_t pid = fork();
 			int st;
@@ -130,6 +130,19 @@ disarm(struct hm_guard *g)
 	}
 }
 
+/* heimdal-lock, which a signal handler runs to release a remote ref. */
+static void
+find_release_tool(void)
+{
+	char *p;
+
+	if (tool[0])
+		return;
+	p = hm_find_tool("lock");
+	snprintf(tool, sizeof(tool), "%s", p ? p : "");
+	free(p);
+}
+
 /* Armed as soon as the local record exists: the remote part may take a while. */
 static void
 taken(jv rec, void *arg)
@@ -168,10 +181,12 @@ int
 hm_guard_acquire(struct hm_guard *g, const char *operation, int flags)
 {
 	struct hm_lock_request req = { .operation = operation, .pid = getpid(),
-		.wait = !!(flags & HM_GUARD_WAIT), .nested = 1, .taken = taken, .arg = g };
+		.wait = !!(flags & HM_GUARD_WAIT), .nested = 1, .taken = taken, .arg = g,
+		.local_first = !!(flags & HM_GUARD_REMOTE_LATER) };
 	jv rec, remote;
 
 	*g = (struct hm_guard)HM_GUARD_INIT;
+	g->flags = flags;
 	if (flags & HM_GUARD_DRY_RUN) {
 		hm_debug("dry run: the state is not locked");
 		return 0;
@@ -193,14 +208,28 @@ hm_guard_acquire(struct hm_guard *g, const char *operation, int flags)
 	g->remote = jv_get_kind(remote) == JV_KIND_OBJECT;
 	jv_free(remote);
 	jv_free(rec);
-	if (g->remote && !tool[0]) {
-		char *p = hm_find_tool("lock");
-
-		snprintf(tool, sizeof(tool), "%s", p ? p : "");
-		free(p);
-	}
+	if (g->remote)
+		find_release_tool();
 	hm_debug("locked the state for %s (%s)", operation, g->id);
 	clear_dead_temps();
+	return 0;
+}
+
+int
+hm_guard_need_remote(struct hm_guard *g)
+{
+	int taken;
+
+	if (!g->id[0] || g->remote || g->owner != getpid() ||
+	    !(g->flags & HM_GUARD_REMOTE_LATER))
+		return 0;
+	/* The tool first: a signal from here on may need it to release. */
+	find_release_tool();
+	if (hm_lock_acquire_remote(g->id, !!(g->flags & HM_GUARD_WAIT), &taken) < 0)
+		return -1;
+	g->remote = taken;
+	if (taken)
+		hm_debug("took the remote part of the lock (%s)", g->id);
 	return 0;
 }
 

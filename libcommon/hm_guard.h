@@ -42,9 +42,10 @@ struct hm_guard {
 	char id[64];   /* the lock id held; "" when nothing is held */
 	int remote;    /* the remote ref is held too */
 	pid_t owner;   /* the process that took it */
+	int flags;     /* hm_guard_acquire's */
 };
 
-#define HM_GUARD_INIT { "", 0, 0 }
+#define HM_GUARD_INIT { "", 0, 0, 0 }
 
 /* A guard released when it goes out of scope. */
 #define HM_GUARD __attribute__((cleanup(hm_guard_release))) struct hm_guard
@@ -52,10 +53,21 @@ struct hm_guard {
 enum hm_guard_flags {
 	HM_GUARD_DRY_RUN = 1, /* take nothing (the specification's dry-run skip) */
 	HM_GUARD_WAIT = 2,    /* while held, retry as lock_config.json says */
+	HM_GUARD_REMOTE_LATER = 4, /* Hybrid: the remote part by hm_guard_need_remote */
 };
 
 /* Take the lock for operation ("apply", "migrate", ...).  0 or -1. */
 int hm_guard_acquire(struct hm_guard *g, const char *operation, int flags);
+
+/*
+ * With HM_GUARD_REMOTE_LATER, an operation holds only the local lock until it
+ * finds it has something to write (a sync with nothing to do never touches
+ * the remote's lock); then it calls this, which takes the remote part as
+ * hm_guard_acquire would have.  Does nothing when there is nothing to take.
+ * 0, or -1 with hm_last_code() (the local lock is still held, released as
+ * usual).
+ */
+int hm_guard_need_remote(struct hm_guard *g);
 
 /* Release what g holds (nothing when it holds nothing); safe to call twice. */
 void hm_guard_release(struct hm_guard *g);

@@ -745,7 +745,7 @@ hm_lock_acquire(const struct hm_lock_request *req, jv *record)
 		}
 		if (r == TRY_OK && req->taken)
 			req->taken(rec, req->arg);
-		if (r == TRY_OK && cfg.lock_type == HM_LOCK_HYBRID) {
+		if (r == TRY_OK && cfg.lock_type == HM_LOCK_HYBRID && !req->local_first) {
 			free(held_msg);
 			held_msg = NULL;
 			r = remote_acquire(&rec, &held_msg);
@@ -796,6 +796,64 @@ hm_lock_acquire(const struct hm_lock_request *req, jv *record)
 		hm_lock_print_held(holder);
 	free(held_msg);
 	jv_free(holder);
+	jv_free(rec);
+	return hm_fail(HM_EXIT_LOCKED);
+}
+
+int
+hm_lock_acquire_remote(const char *id, int wait, int *taken)
+{
+	struct hm_lock_config cfg;
+	char *held_msg = NULL;
+	double delay;
+	jv rec;
+	int r, fd;
+
+	*taken = 0;
+	if (hm_config_load(&cfg) < 0)
+		return -1;
+	if (cfg.lock_type != HM_LOCK_HYBRID)
+		return 0;
+	if ((fd = guard_lock()) < 0)
+		return -1;
+	r = read_record(&rec, NULL, 0);
+	guard_unlock(fd);
+	if (r < 0)
+		return -1;
+	if (r == 0 || strcmp(hm_json_str(rec, "id"), id) != 0) {
+		jv_free(rec);
+		return hm_error("the lock %s is no longer held", id);
+	}
+	delay = cfg.retry_delay;
+	for (long attempt = 0;; attempt++) {
+		free(held_msg);
+		held_msg = NULL;
+		r = remote_acquire(&rec, &held_msg);
+		if (r == REMOTE_TAKEN && update_if(jv_copy(rec)) < 0) {
+			jv remote = jv_object_get(jv_copy(rec), jv_string("remote"));
+
+			remote_release(remote);
+			jv_free(remote);
+			r = -1;
+		}
+		if (r == REMOTE_TAKEN || r == REMOTE_LOCAL) {
+			*taken = r == REMOTE_TAKEN;
+			jv_free(rec);
+			return 0;
+		}
+		if (r != REMOTE_HELD) {
+			jv_free(rec);
+			return r == REMOTE_CONFLICTS ? hm_fail(HM_EXIT_FOUND) : -1;
+		}
+		if (!wait || attempt >= cfg.retry_attempts)
+			break;
+		hm_debug("the lock is held by another machine; retrying in %.3g s", delay);
+		sleep_seconds(delay);
+		if (cfg.retry_backoff)
+			delay *= 2;
+	}
+	pass_stderr(held_msg);
+	free(held_msg);
 	jv_free(rec);
 	return hm_fail(HM_EXIT_LOCKED);
 }

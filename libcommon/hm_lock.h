@@ -50,6 +50,8 @@ struct hm_lock_request {
 	int wait;               /* while held, retry as lock_config.json's "retry" says */
 	int nested;             /* a lock held by an ancestor process is ours: proceed */
 	int quiet_disabled;     /* do not print the "locking is disabled" warning */
+	int local_first;        /* Hybrid: the local record only, the remote part
+				   later by hm_lock_acquire_remote */
 	/* Called (when set) as soon as the local record is written, before the
 	 * remote part: a caller that must release on signals arms itself here. */
 	void (*taken)(jv record, void *arg); /* record borrowed */
@@ -65,6 +67,16 @@ struct hm_lock_request {
  * "State is currently locked" block on stderr and fails with HM_EXIT_LOCKED.
  */
 int hm_lock_acquire(const struct hm_lock_request *req, jv *record);
+
+/*
+ * The remote part of a Hybrid lock taken with req->local_first, for an
+ * operation that finds it has something to write: take refs/heimdal/lock for
+ * the local lock id (held by the caller), retrying while held elsewhere when
+ * wait is set, and record it in state.lock.  Returns 0, *taken set when the
+ * remote ref is now held (0: not Hybrid, no remote, unreachable: local only);
+ * -1 as hm_lock_acquire fails, the local lock still held.
+ */
+int hm_lock_acquire_remote(const char *id, int wait, int *taken);
 
 /*
  * Release the lock whose id is id: the remote ref first (when the record says

@@ -286,6 +286,34 @@ pushed_by_a() {
 	[ "$(cat "$d/.bashrc")" = 'my own edit' ] || fail
 }
 
+@test "sync: with nothing to do it leaves the remote's lock alone; with something to write it takes it" {
+	need lineage conflicts merge migrate lock
+	joined a b
+	as a heimdal sync --no-apply >/dev/null
+	# Machine a holds the hybrid lock (the remote's refs/heimdal/lock too).
+	sleep 60 &
+	holder=$!
+	id=$(as a heimdal-lock acquire --op apply --pid "$holder" | jq -r .id)
+	[ "$(git --git-dir="$REMOTE" cat-file -p refs/heimdal/lock:lock.json | jq -r .id)" = "$id" ] ||
+		fail "machine a does not hold the remote lock"
+	run --separate-stderr as b heimdal sync --no-apply
+	expect_status 0
+	[ "$output" = "Already up to date." ] || fail
+	# Something to share: b needs the remote lock, held by a live operation.
+	record b apply
+	printf '{"retry": {"attempts": 0}}\n' >"$(mhome b)/.heimdal/lock_config.json"
+	run --separate-stderr as b heimdal sync --no-apply
+	expect_status 4
+	[[ "$stderr" == *"State is currently locked"* ]] || fail
+	[ ! -e "$(mhome b)/.heimdal/state.lock" ] || fail "b's local lock left"
+	as a heimdal-lock release --id "$id"
+	kill "$holder"
+	run --separate-stderr as b heimdal sync --no-apply
+	expect_status 0
+	[[ "$output" == *"Pushed to origin"* ]] || fail
+	! git --git-dir="$REMOTE" rev-parse -q --verify refs/heimdal/lock >/dev/null || fail "remote lock left"
+}
+
 @test "sync: usage" {
 	git_machine a
 	run --separate-stderr as a heimdal sync --bogus

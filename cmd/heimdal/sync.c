@@ -191,6 +191,7 @@ record_sync(jv state, const char *head)
 }
 
 struct sync_run {
+	struct hm_guard *guard;
 	int no_apply;
 	int pulled;   /* the pull brought dotfiles (not only the state) */
 	int offline;
@@ -307,6 +308,9 @@ sync_once(git_repository *repo, struct sync_run *run)
 		printf("Already up to date.\n");
 		return 0;
 	}
+	/* Something to write: now the remote's lock too. */
+	if (hm_guard_need_remote(run->guard) < 0)
+		exit(hm_last_code());
 	if (changed) {
 		merged = record_sync(merged, head);
 	} else {
@@ -402,11 +406,14 @@ cmd_sync(int argc, char **argv)
 		       SYNC_USAGE);
 	/*
 	 * One lock for the whole sync; the apply it runs sees it held by its
-	 * parent.  Another machine's sync holding the remote lock is waited for,
-	 * as lock_config.json's retry says: syncs are meant to meet.
+	 * parent.  The remote's part is taken once the sync has something to
+	 * write (sync_once), so a sync with nothing to do reads the remote and
+	 * leaves it alone.  Another machine's sync holding the remote lock is
+	 * waited for, as lock_config.json's retry says: syncs are meant to meet.
 	 */
-	if (hm_guard_acquire(&guard, "sync", HM_GUARD_WAIT) < 0)
+	if (hm_guard_acquire(&guard, "sync", HM_GUARD_WAIT | HM_GUARD_REMOTE_LATER) < 0)
 		return hm_last_code();
+	run.guard = &guard;
 	local = porcelain_state_load();
 	porcelain_need_tool("conflicts", "compare the local and remote states");
 	porcelain_need_tool("merge", "merge the local and remote states");
