@@ -309,14 +309,33 @@ strpair(jv c, const char *l, const char *r)
 jv
 hm_conflict_file_drift(jv key, jv l, jv r, jv b, int with_base)
 {
-	jv c = conflict("file_drift", "low",
-			jv_string_fmt("File '%s' has been modified", jv_string_value(key)));
+	/*
+	 * A large merge reports tens of thousands of these: the names and the
+	 * fixed values are made once and shared (jv strings are refcounted, and
+	 * keep their hash).
+	 */
+	enum { TYPE, SEVERITY, DESCRIPTION, PATH, LOCAL, REMOTE, BASE, FILE_DRIFT, LOW, NSTR };
+	static const char *const text[NSTR] = { "type", "severity", "description", "path",
+		"local", "remote", "base", "file_drift", "low" };
+	static jv str[NSTR];
+	static int made;
+	jv c;
 
-	c = jv_object_set(c, jv_string("path"), key);
-	c = jv_object_set(c, jv_string("local"), jv_is_valid(l) ? l : (jv_free(l), jv_null()));
-	c = jv_object_set(c, jv_string("remote"), jv_is_valid(r) ? r : (jv_free(r), jv_null()));
+	if (!made) {
+		for (int i = 0; i < NSTR; i++)
+			str[i] = jv_string(text[i]);
+		made = 1;
+	}
+	c = jv_object();
+	c = jv_object_set(c, jv_copy(str[TYPE]), jv_copy(str[FILE_DRIFT]));
+	c = jv_object_set(c, jv_copy(str[SEVERITY]), jv_copy(str[LOW]));
+	c = jv_object_set(c, jv_copy(str[DESCRIPTION]),
+			  jv_string_fmt("File '%s' has been modified", jv_string_value(key)));
+	c = jv_object_set(c, jv_copy(str[PATH]), key);
+	c = jv_object_set(c, jv_copy(str[LOCAL]), jv_is_valid(l) ? l : (jv_free(l), jv_null()));
+	c = jv_object_set(c, jv_copy(str[REMOTE]), jv_is_valid(r) ? r : (jv_free(r), jv_null()));
 	if (with_base)
-		c = jv_object_set(c, jv_string("base"), jv_is_valid(b) ? b : (jv_free(b), jv_null()));
+		c = jv_object_set(c, jv_copy(str[BASE]), jv_is_valid(b) ? b : (jv_free(b), jv_null()));
 	else
 		jv_free(b);
 	return c;
