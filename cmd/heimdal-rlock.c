@@ -51,7 +51,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#define LOCK_REF "refs/heimdal/lock"
+#define LOCK_REF HM_LOCK_REMOTE_REF
 #define FETCHED_REF "refs/heimdal/remote-lock"
 #define ROUNDS 5
 

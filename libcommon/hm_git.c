@@ -647,6 +647,7 @@ struct push_args {
 	const char *remote;
 	const char *branch;
 	const char *lease;
+	const char *unless; /* a ref whose presence on the remote stops the push */
 };
 
 /* Point the remote-tracking ref of dst ("refs/heads/x") at oid, as a fetch would. */
@@ -672,8 +673,8 @@ track(git_remote *remote, git_repository *repo, const char *dst, const git_oid *
 /*
  * The push itself, in the deadline child.  It tells the parent through out_fd:
  * nothing when pushed, "U" when the remote already had the commit (nothing
- * sent: libgit2 would otherwise make the server process an empty pack), or
- * "R<why>" when refused.  Refusals are answers, not failures: the lease
+ * sent: libgit2 would otherwise make the server process an empty pack), "H"
+ * when the remote has a->unless (nothing sent), or "R<why>" when refused.  Refusals are answers, not failures: the lease
  * (GIT_EUSER from push_negotiation), libgit2's own fast-forward check, or the
  * server's per-ref status.
  */
@@ -690,7 +691,7 @@ push_child(void *arg, int out_fd)
 	git_strarray specs = { &spec, 1 };
 	size_t nheads;
 	git_oid local;
-	int err, same = 0;
+	int err, same = 0, held = 0;
 	const char *say = "";
 	char *msg = NULL;
 
@@ -706,8 +707,15 @@ push_child(void *arg, int out_fd)
 				 &opts.custom_headers);
 	if (err == 0)
 		err = git_remote_ls(&heads, &nheads, remote);
-	for (size_t i = 0; err == 0 && i < nheads; i++)
+	for (size_t i = 0; err == 0 && i < nheads; i++) {
 		same |= strcmp(heads[i]->name, dst) == 0 && git_oid_equal(&heads[i]->oid, &local);
+		held |= a->unless && strcmp(heads[i]->name, a->unless) == 0;
+	}
+	if (err == 0 && held) {
+		git_remote_disconnect(remote);
+		err = write(out_fd, "H", 1) < 0 ? -1 : 0;
+		goto out;
+	}
 	if (err == 0 && !same)
 		err = git_remote_upload(remote, &specs, &opts);
 	git_remote_disconnect(remote);
@@ -733,10 +741,10 @@ out:
 }
 
 int
-hm_git_push(git_repository *repo, const char *remote, const char *lease, long timeout_s,
-	    char *reason, size_t reason_len)
+hm_git_push(git_repository *repo, const char *remote, const char *lease, const char *unless,
+	    long timeout_s, char *reason, size_t reason_len)
 {
-	struct push_args a = { repo, remote, NULL, lease };
+	struct push_args a = { repo, remote, NULL, lease, unless };
 	char *branch = hm_git_branch(repo), *out = NULL, *key;
 	git_config *cfg = NULL;
 	git_buf val = GIT_BUF_INIT;
@@ -754,6 +762,8 @@ hm_git_push(git_repository *repo, const char *remote, const char *lease, long ti
 		r = HM_GIT_REJECTED;
 	} else if (r == 0 && out && out[0] == 'U') {
 		r = HM_GIT_PUSHED_NOTHING;
+	} else if (r == 0 && out && out[0] == 'H') {
+		r = HM_GIT_HELD;
 	}
 	free(out);
 	/* The first push of a branch makes it track the remote, as `git push -u`. */

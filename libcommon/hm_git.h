@@ -133,11 +133,14 @@ char *hm_git_tracking_ref(git_repository *repo, const char *remote);
  * overwritten.  The remote-tracking ref follows.  Returns 0,
  * HM_GIT_PUSHED_NOTHING when the remote branch already was HEAD (nothing is
  * sent), HM_GIT_REJECTED (reason says why: not a fast-forward, stale lease,
- * refused by the server), HM_GIT_UNREACHABLE (reason set) or -1.
+ * refused by the server), HM_GIT_UNREACHABLE (reason set) or -1.  With unless
+ * (a ref name, or NULL), a remote that has that ref gets nothing: the answer
+ * is HM_GIT_HELD, read from the same connection the push would use.
  */
 #define HM_GIT_PUSHED_NOTHING 3
-int hm_git_push(git_repository *repo, const char *remote, const char *lease, long timeout_s,
-		char *reason, size_t reason_len);
+#define HM_GIT_HELD 4
+int hm_git_push(git_repository *repo, const char *remote, const char *lease, const char *unless,
+		long timeout_s, char *reason, size_t reason_len);
 
 /*
  * Resolving a path both sides changed during hm_git_merge: base, ours and

@@ -216,12 +216,18 @@ hm_guard_acquire(struct hm_guard *g, const char *operation, int flags)
 }
 
 int
+hm_guard_remote_pending(const struct hm_guard *g)
+{
+	return g->id[0] && !g->remote && g->owner == getpid() &&
+	       (g->flags & HM_GUARD_REMOTE_LATER);
+}
+
+int
 hm_guard_need_remote(struct hm_guard *g)
 {
 	int taken;
 
-	if (!g->id[0] || g->remote || g->owner != getpid() ||
-	    !(g->flags & HM_GUARD_REMOTE_LATER))
+	if (!hm_guard_remote_pending(g))
 		return 0;
 	/* The tool first: a signal from here on may need it to release. */
 	find_release_tool();

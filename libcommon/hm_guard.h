@@ -69,6 +69,9 @@ int hm_guard_acquire(struct hm_guard *g, const char *operation, int flags);
  */
 int hm_guard_need_remote(struct hm_guard *g);
 
+/* 1 when g holds the local lock and its remote part is still to be taken. */
+int hm_guard_remote_pending(const struct hm_guard *g);
+
 /* Release what g holds (nothing when it holds nothing); safe to call twice. */
 void hm_guard_release(struct hm_guard *g);
 

@@ -42,6 +42,9 @@
 #include <sys/types.h>
 #include <time.h>
 
+/* The remote's lock: a root commit holding lock.json (heimdal-rlock). */
+#define HM_LOCK_REMOTE_REF "refs/heimdal/lock"
+
 struct hm_lock_request {
 	const char *operation;  /* required: "apply", "migrate", ... */
 	const char *reason;     /* NULL: "<operation> by heimdal" */

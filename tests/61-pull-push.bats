@@ -152,6 +152,36 @@ Please resolve conflicts manually and run 'heimdal sync' again" ] || fail
 	git --git-dir="$REMOTE" show main:.vimrc | grep -qx from-b
 }
 
+@test "push: takes no remote lock while nobody holds one; a live holder on another machine refuses it" {
+	need lock
+	as a heimdal push >/dev/null
+	as b heimdal pull >/dev/null
+	commit_file b .vimrc from-b
+	run --separate-stderr as b heimdal --verbose push
+	expect_status 0
+	[[ "$output" == *"Pushed"* ]] || fail
+	[[ "$stderr" != *"heimdal-rlock"* ]] || fail "the remote lock was taken"
+	# Machine a holds the hybrid lock, the remote's refs/heimdal/lock too.
+	sleep 60 &
+	holder=$!
+	id=$(as a heimdal-lock acquire --op apply --pid "$holder" | jq -r .id)
+	git --git-dir="$REMOTE" rev-parse -q --verify refs/heimdal/lock >/dev/null || fail "no remote lock"
+	commit_file b .zshrc from-b
+	printf '{"retry": {"attempts": 0}}\n' >"$(mhome b)/.heimdal/lock_config.json"
+	before=$(git --git-dir="$REMOTE" rev-parse main)
+	run --separate-stderr as b heimdal push
+	expect_status 4
+	[[ "$stderr" == *"State is currently locked"* ]] || fail
+	[ "$(git --git-dir="$REMOTE" rev-parse main)" = "$before" ] || fail "pushed anyway"
+	[ ! -e "$(mhome b)/.heimdal/state.lock" ] || fail "b's local lock left"
+	as a heimdal-lock release --id "$id"
+	kill "$holder"
+	run --separate-stderr as b heimdal push
+	expect_status 0
+	git --git-dir="$REMOTE" show main:.zshrc | grep -qx from-b
+	! git --git-dir="$REMOTE" rev-parse -q --verify refs/heimdal/lock >/dev/null || fail "remote lock left"
+}
+
 @test "push --force: overwrites what was fetched, never a change it has not seen" {
 	as a heimdal push >/dev/null
 	as b heimdal pull >/dev/null

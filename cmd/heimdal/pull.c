@@ -105,7 +105,8 @@ cmd_push(int argc, char **argv)
 	jv local, serial;
 
 	parse(argc, argv, "heimdal push [--force]", "force", &force);
-	if (hm_guard_acquire(&guard, "push", 0) < 0)
+	/* The remote's part of the lock only if somebody holds it (remote_push). */
+	if (hm_guard_acquire(&guard, "push", HM_GUARD_REMOTE_LATER) < 0)
 		return hm_last_code();
 	local = porcelain_state_load();
 	repo = remote_open(local);
@@ -117,7 +118,7 @@ cmd_push(int argc, char **argv)
 	if (remote_commit_state(repo, local, msg, head) == 0)
 		printf("%s Committed the state (%.7s)\n", hm_mark(HM_MARK_OK), head);
 	free(msg);
-	r = remote_push(repo, force, 0);
+	r = remote_push(repo, force, 0, &guard);
 	if (r == HM_GIT_UNREACHABLE)
 		printf("The state is committed locally; run 'heimdal push' when the connection "
 		       "is restored.\n");

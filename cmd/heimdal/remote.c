@@ -8,6 +8,8 @@
 #include "hm_config.h"
 #include "hm_error.h"
 #include "hm_file.h"
+#include "hm_guard.h"
+#include "hm_lock.h"
 #include "hm_json.h"
 #include "hm_machine.h"
 #include "hm_spawn.h"
@@ -338,7 +340,7 @@ remote_in_step(git_repository *repo)
 }
 
 int
-remote_push(git_repository *repo, int force, int quiet)
+remote_push(git_repository *repo, int force, int quiet, struct hm_guard *g)
 {
 	char lease[41], reason[512], *up = NULL;
 	git_oid oid;
@@ -353,8 +355,23 @@ remote_push(git_repository *repo, int force, int quiet)
 			memset(lease, '0', 40), lease[40] = '\0';
 		free(up);
 	}
-	r = hm_git_push(repo, REMOTE_NAME, force ? lease : NULL, remote_timeout(), reason,
-			sizeof(reason));
+	/*
+	 * A push is one compare-and-swap of the branch on the remote: a guard
+	 * that has not taken the remote's lock lets it through only when nobody
+	 * holds refs/heimdal/lock, as the push connection itself shows.  When
+	 * somebody does, the lock is taken the full way (waiting for, or taking
+	 * over, its holder, or refusing), then the push goes on.
+	 */
+	r = hm_git_push(repo, REMOTE_NAME, force ? lease : NULL,
+			g && hm_guard_remote_pending(g) ? HM_LOCK_REMOTE_REF : NULL,
+			remote_timeout(), reason, sizeof(reason));
+	if (r == HM_GIT_HELD) {
+		hm_debug("%s is held on the remote: taking the lock first", HM_LOCK_REMOTE_REF);
+		if (hm_guard_need_remote(g) < 0)
+			exit(hm_last_code());
+		r = hm_git_push(repo, REMOTE_NAME, force ? lease : NULL, NULL, remote_timeout(),
+				reason, sizeof(reason));
+	}
 	if (r < 0)
 		exit(hm_last_code());
 	if (r == HM_GIT_UNREACHABLE)

@@ -69,12 +69,16 @@ jv remote_state_at(git_repository *repo, const char *rev);
 int remote_commit_state(git_repository *repo, jv state, const char *message, char out[41]);
 
 /*
- * Push the current branch.  force: lease on the remote-tracking ref.  Returns
- * 0, HM_GIT_PUSHED_NOTHING (the remote had it already), HM_GIT_REJECTED after
+ * Push the current branch.  force: lease on the remote-tracking ref.  g (may
+ * be NULL): the command's guard, when it took the lock with
+ * HM_GUARD_REMOTE_LATER; the push then goes through only while nobody holds
+ * the remote's lock, taking it first when somebody does.  Returns 0,
+ * HM_GIT_PUSHED_NOTHING (the remote had it already), HM_GIT_REJECTED after
  * printing why and what to run (unless quiet), HM_GIT_UNREACHABLE after the
- * warning; exits on errors.
+ * warning; exits on errors (the lock held elsewhere included).
  */
-int remote_push(git_repository *repo, int force, int quiet);
+struct hm_guard;
+int remote_push(git_repository *repo, int force, int quiet, struct hm_guard *g);
 
 /* 1 when HEAD and the remote-tracking ref are the same commit. */
 int remote_in_step(git_repository *repo);

@@ -354,7 +354,7 @@ sync_once(git_repository *repo, struct sync_run *run)
 	jv_free(merged);
 	if (remote_in_step(repo))
 		return 0;
-	r = remote_push(repo, 0, 1);
+	r = remote_push(repo, 0, 1, NULL);
 	if (r == HM_GIT_REJECTED)
 		return SYNC_AGAIN;
 	if (r == HM_GIT_UNREACHABLE) {
