@@ -36,7 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CACHE_MAGIC "heimdal-drift-cache 1"
+#define CACHE_MAGIC "heimdal-drift-cache 2"
+#define STAT_KEY_MAX 128
 #define READ_BUF (1024 * 1024)
 #define CHUNK 256 /* entries a thread takes at a time: runs of one directory */
 
@@ -308,6 +309,7 @@ struct cache {
 	char *map; /* the file, mapped read-only */
 	size_t len;
 	char state[HM_HASH_HEX_MAX];
+	char state_stat[STAT_KEY_MAX]; /* the state file's stat_key, or "-" */
 	int64_t stamp;
 	size_t n;
 	struct cached *c;
@@ -331,6 +333,15 @@ field(const char **pp, const char *end, int64_t *v)
 	*v = neg ? -(int64_t)x : (int64_t)x;
 	*pp = p + 1;
 	return 0;
+}
+
+/* What identifies a file's version without reading it: device, inode, size, times. */
+static void
+stat_key_of(const struct stat *st, char key[STAT_KEY_MAX])
+{
+	snprintf(key, STAT_KEY_MAX, "%llx:%llx:%lld:%lld:%lld", (unsigned long long)st->st_dev,
+		 (unsigned long long)st->st_ino, (long long)st->st_size,
+		 (long long)ns(st->st_mtim), (long long)ns(st->st_ctim));
 }
 
 /* strcmp of a counted string with a C string. */
@@ -364,7 +375,7 @@ cache_load(const char *path, const char *root, struct cache *k)
 	long long stamp;
 	struct stat st;
 	int off = 0, fd;
-	char head[HM_HASH_HEX_MAX + 64];
+	char head[HM_HASH_HEX_MAX + STAT_KEY_MAX + 64];
 
 	memset(k, 0, sizeof(*k));
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
@@ -392,7 +403,8 @@ cache_load(const char *path, const char *root, struct cache *k)
 		goto bad;
 	memcpy(head, p, nl - p - rl);
 	head[nl - p - rl] = '\0';
-	if (sscanf(head, "%64s %lld %zu %n", k->state, &stamp, &count, &off) != 3 ||
+	if (sscanf(head, "%64s %127s %lld %zu %n", k->state, k->state_stat, &stamp, &count,
+		   &off) != 4 ||
 	    (size_t)off != (size_t)(nl - p - rl) || count > k->len / 8)
 		goto bad;
 	k->stamp = stamp;
@@ -723,7 +735,7 @@ check_all(struct run *r, long jobs)
 
 /* Write the cache beside itself and rename it in: it is only a cache, so no fsync. */
 static void
-cache_save(const char *path, struct run *r, const char *state_key)
+cache_save(const char *path, struct run *r, const char *state_key, const char *stat_key)
 {
 	char *tmp = hm_xasprintf("%s.tmp.%ld", path, (long)getpid());
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -739,7 +751,8 @@ cache_save(const char *path, struct run *r, const char *state_key)
 	}
 	for (size_t i = 0; i < r->n; i++)
 		count += !r->e[i].hostile;
-	fprintf(f, CACHE_MAGIC "\n%s %lld %zu %s\n", state_key, (long long)r->stamp, count, r->root);
+	fprintf(f, CACHE_MAGIC "\n%s %s %lld %zu %s\n", state_key, stat_key, (long long)r->stamp,
+		count, r->root);
 	for (size_t i = 0; i < r->n; i++) {
 		struct entry *e = &r->e[i];
 
@@ -817,7 +830,7 @@ main(int argc, char **argv)
 	struct run r = { .root_fd = -1 };
 	struct cache k = { 0 };
 	const char *input = "-";
-	char *buf, *cache_path = NULL, state_key[HM_HASH_HEX_MAX];
+	char *buf = NULL, *cache_path = NULL, state_key[HM_HASH_HEX_MAX], stat_key[STAT_KEY_MAX] = "-";
 	size_t len;
 	long jobs = sysconf(_SC_NPROCESSORS_ONLN);
 	int c, all = 0, use_cache = 1, compact = 0, unsafe = 0, drifted, changed = 0;
@@ -869,28 +882,46 @@ main(int argc, char **argv)
 	r.root_len = strlen(r.root_real);
 	if ((r.root_fd = open(r.root_real, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		hm_die_errno(HM_EXIT_ENV, "%s", r.root);
+	/* The fs clock (coarse, as file timestamps are) before anything is looked at. */
+	clock_gettime(CLOCK_REALTIME_COARSE, &now);
+	r.stamp = ns(now);
+	if (use_cache && (getenv("HEIMDAL_HOME") || getenv("HOME"))) {
+		cache_path = hm_home_path("drift.cache");
+		cache_load(cache_path, r.root, &k);
+	}
 	if (strcmp(input, "-") == 0) {
 		if (read_whole(0, &buf, &len) < 0)
 			hm_die_errno(HM_EXIT_ENV, "<stdin>");
 	} else {
 		int fd = open(input, O_RDONLY | O_CLOEXEC);
+		struct stat st;
 
-		if (fd < 0 || read_whole(fd, &buf, &len) < 0)
+		if (fd < 0 || fstat(fd, &st) < 0)
 			hm_die_errno(HM_EXIT_ENV, "%s", input);
+		/*
+		 * The state file the cache was made from, unchanged since (and not
+		 * changed in the cache's own tick: git's racy rule again), need not
+		 * be read: its digest is the cache's.
+		 */
+		stat_key_of(&st, stat_key);
+		if (k.map && strcmp(k.state_stat, stat_key) == 0 && ns(st.st_mtim) < k.stamp &&
+		    ns(st.st_ctim) < k.stamp) {
+			memcpy(state_key, k.state, sizeof(state_key));
+		} else if (read_whole(fd, &buf, &len) < 0) {
+			hm_die_errno(HM_EXIT_ENV, "%s", input);
+		}
 		close(fd);
 	}
-	/* The fs clock (coarse, as file timestamps are) before anything is looked at. */
-	clock_gettime(CLOCK_REALTIME_COARSE, &now);
-	r.stamp = ns(now);
-	if (hm_hash_buf(HM_HASH_SHA256, buf, len, state_key) < 0)
+	if (buf && hm_hash_buf(HM_HASH_SHA256, buf, len, state_key) < 0)
 		exit(HM_EXIT_ENV);
-	if (use_cache && (getenv("HEIMDAL_HOME") || getenv("HOME"))) {
-		cache_path = hm_home_path("drift.cache");
-		cache_load(cache_path, r.root, &k);
-	}
 	/* Each buffer is freed as soon as it is done with: 100k files fit in 64 MiB. */
 	if (k.map && strcmp(k.state, state_key) == 0) {
-		hm_debug("cache: state already seen, not parsed");
+		hm_debug("cache: state already seen, not %s", buf ? "parsed" : "read");
+		/* Rewritten with the same content: the new stat key is news.  From
+		 * stdin there is none: the file's stays. */
+		if (strcmp(stat_key, "-") == 0)
+			memcpy(stat_key, k.state_stat, sizeof(stat_key));
+		changed = strcmp(k.state_stat, stat_key) != 0;
 		free(buf);
 		entries_from_cache(&r, &k);
 	} else {
@@ -912,7 +943,7 @@ main(int argc, char **argv)
 	hm_debug("cache: %zu hits, %zu racy re-hashed, %zu entries", (size_t)r.hits,
 		 (size_t)r.racy, r.n);
 	if (cache_path && changed && hm_home_ensure() == 0)
-		cache_save(cache_path, &r, unsafe ? "-" : state_key);
+		cache_save(cache_path, &r, unsafe ? "-" : state_key, unsafe ? "-" : stat_key);
 	out = report(&r, all, &drifted);
 	if (hm_json_write(stdout, out, compact ? HM_JSON_COMPACT : HM_JSON_PRETTY) < 0 ||
 	    fflush(stdout) != 0)

@@ -118,15 +118,29 @@ local_state() {
 	sums=$(jq -n --arg a "$(sha 'file 1')" --arg b "$(sha 'file 2')" --arg c "$(sha 'file 3')" \
 		'{".f1": $a, ".f2": $b, ".f3": $c}')
 	with_sums "$sums" >s.json
-	touch -d '-1 hour' "$HOME"/.f*
+	touch -d '-1 hour' "$HOME"/.f* s.json
 	run --separate-stderr heimdal-drift --verbose s.json
 	expect_status 0
 	[[ "$stderr" == *"cache: 0 hits"* ]] || fail "cold run hit"
 	[ "$(stat -c %a "$HEIMDAL_HOME/drift.cache")" = 600 ] || fail "cache mode"
+	# The same state file, unchanged: not even read.
+	run --separate-stderr heimdal-drift --verbose s.json
+	expect_status 0
+	[[ "$stderr" == *"state already seen, not read"* ]] || fail "state re-read"
+	[[ "$stderr" == *"cache: 3 hits, 0 racy"* ]] || fail "warm run missed"
+	# Written again with the same content (a new file): read, known by its digest.
+	cp s.json s.new && mv s.new s.json && touch -d '-1 hour' s.json
 	run --separate-stderr heimdal-drift --verbose s.json
 	expect_status 0
 	[[ "$stderr" == *"state already seen, not parsed"* ]] || fail "state re-parsed"
-	[[ "$stderr" == *"cache: 3 hits, 0 racy"* ]] || fail "warm run missed"
+	run --separate-stderr heimdal-drift --verbose s.json
+	[[ "$stderr" == *"state already seen, not read"* ]] || fail "the new file not remembered"
+	# Through stdin it is always read, and the file stays known.
+	run --separate-stderr heimdal-drift --verbose - <s.json
+	expect_status 0
+	[[ "$stderr" == *"state already seen, not parsed"* ]] || fail "stdin"
+	run --separate-stderr heimdal-drift --verbose s.json
+	[[ "$stderr" == *"state already seen, not read"* ]] || fail "the file forgotten after stdin"
 	# A different state is parsed, yet the stat entries still serve.
 	with_sums "$(jq '.".f1" = "'"$(sha other)"'"' <<<"$sums")" >t.json
 	run --separate-stderr heimdal-drift --verbose t.json
@@ -181,11 +195,11 @@ local_state() {
 	run --separate-stderr heimdal-drift --no-cache s.json
 	expect_status 0
 	[ ! -e "$HEIMDAL_HOME/drift.cache" ] || fail "cache written"
-	printf 'heimdal-drift-cache 1\ngarbage\n' >"$HEIMDAL_HOME/drift.cache"
+	printf 'heimdal-drift-cache 2\ngarbage\n' >"$HEIMDAL_HOME/drift.cache"
 	run --separate-stderr heimdal-drift s.json
 	expect_status 0
 	expect_json '.checked == 1 and .modified == []'
-	head -1 "$HEIMDAL_HOME/drift.cache" | grep -qx 'heimdal-drift-cache 1'
+	head -1 "$HEIMDAL_HOME/drift.cache" | grep -qx 'heimdal-drift-cache 2'
 	grep -qx end "$HEIMDAL_HOME/drift.cache" || fail "cache not rewritten"
 }
 
