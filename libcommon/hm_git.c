@@ -1270,10 +1270,9 @@ hm_git_undo_checkout(git_repository *repo, const char *a, const char *b)
 		const git_diff_delta *d = git_diff_get_delta(diff, i);
 
 		if (!undo_safe(repo, d->new_file.path, &d->old_file.id, &d->new_file.id)) {
-			hm_error("%s%s: changed since a pull of %.7s was cut short; commit or "
-				 "stash it, then run again",
-				 git_repository_workdir(repo), d->new_file.path, b);
-			goto out;
+			/* Somebody's edit: left alone for the next checkout to refuse. */
+			hm_debug("%s: not the checkout's bytes; left as it is", d->new_file.path);
+			continue;
 		}
 		paths[n++] = (char *)d->new_file.path;
 		if (strcmp(d->old_file.path, d->new_file.path) != 0)

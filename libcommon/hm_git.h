@@ -208,8 +208,10 @@ int hm_git_changed_outside(git_repository *repo, const char *a, const char *b,
  * unfinished merge's files (MERGE_HEAD, ...) are removed, and every path that
  * differs between a and b is put back as HEAD has it in the index and the
  * working tree (forced), a path HEAD lacks removed.  Only those paths are
- * touched: a checkout refuses to start over local changes in them, so
- * nothing there is the user's.  0, or -1.
+ * touched, and only those that hold what the checkout can have left there
+ * (the old bytes, part or all of the new, nothing): a checkout refuses to
+ * start over local changes, so anything else is an edit made since, and is
+ * left for the next checkout to refuse.  0, or -1.
  */
 int hm_git_undo_checkout(git_repository *repo, const char *a, const char *b);
 
