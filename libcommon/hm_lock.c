@@ -699,6 +699,25 @@ remote_release(jv remote)
 	free(in);
 }
 
+/*
+ * remote_acquire, and the remote part recorded in state.lock: a remote ref
+ * that cannot be recorded is given back.  REMOTE_* or -1.
+ */
+static int
+remote_take(jv *rec, char **held_msg)
+{
+	int r = remote_acquire(rec, held_msg);
+
+	if (r == REMOTE_TAKEN && update_if(jv_copy(*rec)) < 0) {
+		jv remote = jv_object_get(jv_copy(*rec), jv_string("remote"));
+
+		remote_release(remote);
+		jv_free(remote);
+		r = -1;
+	}
+	return r;
+}
+
 static void
 sleep_seconds(double s)
 {
@@ -748,14 +767,7 @@ hm_lock_acquire(const struct hm_lock_request *req, jv *record)
 		if (r == TRY_OK && cfg.lock_type == HM_LOCK_HYBRID && !req->local_first) {
 			free(held_msg);
 			held_msg = NULL;
-			r = remote_acquire(&rec, &held_msg);
-			if (r == REMOTE_TAKEN && update_if(jv_copy(rec)) < 0) {
-				jv remote = jv_object_get(jv_copy(rec), jv_string("remote"));
-
-				remote_release(remote);
-				jv_free(remote);
-				r = -1;
-			}
+			r = remote_take(&rec, &held_msg);
 			if (r == REMOTE_TAKEN || r == REMOTE_LOCAL) {
 				r = TRY_OK;
 			} else {
@@ -828,14 +840,7 @@ hm_lock_acquire_remote(const char *id, int wait, int *taken)
 	for (long attempt = 0;; attempt++) {
 		free(held_msg);
 		held_msg = NULL;
-		r = remote_acquire(&rec, &held_msg);
-		if (r == REMOTE_TAKEN && update_if(jv_copy(rec)) < 0) {
-			jv remote = jv_object_get(jv_copy(rec), jv_string("remote"));
-
-			remote_release(remote);
-			jv_free(remote);
-			r = -1;
-		}
+		r = remote_take(&rec, &held_msg);
 		if (r == REMOTE_TAKEN || r == REMOTE_LOCAL) {
 			*taken = r == REMOTE_TAKEN;
 			jv_free(rec);
