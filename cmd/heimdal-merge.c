@@ -100,15 +100,7 @@ record(jv *files, jv key, jv l, jv r, jv b, int with_base)
 		jv_free(b);
 		return;
 	}
-	static jv winner, remote;
-
-	if (jv_get_kind(winner) != JV_KIND_STRING) {
-		winner = jv_string("winner"); /* shared by every entry */
-		remote = jv_string("remote");
-	}
-	*files = jv_array_append(*files,
-				 jv_object_set(hm_conflict_file_drift(key, l, r, b, with_base),
-					       jv_copy(winner), jv_copy(remote)));
+	*files = jv_array_append(*files, hm_conflict_file_drift(key, l, r, b, with_base, "remote"));
 }
 
 /*

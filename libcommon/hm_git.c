@@ -674,9 +674,10 @@ track(git_remote *remote, git_repository *repo, const char *dst, const git_oid *
  * The push itself, in the deadline child.  It tells the parent through out_fd:
  * nothing when pushed, "U" when the remote already had the commit (nothing
  * sent: libgit2 would otherwise make the server process an empty pack), "H"
- * when the remote has a->unless (nothing sent), or "R<why>" when refused.  Refusals are answers, not failures: the lease
- * (GIT_EUSER from push_negotiation), libgit2's own fast-forward check, or the
- * server's per-ref status.
+ * when the remote has a->unless (nothing sent), or "R<why>" when refused.
+ * Refusals are answers, not failures: the lease (GIT_EUSER from
+ * push_negotiation), libgit2's own fast-forward check, or the server's
+ * per-ref status.
  */
 static int
 push_child(void *arg, int out_fd)

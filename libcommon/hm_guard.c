@@ -167,14 +167,10 @@ static void
 clear_dead_temps(void)
 {
 	time_t since, until;
-	char *home;
 
-	if (!hm_lock_broken_window(&since, &until))
-		return;
-	home = hm_xstrdup(hm_home());
-	if (hm_file_remove_stale(home, "*.tmp.??????", 0, NULL, since, until) < 0)
-		hm_warn("the temporaries of the process that died are left in %s", home);
-	free(home);
+	if (hm_lock_broken_window(&since, &until) &&
+	    hm_file_remove_stale(hm_home(), "*.tmp.??????", 0, NULL, since, until) < 0)
+		hm_warn("the temporaries of the process that died are left in %s", hm_home());
 }
 
 int

@@ -307,16 +307,17 @@ strpair(jv c, const char *l, const char *r)
 }
 
 jv
-hm_conflict_file_drift(jv key, jv l, jv r, jv b, int with_base)
+hm_conflict_file_drift(jv key, jv l, jv r, jv b, int with_base, const char *winner)
 {
 	/*
 	 * A large merge reports tens of thousands of these: the names and the
 	 * fixed values are made once and shared (jv strings are refcounted, and
 	 * keep their hash).
 	 */
-	enum { TYPE, SEVERITY, DESCRIPTION, PATH, LOCAL, REMOTE, BASE, FILE_DRIFT, LOW, NSTR };
+	enum { TYPE, SEVERITY, DESCRIPTION, PATH, LOCAL, REMOTE, BASE, WINNER, FILE_DRIFT, LOW,
+	       NSTR };
 	static const char *const text[NSTR] = { "type", "severity", "description", "path",
-		"local", "remote", "base", "file_drift", "low" };
+		"local", "remote", "base", "winner", "file_drift", "low" };
 	static jv str[NSTR];
 	static int made;
 	jv c;
@@ -338,6 +339,9 @@ hm_conflict_file_drift(jv key, jv l, jv r, jv b, int with_base)
 		c = jv_object_set(c, jv_copy(str[BASE]), jv_is_valid(b) ? b : (jv_free(b), jv_null()));
 	else
 		jv_free(b);
+	if (winner)
+		c = jv_object_set(c, jv_copy(str[WINNER]),
+				  jv_copy(str[strcmp(winner, "local") == 0 ? LOCAL : REMOTE]));
 	return c;
 }
 
@@ -356,7 +360,7 @@ detect_drift(jv out, jv lc, jv rc, jv bc, int diverged)
 				    : jv_is_valid(r) && !same_value(l, r);
 
 		if (hit) {
-			out = jv_array_append(out, hm_conflict_file_drift(k, l, r, b, with_base));
+			out = jv_array_append(out, hm_conflict_file_drift(k, l, r, b, with_base, NULL));
 		} else {
 			jv_free(k);
 			jv_free(l);
@@ -372,7 +376,7 @@ detect_drift(jv out, jv lc, jv rc, jv bc, int diverged)
 		jv b = jv_object_get(jv_copy(bc), jv_copy(k));
 
 		if (!jv_is_valid(l) && jv_is_valid(b) && !same_value(r, b)) {
-			out = jv_array_append(out, hm_conflict_file_drift(k, l, r, b, 1));
+			out = jv_array_append(out, hm_conflict_file_drift(k, l, r, b, 1, NULL));
 		} else {
 			jv_free(k);
 			jv_free(l);

@@ -96,9 +96,11 @@ jv hm_conflicts_detect(const struct hm_pair *p, const struct hm_lineage_cmp *c, 
 /*
  * One file_drift conflict: path, local, remote and base are consumed (an
  * invalid or null value means the side does not have the file; base is
- * only recorded when with_base).
+ * only recorded when with_base); winner ("local"/"remote", or NULL for none)
+ * is the side a merge kept.
  */
-jv hm_conflict_file_drift(jv path, jv local, jv remote, jv base, int with_base);
+jv hm_conflict_file_drift(jv path, jv local, jv remote, jv base, int with_base,
+			  const char *winner);
 
 /* An array of objects (consumed) sorted by their "path" member. */
 jv hm_conflicts_sort(jv list);

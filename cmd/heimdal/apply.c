@@ -677,12 +677,11 @@ cmd_apply(int argc, char **argv)
 		sums = jv_object();
 	}
 	make_plan(&p, &d, sums);
-	if (!p.dry_run)
-		clear_dead_temps(&p);
 	if (p.dry_run) {
 		report(&p, dir, profile);
 		jv_free(state);
 	} else {
+		clear_dead_temps(&p);
 		/* The new state first, so a failed bump leaves everything as it was. */
 		state = jv_object_set(state, jv_string("checksums"), new_checksums(&p, jv_copy(sums)));
 		state = jv_object_set(state, jv_string("last_apply"),

@@ -103,16 +103,17 @@ char *porcelain_dotfiles_dir(jv state);
 struct git_repository;
 int porcelain_dotfiles_list(struct git_repository *repo, const char *profile, struct dotfiles *d);
 
-/*
- * Call after opening the dotfiles repository at dir.  When this command broke
- * into the state lock of a holder that died, the git lock files that holder
- * left (a killed checkout's index.lock, a ref's .lock) are removed, so the
- * next command recovers by itself.  0, or -1 (error printed).
- */
-int porcelain_repo_recover(struct git_repository *repo, const char *dir);
 const struct dotfile *porcelain_dotfiles_find(const struct dotfiles *d, const char *key);
 void porcelain_dotfiles_free(struct dotfiles *d);
 
+/*
+ * Call after opening the dotfiles repository at dir.  When this command broke
+ * into the state lock of a holder that died, the git lock files that holder
+ * left (a killed checkout's index.lock, a ref's .lock) and its temporaries in
+ * the work tree are removed, so the next command recovers by itself.  0, or
+ * -1 (error printed).
+ */
+int porcelain_repo_recover(struct git_repository *repo, const char *dir);
 /* heimdal-drift's report over $HOME for state (consumed); exits on failure. */
 jv porcelain_drift(jv state, int all);
 
