@@ -25,6 +25,7 @@
 #include <linux/openat2.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -43,31 +44,55 @@
 
 enum status { S_CLEAN, S_MODIFIED, S_MISSING, S_ERROR };
 
+/*
+ * One checksum key.  path and expected point into the text they were read
+ * from (the state's or the cache's), counted, not NUL-terminated: 10k keys
+ * cost no allocation and no copy of their own.
+ */
 struct entry {
-	char *path;
+	const char *path;
+	const char *expected;  /* algo hex digits */
 	const char *error;     /* static text when status is S_ERROR */
 	int64_t size, mtime, ctime, ino; /* stat of what was hashed (ns) */
+	uint32_t plen;
 	unsigned char algo;    /* hex length: 32 or 64 */
 	unsigned char status;
 	unsigned char cached;  /* stat fields came from the cache */
 	unsigned char hashed;
 	unsigned char hostile;  /* the key itself is unsafe: never cached */
-	char expected[HM_HASH_HEX_MAX];
 	char actual[HM_HASH_HEX_MAX];
+};
+
+/* Memory faulted in one go: the big buffers are all touched anyway. */
+struct big {
+	char *p;
+	size_t len, cap;
 };
 
 struct run {
 	struct entry *e;
-	size_t n;
+	size_t n;           /* entries published to the threads so far */
+	size_t cap;
+	struct big entries, text; /* the entry array; the state's text */
+	char *strings;      /* keys and checksums copied out of libjq's values */
 	const char *root;   /* as given */
 	char *root_real;    /* realpath of root */
 	size_t root_len;
 	int root_fd;
 	int64_t stamp;      /* this run's start, recorded as the new cache's time */
 	int64_t cache_stamp; /* the loaded cache's time: files not older are re-hashed */
-	atomic_size_t next;
+	/* The threads take CHUNKs from next as the entries are published. */
+	atomic_size_t next, ready;
+	atomic_int complete;
+	pthread_mutex_t mu;
+	pthread_cond_t published;
+	pthread_t thread[64];
+	long threads;
+	cpu_set_t cpus;     /* where the threads may run */
 	atomic_size_t hits, racy;
 };
+
+static void publish(struct run *r, size_t n, int complete);
 
 static _Noreturn void
 usage(FILE *f, int code)
@@ -98,57 +123,128 @@ ns(struct timespec t)
  * Read all of fd into a NUL-terminated buffer sized from fstat when it is a
  * regular file (no doubling: the state and the cache are the big buffers).
  */
-static int
-read_whole(int fd, char **buf, size_t *len)
-{
-	struct stat st;
-	size_t cap, n = 0;
-	char *b;
 
-	cap = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 65536;
-	if (!(b = malloc(cap + 1)))
-		return -1;
+static void
+big_free(struct big *b)
+{
+	if (b->p)
+		munmap(b->p, b->cap);
+	memset(b, 0, sizeof(*b));
+}
+
+/* Grow b to hold n bytes, the old contents kept; populate: fault it all in now. */
+static void
+big_reserve(struct big *b, size_t n, int populate)
+{
+	void *p;
+
+	if (n <= b->cap)
+		return;
+	n = (n + 4095) & ~(size_t)4095;
+	p = b->p ? mremap(b->p, b->cap, n, MREMAP_MAYMOVE)
+		 : mmap(NULL, n, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0), -1, 0);
+	if (p == MAP_FAILED)
+		hm_die(HM_EXIT_ENV, "out of memory");
+	b->p = p;
+	b->cap = n;
+}
+
+/*
+ * Read all of fd into a NUL-terminated buffer sized from fstat when it is a
+ * regular file (no doubling: the state and the cache are the big buffers).
+ */
+static int
+read_whole(int fd, const struct stat *st, struct big *b)
+{
+	big_reserve(b, st && S_ISREG(st->st_mode) ? (size_t)st->st_size + 1 : 65536, 1);
 	for (;;) {
 		ssize_t got;
 
-		if (n == cap) {
-			char *grown = realloc(b, 2 * cap + 1);
-
-			if (!grown) {
-				free(b);
-				return -1;
-			}
-			b = grown, cap *= 2;
-		}
-		got = read(fd, b + n, cap - n);
+		if (b->len + 1 >= b->cap)
+			big_reserve(b, 2 * b->cap, 0);
+		got = read(fd, b->p + b->len, b->cap - b->len - 1);
 		if (got < 0 && errno == EINTR)
 			continue;
-		if (got < 0) {
-			free(b);
+		if (got < 0)
 			return -1;
-		}
 		if (got == 0)
 			break;
-		n += got;
+		b->len += got;
 	}
-	b[n] = '\0';
-	*buf = b;
-	*len = n;
+	b->p[b->len] = '\0';
 	return 0;
+}
+
+/* strcmp of two counted strings. */
+static int
+cmp_counted(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+
+	return c ? c : (alen > blen) - (alen < blen);
 }
 
 static int
 by_path(const void *a, const void *b)
 {
-	return strcmp(((const struct entry *)a)->path, ((const struct entry *)b)->path);
+	const struct entry *x = a, *y = b;
+
+	return cmp_counted(x->path, x->plen, y->path, y->plen);
 }
 
-/* The entries of state's "checksums"; exits 2 on a value that is not a checksum. */
+/*
+ * Room for n entries, allocated once: the threads read the array as it
+ * fills.  populate when n is exact, not a bound.
+ */
+static void
+entries_alloc(struct run *r, size_t n, int populate)
+{
+	big_reserve(&r->entries, (n ? n : 1) * sizeof(struct entry), populate);
+	r->e = (struct entry *)r->entries.p;
+	r->cap = n;
+}
+
+/* A key and its checksum; -1 when the checksum is not one. */
+static int
+entry_set(struct entry *e, const char *path, size_t plen, const char *hex, size_t hlen,
+	  int *unsafe)
+{
+	char key[PATH_MAX + 1], digest[HM_HASH_HEX_MAX];
+	const char *why = "path too long";
+
+	memset(e, 0, sizeof(*e));
+	e->path = path;
+	e->plen = plen > PATH_MAX ? PATH_MAX + 1 : plen;
+	e->expected = hex;
+	if (hlen != HM_HASH_MD5 && hlen != HM_HASH_SHA256)
+		return -1;
+	memcpy(digest, hex, hlen);
+	digest[hlen] = '\0';
+	if ((e->algo = hm_hash_algo_of(digest)) == HM_HASH_NONE)
+		return -1;
+	if (plen <= PATH_MAX) {
+		memcpy(key, path, plen);
+		key[plen] = '\0';
+	}
+	if (plen > PATH_MAX || memchr(path, '\0', plen) || !hm_path_safe_relative(key, &why)) {
+		if (plen <= PATH_MAX && memchr(path, '\0', plen))
+			why = "control character in path";
+		e->status = S_ERROR;
+		e->error = why;
+		e->hostile = 1;
+		*unsafe = 1;
+	}
+	return 0;
+}
+
+/* The entries of state's "checksums", through libjq; exits 2 on a value that is not a checksum. */
 static void
 entries_from_state(struct run *r, const char *src, const char *buf, size_t len, int *unsafe)
 {
 	jv s = hm_json_parse(src, buf, len), sums;
-	size_t i = 0;
+	size_t i = 0, bytes = 0;
+	char *to;
 
 	if (!jv_is_valid(s))
 		hm_die(HM_EXIT_USAGE, "%s", jv_string_value(jv_invalid_get_msg(s)));
@@ -163,49 +259,54 @@ entries_from_state(struct run *r, const char *src, const char *buf, size_t len, 
 	if (jv_get_kind(sums) != JV_KIND_OBJECT)
 		hm_die(HM_EXIT_USAGE, "%s: .checksums: expected an object, got %s", src,
 		       hm_json_kind_name(sums));
-	r->n = jv_object_length(jv_copy(sums));
-	r->e = calloc(r->n ? r->n : 1, sizeof(*r->e));
-	if (!r->e)
+	/* Keys and checksums are copied into one block: the values go with libjq. */
+	jv_object_foreach(jv_copy(sums), k, v) {
+		bytes += jv_string_length_bytes(k) + 1;
+		if (jv_get_kind(v) == JV_KIND_STRING)
+			bytes += jv_string_length_bytes(jv_copy(v)) + 1;
+		jv_free(v);
+	}
+	to = r->strings = malloc(bytes ? bytes : 1);
+	if (!to)
 		hm_die(HM_EXIT_ENV, "out of memory");
+	entries_alloc(r, jv_object_length(jv_copy(sums)), 1);
 	jv_object_foreach(sums, k, v) {
-		struct entry *e = &r->e[i++];
-		const char *why, *hex = jv_get_kind(v) == JV_KIND_STRING ? jv_string_value(v) : NULL;
+		int is_string = jv_get_kind(v) == JV_KIND_STRING;
+		size_t plen = jv_string_length_bytes(jv_copy(k));
+		size_t hlen = is_string ? (size_t)jv_string_length_bytes(jv_copy(v)) : 0;
+		const char *path = to, *hex = to + plen + 1;
 
-		e->algo = hm_hash_algo_of(hex);
-		if (e->algo == HM_HASH_NONE)
+		memcpy(to, jv_string_value(k), plen + 1);
+		if (is_string)
+			memcpy(to + plen + 1, jv_string_value(v), hlen + 1);
+		if (entry_set(&r->e[i++], path, plen, hex, hlen, unsafe) < 0)
 			hm_die(HM_EXIT_USAGE,
 			       "%s: .checksums[\"%s\"]: expected a SHA-256 (64 hex digits) or MD5 "
 			       "(32 hex digits) checksum",
-			       src, jv_string_value(k));
-		e->path = hm_xstrdup(jv_string_value(k));
-		memcpy(e->expected, hex, e->algo + 1);
-		if (!hm_path_safe_relative(e->path, &why)) {
-			e->status = S_ERROR;
-			e->error = why;
-			e->hostile = 1;
-			*unsafe = 1;
-		}
+			       src, path);
+		to += plen + 1 + (is_string ? hlen + 1 : 0);
 		jv_free(k);
 		jv_free(v);
 	}
 	jv_free(sums);
-	qsort(r->e, r->n, sizeof(*r->e), by_path);
+	qsort(r->e, i, sizeof(*r->e), by_path);
+	r->n = i;
 }
 
 /*
  * The fast road to the same entries: the scanner locates .checksums in the
  * text (checking the whole text's syntax), and a flat object of plain
  * strings is read straight from the bytes; 10k checksums cost libjq ~15 ms.
- * Anything unusual -- an escape, a value that is not a checksum, a duplicate
- * key -- returns 0 and the caller parses with libjq, so every error message
- * is the usual one.
+ * Anything unusual -- an escape, a value that is not a checksum, a
+ * duplicate key -- returns 0 and the caller parses with libjq, so every
+ * error message is the usual one.
  */
 static int
 entries_scan(struct run *r, const char *buf, size_t len, int *unsafe)
 {
 	const char *p, *end, *k, *v;
-	size_t cap = 64, n = 0;
-	struct entry *e;
+	size_t n = 0;
+	int sorted = 1;
 	jv path = JV_ARRAY(jv_string("checksums"));
 	int found = hm_jpath_scan(buf, len, path, &p, &end);
 
@@ -215,15 +316,13 @@ entries_scan(struct run *r, const char *buf, size_t len, int *unsafe)
 #define WS() while (p < end && (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')) p++
 	if (*p++ != '{')
 		return 0;
-	e = calloc(cap, sizeof(*e));
-	if (!e)
-		hm_die(HM_EXIT_ENV, "out of memory");
+	/* The smallest member, "":"<32 hex>", takes 37 bytes. */
+	entries_alloc(r, (size_t)(end - p) / 37 + 1, 0);
 	WS();
 	if (p < end && *p == '}')
 		goto done;
 	for (;;) {
 		size_t kl, vl;
-		const char *why;
 
 		WS();
 		if (p >= end || *p++ != '"')
@@ -244,28 +343,10 @@ entries_scan(struct run *r, const char *buf, size_t len, int *unsafe)
 		if (p >= end || *p != '"')
 			goto slow;
 		vl = p++ - v;
-		if (n == cap) {
-			struct entry *grown = realloc(e, 2 * cap * sizeof(*e));
-
-			if (!grown)
-				hm_die(HM_EXIT_ENV, "out of memory");
-			memset(grown + cap, 0, cap * sizeof(*e));
-			e = grown, cap *= 2;
-		}
-		if (vl != HM_HASH_MD5 && vl != HM_HASH_SHA256)
+		if (n == r->cap || entry_set(&r->e[n], k, kl, v, vl, unsafe) < 0)
 			goto slow;
-		memcpy(e[n].expected, v, vl);
-		e[n].expected[vl] = '\0';
-		e[n].algo = hm_hash_algo_of(e[n].expected);
-		e[n].path = strndup(k, kl);
-		if (e[n].algo == HM_HASH_NONE || !e[n].path || strlen(e[n].path) != kl) {
-			free(e[n].path);
-			goto slow;
-		}
-		if (!hm_path_safe_relative(e[n].path, &why)) {
-			e[n].status = S_ERROR, e[n].error = why, e[n].hostile = 1;
-			*unsafe = 1;
-		}
+		if (n && sorted && by_path(&r->e[n - 1], &r->e[n]) >= 0)
+			sorted = 0;
 		n++;
 		WS();
 		if (p < end && *p == ',') {
@@ -278,41 +359,37 @@ entries_scan(struct run *r, const char *buf, size_t len, int *unsafe)
 	}
 #undef WS
 done:
-	qsort(e, n, sizeof(*e), by_path);
-	for (size_t i = 1; i < n; i++)
-		if (strcmp(e[i - 1].path, e[i].path) == 0)
-			goto slow; /* a duplicate key: libjq's rule (the last wins) decides */
-	r->e = e;
+	if (!sorted) {
+		qsort(r->e, n, sizeof(*r->e), by_path);
+		for (size_t i = 1; i < n; i++)
+			if (by_path(&r->e[i - 1], &r->e[i]) == 0)
+				goto slow; /* a duplicate key: libjq's rule (the last wins) decides */
+	}
 	r->n = n;
 	return 1;
 slow:
-	for (size_t i = 0; i < n; i++)
-		free(e[i].path);
-	free(e);
+	big_free(&r->entries);
+	r->e = NULL;
 	*unsafe = 0;
 	return 0;
 }
 
 /*
- * The cache: a header line, "<state-digest|-> <stamp-ns> <count> <root>", then
- * one line per entry "<size> <mtime> <ctime> <ino> <expected> <actual|-> <path>",
- * sorted by path, and "end".  Anything unexpected discards it whole.
+ * The cache: a header line, "<state-digest|-> <state-stat|-> <stamp-ns>
+ * <count> <root>", then one line per entry "<size> <mtime> <ctime> <ino>
+ * <expected> <actual|=|-> <path>", sorted by path, and "end".  Anything
+ * unexpected discards it whole.
  */
-struct cached {
-	int64_t size, mtime, ctime, ino;
-	const char *expected, *actual, *path; /* not NUL-terminated: lengths below */
-	unsigned char elen, alen;             /* alen 0: no digest (missing, error) */
-	unsigned short plen;
-};
-
 struct cache {
-	char *map; /* the file, mapped read-only */
-	size_t len;
+	struct big text;
 	char state[HM_HASH_HEX_MAX];
 	char state_stat[STAT_KEY_MAX]; /* the state file's stat_key, or "-" */
 	int64_t stamp;
+	size_t count;
+	const char *lines; /* the first entry line */
+	struct entry *e;   /* the lines, once parsed for attach_cache */
+	struct big entries;
 	size_t n;
-	struct cached *c;
 };
 
 /* A decimal field ending in a space; -1 when there is none. */
@@ -344,114 +421,59 @@ stat_key_of(const struct stat *st, char key[STAT_KEY_MAX])
 		 (long long)ns(st->st_mtim), (long long)ns(st->st_ctim));
 }
 
-/* strcmp of a counted string with a C string. */
-static int
-cmp_counted(const char *a, size_t alen, const char *b)
-{
-	size_t blen = strlen(b);
-	int c = memcmp(a, b, alen < blen ? alen : blen);
-
-	return c ? c : (alen > blen) - (alen < blen);
-}
-
 static void
 cache_drop(struct cache *k)
 {
-	if (k->map)
-		munmap(k->map, k->len);
-	free(k->c);
+	big_free(&k->text);
+	big_free(&k->entries);
 	memset(k, 0, sizeof(*k));
 }
 
 /*
- * The cache is mapped, not read: the lines are parsed in place (nothing is
- * written into them), so its pages come straight from the page cache.
+ * Map the cache and read its header.  It is mapped, not read: the lines are
+ * parsed in place (nothing is written into them), so its pages come straight
+ * from the page cache.  The file is only ever replaced, never truncated.
  */
 static int
-cache_load(const char *path, const char *root, struct cache *k)
+cache_open(const char *path, const char *root, struct cache *k)
 {
 	const char *p, *end, *nl;
-	size_t count, rl = strlen(root);
+	char head[HM_HASH_HEX_MAX + STAT_KEY_MAX + 64];
+	size_t rl = strlen(root);
 	long long stamp;
 	struct stat st;
 	int off = 0, fd;
-	char head[HM_HASH_HEX_MAX + STAT_KEY_MAX + 64];
+	void *map;
 
 	memset(k, 0, sizeof(*k));
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return -1;
 	if (fstat(fd, &st) < 0 || st.st_size < (off_t)sizeof(CACHE_MAGIC)) {
 		close(fd);
-		return -1;
+		goto bad;
 	}
-	k->len = st.st_size;
-	k->map = mmap(NULL, k->len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+	map = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
 	close(fd);
-	if (k->map == MAP_FAILED) {
-		k->map = NULL;
-		return -1;
-	}
-	p = k->map, end = p + k->len;
+	if (map == MAP_FAILED)
+		goto bad;
+	k->text.p = map;
+	k->text.len = k->text.cap = st.st_size;
+	p = k->text.p, end = p + k->text.len;
 	if (memcmp(p, CACHE_MAGIC "\n", sizeof(CACHE_MAGIC)) != 0)
 		goto bad;
 	p += sizeof(CACHE_MAGIC);
-	if (!(nl = memchr(p, '\n', end - p)) || (size_t)(nl - p) >= sizeof(head) + rl)
-		goto bad;
-	if ((size_t)(nl - p) < rl + 1 || memcmp(nl - rl, root, rl) != 0 || nl[-rl - 1] != ' ')
-		goto bad;
-	if ((size_t)(nl - p - rl) >= sizeof(head))
+	if (!(nl = memchr(p, '\n', end - p)) || (size_t)(nl - p) < rl + 1 ||
+	    memcmp(nl - rl, root, rl) != 0 || nl[-rl - 1] != ' ' ||
+	    (size_t)(nl - p - rl) >= sizeof(head))
 		goto bad;
 	memcpy(head, p, nl - p - rl);
 	head[nl - p - rl] = '\0';
-	if (sscanf(head, "%64s %127s %lld %zu %n", k->state, k->state_stat, &stamp, &count,
+	if (sscanf(head, "%64s %127s %lld %zu %n", k->state, k->state_stat, &stamp, &k->count,
 		   &off) != 4 ||
-	    (size_t)off != (size_t)(nl - p - rl) || count > k->len / 8)
+	    (size_t)off != (size_t)(nl - p - rl) || k->count > k->text.len / 8)
 		goto bad;
 	k->stamp = stamp;
-	k->c = calloc(count ? count : 1, sizeof(*k->c));
-	if (!k->c)
-		goto bad;
-	p = nl + 1;
-	for (k->n = 0; k->n < count; k->n++) {
-		struct cached *c = &k->c[k->n];
-		const char *sp;
-
-		if (!(nl = memchr(p, '\n', end - p)) || field(&p, nl, &c->size) < 0 ||
-		    field(&p, nl, &c->mtime) < 0 || field(&p, nl, &c->ctime) < 0 ||
-		    field(&p, nl, &c->ino) < 0)
-			goto bad;
-		c->expected = p;
-		if (!(sp = memchr(p, ' ', nl - p)) ||
-		    ((c->elen = sp - p) != HM_HASH_MD5 && c->elen != HM_HASH_SHA256))
-			goto bad;
-		p = sp + 1;
-		c->actual = p;
-		if (!(sp = memchr(p, ' ', nl - p)))
-			goto bad;
-		/* "=": the same digest as expected; "-": none. */
-		if (sp - p == 1 && *p == '=')
-			c->actual = c->expected, c->alen = c->elen;
-		else if (sp - p == c->elen)
-			c->alen = c->elen;
-		else if (!(sp - p == 1 && *p == '-'))
-			goto bad;
-		p = sp + 1;
-		c->path = p;
-		c->plen = nl - p;
-		if (nl - p == 0 || nl - p >= PATH_MAX)
-			goto bad;
-		if (k->n) {
-			const struct cached *prev = &k->c[k->n - 1];
-			size_t m = prev->plen < c->plen ? prev->plen : c->plen;
-			int o = memcmp(prev->path, c->path, m);
-
-			if (o > 0 || (o == 0 && prev->plen >= c->plen))
-				goto bad; /* sorted, no duplicates */
-		}
-		p = nl + 1;
-	}
-	if (end - p != 4 || memcmp(p, "end\n", 4) != 0)
-		goto bad;
+	k->lines = nl + 1;
 	return 0;
 bad:
 	hm_debug("%s: unreadable cache, ignored", path);
@@ -459,29 +481,53 @@ bad:
 	return -1;
 }
 
-static void
-hex_copy(char *dst, const char *src, size_t n)
+/*
+ * Parse the cache's lines into e (room for k->count).  With r, each CHUNK
+ * is published to the threads as soon as it is read.  -1 on anything
+ * unexpected.
+ */
+static int
+cache_parse(struct cache *k, struct entry *e, struct run *r)
 {
-	memcpy(dst, src, n);
-	dst[n] = '\0';
-}
+	const char *p = k->lines, *end = k->text.p + k->text.len, *nl, *sp;
+	size_t i;
 
-/* Entries straight from a cache whose state digest matches: no JSON parsed. */
-static void
-entries_from_cache(struct run *r, struct cache *k)
-{
-	r->n = k->n;
-	r->e = calloc(r->n ? r->n : 1, sizeof(*r->e));
-	if (!r->e)
-		hm_die(HM_EXIT_ENV, "out of memory");
-	for (size_t i = 0; i < k->n; i++) {
-		struct entry *e = &r->e[i];
+	for (i = 0; i < k->count; i++) {
+		struct entry *c = &e[i];
 
-		if (!(e->path = strndup(k->c[i].path, k->c[i].plen)))
-			hm_die(HM_EXIT_ENV, "out of memory");
-		e->algo = k->c[i].elen;
-		hex_copy(e->expected, k->c[i].expected, e->algo);
+		memset(c, 0, sizeof(*c));
+		if (!(nl = memchr(p, '\n', end - p)) || field(&p, nl, &c->size) < 0 ||
+		    field(&p, nl, &c->mtime) < 0 || field(&p, nl, &c->ctime) < 0 ||
+		    field(&p, nl, &c->ino) < 0)
+			return -1;
+		c->expected = p;
+		if (!(sp = memchr(p, ' ', nl - p)) ||
+		    ((c->algo = sp - p) != HM_HASH_MD5 && c->algo != HM_HASH_SHA256))
+			return -1;
+		p = sp + 1;
+		if (!(sp = memchr(p, ' ', nl - p)))
+			return -1;
+		/* "=": the same digest as expected; "-": none (missing, error). */
+		if (sp - p == 1 && *p == '=')
+			memcpy(c->actual, c->expected, c->algo), c->cached = 1;
+		else if (sp - p == c->algo)
+			memcpy(c->actual, p, c->algo), c->cached = 1;
+		else if (!(sp - p == 1 && *p == '-'))
+			return -1;
+		p = sp + 1;
+		c->path = p;
+		c->plen = nl - p;
+		if (c->plen == 0 || c->plen > PATH_MAX || (i && by_path(&e[i - 1], c) >= 0))
+			return -1; /* sorted, no duplicates */
+		p = nl + 1;
+		if (r && (i + 1) % CHUNK == 0)
+			publish(r, i + 1, 0);
 	}
+	if (end - p != 4 || memcmp(p, "end\n", 4) != 0)
+		return -1;
+	if (r)
+		publish(r, i, 1);
+	return 0;
 }
 
 /* Give entries the stat their path had in the cache (both sorted by path). */
@@ -494,17 +540,43 @@ attach_cache(struct run *r, struct cache *k)
 		struct entry *e = &r->e[i];
 		int c = 1;
 
-		while (j < k->n && (c = cmp_counted(k->c[j].path, k->c[j].plen, e->path)) < 0)
+		while (j < k->n && (c = by_path(&k->e[j], e)) < 0)
 			j++;
 		if (j == k->n || c != 0 || e->status == S_ERROR)
 			continue;
-		if (k->c[j].alen == e->algo) {
-			e->size = k->c[j].size, e->mtime = k->c[j].mtime;
-			e->ctime = k->c[j].ctime, e->ino = k->c[j].ino;
-			hex_copy(e->actual, k->c[j].actual, e->algo);
+		if (k->e[j].cached && k->e[j].algo == e->algo) {
+			e->size = k->e[j].size, e->mtime = k->e[j].mtime;
+			e->ctime = k->e[j].ctime, e->ino = k->e[j].ino;
+			memcpy(e->actual, k->e[j].actual, e->algo + 1);
 			e->cached = 1;
 		}
 	}
+}
+
+/*
+ * Read the state (FILE or stdin) into r->text.  A state file the cache k was
+ * made from, unchanged since (and not changed in the cache's own tick: git's
+ * racy rule again), is not read: its digest is the cache's.
+ */
+static void
+state_read(struct run *r, const char *input, const struct cache *k, char stat_key[STAT_KEY_MAX])
+{
+	struct stat st;
+	int fd;
+
+	if (strcmp(input, "-") == 0) {
+		if (read_whole(0, NULL, &r->text) < 0)
+			hm_die_errno(HM_EXIT_ENV, "<stdin>");
+		return;
+	}
+	if ((fd = open(input, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0)
+		hm_die_errno(HM_EXIT_ENV, "%s", input);
+	stat_key_of(&st, stat_key);
+	if (!(k && strcmp(k->state_stat, stat_key) == 0 && ns(st.st_mtim) < k->stamp &&
+	      ns(st.st_ctim) < k->stamp) &&
+	    read_whole(fd, &st, &r->text) < 0)
+		hm_die_errno(HM_EXIT_ENV, "%s", input);
+	close(fd);
 }
 
 /* 1 when the real path p is the root or below it. */
@@ -613,7 +685,7 @@ open_link(struct run *r, struct entry *e)
 	char full[2 * PATH_MAX + 2], real[PATH_MAX];
 	int fd;
 
-	snprintf(full, sizeof(full), "%s/%s", r->root_real, e->path);
+	snprintf(full, sizeof(full), "%s/%.*s", r->root_real, (int)e->plen, e->path);
 	if (!realpath(full, real)) {
 		e->status = S_MISSING; /* a dangling link has no content */
 		return -1;
@@ -630,11 +702,20 @@ open_link(struct run *r, struct entry *e)
 static void
 check_one(struct run *r, struct entry *e, char *buf, struct dir *m)
 {
-	const char *slash = strrchr(e->path, '/');
-	const char *name = slash ? slash + 1 : e->path;
+	const char *slash = memrchr(e->path, '/', e->plen);
+	const char *leaf = slash ? slash + 1 : e->path;
 	size_t n = slash ? (size_t)(slash - e->path) : 0;
+	size_t leaf_len = e->path + e->plen - leaf;
+	char name[NAME_MAX + 1];
 	struct stat st;
 	int fd = -1, tried = 0;
+
+	if (leaf_len > NAME_MAX) {
+		e->status = S_ERROR, e->error = strerror(ENAMETOOLONG);
+		return;
+	}
+	memcpy(name, leaf, leaf_len);
+	name[leaf_len] = '\0';
 
 	if (n != m->len || memcmp(m->path, e->path, n) != 0)
 		dir_open(r, m, e->path, n);
@@ -690,7 +771,43 @@ check_one(struct run *r, struct entry *e, char *buf, struct dir *m)
 	e->ctime = ns(st.st_ctim), e->ino = st.st_ino;
 	e->hashed = 1;
 compare:
-	e->status = strcmp(e->expected, e->actual) == 0 ? S_CLEAN : S_MODIFIED;
+	e->status = memcmp(e->expected, e->actual, e->algo) == 0 ? S_CLEAN : S_MODIFIED;
+}
+
+/* Publish the first n entries to the threads; complete: there are no more. */
+static void
+publish(struct run *r, size_t n, int complete)
+{
+	pthread_mutex_lock(&r->mu);
+	atomic_store_explicit(&r->ready, n, memory_order_release);
+	if (complete)
+		atomic_store_explicit(&r->complete, 1, memory_order_release);
+	pthread_cond_broadcast(&r->published);
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* The next CHUNK of entries to check, [*i, *end); 0 once all are taken. */
+static int
+take(struct run *r, size_t *i, size_t *end)
+{
+	size_t at = atomic_fetch_add(&r->next, CHUNK);
+
+	for (;;) {
+		int complete = atomic_load_explicit(&r->complete, memory_order_acquire);
+		size_t ready = atomic_load_explicit(&r->ready, memory_order_acquire);
+
+		if (at + CHUNK <= ready || (complete && at < ready)) {
+			*i = at;
+			*end = at + CHUNK < ready ? at + CHUNK : ready;
+			return 1;
+		}
+		if (complete)
+			return 0;
+		pthread_mutex_lock(&r->mu);
+		while (!atomic_load(&r->complete) && atomic_load(&r->ready) < at + CHUNK)
+			pthread_cond_wait(&r->published, &r->mu);
+		pthread_mutex_unlock(&r->mu);
+	}
 }
 
 static void *
@@ -699,38 +816,78 @@ worker(void *arg)
 	struct run *r = arg;
 	char *buf = malloc(READ_BUF);
 	struct dir m = { .len = SIZE_MAX, .fd = -1 };
+	size_t i, end;
 
 	if (!buf)
 		hm_die(HM_EXIT_ENV, "out of memory");
-	for (;;) {
-		size_t i = atomic_fetch_add(&r->next, CHUNK);
-
-		if (i >= r->n)
-			break;
-		for (size_t end = i + CHUNK < r->n ? i + CHUNK : r->n; i < end; i++)
+	while (take(r, &i, &end))
+		for (; i < end; i++)
 			if (r->e[i].status != S_ERROR)
 				check_one(r, &r->e[i], buf, &m);
-	}
 	if (m.fd >= 0 && m.fd != r->root_fd)
 		close(m.fd);
 	free(buf);
 	return NULL;
 }
 
-static void
-check_all(struct run *r, long jobs)
+/* A thread starts on the core it was sent to, then goes where the scheduler likes. */
+static void *
+thread_main(void *arg)
 {
-	pthread_t t[64];
-	long started = 0;
+	struct run *r = arg;
 
-	if ((size_t)jobs > r->n / 64 + 1)
-		jobs = r->n / 64 + 1; /* small states: threads cost more than they save */
-	for (long i = 1; i < jobs && i < 64; i++)
-		if (pthread_create(&t[started], NULL, worker, r) == 0)
-			started++;
+	sched_setaffinity(0, sizeof(r->cpus), &r->cpus);
+	return worker(r);
+}
+
+/*
+ * Start the threads for about n entries before they are all read: a thread
+ * takes a while to get going, and the first entries are ready long before
+ * the last.  Each thread is started on a core other than this one: left to
+ * itself the scheduler puts a new thread beside its parent, and on two cores
+ * it was seen to leave both there for the whole run.
+ */
+static void
+workers_start(struct run *r, long jobs, size_t n)
+{
+	int here = sched_getcpu(), cpu = here, ncpu;
+	pthread_attr_t attr;
+
+	atomic_store(&r->next, 0);
+	atomic_store(&r->ready, 0);
+	atomic_store(&r->complete, 0);
+	if ((size_t)jobs > n / 64 + 1)
+		jobs = n / 64 + 1; /* small states: threads cost more than they save */
+	if (sched_getaffinity(0, sizeof(r->cpus), &r->cpus) < 0)
+		CPU_ZERO(&r->cpus);
+	ncpu = CPU_COUNT(&r->cpus);
+	pthread_attr_init(&attr);
+	for (r->threads = 0; r->threads < jobs - 1 && r->threads < 64; r->threads++) {
+		cpu_set_t one;
+
+		/* The next core allowed, round the ring, this one last. */
+		if (ncpu > 1 && here >= 0) {
+			do
+				cpu = (cpu + 1) % CPU_SETSIZE;
+			while (!CPU_ISSET(cpu, &r->cpus));
+			CPU_ZERO(&one);
+			CPU_SET(cpu, &one);
+			pthread_attr_setaffinity_np(&attr, sizeof(one), &one);
+		}
+		if (pthread_create(&r->thread[r->threads], &attr, thread_main, r) != 0)
+			break;
+	}
+	pthread_attr_destroy(&attr);
+}
+
+/* The calling thread works too, then waits for the others. */
+static void
+workers_finish(struct run *r)
+{
 	worker(r);
-	for (long i = 0; i < started; i++)
-		pthread_join(t[i], NULL);
+	for (long i = 0; i < r->threads; i++)
+		pthread_join(r->thread[i], NULL);
+	r->threads = 0;
 }
 
 /* Write the cache beside itself and rename it in: it is only a cache, so no fsync. */
@@ -759,11 +916,13 @@ cache_save(const char *path, struct run *r, const char *state_key, const char *s
 		if (e->hostile)
 			continue;
 		if (e->status == S_MISSING || e->status == S_ERROR)
-			fprintf(f, "0 0 0 0 %s - %s\n", e->expected, e->path);
+			fprintf(f, "0 0 0 0 %.*s - %.*s\n", e->algo, e->expected, (int)e->plen,
+				e->path);
 		else
-			fprintf(f, "%lld %lld %lld %lld %s %s %s\n", (long long)e->size,
+			fprintf(f, "%lld %lld %lld %lld %.*s %s %.*s\n", (long long)e->size,
 				(long long)e->mtime, (long long)e->ctime, (long long)e->ino,
-				e->expected, e->status == S_CLEAN ? "=" : e->actual, e->path);
+				e->algo, e->expected, e->status == S_CLEAN ? "=" : e->actual,
+				(int)e->plen, e->path);
 	}
 	fputs("end\n", f);
 	if (fclose(f) != 0 || rename(tmp, path) < 0) {
@@ -784,25 +943,24 @@ report(struct run *r, int all, int *drifted)
 	for (size_t i = 0; i < r->n; i++) {
 		struct entry *e = &r->e[i];
 
-		switch (e->status) {
-		case S_MODIFIED:
-			mod = jv_array_append(mod, JV_OBJECT(jv_string("path"), jv_string(e->path),
-							     jv_string("expected"), jv_string(e->expected),
-							     jv_string("actual"), jv_string(e->actual)));
-			break;
-		case S_MISSING:
-			miss = jv_array_append(miss, jv_string(e->path));
-			break;
-		case S_ERROR:
-			err = jv_array_append(err, JV_OBJECT(jv_string("path"), jv_string(e->path),
-							     jv_string("error"), jv_string(e->error)));
-			break;
-		default:
+		if (e->status == S_CLEAN) {
 			if (all)
-				clean = jv_array_append(clean, jv_string(e->path));
+				clean = jv_array_append(clean, jv_string_sized(e->path, e->plen));
 			continue;
 		}
 		*drifted = 1;
+		if (e->status == S_MISSING)
+			miss = jv_array_append(miss, jv_string_sized(e->path, e->plen));
+		else if (e->status == S_ERROR)
+			err = jv_array_append(err, JV_OBJECT(jv_string("path"),
+							     jv_string_sized(e->path, e->plen),
+							     jv_string("error"), jv_string(e->error)));
+		else
+			mod = jv_array_append(mod, JV_OBJECT(jv_string("path"),
+							     jv_string_sized(e->path, e->plen),
+							     jv_string("expected"),
+							     jv_string_sized(e->expected, e->algo),
+							     jv_string("actual"), jv_string(e->actual)));
 	}
 	out = jv_object_set(out, jv_string("modified"), mod);
 	out = jv_object_set(out, jv_string("missing"), miss);
@@ -827,13 +985,14 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct run r = { .root_fd = -1 };
+	struct run r = { .root_fd = -1, .mu = PTHREAD_MUTEX_INITIALIZER,
+			 .published = PTHREAD_COND_INITIALIZER };
 	struct cache k = { 0 };
 	const char *input = "-";
-	char *buf = NULL, *cache_path = NULL, state_key[HM_HASH_HEX_MAX], stat_key[STAT_KEY_MAX] = "-";
-	size_t len;
+	char *cache_path = NULL, state_key[HM_HASH_HEX_MAX] = "-", stat_key[STAT_KEY_MAX] = "-";
 	long jobs = sysconf(_SC_NPROCESSORS_ONLN);
-	int c, all = 0, use_cache = 1, compact = 0, unsafe = 0, drifted, changed = 0;
+	int c, all = 0, use_cache = 1, compact = 0, unsafe = 0, drifted, changed = 1, seen = 0;
+	int have_cache = 0;
 	struct timespec now;
 	jv out;
 
@@ -887,56 +1046,60 @@ main(int argc, char **argv)
 	r.stamp = ns(now);
 	if (use_cache && (getenv("HEIMDAL_HOME") || getenv("HOME"))) {
 		cache_path = hm_home_path("drift.cache");
-		cache_load(cache_path, r.root, &k);
+		have_cache = cache_open(cache_path, r.root, &k) == 0;
+		r.cache_stamp = k.stamp;
 	}
-	if (strcmp(input, "-") == 0) {
-		if (read_whole(0, &buf, &len) < 0)
-			hm_die_errno(HM_EXIT_ENV, "<stdin>");
-	} else {
-		int fd = open(input, O_RDONLY | O_CLOEXEC);
-		struct stat st;
-
-		if (fd < 0 || fstat(fd, &st) < 0)
-			hm_die_errno(HM_EXIT_ENV, "%s", input);
-		/*
-		 * The state file the cache was made from, unchanged since (and not
-		 * changed in the cache's own tick: git's racy rule again), need not
-		 * be read: its digest is the cache's.
-		 */
-		stat_key_of(&st, stat_key);
-		if (k.map && strcmp(k.state_stat, stat_key) == 0 && ns(st.st_mtim) < k.stamp &&
-		    ns(st.st_ctim) < k.stamp) {
-			memcpy(state_key, k.state, sizeof(state_key));
-		} else if (read_whole(fd, &buf, &len) < 0) {
-			hm_die_errno(HM_EXIT_ENV, "%s", input);
-		}
-		close(fd);
-	}
-	if (buf && hm_hash_buf(HM_HASH_SHA256, buf, len, state_key) < 0)
+	state_read(&r, input, have_cache ? &k : NULL, stat_key);
+	if (!r.text.p)
+		memcpy(state_key, k.state, sizeof(state_key));
+	else if (cache_path && hm_hash_buf(HM_HASH_SHA256, r.text.p, r.text.len, state_key) < 0)
 		exit(HM_EXIT_ENV);
-	/* Each buffer is freed as soon as it is done with: 100k files fit in 64 MiB. */
-	if (k.map && strcmp(k.state, state_key) == 0) {
-		hm_debug("cache: state already seen, not %s", buf ? "parsed" : "read");
+	if (have_cache && strcmp(k.state, state_key) == 0) {
+		hm_debug("cache: state already seen, not %s", r.text.p ? "parsed" : "read");
 		/* Rewritten with the same content: the new stat key is news.  From
 		 * stdin there is none: the file's stays. */
 		if (strcmp(stat_key, "-") == 0)
 			memcpy(stat_key, k.state_stat, sizeof(stat_key));
 		changed = strcmp(k.state_stat, stat_key) != 0;
-		free(buf);
-		entries_from_cache(&r, &k);
-	} else {
-		if (!entries_scan(&r, buf, len, &unsafe))
-			entries_from_state(&r, hm_json_source_name(input), buf, len, &unsafe);
-		free(buf);
-		changed = 1;
+		/* The entries are the cache's lines: checked while the rest are read. */
+		entries_alloc(&r, k.count, 1);
+		workers_start(&r, jobs, k.count);
+		seen = cache_parse(&k, r.e, &r) == 0;
+		if (!seen) {
+			/* A damaged line: what the threads did is dropped, the state read. */
+			hm_debug("%s: unreadable cache, ignored", cache_path);
+			publish(&r, atomic_load(&r.ready), 1);
+			workers_finish(&r);
+			big_free(&r.entries);
+			cache_drop(&k);
+			have_cache = 0, changed = 1;
+			atomic_store(&r.hits, 0);
+			atomic_store(&r.racy, 0);
+			if (!r.text.p)
+				state_read(&r, input, NULL, stat_key);
+		} else {
+			r.n = k.count;
+			big_free(&r.text);
+		}
 	}
-	if (k.map) {
-		r.cache_stamp = k.stamp;
-		attach_cache(&r, &k);
-		cache_drop(&k);
+	if (!seen) {
+		if (!entries_scan(&r, r.text.p, r.text.len, &unsafe))
+			entries_from_state(&r, hm_json_source_name(input), r.text.p, r.text.len, &unsafe);
+		if (have_cache) {
+			big_reserve(&k.entries, (k.count ? k.count : 1) * sizeof(struct entry), 1);
+			k.e = (struct entry *)k.entries.p;
+			if (cache_parse(&k, k.e, NULL) == 0) {
+				k.n = k.count;
+				attach_cache(&r, &k);
+			} else {
+				hm_debug("%s: unreadable cache, ignored", cache_path);
+			}
+			cache_drop(&k);
+		}
+		workers_start(&r, jobs, r.n);
+		publish(&r, r.n, 1);
 	}
-	r.next = 0;
-	check_all(&r, jobs);
+	workers_finish(&r);
 	for (size_t i = 0; i < r.n && !changed; i++)
 		changed = r.e[i].hashed || (r.e[i].status != S_CLEAN && r.e[i].status != S_MODIFIED &&
 					    r.e[i].cached);
@@ -948,9 +1111,9 @@ main(int argc, char **argv)
 	if (hm_json_write(stdout, out, compact ? HM_JSON_COMPACT : HM_JSON_PRETTY) < 0 ||
 	    fflush(stdout) != 0)
 		hm_die_errno(HM_EXIT_ENV, "stdout");
-	for (size_t i = 0; i < r.n; i++)
-		free(r.e[i].path);
-	free(r.e);
+	big_free(&r.entries);
+	big_free(&r.text);
+	free(r.strings);
 	cache_drop(&k);
 	free(cache_path);
 	free(r.root_real);
