@@ -40,7 +40,7 @@
 #define CACHE_MAGIC "heimdal-drift-cache 2"
 #define STAT_KEY_MAX 128
 #define READ_BUF (1024 * 1024)
-#define CHUNK 256 /* entries a thread takes at a time: runs of one directory */
+#define CHUNK 32 /* entries a thread takes at a time: small, so that all end together */
 
 enum status { S_CLEAN, S_MODIFIED, S_MISSING, S_ERROR };
 
@@ -55,6 +55,7 @@ struct entry {
 	const char *error;     /* static text when status is S_ERROR */
 	int64_t size, mtime, ctime, ino; /* stat of what was hashed (ns) */
 	uint32_t plen;
+	uint32_t order;        /* position among the state's keys */
 	unsigned char algo;    /* hex length: 32 or 64 */
 	unsigned char status;
 	unsigned char cached;  /* stat fields came from the cache */
@@ -83,7 +84,8 @@ struct run {
 	int64_t cache_stamp; /* the loaded cache's time: files not older are re-hashed */
 	/* The threads take CHUNKs from next as the entries are published. */
 	atomic_size_t next, ready;
-	atomic_int complete;
+	atomic_int complete, stop;
+	int disorder;       /* the keys did not come sorted */
 	pthread_mutex_t mu;
 	pthread_cond_t published;
 	pthread_t thread[64];
@@ -260,7 +262,7 @@ entries_from_state(struct run *r, const char *src, const char *buf, size_t len, 
 		hm_die(HM_EXIT_USAGE, "%s: .checksums: expected an object, got %s", src,
 		       hm_json_kind_name(sums));
 	/* Keys and checksums are copied into one block: the values go with libjq. */
-	jv_object_foreach(jv_copy(sums), k, v) {
+	jv_object_foreach(sums, k, v) {
 		bytes += jv_string_length_bytes(k) + 1;
 		if (jv_get_kind(v) == JV_KIND_STRING)
 			bytes += jv_string_length_bytes(jv_copy(v)) + 1;
@@ -294,87 +296,6 @@ entries_from_state(struct run *r, const char *src, const char *buf, size_t len, 
 }
 
 /*
- * The fast road to the same entries: the scanner locates .checksums in the
- * text (checking the whole text's syntax), and a flat object of plain
- * strings is read straight from the bytes; 10k checksums cost libjq ~15 ms.
- * Anything unusual -- an escape, a value that is not a checksum, a
- * duplicate key -- returns 0 and the caller parses with libjq, so every
- * error message is the usual one.
- */
-static int
-entries_scan(struct run *r, const char *buf, size_t len, int *unsafe)
-{
-	const char *p, *end, *k, *v;
-	size_t n = 0;
-	int sorted = 1;
-	jv path = JV_ARRAY(jv_string("checksums"));
-	int found = hm_jpath_scan(buf, len, path, &p, &end);
-
-	jv_free(path);
-	if (found != 1)
-		return 0;
-#define WS() while (p < end && (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')) p++
-	if (*p++ != '{')
-		return 0;
-	/* The smallest member, "":"<32 hex>", takes 37 bytes. */
-	entries_alloc(r, (size_t)(end - p) / 37 + 1, 0);
-	WS();
-	if (p < end && *p == '}')
-		goto done;
-	for (;;) {
-		size_t kl, vl;
-
-		WS();
-		if (p >= end || *p++ != '"')
-			goto slow;
-		for (k = p; p < end && *p != '"' && *p != '\\'; p++)
-			;
-		if (p >= end || *p != '"')
-			goto slow;
-		kl = p++ - k;
-		WS();
-		if (p >= end || *p++ != ':')
-			goto slow;
-		WS();
-		if (p >= end || *p++ != '"')
-			goto slow;
-		for (v = p; p < end && *p != '"' && *p != '\\'; p++)
-			;
-		if (p >= end || *p != '"')
-			goto slow;
-		vl = p++ - v;
-		if (n == r->cap || entry_set(&r->e[n], k, kl, v, vl, unsafe) < 0)
-			goto slow;
-		if (n && sorted && by_path(&r->e[n - 1], &r->e[n]) >= 0)
-			sorted = 0;
-		n++;
-		WS();
-		if (p < end && *p == ',') {
-			p++;
-			continue;
-		}
-		if (p < end && *p == '}')
-			break;
-		goto slow;
-	}
-#undef WS
-done:
-	if (!sorted) {
-		qsort(r->e, n, sizeof(*r->e), by_path);
-		for (size_t i = 1; i < n; i++)
-			if (by_path(&r->e[i - 1], &r->e[i]) == 0)
-				goto slow; /* a duplicate key: libjq's rule (the last wins) decides */
-	}
-	r->n = n;
-	return 1;
-slow:
-	big_free(&r->entries);
-	r->e = NULL;
-	*unsafe = 0;
-	return 0;
-}
-
-/*
  * The cache: a header line, "<state-digest|-> <state-stat|-> <stamp-ns>
  * <count> <root>", then one line per entry "<size> <mtime> <ctime> <ino>
  * <expected> <actual|=|-> <path>", sorted by path, and "end".  Anything
@@ -387,7 +308,7 @@ struct cache {
 	int64_t stamp;
 	size_t count;
 	const char *lines; /* the first entry line */
-	struct entry *e;   /* the lines, once parsed for attach_cache */
+	struct entry *e;   /* the lines, once parsed for attach_one */
 	struct big entries;
 	size_t n;
 };
@@ -530,26 +451,42 @@ cache_parse(struct cache *k, struct entry *e, struct run *r)
 	return 0;
 }
 
-/* Give entries the stat their path had in the cache (both sorted by path). */
+/*
+ * Give e the stat its path had in the cache (sorted by path).  *j is a
+ * cursor: keys that come sorted are matched by walking forward; one that
+ * comes before the cursor is looked up.
+ */
 static void
-attach_cache(struct run *r, struct cache *k)
+attach_one(struct cache *k, size_t *j, struct entry *e)
 {
-	size_t j = 0;
+	const struct entry *c;
+	int o = 1;
 
-	for (size_t i = 0; i < r->n && j < k->n; i++) {
-		struct entry *e = &r->e[i];
-		int c = 1;
+	if (e->status == S_ERROR)
+		return;
+	if (*j > 0 && by_path(&k->e[*j - 1], e) >= 0) {
+		size_t lo = 0, hi = *j;
 
-		while (j < k->n && (c = by_path(&k->e[j], e)) < 0)
-			j++;
-		if (j == k->n || c != 0 || e->status == S_ERROR)
-			continue;
-		if (k->e[j].cached && k->e[j].algo == e->algo) {
-			e->size = k->e[j].size, e->mtime = k->e[j].mtime;
-			e->ctime = k->e[j].ctime, e->ino = k->e[j].ino;
-			memcpy(e->actual, k->e[j].actual, e->algo + 1);
-			e->cached = 1;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (by_path(&k->e[mid], e) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
 		}
+		*j = lo;
+	}
+	while (*j < k->n && (o = by_path(&k->e[*j], e)) < 0)
+		(*j)++;
+	if (*j == k->n || o != 0)
+		return;
+	c = &k->e[*j];
+	if (c->cached && c->algo == e->algo) {
+		e->size = c->size, e->mtime = c->mtime;
+		e->ctime = c->ctime, e->ino = c->ino;
+		memcpy(e->actual, c->actual, e->algo + 1);
+		e->cached = 1;
 	}
 }
 
@@ -793,6 +730,8 @@ take(struct run *r, size_t *i, size_t *end)
 	size_t at = atomic_fetch_add(&r->next, CHUNK);
 
 	for (;;) {
+		if (atomic_load(&r->stop))
+			return 0;
 		int complete = atomic_load_explicit(&r->complete, memory_order_acquire);
 		size_t ready = atomic_load_explicit(&r->ready, memory_order_acquire);
 
@@ -801,10 +740,11 @@ take(struct run *r, size_t *i, size_t *end)
 			*end = at + CHUNK < ready ? at + CHUNK : ready;
 			return 1;
 		}
-		if (complete)
+		if (complete || atomic_load(&r->stop))
 			return 0;
 		pthread_mutex_lock(&r->mu);
-		while (!atomic_load(&r->complete) && atomic_load(&r->ready) < at + CHUNK)
+		while (!atomic_load(&r->complete) && !atomic_load(&r->stop) &&
+		       atomic_load(&r->ready) < at + CHUNK)
 			pthread_cond_wait(&r->published, &r->mu);
 		pthread_mutex_unlock(&r->mu);
 	}
@@ -856,6 +796,7 @@ workers_start(struct run *r, long jobs, size_t n)
 	atomic_store(&r->next, 0);
 	atomic_store(&r->ready, 0);
 	atomic_store(&r->complete, 0);
+	atomic_store(&r->stop, 0);
 	if ((size_t)jobs > n / 64 + 1)
 		jobs = n / 64 + 1; /* small states: threads cost more than they save */
 	if (sched_getaffinity(0, sizeof(r->cpus), &r->cpus) < 0)
@@ -888,6 +829,138 @@ workers_finish(struct run *r)
 	for (long i = 0; i < r->threads; i++)
 		pthread_join(r->thread[i], NULL);
 	r->threads = 0;
+}
+
+/* Call the threads off: they finish the entries in hand and take no more. */
+static void
+workers_stop(struct run *r)
+{
+	pthread_mutex_lock(&r->mu);
+	atomic_store(&r->stop, 1);
+	pthread_cond_broadcast(&r->published);
+	pthread_mutex_unlock(&r->mu);
+	workers_finish(r);
+}
+
+static int
+by_path_order(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+	int c = by_path(x, y);
+
+	return c ? c : (x->order > y->order) - (x->order < y->order);
+}
+
+/*
+ * Keys that did not come sorted: sort what was checked, and of a key given
+ * twice keep the last, as libjq does.
+ */
+static void
+entries_settle(struct run *r)
+{
+	size_t w = 0;
+
+	if (!r->disorder)
+		return;
+	qsort(r->e, r->n, sizeof(*r->e), by_path_order);
+	for (size_t i = 0; i < r->n; i++) {
+		if (i + 1 < r->n && by_path(&r->e[i], &r->e[i + 1]) == 0)
+			continue;
+		if (w != i)
+			r->e[w] = r->e[i];
+		w++;
+	}
+	r->n = w;
+}
+
+/*
+ * The fast road to the entries: the scanner locates .checksums in the text
+ * (checking the whole text's syntax), and a flat object of plain strings is
+ * read straight from the bytes; 10k checksums cost libjq ~15 ms.  The
+ * threads start at once and check each CHUNK as soon as it is read, for as
+ * long as the keys come sorted (the rest is sorted and published at the
+ * end).  Anything unusual -- an escape, a value that is not a checksum --
+ * stops the threads and returns 0, and the caller parses with libjq, so
+ * every error message is the usual one.
+ */
+static int
+entries_scan(struct run *r, struct cache *k, long jobs, int *unsafe)
+{
+	const char *p, *end, *key, *v;
+	size_t n = 0, j = 0, streamed = 0;
+	jv path = JV_ARRAY(jv_string("checksums"));
+	int found = hm_jpath_scan(r->text.p, r->text.len, path, &p, &end);
+
+	jv_free(path);
+	if (found != 1)
+		return 0;
+#define WS() while (p < end && (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')) p++
+	if (*p++ != '{')
+		return 0;
+	/* The smallest member, "":"<32 hex>", takes 37 bytes. */
+	entries_alloc(r, (size_t)(end - p) / 37 + 1, 0);
+	r->disorder = 0;
+	workers_start(r, jobs, r->cap);
+	WS();
+	if (p < end && *p == '}')
+		goto done;
+	for (;;) {
+		size_t kl, vl;
+		struct entry *e = &r->e[n];
+
+		WS();
+		if (p >= end || *p++ != '"')
+			goto slow;
+		for (key = p; p < end && *p != '"' && *p != '\\'; p++)
+			;
+		if (p >= end || *p != '"')
+			goto slow;
+		kl = p++ - key;
+		WS();
+		if (p >= end || *p++ != ':')
+			goto slow;
+		WS();
+		if (p >= end || *p++ != '"')
+			goto slow;
+		for (v = p; p < end && *p != '"' && *p != '\\'; p++)
+			;
+		if (p >= end || *p != '"')
+			goto slow;
+		vl = p++ - v;
+		if (n == r->cap || entry_set(e, key, kl, v, vl, unsafe) < 0)
+			goto slow;
+		e->order = n;
+		if (n && !r->disorder && by_path(e - 1, e) >= 0)
+			r->disorder = 1;
+		if (k)
+			attach_one(k, &j, e);
+		n++;
+		if (!r->disorder && n % CHUNK == 0)
+			publish(r, streamed = n, 0);
+		WS();
+		if (p < end && *p == ',') {
+			p++;
+			continue;
+		}
+		if (p < end && *p == '}')
+			break;
+		goto slow;
+	}
+#undef WS
+done:
+	/* What came unsorted is checked in order of path, after the rest. */
+	qsort(r->e + streamed, n - streamed, sizeof(*r->e), by_path_order);
+	r->n = n;
+	publish(r, n, 1);
+	return 1;
+slow:
+	workers_stop(r);
+	big_free(&r->entries);
+	r->e = NULL;
+	r->n = 0;
+	r->disorder = 0;
+	*unsafe = 0;
+	return 0;
 }
 
 /* Write the cache beside itself and rename it in: it is only a cache, so no fsync. */
@@ -1068,8 +1141,7 @@ main(int argc, char **argv)
 		if (!seen) {
 			/* A damaged line: what the threads did is dropped, the state read. */
 			hm_debug("%s: unreadable cache, ignored", cache_path);
-			publish(&r, atomic_load(&r.ready), 1);
-			workers_finish(&r);
+			workers_stop(&r);
 			big_free(&r.entries);
 			cache_drop(&k);
 			have_cache = 0, changed = 1;
@@ -1083,23 +1155,33 @@ main(int argc, char **argv)
 		}
 	}
 	if (!seen) {
-		if (!entries_scan(&r, r.text.p, r.text.len, &unsafe))
-			entries_from_state(&r, hm_json_source_name(input), r.text.p, r.text.len, &unsafe);
+		/* A state not seen before: its entries get the stat of their cached lines. */
 		if (have_cache) {
 			big_reserve(&k.entries, (k.count ? k.count : 1) * sizeof(struct entry), 1);
 			k.e = (struct entry *)k.entries.p;
 			if (cache_parse(&k, k.e, NULL) == 0) {
 				k.n = k.count;
-				attach_cache(&r, &k);
 			} else {
 				hm_debug("%s: unreadable cache, ignored", cache_path);
+				cache_drop(&k);
+				have_cache = 0;
 			}
-			cache_drop(&k);
 		}
-		workers_start(&r, jobs, r.n);
-		publish(&r, r.n, 1);
+		if (!entries_scan(&r, have_cache ? &k : NULL, jobs, &unsafe)) {
+			atomic_store(&r.hits, 0);
+			atomic_store(&r.racy, 0);
+			entries_from_state(&r, hm_json_source_name(input), r.text.p, r.text.len, &unsafe);
+			for (size_t i = 0, j = 0; have_cache && i < r.n; i++)
+				attach_one(&k, &j, &r.e[i]);
+			workers_start(&r, jobs, r.n);
+			publish(&r, r.n, 1);
+		}
 	}
 	workers_finish(&r);
+	if (!seen) {
+		entries_settle(&r);
+		cache_drop(&k); /* the entries point into the state's text */
+	}
 	for (size_t i = 0; i < r.n && !changed; i++)
 		changed = r.e[i].hashed || (r.e[i].status != S_CLEAN && r.e[i].status != S_MODIFIED &&
 					    r.e[i].cached);

@@ -221,6 +221,61 @@ local_state() {
 	expect_json '.checked == 300 and [.modified[].path] == ["d/f150"] and .missing == ["d/f7"] and (.clean | length) == 298'
 }
 
+@test "keys sorted, unsorted or given twice: one report, cold, warm and from another order" {
+	mkdir -p "$HOME/d"
+	for i in $(seq 1 700); do printf "content $i" >"$HOME/d/f$i"; done
+	touch -d '-1 hour' "$HOME"/d/*
+	(cd "$HOME" && sha256sum d/*) | LC_ALL=C sort -k2 | awk '{ printf "\"%s\":\"%s\"\n", $2, $1 }' >m
+	bad=$(sha nothing)
+	# Sorted for two chunks and more, then d/f1 out of order at the end; d/f5
+	# given again (last, wrong); d/f9 given twice (the last one right).
+	{
+		grep -v '"d/f1"' m | sed "s|^\"d/f9\":.*|\"d/f9\":\"$bad\"\n&|"
+		grep '"d/f1"' m
+		echo "\"d/f5\":\"$bad\""
+	} | paste -sd, | sed 's/^/{"version":2,"checksums":{/; s/$/}}/' >s.json
+	jq -e '(.checksums | length) == 700' s.json >/dev/null || fail "test state"
+	run --separate-stderr heimdal-drift --no-cache --jobs 1 --all -c s.json
+	expect_status 1
+	one=$output
+	expect_json '.checked == 700 and [.modified[].path] == ["d/f5"] and .missing == [] and (.clean | length) == 699'
+	expect_json '.clean | . == sort'
+	run --separate-stderr heimdal-drift --jobs 2 --all -c -v s.json
+	expect_status 1
+	[ "$output" = "$one" ] || fail "cold run differs"
+	[[ "$stderr" == *"cache: 0 hits"* ]] || fail "$stderr"
+	run --separate-stderr heimdal-drift --jobs 2 --all -c -v s.json
+	expect_status 1
+	[ "$output" = "$one" ] || fail "warm run differs"
+	[[ "$stderr" == *"state already seen"*"cache: 700 hits"* ]] || fail "$stderr"
+	# The same checksums in reverse order: parsed, every stat entry found.
+	tac m | paste -sd, | sed 's/^/{"checksums":{/; s/$/}}/' >r.json
+	run --separate-stderr heimdal-drift --jobs 2 --all -c -v r.json
+	expect_status 0
+	[[ "$stderr" == *"cache: 700 hits"* ]] || fail "$stderr"
+	expect_json '.checked == 700 and .modified == [] and (.clean | . == sort)'
+}
+
+@test "a damaged line in a cache whose state was seen: the state is read after all" {
+	mkdir -p "$HOME/d"
+	for i in $(seq 1 600); do printf "content $i" >"$HOME/d/f$i"; done
+	touch -d '-1 hour' "$HOME"/d/*
+	(cd "$HOME" && sha256sum d/*) | awk '{ printf "\"%s\":\"%s\"\n", $2, $1 }' |
+		paste -sd, | sed 's/^/{"checksums":{/; s/$/}}/' >s.json
+	printf edited >"$HOME/d/f300"
+	run --separate-stderr heimdal-drift --jobs 2 -c s.json
+	expect_status 1
+	one=$output
+	sed -i '400s/^[0-9]* /x /' "$HEIMDAL_HOME/drift.cache"
+	run --separate-stderr heimdal-drift --jobs 2 -c -v s.json
+	expect_status 1
+	[ "$output" = "$one" ] || fail "report differs"
+	[[ "$stderr" == *"unreadable cache, ignored"*"cache: 0 hits"* ]] || fail "$stderr"
+	expect_json '.checked == 600 and [.modified[].path] == ["d/f300"]'
+	run --separate-stderr heimdal-drift --jobs 2 -c -v s.json
+	[[ "$stderr" == *"state already seen"*"cache: 600 hits"* ]] || fail "cache not rewritten: $stderr"
+}
+
 @test "in a pipeline: heimdal-migrate | heimdal-drift, and jq over the report" {
 	run --separate-stderr bash -c 'heimdal-migrate "$1" | heimdal-drift -c' _ "$FIXTURES/v1.json"
 	expect_status 0
