@@ -360,8 +360,10 @@ connect_push(struct ctx *c, git_remote **remote, git_remote_callbacks *cb, git_o
 
 	*have = 0;
 	if (git_remote_create_anonymous(remote, c->repo, c->url) < 0 ||
-	    git_remote_connect(*remote, GIT_DIRECTION_PUSH, cb, NULL, NULL) < 0 ||
-	    git_remote_ls(&heads, &n, *remote) < 0)
+	    git_remote_connect(*remote, GIT_DIRECTION_PUSH, cb, NULL, NULL) < 0)
+		return -1;
+	hm_git_tcp_nodelay();
+	if (git_remote_ls(&heads, &n, *remote) < 0)
 		return -1;
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(heads[i]->name, LOCK_REF) == 0) {

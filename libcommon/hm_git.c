@@ -11,7 +11,11 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -670,6 +674,28 @@ track(git_remote *remote, git_repository *repo, const char *dst, const git_oid *
 	}
 }
 
+void
+hm_git_tcp_nodelay(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int on = 1;
+
+	while (d && (de = readdir(d))) {
+		int fd = atoi(de->d_name), proto;
+		socklen_t len = sizeof(proto);
+		struct stat st;
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9' || fd == dirfd(d) ||
+		    fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) ||
+		    getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) < 0 || proto != IPPROTO_TCP)
+			continue;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	}
+	if (d)
+		closedir(d);
+}
+
 /*
  * The push itself, in the deadline child.  It tells the parent through out_fd:
  * nothing when pushed, "U" when the remote already had the commit (nothing
@@ -706,8 +732,10 @@ push_child(void *arg, int out_fd)
 	d.lease = a->lease;
 	err = git_remote_connect(remote, GIT_DIRECTION_PUSH, &opts.callbacks, &opts.proxy_opts,
 				 &opts.custom_headers);
-	if (err == 0)
+	if (err == 0) {
+		hm_git_tcp_nodelay();
 		err = git_remote_ls(&heads, &nheads, remote);
+	}
 	for (size_t i = 0; err == 0 && i < nheads; i++) {
 		same |= strcmp(heads[i]->name, dst) == 0 && git_oid_equal(&heads[i]->oid, &local);
 		held |= a->unless && strcmp(heads[i]->name, a->unless) == 0;

@@ -99,6 +99,14 @@ struct hm_git_netdata {
 };
 void hm_git_callbacks(git_remote_callbacks *cb, struct hm_git_netdata *data, const char *url);
 
+/*
+ * libgit2 writes a pack to the socket object by object, a few bytes at a
+ * time; under Nagle's algorithm every small write after the first waits for
+ * the peer's delayed ACK (40 ms on Linux).  Called in a network child once
+ * connected: its TCP sockets are the remote's, and send each write at once.
+ */
+void hm_git_tcp_nodelay(void);
+
 /* The known_hosts check libgit2 calls for ssh (certificate_check). */
 int hm_git_certificate_check(git_cert *cert, int valid, const char *host, void *payload);
 
