@@ -17,6 +17,7 @@
 #include "hm_jpath.h"
 #include "hm_json.h"
 #include "hm_machine.h"
+#include "hm_work.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,8 +25,6 @@
 #include <limits.h>
 #include <linux/openat2.h>
 #include <openssl/crypto.h>
-#include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -72,7 +71,7 @@ struct big {
 
 struct run {
 	struct entry *e;
-	size_t n;           /* entries published to the threads so far */
+	size_t n;           /* entries read so far */
 	size_t cap;
 	struct big entries, text; /* the entry array; the state's text */
 	char *strings;      /* keys and checksums copied out of libjq's values */
@@ -82,19 +81,13 @@ struct run {
 	int root_fd;
 	int64_t stamp;      /* this run's start, recorded as the new cache's time */
 	int64_t cache_stamp; /* the loaded cache's time: files not older are re-hashed */
-	/* The threads take CHUNKs from next as the entries are published. */
-	atomic_size_t next, ready;
-	atomic_int complete, stop;
+	struct hm_work w;   /* the threads: entries are checked as they are published */
+	long jobs;
 	int disorder;       /* the keys did not come sorted */
-	pthread_mutex_t mu;
-	pthread_cond_t published;
-	pthread_t thread[64];
-	long threads;
-	cpu_set_t cpus;     /* where the threads may run */
 	atomic_size_t hits, racy;
 };
 
-static void publish(struct run *r, size_t n, int complete);
+static void workers_start(struct run *r, size_t n);
 
 static _Noreturn void
 usage(FILE *f, int code)
@@ -442,12 +435,12 @@ cache_parse(struct cache *k, struct entry *e, struct run *r)
 			return -1; /* sorted, no duplicates */
 		p = nl + 1;
 		if (r && (i + 1) % CHUNK == 0)
-			publish(r, i + 1, 0);
+			hm_work_publish(&r->w, i + 1, 0);
 	}
 	if (end - p != 4 || memcmp(p, "end\n", 4) != 0)
 		return -1;
 	if (r)
-		publish(r, i, 1);
+		hm_work_publish(&r->w, i, 1);
 	return 0;
 }
 
@@ -711,46 +704,7 @@ compare:
 	e->status = memcmp(e->expected, e->actual, e->algo) == 0 ? S_CLEAN : S_MODIFIED;
 }
 
-/* Publish the first n entries to the threads; complete: there are no more. */
 static void
-publish(struct run *r, size_t n, int complete)
-{
-	pthread_mutex_lock(&r->mu);
-	atomic_store_explicit(&r->ready, n, memory_order_release);
-	if (complete)
-		atomic_store_explicit(&r->complete, 1, memory_order_release);
-	pthread_cond_broadcast(&r->published);
-	pthread_mutex_unlock(&r->mu);
-}
-
-/* The next CHUNK of entries to check, [*i, *end); 0 once all are taken. */
-static int
-take(struct run *r, size_t *i, size_t *end)
-{
-	size_t at = atomic_fetch_add(&r->next, CHUNK);
-
-	for (;;) {
-		if (atomic_load(&r->stop))
-			return 0;
-		int complete = atomic_load_explicit(&r->complete, memory_order_acquire);
-		size_t ready = atomic_load_explicit(&r->ready, memory_order_acquire);
-
-		if (at + CHUNK <= ready || (complete && at < ready)) {
-			*i = at;
-			*end = at + CHUNK < ready ? at + CHUNK : ready;
-			return 1;
-		}
-		if (complete || atomic_load(&r->stop))
-			return 0;
-		pthread_mutex_lock(&r->mu);
-		while (!atomic_load(&r->complete) && !atomic_load(&r->stop) &&
-		       atomic_load(&r->ready) < at + CHUNK)
-			pthread_cond_wait(&r->published, &r->mu);
-		pthread_mutex_unlock(&r->mu);
-	}
-}
-
-static void *
 worker(void *arg)
 {
 	struct run *r = arg;
@@ -760,86 +714,22 @@ worker(void *arg)
 
 	if (!buf)
 		hm_die(HM_EXIT_ENV, "out of memory");
-	while (take(r, &i, &end))
+	while (hm_work_take(&r->w, &i, &end))
 		for (; i < end; i++)
 			if (r->e[i].status != S_ERROR)
 				check_one(r, &r->e[i], buf, &m);
 	if (m.fd >= 0 && m.fd != r->root_fd)
 		close(m.fd);
 	free(buf);
-	return NULL;
 }
 
-/* A thread starts on the core it was sent to, then goes where the scheduler likes. */
-static void *
-thread_main(void *arg)
-{
-	struct run *r = arg;
-
-	sched_setaffinity(0, sizeof(r->cpus), &r->cpus);
-	return worker(r);
-}
-
-/*
- * Start the threads for about n entries before they are all read: a thread
- * takes a while to get going, and the first entries are ready long before
- * the last.  Each thread is started on a core other than this one: left to
- * itself the scheduler puts a new thread beside its parent, and on two cores
- * it was seen to leave both there for the whole run.
- */
+/* Threads for about n entries: small states cost more in threads than they save. */
 static void
-workers_start(struct run *r, long jobs, size_t n)
+workers_start(struct run *r, size_t n)
 {
-	int here = sched_getcpu(), cpu = here, ncpu;
-	pthread_attr_t attr;
+	long jobs = (size_t)r->jobs > n / 64 + 1 ? (long)(n / 64 + 1) : r->jobs;
 
-	atomic_store(&r->next, 0);
-	atomic_store(&r->ready, 0);
-	atomic_store(&r->complete, 0);
-	atomic_store(&r->stop, 0);
-	if ((size_t)jobs > n / 64 + 1)
-		jobs = n / 64 + 1; /* small states: threads cost more than they save */
-	if (sched_getaffinity(0, sizeof(r->cpus), &r->cpus) < 0)
-		CPU_ZERO(&r->cpus);
-	ncpu = CPU_COUNT(&r->cpus);
-	pthread_attr_init(&attr);
-	for (r->threads = 0; r->threads < jobs - 1 && r->threads < 64; r->threads++) {
-		cpu_set_t one;
-
-		/* The next core allowed, round the ring, this one last. */
-		if (ncpu > 1 && here >= 0) {
-			do
-				cpu = (cpu + 1) % CPU_SETSIZE;
-			while (!CPU_ISSET(cpu, &r->cpus));
-			CPU_ZERO(&one);
-			CPU_SET(cpu, &one);
-			pthread_attr_setaffinity_np(&attr, sizeof(one), &one);
-		}
-		if (pthread_create(&r->thread[r->threads], &attr, thread_main, r) != 0)
-			break;
-	}
-	pthread_attr_destroy(&attr);
-}
-
-/* The calling thread works too, then waits for the others. */
-static void
-workers_finish(struct run *r)
-{
-	worker(r);
-	for (long i = 0; i < r->threads; i++)
-		pthread_join(r->thread[i], NULL);
-	r->threads = 0;
-}
-
-/* Call the threads off: they finish the entries in hand and take no more. */
-static void
-workers_stop(struct run *r)
-{
-	pthread_mutex_lock(&r->mu);
-	atomic_store(&r->stop, 1);
-	pthread_cond_broadcast(&r->published);
-	pthread_mutex_unlock(&r->mu);
-	workers_finish(r);
+	hm_work_start(&r->w, jobs, CHUNK, worker, r);
 }
 
 static int
@@ -873,6 +763,36 @@ entries_settle(struct run *r)
 	r->n = w;
 }
 
+/* Reading the state's checksums the fast road. */
+struct scan {
+	struct run *r;
+	struct cache *k; /* the stat cache to attach, or NULL */
+	size_t j;        /* attach_one's cursor */
+	size_t streamed; /* entries published while the keys came sorted */
+	int *unsafe;
+};
+
+static int
+scan_member(void *arg, const char *key, size_t klen, const char *val, size_t vlen)
+{
+	struct scan *s = arg;
+	struct run *r = s->r;
+	size_t n = r->n;
+	struct entry *e = &r->e[n];
+
+	if (n == r->cap || entry_set(e, key, klen, val, vlen, s->unsafe) < 0)
+		return -1;
+	e->order = n;
+	if (n && !r->disorder && by_path(e - 1, e) >= 0)
+		r->disorder = 1;
+	if (s->k)
+		attach_one(s->k, &s->j, e);
+	r->n = ++n;
+	if (!r->disorder && n % CHUNK == 0)
+		hm_work_publish(&r->w, s->streamed = n, 0);
+	return 0;
+}
+
 /*
  * The fast road to the entries: the scanner locates .checksums in the text
  * (checking the whole text's syntax), and a flat object of plain strings is
@@ -884,83 +804,34 @@ entries_settle(struct run *r)
  * every error message is the usual one.
  */
 static int
-entries_scan(struct run *r, struct cache *k, long jobs, int *unsafe)
+entries_scan(struct run *r, struct cache *k, int *unsafe)
 {
-	const char *p, *end, *key, *v;
-	size_t n = 0, j = 0, streamed = 0;
+	struct scan s = { r, k, 0, 0, unsafe };
+	const char *start, *end;
 	jv path = JV_ARRAY(jv_string("checksums"));
-	int found = hm_jpath_scan(r->text.p, r->text.len, path, &p, &end);
+	int found = hm_jpath_scan(r->text.p, r->text.len, path, &start, &end);
 
 	jv_free(path);
-	if (found != 1)
-		return 0;
-#define WS() while (p < end && (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')) p++
-	if (*p++ != '{')
+	if (found != 1 || *start != '{')
 		return 0;
 	/* The smallest member, "":"<32 hex>", takes 37 bytes. */
-	entries_alloc(r, (size_t)(end - p) / 37 + 1, 0);
-	r->disorder = 0;
-	workers_start(r, jobs, r->cap);
-	WS();
-	if (p < end && *p == '}')
-		goto done;
-	for (;;) {
-		size_t kl, vl;
-		struct entry *e = &r->e[n];
-
-		WS();
-		if (p >= end || *p++ != '"')
-			goto slow;
-		for (key = p; p < end && *p != '"' && *p != '\\'; p++)
-			;
-		if (p >= end || *p != '"')
-			goto slow;
-		kl = p++ - key;
-		WS();
-		if (p >= end || *p++ != ':')
-			goto slow;
-		WS();
-		if (p >= end || *p++ != '"')
-			goto slow;
-		for (v = p; p < end && *p != '"' && *p != '\\'; p++)
-			;
-		if (p >= end || *p != '"')
-			goto slow;
-		vl = p++ - v;
-		if (n == r->cap || entry_set(e, key, kl, v, vl, unsafe) < 0)
-			goto slow;
-		e->order = n;
-		if (n && !r->disorder && by_path(e - 1, e) >= 0)
-			r->disorder = 1;
-		if (k)
-			attach_one(k, &j, e);
-		n++;
-		if (!r->disorder && n % CHUNK == 0)
-			publish(r, streamed = n, 0);
-		WS();
-		if (p < end && *p == ',') {
-			p++;
-			continue;
-		}
-		if (p < end && *p == '}')
-			break;
-		goto slow;
-	}
-#undef WS
-done:
-	/* What came unsorted is checked in order of path, after the rest. */
-	qsort(r->e + streamed, n - streamed, sizeof(*r->e), by_path_order);
-	r->n = n;
-	publish(r, n, 1);
-	return 1;
-slow:
-	workers_stop(r);
-	big_free(&r->entries);
-	r->e = NULL;
+	entries_alloc(r, (size_t)(end - start) / 37 + 1, 0);
 	r->n = 0;
 	r->disorder = 0;
-	*unsafe = 0;
-	return 0;
+	workers_start(r, r->cap);
+	if (!hm_jpath_plain_members(start, end, scan_member, &s)) {
+		hm_work_stop(&r->w);
+		big_free(&r->entries);
+		r->e = NULL;
+		r->n = 0;
+		r->disorder = 0;
+		*unsafe = 0;
+		return 0;
+	}
+	/* What came unsorted is checked in order of path, after the rest. */
+	qsort(r->e + s.streamed, r->n - s.streamed, sizeof(*r->e), by_path_order);
+	hm_work_publish(&r->w, r->n, 1);
+	return 1;
 }
 
 /* Write the cache beside itself and rename it in: it is only a cache, so no fsync. */
@@ -1058,8 +929,7 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct run r = { .root_fd = -1, .mu = PTHREAD_MUTEX_INITIALIZER,
-			 .published = PTHREAD_COND_INITIALIZER };
+	struct run r = { .root_fd = -1 };
 	struct cache k = { 0 };
 	const char *input = "-";
 	char *cache_path = NULL, state_key[HM_HASH_HEX_MAX] = "-", stat_key[STAT_KEY_MAX] = "-";
@@ -1107,6 +977,7 @@ main(int argc, char **argv)
 		usage(stderr, HM_EXIT_USAGE);
 	if (optind < argc)
 		input = argv[optind];
+	r.jobs = jobs;
 	if (!r.root && !(r.root = getenv("HOME")))
 		hm_die(HM_EXIT_ENV, "HOME is not set; pass --root");
 	if (!(r.root_real = realpath(r.root, NULL)))
@@ -1136,12 +1007,12 @@ main(int argc, char **argv)
 		changed = strcmp(k.state_stat, stat_key) != 0;
 		/* The entries are the cache's lines: checked while the rest are read. */
 		entries_alloc(&r, k.count, 1);
-		workers_start(&r, jobs, k.count);
+		workers_start(&r, k.count);
 		seen = cache_parse(&k, r.e, &r) == 0;
 		if (!seen) {
 			/* A damaged line: what the threads did is dropped, the state read. */
 			hm_debug("%s: unreadable cache, ignored", cache_path);
-			workers_stop(&r);
+			hm_work_stop(&r.w);
 			big_free(&r.entries);
 			cache_drop(&k);
 			have_cache = 0, changed = 1;
@@ -1167,17 +1038,17 @@ main(int argc, char **argv)
 				have_cache = 0;
 			}
 		}
-		if (!entries_scan(&r, have_cache ? &k : NULL, jobs, &unsafe)) {
+		if (!entries_scan(&r, have_cache ? &k : NULL, &unsafe)) {
 			atomic_store(&r.hits, 0);
 			atomic_store(&r.racy, 0);
 			entries_from_state(&r, hm_json_source_name(input), r.text.p, r.text.len, &unsafe);
 			for (size_t i = 0, j = 0; have_cache && i < r.n; i++)
 				attach_one(&k, &j, &r.e[i]);
-			workers_start(&r, jobs, r.n);
-			publish(&r, r.n, 1);
+			workers_start(&r, r.n);
+			hm_work_publish(&r.w, r.n, 1);
 		}
 	}
-	workers_finish(&r);
+	hm_work_finish(&r.w);
 	if (!seen) {
 		entries_settle(&r);
 		cache_drop(&k); /* the entries point into the state's text */

@@ -222,6 +222,9 @@ skip_string(struct scan *s, const char **body, size_t *blen, int *plain)
 				for (int i = 2; i < 6; i++)
 					if (!isxdigit((unsigned char)p[i]))
 						return -1;
+				/* A surrogate (paired or not) is libjq's to judge. */
+				if ((p[2] == 'd' || p[2] == 'D') && strchr("89abcdefABCDEF", p[3]))
+					return -1;
 				p += 6;
 				continue;
 			}
@@ -444,4 +447,70 @@ hm_jpath_scan(const char *buf, size_t len, jv path, const char **start, const ch
 		*end = s.ve;
 	}
 	return s.state;
+}
+
+/* Inside a string the fast readers take as its bytes: printable ASCII, no escape. */
+static int
+plain(char c)
+{
+	return c != '"' && c != '\\' && (unsigned char)c >= 0x20 && (unsigned char)c < 0x80;
+}
+
+/* A plain string at *pp (its opening quote); 0 with [*s, *s + *n) its body. */
+static int
+plain_string(const char **pp, const char *end, const char **s, size_t *n)
+{
+	const char *p = *pp;
+
+	if (p >= end || *p++ != '"')
+		return -1;
+	for (*s = p; p < end && plain(*p); p++)
+		;
+	if (p >= end || *p != '"')
+		return -1;
+	*n = (size_t)(p - *s);
+	*pp = p + 1;
+	return 0;
+}
+
+static const char *
+skip_ws(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r'))
+		p++;
+	return p;
+}
+
+int
+hm_jpath_plain_members(const char *start, const char *end, hm_jpath_member_fn fn, void *arg)
+{
+	const char *p = skip_ws(start, end);
+
+	if (p >= end || *p++ != '{')
+		return 0;
+	p = skip_ws(p, end);
+	if (p < end && *p == '}')
+		return skip_ws(p + 1, end) == end;
+	for (;;) {
+		const char *k, *v;
+		size_t kl, vl;
+
+		p = skip_ws(p, end);
+		if (plain_string(&p, end, &k, &kl) < 0)
+			return 0;
+		p = skip_ws(p, end);
+		if (p >= end || *p++ != ':')
+			return 0;
+		p = skip_ws(p, end);
+		if (plain_string(&p, end, &v, &vl) < 0 || fn(arg, k, kl, v, vl) != 0)
+			return 0;
+		p = skip_ws(p, end);
+		if (p < end && *p == ',') {
+			p++;
+			continue;
+		}
+		if (p < end && *p == '}')
+			return skip_ws(p + 1, end) == end;
+		return 0;
+	}
 }

@@ -40,4 +40,17 @@ int hm_jpath_eval(jv doc, jv path, jv *out);
  * the caller then parses the text and asks libjq, so every answer is jq's.
  */
 int hm_jpath_scan(const char *buf, size_t len, jv path, const char **start, const char **end);
+
+/*
+ * The members of the object in [start, end) (a value hm_jpath_scan located),
+ * read straight from the bytes for as long as every key and value is a
+ * string of printable ASCII without escapes -- then the bytes are the
+ * string.  fn gets each key and value, counted (not NUL-terminated), in the
+ * text's order, duplicates included; it returns 0 to go on.  Returns 1 when
+ * every member was read; 0 when one is outside that subset, [start, end) is
+ * not one object, or fn returned nonzero: the caller then asks libjq.
+ */
+typedef int (*hm_jpath_member_fn)(void *arg, const char *key, size_t klen, const char *val,
+				  size_t vlen);
+int hm_jpath_plain_members(const char *start, const char *end, hm_jpath_member_fn fn, void *arg);
 #endif

@@ -153,3 +153,15 @@ same_as_jq() {
 	[ -z "$output" ]
 	[[ "$stderr" == *"esc.json: invalid JSON: Invalid escape"* ]]
 }
+
+@test "query: a lone surrogate escape anywhere is jq's JSON error; a paired one is read (fuzz regression)" {
+	printf '{"a": 1, "b": "\\uDbcc"}' >"$BATS_TEST_TMPDIR/sur.json"
+	run --separate-stderr heimdal state query .a "$BATS_TEST_TMPDIR/sur.json"
+	expect_status 2
+	[ -z "$output" ]
+	[[ "$stderr" == *"sur.json: invalid JSON: Invalid \\uXXXX\\uXXXX surrogate pair escape"* ]]
+	printf '{"a": 1, "b": "\\ud83d\\ude00"}' >"$BATS_TEST_TMPDIR/pair.json"
+	run --separate-stderr heimdal state query -c .b "$BATS_TEST_TMPDIR/pair.json"
+	expect_status 0
+	[ "$output" = "$(jq -c .b "$BATS_TEST_TMPDIR/pair.json")" ]
+}
