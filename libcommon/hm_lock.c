@@ -718,20 +718,35 @@ remote_take(jv *rec, char **held_msg)
 	return r;
 }
 
-static void
-sleep_seconds(double s)
+/* Waiting for a held lock: retry_attempts more tries, retry_delay apart (doubling with backoff). */
+struct retry {
+	const struct hm_lock_config *cfg;
+	double delay;
+	long attempt;
+};
+
+/* 1 after sleeping when another try is due, 0 when the caller should give up. */
+static int
+retry_again(struct retry *rt, int wait, const char *holder)
 {
+	double s = rt->delay;
 	struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
 
+	if (!wait || rt->attempt++ >= rt->cfg->retry_attempts)
+		return 0;
+	hm_debug("the lock is held by %s; retrying in %.3g s", holder, s);
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
+	if (rt->cfg->retry_backoff)
+		rt->delay *= 2;
+	return 1;
 }
 
 int
 hm_lock_acquire(const struct hm_lock_request *req, jv *record)
 {
 	struct hm_lock_config cfg;
-	double delay;
+	struct retry rt = { &cfg, 0, 0 };
 	jv rec, holder = jv_null();
 	char *held_msg = NULL;
 	int r;
@@ -753,8 +768,8 @@ hm_lock_acquire(const struct hm_lock_request *req, jv *record)
 		*record = rec;
 		return 0;
 	}
-	delay = cfg.retry_delay;
-	for (long attempt = 0;; attempt++) {
+	rt.delay = cfg.retry_delay;
+	for (;;) {
 		jv_free(holder);
 		holder = jv_null();
 		r = try_local(rec, req, &cfg, &holder);
@@ -787,13 +802,9 @@ hm_lock_acquire(const struct hm_lock_request *req, jv *record)
 			*record = rec;
 			return 0;
 		}
-		if (!req->wait || attempt >= cfg.retry_attempts)
+		if (!retry_again(&rt, req->wait,
+				 held_msg ? "another machine" : hm_json_str(holder, "operation")))
 			break;
-		hm_debug("the lock is held by %s; retrying in %.3g s",
-			 held_msg ? "another machine" : hm_json_str(holder, "operation"), delay);
-		sleep_seconds(delay);
-		if (cfg.retry_backoff)
-			delay *= 2;
 		/* The lock's time is when it is finally taken. */
 		{
 			char now[32];
@@ -816,8 +827,8 @@ int
 hm_lock_acquire_remote(const char *id, int wait, int *taken)
 {
 	struct hm_lock_config cfg;
+	struct retry rt = { &cfg, 0, 0 };
 	char *held_msg = NULL;
-	double delay;
 	jv rec;
 	int r, fd;
 
@@ -836,8 +847,8 @@ hm_lock_acquire_remote(const char *id, int wait, int *taken)
 		jv_free(rec);
 		return hm_error("the lock %s is no longer held", id);
 	}
-	delay = cfg.retry_delay;
-	for (long attempt = 0;; attempt++) {
+	rt.delay = cfg.retry_delay;
+	do {
 		free(held_msg);
 		held_msg = NULL;
 		r = remote_take(&rec, &held_msg);
@@ -850,13 +861,7 @@ hm_lock_acquire_remote(const char *id, int wait, int *taken)
 			jv_free(rec);
 			return r == REMOTE_CONFLICTS ? hm_fail(HM_EXIT_FOUND) : -1;
 		}
-		if (!wait || attempt >= cfg.retry_attempts)
-			break;
-		hm_debug("the lock is held by another machine; retrying in %.3g s", delay);
-		sleep_seconds(delay);
-		if (cfg.retry_backoff)
-			delay *= 2;
-	}
+	} while (retry_again(&rt, wait, "another machine"));
 	pass_stderr(held_msg);
 	free(held_msg);
 	jv_free(rec);
