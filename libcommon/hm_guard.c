@@ -200,6 +200,9 @@ hm_guard_acquire(struct hm_guard *g, const char *operation, int flags)
 		disarm(g);
 		return 0;
 	}
+	/* Only a hybrid lock has a remote part to take later. */
+	if (strcmp(hm_json_str(rec, "lock_type"), "hybrid") != 0)
+		g->flags &= ~HM_GUARD_REMOTE_LATER;
 	remote = jv_object_get(jv_copy(rec), jv_string("remote"));
 	g->remote = jv_get_kind(remote) == JV_KIND_OBJECT;
 	jv_free(remote);

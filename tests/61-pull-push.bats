@@ -174,11 +174,19 @@ Please resolve conflicts manually and run 'heimdal sync' again" ] || fail
 	[[ "$stderr" == *"State is currently locked"* ]] || fail
 	[ "$(git --git-dir="$REMOTE" rev-parse main)" = "$before" ] || fail "pushed anyway"
 	[ ! -e "$(mhome b)/.heimdal/state.lock" ] || fail "b's local lock left"
+	# With lock_type Local, b coordinates with nobody: the remote's lock is not its concern.
+	printf '{"lock_type": "Local"}\n' >"$(mhome b)/.heimdal/lock_config.json"
+	run --separate-stderr as b heimdal --verbose push
+	expect_status 0
+	[[ "$stderr" != *"held on the remote"* ]] || fail "Local looked at the remote lock"
+	git --git-dir="$REMOTE" show main:.zshrc | grep -qx from-b || fail "not pushed"
+	commit_file b .zshrc from-b-again
+	printf '{"retry": {"attempts": 0}}\n' >"$(mhome b)/.heimdal/lock_config.json"
 	as a heimdal-lock release --id "$id"
 	kill "$holder"
 	run --separate-stderr as b heimdal push
 	expect_status 0
-	git --git-dir="$REMOTE" show main:.zshrc | grep -qx from-b
+	git --git-dir="$REMOTE" show main:.zshrc | grep -qx from-b-again
 	! git --git-dir="$REMOTE" rev-parse -q --verify refs/heimdal/lock >/dev/null || fail "remote lock left"
 }
 
