@@ -114,11 +114,6 @@ ns(struct timespec t)
 	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
-/*
- * Read all of fd into a NUL-terminated buffer sized from fstat when it is a
- * regular file (no doubling: the state and the cache are the big buffers).
- */
-
 static void
 big_free(struct big *b)
 {
@@ -207,10 +202,11 @@ entry_set(struct entry *e, const char *path, size_t plen, const char *hex, size_
 {
 	char key[PATH_MAX + 1], digest[HM_HASH_HEX_MAX];
 	const char *why = "path too long";
+	int nul = plen <= PATH_MAX && memchr(path, '\0', plen);
 
 	memset(e, 0, sizeof(*e));
 	e->path = path;
-	e->plen = plen > PATH_MAX ? PATH_MAX + 1 : plen;
+	e->plen = plen;
 	e->expected = hex;
 	if (hlen != HM_HASH_MD5 && hlen != HM_HASH_SHA256)
 		return -1;
@@ -222,9 +218,9 @@ entry_set(struct entry *e, const char *path, size_t plen, const char *hex, size_
 		memcpy(key, path, plen);
 		key[plen] = '\0';
 	}
-	if (plen > PATH_MAX || memchr(path, '\0', plen) || !hm_path_safe_relative(key, &why)) {
-		if (plen <= PATH_MAX && memchr(path, '\0', plen))
-			why = "control character in path";
+	if (nul)
+		why = "control character in path";
+	if (plen > PATH_MAX || nul || !hm_path_safe_relative(key, &why)) {
 		e->status = S_ERROR;
 		e->error = why;
 		e->hostile = 1;
