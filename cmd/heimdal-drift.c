@@ -87,8 +87,6 @@ struct run {
 	atomic_size_t hits, racy;
 };
 
-static void workers_start(struct run *r, size_t n);
-
 static _Noreturn void
 usage(FILE *f, int code)
 {
