@@ -194,6 +194,13 @@ ws(struct scan *s)
 		s->p++;
 }
 
+/* 1 for the bytes a string holds as they are: printable ASCII but '"' and '\\'. */
+static const unsigned char plain_byte[256] = {
+	[0x20 ... 0x21] = 1, /* '"' is 0x22 */
+	[0x23 ... 0x5b] = 1, /* '\\' is 0x5c */
+	[0x5d ... 0x7f] = 1,
+};
+
 /* Skip a string at s->p (the opening quote); *plain = no escapes, ASCII only. */
 static int
 skip_string(struct scan *s, const char **body, size_t *blen, int *plain)
@@ -203,8 +210,7 @@ skip_string(struct scan *s, const char **body, size_t *blen, int *plain)
 	*plain = 1;
 	*body = p;
 	for (;;) {
-		while (p < s->end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20 &&
-		       (unsigned char)*p < 0x80)
+		while (p < s->end && plain_byte[(unsigned char)*p])
 			p++;
 		if (p >= s->end)
 			return -1;
@@ -449,13 +455,6 @@ hm_jpath_scan(const char *buf, size_t len, jv path, const char **start, const ch
 	return s.state;
 }
 
-/* Inside a string the fast readers take as its bytes: printable ASCII, no escape. */
-static int
-plain(char c)
-{
-	return c != '"' && c != '\\' && (unsigned char)c >= 0x20 && (unsigned char)c < 0x80;
-}
-
 /* A plain string at *pp (its opening quote); 0 with [*s, *s + *n) its body. */
 static int
 plain_string(const char **pp, const char *end, const char **s, size_t *n)
@@ -464,7 +463,7 @@ plain_string(const char **pp, const char *end, const char **s, size_t *n)
 
 	if (p >= end || *p++ != '"')
 		return -1;
-	for (*s = p; p < end && plain(*p); p++)
+	for (*s = p; p < end && plain_byte[(unsigned char)*p]; p++)
 		;
 	if (p >= end || *p != '"')
 		return -1;
