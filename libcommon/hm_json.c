@@ -463,7 +463,7 @@ dump_flags(int flags)
 /*
  * The writer.  libjq 1.6 prints a string one code point at a time through
  * stdio; states hold 100k checksums, so heimdal serialises into one buffer
- * itself, byte for byte as jq does (tests/00-json.bats compares the two).
+ * itself, byte for byte as jq does (tests/12-query.bats compares the two).
  */
 struct obuf {
 	char *p;
@@ -506,27 +506,34 @@ ob_indent(struct obuf *b, int depth)
 	b->len += 2 * (size_t)depth;
 }
 
+/* 1 for the bytes jq prints as they are. */
+static const unsigned char as_is[256] = {
+	[0x20 ... 0x21] = 1, /* '"' is 0x22 */
+	[0x23 ... 0x5b] = 1, /* '\\' is 0x5c */
+	[0x5d ... 0x7e] = 1, /* DEL is 0x7f */
+	[0x80 ... 0xff] = 1,
+};
+
 /* jq's escapes: \" \\ \b \f \n \r \t, \u00XX for other controls and DEL. */
 static void
 ob_string(struct obuf *b, jv s)
 {
 	const unsigned char *p = (const unsigned char *)jv_string_value(s);
 	int n = jv_string_length_bytes(jv_copy(s));
-	size_t run = 0;
 
 	ob_reserve(b, (size_t)n + 2);
 	b->p[b->len++] = '"';
 	for (int i = 0; i < n; i++) {
-		unsigned char c = p[i];
+		int start = i;
+		unsigned char c;
 		char esc[8];
 
-		if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f) {
-			run++;
-			continue;
-		}
-		ob_put(b, (const char *)p + i - run, run);
-		run = 0;
-		switch (c) {
+		while (i < n && as_is[p[i]])
+			i++;
+		ob_put(b, (const char *)p + start, (size_t)(i - start));
+		if (i == n)
+			break;
+		switch (c = p[i]) {
 		case '"': ob_put(b, "\\\"", 2); break;
 		case '\\': ob_put(b, "\\\\", 2); break;
 		case '\b': ob_put(b, "\\b", 2); break;
@@ -539,7 +546,6 @@ ob_string(struct obuf *b, jv s)
 			ob_put(b, esc, 6);
 		}
 	}
-	ob_put(b, (const char *)p + n - run, run);
 	ob_put(b, "\"", 1);
 }
 

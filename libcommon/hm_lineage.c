@@ -390,14 +390,17 @@ detect_drift(jv out, jv lc, jv rc, jv bc, int diverged)
 jv
 hm_conflicts_sort(jv list)
 {
+	static jv path_key;
 	jv keys = jv_array();
-
 	const char *prev = NULL;
 	int sorted = 1;
 
+	/* One key, made once: it keeps its hash across tens of thousands of lookups. */
+	if (jv_get_kind(path_key) != JV_KIND_STRING)
+		path_key = jv_string("path");
 	/* A merge finds them in path order already: check before sorting. */
 	jv_array_foreach(list, i, d) {
-		jv p = jv_object_get(jv_copy(d), jv_string("path"));
+		jv p = jv_object_get(jv_copy(d), jv_copy(path_key));
 		const char *s = jv_get_kind(p) == JV_KIND_STRING ? jv_string_value(p) : NULL;
 
 		if (!s || (prev && strcmp(prev, s) > 0))
@@ -414,7 +417,7 @@ hm_conflicts_sort(jv list)
 		return list;
 	}
 	jv_array_foreach(list, i, d) {
-		keys = jv_array_append(keys, jv_object_get(d, jv_string("path")));
+		keys = jv_array_append(keys, jv_object_get(d, jv_copy(path_key)));
 	}
 	return jv_sort(list, keys);
 }

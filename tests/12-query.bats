@@ -165,3 +165,17 @@ same_as_jq() {
 	expect_status 0
 	[ "$output" = "$(jq -c .b "$BATS_TEST_TMPDIR/pair.json")" ]
 }
+
+@test "query prints byte for byte what jq prints: every control character, DEL, quotes, unicode" {
+	python3 -c '
+import json
+s = "".join(chr(i) for i in range(0x80)) + "\u00e9\u20ac\U0001f600\"\\"
+print(json.dumps({"a": s, s: [s, 1, 2.5, -0.0, 1e300, True, None], "plain": "abc"}))' \
+		>"$BATS_TEST_TMPDIR/esc.json"
+	run --separate-stderr heimdal state query -c . "$BATS_TEST_TMPDIR/esc.json"
+	expect_status 0
+	[ "$output" = "$(jq -c . "$BATS_TEST_TMPDIR/esc.json")" ] || fail "compact output differs"
+	run --separate-stderr heimdal state query . "$BATS_TEST_TMPDIR/esc.json"
+	expect_status 0
+	[ "$output" = "$(jq . "$BATS_TEST_TMPDIR/esc.json")" ] || fail "pretty output differs"
+}
