@@ -87,11 +87,25 @@ take(jv *obj, const char *key)
 }
 
 /*
- * Record a per-file conflict for the report: the file_drift conflict with the
- * side that won.  files is NULL when nobody asked for a report.
+ * The per-file conflicts a merge settles, for the report: file_drift
+ * conflicts the remote won.  Kept as their values, not as objects: a large
+ * merge has tens of thousands, and the report writes them straight out
+ * (hm_conflict_file_drift_write).
  */
+struct file_conflict {
+	jv key, l, r, b;
+	int with_base;
+	size_t order;
+};
+
+struct files {
+	struct file_conflict *v;
+	size_t n, cap;
+};
+
+/* Record a per-file conflict (all consumed); files is NULL when nobody asked for a report. */
 static void
-record(jv *files, jv key, jv l, jv r, jv b, int with_base)
+record(struct files *files, jv key, jv l, jv r, jv b, int with_base)
 {
 	if (!files) {
 		jv_free(key);
@@ -100,7 +114,86 @@ record(jv *files, jv key, jv l, jv r, jv b, int with_base)
 		jv_free(b);
 		return;
 	}
-	*files = jv_array_append(*files, hm_conflict_file_drift(key, l, r, b, with_base, "remote"));
+	if (files->n == files->cap) {
+		files->cap = files->cap ? 2 * files->cap : 256;
+		files->v = hm_xrealloc(files->v, files->cap * sizeof(*files->v));
+	}
+	files->v[files->n] = (struct file_conflict){ key, l, r, b, with_base, files->n };
+	files->n++;
+}
+
+static int
+by_path(const void *a, const void *b)
+{
+	const struct file_conflict *x = a, *y = b;
+	int c = strcmp(jv_string_value(x->key), jv_string_value(y->key));
+
+	return c ? c : (x->order > y->order) - (x->order < y->order);
+}
+
+/* In path order (a merge mostly finds them so: checked before sorting). */
+static void
+files_sort(struct files *files)
+{
+	for (size_t i = 1; i < files->n; i++)
+		if (by_path(&files->v[i - 1], &files->v[i]) > 0) {
+			qsort(files->v, files->n, sizeof(*files->v), by_path);
+			return;
+		}
+}
+
+static void
+files_free(struct files *files)
+{
+	for (size_t i = 0; i < files->n; i++) {
+		jv_free(files->v[i].key);
+		jv_free(files->v[i].l);
+		jv_free(files->v[i].r);
+		jv_free(files->v[i].b);
+	}
+	free(files->v);
+}
+
+/*
+ * The report (consumed) with its "conflicts": the array conflicts (consumed)
+ * followed by the file conflicts, as one JSON text.
+ */
+static char *
+report_text(jv report, jv conflicts, const struct files *files, int flags, size_t *len)
+{
+	struct hm_json_out o = HM_JSON_OUT_INIT(flags);
+	int first = 1;
+
+	hm_json_out_raw(&o, "{", 1);
+	jv_object_foreach(report, k, v) {
+		hm_json_out_key(&o, 0, first, jv_string_value(k),
+				(size_t)jv_string_length_bytes(jv_copy(k)));
+		hm_json_out_value(&o, v, 1);
+		jv_free(k);
+		first = 0;
+	}
+	jv_free(report);
+	hm_json_out_key(&o, 0, first, "conflicts", 9);
+	hm_json_out_raw(&o, "[", 1);
+	first = 1;
+	jv_array_foreach(conflicts, i, c) {
+		hm_json_out_next(&o, 1, first);
+		hm_json_out_value(&o, c, 2);
+		first = 0;
+	}
+	jv_free(conflicts);
+	for (size_t i = 0; i < files->n; i++) {
+		const struct file_conflict *f = &files->v[i];
+
+		hm_json_out_next(&o, 1, first);
+		hm_conflict_file_drift_write(&o, 2, f->key, f->l, f->r, f->b, f->with_base, "remote");
+		first = 0;
+	}
+	hm_json_out_close(&o, ']', 1, first);
+	hm_json_out_close(&o, '}', 0, 0);
+	hm_json_out_raw(&o, "\n", 1);
+	*len = o.len;
+	return o.p;
 }
 
 /*
@@ -109,7 +202,7 @@ record(jv *files, jv key, jv l, jv r, jv b, int with_base)
  * Per-file conflicts are appended to *files (unless it is NULL).
  */
 static jv
-merge_checksums(jv lc, jv rc, jv bc, int local_ahead, int diverged, jv *files)
+merge_checksums(jv lc, jv rc, jv bc, int local_ahead, int diverged, struct files *files)
 {
 	int with_base = jv_get_kind(bc) == JV_KIND_OBJECT;
 	jv gone = jv_array();
@@ -330,7 +423,7 @@ pick_commit(jv ll, jv rl, jv bl, int remote_newer)
 }
 
 static jv
-merge(struct hm_pair *p, const struct hm_lineage_cmp *cmp, jv *files)
+merge(struct hm_pair *p, const struct hm_lineage_cmp *cmp, struct files *files)
 {
 	jv s = p->local, remote = p->remote;
 	jv lc, rc, bc, ll, rl, bl, h;
@@ -409,7 +502,8 @@ main(int argc, char **argv)
 	enum strategy strategy = S_MERGE;
 	struct hm_lineage_cmp cmp;
 	struct hm_pair p;
-	jv conflicts, files, out, report;
+	struct files files = { NULL, 0, 0 };
+	jv conflicts, out, report;
 	int c, compact = 0, found = 0;
 
 	hm_error_init(argv[0]);
@@ -462,9 +556,8 @@ main(int argc, char **argv)
 	conflicts = hm_conflicts_detect(&p, &cmp, strategy == S_MERGE ? HM_CONFLICTS_NO_DRIFT : 0);
 	switch (strategy) {
 	case S_MERGE:
-		files = jv_array();
 		out = merge(&p, &cmp, report_path ? &files : NULL);
-		conflicts = jv_array_concat(conflicts, hm_conflicts_sort(files));
+		files_sort(&files);
 		break;
 	case S_LOCAL:
 		out = jv_copy(p.local);
@@ -501,15 +594,18 @@ main(int argc, char **argv)
 		jv_free(ms);
 		report = jv_object_set(report, jv_string("conflicts_resolved"),
 				       jv_number(strategy == S_MANUAL
-						 ? 0 : jv_array_length(jv_copy(conflicts))));
-		report = jv_object_set(report, jv_string("conflicts"), conflicts);
-		buf = hm_json_dump(report, compact ? HM_JSON_COMPACT : HM_JSON_PRETTY, &len);
+						 ? 0
+						 : (double)jv_array_length(jv_copy(conflicts)) +
+						   (double)files.n));
+		buf = report_text(report, conflicts, &files,
+				  compact ? HM_JSON_COMPACT : HM_JSON_PRETTY, &len);
 		if (hm_file_write_atomic(report_path, buf, len, 0644) < 0)
 			exit(HM_EXIT_ENV);
 		free(buf);
 	} else {
 		jv_free(conflicts);
 	}
+	files_free(&files);
 	if (strategy == S_MANUAL)
 		return HM_EXIT_FOUND;
 	if (hm_json_write(stdout, hm_state_canonical(out),

@@ -465,16 +465,10 @@ dump_flags(int flags)
  * stdio; states hold 100k checksums, so heimdal serialises into one buffer
  * itself, byte for byte as jq does (tests/12-query.bats compares the two).
  */
-struct obuf {
-	char *p;
-	size_t len, cap;
-	FILE *f; /* when set, written out in pieces instead of growing */
-};
-
 #define OB_FLUSH_AT (1 << 20)
 
 static void
-ob_reserve(struct obuf *b, size_t n)
+ob_reserve(struct hm_json_out *b, size_t n)
 {
 	if (b->len + n + 1 <= b->cap)
 		return;
@@ -489,16 +483,17 @@ ob_reserve(struct obuf *b, size_t n)
 	b->p = hm_xrealloc(b->p, b->cap);
 }
 
-static void
-ob_put(struct obuf *b, const char *s, size_t n)
+void
+hm_json_out_raw(struct hm_json_out *b, const char *s, size_t n)
 {
 	ob_reserve(b, n);
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
+	b->p[b->len] = '\0';
 }
 
 static void
-ob_indent(struct obuf *b, int depth)
+ob_indent(struct hm_json_out *b, int depth)
 {
 	ob_reserve(b, 1 + 2 * (size_t)depth);
 	b->p[b->len++] = '\n';
@@ -515,42 +510,72 @@ static const unsigned char as_is[256] = {
 };
 
 /* jq's escapes: \" \\ \b \f \n \r \t, \u00XX for other controls and DEL. */
-static void
-ob_string(struct obuf *b, jv s)
+void
+hm_json_out_string(struct hm_json_out *b, const char *s, size_t n)
 {
-	const unsigned char *p = (const unsigned char *)jv_string_value(s);
-	int n = jv_string_length_bytes(jv_copy(s));
+	const unsigned char *p = (const unsigned char *)s;
 
-	ob_reserve(b, (size_t)n + 2);
+	ob_reserve(b, n + 2);
 	b->p[b->len++] = '"';
-	for (int i = 0; i < n; i++) {
-		int start = i;
+	for (size_t i = 0; i < n; i++) {
+		size_t start = i;
 		unsigned char c;
 		char esc[8];
 
 		while (i < n && as_is[p[i]])
 			i++;
-		ob_put(b, (const char *)p + start, (size_t)(i - start));
+		hm_json_out_raw(b, s + start, i - start);
 		if (i == n)
 			break;
 		switch (c = p[i]) {
-		case '"': ob_put(b, "\\\"", 2); break;
-		case '\\': ob_put(b, "\\\\", 2); break;
-		case '\b': ob_put(b, "\\b", 2); break;
-		case '\f': ob_put(b, "\\f", 2); break;
-		case '\n': ob_put(b, "\\n", 2); break;
-		case '\r': ob_put(b, "\\r", 2); break;
-		case '\t': ob_put(b, "\\t", 2); break;
+		case '"': hm_json_out_raw(b, "\\\"", 2); break;
+		case '\\': hm_json_out_raw(b, "\\\\", 2); break;
+		case '\b': hm_json_out_raw(b, "\\b", 2); break;
+		case '\f': hm_json_out_raw(b, "\\f", 2); break;
+		case '\n': hm_json_out_raw(b, "\\n", 2); break;
+		case '\r': hm_json_out_raw(b, "\\r", 2); break;
+		case '\t': hm_json_out_raw(b, "\\t", 2); break;
 		default:
 			snprintf(esc, sizeof(esc), "\\u%04x", c);
-			ob_put(b, esc, 6);
+			hm_json_out_raw(b, esc, 6);
 		}
 	}
-	ob_put(b, "\"", 1);
+	hm_json_out_raw(b, "\"", 1);
 }
 
 static void
-ob_value(struct obuf *b, jv v, int pretty, int depth)
+ob_string(struct hm_json_out *b, jv s)
+{
+	hm_json_out_string(b, jv_string_value(s), (size_t)jv_string_length_bytes(jv_copy(s)));
+}
+
+void
+hm_json_out_next(struct hm_json_out *b, int depth, int first)
+{
+	if (!first)
+		hm_json_out_raw(b, ",", 1);
+	if (b->pretty)
+		ob_indent(b, depth + 1);
+}
+
+void
+hm_json_out_key(struct hm_json_out *b, int depth, int first, const char *key, size_t n)
+{
+	hm_json_out_next(b, depth, first);
+	hm_json_out_string(b, key, n);
+	hm_json_out_raw(b, b->pretty ? ": " : ":", b->pretty ? 2 : 1);
+}
+
+void
+hm_json_out_close(struct hm_json_out *b, char bracket, int depth, int empty)
+{
+	if (!empty && b->pretty)
+		ob_indent(b, depth);
+	hm_json_out_raw(b, &bracket, 1);
+}
+
+static void
+ob_value(struct hm_json_out *b, jv v, int depth)
 {
 	char num[32];
 	double d;
@@ -558,23 +583,23 @@ ob_value(struct obuf *b, jv v, int pretty, int depth)
 
 	switch (jv_get_kind(v)) {
 	case JV_KIND_NULL:
-		ob_put(b, "null", 4);
+		hm_json_out_raw(b, "null", 4);
 		break;
 	case JV_KIND_TRUE:
-		ob_put(b, "true", 4);
+		hm_json_out_raw(b, "true", 4);
 		break;
 	case JV_KIND_FALSE:
-		ob_put(b, "false", 5);
+		hm_json_out_raw(b, "false", 5);
 		break;
 	case JV_KIND_NUMBER:
 		d = jv_number_value(v);
 		/* Plain integers here; anything else the way jq formats it. */
 		if (d > -1e15 && d < 1e15 && d == (double)(long long)d && !(d == 0 && signbit(d))) {
-			ob_put(b, num, (size_t)snprintf(num, sizeof(num), "%lld", (long long)d));
+			hm_json_out_raw(b, num, (size_t)snprintf(num, sizeof(num), "%lld", (long long)d));
 		} else {
 			jv s = jv_dump_string(jv_copy(v), 0);
 
-			ob_put(b, jv_string_value(s), (size_t)jv_string_length_bytes(jv_copy(s)));
+			hm_json_out_raw(b, jv_string_value(s), (size_t)jv_string_length_bytes(jv_copy(s)));
 			jv_free(s);
 		}
 		break;
@@ -582,64 +607,56 @@ ob_value(struct obuf *b, jv v, int pretty, int depth)
 		ob_string(b, v);
 		break;
 	case JV_KIND_ARRAY:
-		if (jv_array_length(jv_copy(v)) == 0) {
-			ob_put(b, "[]", 2);
-			break;
-		}
-		ob_put(b, "[", 1);
+		hm_json_out_raw(b, "[", 1);
 		jv_array_foreach(v, i, x) {
-			if (!first)
-				ob_put(b, ",", 1);
+			hm_json_out_next(b, depth, first);
 			first = 0;
-			if (pretty)
-				ob_indent(b, depth + 1);
-			ob_value(b, x, pretty, depth + 1);
+			ob_value(b, x, depth + 1);
 			jv_free(x);
 		}
-		if (pretty)
-			ob_indent(b, depth);
-		ob_put(b, "]", 1);
+		hm_json_out_close(b, ']', depth, first);
 		break;
 	case JV_KIND_OBJECT:
-		if (jv_object_length(jv_copy(v)) == 0) {
-			ob_put(b, "{}", 2);
-			break;
-		}
-		ob_put(b, "{", 1);
+		hm_json_out_raw(b, "{", 1);
 		jv_object_foreach(v, k, x) {
-			if (!first)
-				ob_put(b, ",", 1);
+			hm_json_out_next(b, depth, first);
 			first = 0;
-			if (pretty)
-				ob_indent(b, depth + 1);
 			ob_string(b, k);
-			ob_put(b, pretty ? ": " : ":", pretty ? 2 : 1);
-			ob_value(b, x, pretty, depth + 1);
+			hm_json_out_raw(b, b->pretty ? ": " : ":", b->pretty ? 2 : 1);
+			ob_value(b, x, depth + 1);
 			jv_free(k);
 			jv_free(x);
 		}
-		if (pretty)
-			ob_indent(b, depth);
-		ob_put(b, "}", 1);
+		hm_json_out_close(b, '}', depth, first);
 		break;
 	default: {
 		/* An invalid: print what jq prints for it. */
-		jv s = jv_dump_string(jv_copy(v), dump_flags(pretty ? 0 : HM_JSON_COMPACT));
+		jv s = jv_dump_string(jv_copy(v), dump_flags(b->pretty ? 0 : HM_JSON_COMPACT));
 
-		ob_put(b, jv_string_value(s), (size_t)jv_string_length_bytes(jv_copy(s)));
+		hm_json_out_raw(b, jv_string_value(s), (size_t)jv_string_length_bytes(jv_copy(s)));
 		jv_free(s);
 	}
 	}
 }
 
+void
+hm_json_out_value(struct hm_json_out *o, jv v, int depth)
+{
+	ob_value(o, v, depth);
+	jv_free(v);
+}
+
 int
 hm_json_write(FILE *f, jv v, int flags)
 {
-	struct obuf b = { hm_xmalloc(OB_FLUSH_AT), 0, OB_FLUSH_AT, f };
+	struct hm_json_out b = HM_JSON_OUT_INIT(flags);
 
-	ob_value(&b, v, !(flags & HM_JSON_COMPACT), 0);
+	b.p = hm_xmalloc(OB_FLUSH_AT);
+	b.cap = OB_FLUSH_AT;
+	b.f = f;
+	ob_value(&b, v, 0);
 	jv_free(v);
-	ob_put(&b, "\n", 1);
+	hm_json_out_raw(&b, "\n", 1);
 	fwrite(b.p, 1, b.len, f);
 	free(b.p);
 	return ferror(f) ? -1 : 0;
@@ -648,12 +665,11 @@ hm_json_write(FILE *f, jv v, int flags)
 char *
 hm_json_dump(jv v, int flags, size_t *lenp)
 {
-	struct obuf b = { NULL, 0, 0, NULL };
+	struct hm_json_out b = HM_JSON_OUT_INIT(flags);
 
-	ob_value(&b, v, !(flags & HM_JSON_COMPACT), 0);
+	ob_value(&b, v, 0);
 	jv_free(v);
-	ob_put(&b, "\n", 1);
-	b.p[b.len] = '\0';
+	hm_json_out_raw(&b, "\n", 1);
 	if (lenp)
 		*lenp = b.len;
 	return b.p;

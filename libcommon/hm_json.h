@@ -50,6 +50,40 @@ int hm_json_write(FILE *f, jv v, int flags);
 char *hm_json_dump(jv v, int flags, size_t *len);
 
 /*
+ * A document written piece by piece into one growing buffer, byte for byte
+ * as hm_json_dump prints the same value: for output too large to build as a
+ * jv first (a merge report's tens of thousands of conflicts).  Start from
+ * HM_JSON_OUT_INIT(flags); o.p holds the text (malloc'd, NUL-terminated),
+ * o.len its length.
+ *
+ *   hm_json_out_open(o, '{')     then, per member or element,
+ *   hm_json_out_key(o, depth, first, key) / hm_json_out_next(o, depth, first)
+ *   and the value (hm_json_out_value, or nested pieces), then
+ *   hm_json_out_close(o, '}', depth, empty)
+ *
+ * depth is the depth of the container being filled (0 at the top).
+ */
+struct hm_json_out {
+	char *p;
+	size_t len, cap;
+	FILE *f; /* internal: hm_json_write's stream */
+	int pretty;
+};
+#define HM_JSON_OUT_INIT(flags) { NULL, 0, 0, NULL, !((flags) & HM_JSON_COMPACT) }
+
+void hm_json_out_raw(struct hm_json_out *o, const char *s, size_t n);
+/* A JSON string of the bytes s[0..n), escaped as jq does. */
+void hm_json_out_string(struct hm_json_out *o, const char *s, size_t n);
+/* v (consumed) as an element or member value at depth. */
+void hm_json_out_value(struct hm_json_out *o, jv v, int depth);
+/* Before an element of a container at depth: the comma and the indentation. */
+void hm_json_out_next(struct hm_json_out *o, int depth, int first);
+/* Before a member of an object at depth: hm_json_out_next, the key and the colon. */
+void hm_json_out_key(struct hm_json_out *o, int depth, int first, const char *key, size_t n);
+/* The closing bracket of a container at depth; empty: it had no element. */
+void hm_json_out_close(struct hm_json_out *o, char bracket, int depth, int empty);
+
+/*
  * Borrowing accessors for validated documents.  hm_json_str returns the
  * string value of obj[key] or NULL when it is absent or not a string;
  * hm_json_int returns obj[key] as an integer or dflt.

@@ -345,6 +345,49 @@ hm_conflict_file_drift(jv key, jv l, jv r, jv b, int with_base, const char *winn
 	return c;
 }
 
+/* A member "key": v (borrowed; an invalid prints as null) of an object at depth. */
+static void
+out_member(struct hm_json_out *o, int depth, int first, const char *key, jv v)
+{
+	hm_json_out_key(o, depth, first, key, strlen(key));
+	if (jv_is_valid(v))
+		hm_json_out_value(o, jv_copy(v), depth + 1);
+	else
+		hm_json_out_raw(o, "null", 4);
+}
+
+void
+hm_conflict_file_drift_write(struct hm_json_out *o, int depth, jv path, jv l, jv r, jv b,
+			     int with_base, const char *winner)
+{
+	const char *p = jv_string_value(path);
+	char small[512], *desc = small;
+	int n = snprintf(small, sizeof(small), "File '%s' has been modified", p);
+
+	if (n >= (int)sizeof(small))
+		desc = hm_xasprintf("File '%s' has been modified", p);
+	hm_json_out_raw(o, "{", 1);
+	hm_json_out_key(o, depth, 1, "type", 4);
+	hm_json_out_string(o, "file_drift", 10);
+	hm_json_out_key(o, depth, 0, "severity", 8);
+	hm_json_out_string(o, "low", 3);
+	hm_json_out_key(o, depth, 0, "description", 11);
+	hm_json_out_string(o, desc, (size_t)n);
+	hm_json_out_key(o, depth, 0, "path", 4);
+	hm_json_out_string(o, p, (size_t)jv_string_length_bytes(jv_copy(path)));
+	out_member(o, depth, 0, "local", l);
+	out_member(o, depth, 0, "remote", r);
+	if (with_base)
+		out_member(o, depth, 0, "base", b);
+	if (winner) {
+		hm_json_out_key(o, depth, 0, "winner", 6);
+		hm_json_out_string(o, winner, strlen(winner));
+	}
+	hm_json_out_close(o, '}', depth, 0);
+	if (desc != small)
+		free(desc);
+}
+
 /* The file_drift conflicts, unsorted, appended to out. */
 static jv
 detect_drift(jv out, jv lc, jv rc, jv bc, int diverged)

@@ -102,6 +102,16 @@ jv hm_conflicts_detect(const struct hm_pair *p, const struct hm_lineage_cmp *c, 
 jv hm_conflict_file_drift(jv path, jv local, jv remote, jv base, int with_base,
 			  const char *winner);
 
+/*
+ * The same conflict written straight to o as a value at depth, byte for byte
+ * what hm_json_out_value would print of hm_conflict_file_drift's object --
+ * without building it: a large merge reports tens of thousands.  path,
+ * local, remote and base are borrowed.
+ */
+struct hm_json_out;
+void hm_conflict_file_drift_write(struct hm_json_out *o, int depth, jv path, jv local,
+				  jv remote, jv base, int with_base, const char *winner);
+
 /* An array of objects (consumed) sorted by their "path" member. */
 jv hm_conflicts_sort(jv list);
 

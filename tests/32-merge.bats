@@ -115,6 +115,31 @@ setup() {
 		fail "not the remote state"
 }
 
+@test "merge --report writes its file conflicts as use-remote's report has them, key for key, byte for byte" {
+	# Diverged without a base: every differing file (a quote and a backslash in one path).
+	st 42 41 '.history = [h(42; "A")] | .checksums = {".b": sum(1), "q\"\\x": sum(2), ".a": sum(3), ".same": sum(9)}' > l.json
+	st 42 41 '.history = [h(42; "B")] | .checksums = {".a": sum(4), "q\"\\x": sum(5), ".b": sum(6), ".same": sum(9)}' > r.json
+	for flag in -c ""; do
+		heimdal-merge $flag -s merge --local l.json --remote r.json --report m.json >/dev/null
+		heimdal-merge $flag -s use-remote --local l.json --remote r.json --report u.json >/dev/null
+		# The merge writes them itself; use-remote builds them as objects first.
+		diff <(jq -c '.conflicts[] | select(.type == "file_drift")' m.json) \
+			<(jq -c '.conflicts[] | select(.type == "file_drift")' u.json) || fail "objects differ ($flag)"
+		jq -e '[.conflicts[] | select(.type == "file_drift") | .path] == [".a", ".b", "q\"\\x"]' m.json >/dev/null ||
+			fail "not in path order"
+		# Printed exactly as the generic writer prints the same document.
+		diff m.json <(heimdal state query $flag . m.json) || fail "formatting differs ($flag)"
+	done
+	# Three-way: the base is on record too.
+	st 41 40 '.checksums = {a: sum(1), b: sum(2)}' > base.json
+	st 42 41 '.history = [h(42; "A")] | .checksums = {a: sum(11)}' > l.json
+	st 42 41 '.history = [h(42; "B")] | .checksums = {a: sum(21), b: sum(22)}' > r.json
+	heimdal-merge -s merge --local l.json --remote r.json --base base.json --report m.json >/dev/null
+	diff m.json <(heimdal state query . m.json) || fail "formatting differs (three-way)"
+	jq -e '[.conflicts[] | select(.type == "file_drift") | [.path, .base != null, .winner]]
+		== [["a", true, "remote"], ["b", true, "remote"]]' m.json >/dev/null || fail "$(cat m.json)"
+}
+
 @test "merge: manual prints nothing and exits 1; the report lists the conflicts" {
 	st 42 41 '.history = [h(42; "A")]' > l.json
 	st 42 41 '.history = [h(42; "B")]' > r.json
