@@ -56,12 +56,12 @@ char *hm_json_dump(jv v, int flags, size_t *len);
  * HM_JSON_OUT_INIT(flags); o.p holds the text (malloc'd, NUL-terminated),
  * o.len its length.
  *
- *   hm_json_out_open(o, '{')     then, per member or element,
- *   hm_json_out_key(o, depth, first, key) / hm_json_out_next(o, depth, first)
- *   and the value (hm_json_out_value, or nested pieces), then
- *   hm_json_out_close(o, '}', depth, empty)
+ *   hm_json_out_raw(o, "{", 1);   then, per member or element,
+ *   hm_json_out_key(o, depth, first, key, n) or hm_json_out_next(o, depth, first)
+ *   and the value (hm_json_out_value at depth + 1, or nested pieces); then
+ *   hm_json_out_close(o, '}', depth, empty);
  *
- * depth is the depth of the container being filled (0 at the top).
+ * depth is the depth of the container being filled (0 for the top value).
  */
 struct hm_json_out {
 	char *p;
@@ -74,7 +74,7 @@ struct hm_json_out {
 void hm_json_out_raw(struct hm_json_out *o, const char *s, size_t n);
 /* A JSON string of the bytes s[0..n), escaped as jq does. */
 void hm_json_out_string(struct hm_json_out *o, const char *s, size_t n);
-/* v (consumed) as an element or member value at depth. */
+/* v (consumed) as a value at depth: an element or member of a container at depth - 1. */
 void hm_json_out_value(struct hm_json_out *o, jv v, int depth);
 /* Before an element of a container at depth: the comma and the indentation. */
 void hm_json_out_next(struct hm_json_out *o, int depth, int first);
