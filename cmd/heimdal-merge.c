@@ -4,20 +4,21 @@
  * Reads {"local": S, "remote": S, "base": S?} on stdin (or --local/--remote
  * [--base] FILE) and prints the resolved state.  Strategies:
  *
- *   merge       without a base, the specification's merge logic: higher
- *               serial, union of machines, most recent timestamps, history
- *               union (de-duplicated, newest 50), remote checksums win.  With
- *               a base, three-way per field and per checksum path: a side
- *               that did not change yields to the side that did; different
- *               changes on both sides are conflicts, settled for the remote.
+ *   merge       the shared facts merged: without a base, the specification's
+ *               merge logic (higher serial, union of machines, history union
+ *               de-duplicated, newest 50); with a base, the lineage's git
+ *               commit three-way (a side that did not change yields).
  *   use-local   the local state as it is.
- *   use-remote  the remote state (this machine's "machine" block kept).
+ *   use-remote  the remote's shared facts.
  *   manual      nothing is printed; exit 1 (the report still lists the
  *               conflicts).
  *
- * active_profile, dotfiles_path, repo_url and machine always stay local.
- * The merged serial is the higher one: the write that records the
- * resolution (heimdal-lineage bump) makes it new.
+ * In every strategy this machine's own facts stay local (DESIGN, "Per-machine
+ * and shared"): machine, active_profile, dotfiles_path, repo_url, last_apply,
+ * last_sync and checksums, the record of what this machine deployed.  Another
+ * machine's checksums say nothing about this machine's files.  The merged
+ * serial is the higher one: the write that records the resolution
+ * (heimdal-lineage bump) makes it new.
  */
 #include "hm_error.h"
 #include "hm_file.h"
@@ -86,197 +87,27 @@ take(jv *obj, const char *key)
 	return v;
 }
 
-/*
- * The per-file conflicts a merge settles, for the report: file_drift
- * conflicts the remote won.  Kept as their values, not as objects: a large
- * merge has tens of thousands, and the report writes them straight out
- * (hm_conflict_file_drift_write).
- */
-struct file_conflict {
-	jv key, l, r, b;
-	int with_base;
-	size_t order;
+/* This machine's own facts: never taken from another machine's state. */
+static const char *const local_keys[] = {
+	"machine", "active_profile", "dotfiles_path", "repo_url",
+	"last_apply", "last_sync", "checksums", NULL,
 };
 
-struct files {
-	struct file_conflict *v;
-	size_t n, cap;
-};
-
-/* Record a per-file conflict (all consumed); files is NULL when nobody asked for a report. */
-static void
-record(struct files *files, jv key, jv l, jv r, jv b, int with_base)
-{
-	if (!files) {
-		jv_free(key);
-		jv_free(l);
-		jv_free(r);
-		jv_free(b);
-		return;
-	}
-	if (files->n == files->cap) {
-		files->cap = files->cap ? 2 * files->cap : 256;
-		files->v = hm_xrealloc(files->v, files->cap * sizeof(*files->v));
-	}
-	files->v[files->n] = (struct file_conflict){ key, l, r, b, with_base, files->n };
-	files->n++;
-}
-
-static int
-by_path(const void *a, const void *b)
-{
-	const struct file_conflict *x = a, *y = b;
-	int c = strcmp(jv_string_value(x->key), jv_string_value(y->key));
-
-	return c ? c : (x->order > y->order) - (x->order < y->order);
-}
-
-/* In path order (a merge mostly finds them so: checked before sorting). */
-static void
-files_sort(struct files *files)
-{
-	for (size_t i = 1; i < files->n; i++)
-		if (by_path(&files->v[i - 1], &files->v[i]) > 0) {
-			qsort(files->v, files->n, sizeof(*files->v), by_path);
-			return;
-		}
-}
-
-static void
-files_free(struct files *files)
-{
-	for (size_t i = 0; i < files->n; i++) {
-		jv_free(files->v[i].key);
-		jv_free(files->v[i].l);
-		jv_free(files->v[i].r);
-		jv_free(files->v[i].b);
-	}
-	free(files->v);
-}
-
-/*
- * The report (consumed) with its "conflicts": the array conflicts (consumed)
- * followed by the file conflicts, as one JSON text.
- */
-static char *
-report_text(jv report, jv conflicts, const struct files *files, int flags, size_t *len)
-{
-	struct hm_json_out o = HM_JSON_OUT_INIT(flags);
-	int first = 1;
-
-	hm_json_out_raw(&o, "{", 1);
-	jv_object_foreach(report, k, v) {
-		hm_json_out_key(&o, 0, first, jv_string_value(k),
-				(size_t)jv_string_length_bytes(jv_copy(k)));
-		hm_json_out_value(&o, v, 1);
-		jv_free(k);
-		first = 0;
-	}
-	jv_free(report);
-	hm_json_out_key(&o, 0, first, "conflicts", 9);
-	hm_json_out_raw(&o, "[", 1);
-	first = 1;
-	jv_array_foreach(conflicts, i, c) {
-		hm_json_out_next(&o, 1, first);
-		hm_json_out_value(&o, c, 2);
-		first = 0;
-	}
-	jv_free(conflicts);
-	for (size_t i = 0; i < files->n; i++) {
-		const struct file_conflict *f = &files->v[i];
-
-		hm_json_out_next(&o, 1, first);
-		hm_conflict_file_drift_write(&o, 2, f->key, f->l, f->r, f->b, f->with_base, "remote");
-		first = 0;
-	}
-	hm_json_out_close(&o, ']', 1, first);
-	hm_json_out_close(&o, '}', 0, 0);
-	hm_json_out_raw(&o, "\n", 1);
-	*len = o.len;
-	return o.p;
-}
-
-/*
- * Merge remote checksums rc (borrowed) into local lc (consumed, changed in
- * place when it has one owner), three-way against bc when it is an object.
- * Per-file conflicts are appended to *files (unless it is NULL).
- */
+/* out (consumed) with every member of local_keys as local (borrowed) has it. */
 static jv
-merge_checksums(jv lc, jv rc, jv bc, int local_ahead, int diverged, struct files *files)
+keep_local(jv out, jv local)
 {
-	int with_base = jv_get_kind(bc) == JV_KIND_OBJECT;
-	jv gone = jv_array();
+	for (int i = 0; local_keys[i]; i++) {
+		jv v = jv_object_get(jv_copy(local), jv_string(local_keys[i]));
 
-	if (jv_get_kind(lc) != JV_KIND_OBJECT || jv_get_kind(rc) != JV_KIND_OBJECT) {
-		jv_free(gone);
-		return lc;
-	}
-	/* Paths the remote no longer has: kept, unless the remote deleted them. */
-	if (with_base) {
-		jv_object_foreach(lc, k, l) {
-			jv b;
-
-			if (jv_object_has(jv_copy(rc), jv_copy(k))) {
-				jv_free(k);
-				jv_free(l);
-				continue;
-			}
-			b = jv_object_get(jv_copy(bc), jv_copy(k));
-			if (!jv_is_valid(b)) {
-				jv_free(k);
-				jv_free(l);
-			} else if (same(l, b)) {
-				gone = jv_array_append(gone, k);
-				jv_free(l);
-			} else {
-				/* Changed here, deleted there: the remote wins, on record. */
-				gone = jv_array_append(gone, jv_copy(k));
-				record(files, k, l, jv_invalid(), jv_copy(b), 1);
-			}
-			jv_free(b);
-		}
-	}
-	jv_array_foreach(gone, i, k) {
-		lc = jv_object_delete(lc, k);
-	}
-	jv_free(gone);
-	jv_object_foreach(rc, k, r) {
-		jv l = jv_object_get(jv_copy(lc), jv_copy(k));
-
-		if (same(l, r)) {
-			jv_free(k);
-			jv_free(l);
-			jv_free(r);
-			continue;
-		}
-		if (with_base) {
-			jv b = jv_object_get(jv_copy(bc), jv_copy(k));
-
-			if (same(r, b)) {
-				/* Only the local side changed (or deleted) it. */
-				jv_free(k);
-				jv_free(r);
-			} else if (same(l, b)) {
-				lc = jv_object_set(lc, k, r);
-			} else {
-				record(files, jv_copy(k), jv_copy(l), jv_copy(r), jv_copy(b), 1);
-				lc = jv_object_set(lc, k, r);
-			}
-			jv_free(b);
-		} else if (!jv_is_valid(l)) {
-			lc = jv_object_set(lc, k, r);
-		} else if (local_ahead) {
-			/* The remote's value is the older one: an update, kept local. */
-			jv_free(k);
-			jv_free(r);
+		if (jv_is_valid(v)) {
+			out = jv_object_set(out, jv_string(local_keys[i]), v);
 		} else {
-			if (diverged)
-				record(files, jv_copy(k), jv_copy(l), jv_copy(r), jv_invalid(), 0);
-			lc = jv_object_set(lc, k, r);
+			jv_free(v);
+			out = jv_object_delete(out, jv_string(local_keys[i]));
 		}
-		jv_free(l);
 	}
-	return lc;
+	return out;
 }
 
 /* Union of two arrays of machine ids (both consumed), local order first. */
@@ -372,34 +203,6 @@ union_history(jv lh, jv rh)
 	return out;
 }
 
-/* The later of two optional timestamps (both consumed). */
-static jv
-latest(jv a, jv b)
-{
-	time_t ta, tb;
-	int ha = jv_get_kind(a) == JV_KIND_STRING && hm_time_parse(jv_string_value(a), &ta) == 0;
-	int hb = jv_get_kind(b) == JV_KIND_STRING && hm_time_parse(jv_string_value(b), &tb) == 0;
-
-	if (hb && (!ha || tb > ta)) {
-		jv_free(a);
-		return b;
-	}
-	jv_free(b);
-	return a;
-}
-
-static jv
-set_latest(jv s, jv remote, const char *key)
-{
-	jv v = latest(jv_object_get(jv_copy(s), jv_string(key)),
-		      jv_object_get(jv_copy(remote), jv_string(key)));
-
-	if (jv_is_valid(v))
-		return jv_object_set(s, jv_string(key), v);
-	jv_free(v);
-	return s;
-}
-
 /* git_commit: three-way with a base, else (and on conflict) the higher serial's. */
 static jv
 pick_commit(jv ll, jv rl, jv bl, int remote_newer)
@@ -422,29 +225,19 @@ pick_commit(jv ll, jv rl, jv bl, int remote_newer)
 	return or_null(out);
 }
 
+/* The shared facts of local and remote merged; the rest is local's. */
 static jv
-merge(struct hm_pair *p, const struct hm_lineage_cmp *cmp, struct files *files)
+merge(struct hm_pair *p, const struct hm_lineage_cmp *cmp)
 {
-	jv s = p->local, remote = p->remote;
-	jv lc, rc, bc, ll, rl, bl, h;
+	jv s = jv_copy(p->local), remote = p->remote;
+	jv ll, rl, bl, h;
 	long long ls = cmp->local_serial, rs = cmp->remote_serial;
 	int remote_newer = rs >= ls;
 
-	p->local = jv_invalid();
-	lc = take(&s, "checksums");
 	ll = take(&s, "lineage");
-	rc = jv_object_get(jv_copy(remote), jv_string("checksums"));
 	rl = jv_object_get(jv_copy(remote), jv_string("lineage"));
-	bc = jv_get_kind(p->base) == JV_KIND_OBJECT
-	     ? jv_object_get(jv_copy(p->base), jv_string("checksums")) : jv_null();
 	bl = jv_get_kind(p->base) == JV_KIND_OBJECT
 	     ? jv_object_get(jv_copy(p->base), jv_string("lineage")) : jv_null();
-
-	lc = merge_checksums(lc, rc, bc, cmp->relation == HM_REL_AHEAD,
-			     cmp->relation == HM_REL_DIVERGED, files);
-	jv_free(rc);
-	jv_free(bc);
-
 	ll = jv_object_set(ll, jv_string("git_commit"), pick_commit(ll, rl, bl, remote_newer));
 	if (rs > ls || (rs == ls && hm_json_int(rl, "parent_serial", 0) >
 				    hm_json_int(ll, "parent_serial", 0)))
@@ -456,32 +249,17 @@ merge(struct hm_pair *p, const struct hm_lineage_cmp *cmp, struct files *files)
 					  jv_object_get(jv_copy(rl), jv_string("machines"))));
 	jv_free(rl);
 	jv_free(bl);
-
-	s = set_latest(s, remote, "last_sync");
-	s = set_latest(s, remote, "last_apply");
 	h = take(&s, "history");
 	h = union_history(h, jv_object_get(jv_copy(remote), jv_string("history")));
 	s = jv_object_set(s, jv_string("history"), h);
-	s = jv_object_set(s, jv_string("lineage"), ll);
-	s = jv_object_set(s, jv_string("checksums"), lc);
-	return s;
+	return jv_object_set(s, jv_string("lineage"), ll);
 }
 
-/* The conflicts (consumed) with the winner of each file conflict marked. */
+/* The remote's shared facts with this machine's own. */
 static jv
-mark_winner(jv conflicts, const char *winner)
+use_remote(struct hm_pair *p)
 {
-	jv out = jv_array();
-
-	jv_array_foreach(conflicts, i, c) {
-		const char *type = hm_json_str(c, "type");
-
-		if (type && strcmp(type, "file_drift") == 0)
-			c = jv_object_set(c, jv_string("winner"), jv_string(winner));
-		out = jv_array_append(out, c);
-	}
-	jv_free(conflicts);
-	return out;
+	return keep_local(jv_copy(p->remote), p->local);
 }
 
 int
@@ -502,7 +280,6 @@ main(int argc, char **argv)
 	enum strategy strategy = S_MERGE;
 	struct hm_lineage_cmp cmp;
 	struct hm_pair p;
-	struct files files = { NULL, 0, 0 };
 	jv conflicts, out, report;
 	int c, compact = 0, found = 0;
 
@@ -548,25 +325,21 @@ main(int argc, char **argv)
 	if (hm_pair_read(lpath, rpath, bpath, 0, &p) < 0)
 		exit(hm_last_code());
 
-	hm_lineage_compare(p.local, p.remote, &cmp);
+	hm_lineage_compare(p.local, p.remote, p.base, &cmp);
 	if (strategy == S_MERGE && cmp.relation == HM_REL_UNRELATED)
 		hm_die(HM_EXIT_FOUND, "cannot merge states of different lineages "
 		       "(use --strategy use-local or use-remote)");
-	/* The merge meets every file conflict on its way: no second pass for them. */
-	conflicts = hm_conflicts_detect(&p, &cmp, strategy == S_MERGE ? HM_CONFLICTS_NO_DRIFT : 0);
+	/* Checksums are per machine: no file conflict is ever settled here. */
+	conflicts = hm_conflicts_detect(&p, &cmp, HM_CONFLICTS_NO_DRIFT);
 	switch (strategy) {
 	case S_MERGE:
-		out = merge(&p, &cmp, report_path ? &files : NULL);
-		files_sort(&files);
+		out = merge(&p, &cmp);
 		break;
 	case S_LOCAL:
 		out = jv_copy(p.local);
-		conflicts = mark_winner(conflicts, "local");
 		break;
 	case S_REMOTE:
-		out = jv_object_set(jv_copy(p.remote), jv_string("machine"),
-				    jv_object_get(jv_copy(p.local), jv_string("machine")));
-		conflicts = mark_winner(conflicts, "remote");
+		out = use_remote(&p);
 		break;
 	default:
 		out = jv_invalid();
@@ -595,17 +368,15 @@ main(int argc, char **argv)
 		report = jv_object_set(report, jv_string("conflicts_resolved"),
 				       jv_number(strategy == S_MANUAL
 						 ? 0
-						 : (double)jv_array_length(jv_copy(conflicts)) +
-						   (double)files.n));
-		buf = report_text(report, conflicts, &files,
-				  compact ? HM_JSON_COMPACT : HM_JSON_PRETTY, &len);
+						 : (double)jv_array_length(jv_copy(conflicts))));
+		report = jv_object_set(report, jv_string("conflicts"), conflicts);
+		buf = hm_json_dump(report, compact ? HM_JSON_COMPACT : HM_JSON_PRETTY, &len);
 		if (hm_file_write_atomic(report_path, buf, len, 0644) < 0)
 			exit(HM_EXIT_ENV);
 		free(buf);
 	} else {
 		jv_free(conflicts);
 	}
-	files_free(&files);
 	if (strategy == S_MANUAL)
 		return HM_EXIT_FOUND;
 	if (hm_json_write(stdout, hm_state_canonical(out),

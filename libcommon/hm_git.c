@@ -980,14 +980,15 @@ three_way(git_repository *repo, git_annotated_commit *their, const char *rev,
 				git_repository_workdir(repo), rev, hm_git_last_error());
 	if (git_repository_index(&index, repo) < 0)
 		return hm_error("index: %s", hm_git_last_error());
-	/* Paths with their own merge (the state) are merged whenever both sides changed. */
+	/* Paths with their own merge (the state) go to it whenever both sides have
+	 * them: the merge commit carries what it answers, even where git alone
+	 * would have taken one side. */
 	for (const char *const *p = special; p && *p; p++) {
 		git_oid b, o, t;
 		int hb = blob_at(repo, &base, *p, &b), ho = blob_at(repo, &head, *p, &o);
 		int ht = blob_at(repo, theirs, *p, &t);
 
-		if (ho != 0 || ht != 0 || git_oid_equal(&o, &t) ||
-		    (hb == 0 && (git_oid_equal(&b, &o) || git_oid_equal(&b, &t))))
+		if (ho != 0 || ht != 0)
 			continue;
 		if (resolve_path(repo, index, *p, hb == 0 ? &b : NULL, &o, &t, fn, arg) < 0)
 			goto out;
@@ -1335,28 +1336,49 @@ hm_git_clear_stale_locks(git_repository *repo, time_t since, time_t until)
 
 /* ---- commit ------------------------------------------------------------ */
 
-int
-hm_git_commit_file(git_repository *repo, const char *path, const char *buf, size_t len,
-		   const char *message, char out[41])
+/* Write one file of a commit into the work tree; its blob id into up. */
+static int
+commit_put(git_repository *repo, const struct hm_git_file *f, git_tree_update *up)
 {
-	char *full = hm_path_join(git_repository_workdir(repo), path), *dir;
+	char *full = hm_path_join(git_repository_workdir(repo), f->path), *dir;
+	int r = -1;
+
+	dir = hm_xstrdup(full);
+	*strrchr(dir, '/') = '\0';
+	up->action = GIT_TREE_UPDATE_UPSERT;
+	up->filemode = GIT_FILEMODE_BLOB;
+	up->path = f->path;
+	if (hm_mkdir_p(dir, 0755) == 0 && hm_file_write_atomic(full, f->buf, f->len, 0644) == 0)
+		r = git_blob_create_from_buffer(&up->id, repo, f->buf, f->len) < 0 ? -2 : 0;
+	free(dir);
+	free(full);
+	return r;
+}
+
+int
+hm_git_commit_files(git_repository *repo, const struct hm_git_file *files, size_t n,
+		    const char *message, char out[41])
+{
 	git_commit *parent = NULL;
 	git_tree *base = NULL, *tree = NULL;
 	git_index *index = NULL;
 	git_signature *sig = NULL;
-	git_tree_update up = { GIT_TREE_UPDATE_UPSERT, { { 0 } }, GIT_FILEMODE_BLOB, path };
+	git_tree_update *up = hm_xmalloc((n ? n : 1) * sizeof(*up));
 	git_oid head, tree_oid, commit;
 	int r = -1, unborn;
 
-	dir = hm_xstrdup(full);
-	*strrchr(dir, '/') = '\0';
-	if (hm_mkdir_p(dir, 0755) < 0 || hm_file_write_atomic(full, buf, len, 0644) < 0)
-		goto out;
+	memset(up, 0, (n ? n : 1) * sizeof(*up));
+	for (size_t i = 0; i < n; i++) {
+		int w = commit_put(repo, &files[i], &up[i]);
+
+		if (w == -1)
+			goto out;
+		if (w < 0)
+			goto git_error;
+	}
 	unborn = git_reference_name_to_id(&head, repo, "HEAD") < 0;
-	/* The tree is HEAD's with this one file replaced: whatever else the user has
+	/* The tree is HEAD's with these files replaced: whatever else the user has
 	 * staged stays staged, out of heimdal's commit. */
-	if (git_blob_create_from_buffer(&up.id, repo, buf, len) < 0)
-		goto git_error;
 	if (unborn) {
 		git_treebuilder *tb = NULL;
 		git_oid empty;
@@ -1371,10 +1393,13 @@ hm_git_commit_file(git_repository *repo, const char *path, const char *buf, size
 		   git_commit_tree(&base, parent) < 0) {
 		goto git_error;
 	}
-	if (git_tree_create_updated(&tree_oid, repo, base, 1, &up) < 0)
+	if (git_tree_create_updated(&tree_oid, repo, base, n, up) < 0 ||
+	    git_repository_index(&index, repo) < 0)
 		goto git_error;
-	if (git_repository_index(&index, repo) < 0 || git_index_add_bypath(index, path) < 0 ||
-	    git_index_write(index) < 0)
+	for (size_t i = 0; i < n; i++)
+		if (git_index_add_bypath(index, files[i].path) < 0)
+			goto git_error;
+	if (git_index_write(index) < 0)
 		goto git_error;
 	if (!unborn && git_oid_equal(&tree_oid, git_tree_id(base))) {
 		git_oid_tostr(out, 41, &head);
@@ -1389,15 +1414,23 @@ hm_git_commit_file(git_repository *repo, const char *path, const char *buf, size
 	r = 0;
 	goto out;
 git_error:
-	hm_error("%s: cannot commit %s: %s", git_repository_workdir(repo), path,
-		 hm_git_last_error());
+	hm_error("%s: cannot commit %s: %s", git_repository_workdir(repo),
+		 n ? files[0].path : "", hm_git_last_error());
 out:
 	git_signature_free(sig);
 	git_index_free(index);
 	git_tree_free(tree);
 	git_tree_free(base);
 	git_commit_free(parent);
-	free(dir);
-	free(full);
+	free(up);
 	return r < 0 ? hm_fail(HM_EXIT_ENV) : r;
+}
+
+int
+hm_git_commit_file(git_repository *repo, const char *path, const char *buf, size_t len,
+		   const char *message, char out[41])
+{
+	struct hm_git_file f = { path, buf, len };
+
+	return hm_git_commit_files(repo, &f, 1, message, out);
 }

@@ -178,8 +178,9 @@ struct hm_git_merge_result {
 /*
  * Merge rev (a remote-tracking ref) into the current branch: fast-forward
  * when possible, else a three-way merge and a merge commit.  Paths listed in
- * special (NULL-terminated) that both sides changed go to resolve whether or
- * not git could merge their text; other conflicted paths go to resolve too and
+ * special (NULL-terminated) that both sides have go to resolve whether or
+ * not git could merge them (changed on one side, or on none, too), and the
+ * merge commit holds what it answers; other conflicted paths go to resolve and
  * stay conflicted when it declines.  With conflicts left, the working tree
  * gets git's conflict markers, the index the three stages and MERGE_HEAD is
  * written: `git status` shows the ordinary conflicted state.  A working tree
@@ -239,5 +240,14 @@ int hm_git_clear_stale_locks(git_repository *repo, time_t since, time_t until);
  */
 int hm_git_commit_file(git_repository *repo, const char *path, const char *buf, size_t len,
 		       const char *message, char out[41]);
+
+/* The same for n files at once, in one commit (paths distinct). */
+struct hm_git_file {
+	const char *path;
+	const char *buf;
+	size_t len;
+};
+int hm_git_commit_files(git_repository *repo, const struct hm_git_file *files, size_t n,
+			const char *message, char out[41]);
 
 #endif

@@ -1,16 +1,32 @@
 /*
- * apply.c - `heimdal apply [--force] [--dry-run] [--profile NAME]`: deploy
- * the dotfiles repository into $HOME.
+ * apply.c - `heimdal apply [--force] [--dry-run] [--profile NAME] [PATH...]`:
+ * deploy the dotfiles repository into $HOME, and `heimdal resolve`, which
+ * settles a file apply could not merge.
  *
- * A plan is made first, touching nothing: each tracked file is new, an
- * update of a target unchanged since the last apply, already identical, or
- * skipped (the target drifted, is a symlink, or lies outside $HOME).  Only
- * then apply_write() writes: every new content to a temporary beside its
- * target, one syncfs for the lot (git's batched fsync), then the renames, so
- * a crash leaves each target old or new.  The user's edits are never
- * overwritten without --force, and --force keeps a backup first.
+ * Every decision is three-way (DESIGN, "Per-machine and shared"): the file
+ * here, the repository's file (upstream) and what this machine last deployed
+ * (its deployment record, record.h), which is the base:
+ *
+ *   unchanged here, changed upstream   updated, recorded;
+ *   changed here, unchanged upstream   kept (drift: 'heimdal commit' shares it);
+ *   changed on both sides              merged (git_merge_file, base = the
+ *                                      deployed blob): clean, the merged text
+ *                                      is deployed; not clean, the file is left
+ *                                      alone, the text with conflict markers is
+ *                                      written beside it (PATH.heimdal-merge)
+ *                                      and 'heimdal resolve' settles it.
+ *
+ * A file never deployed here that already exists with other content is
+ * skipped (--force overwrites it, keeping a backup).  A plan is made first,
+ * touching nothing; only then apply_write() writes: every new content to a
+ * temporary beside its target, one syncfs for the lot (git's batched fsync),
+ * then the renames, so a crash leaves each target old or new.  The state is
+ * written before the record: a crash between the two leaves record entries
+ * that no longer match the state, which record_load drops (the file then
+ * falls back to its checksum, without a base to merge against).
  */
 #include "builtin.h"
+#include "record.h"
 #include "hm_error.h"
 #include "hm_file.h"
 #include "hm_git.h"
@@ -20,6 +36,7 @@
 #include "hm_lock.h"
 #include "hm_machine.h"
 #include "hm_state.h"
+#include "hm_term.h"
 #include "hm_time.h"
 
 #include <errno.h>
@@ -34,14 +51,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#define MERGE_SUFFIX ".heimdal-merge"
+
 enum act {
 	A_NEW,          /* target missing */
-	A_UPDATE,       /* target unchanged since the last apply */
+	A_UPDATE,       /* target unchanged since deployed, upstream changed */
 	A_SAME,         /* already identical */
-	A_MODE,         /* identical but for the executable bit */
-	A_FORCE,        /* drifted, --force: backup then write */
+	A_MODE,         /* identical but for the executable bit, changed upstream */
+	A_FORCE,        /* drifted, --force or resolve: backup then write */
 	A_FORCE_LINK,   /* a symlink, --force: backup the link then replace it */
-	A_SKIP_DRIFT,   /* drifted: kept */
+	A_MERGED,       /* changed on both sides, merged cleanly: backup then write */
+	A_LOCAL,        /* changed here only: kept */
+	A_ACCEPT,       /* resolve --ours: kept, upstream recorded as seen */
+	A_CONFLICT,     /* changed on both sides, not merged: PATH.heimdal-merge */
+	A_SKIP_DRIFT,   /* never deployed here, exists with other content: kept */
 	A_SKIP_LINK,    /* a symlink: never written through */
 	A_SKIP_OUTSIDE, /* its directory resolves outside $HOME */
 	A_SKIP_OTHER,   /* a directory or other non-file */
@@ -49,16 +72,27 @@ enum act {
 	A_REMOVE,       /* gone from the repository, unchanged here: removed */
 	A_KEEP,         /* gone from the repository, changed here: kept */
 	A_GONE,         /* gone from both */
+	A_UNTRACK,      /* now ignored by .heimdalignore: forgotten, left in $HOME */
+	A_OTHER,        /* not among the paths asked for: untouched */
 };
 
 struct item {
 	char *key, *target;
 	enum act act;
-	unsigned mode;
-	char *data;     /* the new content */
+	unsigned mode;      /* the mode the write gives */
+	unsigned repo_mode; /* the repository's: 0644 or 0755 */
+	char *data;     /* the repository's content */
 	size_t len;
 	char *old;      /* the target's content (or a link's target), for the backup */
 	size_t old_len;
+	char *merged;   /* a merge's text (clean, or with conflict markers) */
+	size_t merged_len;
+	const char *wpath; /* where the write goes: target, or the .heimdal-merge beside it */
+	const char *wdata;
+	size_t wlen;
+	char *side;     /* target + MERGE_SUFFIX */
+	char *side_done; /* a .heimdal-merge the write settles: removed after */
+	jv base;        /* the record's entry (invalid when none) */
 	char sum[HM_HASH_HEX_MAX]; /* SHA-256 of data */
 	char *tmp;      /* the temporary while it is in flight */
 	char *backup;
@@ -69,18 +103,20 @@ struct plan {
 	size_t n;
 	const char *home;
 	char *home_real;
-	int force, dry_run;
-	size_t skipped;
+	git_repository *repo;
+	const struct apply_opts *o;
+	size_t skipped, conflicts;
 };
 
 static _Noreturn void
 usage(FILE *f, int code)
 {
-	fprintf(f, "usage: heimdal apply [--force] [--dry-run] [--profile NAME]\n"
+	fprintf(f, "usage: heimdal apply [--force] [--dry-run] [--profile NAME] [PATH...]\n"
 		   "\n"
 		   "  -f, --force         overwrite drifted files and symlinks (a backup is kept)\n"
 		   "  -n, --dry-run       print what would happen; write nothing\n"
-		   "  -p, --profile NAME  deploy profile NAME (and make it the active profile)\n");
+		   "  -p, --profile NAME  deploy profile NAME (and make it the active profile)\n"
+		   "  PATH...             only these files (relative to $HOME)\n");
 	exit(code);
 }
 
@@ -105,26 +141,19 @@ on_signal(int sig)
 	raise(sig);
 }
 
-/* 1 when the deepest existing directory above target resolves inside $HOME. */
+/* The actions that write a file (the target, or the merge beside it). */
 static int
-parent_inside(struct plan *p, const char *target)
+writes(enum act a)
 {
-	char dir[PATH_MAX], real[PATH_MAX];
-	size_t hl = strlen(p->home_real);
+	return a == A_NEW || a == A_UPDATE || a == A_FORCE || a == A_FORCE_LINK ||
+	       a == A_MERGED || a == A_CONFLICT;
+}
 
-	snprintf(dir, sizeof(dir), "%s", target);
-	for (;;) {
-		char *slash = strrchr(dir, '/');
-
-		if (!slash || slash == dir)
-			return 0;
-		*slash = '\0';
-		if (realpath(dir, real))
-			break;
-		if (errno != ENOENT)
-			return 0;
-	}
-	return strncmp(real, p->home_real, hl) == 0 && (real[hl] == '\0' || real[hl] == '/');
+/* The actions that keep a backup of the target first. */
+static int
+backs_up(enum act a)
+{
+	return a == A_FORCE || a == A_FORCE_LINK || a == A_MERGED;
 }
 
 /* Does content match checksum hex (SHA-256, or a legacy MD5)? */
@@ -143,28 +172,126 @@ matches(const char *hex, const char *buf, size_t len, const char *sha)
 	}
 }
 
-/* Read a regular file without following a final symlink. */
-static int
-read_nofollow(const char *path, char **buf, size_t *len)
+/* The mode an update gives a file that has cur: its permissions, never looser,
+ * with the executable bits following the repository's. */
+static unsigned
+update_mode(mode_t cur, unsigned repo_mode)
 {
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	int r;
+	unsigned m = cur & 0777;
 
-	if (fd < 0)
-		return -1;
-	r = hm_read_fd(fd, buf, len);
-	close(fd);
-	return r;
+	return repo_mode & 0111 ? m | ((m & 0444) >> 2) : m & ~0111u;
+}
+
+static int
+is_binary(const char *buf, size_t len)
+{
+	return memchr(buf, '\0', len < 8000 ? len : 8000) != NULL;
+}
+
+/*
+ * Changed on both sides: merge here (it->old) and upstream (it->data) on the
+ * deployed content.  A_MERGED with the text, or A_CONFLICT (with the text and
+ * its markers for a text file; nothing for a binary one or an unknown base).
+ */
+static void
+merge_file(struct plan *p, struct item *it)
+{
+	git_merge_file_input anc = GIT_MERGE_FILE_INPUT_INIT, ours = GIT_MERGE_FILE_INPUT_INIT;
+	git_merge_file_input theirs = GIT_MERGE_FILE_INPUT_INIT;
+	git_merge_file_options opts = GIT_MERGE_FILE_OPTIONS_INIT;
+	git_merge_file_result res = { 0 };
+	char *base = NULL;
+	size_t blen = 0;
+
+	it->act = A_CONFLICT;
+	if (record_blob(p->repo, it->base, &base, &blen) < 0 || is_binary(base, blen) ||
+	    is_binary(it->old, it->old_len) || is_binary(it->data, it->len)) {
+		free(base);
+		return;
+	}
+	anc.ptr = base, anc.size = blen, anc.path = it->key;
+	ours.ptr = it->old, ours.size = it->old_len, ours.path = it->key;
+	theirs.ptr = it->data, theirs.size = it->len, theirs.path = it->key;
+	opts.ancestor_label = "deployed";
+	opts.our_label = "here";
+	opts.their_label = "upstream";
+	if (git_merge_file(&res, &anc, &ours, &theirs, &opts) == 0) {
+		it->merged = hm_xmalloc(res.len + 1);
+		memcpy(it->merged, res.ptr, res.len);
+		it->merged_len = res.len;
+		if (res.automergeable)
+			it->act = A_MERGED;
+	}
+	git_merge_file_result_free(&res);
+	free(base);
+}
+
+/* 1 when buf holds a line a merge marks conflicts with. */
+static int
+has_markers(const char *buf, size_t len)
+{
+	static const char *const marks[] = { "<<<<<<< ", "=======", ">>>>>>> " };
+
+	for (size_t i = 0; i < len; i++) {
+		if (i > 0 && buf[i - 1] != '\n')
+			continue;
+		for (int m = 0; m < 3; m++) {
+			size_t ml = strlen(marks[m]);
+
+			if (len - i >= ml && memcmp(buf + i, marks[m], ml) == 0 &&
+			    (m != 1 || i + ml == len || buf[i + ml] == '\n'))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* resolve: the user's choice for a file in conflict (or any tracked file). */
+static void
+plan_take(struct plan *p, struct item *it)
+{
+	/* Only a file here can be settled; the others go as apply decided. */
+	if (it->act != A_UPDATE && it->act != A_LOCAL && it->act != A_MERGED &&
+	    it->act != A_CONFLICT && it->act != A_SKIP_DRIFT && it->act != A_MODE)
+		return;
+	it->wpath = it->target;
+	switch (p->o->take) {
+	case TAKE_THEIRS:
+		it->act = A_FORCE;
+		it->wdata = it->data, it->wlen = it->len;
+		break;
+	case TAKE_OURS:
+		it->act = A_ACCEPT;
+		break;
+	case TAKE_MERGED:
+		free(it->merged);
+		it->merged = NULL;
+		if (hm_file_read(it->side, &it->merged, &it->merged_len) < 0)
+			hm_die(HM_EXIT_USAGE, "%s: no merge to take (it is written when apply "
+					      "cannot merge the file)", it->side);
+		if (has_markers(it->merged, it->merged_len))
+			hm_die(HM_EXIT_FOUND, "%s: still has conflict markers; edit it first, "
+					      "or take a side with --ours or --theirs", it->side);
+		it->act = A_FORCE;
+		it->wdata = it->merged, it->wlen = it->merged_len;
+		break;
+	default:
+		return;
+	}
+	if (hm_file_exists(it->side))
+		it->side_done = hm_xstrdup(it->side);
 }
 
 static void
-plan_file(struct plan *p, struct item *it, const struct dotfile *f, const char *workdir,
-	  const char *old)
+plan_file(struct plan *p, struct item *it, const struct dotfile *f, const char *workdir)
 {
 	char *src = hm_path_join(workdir, f->src), cur_sum[HM_HASH_HEX_MAX];
+	const char *bsum = jv_is_valid(it->base) ? hm_json_str(it->base, "sha256") : NULL;
+	const char *bmode = jv_is_valid(it->base) ? hm_json_str(it->base, "mode") : NULL;
 	struct stat st;
 
-	it->mode = f->mode;
+	it->mode = it->repo_mode = f->mode;
+	it->side = hm_xasprintf("%s%s", it->target, MERGE_SUFFIX);
 	if (hm_file_read(src, &it->data, &it->len) < 0 ||
 	    hm_hash_buf(HM_HASH_SHA256, it->data, it->len, it->sum) < 0) {
 		it->act = A_SKIP_SOURCE;
@@ -172,7 +299,8 @@ plan_file(struct plan *p, struct item *it, const struct dotfile *f, const char *
 		return;
 	}
 	free(src);
-	if (!parent_inside(p, it->target)) {
+	it->wdata = it->data, it->wlen = it->len;
+	if (!porcelain_inside(p->home_real, it->target)) {
 		it->act = A_SKIP_OUTSIDE;
 		return;
 	}
@@ -184,7 +312,7 @@ plan_file(struct plan *p, struct item *it, const struct dotfile *f, const char *
 		char link[PATH_MAX];
 		ssize_t n = readlink(it->target, link, sizeof(link) - 1);
 
-		it->act = p->force && n >= 0 ? A_FORCE_LINK : A_SKIP_LINK;
+		it->act = p->o->force && n >= 0 ? A_FORCE_LINK : A_SKIP_LINK;
 		if (n >= 0) {
 			it->old = hm_xmalloc(n + 1);
 			memcpy(it->old, link, n);
@@ -193,32 +321,57 @@ plan_file(struct plan *p, struct item *it, const struct dotfile *f, const char *
 		}
 		return;
 	}
-	if (!S_ISREG(st.st_mode) || read_nofollow(it->target, &it->old, &it->old_len) < 0 ||
+	if (!S_ISREG(st.st_mode) || porcelain_read_nofollow(it->target, &it->old, &it->old_len) < 0 ||
 	    hm_hash_buf(HM_HASH_SHA256, it->old, it->old_len, cur_sum) < 0) {
 		it->act = A_SKIP_OTHER;
 		return;
 	}
-	if (strcmp(cur_sum, it->sum) == 0)
-		it->act = (st.st_mode & 0111) == (f->mode & 0111) ? A_SAME : A_MODE;
-	else if (old && matches(old, it->old, it->old_len, cur_sum))
+	it->mode = update_mode(st.st_mode, f->mode);
+	if (strcmp(cur_sum, it->sum) == 0) {
+		int here_x = !!(st.st_mode & 0100), repo_x = !!(f->mode & 0100);
+		int base_x = bmode && !strcmp(bmode, "100755");
+
+		/* The same bytes: only the executable bit may differ, and it too is
+		 * three-way when the mode deployed is known. */
+		if (here_x == repo_x)
+			it->act = A_SAME;
+		else if (bmode && bsum && matches(bsum, it->data, it->len, it->sum) &&
+			 here_x != base_x && repo_x == base_x)
+			it->act = A_LOCAL;
+		else
+			it->act = A_MODE;
+	} else if (!bsum) {
+		it->act = p->o->force ? A_FORCE : A_SKIP_DRIFT;
+	} else if (matches(bsum, it->old, it->old_len, cur_sum)) {
 		it->act = A_UPDATE;
-	else
-		it->act = p->force ? A_FORCE : A_SKIP_DRIFT;
-	if (it->act != A_FORCE) {
-		free(it->old);
-		it->old = NULL;
+	} else if (matches(bsum, it->data, it->len, it->sum)) {
+		it->act = A_LOCAL;
+	} else if (p->o->force) {
+		it->act = A_FORCE;
+	} else {
+		merge_file(p, it);
+		if (it->act == A_MERGED)
+			it->wdata = it->merged, it->wlen = it->merged_len;
+		else if (it->merged)
+			it->wpath = it->side, it->wdata = it->merged, it->wlen = it->merged_len,
+			it->mode = 0600;
+		else
+			it->wdata = NULL;
 	}
+	if (p->o->take != TAKE_NONE)
+		plan_take(p, it);
 }
 
 /* A file the last apply deployed that the repository no longer has. */
 static void
-plan_removed(struct plan *p, struct item *it, const char *old)
+plan_removed(struct plan *p, struct item *it)
 {
+	const char *old = hm_json_str(it->base, "sha256");
 	struct stat st;
 	char *buf, sum[HM_HASH_HEX_MAX];
 	size_t len;
 
-	if (!parent_inside(p, it->target)) {
+	if (!old || !porcelain_inside(p->home_real, it->target)) {
 		it->act = A_KEEP;
 		return;
 	}
@@ -226,7 +379,7 @@ plan_removed(struct plan *p, struct item *it, const char *old)
 		it->act = A_GONE;
 		return;
 	}
-	if (!S_ISREG(st.st_mode) || read_nofollow(it->target, &buf, &len) < 0) {
+	if (!S_ISREG(st.st_mode) || porcelain_read_nofollow(it->target, &buf, &len) < 0) {
 		it->act = A_KEEP;
 		return;
 	}
@@ -236,30 +389,67 @@ plan_removed(struct plan *p, struct item *it, const char *old)
 	free(buf);
 }
 
-static void
-make_plan(struct plan *p, const struct dotfiles *d, jv sums)
+/* 1 when key is among the paths asked for (all when there are none). */
+static int
+wanted(const struct apply_opts *o, const char *key)
 {
-	size_t cap = d->n + jv_object_length(jv_copy(sums)) + 1;
+	if (!o->only)
+		return 1;
+	for (char *const *k = o->only; *k; k++)
+		if (strcmp(*k, key) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+is_ignored(const struct dotfiles *d, const char *key)
+{
+	for (size_t i = 0; i < d->nignored; i++)
+		if (strcmp(d->ignored[i], key) == 0)
+			return 1;
+	return 0;
+}
+
+static struct item *
+new_item(struct plan *p, const char *key, jv files)
+{
+	struct item *it = &p->it[p->n++];
+
+	it->key = hm_xstrdup(key);
+	it->target = hm_path_join(p->home, key);
+	it->wpath = it->target;
+	it->base = jv_object_get(jv_copy(files), jv_string(key));
+	return it;
+}
+
+static void
+make_plan(struct plan *p, const struct dotfiles *d, jv files)
+{
+	size_t cap = d->n + jv_object_length(jv_copy(files)) + 1;
 
 	p->it = calloc(cap, sizeof(*p->it));
 	if (!p->it)
 		hm_die(HM_EXIT_ENV, "out of memory");
 	for (size_t i = 0; i < d->n; i++) {
-		struct item *it = &p->it[p->n++];
+		struct item *it = new_item(p, d->f[i].key, files);
 
-		it->key = hm_xstrdup(d->f[i].key);
-		it->target = hm_path_join(p->home, it->key);
-		plan_file(p, it, &d->f[i], d->workdir, hm_json_str(sums, it->key));
+		if (wanted(p->o, it->key))
+			plan_file(p, it, &d->f[i], d->workdir);
+		else
+			it->act = A_OTHER;
 	}
-	jv_object_foreach(sums, k, v) {
+	jv_object_foreach(files, k, v) {
 		const char *key = jv_string_value(k);
 
 		if (!porcelain_dotfiles_find(d, key) && hm_path_safe_relative(key, NULL)) {
-			struct item *it = &p->it[p->n++];
+			struct item *it = new_item(p, key, files);
 
-			it->key = hm_xstrdup(key);
-			it->target = hm_path_join(p->home, key);
-			plan_removed(p, it, jv_string_value(v));
+			if (!wanted(p->o, key))
+				it->act = A_OTHER;
+			else if (is_ignored(d, key))
+				it->act = A_UNTRACK;
+			else
+				plan_removed(p, it);
 		}
 		jv_free(k);
 		jv_free(v);
@@ -411,7 +601,7 @@ apply_write(struct plan *p)
 	for (size_t i = 0; i < p->n; i++) {
 		struct item *it = &p->it[i];
 
-		if (it->act != A_FORCE && it->act != A_FORCE_LINK)
+		if (!backs_up(it->act))
 			continue;
 		if (!bdir)
 			bdir = backup_dir();
@@ -429,17 +619,16 @@ apply_write(struct plan *p)
 		char *slash;
 
 		progress(i, p->n, &t0, &shown);
-		if (it->act != A_NEW && it->act != A_UPDATE && it->act != A_FORCE &&
-		    it->act != A_FORCE_LINK)
+		if (!writes(it->act) || (it->act == A_CONFLICT && !it->wdata))
 			continue;
-		if (mkdir_parent(it->target, 0755) < 0)
+		if (mkdir_parent(it->wpath, 0755) < 0)
 			goto fail;
-		slash = strrchr(it->target, '/');
-		it->tmp = hm_xasprintf("%.*s/.%s.heimdal-XXXXXX", (int)(slash - it->target),
-				       it->target, slash + 1);
+		slash = strrchr(it->wpath, '/');
+		it->tmp = hm_xasprintf("%.*s/.%s.heimdal-XXXXXX", (int)(slash - it->wpath),
+				       it->wpath, slash + 1);
 		temps[ntemps++] = it->tmp;
-		if (write_new(it->tmp, it->data, it->len, it->mode) < 0) {
-			hm_error_errno("%s: cannot write", it->target);
+		if (write_new(it->tmp, it->wdata, it->wlen, it->mode) < 0) {
+			hm_error_errno("%s: cannot write", it->wpath);
 			goto fail;
 		}
 	}
@@ -450,8 +639,8 @@ apply_write(struct plan *p)
 		struct item *it = &p->it[i];
 
 		progress(i, p->n, &t0, &shown);
-		if (it->tmp && rename(it->tmp, it->target) < 0) {
-			hm_error_errno("%s: cannot rename into place", it->target);
+		if (it->tmp && rename(it->tmp, it->wpath) < 0) {
+			hm_error_errno("%s: cannot rename into place", it->wpath);
 			goto fail;
 		}
 		if (it->act == A_MODE && chmod(it->target, it->mode) < 0) {
@@ -462,6 +651,8 @@ apply_write(struct plan *p)
 			hm_error_errno("%s: cannot remove", it->target);
 			goto fail;
 		}
+		if (it->side_done && unlink(it->side_done) < 0 && errno != ENOENT)
+			hm_warn("%s: cannot remove: %s", it->side_done, strerror(errno));
 	}
 	ntemps = 0;
 	if (shown)
@@ -480,8 +671,8 @@ skip_reason(enum act a)
 {
 	switch (a) {
 	case A_SKIP_DRIFT:
-		return "modified since the last apply; skipped (--force overwrites it, keeping a "
-		       "backup)";
+		return "exists here and was never deployed by heimdal; skipped (--force "
+		       "overwrites it, keeping a backup)";
 	case A_SKIP_LINK:
 		return "is a symlink; not written through, skipped (--force replaces the link, "
 		       "keeping a backup)";
@@ -496,13 +687,40 @@ skip_reason(enum act a)
 	}
 }
 
+/* The files that could not be merged, and the commands that settle them. */
+static void
+report_conflicts(struct plan *p)
+{
+	printf("\n%s %zu file(s) changed both here and upstream could not be merged:\n",
+	       hm_mark(HM_MARK_ERR), p->conflicts);
+	for (size_t i = 0; i < p->n; i++) {
+		struct item *it = &p->it[i];
+
+		if (it->act != A_CONFLICT)
+			continue;
+		if (it->merged)
+			printf("  %s %s: both sides in %s\n", hm_mark(HM_MARK_BULLET), it->key,
+			       it->side);
+		else
+			printf("  %s %s: cannot be merged line by line; take a side\n",
+			       hm_mark(HM_MARK_BULLET), it->key);
+	}
+	printf("Settle each file with one of (a backup of this machine's file is kept):\n"
+	       "  heimdal resolve --merged PATH   take PATH%s once its markers are edited out\n"
+	       "  heimdal resolve --ours PATH     keep this machine's file ('heimdal commit' "
+	       "shares it)\n"
+	       "  heimdal resolve --theirs PATH   take the upstream file\n",
+	       MERGE_SUFFIX);
+}
+
 /* What happened (or would), one line per change, and the counts. */
 static void
 report(struct plan *p, const char *repo, const char *profile)
 {
 	size_t c_new = 0, c_upd = 0, c_same = 0, c_rm = 0;
+	int dry = p->o->dry_run;
 
-	printf("%s dotfiles from %s (profile: %s)...\n", p->dry_run ? "Dry run: applying" : "Applying",
+	printf("%s dotfiles from %s (profile: %s)...\n", dry ? "Dry run: applying" : "Applying",
 	       repo, profile && *profile ? profile : "none");
 	for (size_t i = 0; i < p->n; i++) {
 		struct item *it = &p->it[i];
@@ -521,6 +739,11 @@ report(struct plan *p, const char *repo, const char *profile)
 			printf("  mode      %s\n", it->key);
 			c_upd++;
 			break;
+		case A_MERGED:
+			printf("  merged    %s (your edit and the upstream one; 'heimdal commit' "
+			       "shares it)\n", it->key);
+			c_upd++;
+			break;
 		case A_FORCE:
 		case A_FORCE_LINK:
 			if (it->backup)
@@ -528,6 +751,17 @@ report(struct plan *p, const char *repo, const char *profile)
 			else
 				printf("  replaced  %s (a backup would be kept)\n", it->key);
 			c_upd++;
+			break;
+		case A_ACCEPT:
+			printf("  kept      %s (this machine's version; 'heimdal commit' shares "
+			       "it)\n", it->key);
+			break;
+		case A_LOCAL:
+			printf("  kept      %s (changed here; 'heimdal commit' shares it)\n",
+			       it->key);
+			break;
+		case A_CONFLICT:
+			printf("  conflict  %s (changed here and upstream)\n", it->key);
 			break;
 		case A_SAME:
 			c_same++;
@@ -540,7 +774,12 @@ report(struct plan *p, const char *repo, const char *profile)
 			printf("  kept      %s (no longer in the repository, but changed here)\n",
 			       it->key);
 			break;
+		case A_UNTRACK:
+			printf("  untracked %s (ignored by .heimdalignore; left in $HOME)\n",
+			       it->key);
+			break;
 		case A_GONE:
+		case A_OTHER:
 			break;
 		default:
 			hm_warn("%s: %s", it->key, why);
@@ -549,18 +788,23 @@ report(struct plan *p, const char *repo, const char *profile)
 		}
 	}
 	printf("%zu new, %zu updated, %zu unchanged, %zu removed, %zu skipped%s\n", c_new, c_upd,
-	       c_same, c_rm, p->skipped, p->dry_run ? " (dry run: nothing was written)" : "");
+	       c_same, c_rm, p->skipped, dry ? " (dry run: nothing was written)" : "");
+	if (p->conflicts)
+		report_conflicts(p);
 }
 
-/* The checksums after the apply: what was deployed; a skipped file keeps its old one. */
+/*
+ * The record after the apply: what was deployed, with the repository's
+ * content as the base (after a merge too: the merged text holds this
+ * machine's edit on top of it, which commit then carries up).
+ */
 static jv
-new_checksums(struct plan *p, jv old)
+new_record(struct plan *p, jv old, const char *head)
 {
-	jv sums = jv_object();
+	jv files = jv_object();
 
 	for (size_t i = 0; i < p->n; i++) {
 		struct item *it = &p->it[i];
-		const char *prev = hm_json_str(old, it->key);
 
 		switch (it->act) {
 		case A_NEW:
@@ -569,20 +813,25 @@ new_checksums(struct plan *p, jv old)
 		case A_MODE:
 		case A_FORCE:
 		case A_FORCE_LINK:
-			sums = jv_object_set(sums, jv_string(it->key), jv_string(it->sum));
+		case A_MERGED:
+		case A_ACCEPT:
+			files = jv_object_set(files, jv_string(it->key),
+					      record_entry(p->repo, it->data, it->len, it->repo_mode));
 			break;
 		case A_REMOVE:
 		case A_KEEP:
 		case A_GONE:
+		case A_UNTRACK:
 			break;
 		default:
-			if (prev)
-				sums = jv_object_set(sums, jv_string(it->key), jv_string(prev));
+			if (jv_is_valid(it->base))
+				files = jv_object_set(files, jv_string(it->key), jv_copy(it->base));
 			break;
 		}
 	}
 	jv_free(old);
-	return sums;
+	return JV_OBJECT(jv_string("version"), jv_number(1), jv_string("commit"),
+			 head ? jv_string(head) : jv_null(), jv_string("files"), files);
 }
 
 /*
@@ -614,6 +863,131 @@ clear_dead_temps(const struct plan *p)
 }
 
 int
+apply_run(git_repository *repo, jv *statep, const struct apply_opts *o)
+{
+	struct plan p = { 0 };
+	struct dotfiles d;
+	const char *profile = o->profile;
+	char *dir, head[41], now[32];
+	int have_head;
+	jv state = *statep, record, files;
+
+	p.o = o;
+	p.repo = repo;
+	/* A copy: the state is replaced below. */
+	profile = hm_xstrdup(profile ? profile : hm_json_str(state, "active_profile") ? hm_json_str(state, "active_profile") : "");
+	if (!(p.home = getenv("HOME")) || !(p.home_real = realpath(p.home, NULL)))
+		hm_die(HM_EXIT_ENV, "HOME is not set or does not exist");
+	dir = porcelain_dotfiles_dir(state);
+	if (porcelain_dotfiles_list(repo, profile, &d) < 0)
+		exit(hm_last_code());
+	for (char *const *k = o->only; k && *k; k++)
+		if (!porcelain_dotfiles_find(&d, *k))
+			hm_die(HM_EXIT_USAGE, "%s: not a file the repository deploys", *k);
+	have_head = hm_git_head(repo, head) == 0;
+	record = record_load(state);
+	files = jv_object_get(jv_copy(record), jv_string("files"));
+	make_plan(&p, &d, files);
+	for (size_t i = 0; i < p.n; i++)
+		p.conflicts += p.it[i].act == A_CONFLICT;
+	if (o->dry_run) {
+		report(&p, dir, profile);
+		jv_free(record);
+	} else {
+		clear_dead_temps(&p);
+		record = new_record(&p, record, have_head ? head : NULL);
+		/* The new state first, so a failed bump leaves everything as it was. */
+		state = jv_object_set(state, jv_string("checksums"), record_checksums(record));
+		state = jv_object_set(state, jv_string("last_apply"),
+				      jv_string(hm_time_now_rfc3339(now)));
+		if (*profile)
+			state = jv_object_set(state, jv_string("active_profile"), jv_string(profile));
+		state = porcelain_bump(state, o->op ? o->op : "apply", have_head ? head : NULL);
+		if (apply_write(&p) < 0)
+			exit(hm_last_code());
+		porcelain_state_save(jv_copy(state));
+		record_save(record);
+		report(&p, dir, profile);
+	}
+	jv_free(files);
+	*statep = state;
+	for (size_t i = 0; i < p.n; i++) {
+		free(p.it[i].key);
+		free(p.it[i].target);
+		free(p.it[i].data);
+		free(p.it[i].old);
+		free(p.it[i].merged);
+		free(p.it[i].side);
+		free(p.it[i].side_done);
+		free(p.it[i].tmp);
+		free(p.it[i].backup);
+		jv_free(p.it[i].base);
+	}
+	free(p.it);
+	free(temps);
+	temps = NULL;
+	free(p.home_real);
+	free((char *)profile);
+	free(dir);
+	porcelain_dotfiles_free(&d);
+	return p.skipped || p.conflicts ? HM_EXIT_FOUND : HM_EXIT_OK;
+}
+
+/* The profile name of --profile, or exit 2. */
+static const char *
+profile_arg(const char *s)
+{
+	if (!*s || strchr(s, '/') || !strcmp(s, "..") || !strcmp(s, "."))
+		hm_die(HM_EXIT_USAGE, "--profile: not a profile name: '%s'", s);
+	return s;
+}
+
+/* Paths as given (relative to $HOME, or absolute under it) as keys; new array. */
+static char **
+path_args(int argc, char **argv)
+{
+	const char *home = getenv("HOME");
+	size_t hl = home ? strlen(home) : 0;
+	char **keys = hm_xmalloc((size_t)(argc + 1) * sizeof(*keys));
+	int n = 0;
+
+	for (int i = 0; i < argc; i++) {
+		const char *k = argv[i], *why;
+
+		if (home && strncmp(k, home, hl) == 0 && k[hl] == '/')
+			k += hl + 1;
+		else if (k[0] == '~' && k[1] == '/')
+			k += 2;
+		if (!hm_path_safe_relative(k, &why))
+			hm_die(HM_EXIT_USAGE, "%s: not a path under $HOME (%s)", argv[i], why);
+		keys[n++] = hm_xstrdup(k);
+	}
+	keys[n] = NULL;
+	return n ? keys : (free(keys), NULL);
+}
+
+static void
+free_keys(char **keys)
+{
+	for (char **k = keys; k && *k; k++)
+		free(*k);
+	free(keys);
+}
+
+/* Open the repository of state (borrowed) for apply or resolve; exits. */
+static git_repository *
+open_repo(jv state)
+{
+	char *dir = porcelain_dotfiles_dir(state);
+	git_repository *repo;
+
+	if (!(repo = hm_git_open(dir)) || porcelain_repo_recover(repo, dir) < 0)
+		exit(hm_last_code());
+	free(dir);
+	return repo;
+}
+
+int
 cmd_apply(int argc, char **argv)
 {
 	HM_GUARD guard = HM_GUARD_INIT;
@@ -624,27 +998,22 @@ cmd_apply(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct plan p = { 0 };
-	struct dotfiles d;
-	const char *profile = NULL;
-	char *dir, head[41], now[32];
-	int c, have_head;
+	struct apply_opts o = { 0 };
 	git_repository *repo;
-	jv state, sums;
+	char **keys;
+	int c, r;
+	jv state;
 
 	while ((c = getopt_long(argc, argv, "fnp:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
-			p.force = 1;
+			o.force = 1;
 			break;
 		case 'n':
-			p.dry_run = 1;
+			o.dry_run = 1;
 			break;
 		case 'p':
-			profile = optarg;
-			if (!*profile || strchr(profile, '/') || !strcmp(profile, "..") ||
-			    !strcmp(profile, "."))
-				hm_die(HM_EXIT_USAGE, "--profile: not a profile name: '%s'", profile);
+			o.profile = profile_arg(optarg);
 			break;
 		case 'h':
 			usage(stdout, 0);
@@ -652,64 +1021,85 @@ cmd_apply(int argc, char **argv)
 			usage(stderr, HM_EXIT_USAGE);
 		}
 	}
-	if (optind < argc) {
-		hm_error("unexpected argument '%s'", argv[optind]);
-		usage(stderr, HM_EXIT_USAGE);
-	}
+	o.only = keys = path_args(argc - optind, argv + optind);
 	/* The spec's flow: a dry run skips the lock; anything else holds it throughout. */
-	if (hm_guard_acquire(&guard, "apply", p.dry_run ? HM_GUARD_DRY_RUN : 0) < 0)
+	if (hm_guard_acquire(&guard, "apply", o.dry_run ? HM_GUARD_DRY_RUN : 0) < 0)
 		return hm_last_code();
 	state = porcelain_state_load();
-	if (!p.dry_run)
+	if (!o.dry_run)
 		porcelain_need_tool("lineage", "record the apply in the state's lineage");
-	/* A copy: the state is replaced below. */
-	profile = hm_xstrdup(profile ? profile : hm_json_str(state, "active_profile") ? hm_json_str(state, "active_profile") : "");
-	if (!(p.home = getenv("HOME")) || !(p.home_real = realpath(p.home, NULL)))
-		hm_die(HM_EXIT_ENV, "HOME is not set or does not exist");
-	dir = porcelain_dotfiles_dir(state);
-	if (!(repo = hm_git_open(dir)) || porcelain_repo_recover(repo, dir) < 0 ||
-	    porcelain_dotfiles_list(repo, profile, &d) < 0)
-		exit(hm_last_code());
-	have_head = hm_git_head(repo, head) == 0;
-	sums = jv_object_get(jv_copy(state), jv_string("checksums"));
-	if (jv_get_kind(sums) != JV_KIND_OBJECT) {
-		jv_free(sums);
-		sums = jv_object();
-	}
-	make_plan(&p, &d, sums);
-	if (p.dry_run) {
-		report(&p, dir, profile);
-		jv_free(state);
-	} else {
-		clear_dead_temps(&p);
-		/* The new state first, so a failed bump leaves everything as it was. */
-		state = jv_object_set(state, jv_string("checksums"), new_checksums(&p, jv_copy(sums)));
-		state = jv_object_set(state, jv_string("last_apply"),
-				      jv_string(hm_time_now_rfc3339(now)));
-		if (*profile)
-			state = jv_object_set(state, jv_string("active_profile"), jv_string(profile));
-		state = porcelain_bump(state, "apply", have_head ? head : NULL);
-		if (apply_write(&p) < 0)
-			exit(hm_last_code());
-		porcelain_state_save(state);
-		report(&p, dir, profile);
-	}
-	jv_free(sums);
-	for (size_t i = 0; i < p.n; i++) {
-		free(p.it[i].key);
-		free(p.it[i].target);
-		free(p.it[i].data);
-		free(p.it[i].old);
-		free(p.it[i].tmp);
-		free(p.it[i].backup);
-	}
-	free(p.it);
-	free(temps);
-	temps = NULL;
-	free(p.home_real);
-	free((char *)profile);
-	free(dir);
-	porcelain_dotfiles_free(&d);
+	repo = open_repo(state);
+	r = apply_run(repo, &state, &o);
+	jv_free(state);
+	free_keys(keys);
 	git_repository_free(repo);
-	return p.skipped ? HM_EXIT_FOUND : HM_EXIT_OK;
+	return r;
+}
+
+static _Noreturn void
+resolve_usage(FILE *f, int code)
+{
+	fprintf(f, "usage: heimdal resolve (--merged | --ours | --theirs) PATH...\n"
+		   "\n"
+		   "Settle a file that changed both here and upstream and could not be merged.\n"
+		   "A backup of this machine's file is kept.\n"
+		   "\n"
+		   "  -m, --merged   take PATH" MERGE_SUFFIX " once its conflict markers are edited out\n"
+		   "  -o, --ours     keep this machine's file ('heimdal commit' then shares it)\n"
+		   "  -t, --theirs   take the upstream file\n");
+	exit(code);
+}
+
+int
+cmd_resolve(int argc, char **argv)
+{
+	HM_GUARD guard = HM_GUARD_INIT;
+	static const struct option opts[] = {
+		{ "merged", no_argument, NULL, 'm' },
+		{ "ours", no_argument, NULL, 'o' },
+		{ "theirs", no_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct apply_opts o = { .op = "resolve" };
+	git_repository *repo;
+	char **keys;
+	int c, r;
+	jv state;
+
+	while ((c = getopt_long(argc, argv, "moth", opts, NULL)) != -1) {
+		enum apply_take t = c == 'm' ? TAKE_MERGED : c == 'o' ? TAKE_OURS : TAKE_THEIRS;
+
+		switch (c) {
+		case 'm':
+		case 'o':
+		case 't':
+			if (o.take != TAKE_NONE && o.take != t)
+				hm_die(HM_EXIT_USAGE, "--merged, --ours and --theirs exclude each other");
+			o.take = t;
+			break;
+		case 'h':
+			resolve_usage(stdout, 0);
+		default:
+			resolve_usage(stderr, HM_EXIT_USAGE);
+		}
+	}
+	if (o.take == TAKE_NONE) {
+		hm_error("say which side to take: --merged, --ours or --theirs");
+		resolve_usage(stderr, HM_EXIT_USAGE);
+	}
+	if (!(o.only = keys = path_args(argc - optind, argv + optind))) {
+		hm_error("name the file(s) to settle");
+		resolve_usage(stderr, HM_EXIT_USAGE);
+	}
+	if (hm_guard_acquire(&guard, "resolve", 0) < 0)
+		return hm_last_code();
+	state = porcelain_state_load();
+	porcelain_need_tool("lineage", "record the resolution in the state's lineage");
+	repo = open_repo(state);
+	r = apply_run(repo, &state, &o);
+	jv_free(state);
+	free_keys(keys);
+	git_repository_free(repo);
+	return r;
 }

@@ -20,6 +20,7 @@ int cmd_init(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 int cmd_push(int argc, char **argv);
 int cmd_sync(int argc, char **argv);
+int cmd_resolve(int argc, char **argv);
 
 /* heimdal state <sub> */
 int cmd_state_version(int argc, char **argv);
@@ -90,6 +91,8 @@ struct dotfiles {
 	struct dotfile *f; /* sorted by key */
 	size_t n;
 	char *workdir;     /* the repository's work tree, with a trailing slash */
+	char **ignored;    /* keys the index has but .heimdalignore leaves out */
+	size_t nignored;
 };
 
 /* The state's dotfiles_path (default ~/.dotfiles) with "~" expanded; new buffer. */
@@ -103,6 +106,15 @@ char *porcelain_dotfiles_dir(jv state);
 struct git_repository;
 int porcelain_dotfiles_list(struct git_repository *repo, const char *profile, struct dotfiles *d);
 
+/*
+ * 1 when the deepest existing directory above target resolves inside
+ * root_real (a realpath), so writing target cannot leave it.
+ */
+int porcelain_inside(const char *root_real, const char *target);
+
+/* Read a regular file without following a final symlink: 0, or -1 (errno set). */
+int porcelain_read_nofollow(const char *path, char **buf, size_t *len);
+
 const struct dotfile *porcelain_dotfiles_find(const struct dotfiles *d, const char *key);
 void porcelain_dotfiles_free(struct dotfiles *d);
 
@@ -114,6 +126,25 @@ void porcelain_dotfiles_free(struct dotfiles *d);
  * -1 (error printed).
  */
 int porcelain_repo_recover(struct git_repository *repo, const char *dir);
+/* What apply_run does (apply.c): `heimdal apply`, `heimdal resolve`, sync's apply. */
+enum apply_take { TAKE_NONE, TAKE_MERGED, TAKE_OURS, TAKE_THEIRS };
+struct apply_opts {
+	int force, dry_run;
+	const char *profile;   /* NULL: the state's active profile */
+	char *const *only;     /* NULL-terminated keys, or NULL for every file */
+	enum apply_take take;  /* resolve: the side to take for the files in only */
+	const char *op;        /* the lineage operation recorded (default "apply") */
+};
+
+/*
+ * Deploy repo's files into $HOME, three-way against this machine's record
+ * (record.h), and record it: *state (consumed) is replaced by the state saved
+ * (unchanged on a dry run).  Returns 0, or 1 when files were skipped or left
+ * in conflict; exits on errors.  The caller holds the state lock.
+ */
+struct git_repository;
+int apply_run(struct git_repository *repo, jv *state, const struct apply_opts *o);
+
 /* heimdal-drift's report over $HOME for state (consumed); exits on failure. */
 jv porcelain_drift(jv state, int all);
 

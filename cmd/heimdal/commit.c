@@ -1,12 +1,19 @@
 /*
  * commit.c - `heimdal commit -m MSG`: accept what changed in $HOME.
  *
- * Every drifted file is copied back into the repository (into the profile
- * overlay when that is where it came from), its checksum updated, the lineage
- * bumped, the state written locally and into the repository's
- * .heimdal/state.json, and all tracked changes committed with libgit2.
+ * Only files the repository tracks for this machine's profile are looked at,
+ * and each is decided three-way against this machine's deployment record
+ * (record.h): a file changed here whose repository copy is what this machine
+ * deployed is copied back into the repository (into the profile overlay when
+ * that is where it came from), mode included; a file unchanged here whose
+ * repository copy moved on is left alone (never reverted: 'heimdal apply'
+ * deploys it); a file changed on both sides refuses the commit (exit 1),
+ * naming the file and the command that settles it.  Then the lineage is
+ * bumped, the state written locally and into the repository with this
+ * machine's published facts, and all tracked changes committed with libgit2.
  */
 #include "builtin.h"
+#include "record.h"
 #include "hm_error.h"
 #include "hm_file.h"
 #include "hm_git.h"
@@ -16,11 +23,14 @@
 #include "hm_machine.h"
 #include "hm_state.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#define REPO_STATE ".heimdal/state.json"
 
 struct accepted {
 	char *key, *dst; /* dst: the repository's file */
@@ -29,6 +39,14 @@ struct accepted {
 	mode_t mode;
 };
 
+struct review {
+	struct accepted *a;
+	size_t na;
+	size_t both; /* files changed here and upstream */
+	jv files;    /* the new record's files */
+	git_repository *repo;
+	const char *home_real;
+};
 static _Noreturn void
 usage(FILE *f, int code)
 {
@@ -63,7 +81,7 @@ tracked_changes(git_repository *repo, const char *dir)
 
 static void
 commit_all(git_repository *repo, const char *dir, const struct accepted *a, size_t n,
-	   const char *msg)
+	   const char *mine, const char *msg, char out[41])
 {
 	git_index *index;
 	git_oid tree_id, parent_id, id;
@@ -79,7 +97,8 @@ commit_all(git_repository *repo, const char *dir, const struct accepted *a, size
 	for (size_t i = 0; i < n; i++)
 		if (git_index_add_bypath(index, a[i].dst + strlen(dir)) < 0)
 			git_die("cannot add to the index", dir);
-	if (git_index_add_bypath(index, ".heimdal/state.json") < 0 || git_index_write(index) < 0 ||
+	if (git_index_add_bypath(index, REPO_STATE) < 0 || git_index_add_bypath(index, mine) < 0 ||
+	    git_index_write(index) < 0 ||
 	    git_index_write_tree(&tree_id, index) < 0 || git_tree_lookup(&tree, repo, &tree_id) < 0)
 		git_die("cannot write the index", dir);
 	if (git_signature_default(&sig, repo) < 0) {
@@ -95,6 +114,7 @@ commit_all(git_repository *repo, const char *dir, const struct accepted *a, size
 	if (git_commit_create(&id, repo, "HEAD", sig, sig, NULL, msg, tree, parent ? 1 : 0,
 			      (const git_commit **)&parent) < 0)
 		git_die("cannot commit", dir);
+	git_oid_tostr(out, 41, &id);
 	if (git_repository_head(&head, repo) == 0) {
 		branch = git_reference_shorthand(head);
 		printf("[%s %.7s] %s\n", branch, git_oid_tostr_s(&id), msg);
@@ -108,6 +128,93 @@ commit_all(git_repository *repo, const char *dir, const struct accepted *a, size
 	git_index_free(index);
 }
 
+/* The file here (borrowed path), its bytes and mode; 0, or -1 (warned) when not a file. */
+static int
+read_here(struct review *rv, const char *key, const char *path, char **buf, size_t *len,
+	  mode_t *mode, int deployed)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0) {
+		if (errno == ENOENT && deployed)
+			hm_warn("%s: missing from $HOME; not committed ('heimdal apply' restores "
+				"it)", key);
+		else if (errno != ENOENT)
+			hm_warn("%s: %s; not committed", key, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode) || !porcelain_inside(rv->home_real, path)) {
+		hm_warn("%s: %s; not committed", key,
+			S_ISLNK(st.st_mode) ? "a symlink in $HOME" :
+			S_ISREG(st.st_mode) ? "its directory resolves outside $HOME"
+					    : "not a regular file");
+		return -1;
+	}
+	if (porcelain_read_nofollow(path, buf, len) < 0) {
+		hm_warn("%s: %s; not committed", key, strerror(errno));
+		return -1;
+	}
+	*mode = st.st_mode & 0100 ? 0755 : 0644;
+	return 0;
+}
+
+/* Decide one tracked file three-way: accept it, leave it, or count it as both changed. */
+static void
+review_file(struct review *rv, const struct dotfile *f, const char *home, const char *workdir)
+{
+	jv base = jv_object_get(jv_copy(rv->files), jv_string(f->key));
+	const char *bsum = jv_is_valid(base) ? hm_json_str(base, "sha256") : NULL;
+	const char *bmode = jv_is_valid(base) ? hm_json_str(base, "mode") : NULL;
+	char *path = hm_path_join(home, f->key), *dst = hm_path_join(workdir, f->src);
+	char *here = NULL, *repo = NULL, hs[HM_HASH_HEX_MAX], rs[HM_HASH_HEX_MAX];
+	size_t hl, rl;
+	mode_t hmode;
+	int same, upstream_moved;
+
+	if (read_here(rv, f->key, path, &here, &hl, &hmode, bsum != NULL) < 0 ||
+	    hm_file_read(dst, &repo, &rl) < 0)
+		goto out;
+	hm_hash_buf(HM_HASH_SHA256, here, hl, hs);
+	hm_hash_buf(HM_HASH_SHA256, repo, rl, rs);
+	same = strcmp(hs, rs) == 0;
+	if (same && (hmode & 0100) == (f->mode & 0100)) {
+		/* Nothing to carry; a file tracked since the last apply is recorded. */
+		if (!bsum || strcmp(bsum, rs) != 0 || (bmode && strcmp(bmode, f->mode & 0100 ? "100755" : "100644")))
+			rv->files = jv_object_set(rv->files, jv_string(f->key),
+						  record_entry(rv->repo, repo, rl, f->mode));
+		goto out;
+	}
+	if (!bsum) {
+		hm_warn("%s: never deployed on this machine; not committed ('heimdal apply' "
+			"deploys it, '--force' over the file here)", f->key);
+		goto out;
+	}
+	/* Upstream moved since this machine deployed it: content, or mode alone. */
+	upstream_moved = strcmp(bsum, rs) != 0 ||
+			 (bmode && strcmp(bmode, f->mode & 0100 ? "100755" : "100644") != 0);
+	if (upstream_moved && strcmp(bsum, hs) == 0) {
+		printf("  behind    %s (changed upstream; 'heimdal apply' deploys it)\n", f->key);
+		goto out;
+	}
+	if (upstream_moved) {
+		hm_error("%s: changed here and upstream since this machine deployed it; run "
+			 "'heimdal apply' to merge the two, then commit again", f->key);
+		rv->both++;
+		goto out;
+	}
+	rv->a[rv->na] = (struct accepted){ hm_xstrdup(f->key), dst, here, hl, hmode };
+	rv->na++;
+	rv->files = jv_object_set(rv->files, jv_string(f->key),
+				  record_entry(rv->repo, here, hl, hmode));
+	dst = here = NULL;
+out:
+	jv_free(base);
+	free(path);
+	free(dst);
+	free(here);
+	free(repo);
+}
+
 int
 cmd_commit(int argc, char **argv)
 {
@@ -118,13 +225,12 @@ cmd_commit(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *msg = NULL, *home = getenv("HOME");
-	struct accepted *a;
+	struct review rv = { 0 };
 	struct dotfiles d;
-	size_t na = 0;
-	char *dir, *path;
+	char *dir, *path, *mine, *home_real, before[41] = "", after[41];
 	int c;
 	git_repository *repo;
-	jv state, report, sums;
+	jv state, record;
 
 	while ((c = getopt_long(argc, argv, "m:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -145,8 +251,8 @@ cmd_commit(int argc, char **argv)
 		hm_error("a commit message is required: -m MESSAGE");
 		usage(stderr, HM_EXIT_USAGE);
 	}
-	if (!home)
-		hm_die(HM_EXIT_ENV, "HOME is not set");
+	if (!home || !(home_real = realpath(home, NULL)))
+		hm_die(HM_EXIT_ENV, "HOME is not set or does not exist");
 	if (hm_guard_acquire(&guard, "commit", 0) < 0)
 		return hm_last_code();
 	state = porcelain_state_load();
@@ -155,90 +261,77 @@ cmd_commit(int argc, char **argv)
 	if (!(repo = hm_git_open(dir)) || porcelain_repo_recover(repo, dir) < 0 ||
 	    porcelain_dotfiles_list(repo, hm_json_str(state, "active_profile"), &d) < 0)
 		exit(hm_last_code());
-	report = porcelain_drift(jv_copy(state), 0);
-	sums = jv_object_get(jv_copy(state), jv_string("checksums"));
-	{
-		jv mod = jv_object_get(jv_copy(report), jv_string("modified"));
-
-		a = calloc(jv_array_length(jv_copy(mod)) + 1, sizeof(*a));
-		if (!a)
-			hm_die(HM_EXIT_ENV, "out of memory");
-		/* Read everything first: nothing is written until the bump succeeded. */
-		jv_array_foreach(mod, i, e) {
-			const char *key = hm_json_str(e, "path");
-			const struct dotfile *f = porcelain_dotfiles_find(&d, key);
-			char sum[HM_HASH_HEX_MAX], *src = hm_path_join(home, key);
-			struct stat st;
-
-			if (stat(src, &st) < 0 || hm_file_read(src, &a[na].data, &a[na].len) < 0 ||
-			    hm_hash_buf(HM_HASH_SHA256, a[na].data, a[na].len, sum) < 0)
-				exit(HM_EXIT_ENV);
-			a[na].key = hm_xstrdup(key);
-			a[na].dst = hm_path_join(d.workdir, f ? f->src : key);
-			a[na].mode = st.st_mode & 0111 ? 0755 : 0644;
-			sums = jv_object_set(sums, jv_string(key), jv_string(sum));
-			na++;
-			free(src);
-			jv_free(e);
-		}
-		jv_free(mod);
+	hm_git_head(repo, before);
+	record = record_load(state);
+	rv.files = jv_object_get(jv_copy(record), jv_string("files"));
+	rv.repo = repo;
+	rv.home_real = home_real;
+	rv.a = calloc(d.n + 1, sizeof(*rv.a));
+	if (!rv.a)
+		hm_die(HM_EXIT_ENV, "out of memory");
+	/* Read everything first: nothing is written until every file is decided. */
+	for (size_t i = 0; i < d.n; i++)
+		review_file(&rv, &d.f[i], home, d.workdir);
+	if (rv.both)
+		exit(HM_EXIT_FOUND);
+	if (rv.na == 0 && tracked_changes(repo, dir) == 0) {
+		printf("Nothing to commit: no changed files and no changes in %s\n", dir);
+		exit(0);
 	}
-	{
-		jv miss = jv_object_get(jv_copy(report), jv_string("missing"));
-
-		jv_array_foreach(miss, i, m) {
-			hm_warn("%s: missing from $HOME; not committed ('heimdal apply' restores it)",
-				jv_string_value(m));
-			jv_free(m);
-		}
-		jv_free(miss);
-		miss = jv_object_get(jv_copy(report), jv_string("errors"));
-		jv_array_foreach(miss, i, m) {
-			hm_warn("%s: %s; not committed", hm_json_str(m, "path"), hm_json_str(m, "error"));
-			jv_free(m);
-		}
-		jv_free(miss);
-	}
-	jv_free(report);
-	if (na == 0 && tracked_changes(repo, dir) == 0) {
-		printf("Nothing to commit: no drifted files and no changes in %s\n", dir);
-		jv_free(sums);
-		jv_free(state);
-		free(a);
-		free(dir);
-		porcelain_dotfiles_free(&d);
-		git_repository_free(repo);
-		return 0;
-	}
-	state = jv_object_set(state, jv_string("checksums"), sums);
+	state = jv_object_set(state, jv_string("checksums"),
+			      record_checksums(JV_OBJECT(jv_string("files"), jv_copy(rv.files))));
 	state = porcelain_bump(state, "commit", NULL);
-	for (size_t i = 0; i < na; i++) {
-		char *parent = hm_xstrdup(a[i].dst);
+	for (size_t i = 0; i < rv.na; i++) {
+		struct accepted *a = &rv.a[i];
+		char *parent = hm_xstrdup(a->dst);
 
 		*strrchr(parent, '/') = '\0';
 		if (hm_mkdir_p(parent, 0755) < 0 ||
-		    hm_file_write_atomic(a[i].dst, a[i].data, a[i].len, a[i].mode) < 0)
+		    hm_file_write_atomic(a->dst, a->data, a->len, a->mode) < 0)
 			exit(HM_EXIT_ENV);
-		printf("  accepted  %s -> %s\n", a[i].key, a[i].dst + strlen(d.workdir));
+		printf("  accepted  %s -> %s\n", a->key, a->dst + strlen(d.workdir));
 		free(parent);
 	}
 	porcelain_state_save(jv_copy(state));
-	path = hm_path_join(d.workdir, ".heimdal");
-	if (hm_mkdir_p(path, 0755) < 0)
-		exit(HM_EXIT_ENV);
-	free(path);
-	path = hm_path_join(d.workdir, ".heimdal/state.json");
-	if (hm_state_write(path, state) < 0)
-		exit(HM_EXIT_ENV);
-	commit_all(repo, d.workdir, a, na, msg);
-	for (size_t i = 0; i < na; i++) {
-		free(a[i].key);
-		free(a[i].dst);
-		free(a[i].data);
+	/* The record follows HEAD when this machine had deployed all of it. */
+	{
+		const char *was = hm_json_str(record, "commit");
+		int follow = was && (strcmp(was, before) == 0 ||
+				     hm_git_changed_outside(repo, was, before, ".heimdal/") == 0);
+		size_t len;
+		char *buf;
+
+		record = jv_object_set(record, jv_string("files"), rv.files);
+		path = hm_path_join(d.workdir, ".heimdal/machines");
+		if (hm_mkdir_p(path, 0755) < 0)
+			exit(HM_EXIT_ENV);
+		free(path);
+		path = hm_path_join(d.workdir, REPO_STATE);
+		if (hm_state_write(path, jv_copy(state)) < 0)
+			exit(HM_EXIT_ENV);
+		free(path);
+		mine = record_machine_path();
+		path = hm_path_join(d.workdir, mine);
+		buf = record_published(state, record, &len);
+		if (hm_file_write_atomic(path, buf, len, 0644) < 0)
+			exit(HM_EXIT_ENV);
+		free(buf);
+		free(path);
+		commit_all(repo, d.workdir, rv.a, rv.na, mine, msg, after);
+		free(mine);
+		if (follow)
+			record = jv_object_set(record, jv_string("commit"), jv_string(after));
+		record_save(record);
 	}
-	free(a);
-	free(path);
+	for (size_t i = 0; i < rv.na; i++) {
+		free(rv.a[i].key);
+		free(rv.a[i].dst);
+		free(rv.a[i].data);
+	}
+	free(rv.a);
 	free(dir);
+	free(home_real);
+	jv_free(state);
 	porcelain_dotfiles_free(&d);
 	git_repository_free(repo);
 	return 0;

@@ -320,6 +320,28 @@ resolve_manual(jv remote)
 	return 0;
 }
 
+/*
+ * The resolved state (consumed) recorded as a write by this machine: its
+ * serial new to both sides, above the higher of the two (above), so that no
+ * serial the remote or this machine has ever published names other content.
+ */
+static jv
+record_resolution(jv state, long long above)
+{
+	char n[32], *argv[] = { "heimdal-lineage", "bump", "--op", "resolve", "--above", n, NULL };
+	jv out;
+	int status;
+
+	snprintf(n, sizeof(n), "%lld", above);
+	status = hm_spawn_json("lineage", argv, state, &out);
+	if (status < 0)
+		exit(hm_last_code());
+	if (status != 0 || jv_get_kind(out) != JV_KIND_OBJECT)
+		hm_die(status > 0 ? status : HM_EXIT_ENV,
+		       "heimdal-lineage bump --op resolve failed; nothing was changed");
+	return out;
+}
+
 /* Keep what a resolution is about to discard; returns the backup's path. */
 static char *
 backup(const char *strategy, const char *relation, jv remote)
@@ -358,7 +380,7 @@ cmd_state_resolve(int argc, char **argv)
 	struct opts o;
 	jv local, in, found, merged, bumped, rel;
 	int nconflicts, nmachines, status;
-	long long serial;
+	long long serial, above;
 
 	parse(argc, argv, RESOLVE_USAGE, 1, &o);
 	if (hm_guard_acquire(&guard, "resolve", 0) < 0)
@@ -378,6 +400,9 @@ cmd_state_resolve(int argc, char **argv)
 	rel = jv_object_get(jv_copy(found), jv_string("relation"));
 	relation = jv_string_value(rel);
 	nconflicts = jv_array_length(jv_object_get(jv_copy(found), jv_string("conflicts")));
+	above = hm_json_int(found, "local_serial", 0);
+	if (hm_json_int(found, "remote_serial", 0) > above)
+		above = hm_json_int(found, "remote_serial", 0);
 	jv_free(found);
 	if (nconflicts == 0 && strcmp(relation, "equal") == 0) {
 		printf("%s No conflicts detected; nothing to resolve\n", ok);
@@ -397,7 +422,7 @@ cmd_state_resolve(int argc, char **argv)
 	jv_free(rel);
 	nmachines = jv_array_length(jv_getpath(jv_copy(merged), JV_ARRAY(jv_string("lineage"),
 									 jv_string("machines"))));
-	bumped = porcelain_bump(merged, "resolve", NULL);
+	bumped = record_resolution(merged, above);
 	rel = jv_getpath(jv_copy(bumped), JV_ARRAY(jv_string("lineage"), jv_string("serial")));
 	serial = jv_get_kind(rel) == JV_KIND_NUMBER ? (long long)jv_number_value(rel) : 0;
 	jv_free(rel);

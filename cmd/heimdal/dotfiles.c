@@ -12,7 +12,11 @@
 #include "hm_lock.h"
 #include "hm_spawn.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
+#include <limits.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -207,8 +211,13 @@ porcelain_dotfiles_list(git_repository *repo, const char *profile, struct dotfil
 			   strcmp(key, ".heimdalignore") == 0) {
 			continue;
 		}
-		if (!hm_path_safe_relative(key, NULL) || ignored(&ig, key))
+		if (!hm_path_safe_relative(key, NULL))
 			continue;
+		if (ignored(&ig, key)) {
+			d->ignored = hm_xrealloc(d->ignored, (d->nignored + 1) * sizeof(*d->ignored));
+			d->ignored[d->nignored++] = hm_xstrdup(key);
+			continue;
+		}
 		d->f[out].key = hm_xstrdup(key);
 		d->f[out].src = hm_xstrdup(e->path);
 		d->f[out].mode = e->mode == GIT_FILEMODE_BLOB_EXECUTABLE ? 0755 : 0644;
@@ -258,6 +267,9 @@ porcelain_dotfiles_free(struct dotfiles *d)
 		free(d->f[i].key);
 		free(d->f[i].src);
 	}
+	for (size_t i = 0; i < d->nignored; i++)
+		free(d->ignored[i]);
+	free(d->ignored);
 	free(d->f);
 	free(d->workdir);
 	memset(d, 0, sizeof(*d));
@@ -303,4 +315,38 @@ porcelain_bump(jv state, const char *op, const char *git_commit)
 		hm_die(status > 0 ? status : HM_EXIT_ENV,
 		       "heimdal-lineage bump --op %s failed; nothing was changed", op);
 	return out;
+}
+
+int
+porcelain_inside(const char *root_real, const char *target)
+{
+	char dir[PATH_MAX], real[PATH_MAX];
+	size_t rl = strlen(root_real);
+
+	snprintf(dir, sizeof(dir), "%s", target);
+	for (;;) {
+		char *slash = strrchr(dir, '/');
+
+		if (!slash || slash == dir)
+			return 0;
+		*slash = '\0';
+		if (realpath(dir, real))
+			break;
+		if (errno != ENOENT)
+			return 0;
+	}
+	return strncmp(real, root_real, rl) == 0 && (real[rl] == '\0' || real[rl] == '/');
+}
+
+int
+porcelain_read_nofollow(const char *path, char **buf, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int r;
+
+	if (fd < 0)
+		return -1;
+	r = hm_read_fd(fd, buf, len);
+	close(fd);
+	return r;
 }

@@ -24,6 +24,7 @@ static const struct builtin {
 	{ "pull", cmd_pull, "fetch and merge the remote (the state file by the state merge)" },
 	{ "push", cmd_push, "commit the state to the repository and push it [--force]" },
 	{ "sync", cmd_sync, "pull, reconcile the state, apply, commit and push" },
+	{ "resolve", cmd_resolve, "settle a file changed both here and upstream" },
 	{ "help", cmd_help, "show help for heimdal or a command" },
 	{ "version", cmd_version, "print heimdal's version" },
 };

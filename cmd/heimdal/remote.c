@@ -5,6 +5,7 @@
  */
 #include "remote.h"
 #include "builtin.h"
+#include "record.h"
 #include "hm_config.h"
 #include "hm_error.h"
 #include "hm_file.h"
@@ -249,14 +250,37 @@ resolve_state(void *arg, const char *path, const char *base, size_t base_len, co
 	return 0;
 }
 
+/* remote_pull_as's resolver: the state file is the text the caller made. */
+static int
+state_given(void *arg, const char *path, const char *base, size_t base_len, const char *ours,
+	    size_t ours_len, const char *theirs, size_t theirs_len, char **out, size_t *out_len)
+{
+	const char *text = arg;
+
+	(void)base, (void)base_len, (void)ours, (void)ours_len, (void)theirs, (void)theirs_len;
+	if (strcmp(path, REPO_STATE) != 0)
+		return 1;
+	*out_len = strlen(text);
+	*out = hm_xstrdup(text);
+	return 0;
+}
+
 int
 remote_pull(git_repository *repo, struct hm_git_merge_result *res)
 {
+	return remote_pull_as(repo, res, jv_null());
+}
+
+int
+remote_pull_as(git_repository *repo, struct hm_git_merge_result *res, jv state)
+{
 	static const char *const special[] = { REPO_STATE, NULL };
-	char *up = hm_git_tracking_ref(repo, REMOTE_NAME);
+	char *up = hm_git_tracking_ref(repo, REMOTE_NAME), *text = NULL;
+	int r;
 
 	memset(res, 0, sizeof(*res));
 	if (!up) {
+		jv_free(state);
 		res->kind = HM_GIT_MERGE_UP_TO_DATE;
 		hm_git_head(repo, res->head);
 		return 0;
@@ -275,7 +299,13 @@ remote_pull(git_repository *repo, struct hm_git_merge_result *res)
 		git_oid_tostr(p.target, sizeof(p.target), &target);
 		pending_write(&p);
 	}
-	if (hm_git_merge(repo, up, special, resolve_state, NULL, res) < 0)
+	if (jv_get_kind(state) == JV_KIND_OBJECT)
+		text = hm_json_dump(hm_state_canonical(jv_copy(state)), HM_JSON_PRETTY, NULL);
+	jv_free(state);
+	r = text ? hm_git_merge(repo, up, special, state_given, text, res)
+		 : hm_git_merge(repo, up, special, resolve_state, NULL, res);
+	free(text);
+	if (r < 0)
 		exit(hm_last_code());
 	free(up);
 	if (res->kind == HM_GIT_MERGE_CONFLICT) {
@@ -314,11 +344,19 @@ remote_state_at(git_repository *repo, const char *rev)
 int
 remote_commit_state(git_repository *repo, jv state, const char *message, char out[41])
 {
-	size_t len;
-	char *buf = hm_json_dump(hm_state_canonical(jv_copy(state)), HM_JSON_PRETTY, &len);
-	int r = hm_git_commit_file(repo, REPO_STATE, buf, len, message, out);
+	jv record = record_load(state);
+	char *mine = record_machine_path();
+	struct hm_git_file f[2] = { { REPO_STATE, NULL, 0 }, { mine, NULL, 0 } };
+	char *sbuf = hm_json_dump(hm_state_canonical(jv_copy(state)), HM_JSON_PRETTY, &f[0].len);
+	char *mbuf = record_published(state, record, &f[1].len);
+	int r;
 
-	free(buf);
+	f[0].buf = sbuf, f[1].buf = mbuf;
+	r = hm_git_commit_files(repo, f, 2, message, out);
+	free(sbuf);
+	free(mbuf);
+	free(mine);
+	jv_free(record);
 	if (r < 0)
 		exit(hm_last_code());
 	return r;

@@ -49,6 +49,13 @@ int remote_fetch(git_repository *repo);
 int remote_pull(git_repository *repo, struct hm_git_merge_result *res);
 
 /*
+ * The same, where a merge commit holds state (consumed; an object) as the
+ * state file, the state the caller already merged: the state file is never
+ * merged a second time.
+ */
+int remote_pull_as(git_repository *repo, struct hm_git_merge_result *res, jv state);
+
+/*
  * A pull records what it is doing in $HEIMDAL_HOME/pull.pending until its
  * command is done with it (remote.c), so that the next command recovers from
  * a crash: remote_open undoes a checkout cut short.  remote_pending_from sets
@@ -65,7 +72,10 @@ void remote_pull_done(void);
  */
 jv remote_state_at(git_repository *repo, const char *rev);
 
-/* Write state (borrowed) to REPO_STATE and commit it with message.  0, 1 unchanged. */
+/*
+ * Write state (borrowed) to REPO_STATE and this machine's published facts
+ * (record.h) beside it, and commit both with message.  0, 1 unchanged.
+ */
 int remote_commit_state(git_repository *repo, jv state, const char *message, char out[41]);
 
 /*

@@ -6,6 +6,7 @@
  */
 #include "builtin.h"
 #include "remote.h"
+#include "record.h"
 #include "hm_error.h"
 #include "hm_file.h"
 #include "hm_guard.h"
@@ -37,27 +38,6 @@ serial_of(jv state)
 
 	jv_free(v);
 	return n;
-}
-
-/* 1 when state's history has an apply by this machine: its files were deployed. */
-static int
-applied_here(jv state)
-{
-	jv h = jv_object_get(jv_copy(state), jv_string("history"));
-	const char *id = hm_machine_id();
-	int found = 0;
-
-	if (jv_get_kind(h) == JV_KIND_ARRAY) {
-		jv_array_foreach(h, i, e) {
-			const char *op = hm_json_str(e, "operation");
-			const char *mid = hm_json_str(e, "machine_id");
-
-			found |= op && mid && id && !strcmp(op, "apply") && !strcmp(mid, id);
-			jv_free(e);
-		}
-	}
-	jv_free(h);
-	return found;
 }
 
 /* The spec's list of conflicts (borrowed): "1. 🔴 State diverged: ...". */
@@ -141,31 +121,6 @@ merge_states(const char *strategy, jv local, jv remote, jv base, int shown)
 	return merged;
 }
 
-/* `heimdal apply` on what the pull brought, as its own process. */
-static int
-run_apply(void)
-{
-	char self[4096];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	pid_t pid;
-	int st;
-
-	if (n <= 0)
-		hm_die_errno(HM_EXIT_ENV, "cannot find the heimdal binary");
-	self[n] = '\0';
-	fflush(NULL);
-	if ((pid = fork()) < 0)
-		hm_die_errno(HM_EXIT_ENV, "fork");
-	if (pid == 0) {
-		execl(self, "heimdal", "apply", (char *)NULL);
-		_exit(127);
-	}
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			hm_die_errno(HM_EXIT_ENV, "waitpid");
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 /* The relation and conflicts of local against remote, from heimdal-conflicts. */
 static jv
 detect(jv local, jv remote, jv base)
@@ -193,35 +148,120 @@ record_sync(jv state, const char *head)
 struct sync_run {
 	struct hm_guard *guard;
 	int no_apply;
-	int pulled;   /* the pull brought dotfiles (not only the state) */
 	int offline;
+	int applied;  /* apply's exit: 1 when files were left in conflict or skipped */
 };
 
 /*
- * One round: fetch, pull, reconcile, commit, push.  Returns 0 when done
- * (run->offline set when the remote could not be reached), SYNC_AGAIN when
- * another machine pushed first, or an exit code.
+ * 1 when HEAD holds dotfiles this machine has not deployed: its record's
+ * commit (none on a machine that never applied) differs from HEAD outside
+ * .heimdal/.  The record, not what this command pulled, decides: a pull
+ * earlier, a merge resolved by hand, a commit made with plain git all count.
+ */
+static int
+undeployed(git_repository *repo, jv state)
+{
+	jv record = record_load(state);
+	const char *deployed = hm_json_str(record, "commit");
+	char head[41];
+	int r;
+
+	if (hm_git_head(repo, head) < 0) {
+		jv_free(record);
+		return 0;
+	}
+	r = hm_git_changed_outside(repo, deployed ? deployed : "", head, ".heimdal/");
+	jv_free(record);
+	if (r < 0)
+		exit(hm_last_code());
+	return r;
+}
+
+/* Offline: keep the state in the clone, so nothing waits only in $HEIMDAL_HOME;
+ * the next sync reconciles it with the remote. */
+static void
+sync_offline(git_repository *repo, struct sync_run *run, jv local)
+{
+	char head[41];
+	char *msg = hm_xasprintf("heimdal: state serial %lld from %s (offline)\n",
+				 serial_of(local), hm_machine_hostname());
+
+	run->offline = 1;
+	if (remote_commit_state(repo, local, msg, head) == 0)
+		printf("%s Committed the state locally (%.7s)\n", hm_mark(HM_MARK_OK), head);
+	free(msg);
+	jv_free(local);
+}
+
+/*
+ * The state this sync settles on, before the pull moves anything: the
+ * relation of local to the remote (base: the state at the merge base) and
+ * heimdal-merge's answer for it.  *changed: the result is news to share.
+ * Invalid after printing why (the sync then stops with exit 1).
+ */
+static jv
+settle_state(jv local, jv remote, jv base, int *changed)
+{
+	jv found, conflicts, merged;
+	const char *relation;
+	int n, shown;
+
+	*changed = 0;
+	if (jv_get_kind(remote) != JV_KIND_OBJECT) {
+		/* An empty remote, or one without a state yet: ours is the news. */
+		jv_free(remote);
+		jv_free(base);
+		*changed = 1;
+		return jv_copy(local);
+	}
+	found = detect(jv_copy(local), jv_copy(remote), jv_copy(base));
+	relation = hm_json_str(found, "relation") ?: "diverged";
+	conflicts = jv_object_get(jv_copy(found), jv_string("conflicts"));
+	n = jv_get_kind(conflicts) == JV_KIND_ARRAY ? jv_array_length(jv_copy(conflicts)) : 0;
+	hm_debug("state relation: %s, %d conflict(s)", relation, n);
+	if (strcmp(relation, "unrelated") == 0) {
+		/* Two lineages are two histories, never merged. */
+		print_conflicts(conflicts);
+		printf("The remote state belongs to another lineage: it cannot be merged.\n");
+		print_manual();
+		merged = jv_invalid();
+	} else if (strcmp(relation, "equal") == 0 || strcmp(relation, "ahead") == 0) {
+		*changed = strcmp(relation, "ahead") == 0;
+		merged = jv_copy(local);
+	} else {
+		shown = n > 0 && strcmp(relation, "diverged") == 0;
+		if (shown)
+			print_conflicts(conflicts);
+		/* Behind: the remote already holds everything this machine shares. */
+		*changed = strcmp(relation, "behind") != 0;
+		merged = merge_states(*changed ? "merge" : "use-remote", jv_copy(local),
+				      jv_copy(remote), jv_copy(base), shown);
+		if (!jv_is_valid(merged))
+			print_manual();
+	}
+	jv_free(conflicts);
+	jv_free(found);
+	jv_free(remote);
+	jv_free(base);
+	return merged;
+}
+
+/*
+ * One round: fetch, settle the state, pull (a merge commit carries the
+ * settled state), apply what this machine has not deployed, commit, push.
+ * Returns 0 when done (run->offline set when the remote could not be
+ * reached), SYNC_AGAIN when another machine pushed first, or an exit code.
  */
 static int
 sync_once(git_repository *repo, struct sync_run *run)
 {
 	struct hm_git_merge_result res;
-	char before[41] = "", head[41] = "", from[41] = "", mb[41], *msg, *up;
-	jv local = porcelain_state_load(), remote, base, found, merged, conflicts;
-	const char *relation;
-	int changed = 0, r, shown, n, equal, fresh, undeployed;
+	char before[41] = "", head[41] = "", tip[41] = "", mb[41] = "", *msg, *up;
+	jv local = porcelain_state_load(), remote, base, merged;
+	int changed, merging, r, deploy;
 
 	if (remote_fetch(repo) == HM_GIT_UNREACHABLE) {
-		/* Offline: keep the state in the clone, so nothing waits only in
-		 * $HEIMDAL_HOME; the next sync reconciles it with the remote. */
-		run->offline = 1;
-		msg = hm_xasprintf("heimdal: state serial %lld from %s (offline)\n",
-				   serial_of(local), hm_machine_hostname());
-		if (remote_commit_state(repo, local, msg, head) == 0)
-			printf("%s Committed the state locally (%.7s)\n", hm_mark(HM_MARK_OK),
-			       head);
-		free(msg);
-		jv_free(local);
+		sync_offline(repo, run, local);
 		return 0;
 	}
 	/*
@@ -230,8 +270,6 @@ sync_once(git_repository *repo, struct sync_run *run)
 	 * sides had (DESIGN: "Files").  Read before the pull moves HEAD.
 	 */
 	hm_git_head(repo, before);
-	/* A pull cut short earlier may have brought files never deployed. */
-	undeployed = remote_pending_from(from) && strcmp(from, before) != 0;
 	up = hm_git_tracking_ref(repo, REMOTE_NAME);
 	remote = up ? remote_state_at(repo, up) : jv_null();
 	base = jv_null();
@@ -239,69 +277,39 @@ sync_once(git_repository *repo, struct sync_run *run)
 		jv_free(base);
 		base = remote_state_at(repo, mb);
 	}
-	free(up);
-	found = jv_get_kind(remote) == JV_KIND_OBJECT
-			? detect(jv_copy(local), jv_copy(remote), jv_copy(base))
-			: JV_OBJECT(jv_string("relation"), jv_string("ahead"),
-				    jv_string("conflicts"), jv_array());
-	relation = hm_json_str(found, "relation") ?: "diverged";
-	conflicts = jv_object_get(jv_copy(found), jv_string("conflicts"));
-	n = jv_get_kind(conflicts) == JV_KIND_ARRAY ? jv_array_length(jv_copy(conflicts)) : 0;
-	hm_debug("state relation: %s, %d conflict(s)", relation, n);
-	if (strcmp(relation, "unrelated") == 0) {
-		/* Checked before the pull: two lineages are two histories, never merged. */
-		print_conflicts(conflicts);
-		printf("The remote state belongs to another lineage: it cannot be merged.\n");
-		print_manual();
-		r = HM_EXIT_FOUND;
-		goto out;
+	if (up) {
+		git_oid id;
+
+		if (git_reference_name_to_id(&id, repo, up) == 0)
+			git_oid_tostr(tip, sizeof(tip), &id);
 	}
-	if (remote_pull(repo, &res) != 0) {
+	free(up);
+	merged = settle_state(local, remote, base, &changed);
+	if (!jv_is_valid(merged)) {
+		jv_free(local);
+		return HM_EXIT_FOUND;
+	}
+	/* Both sides moved: the merge commit is a new state on the branch, above both. */
+	merging = before[0] && tip[0] && strcmp(mb, before) != 0 && strcmp(mb, tip) != 0;
+	if (changed || merging) {
+		if (hm_guard_need_remote(run->guard) < 0)
+			exit(hm_last_code());
+		merged = record_sync(merged, tip);
+		changed = 1;
+	}
+	if (remote_pull_as(repo, &res, merging ? jv_copy(merged) : jv_null()) != 0) {
 		hm_git_merge_result_free(&res);
-		r = HM_EXIT_FOUND;
-		goto out;
+		jv_free(merged);
+		jv_free(local);
+		return HM_EXIT_FOUND;
 	}
 	hm_git_head(repo, head);
 	if (res.kind != HM_GIT_MERGE_UP_TO_DATE)
 		printf("%s Git pull completed successfully!\n", hm_mark(HM_MARK_OK));
-	if (res.kind != HM_GIT_MERGE_UP_TO_DATE || undeployed) {
-		/* Only dotfiles are applied: a pull that brought nothing but another
-		 * machine's state has nothing to deploy (and must not, or two machines
-		 * would keep recording applies for each other). */
-		run->pulled = hm_git_changed_outside(repo, undeployed ? from : before, head,
-						     ".heimdal/");
-		if (run->pulled < 0)
-			exit(hm_last_code());
-	}
 	hm_git_merge_result_free(&res);
-
-	/* Reconcile: equal needs nothing, behind takes the remote as it is, ahead
-	 * and diverged are recorded as a sync and pushed. */
-	if (strcmp(relation, "equal") == 0 || strcmp(relation, "ahead") == 0) {
-		merged = jv_copy(local);
-		changed = strcmp(relation, "ahead") == 0;
-	} else {
-		shown = n > 0 && strcmp(relation, "diverged") == 0;
-		if (shown)
-			print_conflicts(conflicts);
-		/* Behind: the remote already holds everything this machine has. */
-		merged = merge_states(strcmp(relation, "behind") == 0 ? "use-remote" : "merge",
-				      jv_copy(local), jv_copy(remote), jv_copy(base), shown);
-		if (!jv_is_valid(merged)) {
-			print_manual();
-			r = HM_EXIT_FOUND;
-			goto out;
-		}
-		merged = remote_localize(merged, local);
-		changed = strcmp(relation, "behind") != 0;
-	}
-	equal = strcmp(relation, "equal") == 0;
-	jv_free(conflicts);
-	jv_free(found);
-	jv_free(remote);
-	jv_free(base);
-
-	if (equal && !run->pulled && remote_in_step(repo)) {
+	deploy = !run->no_apply && undeployed(repo, merged);
+	if (!changed && !deploy && remote_in_step(repo) &&
+	    jv_equal(jv_copy(local), jv_copy(merged))) {
 		jv_free(merged);
 		jv_free(local);
 		remote_pull_done();
@@ -311,37 +319,23 @@ sync_once(git_repository *repo, struct sync_run *run)
 	/* Something to write: now the remote's lock too. */
 	if (hm_guard_need_remote(run->guard) < 0)
 		exit(hm_last_code());
-	if (changed) {
-		merged = record_sync(merged, head);
-	} else {
+	if (!changed) {
 		char now[32];
 
 		/* Taking the remote's state as it is writes nothing new to share. */
 		merged = jv_object_set(merged, jv_string("last_sync"),
 				       jv_string(hm_time_now_rfc3339(now)));
 	}
-	/* What to deploy: what the pull brought, or everything on a machine that
-	 * has never applied (a new machine's first sync, spec scenario 1). */
-	fresh = !applied_here(merged);
 	porcelain_state_save(jv_copy(merged));
-	if (!changed && !equal && !run->pulled)
+	if (!changed && !deploy && strcmp(before, head) == 0)
 		printf("%s State updated from the remote (serial %lld)\n", hm_mark(HM_MARK_OK),
 		       serial_of(merged));
 	jv_free(local);
-	if ((run->pulled || fresh) && !run->no_apply) {
-		/* 1: files changed by hand were skipped, as apply does; that is no failure. */
-		r = run_apply();
-		if (r > 1)
-			hm_die(r, "apply failed (exit %d); the state is synced, run 'heimdal "
-				  "apply' again once the cause is fixed", r);
-		{
-			jv applied = porcelain_state_load();
+	if (deploy) {
+		struct apply_opts o = { 0 };
 
-			/* apply records its own write: that is news to share too. */
-			changed |= serial_of(applied) != serial_of(merged);
-			jv_free(merged);
-			merged = applied;
-		}
+		run->applied = apply_run(repo, &merged, &o);
+		changed = 1;
 	}
 	/* What the pull brought is deployed (or, with --no-apply, left to the user). */
 	remote_pull_done();
@@ -364,13 +358,6 @@ sync_once(git_repository *repo, struct sync_run *run)
 	if (r == 0)
 		printf("%s Pushed to %s\n", hm_mark(HM_MARK_OK), REMOTE_NAME);
 	return 0;
-out:
-	jv_free(conflicts);
-	jv_free(found);
-	jv_free(local);
-	jv_free(remote);
-	jv_free(base);
-	return r;
 }
 
 int
@@ -433,6 +420,8 @@ cmd_sync(int argc, char **argv)
 		printf("Remember to sync when connection is restored.\n");
 		r = 0;
 	}
+	if (r == 0 && run.applied)
+		r = run.applied;
 	git_repository_free(repo);
 	return r;
 }
