@@ -186,7 +186,7 @@ main(int argc, char **argv)
 		usage(stderr, HM_EXIT_USAGE);
 	if (hm_pair_read(lpath, rpath, bpath, 1, &p) < 0)
 		exit(hm_last_code());
-	hm_lineage_compare(p.local, p.remote, &cmp);
+	hm_lineage_compare(p.local, p.remote, p.base, &cmp);
 	out = hm_lineage_cmp_json(&cmp);
 	if (want_diff) {
 		list = diff(jv_array(), jv_string(""), jv_copy(p.local), jv_copy(p.remote));

@@ -1,11 +1,12 @@
 /*
  * heimdal-lineage - record a write of the state, or say how two states relate.
  *
- *   heimdal-lineage bump --op OP [--git-commit SHA]   state on stdin
- *   heimdal-lineage compare [--local FILE --remote FILE]
+ *   heimdal-lineage bump --op OP [--git-commit SHA] [--above N]   state on stdin
+ *   heimdal-lineage compare [--local FILE --remote FILE [--base FILE]]
  *
  * bump is what every writer of the state calls, so that serials only grow and
- * every write leaves a history entry.  compare prints the relation document
+ * every write leaves a history entry.  --above is for a write that settles
+ * two states: its serial must be new to both sides.  compare prints the relation document
  * and exits 1 when the states diverged or are unrelated.
  */
 #include "hm_error.h"
@@ -15,6 +16,8 @@
 #include "hm_state.h"
 #include "hm_time.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,20 +27,22 @@ static _Noreturn void
 usage(FILE *f, int code)
 {
 	fprintf(f,
-		"usage: heimdal-lineage bump --op OP [--git-commit SHA] [-c] [FILE]\n"
-		"       heimdal-lineage compare [--local FILE --remote FILE] [-c]\n"
+		"usage: heimdal-lineage bump --op OP [--git-commit SHA] [--above N] [-c] [FILE]\n"
+		"       heimdal-lineage compare [--local FILE --remote FILE [--base FILE]] [-c]\n"
 		"\n"
 		"bump:    record a write of the state (FILE or stdin): parent_serial = serial,\n"
 		"         serial + 1, this machine joins lineage.machines, a history entry is\n"
 		"         appended (newest %d kept); prints the new state.\n"
-		"compare: how local relates to remote ({\"local\": S, \"remote\": S} on stdin,\n"
-		"         or the two files): equal, ahead, behind (exit 0), diverged or\n"
-		"         unrelated (exit 1).\n"
+		"compare: how local relates to remote ({\"local\": S, \"remote\": S, \"base\": S}\n"
+		"         on stdin, base optional, or the files): equal, ahead, behind\n"
+		"         (exit 0), diverged or unrelated (exit 1).\n"
 		"\n"
 		"  --op OP           the operation to record (apply, sync, resolve, ...)\n"
 		"  --git-commit SHA  record SHA as lineage.git_commit\n"
+		"  --above N         the new serial is above N as well (a resolution)\n"
 		"  --local FILE      the local state (compare)\n"
 		"  --remote FILE     the remote state (compare)\n"
+		"  --base FILE       the state at the git merge base (compare)\n"
 		"  -c, --compact     print compact JSON (one line)\n"
 		"  -h, --help        show this help\n",
 		HM_HISTORY_MAX);
@@ -89,10 +94,11 @@ cap_history(jv h)
 }
 
 static jv
-bump(jv s, const char *op, const char *sha)
+bump(jv s, const char *op, const char *sha, long long above)
 {
 	jv l = jv_object_get(jv_copy(s), jv_string("lineage"));
-	long long serial = hm_json_int(l, "serial", 0) + 1;
+	long long parent = hm_json_int(l, "serial", 0);
+	long long serial = (parent > above ? parent : above) + 1;
 	const char *id = hm_machine_id();
 	char now[32];
 	jv h, entry;
@@ -109,7 +115,7 @@ bump(jv s, const char *op, const char *sha)
 		hm_die(HM_EXIT_USAGE, ".lineage.serial: cannot grow past 9007199254740991");
 	}
 	hm_time_now_rfc3339(now);
-	l = jv_object_set(l, jv_string("parent_serial"), jv_number(serial - 1));
+	l = jv_object_set(l, jv_string("parent_serial"), jv_number(parent));
 	l = jv_object_set(l, jv_string("serial"), jv_number(serial));
 	if (sha)
 		l = jv_object_set(l, jv_string("git_commit"), jv_string(sha));
@@ -154,14 +160,17 @@ main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "op", required_argument, NULL, 'o' },
 		{ "git-commit", required_argument, NULL, 'g' },
+		{ "above", required_argument, NULL, 'a' },
 		{ "local", required_argument, NULL, 'l' },
 		{ "remote", required_argument, NULL, 'r' },
+		{ "base", required_argument, NULL, 'b' },
 		{ "compact", no_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *op = NULL, *sha = NULL, *lpath = NULL, *rpath = NULL, *verb;
+	const char *op = NULL, *sha = NULL, *above_arg = NULL, *lpath = NULL, *rpath = NULL, *bpath = NULL, *verb;
 	int c, compact = 0, flags;
+	long long above = -1;
 	jv out;
 
 	hm_error_init(argv[0]);
@@ -173,11 +182,17 @@ main(int argc, char **argv)
 		case 'g':
 			sha = optarg;
 			break;
+		case 'a':
+			above_arg = optarg;
+			break;
 		case 'l':
 			lpath = optarg;
 			break;
 		case 'r':
 			rpath = optarg;
+			break;
+		case 'b':
+			bpath = optarg;
 			break;
 		case 'c':
 			compact = 1;
@@ -193,8 +208,9 @@ main(int argc, char **argv)
 	verb = argv[optind++];
 	flags = compact ? HM_JSON_COMPACT : HM_JSON_PRETTY;
 	if (strcmp(verb, "bump") == 0) {
-		if (lpath || rpath)
-			hm_die(HM_EXIT_USAGE, "%s: only for compare", lpath ? "--local" : "--remote");
+		if (lpath || rpath || bpath)
+			hm_die(HM_EXIT_USAGE, "%s: only for compare",
+			       lpath ? "--local" : rpath ? "--remote" : "--base");
 		if (!op)
 			hm_die(HM_EXIT_USAGE, "bump: --op is required");
 		if (!valid_op(op))
@@ -204,18 +220,28 @@ main(int argc, char **argv)
 			       sha);
 		if (argc - optind > 1)
 			usage(stderr, HM_EXIT_USAGE);
-		out = bump(read_state(optind < argc ? argv[optind] : "-"), op, sha);
+		if (above_arg) {
+			char *end;
+
+			errno = 0;
+			above = strtoll(above_arg, &end, 10);
+			if (errno || end == above_arg || *end || above < 0 ||
+			    above > 9007199254740991LL || !isdigit((unsigned char)*above_arg))
+				hm_die(HM_EXIT_USAGE, "--above: not a serial: '%s'", above_arg);
+		}
+		out = bump(read_state(optind < argc ? argv[optind] : "-"), op, sha, above);
 	} else if (strcmp(verb, "compare") == 0) {
 		struct hm_pair p;
 		struct hm_lineage_cmp cmp;
 
-		if (op || sha)
-			hm_die(HM_EXIT_USAGE, "%s: only for bump", op ? "--op" : "--git-commit");
+		if (op || sha || above_arg)
+			hm_die(HM_EXIT_USAGE, "%s: only for bump",
+			       op ? "--op" : sha ? "--git-commit" : "--above");
 		if (optind < argc)
 			usage(stderr, HM_EXIT_USAGE);
-		if (hm_pair_read(lpath, rpath, NULL, 0, &p) < 0)
+		if (hm_pair_read(lpath, rpath, bpath, 0, &p) < 0)
 			exit(hm_last_code());
-		hm_lineage_compare(p.local, p.remote, &cmp);
+		hm_lineage_compare(p.local, p.remote, p.base, &cmp);
 		hm_pair_free(&p);
 		if (hm_json_write(stdout, hm_lineage_cmp_json(&cmp), flags) < 0 ||
 		    fflush(stdout) != 0)

@@ -110,8 +110,9 @@ compare_without_history(jv local, jv remote, jv ll, jv rl, struct hm_lineage_cmp
 	}
 }
 
-void
-hm_lineage_compare(jv local, jv remote, struct hm_lineage_cmp *c)
+/* The relation by lineage id and history alone. */
+static void
+compare_histories(jv local, jv remote, struct hm_lineage_cmp *c)
 {
 	jv ll = field(local, "lineage"), rl = field(remote, "lineage");
 	jv lh = field(local, "history"), rh = field(remote, "history");
@@ -152,6 +153,79 @@ hm_lineage_compare(jv local, jv remote, struct hm_lineage_cmp *c)
 	jv_free(rl);
 	jv_free(lh);
 	jv_free(rh);
+}
+
+/*
+ * 1 when s holds nothing but its own init in an empty repository: a single
+ * history entry, the init of the machine s belongs to, no git commit and no
+ * checksums.  Such a lineage has nothing to lose by joining another.
+ */
+static int
+solo_init(jv s)
+{
+	jv h = field(s, "history"), l = field(s, "lineage"), m = field(s, "machine");
+	jv sums = field(s, "checksums"), commit = field(l, "git_commit"), e;
+	const char *op, *by, *me = jv_is_valid(m) ? hm_json_str(m, "id") : NULL;
+	int solo = 0;
+
+	if (array_len(h) == 1 && me &&
+	    (!jv_is_valid(commit) || jv_get_kind(commit) == JV_KIND_NULL) &&
+	    (!jv_is_valid(sums) ||
+	     (jv_get_kind(sums) == JV_KIND_OBJECT && jv_object_length(jv_copy(sums)) == 0))) {
+		e = jv_array_get(jv_copy(h), 0);
+		op = hm_json_str(e, "operation");
+		by = hm_json_str(e, "machine_id");
+		solo = op && by && strcmp(op, "init") == 0 && strcmp(by, me) == 0;
+		jv_free(e);
+	}
+	jv_free(h);
+	jv_free(l);
+	jv_free(m);
+	jv_free(sums);
+	jv_free(commit);
+	return solo;
+}
+
+/*
+ * Diverged by history: the base (the state at the git merge base) decides.
+ * A side equal to the base did not move, so it is simply behind (or ahead)
+ * however many operations the other side ran; when both moved, the base is
+ * their common parent if the histories no longer say.
+ */
+static void
+decide_by_base(jv local, jv remote, jv base, struct hm_lineage_cmp *c)
+{
+	struct hm_lineage_cmp lb, rb;
+
+	compare_histories(local, base, &lb);
+	compare_histories(remote, base, &rb);
+	if (lb.relation == HM_REL_UNRELATED || rb.relation == HM_REL_UNRELATED)
+		return;
+	if (lb.relation == HM_REL_EQUAL && rb.relation != HM_REL_EQUAL) {
+		c->relation = HM_REL_BEHIND;
+		c->common_parent = c->local_serial;
+	} else if (rb.relation == HM_REL_EQUAL && lb.relation != HM_REL_EQUAL) {
+		c->relation = HM_REL_AHEAD;
+		c->common_parent = c->remote_serial;
+	} else if (c->common_parent < 0 && lb.remote_serial <= c->local_serial &&
+		   lb.remote_serial <= c->remote_serial) {
+		c->common_parent = lb.remote_serial;
+	}
+}
+
+void
+hm_lineage_compare(jv local, jv remote, jv base, struct hm_lineage_cmp *c)
+{
+	compare_histories(local, remote, c);
+	if (c->relation == HM_REL_UNRELATED) {
+		/* Two lineages started apart in an empty repository: join, not refuse. */
+		if (solo_init(local))
+			c->relation = HM_REL_BEHIND;
+		else if (solo_init(remote))
+			c->relation = HM_REL_AHEAD;
+	} else if (c->relation == HM_REL_DIVERGED && jv_get_kind(base) == JV_KIND_OBJECT) {
+		decide_by_base(local, remote, base, c);
+	}
 }
 
 jv
@@ -390,12 +464,10 @@ hm_conflict_file_drift_write(struct hm_json_out *o, int depth, jv path, jv l, jv
 
 /* The file_drift conflicts, unsorted, appended to out. */
 static jv
-detect_drift(jv out, jv lc, jv rc, jv bc, int diverged)
+detect_drift(jv out, jv lc, jv rc, jv bc)
 {
 	int with_base = jv_get_kind(bc) == JV_KIND_OBJECT;
 
-	if (!with_base && !diverged)
-		return out;
 	jv_object_foreach(lc, k, l) {
 		jv r = jv_object_get(jv_copy(rc), jv_copy(k));
 		jv b = with_base ? jv_object_get(jv_copy(bc), jv_copy(k)) : jv_invalid();
@@ -476,10 +548,12 @@ hm_conflicts_detect(const struct hm_pair *p, const struct hm_lineage_cmp *c, int
 	const char *rprof = hm_json_str(p->remote, "active_profile");
 	const char *lpath = hm_json_str(p->local, "dotfiles_path");
 	const char *rpath = hm_json_str(p->remote, "dotfiles_path");
+	int diverged = c->relation == HM_REL_DIVERGED;
 	int newer = p->local_version > HM_STATE_VERSION ? p->local_version
 		  : p->remote_version > HM_STATE_VERSION ? p->remote_version : 0;
 
-	if (!lid || !rid || strcmp(lid, rid) != 0) {
+	/* A lineage that holds nothing but its own init joins the other: no conflict. */
+	if (c->relation == HM_REL_UNRELATED) {
 		jv x = conflict("lineage_mismatch", "high",
 				jv_string_fmt("State lineage differs: local '%s' vs remote '%s'",
 					      lid ? lid : "none", rid ? rid : "none"));
@@ -514,25 +588,31 @@ hm_conflicts_detect(const struct hm_pair *p, const struct hm_lineage_cmp *c, int
 				  c->common_parent < 0 ? jv_null() : jv_number(c->common_parent));
 		out = jv_array_append(out, x);
 	}
-	if (lprof && rprof && strcmp(lprof, rprof) != 0) {
+	/*
+	 * Profile and path are each machine's own: they differ between machines
+	 * in step and are no conflict on their own.  Beside a divergence they
+	 * are listed, as the specification's listing shows them.
+	 */
+	if (diverged && lprof && rprof && strcmp(lprof, rprof) != 0) {
 		jv x = conflict("profile_mismatch", "medium",
 				jv_string_fmt("Active profile differs: local '%s' vs remote '%s'",
 					      lprof, rprof));
 
 		out = jv_array_append(out, strpair(x, lprof, rprof));
 	}
-	if (lpath && rpath && strcmp(lpath, rpath) != 0) {
+	if (diverged && lpath && rpath && strcmp(lpath, rpath) != 0) {
 		jv x = conflict("path_mismatch", "high",
 				jv_string_fmt("Dotfiles path differs: local '%s' vs remote '%s'",
 					      lpath, rpath));
 
 		out = jv_array_append(out, strpair(x, lpath, rpath));
 	}
-	if (!newer && c->relation != HM_REL_UNRELATED && !(flags & HM_CONFLICTS_NO_DRIFT)) {
+	/* A file both sides changed only conflicts where the states diverged. */
+	if (!newer && diverged && !(flags & HM_CONFLICTS_NO_DRIFT)) {
 		jv lc = field(p->local, "checksums"), rc = field(p->remote, "checksums");
 		jv bc = field(p->base, "checksums");
 
-		drifts = detect_drift(drifts, lc, rc, bc, c->relation == HM_REL_DIVERGED);
+		drifts = detect_drift(drifts, lc, rc, bc);
 		jv_free(lc);
 		jv_free(rc);
 		jv_free(bc);

@@ -16,6 +16,15 @@
  *              when the histories no longer overlap; without history, the
  *              lower of the two parent serials.
  *
+ * With a base (the state at the git merge base), the base decides what the
+ * histories (50 entries each) cannot: a side equal to the base is behind (or
+ * ahead), however far the other side went; when both moved, the base's
+ * serial is the common parent if the histories share none.  Two lineages
+ * started apart in an empty repository are joined: a side that holds nothing
+ * but its own init (one history entry, the init of its own machine, no git
+ * commit, no checksums) is behind the other (ahead of it when only the other
+ * side is such a state), with common_parent null.
+ *
  * Every function borrows the jv states it is given unless its comment says
  * it consumes them.
  */
@@ -42,11 +51,12 @@ struct hm_lineage_cmp {
 const char *hm_relation_name(enum hm_relation r);
 
 /*
- * Compare local with remote (both borrowed).  Reads only lineage, history and
- * checksums, leniently (a missing field counts as empty), so it also answers
- * for states of a newer version.
+ * Compare local with remote, knowing base (all borrowed; base is jv_null()
+ * when there is none).  Reads only machine, lineage, history and checksums,
+ * leniently (a missing field counts as empty), so it also answers for states
+ * of a newer version.
  */
-void hm_lineage_compare(jv local, jv remote, struct hm_lineage_cmp *out);
+void hm_lineage_compare(jv local, jv remote, jv base, struct hm_lineage_cmp *out);
 
 /*
  * The relation document: {"relation", "local_serial", "remote_serial",
@@ -83,10 +93,12 @@ void hm_pair_free(struct hm_pair *p);
  * The conflicts between the pair's states, given their relation: a new jv
  * array of {"type", "severity", "description", ...details}, in the order
  * lineage_mismatch, version_mismatch, serial_divergence, profile_mismatch,
- * path_mismatch, then file_drift by path.  A checksum that differs because
- * one side is simply ahead is an update, not a conflict: file_drift needs
- * both sides to have changed the file -- with a base, both differently from
- * it; without one, the two checksums differ and the states diverged.
+ * path_mismatch, then file_drift by path.  lineage_mismatch only for the
+ * relation unrelated (a joined lineage is none).  Profile, path and file
+ * differences are only listed beside a divergence: each machine has its own,
+ * and between states in step they are no conflict.  file_drift needs both
+ * sides to have changed the file -- with a base, both differently from it;
+ * without one, the two checksums differ.
  */
 jv hm_conflicts_detect(const struct hm_pair *p, const struct hm_lineage_cmp *c, int flags);
 

@@ -54,6 +54,25 @@ setup() {
 	expect_json '.history[0].serial == 32 and .history[-1].serial == 81 and .history[-1].operation == "commit"'
 }
 
+@test "bump --above: the new serial is above N too, the parent the old serial" {
+	st 42 41 '.history = [h(42; "m1")]' > s.json
+	run --separate-stderr heimdal-lineage bump --op resolve --above 45 s.json
+	expect_status 0
+	expect_json '.lineage.serial == 46 and .lineage.parent_serial == 42 and .history[-1].serial == 46'
+	run --separate-stderr heimdal-lineage bump --op resolve --above 7 s.json
+	expect_status 0
+	expect_json '.lineage.serial == 43 and .lineage.parent_serial == 42'
+	for bad in -1 x 4x ''; do
+		run --separate-stderr heimdal-lineage bump --op resolve --above "$bad" s.json
+		expect_status 2
+		[ -z "$output" ] || fail "stdout"
+		[ "$stderr" = "heimdal-lineage: error: --above: not a serial: '$bad'" ] || fail "message for '$bad'"
+	done
+	run --separate-stderr heimdal-lineage compare --above 3 --local s.json --remote s.json
+	expect_status 2
+	[ "$stderr" = "heimdal-lineage: error: --above: only for bump" ] || fail "compare"
+}
+
 @test "bump: a serial at the largest exact integer cannot grow, exit 2" {
 	st 9007199254740991 9007199254740990 > s.json
 	run --separate-stderr heimdal-lineage bump --op apply s.json
@@ -171,6 +190,83 @@ setup() {
 	run heimdal-lineage compare --local l.json --remote r.json
 	expect_status 1
 	expect_json '. == {relation: "diverged", local_serial: 142, remote_serial: 42, common_parent: null}'
+}
+
+@test "compare --base: a side equal to the base is behind or ahead, however far the other went" {
+	# B idle at 42 while A ran 100 more operations: the histories (50 entries)
+	# no longer overlap, but the git merge base holds B's exact state.
+	st 42 41 '.history = [range(1; 43) | h(.; "machine-B")]' > idle.json
+	st 142 141 '.history = [range(93; 143) | h(.; "machine-A")]' > busy.json
+	run --separate-stderr heimdal-lineage compare --local idle.json --remote busy.json --base idle.json
+	expect_status 0
+	expect_json '. == {relation: "behind", local_serial: 42, remote_serial: 142, common_parent: 42}'
+	run --separate-stderr heimdal-lineage compare --local busy.json --remote idle.json --base idle.json
+	expect_status 0
+	expect_json '. == {relation: "ahead", local_serial: 142, remote_serial: 42, common_parent: 42}'
+	# The base in the pair document on stdin does the same.
+	run --separate-stderr bash -c 'jq -n --slurpfile l idle.json --slurpfile r busy.json \
+		"{local: \$l[0], remote: \$r[0], base: \$l[0]}" | heimdal-lineage compare -c'
+	expect_status 0
+	[ "$output" = '{"relation":"behind","local_serial":42,"remote_serial":142,"common_parent":42}' ] ||
+		fail "stdin pair"
+	# Without the base it is what the histories alone say.
+	run --separate-stderr heimdal-lineage compare --local idle.json --remote busy.json
+	expect_status 1
+	expect_json '.relation == "diverged" and .common_parent == null'
+}
+
+@test "compare --base: both moved on from the base -> diverged, the base the common parent" {
+	st 42 41 '.history = [range(1; 43) | h(.; "machine-B")]' > base.json
+	st 100 99 '.history = [range(51; 101) | h(.; "machine-B")]' > l.json
+	st 142 141 '.history = [range(93; 143) | h(.; "machine-A")]' > r.json
+	run --separate-stderr heimdal-lineage compare --local l.json --remote r.json --base base.json
+	expect_status 1
+	expect_json '. == {relation: "diverged", local_serial: 100, remote_serial: 142, common_parent: 42}'
+	# A base of another lineage decides nothing.
+	jq '.lineage.id = "lineage-other"' l.json > other.json
+	run --separate-stderr heimdal-lineage compare --local l.json --remote r.json --base other.json
+	expect_status 1
+	expect_json '.relation == "diverged" and .common_parent == null'
+	# Overlapping histories still decide first: the spec's 42 vs 43 from 41.
+	st 42 41 '.history = [h(41; "m1"), h(42; "machine-A")]' > l.json
+	st 43 42 '.history = [h(41; "m1"), h(42; "machine-B"), h(43; "machine-B")]' > r.json
+	st 41 40 '.history = [h(41; "m1")]' > base.json
+	run --separate-stderr heimdal-lineage compare --local l.json --remote r.json --base base.json
+	expect_status 1
+	expect_json '. == {relation: "diverged", local_serial: 42, remote_serial: 43, common_parent: 41}'
+	run --separate-stderr heimdal-lineage compare --local l.json --base base.json
+	expect_status 2
+	[ -z "$output" ] || fail "stdout"
+}
+
+@test "compare: a lineage holding nothing but its own init joins the other (day-one inits)" {
+	# Two machines initialised against an empty repository: each started a
+	# lineage; one holds only its own init (no git commit, no checksums).
+	solo='.lineage.id = "lineage-b" | .lineage.serial = 2 | .lineage.parent_serial = 1
+		| .lineage.git_commit = null | .lineage.machines = [.machine.id] | .checksums = {}
+		| .history = [h(2; .machine.id) | .operation = "init"]'
+	st 2 1 "$solo" > b.json
+	st 4 3 '.lineage.id = "lineage-a" | .history = [h(2; "A") | .operation = "init", h(3; "A"), h(4; "A")]' > a.json
+	run --separate-stderr heimdal-lineage compare --local b.json --remote a.json
+	expect_status 0
+	expect_json '. == {relation: "behind", local_serial: 2, remote_serial: 4, common_parent: null}'
+	run --separate-stderr heimdal-lineage compare --local a.json --remote b.json
+	expect_status 0
+	expect_json '. == {relation: "ahead", local_serial: 4, remote_serial: 2, common_parent: null}'
+	# Both only their own init: the local one joins the remote's.
+	jq '.lineage.id = "lineage-c" | .machine.id = "C" | .history[0].machine_id = "C"' b.json > c.json
+	run --separate-stderr heimdal-lineage compare --local c.json --remote b.json
+	expect_status 0
+	expect_json '.relation == "behind"'
+	# Anything more is a lineage of its own: an init by another machine, a
+	# git commit, a checksum, a second entry.
+	for f in '.history[0].machine_id = "other"' '.lineage.git_commit = "abcd1234"' \
+		'.checksums[".bashrc"] = sum(1)' '.history += [h(3; .machine.id)]'; do
+		jq "$JQ_DEFS $f" b.json > x.json
+		run --separate-stderr heimdal-lineage compare --local x.json --remote a.json
+		expect_status 1
+		expect_json '.relation == "unrelated" and .common_parent == null'
+	done
 }
 
 @test "compare: different lineage ids are unrelated, exit 1" {

@@ -59,14 +59,55 @@ setup() {
 	expect_json '.relation == "behind" and .conflicts == []'
 }
 
-@test "conflicts: path mismatch (high)" {
-	st 42 41 > l.json
-	st 42 41 '.dotfiles_path = "/home/john/.dotfiles"' > r.json
+@test "conflicts: path mismatch (high) beside a divergence" {
+	st 42 41 '.history = [h(41; "m1"), h(42; "A")]' > l.json
+	st 42 41 '.history = [h(41; "m1"), h(42; "B")] | .dotfiles_path = "/home/john/.dotfiles"' > r.json
 	run heimdal-conflicts --local l.json --remote r.json
 	expect_status 1
-	expect_json '.conflicts == [{type: "path_mismatch", severity: "high",
+	expect_json '.conflicts[1:] == [{type: "path_mismatch", severity: "high",
 		description: "Dotfiles path differs: local '\''/Users/john/.dotfiles'\'' vs remote '\''/home/john/.dotfiles'\''",
 		local: "/Users/john/.dotfiles", remote: "/home/john/.dotfiles"}]'
+}
+
+@test "conflicts: machines in step with their own profile, path and files have none, exit 0" {
+	# Each machine's profile, path and checksums are its own: equal, behind
+	# or ahead, they are no conflict on their own.
+	own='.active_profile = "work" | .dotfiles_path = "/home/john/.dotfiles" | .checksums[".bashrc"] = sum(7)'
+	st 42 41 '.history = [h(41; "m1"), h(42; "m1")]' > l.json
+	st 42 41 ".history = [h(41; \"m1\"), h(42; \"m1\")] | $own" > r.json
+	st 43 42 ".history = [h(41; \"m1\"), h(42; \"m1\"), h(43; \"m2\")] | $own" > r2.json
+	st 41 40 '.history = [h(41; "m1")] | .checksums[".bashrc"] = sum(1)' > base.json
+	for remote in r.json r2.json; do
+		run --separate-stderr heimdal-conflicts --local l.json --remote "$remote" --base base.json
+		expect_status 0
+		expect_json '.conflicts == []'
+		run --separate-stderr heimdal-conflicts --local "$remote" --remote l.json
+		expect_status 0
+		expect_json '.conflicts == []'
+	done
+	run --separate-stderr heimdal-conflicts --local l.json --remote r2.json
+	expect_json '.relation == "behind"'
+}
+
+@test "conflicts: a side equal to the git merge base is behind, not 'no common parent'" {
+	st 42 41 '.history = [range(1; 43) | h(.; "machine-B")] | .active_profile = "work"' > idle.json
+	st 142 141 '.history = [range(93; 143) | h(.; "machine-A")] | .checksums[".bashrc"] = sum(9)' > busy.json
+	run --separate-stderr heimdal-conflicts --local idle.json --remote busy.json --base idle.json
+	expect_status 0
+	expect_json '. == {relation: "behind", local_serial: 42, remote_serial: 142, common_parent: 42, conflicts: []}'
+	run --separate-stderr heimdal-conflicts --local idle.json --remote busy.json
+	expect_status 1
+	expect_json '.conflicts[0].description == "State diverged: local serial 42 vs remote serial 142 (no common parent)"'
+}
+
+@test "conflicts: a day-one lineage holding only its own init joins, no lineage mismatch" {
+	st 2 1 '.lineage.id = "lineage-b" | .lineage.git_commit = null | .checksums = {}
+		| .dotfiles_path = "/home/b/.dotfiles"
+		| .history = [h(2; .machine.id) | .operation = "init"]' > b.json
+	st 4 3 '.lineage.id = "lineage-a" | .history = [h(2; "A") | .operation = "init", h(3; "A"), h(4; "A")]' > a.json
+	run --separate-stderr heimdal-conflicts --local b.json --remote a.json
+	expect_status 0
+	expect_json '. == {relation: "behind", local_serial: 2, remote_serial: 4, common_parent: null, conflicts: []}'
 }
 
 @test "conflicts: lineage mismatch (high) and relation unrelated" {

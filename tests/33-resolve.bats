@@ -73,6 +73,28 @@ Resolution options:
 	[ "$output" = "OK No conflicts detected" ] || fail "clean"
 }
 
+@test "check-conflicts: machines in step on their own profile and path have no conflict, exit 0" {
+	local_state '.history = [h(41; "m1"), h(42; "A")]'
+	# Another machine, same state, its own profile, path and files.
+	st 42 41 '.history = [h(41; "m1"), h(42; "A")] | .active_profile = "work"
+		| .dotfiles_path = "/home/b/.dotfiles" | .checksums = {".zshrc": sum(3)}' > other.json
+	run --separate-stderr heimdal state check-conflicts --remote other.json
+	expect_status 0
+	[ "$output" = "OK No conflicts detected" ] || fail "listing"
+	# Nothing to resolve, so nothing is written, however often it is asked.
+	before=$(snapshot "$HEIMDAL_HOME")
+	run --separate-stderr heimdal state resolve --merge --remote other.json
+	expect_status 0
+	[ "$output" = "OK No conflicts detected; nothing to resolve" ] || fail "resolve"
+	[ "$before" = "$(snapshot "$HEIMDAL_HOME")" ] || fail "files changed"
+	# The other machine simply ahead: still none.
+	st 43 42 '.history = [h(41; "m1"), h(42; "A"), h(43; "B")] | .active_profile = "work"
+		| .dotfiles_path = "/home/b/.dotfiles"' > ahead.json
+	run --separate-stderr heimdal state check-conflicts --remote ahead.json --json
+	expect_status 0
+	expect_json '.relation == "behind" and .conflicts == []'
+}
+
 @test "resolve --merge: the spec's output; serial bumped; backup kept" {
 	local_state '.history = [h(41; "m1"), h(42; "A")] | .lineage.machines = ["A", "B"] | .checksums[".bashrc"] = sum(1)'
 	st 43 42 '.history = [h(41; "m1"), h(42; "B"), h(43; "C")] | .lineage.machines = ["B", "C"] | .checksums[".bashrc"] = sum(2)' |
@@ -90,7 +112,7 @@ OK New state saved (serial 44)" ] || fail "output"
 	jq -e '.lineage.serial == 44 and .lineage.parent_serial == 43
 		and .history[-1].operation == "resolve" and .history[-1].hostname == "test-host"
 		and ([.history[].serial] == [41, 42, 42, 43, 44])
-		and .checksums[".bashrc"] == ("0" * 31 + "2")
+		and .checksums[".bashrc"] == ("0" * 31 + "1")
 		and (.lineage.machines[:3] == ["A", "B", "C"])' "$HEIMDAL_HOME/state.json"
 	[ "$(stat -c %a "$HEIMDAL_HOME/state.json")" = 600 ] || fail "mode"
 	# Afterwards the local state is ahead of the remote: nothing to resolve.
@@ -115,15 +137,52 @@ OK New state saved (serial 44)" ] || fail "output"
 	[ "${lines[3]}" = "  - Resolved 2 conflict(s)" ] || fail "conflicts line"
 }
 
-@test "resolve --use-remote: remote replaces local, machine kept, local backed up" {
+@test "resolve --use-remote: the remote's shared facts, this machine's own kept, local backed up" {
 	spec_pair
+	# The remote machine has its own path, repository URL, times and files.
+	jq '.dotfiles_path = "/home/b/.dotfiles" | .repo_url = "ssh://b/dotfiles.git"
+		| .last_apply = "2024-01-14T09:00:00Z" | .last_sync = "2024-01-14T09:00:00Z"
+		| .checksums = {".zshrc": ("0" * 31 + "9")}
+		| .machine = {id: "B", hostname: "b", os: "linux", arch: "x86_64", user: "bob"}' \
+		remote.json > r.json && mv r.json remote.json
 	cp "$HEIMDAL_HOME/state.json" before.json
 	run --separate-stderr heimdal state resolve --use-remote --remote remote.json
 	expect_status 0
 	[ "${lines[1]}" = "OK Remote state applied" ] || fail "output"
+	[ "${lines[3]}" = "OK New state saved (serial 43)" ] || fail "serial line"
 	cmp before.json "$HEIMDAL_HOME"/backups/state_*.json || fail "backup"
-	jq -e '.active_profile == "work" and .machine.hostname == "macbook-pro"
-		and .lineage.serial == 43 and ([.history[].machine_id][:2] == ["m1", "B"])' "$HEIMDAL_HOME/state.json"
+	# Shared facts from the remote; every per-machine fact as this machine had it.
+	jq -e --slurpfile b before.json '.lineage.serial == 43 and .lineage.parent_serial == 42
+		and ([.history[].machine_id][:2] == ["m1", "B"]) and .history[-1].operation == "resolve"
+		and .active_profile == "personal" and .dotfiles_path == $b[0].dotfiles_path
+		and .repo_url == $b[0].repo_url and .machine == $b[0].machine
+		and .last_apply == $b[0].last_apply and .last_sync == $b[0].last_sync
+		and .checksums == $b[0].checksums' "$HEIMDAL_HOME/state.json"
+}
+
+@test "resolve: the resolved serial is above both sides, whichever is higher" {
+	# Local 42 against a remote that went on to 45: --use-local must not
+	# publish 43, a serial the remote already gave other content.
+	local_state '.history = [h(41; "m1"), h(42; "A")]'
+	cp "$HEIMDAL_HOME/state.json" local.json
+	st 45 44 '.history = [h(41; "m1"), h(42; "B"), h(43; "B"), h(44; "B"), h(45; "B")]' |
+		jq --arg p "$DOT" '.dotfiles_path = $p' > high.json
+	run --separate-stderr heimdal state resolve --use-local --remote high.json
+	expect_status 0
+	[ "${lines[-1]}" = "OK New state saved (serial 46)" ] || fail "use-local line"
+	jq -e '.lineage.serial == 46 and .lineage.parent_serial == 42
+		and ([.history[].serial] == [41, 42, 46]) and .active_profile == "personal"' \
+		"$HEIMDAL_HOME/state.json"
+	# The other way round: this machine at 45, the remote behind at 42.
+	cp high.json "$HEIMDAL_HOME/state.json"
+	run --separate-stderr heimdal state resolve --use-remote --remote local.json
+	expect_status 0
+	[ "${lines[-1]}" = "OK New state saved (serial 46)" ] || fail "use-remote line"
+	jq -e '.lineage.serial == 46 and ([.history[].serial] == [41, 42, 46])' "$HEIMDAL_HOME/state.json"
+	cp high.json "$HEIMDAL_HOME/state.json"
+	run --separate-stderr heimdal state resolve --merge --remote local.json
+	expect_status 0
+	[ "${lines[-1]}" = "OK New state saved (serial 46)" ] || fail "merge line"
 }
 
 @test "resolve --use-local over a diverged remote keeps the remote in backups/" {
@@ -132,7 +191,7 @@ OK New state saved (serial 44)" ] || fail "output"
 	expect_status 0
 	[ "${lines[1]}" = "OK Local state kept" ] || fail "output"
 	jq -e '.active_profile == "work"' "$HEIMDAL_HOME"/backups/state_remote_*.json
-	jq -e '.active_profile == "personal" and .lineage.serial == 43
+	jq -e '.active_profile == "personal" and .lineage.serial == 43 and .lineage.parent_serial == 42
 		and ([.history[].machine_id][:2] == ["m1", "A"])' "$HEIMDAL_HOME/state.json"
 }
 
@@ -237,7 +296,8 @@ other_machine_pushes() {
 	run --separate-stderr heimdal state resolve --merge
 	expect_status 0
 	[ "${lines[3]}" = "  - Resolved 1 conflict(s)" ] || fail "resolved"
-	jq -e '.checksums == {a: ("0" * 30 + "11"), b: ("0" * 30 + "22")} and .lineage.serial == 44' "$HEIMDAL_HOME/state.json"
+	# The checksums are this machine's deployment record: never another's.
+	jq -e '.checksums == {a: ("0" * 30 + "11"), b: ("0" * 31 + "2")} and .lineage.serial == 44' "$HEIMDAL_HOME/state.json"
 }
 
 @test "git: the same file changed on both sides is file drift" {
@@ -256,13 +316,16 @@ other_machine_pushes() {
 	git_setup
 	other_machine_pushes '.lineage.serial = 43 | .history += [h(43; "B")] | .active_profile = "work"'
 	git -C "$DOT" fetch -q origin
+	# This machine wrote too: the states diverged, and the profiles are listed.
+	local_state '.history = [h(42; "m1"), h(43; "A")] | .lineage.serial = 43'
 	port=$(free_port)
 	git -C "$DOT" remote set-url origin "git://127.0.0.1:$port/origin.git"
 	run --separate-stderr heimdal state check-conflicts
 	expect_status 1
 	[[ "$stderr" == "! Warning: Cannot reach remote repository: "* ]] || fail "warning"
 	[[ "$stderr" == *"Comparing with the last fetched remote state (origin/main)."* ]] || fail "fallback note"
-	[ "${lines[1]}" = "1. [MEDIUM] Active profile differs: local 'personal' vs remote 'work'" ] || fail "listing"
+	[ "${lines[1]}" = "1. [HIGH] State diverged: local serial 43 vs remote serial 43 (common parent: 42)" ] || fail "listing"
+	[ "${lines[2]}" = "2. [MEDIUM] Active profile differs: local 'personal' vs remote 'work'" ] || fail "listing"
 }
 
 @test "git: over git daemon on 127.0.0.1" {
