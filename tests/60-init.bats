@@ -46,6 +46,34 @@ setup() {
 		and .history[-1].machine_id == $idb' "$b"
 }
 
+@test "init: two machines initialised on day one against an empty remote join one lineage" {
+	need lineage migrate conflicts merge
+	# Both init before either syncs: each starts a lineage of its own.
+	as a heimdal init --profile personal --repo "$REMOTE" >/dev/null
+	as b heimdal init --profile work --repo "$REMOTE" --path "$(mhome b)/dots" >/dev/null
+	a="$(mhome a)/.heimdal/state.json" b="$(mhome b)/.heimdal/state.json"
+	[ "$(jq -r .lineage.id "$a")" != "$(jq -r .lineage.id "$b")" ]
+	run --separate-stderr as a heimdal sync --no-apply
+	expect_status 0
+	# B holds nothing but its own init: it joins A's lineage, keeping its own facts.
+	run --separate-stderr as b heimdal state check-conflicts
+	expect_status 0
+	[ "$output" = "OK No conflicts detected" ] || fail
+	run --separate-stderr as b heimdal sync --no-apply
+	expect_status 0
+	[[ "$output" != *"another lineage"* ]] || fail
+	jq -e --slurpfile a "$a" --arg home "$(mhome b)" '.lineage.id == $a[0].lineage.id
+		and .active_profile == "work" and .dotfiles_path == $home + "/dots"
+		and .machine.hostname == "b"' "$b"
+	# And they stay joined: both sync again without a word about lineages.
+	run --separate-stderr as a heimdal sync --no-apply
+	expect_status 0
+	run --separate-stderr as b heimdal sync --no-apply
+	expect_status 0
+	[ "$(jq -r .lineage.id "$a")" = "$(jq -r .lineage.id "$b")" ]
+	[ "$(remote_state "$REMOTE" | jq -r .lineage.id)" = "$(jq -r .lineage.id "$a")" ]
+}
+
 @test "init: an existing clone with the same remote is used as it is" {
 	need lineage migrate
 	as b git clone -q "$REMOTE" "$(mhome b)/.dotfiles" 2>/dev/null

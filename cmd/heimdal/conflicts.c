@@ -88,7 +88,7 @@ remote_from_git(jv local, struct remote *rs)
 	git_buf name = { 0 };
 	git_reference *head = NULL;
 	git_repository *repo;
-	char reason[512], *up, *buf, *shortname;
+	char reason[512], *up, *buf, *shortname, *remote, *branch = NULL, *url = NULL;
 	size_t len;
 	int r;
 
@@ -96,19 +96,32 @@ remote_from_git(jv local, struct remote *rs)
 	if (!repo || porcelain_repo_recover(repo, dir) < 0)
 		exit(hm_last_code());
 	up = hm_git_upstream(repo);
-	if (!up)
-		hm_die(HM_EXIT_ENV, "%s: the current branch has no upstream branch "
-		       "(set one with 'git branch -u', or pass --remote FILE)", dir);
-	/* branch.<name>.remote, read directly: the remote whose fetch fills up. */
-	if (git_repository_head(&head, repo) < 0 ||
-	    git_branch_upstream_remote(&name, repo, git_reference_name(head)) < 0)
-		hm_die(HM_EXIT_ENV, "%s: no remote for %s: %s", dir, up, hm_git_last_error());
-	git_reference_free(head);
+	if (up) {
+		/* branch.<name>.remote, read directly: the remote whose fetch fills up. */
+		if (git_repository_head(&head, repo) < 0 ||
+		    git_branch_upstream_remote(&name, repo, git_reference_name(head)) < 0)
+			hm_die(HM_EXIT_ENV, "%s: no remote for %s: %s", dir, up,
+			       hm_git_last_error());
+		git_reference_free(head);
+		remote = hm_xstrdup(name.ptr);
+		git_buf_dispose(&name);
+		shortname = hm_xstrdup(up + (strncmp(up, "refs/remotes/", 13) == 0 ? 13 : 0));
+	} else {
+		/*
+		 * A clone of a repository that was empty has no upstream until its
+		 * first push: the branch of the same name on origin is the remote's.
+		 */
+		if (!(branch = hm_git_branch(repo)) || !(url = hm_git_remote_url(repo, "origin")))
+			hm_die(HM_EXIT_ENV, "%s: the current branch has no upstream branch "
+			       "(set one with 'git branch -u', or pass --remote FILE)", dir);
+		remote = hm_xstrdup("origin");
+		shortname = hm_xasprintf("origin/%s", branch);
+		free(branch);
+		free(url);
+	}
 	if (hm_config_load(&cfg) < 0)
 		exit(hm_last_code());
-	shortname = hm_xstrdup(up + (strncmp(up, "refs/remotes/", 13) == 0 ? 13 : 0));
-	r = hm_git_fetch(repo, name.ptr, cfg.remote_timeout, reason, sizeof(reason));
-	git_buf_dispose(&name);
+	r = hm_git_fetch(repo, remote, cfg.remote_timeout, reason, sizeof(reason));
 	if (r < 0)
 		exit(hm_last_code());
 	if (r == HM_GIT_UNREACHABLE) {
@@ -116,8 +129,10 @@ remote_from_git(jv local, struct remote *rs)
 			hm_mark(HM_MARK_WARN), reason);
 		fprintf(stderr, "Comparing with the last fetched remote state (%s).\n", shortname);
 	}
+	if (!up)
+		up = hm_git_tracking_ref(repo, remote);
 	rs->source = hm_xasprintf("%s:%s", shortname, STATE_IN_REPO);
-	r = hm_git_read_file(repo, up, STATE_IN_REPO, &buf, &len);
+	r = up ? hm_git_read_file(repo, up, STATE_IN_REPO, &buf, &len) : 1;
 	if (r < 0)
 		exit(hm_last_code());
 	if (r == 1) {
@@ -127,6 +142,7 @@ remote_from_git(jv local, struct remote *rs)
 		rs->state = parse_or_die(rs->source, buf, len);
 		rs->base = read_base(repo, up);
 	}
+	free(remote);
 	free(shortname);
 	free(up);
 	git_repository_free(repo);
