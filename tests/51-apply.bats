@@ -55,7 +55,7 @@ need_lineage() {
 	[[ "$output" == *"  new       bin/hello"* ]] || fail "plan: bin/hello"
 	[[ "$output" == *"nothing was written"* ]] || fail "dry run not said"
 	# A file the user already had, never recorded, is theirs: not overwritten.
-	[[ "$stderr" == *".vimrc: modified since the last apply; skipped"* ]] || fail "warning"
+	[[ "$stderr" == *".vimrc: exists here and was never deployed by heimdal; skipped"* ]] || fail "warning"
 	[[ "$output" != *".heimdal"* && "$output" != *"profiles/"* ]] || fail "internal files deployed"
 	[[ "$output" != *"build.log"* && "$output" != *"notes/todo"* ]] || fail ".heimdalignore ignored"
 	[[ "$output" != *".untracked"* ]] || fail "untracked file deployed"
@@ -95,7 +95,7 @@ need_lineage() {
 	[ "$(cat "$HOME/.bashrc")" = "export PS1=base" ] || fail "base not restored"
 }
 
-@test "a drifted file is skipped (exit 1) and kept; --force backs it up, then restores" {
+@test "a file changed here and upstream on the same line is left (exit 1), the merge beside it; --force backs it up, then restores" {
 	need_lineage
 	heimdal apply
 	printf 'my edit\n' >>"$HOME/.bashrc"
@@ -105,8 +105,10 @@ need_lineage() {
 	git -C "$DOT" commit -qam change
 	run --separate-stderr heimdal apply
 	expect_status 1
-	[[ "$stderr" == *".bashrc: modified since the last apply; skipped"* ]] || fail "no warning"
-	[[ "$output" == *"1 skipped"* ]] || fail "not counted"
+	[[ "$output" == *"  conflict  .bashrc (changed here and upstream)"* ]] || fail "not listed"
+	[[ "$output" == *"heimdal resolve --theirs PATH"* ]] || fail "no way out"
+	grep -qx '<<<<<<< here' "$HOME/.bashrc.heimdal-merge" || fail "no markers beside"
+	grep -qx 'export PS1=new' "$HOME/.bashrc.heimdal-merge" || fail "upstream side missing"
 	[ "$(cat "$HOME/.bashrc")" = "$edited" ] || fail "edit overwritten"
 	run --separate-stderr jq -r '.checksums[".bashrc"]' "$HEIMDAL_HOME/state.json"
 	[ "$output" = "$old_sum" ] || fail "checksum of a skipped file changed"

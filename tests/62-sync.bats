@@ -130,7 +130,7 @@ Attempting"* ]] || fail
 
 Please resolve conflicts manually and run 'heimdal sync' again" ] || fail
 	# The dotfile is the user's to settle; the state file was merged, not conflicted.
-	[ "$(ingit b status --porcelain | grep -v '^M  .heimdal/state.json$')" = "AA .bashrc" ]
+	[ "$(ingit b status --porcelain | grep -v '^[MA]  .heimdal/')" = "AA .bashrc" ]
 	! grep -q '^<<<<<<<' "$(mhome b)/.dotfiles/.heimdal/state.json"
 	printf 'merged\n' >"$(mhome b)/.dotfiles/.bashrc"
 	ingit b add .bashrc

@@ -74,20 +74,21 @@ report_count(jv report, const char *key)
 }
 
 /*
- * Merge local and remote (base may be null) with heimdal-merge, printing the
- * spec's lines.  Returns the merged state, or invalid after printing why.
+ * Merge local and remote (base may be null) with heimdal-merge.  Returns the
+ * merged state and its report in *report, or invalid after printing why.
  */
 static jv
-merge_states(const char *strategy, jv local, jv remote, jv base, int shown)
+merge_states(const char *strategy, jv local, jv remote, jv base, jv *report)
 {
 	/* The report goes to a private file in $HEIMDAL_HOME (mode 0700). */
 	char *tmpl = hm_home_path("merge-report.XXXXXX");
 	char *argv[] = { "heimdal-merge", "--strategy", (char *)strategy, "--report", tmpl, NULL };
-	jv in = JV_OBJECT(jv_string("local"), local, jv_string("remote"), remote), merged, report;
+	jv in = JV_OBJECT(jv_string("local"), local, jv_string("remote"), remote), merged;
 	int fd = mkstemp(tmpl), st;
 	char *buf = NULL;
 	size_t len = 0;
 
+	*report = jv_object();
 	if (fd < 0)
 		hm_die_errno(HM_EXIT_ENV, "%s", tmpl);
 	close(fd);
@@ -95,9 +96,6 @@ merge_states(const char *strategy, jv local, jv remote, jv base, int shown)
 		in = jv_object_set(in, jv_string("base"), base);
 	else
 		jv_free(base);
-	if (shown)
-		printf("Attempting automatic merge...\n");
-	fflush(stdout);
 	st = hm_spawn_json("merge", argv, in, &merged);
 	if (st != 0) {
 		unlink(tmpl);
@@ -107,18 +105,26 @@ merge_states(const char *strategy, jv local, jv remote, jv base, int shown)
 		printf("%s Automatic merge failed\n", hm_mark(HM_MARK_ERR));
 		return jv_invalid();
 	}
-	report = hm_file_read(tmpl, &buf, &len) == 0 ? hm_json_parse(tmpl, buf, len) : jv_object();
+	if (hm_file_read(tmpl, &buf, &len) == 0) {
+		jv_free(*report);
+		*report = hm_json_parse(tmpl, buf, len);
+	}
 	unlink(tmpl);
 	free(tmpl);
 	free(buf);
-	if (shown) {
-		printf("%s States merged successfully\n", hm_mark(HM_MARK_OK));
-		printf("  - Combined %lld machine(s)\n", report_count(report, "machines_combined"));
-		printf("  - Resolved %lld conflict(s)\n", report_count(report, "conflicts_resolved"));
-		printf("%s State conflicts resolved automatically\n", hm_mark(HM_MARK_OK));
-	}
-	jv_free(report);
 	return merged;
+}
+
+/* The spec's lines for a divergence settled by merge: conflicts, then the merge. */
+static void
+print_settled(jv conflicts, jv report)
+{
+	print_conflicts(conflicts);
+	printf("Attempting automatic merge...\n");
+	printf("%s States merged successfully\n", hm_mark(HM_MARK_OK));
+	printf("  - Combined %lld machine(s)\n", report_count(report, "machines_combined"));
+	printf("  - Resolved %lld conflict(s)\n", report_count(report, "conflicts_resolved"));
+	printf("%s State conflicts resolved automatically\n", hm_mark(HM_MARK_OK));
 }
 
 /* The relation and conflicts of local against remote, from heimdal-conflicts. */
@@ -197,16 +203,19 @@ sync_offline(git_repository *repo, struct sync_run *run, jv local)
  * The state this sync settles on, before the pull moves anything: the
  * relation of local to the remote (base: the state at the merge base) and
  * heimdal-merge's answer for it.  *changed: the result is news to share.
- * Invalid after printing why (the sync then stops with exit 1).
+ * *shown: for a divergence, {"conflicts", "report"} to print once the pull
+ * is done, as the spec orders the lines.  Invalid after printing why (the
+ * sync then stops with exit 1).
  */
 static jv
-settle_state(jv local, jv remote, jv base, int *changed)
+settle_state(jv local, jv remote, jv base, int *changed, jv *shown)
 {
-	jv found, conflicts, merged;
+	jv found, conflicts, merged, report;
 	const char *relation;
-	int n, shown;
+	int n;
 
 	*changed = 0;
+	*shown = jv_null();
 	if (jv_get_kind(remote) != JV_KIND_OBJECT) {
 		/* An empty remote, or one without a state yet: ours is the news. */
 		jv_free(remote);
@@ -229,15 +238,19 @@ settle_state(jv local, jv remote, jv base, int *changed)
 		*changed = strcmp(relation, "ahead") == 0;
 		merged = jv_copy(local);
 	} else {
-		shown = n > 0 && strcmp(relation, "diverged") == 0;
-		if (shown)
-			print_conflicts(conflicts);
 		/* Behind: the remote already holds everything this machine shares. */
 		*changed = strcmp(relation, "behind") != 0;
 		merged = merge_states(*changed ? "merge" : "use-remote", jv_copy(local),
-				      jv_copy(remote), jv_copy(base), shown);
-		if (!jv_is_valid(merged))
+				      jv_copy(remote), jv_copy(base), &report);
+		if (!jv_is_valid(merged)) {
+			if (n > 0)
+				print_conflicts(conflicts);
 			print_manual();
+		} else if (n > 0 && strcmp(relation, "diverged") == 0) {
+			*shown = JV_OBJECT(jv_string("conflicts"), jv_copy(conflicts),
+					   jv_string("report"), jv_copy(report));
+		}
+		jv_free(report);
 	}
 	jv_free(conflicts);
 	jv_free(found);
@@ -257,7 +270,7 @@ sync_once(git_repository *repo, struct sync_run *run)
 {
 	struct hm_git_merge_result res;
 	char before[41] = "", head[41] = "", tip[41] = "", mb[41] = "", *msg, *up;
-	jv local = porcelain_state_load(), remote, base, merged;
+	jv local = porcelain_state_load(), remote, base, merged, shown;
 	int changed, merging, r, deploy;
 
 	if (remote_fetch(repo) == HM_GIT_UNREACHABLE) {
@@ -284,7 +297,7 @@ sync_once(git_repository *repo, struct sync_run *run)
 			git_oid_tostr(tip, sizeof(tip), &id);
 	}
 	free(up);
-	merged = settle_state(local, remote, base, &changed);
+	merged = settle_state(local, remote, base, &changed, &shown);
 	if (!jv_is_valid(merged)) {
 		jv_free(local);
 		return HM_EXIT_FOUND;
@@ -297,16 +310,26 @@ sync_once(git_repository *repo, struct sync_run *run)
 		merged = record_sync(merged, tip);
 		changed = 1;
 	}
-	if (remote_pull_as(repo, &res, merging ? jv_copy(merged) : jv_null()) != 0) {
-		hm_git_merge_result_free(&res);
+	r = remote_pull_as(repo, &res, merging ? jv_copy(merged) : jv_null());
+	if (r == 0 && res.kind != HM_GIT_MERGE_UP_TO_DATE)
+		printf("%s Git pull completed successfully!\n", hm_mark(HM_MARK_OK));
+	hm_git_merge_result_free(&res);
+	if (r != 0) {
+		jv_free(shown);
 		jv_free(merged);
 		jv_free(local);
 		return HM_EXIT_FOUND;
 	}
 	hm_git_head(repo, head);
-	if (res.kind != HM_GIT_MERGE_UP_TO_DATE)
-		printf("%s Git pull completed successfully!\n", hm_mark(HM_MARK_OK));
-	hm_git_merge_result_free(&res);
+	if (jv_get_kind(shown) == JV_KIND_OBJECT) {
+		jv c = jv_object_get(jv_copy(shown), jv_string("conflicts"));
+		jv rep = jv_object_get(jv_copy(shown), jv_string("report"));
+
+		print_settled(c, rep);
+		jv_free(c);
+		jv_free(rep);
+	}
+	jv_free(shown);
 	deploy = !run->no_apply && undeployed(repo, merged);
 	if (!changed && !deploy && remote_in_step(repo) &&
 	    jv_equal(jv_copy(local), jv_copy(merged))) {
@@ -327,7 +350,7 @@ sync_once(git_repository *repo, struct sync_run *run)
 				       jv_string(hm_time_now_rfc3339(now)));
 	}
 	porcelain_state_save(jv_copy(merged));
-	if (!changed && !deploy && strcmp(before, head) == 0)
+	if (!changed && !deploy)
 		printf("%s State updated from the remote (serial %lld)\n", hm_mark(HM_MARK_OK),
 		       serial_of(merged));
 	jv_free(local);
