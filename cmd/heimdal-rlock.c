@@ -528,8 +528,9 @@ print_conflicts(jv report)
 		}
 	}
 	fprintf(stderr,
-		"\nThe lock was released.  Resolve the conflicts first:\n"
-		"  heimdal state resolve --merge   (or --use-local, --use-remote, --manual)\n");
+		"\nThe lock was released; nothing was changed.  Run 'heimdal sync' to merge the\n"
+		"states, then repeat the command (or settle them by hand first:\n"
+		"  heimdal state resolve --merge   (or --use-local, --use-remote, --manual))\n");
 	fflush(stderr);
 	jv_free(list);
 }

@@ -304,7 +304,7 @@ Modified Files (2):
     Expected: 7d793037a0760186574b0282f2f435e7
     Actual:   5eb63bbbe01eeed093cb22bb8f5acdc3
 
-Tip: Run 'heimdal apply' to restore tracked files
+Tip: Run 'heimdal apply --force' to restore tracked files (a backup is kept)
      or 'heimdal commit' to accept the changes"
 	[ "$output" = "$expected" ] || fail "text differs"
 }

@@ -793,6 +793,36 @@ report(struct plan *p, const char *repo, const char *profile)
 		report_conflicts(p);
 }
 
+/* The plan as data: [{"path", "action"}] for every file apply would act on. */
+static jv
+preview(struct plan *p)
+{
+	static const char *const names[] = {
+		[A_NEW] = "new", [A_UPDATE] = "update", [A_MODE] = "mode",
+		[A_FORCE] = "replace", [A_FORCE_LINK] = "replace", [A_MERGED] = "merge",
+		[A_LOCAL] = "changed_here", [A_ACCEPT] = "changed_here",
+		[A_CONFLICT] = "conflict", [A_SKIP_DRIFT] = "skip", [A_SKIP_LINK] = "skip",
+		[A_SKIP_OUTSIDE] = "skip", [A_SKIP_OTHER] = "skip", [A_SKIP_SOURCE] = "skip",
+		[A_REMOVE] = "remove", [A_KEEP] = "changed_here", [A_UNTRACK] = "untrack",
+	};
+	jv out = jv_array();
+
+	for (size_t i = 0; i < p->n; i++) {
+		struct item *it = &p->it[i];
+		const char *why = skip_reason(it->act);
+		jv e;
+
+		if (it->act == A_SAME || it->act == A_GONE || it->act == A_OTHER)
+			continue;
+		e = JV_OBJECT(jv_string("path"), jv_string(it->key), jv_string("action"),
+			      jv_string(names[it->act]));
+		if (why)
+			e = jv_object_set(e, jv_string("reason"), jv_string(why));
+		out = jv_array_append(out, e);
+	}
+	return out;
+}
+
 /*
  * The record after the apply: what was deployed, with the repository's
  * content as the base (after a merge too: the merged text holds this
@@ -890,7 +920,10 @@ apply_run(git_repository *repo, jv *statep, const struct apply_opts *o)
 	make_plan(&p, &d, files);
 	for (size_t i = 0; i < p.n; i++)
 		p.conflicts += p.it[i].act == A_CONFLICT;
-	if (o->dry_run) {
+	if (o->preview) {
+		*o->preview = preview(&p);
+		jv_free(record);
+	} else if (o->dry_run) {
 		report(&p, dir, profile);
 		jv_free(record);
 	} else {

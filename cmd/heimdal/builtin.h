@@ -21,6 +21,7 @@ int cmd_pull(int argc, char **argv);
 int cmd_push(int argc, char **argv);
 int cmd_sync(int argc, char **argv);
 int cmd_resolve(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 
 /* heimdal state <sub> */
 int cmd_state_version(int argc, char **argv);
@@ -134,6 +135,9 @@ struct apply_opts {
 	char *const *only;     /* NULL-terminated keys, or NULL for every file */
 	enum apply_take take;  /* resolve: the side to take for the files in only */
 	const char *op;        /* the lineage operation recorded (default "apply") */
+	jv *preview;           /* set: plan only, into *preview as [{"path", "action",
+				  "reason"?}] (action: new update mode merge conflict
+				  changed_here replace skip remove untrack) */
 };
 
 /*

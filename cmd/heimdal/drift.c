@@ -107,7 +107,7 @@ cmd_state_check_drift(int argc, char **argv)
 	if (all)
 		list_paths("Clean Files", jv_object_get(jv_copy(report), jv_string("clean")));
 	if (drifted)
-		printf("\nTip: Run 'heimdal apply' to restore tracked files\n"
+		printf("\nTip: Run 'heimdal apply --force' to restore tracked files (a backup is kept)\n"
 		       "     or 'heimdal commit' to accept the changes\n");
 	else
 		printf("\n%s No drift: all %d tracked files match their checksums\n",

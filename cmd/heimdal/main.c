@@ -25,6 +25,7 @@ static const struct builtin {
 	{ "push", cmd_push, "commit the state to the repository and push it [--force]" },
 	{ "sync", cmd_sync, "pull, reconcile the state, apply, commit and push" },
 	{ "resolve", cmd_resolve, "settle a file changed both here and upstream" },
+	{ "status", cmd_status, "what sync and apply would do here, and the other machines" },
 	{ "help", cmd_help, "show help for heimdal or a command" },
 	{ "version", cmd_version, "print heimdal's version" },
 };
