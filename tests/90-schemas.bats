@@ -160,12 +160,12 @@ diverged_pair() {
 		jq -e --arg s "$s" '.strategy == $s and (.conflicts | length) > 0' "rep-$s.json" >/dev/null ||
 			fail "$s: $(cat "rep-$s.json")"
 	done
-	jq -e '[.conflicts[] | select(.type == "file_drift") | .winner] | length > 0 and all(. == "remote")' \
-		rep-merge.json >/dev/null || fail "no winner"
+	jq -e '[.conflicts[] | select(.type == "file_drift")] == []' rep-merge.json >/dev/null ||
+		fail "a state merge settled a file"
 	reject merge-report rep-merge.json '.strategy = "theirs"' 'del(.serial)' \
-		'.conflicts |= map(del(.winner))' '.machines_combined = "3"' '.conflicts_resolved = -1'
-	reject merge-report rep-manual.json '.serial = 43' '.conflicts_resolved = 1' \
-		'.conflicts[-1].winner = "local"'
+		'.conflicts += [{type: "file_drift", severity: "low", description: "x", path: "a"}]' \
+		'.machines_combined = "3"' '.conflicts_resolved = -1'
+	reject merge-report rep-manual.json '.serial = 43' '.conflicts_resolved = 1'
 }
 
 @test "drift report: modified, missing, clean and errors from heimdal-drift validate" {
@@ -241,4 +241,37 @@ diverged_pair() {
 	valid rlock
 	expect_json '.released'
 	reject rlock taken.json '.remote.commit = "abc"' '.remote.ref = "refs/heads/main"' '.released = true' '{}'
+}
+
+@test "deployment record, machine file and heimdal status --json validate; a mutated record does not" {
+	load helper-git
+	REMOTE=$(bare_remote)
+	seed="$BATS_TEST_TMPDIR/seed"
+	git init -q "$seed"
+	printf 'one\n' >"$seed/.bashrc"
+	printf 'set nu\n' >"$seed/.vimrc"
+	chmod +x "$seed/.vimrc"
+	git -C "$seed" add -A && git -C "$seed" commit -qm seed && git -C "$seed" push -q "$REMOTE" HEAD:main
+	for m in a b; do
+		git_machine "$m"
+		as "$m" heimdal init --profile personal --repo "$REMOTE" >/dev/null
+		as "$m" heimdal sync >/dev/null
+	done
+	as a heimdal sync >/dev/null
+	d="$(mhome a)/.heimdal/deployed.json"
+	validate deployed "$d"
+	jq -e '.files[".vimrc"].mode == "100755" and .files[".bashrc"].mode == "100644"' "$d"
+	id=$(cat "$(mhome b)/.heimdal/machine-id")
+	git --git-dir="$REMOTE" show "main:.heimdal/machines/$id.json" >"$BATS_TEST_TMPDIR/m.json"
+	validate machine "$BATS_TEST_TMPDIR/m.json"
+	printf 'two\n' >>"$(mhome a)/.bashrc"
+	as a heimdal status --json >"$BATS_TEST_TMPDIR/st.json"
+	validate status "$BATS_TEST_TMPDIR/st.json"
+	jq -e '.files.changed_here == [".bashrc"] and (.machines | length) == 1' "$BATS_TEST_TMPDIR/st.json"
+	for filter in '.version = 2' '.files[".bashrc"].blob = "xyz"' '.files[".bashrc"].mode = "100600"' \
+		'.commit = 7' '.files[".bashrc"].extra = 1'; do
+		jq "$filter" "$d" >"$BATS_TEST_TMPDIR/bad.json"
+		run validate deployed "$BATS_TEST_TMPDIR/bad.json"
+		[ "$status" -eq 1 ] || fail "schema accepted: $filter"
+	done
 }

@@ -208,7 +208,7 @@ joined() {
 
 # shared_view NAME: the state without what stays per machine, for comparing machines.
 shared_view() {
-	jq -S 'del(.machine, .dotfiles_path, .last_sync, .last_apply, .active_profile)' \
+	jq -S 'del(.machine, .dotfiles_path, .repo_url, .last_sync, .last_apply, .active_profile, .checksums)' \
 		"$(mhome "$1")/.heimdal/state.json"
 }
 
