@@ -2,7 +2,7 @@
 # Install as /usr/share/bash-completion/completions/heimdal (make install does),
 # or source it from ~/.bashrc.
 
-_heimdal_commands="state apply commit init pull push sync help version"
+_heimdal_commands="state apply commit init pull push sync resolve status help version"
 _heimdal_state_commands="version history migrate query check-drift check-conflicts resolve diff lock-info unlock"
 
 # The long flags of a command path ("apply", "state resolve", "lock acquire").
@@ -15,6 +15,8 @@ _heimdal_flags() {
 	pull) echo "--help" ;;
 	push) echo "--force --help" ;;
 	sync) echo "--no-apply --help" ;;
+	resolve) echo "--merged --ours --theirs --help" ;;
+	status) echo "--json --help" ;;
 	"state version") echo "--json --help" ;;
 	"state history") echo "--limit --json --help" ;;
 	"state migrate") echo "--no-backup --json --help" ;;
