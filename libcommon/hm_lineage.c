@@ -187,29 +187,56 @@ solo_init(jv s)
 }
 
 /*
- * Diverged by history: the base (the state at the git merge base) decides.
- * A side equal to the base did not move, so it is simply behind (or ahead)
- * however many operations the other side ran; when both moved, the base is
- * their common parent if the histories no longer say.
+ * 1 when the history of s (borrowed) begins after serial: its window of 50
+ * entries moved past it, so it cannot say whether s descends from that
+ * serial's state.  Where it still reaches back that far, it can: a state
+ * that descends from the base holds the base's newest entry.
+ */
+static int
+window_past(jv s, long long serial)
+{
+	jv h = field(s, "history"), e;
+	int past = 0;
+
+	if (array_len(h) > 0) {
+		e = jv_array_get(jv_copy(h), 0);
+		past = hm_json_int(e, "serial", -1) > serial;
+		jv_free(e);
+	}
+	jv_free(h);
+	return past;
+}
+
+/*
+ * Diverged by history: the base (the state at the git merge base) decides
+ * what the histories can no longer tell.  A side equal to the base did not
+ * move: when the other side's history has moved past the base, the side is
+ * simply behind (or ahead), however many operations the other side ran.
+ * When both moved on, the base is their common parent if the histories
+ * share none.
  */
 static void
 decide_by_base(jv local, jv remote, jv base, struct hm_lineage_cmp *c)
 {
 	struct hm_lineage_cmp lb, rb;
+	long long bs;
 
 	compare_histories(local, base, &lb);
 	compare_histories(remote, base, &rb);
 	if (lb.relation == HM_REL_UNRELATED || rb.relation == HM_REL_UNRELATED)
 		return;
-	if (lb.relation == HM_REL_EQUAL && rb.relation != HM_REL_EQUAL) {
+	bs = lb.remote_serial;
+	if (lb.relation == HM_REL_EQUAL && rb.relation != HM_REL_EQUAL &&
+	    c->remote_serial > bs && window_past(remote, bs)) {
 		c->relation = HM_REL_BEHIND;
 		c->common_parent = c->local_serial;
-	} else if (rb.relation == HM_REL_EQUAL && lb.relation != HM_REL_EQUAL) {
+	} else if (rb.relation == HM_REL_EQUAL && lb.relation != HM_REL_EQUAL &&
+		   c->local_serial > bs && window_past(local, bs)) {
 		c->relation = HM_REL_AHEAD;
 		c->common_parent = c->remote_serial;
-	} else if (c->common_parent < 0 && lb.remote_serial <= c->local_serial &&
-		   lb.remote_serial <= c->remote_serial) {
-		c->common_parent = lb.remote_serial;
+	} else if (c->common_parent < 0 && lb.relation != HM_REL_EQUAL &&
+		   rb.relation != HM_REL_EQUAL && bs < c->local_serial && bs < c->remote_serial) {
+		c->common_parent = bs;
 	}
 }
 
