@@ -98,12 +98,47 @@ hm_git_credentials(git_credential **out, const char *url, const char *username,
 int
 hm_git_is_unreachable(int err)
 {
+	/*
+	 * What a connection that could not be made says (libgit2's socket and
+	 * resolver messages, with strerror's or gai_strerror's words).  Anything
+	 * else came from a server that answered: a repository gone, access
+	 * denied, a protocol error, an early EOF.
+	 */
+	static const char *const no_connection[] = {
+		"failed to connect to", "failed to resolve address", "connection refused",
+		"no route to host", "network is unreachable", "host is unreachable",
+		"connection timed out", "temporary failure in name resolution",
+		"name or service not known", NULL,
+	};
 	const git_error *e = git_error_last();
 
-	if (err == GIT_EEOF)
-		return 1;
-	return e && (e->klass == GIT_ERROR_NET || e->klass == GIT_ERROR_SSH ||
-		     e->klass == GIT_ERROR_OS || e->klass == GIT_ERROR_HTTP);
+	(void)err;
+	if (!e || !e->message || (e->klass != GIT_ERROR_NET && e->klass != GIT_ERROR_SSH &&
+				  e->klass != GIT_ERROR_OS && e->klass != GIT_ERROR_HTTP))
+		return 0;
+	for (int i = 0; no_connection[i]; i++)
+		if (strcasestr(e->message, no_connection[i]))
+			return 1;
+	return 0;
+}
+
+/*
+ * A URL that names a local path (no scheme, and no scp-like "host:" before
+ * the first slash) which does not exist: libgit2 would only say
+ * "unsupported URL protocol".  Prints the error and returns 1, else 0.
+ */
+static int
+local_path_missing(const char *url)
+{
+	const char *colon = strchr(url, ':'), *slash = strchr(url, '/');
+	struct stat st;
+
+	if (strstr(url, "://") || (colon && (!slash || colon < slash)))
+		return 0;
+	if (stat(url, &st) == 0 || errno != ENOENT)
+		return 0;
+	hm_error("%s: no such repository: the path does not exist", url);
+	return 1;
 }
 
 int
@@ -241,6 +276,10 @@ fetch_child(void *arg, int out_fd)
 	if (git_remote_lookup(&remote, a->repo, a->remote) < 0) {
 		hm_error("%s: no remote '%s': %s", git_repository_workdir(a->repo), a->remote,
 			 hm_git_last_error());
+		return -1;
+	}
+	if (local_path_missing(git_remote_url(remote))) {
+		git_remote_free(remote);
 		return -1;
 	}
 	hm_git_callbacks(&opts.callbacks, &d, git_remote_url(remote));
@@ -542,6 +581,8 @@ clone_child(void *arg, int out_fd)
 	int err;
 
 	(void)out_fd;
+	if (local_path_missing(a->url))
+		return -1;
 	hm_git_callbacks(&opts.fetch_opts.callbacks, &d, a->url);
 	err = git_clone(&repo, a->url, a->path, &opts);
 	if (err < 0)
@@ -725,6 +766,10 @@ push_child(void *arg, int out_fd)
 	if (git_remote_lookup(&remote, a->repo, a->remote) < 0 ||
 	    git_reference_name_to_id(&local, a->repo, "HEAD") < 0) {
 		hm_error("cannot push to '%s': %s", a->remote, hm_git_last_error());
+		err = -1;
+		goto out;
+	}
+	if (local_path_missing(git_remote_url(remote))) {
 		err = -1;
 		goto out;
 	}

@@ -3,8 +3,10 @@
  *
  * Functions return 0 on success and -1 after printing an error that names the
  * repository and libgit2's message (hm_fail(HM_EXIT_ENV)), unless noted.
- * Network operations return HM_GIT_UNREACHABLE (without printing) when the
- * remote cannot be reached; hm_git_last_error() then says why.
+ * Network operations return HM_GIT_UNREACHABLE (without printing) when no
+ * connection to the remote can be made; hm_git_last_error() then says why.
+ * A remote that answers with an error (the repository gone, access denied),
+ * or a local path that does not exist, is an error (-1, printed).
  */
 #ifndef HM_GIT_H
 #define HM_GIT_H
@@ -43,8 +45,12 @@ int hm_git_credentials(git_credential **out, const char *url, const char *userna
 int hm_git_deadline(int (*fn)(void *arg, int out_fd), void *arg, long timeout_s, char **out,
 		    size_t *out_len, char *reason, size_t reason_len);
 
-/* 1 when the last libgit2 error (after a failed call returning err) means the
- * remote could not be reached rather than that it refused. */
+/*
+ * 1 when the last libgit2 error (after a failed call returning err) means no
+ * connection could be made: refused, no route, the name not resolved, timed
+ * out.  A server that answered with an error (a repository gone, access
+ * denied, an early EOF) is 0: an error, never "offline".
+ */
 int hm_git_is_unreachable(int err);
 
 /*

@@ -232,6 +232,34 @@ Please resolve conflicts manually and run 'heimdal sync' again" ] || fail
 	git --git-dir="$REMOTE" show main:.bashrc | grep -qx offline-edit
 }
 
+@test "a repository gone is an error (exit 3, the reason), never offline: local path and file://" {
+	as a heimdal push >/dev/null
+	gone="$BATS_TEST_TMPDIR/remotes/gone.git"
+	ingit a remote set-url origin "$gone"
+	run --separate-stderr as a heimdal pull
+	expect_status 3
+	[[ "$output" != *"Cannot reach"* ]] || fail "taken for offline"
+	[[ "$stderr" == *"heimdal: error: $gone: no such repository: the path does not exist"* ]] || fail
+	[[ "$stderr" != *"unsupported URL protocol"* ]] || fail
+	run --separate-stderr as a heimdal push
+	expect_status 3
+	[[ "$output" != *"Cannot reach"* && "$output" != *"when the connection is restored"* ]] || fail
+	[[ "$stderr" == *"heimdal: error: $gone: no such repository: the path does not exist"* ]] || fail
+	ingit a remote set-url origin "file://$gone"
+	run --separate-stderr as a heimdal pull
+	expect_status 3
+	[[ "$output" != *"Cannot reach"* ]] || fail "taken for offline"
+	[[ "$stderr" == *"heimdal: error: fetch from 'origin' failed: failed to resolve path '$gone': No such file or directory"* ]] || fail
+	run --separate-stderr as a heimdal push
+	expect_status 3
+	[[ "$stderr" == *"failed to resolve path '$gone'"* ]] || fail
+	# A path that is there but holds no repository says so too.
+	ingit a remote set-url origin "$BATS_TEST_TMPDIR"
+	run --separate-stderr as a heimdal pull
+	expect_status 3
+	[[ "$stderr" == *"could not find repository"* ]] || fail
+}
+
 @test "offline: a silent server is cut off after remote_timeout" {
 	as a heimdal push >/dev/null
 	silent_start

@@ -116,6 +116,31 @@ round_trip() {
 	[[ "${lines[0]}" == "! Warning: Cannot reach remote repository: "* ]] || fail
 }
 
+@test "git daemon: a repository it does not serve is an error with the server's words, exit 3" {
+	git_daemon_start "$(dirname "$REMOTE")"
+	ingit a remote set-url origin "$GIT_DAEMON_URL/gone.git"
+	run --separate-stderr as a heimdal pull
+	expect_status 3
+	[[ "$output" != *"Cannot reach"* ]] || fail "taken for offline"
+	[[ "$stderr" == *"heimdal: error: fetch from 'origin' failed: remote error: access denied or repository not exported: /gone.git"* ]] || fail
+	run --separate-stderr as a heimdal push
+	expect_status 3
+	[[ "$output" != *"Cannot reach"* ]] || fail "taken for offline"
+	[[ "$stderr" == *"remote error: access denied or repository not exported: /gone.git"* ]] || fail
+	# init: the same answer, and nothing left behind.
+	git_machine c
+	run --separate-stderr as c heimdal init --profile p --repo "$GIT_DAEMON_URL/gone.git"
+	expect_status 3
+	[[ "$output" != *"Cannot reach"* ]] || fail "taken for offline"
+	[[ "$stderr" == *"access denied or repository not exported: /gone.git"* ]] || fail
+	[ ! -e "$(mhome c)/.dotfiles" ] && [ ! -e "$(mhome c)/.heimdal/state.json" ]
+	# A local path that does not exist: said so, not "unsupported URL protocol".
+	run --separate-stderr as c heimdal init --profile p --repo "$BATS_TEST_TMPDIR/gone.git"
+	expect_status 3
+	[[ "$stderr" == *"heimdal: error: $BATS_TEST_TMPDIR/gone.git: no such repository: the path does not exist"* ]] || fail
+	[ ! -e "$(mhome c)/.dotfiles" ]
+}
+
 @test "init clones over every network transport" {
 	need lineage
 	git_daemon_start "$(dirname "$REMOTE")"
