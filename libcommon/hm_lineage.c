@@ -209,11 +209,14 @@ window_past(jv s, long long serial)
 
 /*
  * Diverged by history: the base (the state at the git merge base) decides
- * what the histories can no longer tell.  A side equal to the base did not
- * move: when the other side's history has moved past the base, the side is
- * simply behind (or ahead), however many operations the other side ran.
- * When both moved on, the base is their common parent if the histories
- * share none.
+ * what the histories can no longer tell.  A local state equal to the base did
+ * not move, and the remote's commit descends from the base's in git: behind,
+ * however many operations the remote ran (or whatever a resolution there
+ * dropped from its history).  A remote equal to the base leaves the local
+ * state ahead only where the local history has moved past the base: the
+ * local state is this machine's file, not a commit, and a pull alone brings
+ * the base without merging it.  When both moved on, the base is their
+ * common parent if the histories share none.
  */
 static void
 decide_by_base(jv local, jv remote, jv base, struct hm_lineage_cmp *c)
@@ -226,8 +229,7 @@ decide_by_base(jv local, jv remote, jv base, struct hm_lineage_cmp *c)
 	if (lb.relation == HM_REL_UNRELATED || rb.relation == HM_REL_UNRELATED)
 		return;
 	bs = lb.remote_serial;
-	if (lb.relation == HM_REL_EQUAL && rb.relation != HM_REL_EQUAL &&
-	    c->remote_serial > bs && window_past(remote, bs)) {
+	if (lb.relation == HM_REL_EQUAL && rb.relation != HM_REL_EQUAL && c->remote_serial > bs) {
 		c->relation = HM_REL_BEHIND;
 		c->common_parent = c->local_serial;
 	} else if (rb.relation == HM_REL_EQUAL && lb.relation != HM_REL_EQUAL &&

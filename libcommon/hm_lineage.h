@@ -17,12 +17,14 @@
  *              lower of the two parent serials.
  *
  * With a base (the state at the git merge base), the base decides what the
- * histories (50 entries each) cannot: a side equal to the base is behind (or
- * ahead) when the other side's history begins after the base's serial,
- * however far that side went (where it still reaches back that far and lacks
- * the base's newest entry, it does not descend from the base: diverged);
- * when both moved, the base's serial is the common parent if the histories
- * share none.  Two lineages
+ * histories (50 entries each) cannot.  A local state equal to the base is
+ * behind a remote of a higher serial, however far the remote went: its
+ * commit descends from the base's.  A remote equal to the base is behind
+ * the local state when the local history begins after the base's serial
+ * (where it still reaches back that far and lacks the base's newest entry,
+ * the local state does not descend from the base: diverged).  When both
+ * moved, the base's serial is the common parent if the histories share
+ * none.  Two lineages
  * started apart in an empty repository are joined: a side that holds nothing
  * but its own init (one history entry, the init of its own machine, no git
  * commit, no checksums) is behind the other (ahead of it when only the other

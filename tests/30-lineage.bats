@@ -227,16 +227,19 @@ setup() {
 	run --separate-stderr heimdal-lineage compare --local l.json --remote r.json --base other.json
 	expect_status 1
 	expect_json '.relation == "diverged" and .common_parent == null'
-	# A side equal to the base, against one whose history reaches back past
-	# the base without its entry: that one does not descend from it.
+	# The remote at the base, a local state whose history reaches back past
+	# the base without its entry: it does not descend from the base (a pull
+	# brought the base's commit, the state was written apart).
 	st 42 41 '.history = [range(1; 43) | h(.; "machine-B")]' > base.json
 	st 60 59 '.history = [range(11; 61) | h(.; "machine-A")]' > own.json
 	run --separate-stderr heimdal-lineage compare --local own.json --remote base.json --base base.json
 	expect_status 1
 	expect_json '. == {relation: "diverged", local_serial: 60, remote_serial: 42, common_parent: null}'
+	# The local state at the base: the remote's commit descends from it in
+	# git, whatever its history kept (a resolve --use-local there drops ours).
 	run --separate-stderr heimdal-lineage compare --local base.json --remote own.json --base base.json
-	expect_status 1
-	expect_json '.relation == "diverged"'
+	expect_status 0
+	expect_json '. == {relation: "behind", local_serial: 42, remote_serial: 60, common_parent: 42}'
 	# Overlapping histories still decide first: the spec's 42 vs 43 from 41.
 	st 42 41 '.history = [h(41; "m1"), h(42; "machine-A")]' > l.json
 	st 43 42 '.history = [h(41; "m1"), h(42; "machine-B"), h(43; "machine-B")]' > r.json
