@@ -190,24 +190,62 @@ Please resolve conflicts manually and run 'heimdal sync' again" ] || fail
 	! git --git-dir="$REMOTE" rev-parse -q --verify refs/heimdal/lock >/dev/null || fail "remote lock left"
 }
 
-@test "push --force: overwrites what was fetched, never a change it has not seen" {
+@test "push --force after resolve --use-local: only the state is replaced, on top of the remote's tip" {
+	need lineage conflicts merge
 	as a heimdal push >/dev/null
 	as b heimdal pull >/dev/null
-	commit_file b .vimrc from-b
-	# a pushes a change b has never fetched.
-	commit_file a .bashrc unseen
+	# The spec's scenario 2: both machines write the state; a pushes a
+	# dotfile and its state, b has a dotfile commit of its own.
+	record a apply
+	commit_file a .bashrc from-a
 	as a heimdal push >/dev/null
-	unseen=$(git --git-dir="$REMOTE" rev-parse main)
-	run --separate-stderr as b heimdal push --force
-	expect_status 1
-	[[ "$stderr" == *"stale info"* ]] || fail
-	[ "$(git --git-dir="$REMOTE" rev-parse main)" = "$unseen" ]
-	# Once b has fetched it, forcing is b's informed choice.
-	ingit b fetch -q origin
+	theirs=$(git --git-dir="$REMOTE" rev-parse main)
+	rserial=$(remote_state "$REMOTE" | jq .lineage.serial)
+	record b apply
+	record b apply
+	commit_file b .vimrc from-b
+	run --separate-stderr as b heimdal state resolve --use-local
+	expect_status 0
+	[ "${lines[1]}" = "OK Local state kept" ] || fail
 	run --separate-stderr as b heimdal push --force
 	expect_status 0
-	[[ "$output" == *"(forced over the last fetched commit)"* ]] || fail
+	[[ "$output" == *"OK Pushed "*" to origin: the remote's state replaced, its commits kept" ]] || fail
+	# Nothing of a's is dropped: its commit is still on the branch, its file there.
+	git --git-dir="$REMOTE" merge-base --is-ancestor "$theirs" main || fail "a's commit dropped"
+	git --git-dir="$REMOTE" show main:.bashrc | grep -qx from-a || fail ".bashrc lost"
+	git --git-dir="$REMOTE" show main:.vimrc | grep -qx from-b || fail ".vimrc not pushed"
+	# The state is b's, with a serial above the one it replaces.
+	diff <(remote_state "$REMOTE" | jq -S 'del(.machine)') \
+		<(jq -S 'del(.machine)' "$(mhome b)/.heimdal/state.json") || fail "not b's state"
+	remote_state "$REMOTE" | jq -e --argjson r "$rserial" '.lineage.serial > $r and .history[-1].operation == "resolve"'
 	[ "$(git --git-dir="$REMOTE" rev-parse main)" = "$(ingit b rev-parse HEAD)" ]
+	# a then syncs without a conflict, and keeps what it had.
+	run --separate-stderr as a heimdal sync --no-apply
+	expect_status 0
+	[[ "$output" != *"Conflicts"* ]] || fail "a saw conflicts"
+	ingit a show HEAD:.bashrc | grep -qx from-a
+}
+
+@test "push --force with nothing of its own: one new commit on the remote's tip, the remote's files kept" {
+	as a heimdal push >/dev/null
+	as b heimdal pull >/dev/null
+	commit_file a .bashrc unseen
+	as a heimdal push >/dev/null
+	tip=$(git --git-dir="$REMOTE" rev-parse main)
+	jq '.last_apply = "2024-01-15T11:00:00Z"' "$(mhome b)/.heimdal/state.json" >"$BATS_TEST_TMPDIR/s" &&
+		cp "$BATS_TEST_TMPDIR/s" "$(mhome b)/.heimdal/state.json"
+	run --separate-stderr as b heimdal push --force
+	expect_status 0
+	[ "${lines[0]}" = "OK Took the remote's commits (fast-forward to ${tip:0:7})" ] || fail
+	[[ "${lines[1]}" == "OK Committed the state on top of the remote's tip ("*")" ]] || fail
+	[ "$(git --git-dir="$REMOTE" rev-parse main~1)" = "$tip" ] || fail "not one commit on the tip"
+	[ "$(git --git-dir="$REMOTE" diff --name-only main~1 main | grep -v '^.heimdal/machines/')" = .heimdal/state.json ] || fail
+	git --git-dir="$REMOTE" show main:.bashrc | grep -qx unseen
+	remote_state "$REMOTE" | jq -e '.last_apply == "2024-01-15T11:00:00Z"'
+	# Pushed nothing new the second time.
+	run --separate-stderr as b heimdal push --force
+	expect_status 0
+	[ "$output" = "Everything up-to-date" ] || fail
 }
 
 @test "offline: a closed port warns, the local part proceeds, exit 0; online again it pushes" {

@@ -1,6 +1,7 @@
 /*
  * pull.c - `heimdal pull` and `heimdal push`: the dotfiles repository against
- * its remote, the shared state file included.
+ * its remote, the shared state file included.  `push --force` replaces the
+ * remote's state and nothing else: a new commit on top of the remote's tip.
  */
 #include "builtin.h"
 #include "remote.h"
@@ -95,6 +96,59 @@ cmd_pull(int argc, char **argv)
 	return r == 0 ? 0 : HM_EXIT_FOUND;
 }
 
+/*
+ * push --force (the specification's "use local, then force push"): the state
+ * replaces the remote's, nothing else does.  What the remote holds is
+ * fetched and taken first -- fast-forward, or a merge commit holding this
+ * machine's state when both sides have commits -- and the state is committed
+ * on top, so the push is a fast-forward: another machine's dotfile commits
+ * are never dropped.  Returns the command's exit status.
+ */
+static int
+push_state_over(git_repository *repo, jv local, const char *msg, struct hm_guard *g)
+{
+	struct hm_git_merge_result res;
+	char head[41] = "";
+	int r;
+
+	if (remote_fetch(repo) == HM_GIT_UNREACHABLE) {
+		if (remote_commit_state(repo, local, msg, head) == 0)
+			printf("%s Committed the state locally (%.7s)\n", hm_mark(HM_MARK_OK), head);
+		printf("Run 'heimdal push --force' when the connection is restored.\n");
+		return 0;
+	}
+	if (remote_pull_as(repo, &res, jv_copy(local)) != 0) {
+		hm_git_merge_result_free(&res);
+		return HM_EXIT_FOUND;
+	}
+	remote_pull_done();
+	if (res.kind != HM_GIT_MERGE_UP_TO_DATE)
+		printf("%s Took the remote's commits (%s %.7s)\n", hm_mark(HM_MARK_OK),
+		       res.kind == HM_GIT_MERGE_FASTFORWARD ? "fast-forward to" : "merge commit",
+		       res.head);
+	hm_git_merge_result_free(&res);
+	/* The merge commit may hold the state already: then nothing to commit. */
+	if (remote_commit_state(repo, local, msg, head) == 0)
+		printf("%s Committed the state on top of the remote's tip (%.7s)\n",
+		       hm_mark(HM_MARK_OK), head);
+	hm_git_head(repo, head);
+	r = remote_push(repo, 0, 1, g);
+	if (r == HM_GIT_REJECTED) {
+		hm_error("push rejected: another machine pushed meanwhile");
+		hm_msg("Run 'heimdal push --force' again to put this state on top of it.");
+		return HM_EXIT_FOUND;
+	}
+	if (r == HM_GIT_UNREACHABLE)
+		printf("The state is committed locally; run 'heimdal push --force' when the "
+		       "connection is restored.\n");
+	else if (r == HM_GIT_PUSHED_NOTHING)
+		printf("Everything up-to-date\n");
+	else if (r == 0)
+		printf("%s Pushed %.7s to %s: the remote's state replaced, its commits kept\n",
+		       hm_mark(HM_MARK_OK), head, REMOTE_NAME);
+	return 0;
+}
+
 int
 cmd_push(int argc, char **argv)
 {
@@ -112,21 +166,28 @@ cmd_push(int argc, char **argv)
 	repo = remote_open(local);
 	remote_settle_unfinished(repo);
 	serial = jv_getpath(jv_copy(local), JV_ARRAY(jv_string("lineage"), jv_string("serial")));
-	msg = hm_xasprintf("heimdal: state serial %lld from %s\n",
-			   (long long)jv_number_value(serial), hm_machine_hostname());
+	msg = hm_xasprintf("heimdal: state serial %lld from %s%s\n",
+			   (long long)jv_number_value(serial), hm_machine_hostname(),
+			   force ? " (replaces the remote's state)" : "");
 	jv_free(serial);
+	if (force) {
+		r = push_state_over(repo, local, msg, &guard);
+		free(msg);
+		git_repository_free(repo);
+		jv_free(local);
+		return r;
+	}
 	if (remote_commit_state(repo, local, msg, head) == 0)
 		printf("%s Committed the state (%.7s)\n", hm_mark(HM_MARK_OK), head);
 	free(msg);
-	r = remote_push(repo, force, 0, &guard);
+	r = remote_push(repo, 0, 0, &guard);
 	if (r == HM_GIT_UNREACHABLE)
 		printf("The state is committed locally; run 'heimdal push' when the connection "
 		       "is restored.\n");
 	else if (r == HM_GIT_PUSHED_NOTHING)
 		printf("Everything up-to-date\n");
 	else if (r == 0)
-		printf("%s Pushed %.7s to %s%s\n", hm_mark(HM_MARK_OK), head, REMOTE_NAME,
-		       force ? " (forced over the last fetched commit)" : "");
+		printf("%s Pushed %.7s to %s\n", hm_mark(HM_MARK_OK), head, REMOTE_NAME);
 	git_repository_free(repo);
 	jv_free(local);
 	return r == HM_GIT_REJECTED ? HM_EXIT_FOUND : 0;
