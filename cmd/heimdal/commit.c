@@ -42,7 +42,8 @@ struct accepted {
 struct review {
 	struct accepted *a;
 	size_t na;
-	size_t both; /* files changed here and upstream */
+	size_t both;   /* files changed here and upstream */
+	size_t behind; /* files changed upstream only: not deployed here yet */
 	jv files;    /* the new record's files */
 	git_repository *repo;
 	const char *home_real;
@@ -194,6 +195,7 @@ review_file(struct review *rv, const struct dotfile *f, const char *home, const 
 			 (bmode && strcmp(bmode, f->mode & 0100 ? "100755" : "100644") != 0);
 	if (upstream_moved && strcmp(bsum, hs) == 0) {
 		printf("  behind    %s (changed upstream; 'heimdal apply' deploys it)\n", f->key);
+		rv->behind++;
 		goto out;
 	}
 	if (upstream_moved) {
@@ -293,10 +295,11 @@ cmd_commit(int argc, char **argv)
 		free(parent);
 	}
 	porcelain_state_save(jv_copy(state));
-	/* The record follows HEAD when this machine had deployed all of it. */
+	/* The record follows HEAD when this machine had deployed all of it (and
+	 * still has: no file is behind what the repository holds). */
 	{
 		const char *was = hm_json_str(record, "commit");
-		int follow = was && (strcmp(was, before) == 0 ||
+		int follow = was && !rv.behind && (strcmp(was, before) == 0 ||
 				     hm_git_changed_outside(repo, was, before, ".heimdal/") == 0);
 		size_t len;
 		char *buf;

@@ -83,17 +83,6 @@ remote_pull_done(void)
 	free(path);
 }
 
-int
-remote_pending_from(char from[41])
-{
-	struct pending p;
-
-	if (!pending_read(&p))
-		return 0;
-	memcpy(from, p.from, sizeof(p.from));
-	return 1;
-}
-
 /*
  * A pull cut short before it moved HEAD leaves the working tree and the
  * index between HEAD and the target (and a merge's MERGE_HEAD): put the paths

@@ -58,12 +58,10 @@ int remote_pull_as(git_repository *repo, struct hm_git_merge_result *res, jv sta
 /*
  * A pull records what it is doing in $HEIMDAL_HOME/pull.pending until its
  * command is done with it (remote.c), so that the next command recovers from
- * a crash: remote_open undoes a checkout cut short.  remote_pending_from sets
- * from to the commit whose files a sync last deployed ("" for none) and
- * returns 1 when a pull's files may be undeployed, 0 when none is pending;
- * remote_pull_done forgets it once pulled files are applied (or never will be).
+ * a crash: remote_open undoes a checkout cut short.  remote_pull_done forgets
+ * it once the command is done (what the pull brought is then deployed, or
+ * left to the deployment record: sync deploys whatever this machine has not).
  */
-int remote_pending_from(char from[41]);
 void remote_pull_done(void);
 
 /*

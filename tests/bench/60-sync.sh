@@ -1,6 +1,7 @@
-# 60-sync.sh - heimdal sync with nothing to do against `git pull`, and heimdal
-# push of a one-file change against git add/commit/push, over git daemon on
-# loopback.
+# 60-sync.sh - heimdal sync with nothing to do against `git pull`, heimdal
+# push of a one-file change against git add/commit/push, and a sync that
+# brings one edited file and sends one against git pull + git push of the
+# same change, over git daemon on loopback.
 for t in lineage conflicts merge migrate; do
 	command -v "heimdal-$t" >/dev/null || {
 		printf '%-34s %s\n' sync "skipped: heimdal-$t is not built"
@@ -40,4 +41,15 @@ bench sync-nothing-to-do 1.0 "heimdal sync --no-apply" \
 bench push-one-file 1.0 "heimdal push" \
 	"git add+commit+push" "git -C $s/g add -A && git -C $s/g commit -qm x && git -C $s/g push -q" \
 	--prepare "jq --arg t \$(date +%s%N) '.last_apply = \"2024-01-15T10:30:00Z\" | .heimdal_version = \$t' $HEIMDAL_HOME/state.json > $s/st && cat $s/st > $HEIMDAL_HOME/state.json && date +%s%N > $s/g/.config/app1/file1.conf"
+# Another machine pushes an edit of one file; this one committed an edit of
+# another: the sync merges, deploys the one and pushes the other.
+heimdal sync >/dev/null
+git clone -q "git://127.0.0.1:$port/h.git" "$s/hb" 2>/dev/null
+git clone -q "git://127.0.0.1:$port/g.git" "$s/gb" 2>/dev/null
+edit_other="date +%s%N > $s/hb/.config/app2/file2.conf && git -C $s/hb commit -qam b && git -C $s/hb pull -q --no-rebase && git -C $s/hb push -q"
+edit_here="date +%s%N > $HOME/.config/app1/file1.conf && heimdal commit -m a >/dev/null"
+bench sync-one-file-each-way 1.0 "heimdal sync" \
+	"git pull + git push" "git -C $s/g pull -q --no-rebase && git -C $s/g push -q" \
+	--prepare "$edit_other && $edit_here" \
+	--prepare "date +%s%N > $s/gb/.config/app2/file2.conf && git -C $s/gb commit -qam b && git -C $s/gb pull -q --no-rebase && git -C $s/gb push -q && date +%s%N > $s/g/.config/app1/file1.conf && git -C $s/g commit -qam a"
 unset HOME HEIMDAL_HOME
