@@ -300,6 +300,19 @@ other_machine_pushes() {
 	jq -e '.checksums == {a: ("0" * 30 + "11"), b: ("0" * 31 + "2")} and .lineage.serial == 44' "$HEIMDAL_HOME/state.json"
 }
 
+@test "git: idle here while another machine ran more than 50 operations: behind, no conflict" {
+	local_state '.history = [range(1; 43) | h(.; "m1")]'
+	git_setup
+	other_machine_pushes '.lineage.serial = 142 | .lineage.parent_serial = 141
+		| .history = [range(93; 143) | h(.; "B")] | .active_profile = "work"'
+	run --separate-stderr heimdal state check-conflicts --json
+	expect_status 0
+	expect_json '. == {relation: "behind", local_serial: 42, remote_serial: 142, common_parent: 42, conflicts: []}'
+	run --separate-stderr heimdal state check-conflicts
+	expect_status 0
+	[ "$output" = "OK No conflicts detected" ] || fail
+}
+
 @test "git: the same file changed on both sides is file drift" {
 	local_state '.history = [h(42; "m1")] | .checksums = {a: sum(1)}'
 	git_setup
