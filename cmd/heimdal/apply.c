@@ -44,6 +44,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,7 +103,7 @@ struct plan {
 	struct item *it;
 	size_t n;
 	const char *home;
-	char *home_real;
+	char *home_real, *work_real;
 	git_repository *repo;
 	const struct apply_opts *o;
 	size_t skipped, conflicts;
@@ -292,7 +293,9 @@ plan_file(struct plan *p, struct item *it, const struct dotfile *f, const char *
 
 	it->mode = it->repo_mode = f->mode;
 	it->side = hm_xasprintf("%s%s", it->target, MERGE_SUFFIX);
-	if (hm_file_read(src, &it->data, &it->len) < 0 ||
+	/* The repository's file itself: never through a symlink out of the work tree. */
+	if (!porcelain_inside(p->work_real, src) ||
+	    porcelain_read_regular(src, SIZE_MAX, &it->data, &it->len) < 0 ||
 	    hm_hash_buf(HM_HASH_SHA256, it->data, it->len, it->sum) < 0) {
 		it->act = A_SKIP_SOURCE;
 		free(src);
@@ -911,6 +914,8 @@ apply_run(git_repository *repo, jv *statep, const struct apply_opts *o)
 	dir = porcelain_dotfiles_dir(state);
 	if (porcelain_dotfiles_list(repo, profile, &d) < 0)
 		exit(hm_last_code());
+	if (!(p.work_real = realpath(d.workdir, NULL)))
+		hm_die_errno(HM_EXIT_ENV, "%s", d.workdir);
 	for (char *const *k = o->only; k && *k; k++)
 		if (!porcelain_dotfiles_find(&d, *k))
 			hm_die(HM_EXIT_USAGE, "%s: not a file the repository deploys", *k);
@@ -960,6 +965,7 @@ apply_run(git_repository *repo, jv *statep, const struct apply_opts *o)
 	free(temps);
 	temps = NULL;
 	free(p.home_real);
+	free(p.work_real);
 	free((char *)profile);
 	free(dir);
 	porcelain_dotfiles_free(&d);

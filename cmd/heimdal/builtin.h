@@ -116,6 +116,12 @@ int porcelain_inside(const char *root_real, const char *target);
 /* Read a regular file without following a final symlink: 0, or -1 (errno set). */
 int porcelain_read_nofollow(const char *path, char **buf, size_t *len);
 
+/*
+ * The same, refusing anything but a regular file (EINVAL: a FIFO, a device)
+ * and one larger than max (EFBIG), without blocking on open.
+ */
+int porcelain_read_regular(const char *path, size_t max, char **buf, size_t *len);
+
 const struct dotfile *porcelain_dotfiles_find(const struct dotfiles *d, const char *key);
 void porcelain_dotfiles_free(struct dotfiles *d);
 

@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,7 @@ struct review {
 	jv files;    /* the new record's files */
 	git_repository *repo;
 	const char *home_real;
+	const char *work_real; /* the work tree's realpath */
 };
 static _Noreturn void
 usage(FILE *f, int code)
@@ -172,9 +174,15 @@ review_file(struct review *rv, const struct dotfile *f, const char *home, const 
 	mode_t hmode;
 	int same, upstream_moved;
 
-	if (read_here(rv, f->key, path, &here, &hl, &hmode, bsum != NULL) < 0 ||
-	    hm_file_read(dst, &repo, &rl) < 0)
+	if (read_here(rv, f->key, path, &here, &hl, &hmode, bsum != NULL) < 0)
 		goto out;
+	/* The repository's file itself: never written through a symlink out of it. */
+	if (!porcelain_inside(rv->work_real, dst) ||
+	    porcelain_read_regular(dst, SIZE_MAX, &repo, &rl) < 0) {
+		hm_warn("%s: %s is not a regular file inside the repository; not committed",
+			f->key, f->src);
+		goto out;
+	}
 	hm_hash_buf(HM_HASH_SHA256, here, hl, hs);
 	hm_hash_buf(HM_HASH_SHA256, repo, rl, rs);
 	same = strcmp(hs, rs) == 0;
@@ -264,6 +272,8 @@ cmd_commit(int argc, char **argv)
 	    porcelain_dotfiles_list(repo, hm_json_str(state, "active_profile"), &d) < 0)
 		exit(hm_last_code());
 	hm_git_head(repo, before);
+	if (!(rv.work_real = realpath(d.workdir, NULL)))
+		hm_die_errno(HM_EXIT_ENV, "%s", d.workdir);
 	record = record_load(state);
 	rv.files = jv_object_get(jv_copy(record), jv_string("files"));
 	rv.repo = repo;
@@ -334,6 +344,7 @@ cmd_commit(int argc, char **argv)
 	free(rv.a);
 	free(dir);
 	free(home_real);
+	free((char *)rv.work_real);
 	jv_free(state);
 	porcelain_dotfiles_free(&d);
 	git_repository_free(repo);

@@ -10,12 +10,14 @@
 #include "hm_git.h"
 #include "hm_json.h"
 #include "hm_lock.h"
+#include "hm_machine.h"
 #include "hm_spawn.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <limits.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +70,8 @@ struct rule {
 	int neg, dir_only, anchored;
 };
 
+#define IGNORE_MAX (1 << 20)
+
 struct ignore {
 	struct rule *r;
 	size_t n;
@@ -80,7 +84,12 @@ ignore_load(const char *workdir, struct ignore *ig)
 	size_t len;
 
 	memset(ig, 0, sizeof(*ig));
-	if (!hm_file_exists(path) || hm_file_read(path, &buf, &len) < 0) {
+	/* The repository's file, not whatever it points to: a symlink, a FIFO or
+	 * a device (/dev/zero) is refused, and so is one too large to be rules. */
+	if (porcelain_read_regular(path, IGNORE_MAX, &buf, &len) < 0) {
+		if (errno != ENOENT)
+			hm_warn("%s: %s; ignored", path,
+				errno == EFBIG ? "too large for a list of rules" : strerror(errno));
 		free(path);
 		return;
 	}
@@ -159,6 +168,42 @@ ignore_free(struct ignore *ig)
 	free(ig->r);
 }
 
+/* 1 when path lies in dir or is dir (both absolute, no trailing slash on dir). */
+static int
+under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+/*
+ * 1 when key, a target under $HOME, maps into what heimdal or git own: a .git
+ * or a leading .heimdal component, $HEIMDAL_HOME, or the dotfiles repository
+ * itself.  No repository, profile or remote decides those (DESIGN, "Trust").
+ */
+static int
+reserved(const char *key, const char *workdir)
+{
+	const char *home = getenv("HOME"), *c = key;
+	char *target;
+	int r = 0;
+
+	if (strncmp(key, ".heimdal/", 9) == 0)
+		return 1;
+	for (; c; c = strchr(c, '/') ? strchr(c, '/') + 1 : NULL)
+		if (strncmp(c, ".git", 4) == 0 && (c[4] == '/' || c[4] == '\0'))
+			return 1;
+	if (!home)
+		return 0;
+	target = hm_path_join(home, key);
+	r = under(target, hm_home()) || under(target, workdir);
+	free(target);
+	return r;
+}
+
 static int
 by_key(const void *a, const void *b)
 {
@@ -213,6 +258,10 @@ porcelain_dotfiles_list(git_repository *repo, const char *profile, struct dotfil
 		}
 		if (!hm_path_safe_relative(key, NULL))
 			continue;
+		if (reserved(key, workdir)) {
+			hm_debug("%s: maps into heimdal's or git's own files; never deployed", e->path);
+			continue;
+		}
 		if (ignored(&ig, key)) {
 			d->ignored = hm_xrealloc(d->ignored, (d->nignored + 1) * sizeof(*d->ignored));
 			d->ignored[d->nignored++] = hm_xstrdup(key);
@@ -336,6 +385,31 @@ porcelain_inside(const char *root_real, const char *target)
 			return 0;
 	}
 	return strncmp(real, root_real, rl) == 0 && (real[rl] == '\0' || real[rl] == '/');
+}
+
+int
+porcelain_read_regular(const char *path, size_t max, char **buf, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
+	int r;
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
+		int e = errno;
+
+		if (!S_ISREG(st.st_mode))
+			e = EINVAL;
+		else if ((size_t)st.st_size > max)
+			e = EFBIG;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	r = hm_read_fd(fd, buf, len);
+	close(fd);
+	return r;
 }
 
 int

@@ -1,0 +1,117 @@
+#!/usr/bin/env bats
+# A compromised second machine or a hostile remote: what it pushes is data,
+# never authority.  Each test has machine "a" (the victim) and an attacker
+# who pushes whatever it likes to the shared remote with plain git.
+
+load helper
+load helper-git
+
+setup() {
+	setup_scratch
+	REMOTE=$(bare_remote)
+	seed="$BATS_TEST_TMPDIR/seed"
+	git init -q "$seed"
+	printf 'one\n' >"$seed/.bashrc"
+	git -C "$seed" add -A && git -C "$seed" commit -qm seed && git -C "$seed" push -q "$REMOTE" HEAD:main
+	git_machine a
+	as a heimdal init --profile personal --repo "$REMOTE" >/dev/null
+	as a heimdal sync >/dev/null
+	mkdir -p "$(mhome a)/.ssh"
+	printf 'PRIVATE KEY\n' >"$(mhome a)/.ssh/id_ed25519"
+	chmod 600 "$(mhome a)/.ssh/id_ed25519"
+	evil="$BATS_TEST_TMPDIR/evil"
+	git clone -q "$REMOTE" "$evil"
+}
+
+# sync_evil: the attacker takes what the remote has (before changing its clone).
+sync_evil() {
+	git -C "$evil" pull -q --no-rebase origin main
+}
+
+# push_evil MSG: the attacker commits everything in its clone and pushes.
+push_evil() {
+	git -C "$evil" add -A && git -C "$evil" commit -qm "$1" && git -C "$evil" push -q origin HEAD:main
+}
+
+@test "a remote state naming ~/.ssh/id_ed25519 never makes commit or sync copy the key" {
+	sum=$(printf 'x' | sha256sum | cut -c1-64)
+	jq --arg s "$sum" '.checksums[".ssh/id_ed25519"] = $s | .lineage.serial += 5
+		| .history += [{operation: "apply", timestamp: "2024-01-15T10:31:00Z", machine_id: "evil", user: "e", serial: .lineage.serial}]' \
+		"$evil/.heimdal/state.json" >"$evil/s" && mv "$evil/s" "$evil/.heimdal/state.json"
+	push_evil "state"
+	as a heimdal sync >/dev/null
+	run --separate-stderr as a heimdal state check-drift
+	expect_status 0
+	[[ "$output" != *id_ed25519* ]] || fail "the key is listed"
+	printf 'two\n' >>"$(mhome a)/.bashrc"
+	run --separate-stderr as a heimdal commit -m x
+	expect_status 0
+	[[ "$output" != *id_ed25519* ]] || fail "the key is accepted"
+	as a heimdal sync >/dev/null
+	! git --git-dir="$REMOTE" cat-file -e main:.ssh/id_ed25519 2>/dev/null || fail "the key was pushed"
+	jq -e '.checksums | has(".ssh/id_ed25519") | not' "$(mhome a)/.heimdal/state.json"
+}
+
+@test "nothing in the repository or a profile deploys into \$HEIMDAL_HOME, .git or the repository itself" {
+	mkdir -p "$evil/profiles/personal/.heimdal" "$evil/.dotfiles" "$evil/x/.git"
+	printf '{"lock_type": "Disabled"}\n' >"$evil/profiles/personal/.heimdal/lock_config.json"
+	printf 'evil\n' >"$evil/.dotfiles/planted"
+	printf 'evil\n' >"$evil/x/.git/config"
+	push_evil "plant"
+	run --separate-stderr as a heimdal sync
+	expect_status 0
+	[ ! -e "$(mhome a)/.heimdal/lock_config.json" ] || fail "planted into HEIMDAL_HOME"
+	[ ! -e "$(mhome a)/x/.git/config" ] || fail "planted a .git"
+	[ "$(git -C "$(mhome a)/.dotfiles" show HEAD:.dotfiles/planted)" = evil ] || fail "not pulled at all"
+	jq -e '.checksums | keys == [".bashrc"]' "$(mhome a)/.heimdal/state.json"
+}
+
+@test "a .heimdalignore that is a device, a FIFO or a symlink is refused, not read" {
+	ln -s /dev/zero "$evil/.heimdalignore"
+	push_evil "zero"
+	run --separate-stderr timeout 20 env HOME="$(mhome a)" HEIMDAL_HOME="$(mhome a)/.heimdal" heimdal sync
+	expect_status 0
+	[[ "$stderr" == *".heimdalignore: Too many levels of symbolic links; ignored"* ]] || fail "$stderr"
+}
+
+@test "commit never writes through a symlink the repository carries" {
+	outside="$BATS_TEST_TMPDIR/outside"
+	mkdir -p "$outside"
+	mkdir -p "$evil/.config"
+	printf 'cfg\n' >"$evil/.config/app.conf"
+	push_evil "app"
+	as a heimdal sync >/dev/null
+	# The attacker replaces the directory by a symlink to a place outside.
+	sync_evil
+	git -C "$evil" rm -rq .config
+	ln -s "$outside" "$evil/.config"
+	printf 'cfg\n' >"$outside/app.conf"
+	push_evil "link"
+	as a heimdal sync >/dev/null || true
+	printf 'mine\n' >"$(mhome a)/.config/app.conf"
+	run --separate-stderr as a heimdal commit -m x
+	expect_status 0
+	# What the repository carries now is a link, not a file to accept.
+	[[ "$output" == "Nothing to commit"* ]] || fail
+	[ "$(cat "$outside/app.conf")" = cfg ] || fail "written outside"
+	[ "$(cat "$(mhome a)/.config/app.conf")" = mine ] || fail "the file here was touched"
+}
+
+@test "a file the other machine deletes is removed here only when this machine deployed it unchanged" {
+	printf 'k\n' >"$evil/.profile"
+	push_evil "profile"
+	as a heimdal sync >/dev/null
+	printf 'ssh-ed25519 AAAA me\n' >"$(mhome a)/.ssh/authorized_keys"
+	sync_evil
+	git -C "$evil" rm -q .profile
+	git -C "$evil" commit -qm rm && git -C "$evil" push -q origin HEAD:main
+	# And a state claiming this machine deployed authorized_keys.
+	sum=$(sha256sum "$(mhome a)/.ssh/authorized_keys" | cut -c1-64)
+	jq --arg s "$sum" '.checksums[".ssh/authorized_keys"] = $s' "$evil/.heimdal/state.json" >"$evil/s" &&
+		mv "$evil/s" "$evil/.heimdal/state.json"
+	push_evil "claim"
+	run --separate-stderr as a heimdal sync
+	expect_status 0
+	[[ "$output" == *"  removed   .profile"* ]] || fail "deployed file not removed"
+	[ -e "$(mhome a)/.ssh/authorized_keys" ] || fail "authorized_keys deleted"
+}
