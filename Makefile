@@ -97,6 +97,15 @@ check: all $(if $(filter 1,$(VALGRIND)),$(BUILD)/valgrind-bin)
 		ASAN_OPTIONS=fast_unwind_on_malloc=0 LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0" \
 		bats $(BATS_ARGS)
 
+# make soak SEEDS=N: tests/convergence for seeds 1..N (STEPS actions each, default 40).
+SEEDS ?= 50
+soak: all $(if $(filter 1,$(VALGRIND)),$(BUILD)/valgrind-bin)
+	@failed=; for s in $$(seq 1 $(SEEDS)); do \
+		PATH="$(CURDIR)/$(TEST_BIN):$$PATH" $(TEST_ENV) tests/convergence $$s $(STEPS) || failed="$$failed $$s"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "soak: failed seeds:$$failed"; exit 1; fi; \
+	echo "soak: $(SEEDS) seeds converged"
+
 bench: all
 	@command -v hyperfine >/dev/null && command -v stow >/dev/null || share/install-deps --bench
 	PATH="$(CURDIR)/$(BUILD)/bin:$$PATH" tests/bench/run
@@ -165,6 +174,6 @@ clean:
 
 FORCE:
 
-.PHONY: all check bench demo fuzz install uninstall clean FORCE
+.PHONY: all check soak bench demo fuzz install uninstall clean FORCE
 
 -include $(LIB_OBJ:.o=.d) $(PORCELAIN_OBJ:.o=.d) $(TOOLS:%=$(BUILD)/cmd/%.d)
