@@ -290,8 +290,8 @@ cmd_commit(int argc, char **argv)
 		printf("Nothing to commit: no changed files and no changes in %s\n", dir);
 		exit(0);
 	}
-	state = jv_object_set(state, jv_string("checksums"),
-			      record_checksums(JV_OBJECT(jv_string("files"), jv_copy(rv.files))));
+	record = jv_object_set(record, jv_string("files"), jv_copy(rv.files));
+	state = jv_object_set(state, jv_string("checksums"), record_checksums(record));
 	state = porcelain_bump(state, "commit", NULL);
 	for (size_t i = 0; i < rv.na; i++) {
 		struct accepted *a = &rv.a[i];

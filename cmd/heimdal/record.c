@@ -45,12 +45,14 @@ entry_for(jv files, const char *key, const char *sum)
 	const char *esum = blob ? hm_json_str(e, "sha256") : NULL;
 	const char *mode = blob ? hm_json_str(e, "mode") : NULL;
 
+	jv out = jv_invalid();
+
 	if (blob && esum && mode && is_hex(blob, 40) && strcmp(esum, sum) == 0 &&
 	    (!strcmp(mode, "100644") || !strcmp(mode, "100755")))
-		return JV_OBJECT(jv_string("blob"), jv_string(blob), jv_string("sha256"),
-				 jv_string(sum), jv_string("mode"), jv_string(mode));
+		out = JV_OBJECT(jv_string("blob"), jv_string(blob), jv_string("sha256"),
+				jv_string(sum), jv_string("mode"), jv_string(mode));
 	jv_free(e);
-	return jv_invalid();
+	return out;
 }
 
 jv

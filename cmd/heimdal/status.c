@@ -210,7 +210,7 @@ cmd_status(int argc, char **argv)
 	char head[41] = "", tipbuf[41] = "", *up;
 	const char *tip = NULL;
 	int c, json = 0;
-	jv state, plan = jv_array(), st, files;
+	jv state, plan = jv_null(), st, files;
 	git_oid id;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
