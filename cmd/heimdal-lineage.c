@@ -168,7 +168,8 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *op = NULL, *sha = NULL, *above_arg = NULL, *lpath = NULL, *rpath = NULL, *bpath = NULL, *verb;
+	const char *op = NULL, *sha = NULL, *above_arg = NULL, *verb;
+	const char *lpath = NULL, *rpath = NULL, *bpath = NULL;
 	int c, compact = 0, flags;
 	long long above = -1;
 	jv out;

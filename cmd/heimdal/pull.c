@@ -113,7 +113,8 @@ push_state_over(git_repository *repo, jv local, const char *msg, struct hm_guard
 
 	if (remote_fetch(repo) == HM_GIT_UNREACHABLE) {
 		if (remote_commit_state(repo, local, msg, head) == 0)
-			printf("%s Committed the state locally (%.7s)\n", hm_mark(HM_MARK_OK), head);
+			printf("%s Committed the state locally (%.7s)\n", hm_mark(HM_MARK_OK),
+			       head);
 		printf("Run 'heimdal push --force' when the connection is restored.\n");
 		return 0;
 	}

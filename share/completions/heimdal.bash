@@ -2,7 +2,7 @@
 # Install as /usr/share/bash-completion/completions/heimdal (make install does),
 # or source it from ~/.bashrc.
 
-_heimdal_commands="state apply commit init pull push sync resolve status help version"
+_heimdal_commands="state apply commit init pull push sync resolve status add forget help version"
 _heimdal_state_commands="version history migrate query check-drift check-conflicts resolve diff lock-info unlock"
 
 # The long flags of a command path ("apply", "state resolve", "lock acquire").
@@ -17,6 +17,8 @@ _heimdal_flags() {
 	sync) echo "--no-apply --help" ;;
 	resolve) echo "--merged --ours --theirs --help" ;;
 	status) echo "--json --help" ;;
+	add) echo "--profile --shared --force --dry-run --help" ;;
+	forget) echo "--yes --help" ;;
 	"state version") echo "--json --help" ;;
 	"state history") echo "--limit --json --help" ;;
 	"state migrate") echo "--no-backup --json --help" ;;
@@ -28,8 +30,8 @@ _heimdal_flags() {
 	"state lock-info") echo "--json --help" ;;
 	"state unlock") echo "--force --id --json --help" ;;
 	migrate) echo "--compact --machine-id --lineage-id --help" ;;
-	"lineage bump") echo "--op --git-commit --compact --help" ;;
-	"lineage compare") echo "--local --remote --compact --help" ;;
+	"lineage bump") echo "--op --git-commit --above --compact --help" ;;
+	"lineage compare") echo "--local --remote --base --compact --help" ;;
 	lineage) echo "--help" ;;
 	conflicts) echo "--local --remote --base --diff --compact --help" ;;
 	merge) echo "--strategy --local --remote --base --report --compact --help" ;;
