@@ -1381,19 +1381,22 @@ hm_git_clear_stale_locks(git_repository *repo, time_t since, time_t until)
 
 /* ---- commit ------------------------------------------------------------ */
 
-/* Write one file of a commit into the work tree; its blob id into up. */
+/* Write one file of a commit into the work tree (or remove it); its blob id into up. */
 static int
 commit_put(git_repository *repo, const struct hm_git_file *f, git_tree_update *up)
 {
 	char *full = hm_path_join(git_repository_workdir(repo), f->path), *dir;
-	int r = -1;
+	int exec = f->mode == GIT_FILEMODE_BLOB_EXECUTABLE, r = -1;
 
 	dir = hm_xstrdup(full);
 	*strrchr(dir, '/') = '\0';
-	up->action = GIT_TREE_UPDATE_UPSERT;
-	up->filemode = GIT_FILEMODE_BLOB;
+	up->action = f->buf ? GIT_TREE_UPDATE_UPSERT : GIT_TREE_UPDATE_REMOVE;
+	up->filemode = exec ? GIT_FILEMODE_BLOB_EXECUTABLE : GIT_FILEMODE_BLOB;
 	up->path = f->path;
-	if (hm_mkdir_p(dir, 0755) == 0 && hm_file_write_atomic(full, f->buf, f->len, 0644) == 0)
+	if (!f->buf)
+		r = unlink(full) < 0 && errno != ENOENT ? hm_error_errno("%s", full) : 0;
+	else if (hm_mkdir_p(dir, 0755) == 0 &&
+		 hm_file_write_atomic(full, f->buf, f->len, exec ? 0755 : 0644) == 0)
 		r = git_blob_create_from_buffer(&up->id, repo, f->buf, f->len) < 0 ? -2 : 0;
 	free(dir);
 	free(full);
@@ -1442,7 +1445,8 @@ hm_git_commit_files(git_repository *repo, const struct hm_git_file *files, size_
 	    git_repository_index(&index, repo) < 0)
 		goto git_error;
 	for (size_t i = 0; i < n; i++)
-		if (git_index_add_bypath(index, files[i].path) < 0)
+		if ((files[i].buf ? git_index_add_bypath(index, files[i].path)
+				  : git_index_remove_bypath(index, files[i].path)) < 0)
 			goto git_error;
 	if (git_index_write(index) < 0)
 		goto git_error;
@@ -1475,7 +1479,7 @@ int
 hm_git_commit_file(git_repository *repo, const char *path, const char *buf, size_t len,
 		   const char *message, char out[41])
 {
-	struct hm_git_file f = { path, buf, len };
+	struct hm_git_file f = { path, buf, len, 0 };
 
 	return hm_git_commit_files(repo, &f, 1, message, out);
 }

@@ -247,11 +247,16 @@ int hm_git_clear_stale_locks(git_repository *repo, time_t since, time_t until);
 int hm_git_commit_file(git_repository *repo, const char *path, const char *buf, size_t len,
 		       const char *message, char out[41]);
 
-/* The same for n files at once, in one commit (paths distinct). */
+/*
+ * The same for n files at once, in one commit (paths distinct): buf NULL
+ * removes the path (from the tree, the index and the work tree); mode is
+ * GIT_FILEMODE_BLOB_EXECUTABLE for an executable, else 0 or GIT_FILEMODE_BLOB.
+ */
 struct hm_git_file {
 	const char *path;
 	const char *buf;
 	size_t len;
+	unsigned mode;
 };
 int hm_git_commit_files(git_repository *repo, const struct hm_git_file *files, size_t n,
 			const char *message, char out[41]);

@@ -778,7 +778,7 @@ report(struct plan *p, const char *repo, const char *profile)
 			       it->key);
 			break;
 		case A_UNTRACK:
-			printf("  untracked %s (ignored by .heimdalignore; left in $HOME)\n",
+			printf("  untracked %s (no longer tracked; left in $HOME)\n",
 			       it->key);
 			break;
 		case A_GONE:
@@ -981,38 +981,6 @@ profile_arg(const char *s)
 	return s;
 }
 
-/* Paths as given (relative to $HOME, or absolute under it) as keys; new array. */
-static char **
-path_args(int argc, char **argv)
-{
-	const char *home = getenv("HOME");
-	size_t hl = home ? strlen(home) : 0;
-	char **keys = hm_xmalloc((size_t)(argc + 1) * sizeof(*keys));
-	int n = 0;
-
-	for (int i = 0; i < argc; i++) {
-		const char *k = argv[i], *why;
-
-		if (home && strncmp(k, home, hl) == 0 && k[hl] == '/')
-			k += hl + 1;
-		else if (k[0] == '~' && k[1] == '/')
-			k += 2;
-		if (!hm_path_safe_relative(k, &why))
-			hm_die(HM_EXIT_USAGE, "%s: not a path under $HOME (%s)", argv[i], why);
-		keys[n++] = hm_xstrdup(k);
-	}
-	keys[n] = NULL;
-	return n ? keys : (free(keys), NULL);
-}
-
-static void
-free_keys(char **keys)
-{
-	for (char **k = keys; k && *k; k++)
-		free(*k);
-	free(keys);
-}
-
 /* Open the repository of state (borrowed) for apply or resolve; exits. */
 static git_repository *
 open_repo(jv state)
@@ -1060,7 +1028,7 @@ cmd_apply(int argc, char **argv)
 			usage(stderr, HM_EXIT_USAGE);
 		}
 	}
-	o.only = keys = path_args(argc - optind, argv + optind);
+	o.only = keys = porcelain_path_keys(argc - optind, argv + optind);
 	/* The spec's flow: a dry run skips the lock; anything else holds it throughout. */
 	if (hm_guard_acquire(&guard, "apply", o.dry_run ? HM_GUARD_DRY_RUN : 0) < 0)
 		return hm_last_code();
@@ -1070,7 +1038,7 @@ cmd_apply(int argc, char **argv)
 	repo = open_repo(state);
 	r = apply_run(repo, &state, &o);
 	jv_free(state);
-	free_keys(keys);
+	porcelain_keys_free(keys);
 	git_repository_free(repo);
 	return r;
 }
@@ -1127,7 +1095,7 @@ cmd_resolve(int argc, char **argv)
 		hm_error("say which side to take: --merged, --ours or --theirs");
 		resolve_usage(stderr, HM_EXIT_USAGE);
 	}
-	if (!(o.only = keys = path_args(argc - optind, argv + optind))) {
+	if (!(o.only = keys = porcelain_path_keys(argc - optind, argv + optind))) {
 		hm_error("name the file(s) to settle");
 		resolve_usage(stderr, HM_EXIT_USAGE);
 	}
@@ -1138,7 +1106,7 @@ cmd_resolve(int argc, char **argv)
 	repo = open_repo(state);
 	r = apply_run(repo, &state, &o);
 	jv_free(state);
-	free_keys(keys);
+	porcelain_keys_free(keys);
 	git_repository_free(repo);
 	return r;
 }

@@ -22,6 +22,8 @@ int cmd_push(int argc, char **argv);
 int cmd_sync(int argc, char **argv);
 int cmd_resolve(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_add(int argc, char **argv);
+int cmd_forget(int argc, char **argv);
 
 /* heimdal state <sub> */
 int cmd_state_version(int argc, char **argv);
@@ -88,11 +90,15 @@ struct dotfile {
 	int from_profile; /* src is in profiles/<active>/ */
 };
 
+/* The files `heimdal forget` stopped tracking, in the repository. */
+#define FORGOTTEN ".heimdal/forgotten"
+
 struct dotfiles {
 	struct dotfile *f; /* sorted by key */
 	size_t n;
 	char *workdir;     /* the repository's work tree, with a trailing slash */
-	char **ignored;    /* keys the index has but .heimdalignore leaves out */
+	char **ignored;    /* keys the index has but .heimdalignore leaves out, and
+			      the keys .heimdal/forgotten lists (FORGOTTEN) */
 	size_t nignored;
 };
 
@@ -121,6 +127,24 @@ int porcelain_read_nofollow(const char *path, char **buf, size_t *len);
  * and one larger than max (EFBIG), without blocking on open.
  */
 int porcelain_read_regular(const char *path, size_t max, char **buf, size_t *len);
+
+/*
+ * 1 when key (a target under $HOME) maps into what heimdal or git own: a
+ * .git or leading .heimdal component, $HEIMDAL_HOME, or the repository whose
+ * work tree is workdir.  Such a path is never deployed, added or committed.
+ */
+int porcelain_reserved(const char *key, const char *workdir);
+
+/*
+ * Paths given on the command line (relative to $HOME, "~/..." or absolute
+ * under $HOME) as keys: a NULL-terminated array (NULL for none); exits 2
+ * naming a path that is not under $HOME.  Free with porcelain_keys_free.
+ */
+char **porcelain_path_keys(int argc, char **argv);
+
+/* 1 when the repository at workdir's .heimdalignore leaves key out. */
+int porcelain_ignored(const char *workdir, const char *key);
+void porcelain_keys_free(char **keys);
 
 const struct dotfile *porcelain_dotfiles_find(const struct dotfiles *d, const char *key);
 void porcelain_dotfiles_free(struct dotfiles *d);

@@ -194,8 +194,9 @@ review_file(struct review *rv, const struct dotfile *f, const char *home, const 
 		goto out;
 	}
 	if (!bsum) {
-		hm_warn("%s: never deployed on this machine; not committed ('heimdal apply' "
-			"deploys it, '--force' over the file here)", f->key);
+		hm_warn("%s: never deployed on this machine, and not the repository's; not "
+			"committed ('heimdal apply --force %s' deploys the repository's, keeping a "
+			"backup of this one)", f->key, f->key);
 		goto out;
 	}
 	/* Upstream moved since this machine deployed it: content, or mode alone. */
@@ -308,9 +309,6 @@ cmd_commit(int argc, char **argv)
 	/* The record follows HEAD when this machine had deployed all of it (and
 	 * still has: no file is behind what the repository holds). */
 	{
-		const char *was = hm_json_str(record, "commit");
-		int follow = was && !rv.behind && (strcmp(was, before) == 0 ||
-				     hm_git_changed_outside(repo, was, before, ".heimdal/") == 0);
 		size_t len;
 		char *buf;
 
@@ -332,8 +330,8 @@ cmd_commit(int argc, char **argv)
 		free(path);
 		commit_all(repo, d.workdir, rv.a, rv.na, mine, msg, after);
 		free(mine);
-		if (follow)
-			record = jv_object_set(record, jv_string("commit"), jv_string(after));
+		if (!rv.behind)
+			record = record_follow(repo, record, before, after);
 		record_save(record);
 	}
 	for (size_t i = 0; i < rv.na; i++) {

@@ -184,8 +184,8 @@ under(const char *path, const char *dir)
  * or a leading .heimdal component, $HEIMDAL_HOME, or the dotfiles repository
  * itself.  No repository, profile or remote decides those (DESIGN, "Trust").
  */
-static int
-reserved(const char *key, const char *workdir)
+int
+porcelain_reserved(const char *key, const char *workdir)
 {
 	const char *home = getenv("HOME"), *c = key;
 	char *target;
@@ -201,6 +201,43 @@ reserved(const char *key, const char *workdir)
 	target = hm_path_join(home, key);
 	r = under(target, hm_home()) || under(target, workdir);
 	free(target);
+	return r;
+}
+
+/*
+ * .heimdal/forgotten, one path per line: files `heimdal forget` stopped
+ * tracking.  A machine that deployed one forgets it too (it leaves its copy
+ * in $HOME), where a file removed from the repository otherwise goes.
+ */
+static void
+forgotten_load(const char *workdir, struct dotfiles *d)
+{
+	char *path = hm_path_join(workdir, FORGOTTEN), *buf, *line, *save = NULL;
+	size_t len;
+
+	if (porcelain_read_regular(path, IGNORE_MAX, &buf, &len) < 0) {
+		free(path);
+		return;
+	}
+	free(path);
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (!hm_path_safe_relative(line, NULL))
+			continue;
+		d->ignored = hm_xrealloc(d->ignored, (d->nignored + 1) * sizeof(*d->ignored));
+		d->ignored[d->nignored++] = hm_xstrdup(line);
+	}
+	free(buf);
+}
+
+int
+porcelain_ignored(const char *workdir, const char *key)
+{
+	struct ignore ig;
+	int r;
+
+	ignore_load(workdir, &ig);
+	r = ignored(&ig, key);
+	ignore_free(&ig);
 	return r;
 }
 
@@ -236,6 +273,7 @@ porcelain_dotfiles_list(git_repository *repo, const char *profile, struct dotfil
 	}
 	d->workdir = hm_xstrdup(workdir);
 	ignore_load(workdir, &ig);
+	forgotten_load(workdir, d);
 	n = git_index_entrycount(index);
 	d->f = hm_xmalloc((n ? n : 1) * sizeof(*d->f));
 	for (size_t i = 0; i < n; i++) {
@@ -258,7 +296,7 @@ porcelain_dotfiles_list(git_repository *repo, const char *profile, struct dotfil
 		}
 		if (!hm_path_safe_relative(key, NULL))
 			continue;
-		if (reserved(key, workdir)) {
+		if (porcelain_reserved(key, workdir)) {
 			hm_debug("%s: maps into heimdal's or git's own files; never deployed", e->path);
 			continue;
 		}
@@ -423,4 +461,36 @@ porcelain_read_nofollow(const char *path, char **buf, size_t *len)
 	r = hm_read_fd(fd, buf, len);
 	close(fd);
 	return r;
+}
+
+/* Paths as given (relative to $HOME, or absolute under it) as keys; new array. */
+char **
+porcelain_path_keys(int argc, char **argv)
+{
+	const char *home = getenv("HOME");
+	size_t hl = home ? strlen(home) : 0;
+	char **keys = hm_xmalloc((size_t)(argc + 1) * sizeof(*keys));
+	int n = 0;
+
+	for (int i = 0; i < argc; i++) {
+		const char *k = argv[i], *why;
+
+		if (home && strncmp(k, home, hl) == 0 && k[hl] == '/')
+			k += hl + 1;
+		else if (k[0] == '~' && k[1] == '/')
+			k += 2;
+		if (!hm_path_safe_relative(k, &why))
+			hm_die(HM_EXIT_USAGE, "%s: not a path under $HOME (%s)", argv[i], why);
+		keys[n++] = hm_xstrdup(k);
+	}
+	keys[n] = NULL;
+	return n ? keys : (free(keys), NULL);
+}
+
+void
+porcelain_keys_free(char **keys)
+{
+	for (char **k = keys; k && *k; k++)
+		free(*k);
+	free(keys);
 }

@@ -26,6 +26,8 @@ static const struct builtin {
 	{ "sync", cmd_sync, "pull, reconcile the state, apply, commit and push" },
 	{ "resolve", cmd_resolve, "settle a file changed both here and upstream" },
 	{ "status", cmd_status, "what sync and apply would do here, and the other machines" },
+	{ "add", cmd_add, "track files of $HOME: copy them into the repository and commit" },
+	{ "forget", cmd_forget, "stop tracking files (they stay in $HOME everywhere)" },
 	{ "help", cmd_help, "show help for heimdal or a command" },
 	{ "version", cmd_version, "print heimdal's version" },
 };

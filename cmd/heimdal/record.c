@@ -190,3 +190,14 @@ record_published(jv state, jv record, size_t *len)
 			    jv_object_get(jv_copy(record), jv_string("files")));
 	return hm_json_dump(doc, HM_JSON_PRETTY, len);
 }
+
+jv
+record_follow(git_repository *repo, jv record, const char *before, const char *after)
+{
+	const char *was = hm_json_str(record, "commit");
+
+	if (was && before && before[0] &&
+	    (strcmp(was, before) == 0 || hm_git_changed_outside(repo, was, before, ".heimdal/") == 0))
+		record = jv_object_set(record, jv_string("commit"), jv_string(after));
+	return record;
+}

@@ -67,4 +67,12 @@ int record_blob(git_repository *repo, jv entry, char **buf, size_t *len);
  */
 char *record_published(jv state, jv record, size_t *len);
 
+/*
+ * record (consumed) with its commit moved to after, a commit this machine
+ * just made on top of before with files it holds deployed, when the record
+ * was up to date with before (its commit is before, or differs from it only
+ * in .heimdal/).  Otherwise unchanged: what lies between is not deployed.
+ */
+jv record_follow(git_repository *repo, jv record, const char *before, const char *after);
+
 #endif

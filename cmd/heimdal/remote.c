@@ -333,18 +333,31 @@ remote_state_at(git_repository *repo, const char *rev)
 int
 remote_commit_state(git_repository *repo, jv state, const char *message, char out[41])
 {
+	return remote_commit_with(repo, state, NULL, 0, message, out);
+}
+
+int
+remote_commit_with(git_repository *repo, jv state, const struct hm_git_file *extra, size_t n,
+		   const char *message, char out[41])
+{
 	jv record = record_load(state);
 	char *mine = record_machine_path();
-	struct hm_git_file f[2] = { { REPO_STATE, NULL, 0 }, { mine, NULL, 0 } };
-	char *sbuf = hm_json_dump(hm_state_canonical(jv_copy(state)), HM_JSON_PRETTY, &f[0].len);
-	char *mbuf = record_published(state, record, &f[1].len);
+	struct hm_git_file *f = hm_xmalloc((n + 2) * sizeof(*f));
+	char *sbuf, *mbuf;
 	int r;
 
+	f[0] = (struct hm_git_file){ REPO_STATE, NULL, 0, 0 };
+	f[1] = (struct hm_git_file){ mine, NULL, 0, 0 };
+	sbuf = hm_json_dump(hm_state_canonical(jv_copy(state)), HM_JSON_PRETTY, &f[0].len);
+	mbuf = record_published(state, record, &f[1].len);
 	f[0].buf = sbuf, f[1].buf = mbuf;
-	r = hm_git_commit_files(repo, f, 2, message, out);
+	for (size_t i = 0; i < n; i++)
+		f[i + 2] = extra[i];
+	r = hm_git_commit_files(repo, f, n + 2, message, out);
 	free(sbuf);
 	free(mbuf);
 	free(mine);
+	free(f);
 	jv_free(record);
 	if (r < 0)
 		exit(hm_last_code());

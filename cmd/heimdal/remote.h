@@ -76,6 +76,10 @@ jv remote_state_at(git_repository *repo, const char *rev);
  */
 int remote_commit_state(git_repository *repo, jv state, const char *message, char out[41]);
 
+/* The same with the n files of extra (hm_git_commit_files) in the same commit. */
+int remote_commit_with(git_repository *repo, jv state, const struct hm_git_file *extra, size_t n,
+		       const char *message, char out[41]);
+
 /*
  * Push the current branch.  force: lease on the remote-tracking ref.  g (may
  * be NULL): the command's guard, when it took the lock with
