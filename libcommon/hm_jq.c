@@ -1,0 +1,85 @@
+#include "hm_jq.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The directory of the running binary, for "$ORIGIN" in the search path. */
+static jv
+origin_dir(void)
+{
+	char buf[PATH_MAX];
+	char *slash;
+
+	/* "." when unknown, as jq's dirname() of a bare "jq". */
+	if (realpath("/proc/self/exe", buf) == NULL || (slash = strrchr(buf, '/')) == NULL)
+		return jv_string(".");
+	return jv_string_sized(buf, slash == buf ? 1 : (int)(slash - buf));
+}
+
+void
+hm_jq_set_paths(jq_state *jq, jv libdirs)
+{
+	char cwd[PATH_MAX];
+
+	if (jv_get_kind(libdirs) == JV_KIND_NULL) {
+		jv_free(libdirs);
+		libdirs = JV_ARRAY(jv_string("~/.jq"), jv_string("$ORIGIN/../lib/jq"),
+			jv_string("$ORIGIN/lib"));
+	}
+	jq_set_attr(jq, jv_string("JQ_LIBRARY_PATH"), libdirs);
+	jq_set_attr(jq, jv_string("JQ_ORIGIN"), origin_dir());
+	jq_set_attr(jq, jv_string("PROGRAM_ORIGIN"),
+		jv_string(getcwd(cwd, sizeof(cwd)) ? cwd : "."));
+}
+
+void
+hm_jq_debug_cb(void *data, jv input)
+{
+	int dumpopts = *(int *)data;
+
+	jv_dumpf(JV_ARRAY(jv_string("DEBUG:"), input), stderr, dumpopts & ~JV_PRINT_PRETTY);
+	fputc('\n', stderr);
+}
+
+void
+hm_jq_report_error(jv pos, jv msg)
+{
+	if (jv_get_kind(msg) == JV_KIND_STRING) {
+		fprintf(stderr, "jq: error (at %s): %s\n", jv_string_value(pos),
+			jv_string_value(msg));
+	} else {
+		msg = jv_dump_string(msg, 0);
+		fprintf(stderr, "jq: error (at %s) (not a string): %s\n", jv_string_value(pos),
+			jv_string_value(msg));
+	}
+	jv_free(pos);
+	jv_free(msg);
+}
+
+int
+hm_jq_halt_status(jq_state *jq)
+{
+	jv code = jq_get_exit_code(jq);
+	jv msg = jq_get_error_message(jq);
+	int ret;
+
+	if (!jv_is_valid(code))
+		ret = 0;
+	else if (jv_get_kind(code) == JV_KIND_NUMBER)
+		ret = (int)jv_number_value(code);
+	else
+		ret = 5;
+	jv_free(code);
+	if (jv_get_kind(msg) == JV_KIND_STRING) {
+		fputs(jv_string_value(msg), stderr);
+	} else if (jv_is_valid(msg) && jv_get_kind(msg) != JV_KIND_NULL) {
+		msg = jv_dump_string(msg, 0);
+		fprintf(stderr, "%s\n", jv_string_value(msg));
+	}
+	fflush(stderr);
+	jv_free(msg);
+	return ret;
+}

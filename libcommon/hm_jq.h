@@ -1,0 +1,47 @@
+/*
+ * hm_jq.h - running libjq the way the jq 1.6 program does.
+ *
+ * libjq leaves to its caller what the jq binary does around it: the module
+ * search path (without one, `import` trips an assertion), the `debug`
+ * callback, and the texts of uncaught errors and `halt_error`.  These helpers
+ * do those parts byte for byte as jq 1.6's main.c, so a command built on
+ * libjq answers as `jq` would.  jq's diagnostics are written to stderr as jq
+ * writes them, without the program-name prefix of hm_error.h: they are jq's
+ * interface, which scripts compare against the jq binary.
+ */
+#ifndef HM_JQ_H
+#define HM_JQ_H
+
+#include <jq.h>
+
+/*
+ * Set the module search path: libdirs (consumed) is an array of directories
+ * (from -L), or null for jq's default list ("~/.jq", "$ORIGIN/../lib/jq",
+ * "$ORIGIN/lib", $ORIGIN being the running binary's directory).  Relative
+ * imports resolve against the current directory, as in jq.  Call before
+ * jq_compile_args.
+ */
+void hm_jq_set_paths(jq_state *jq, jv libdirs);
+
+/*
+ * The `debug` callback: writes ["DEBUG:",input] to stderr on one line.  data
+ * points at the int jv_dump flags of the output (colour and sorting are
+ * kept, indentation dropped).  Consumes input.
+ */
+void hm_jq_debug_cb(void *data, jv input);
+
+/*
+ * An uncaught jq error: "jq: error (at POS): MSG" (or "(not a string): JSON"
+ * when the message is not a string) on stderr.  Consumes pos and msg.
+ */
+void hm_jq_report_error(jv pos, jv msg);
+
+/*
+ * After the program called `halt` or `halt_error`: write its message to
+ * stderr as jq does (a string raw, other values as one JSON line) and return
+ * the exit status jq takes from it (the number given, 5 for a non-number, 0
+ * when there is none).
+ */
+int hm_jq_halt_status(jq_state *jq);
+
+#endif
