@@ -22,6 +22,8 @@ int cmd_push(int argc, char **argv);
 int cmd_sync(int argc, char **argv);
 int cmd_resolve(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);
 int cmd_add(int argc, char **argv);
 int cmd_forget(int argc, char **argv);
 

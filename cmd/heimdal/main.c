@@ -26,6 +26,8 @@ static const struct builtin {
 	{ "sync", cmd_sync, "pull, reconcile the state, apply, commit and push" },
 	{ "resolve", cmd_resolve, "settle a file changed both here and upstream" },
 	{ "status", cmd_status, "what sync and apply would do here, and the other machines" },
+	{ "diff", cmd_diff, "what changed here since deployed, or upstream (--upstream)" },
+	{ "doctor", cmd_doctor, "check the tools, libraries, files, lock, repository and remote" },
 	{ "add", cmd_add, "track files of $HOME: copy them into the repository and commit" },
 	{ "forget", cmd_forget, "stop tracking files (they stay in $HOME everywhere)" },
 	{ "help", cmd_help, "show help for heimdal or a command" },
