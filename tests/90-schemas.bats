@@ -275,3 +275,29 @@ diverged_pair() {
 		[ "$status" -eq 1 ] || fail "schema accepted: $filter"
 	done
 }
+
+@test "heimdal doctor --json validates, healthy or failing; a mutated report does not" {
+	REMOTE=$(bare_remote)
+	seed="$BATS_TEST_TMPDIR/seed"
+	git init -q "$seed"
+	printf 'one\n' >"$seed/.bashrc"
+	git -C "$seed" add -A && git -C "$seed" commit -qm seed && git -C "$seed" push -q "$REMOTE" HEAD:main
+	heimdal init --profile personal --repo "$REMOTE" >/dev/null
+	heimdal sync >/dev/null
+	run --separate-stderr heimdal doctor --json
+	expect_status 0
+	valid doctor
+	printf '{"lock_type": "Sometimes"}\n' >"$HEIMDAL_HOME/lock_config.json"
+	rm "$HEIMDAL_HOME/state.json"
+	run --separate-stderr heimdal doctor --json
+	expect_status 1
+	valid doctor
+	expect_json '.ok == false and ([.checks[] | select(.status == "fail")] | length) >= 2'
+	doc=$output
+	for filter in '.ok = "yes"' '.checks[0].status = "error"' '.checks[0].name = "other"' \
+		'del(.checks[0].detail)' '.checks = []' '.extra = 1'; do
+		jq "$filter" <<<"$doc" >"$BATS_TEST_TMPDIR/bad.json"
+		run validate doctor "$BATS_TEST_TMPDIR/bad.json"
+		[ "$status" -eq 1 ] || fail "schema accepted: $filter"
+	done
+}

@@ -19,7 +19,7 @@ flags() { sed 's/\\-/-/g' | grep -oE -- '--[a-z][a-z-]*[a-z]' | sort -u; }
 
 @test "bash: top-level commands, plumbing tools and global flags" {
 	run complete_words heimdal ""
-	for c in state apply commit init pull push sync resolve status add forget help version migrate lineage conflicts merge drift lock; do
+	for c in state apply commit init pull push sync resolve status diff doctor add forget help version migrate lineage conflicts merge drift lock; do
 		grep -qx "$c" <<<"$output" || fail "command $c not offered"
 	done
 	run complete_words heimdal --
@@ -27,7 +27,7 @@ flags() { sed 's/\\-/-/g' | grep -oE -- '--[a-z][a-z-]*[a-z]' | sort -u; }
 }
 
 @test "bash: every porcelain flag in --help is offered" {
-	for c in apply commit init pull push sync resolve status add forget; do
+	for c in apply commit init pull push sync resolve status diff doctor add forget; do
 		run complete_words heimdal "$c" --
 		offered=$output
 		for f in $(heimdal "$c" --help | flags); do

@@ -2,7 +2,7 @@
 # Install as /usr/share/bash-completion/completions/heimdal (make install does),
 # or source it from ~/.bashrc.
 
-_heimdal_commands="state apply commit init pull push sync resolve status add forget help version"
+_heimdal_commands="state apply commit init pull push sync resolve status diff doctor add forget help version"
 _heimdal_state_commands="version history migrate query check-drift check-conflicts resolve diff lock-info unlock"
 
 # The long flags of a command path ("apply", "state resolve", "lock acquire").
@@ -17,6 +17,8 @@ _heimdal_flags() {
 	sync) echo "--no-apply --help" ;;
 	resolve) echo "--merged --ours --theirs --help" ;;
 	status) echo "--json --help" ;;
+	diff) echo "--upstream --stat --color --no-color --help" ;;
+	doctor) echo "--json --help" ;;
 	add) echo "--profile --shared --force --dry-run --help" ;;
 	forget) echo "--yes --help" ;;
 	"state version") echo "--json --help" ;;
