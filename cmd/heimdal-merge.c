@@ -238,6 +238,17 @@ merge(struct hm_pair *p, const struct hm_lineage_cmp *cmp)
 	rl = jv_object_get(jv_copy(remote), jv_string("lineage"));
 	bl = jv_get_kind(p->base) == JV_KIND_OBJECT
 	     ? jv_object_get(jv_copy(p->base), jv_string("lineage")) : jv_null();
+	/* A day-one lineage joining the remote's (hm_lineage: nothing but its
+	 * init) takes the remote's id: the two are one lineage from now on. */
+	{
+		jv lid = jv_object_get(jv_copy(ll), jv_string("id"));
+		jv rid = jv_object_get(jv_copy(rl), jv_string("id"));
+
+		if (!same(lid, rid) && jv_is_valid(rid))
+			ll = jv_object_set(ll, jv_string("id"), jv_copy(rid));
+		jv_free(lid);
+		jv_free(rid);
+	}
 	ll = jv_object_set(ll, jv_string("git_commit"), pick_commit(ll, rl, bl, remote_newer));
 	if (rs > ls || (rs == ls && hm_json_int(rl, "parent_serial", 0) >
 				    hm_json_int(ll, "parent_serial", 0)))

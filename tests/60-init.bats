@@ -65,6 +65,9 @@ setup() {
 	jq -e --slurpfile a "$a" --arg home "$(mhome b)" '.lineage.id == $a[0].lineage.id
 		and .active_profile == "work" and .dotfiles_path == $home + "/dots"
 		and .machine.hostname == "b"' "$b"
+	# Joining is news: B is in the lineage, and the remote carries it.
+	jq -e '.lineage.machines | length == 2' "$b"
+	remote_state "$REMOTE" | jq -e '.lineage.machines | length == 2'
 	# And they stay joined: both sync again without a word about lineages.
 	run --separate-stderr as a heimdal sync --no-apply
 	expect_status 0

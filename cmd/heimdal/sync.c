@@ -199,6 +199,15 @@ sync_offline(git_repository *repo, struct sync_run *run, jv local)
 	jv_free(local);
 }
 
+/* 1 when a and b (borrowed) have the same lineage.id. */
+static int
+same_lineage(jv a, jv b)
+{
+	jv x = jv_getpath(jv_copy(a), JV_ARRAY(jv_string("lineage"), jv_string("id")));
+	jv y = jv_getpath(jv_copy(b), JV_ARRAY(jv_string("lineage"), jv_string("id")));
+	return jv_equal(x, y);
+}
+
 /*
  * The state this sync settles on, before the pull moves anything: the
  * relation of local to the remote (base: the state at the merge base) and
@@ -238,8 +247,10 @@ settle_state(jv local, jv remote, jv base, int *changed, jv *shown)
 		*changed = strcmp(relation, "ahead") == 0;
 		merged = jv_copy(local);
 	} else {
-		/* Behind: the remote already holds everything this machine shares. */
-		*changed = strcmp(relation, "behind") != 0;
+		/* Behind: the remote already holds everything this machine shares --
+		 * unless this machine joins the remote's lineage now (a day-one
+		 * lineage of its own, nothing but its init): that join is news. */
+		*changed = strcmp(relation, "behind") != 0 || !same_lineage(local, remote);
 		merged = merge_states(*changed ? "merge" : "use-remote", jv_copy(local),
 				      jv_copy(remote), jv_copy(base), &report);
 		if (!jv_is_valid(merged)) {
@@ -305,8 +316,6 @@ sync_once(git_repository *repo, struct sync_run *run)
 	/* Both sides moved: the merge commit is a new state on the branch, above both. */
 	merging = before[0] && tip[0] && strcmp(mb, before) != 0 && strcmp(mb, tip) != 0;
 	if (changed || merging) {
-		if (hm_guard_need_remote(run->guard) < 0)
-			exit(hm_last_code());
 		merged = record_sync(merged, tip);
 		changed = 1;
 	}
@@ -339,9 +348,6 @@ sync_once(git_repository *repo, struct sync_run *run)
 		printf("Already up to date.\n");
 		return 0;
 	}
-	/* Something to write: now the remote's lock too. */
-	if (hm_guard_need_remote(run->guard) < 0)
-		exit(hm_last_code());
 	if (!changed) {
 		char now[32];
 
@@ -371,7 +377,14 @@ sync_once(git_repository *repo, struct sync_run *run)
 	jv_free(merged);
 	if (remote_in_step(repo))
 		return 0;
-	r = remote_push(repo, 0, 1, NULL);
+	/*
+	 * The push is the one write to the remote, a compare-and-swap of the
+	 * branch: it goes through while nobody holds refs/heimdal/lock (seen on
+	 * the push's own connection) and takes the remote lock the full way first
+	 * when somebody does (remote_push).  Everything before it was this
+	 * machine's own files, under the local lock.
+	 */
+	r = remote_push(repo, 0, 1, run->guard);
 	if (r == HM_GIT_REJECTED)
 		return SYNC_AGAIN;
 	if (r == HM_GIT_UNREACHABLE) {
@@ -415,9 +428,9 @@ cmd_sync(int argc, char **argv)
 		hm_die(HM_EXIT_USAGE, "unexpected argument '%s'\nusage: %s", argv[optind],
 		       SYNC_USAGE);
 	/*
-	 * One lock for the whole sync; the apply it runs sees it held by its
-	 * parent.  The remote's part is taken once the sync has something to
-	 * write (sync_once), so a sync with nothing to do reads the remote and
+	 * One local lock for the whole sync, the apply it runs included.  The
+	 * remote's part is taken only by the push, and only when another machine
+	 * holds it (sync_once), so a sync with nothing to do reads the remote and
 	 * leaves it alone.  Another machine's sync holding the remote lock is
 	 * waited for, as lock_config.json's retry says: syncs are meant to meet.
 	 */
