@@ -508,35 +508,86 @@ mkdir_parent(const char *path, mode_t mode)
 	return r;
 }
 
-/* A new file at path (which must not exist) with buf; no fsync, the batch syncs. */
+/*
+ * A batch of at most FEW files is made durable file by file (fsync each, then
+ * each directory a rename changed), as git does; a larger one with one
+ * syncfs(2) per filesystem before the renames and one after.  Either way a
+ * crash leaves each target old or new.
+ */
+#define FEW 16
+
+/* A new file at path (which must not exist) with buf; fsync'd when durable. */
 static int
-write_exact(const char *path, const char *buf, size_t len, mode_t mode)
+write_exact(const char *path, const char *buf, size_t len, mode_t mode, int durable)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
 
 	if (fd < 0)
 		return -1;
-	if (write_all(fd, buf, len) < 0) {
+	if (write_all(fd, buf, len) < 0 || (durable && fsync(fd) < 0)) {
 		close(fd);
 		return -1;
 	}
 	return close(fd);
 }
 
-/* Create path's file with buf, mode, no fsync (the batch syncs).  0 or -1. */
+/* Create path's file with buf, mode; fsync'd when durable.  0 or -1. */
 static int
-write_new(char *path_template, const char *buf, size_t len, mode_t mode)
+write_new(char *path_template, const char *buf, size_t len, mode_t mode, int durable)
 {
 	int fd = mkostemp(path_template, O_CLOEXEC);
 
 	if (fd < 0)
 		return -1;
-	if (fchmod(fd, mode) < 0 || write_all(fd, buf, len) < 0) {
+	if (fchmod(fd, mode) < 0 || write_all(fd, buf, len) < 0 ||
+	    (durable && fsync(fd) < 0)) {
 		close(fd);
 		unlink(path_template);
 		return -1;
 	}
 	return close(fd);
+}
+
+/* fsync the directory of every path the write phase created, renamed or removed. */
+static int
+sync_dirs(struct plan *p)
+{
+	char *last = NULL;
+	int r = 0;
+
+	for (size_t i = 0; i < p->n && r == 0; i++) {
+		const struct item *it = &p->it[i];
+		const char *paths[] = { it->tmp ? it->wpath : NULL, it->backup,
+					it->act == A_REMOVE ? it->target : NULL, it->side_done };
+
+		for (size_t j = 0; j < 4 && r == 0; j++) {
+			const char *slash = paths[j] ? strrchr(paths[j], '/') : NULL;
+
+			if (!slash || (last && strlen(last) == (size_t)(slash - paths[j]) &&
+				       strncmp(last, paths[j], (size_t)(slash - paths[j])) == 0))
+				continue;
+			r = hm_fsync_dir_of(paths[j]);
+			free(last);
+			last = hm_xasprintf("%.*s", (int)(slash - paths[j]), paths[j]);
+		}
+	}
+	free(last);
+	return r;
+}
+
+/* The number of files the write phase writes, renames, removes or chmods. */
+static size_t
+changes(const struct plan *p)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < p->n; i++) {
+		enum act a = p->it[i].act;
+
+		n += (writes(a) && (a != A_CONFLICT || p->it[i].wdata)) || a == A_MODE ||
+		     a == A_REMOVE || p->it[i].side_done;
+	}
+	return n;
 }
 
 static int
@@ -591,8 +642,11 @@ apply_write(struct plan *p)
 	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
 	struct timespec t0;
 	char *bdir = NULL;
-	int shown = 0;
+	size_t n = changes(p);
+	int shown = 0, few = n <= FEW;
 
+	if (n == 0)
+		return 0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	temps = calloc(p->n + 1, sizeof(*temps));
 	if (!temps)
@@ -612,7 +666,7 @@ apply_write(struct plan *p)
 		if (mkdir_parent(it->backup, 0700) < 0)
 			goto fail;
 		if (it->act == A_FORCE_LINK ? symlink(it->old, it->backup)
-					    : write_exact(it->backup, it->old, it->old_len, 0600)) {
+					    : write_exact(it->backup, it->old, it->old_len, 0600, few)) {
 			hm_error_errno("%s: cannot back up to %s", it->target, it->backup);
 			goto fail;
 		}
@@ -630,13 +684,13 @@ apply_write(struct plan *p)
 		it->tmp = hm_xasprintf("%.*s/.%s.heimdal-XXXXXX", (int)(slash - it->wpath),
 				       it->wpath, slash + 1);
 		temps[ntemps++] = it->tmp;
-		if (write_new(it->tmp, it->wdata, it->wlen, it->mode) < 0) {
+		if (write_new(it->tmp, it->wdata, it->wlen, it->mode, few) < 0) {
 			hm_error_errno("%s: cannot write", it->wpath);
 			goto fail;
 		}
 	}
 	/* Every new content durable before any target changes. */
-	if (sync_all(p) < 0)
+	if (few ? sync_dirs(p) < 0 : sync_all(p) < 0)
 		goto fail;
 	for (size_t i = 0; i < p->n; i++) {
 		struct item *it = &p->it[i];
@@ -662,7 +716,7 @@ apply_write(struct plan *p)
 		fprintf(stderr, "\rApplying dotfiles: %zu/%zu\n", p->n, p->n);
 	free(bdir);
 	/* The renames themselves, durable before the state says they happened. */
-	return sync_all(p);
+	return few ? sync_dirs(p) : sync_all(p);
 fail:
 	remove_temps();
 	free(bdir);

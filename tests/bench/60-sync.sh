@@ -35,7 +35,7 @@ git clone -q "git://127.0.0.1:$port/g.git" "$s/g" 2>/dev/null
 cp -r "$HOME/.dotfiles/.config" "$s/g/" && git -C "$s/g" add -A && git -C "$s/g" commit -qm files &&
 	git -C "$s/g" push -q origin main
 
-bench sync-nothing-to-do 1.0 "heimdal sync --no-apply" \
+bench sync-nothing-to-do 0.4 "heimdal sync --no-apply" \
 	"git pull" "git -C $HOME/.dotfiles pull -q"
 # Each run changes one file first: heimdal's state, and a dotfile for git.
 bench push-one-file 1.0 "heimdal push" \
