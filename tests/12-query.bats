@@ -1,5 +1,8 @@
 #!/usr/bin/env bats
 # heimdal state query: jq filters over the state, plain paths on the fast path.
+# The command is jq 1.6 (options, output, jq's messages, exit statuses), checked
+# byte for byte against the jq binary; heimdal's own messages and statuses stay
+# for usage (2), an input it cannot open (3) and invalid JSON input (2).
 
 load helper
 
@@ -17,6 +20,29 @@ same_as_jq() {
 	run --separate-stderr jq "$@" "$file"
 	[ "$ours_status" -eq "$status" ] || fail "status $ours_status vs jq's $status for: $*"
 	[ "$ours" = "$output" ] || fail "output differs from jq for: $*" "ours: $ours" "jq: $output"
+}
+
+# jq_same ARG...: `heimdal state query ARG...` and `jq ARG...` (stdin from
+# $JQ_IN, /dev/null by default) write the same bytes to stdout and to stderr
+# and exit with the same status.
+jq_same() {
+	local d=$BATS_TEST_TMPDIR s1 s2
+	heimdal state query "$@" <"${JQ_IN:-/dev/null}" >"$d/o1" 2>"$d/e1" && s1=0 || s1=$?
+	jq "$@" <"${JQ_IN:-/dev/null}" >"$d/o2" 2>"$d/e2" && s2=0 || s2=$?
+	[ "$s1" -eq "$s2" ] || fail "status $s1 vs jq's $s2 for: $*" "$(cat "$d/e1")"
+	cmp -s "$d/o1" "$d/o2" ||
+		fail "stdout differs from jq for: $*" "ours: $(cat -A "$d/o1")" "jq: $(cat -A "$d/o2")"
+	cmp -s "$d/e1" "$d/e2" ||
+		fail "stderr differs from jq for: $*" "ours: $(cat -A "$d/e1")" "jq: $(cat -A "$d/e2")"
+}
+
+# jq_status N ARG...: jq_same ARG..., and the status is N.
+jq_status() {
+	local want=$1
+	shift
+	jq_same "$@"
+	heimdal state query "$@" <"${JQ_IN:-/dev/null}" >/dev/null 2>&1 && status=0 || status=$?
+	expect_status "$want"
 }
 
 # refused NAME TEXT MESSAGE: querying .a in TEXT is an invalid-JSON error naming NAME.
@@ -76,28 +102,38 @@ refused() {
 	[ "$output" = "[1,2]" ]
 }
 
-@test "query: a bad filter gives jq's compile error, exit 2, nothing on stdout" {
+@test "query: a bad filter gives jq's compile error, exit 3, nothing on stdout" {
 	run --separate-stderr heimdal state query '.a |||'
-	expect_status 2
+	expect_status 3
 	[ -z "$output" ]
-	[[ "$stderr" == *"jq: error: syntax error"* ]]
-	[[ "$stderr" == *"jq: 1 compile error"* ]]
+	[[ "$stderr" == "jq: error: syntax error"* ]]
+	[[ "$stderr" == *"jq: 1 compile error" ]]
+	jq_status 3 '.a |||' "$HEIMDAL_HOME/state.json"
+	jq_status 3 -n '$nosuch'
+	jq_status 3 -n 'nosuch(1)'
 }
 
-@test "query: a runtime error is jq's message, exit 2" {
+@test "query: a runtime error is jq's message with the input's line, exit 5" {
 	run --separate-stderr heimdal state query '.version.x'
-	expect_status 2
+	expect_status 5
 	[ -z "$output" ]
-	[[ "$stderr" == *'jq: error (at '*'state.json): Cannot index number with '*'"x"' ]] || fail "$stderr"
+	[ "$stderr" = "jq: error (at $HEIMDAL_HOME/state.json:36): Cannot index number with string \"x\"" ]
 	run --separate-stderr heimdal state query '.lineage.machines.x'
-	expect_status 2
+	expect_status 5
 	[[ "$stderr" == *'Cannot index array with '*'"x"' ]]
+	jq_status 5 '.version.x' "$HEIMDAL_HOME/state.json"
+	jq_status 5 '.lineage.machines.x' "$HEIMDAL_HOME/state.json"
+	jq_status 5 -n '{a: 1} | error'
+	jq_status 5 -n 'error("boom")'
+	jq_status 0 -n 'null | error'
+	JQ_IN=$FIXTURES/v2-spec.json jq_status 5 '.checksums | .[0]' -
 }
 
 @test "query: a path through a string falls back to jq's error" {
 	run --separate-stderr heimdal state query '.active_profile[0]'
-	expect_status 2
+	expect_status 5
 	[[ "$stderr" == *"Cannot index string with number"* ]]
+	jq_status 5 '.active_profile[0]' "$HEIMDAL_HOME/state.json"
 }
 
 @test "query: duplicate keys resolve as in jq (the last wins)" {
@@ -115,9 +151,25 @@ refused() {
 
 @test "query: malformed input is an error even for a plain path" {
 	refused bad.json '{"a": 1, "b": }' ''
-	run --separate-stderr heimdal state query .a - </dev/null
+	# jq prints what came before the bad document; heimdal names the file
+	printf '{"a": 1}\n{"a": ' >"$BATS_TEST_TMPDIR/two.json"
+	run --separate-stderr heimdal state query .a "$BATS_TEST_TMPDIR/two.json"
 	expect_status 2
-	[[ "$stderr" == *"<stdin>: invalid JSON: empty input" ]]
+	[ "$output" = 1 ]
+	[ "$stderr" = "heimdal: error: $BATS_TEST_TMPDIR/two.json: invalid JSON: Unfinished JSON term at EOF at line 2, column 6" ]
+	run --separate-stderr heimdal state query -c . - <<<'1 2 ['
+	expect_status 2
+	[ "$output" = $'1\n2' ]
+	[ "$stderr" = "heimdal: error: <stdin>: invalid JSON: Unfinished JSON term at EOF at line 2, column 0" ]
+}
+
+@test "query: empty input prints nothing and exits 0, as jq" {
+	jq_status 0 . -
+	jq_status 0 .a /dev/null
+	jq_status 0 -e . /dev/null
+	printf '\n  \n' >"$BATS_TEST_TMPDIR/blank.json"
+	jq_status 0 .a "$BATS_TEST_TMPDIR/blank.json"
+	jq_status 0 -c -s . "$BATS_TEST_TMPDIR/blank.json"
 }
 
 @test "query: a V1 state is migrated first; a V3 state refused" {
@@ -144,6 +196,183 @@ refused() {
 	run --separate-stderr heimdal state query . "$BATS_TEST_TMPDIR/missing.json"
 	expect_status 3
 	[[ "$stderr" == *"missing.json: No such file or directory" ]]
+	run --separate-stderr heimdal state query . "$BATS_TEST_TMPDIR"
+	expect_status 3
+	[[ "$stderr" == *": Is a directory" ]]
+	for args in '--indent 8 .' '--indent -2 .' '--indent' '--argjson x { .' '--argjson x' \
+		'--arg a b' '--foo .' '-x .' '--tab=1 .' '--ar a b .' '-n -- . -c x'; do
+		run --separate-stderr heimdal state query $args
+		expect_status 2
+		[ -z "$output" ] || fail "stdout for $args"
+		[[ "$stderr" == *"usage: heimdal state query [OPTION]... FILTER [FILE|-]" ]] ||
+			fail "stderr for $args"
+	done
+	run --separate-stderr heimdal state query --argjson x '{' .
+	[ "$stderr" = "heimdal: error: --argjson x: invalid JSON text
+usage: heimdal state query [OPTION]... FILTER [FILE|-]" ]
+	run --separate-stderr heimdal state query -h
+	expect_status 0
+	[ "$output" = "usage: heimdal state query [OPTION]... FILTER [FILE|-]" ]
+}
+
+@test "query: input, inputs, debug and stderr read and write as jq, never crash" {
+	printf '{"a": 1}\n{"a": [2, 3]}\n"x"\n' >"$BATS_TEST_TMPDIR/m.json"
+	for f in input inputs 'first(inputs)' 'try input catch .' debug '.a|debug' \
+		'[., input]' '[inputs]' 'input, input' 'stderr' '.a | stderr | debug' \
+		'limit(1; inputs)' 'reduce inputs as $x (0; . + 1)'; do
+		jq_same -c "$f" "$BATS_TEST_TMPDIR/m.json"
+		jq_same "$f" "$BATS_TEST_TMPDIR/m.json"
+		jq_same -n -c "$f" "$BATS_TEST_TMPDIR/m.json"
+		JQ_IN=$BATS_TEST_TMPDIR/m.json jq_same -c "$f" -
+		jq_same -c "$f" /dev/null
+		jq_same -n "$f" -
+	done
+	jq_status 5 -c input "$BATS_TEST_TMPDIR/m.json"
+	jq_status 0 -c 'first(inputs)' "$BATS_TEST_TMPDIR/m.json"
+	jq_status 0 -n 'try input catch .' -
+	run --separate-stderr heimdal state query -c '.a|debug' "$BATS_TEST_TMPDIR/m.json"
+	expect_status 5
+	[ "$output" = $'1\n[2,3]' ]
+	[[ "$stderr" == '["DEBUG:",1]'$'\n''["DEBUG:",[2,3]]'$'\n''jq: error (at '* ]]
+	# debug keeps the output's sorting, never its indentation
+	jq_same -S --tab -n '{b: 1, a: [2]} | debug'
+	jq_same --indent 5 -c '.lineage | debug | .serial' "$HEIMDAL_HOME/state.json"
+}
+
+@test "query: import and include search ~/.jq and -L as jq, with jq's compile error" {
+	jq_status 3 -n 'import "foo" as f; .'
+	jq_status 3 -n 'include "x"; .'
+	jq_status 3 'import "foo" as f; .' "$HEIMDAL_HOME/state.json"
+	jq_status 3 -n -L "$BATS_TEST_TMPDIR" 'include "x"; .'
+	mkdir -p "$HOME/.jq" "$BATS_TEST_TMPDIR/lib"
+	echo 'def hi: "hi from home";' >"$HOME/.jq/m.jq"
+	echo 'def hi: "hi from lib";' >"$BATS_TEST_TMPDIR/lib/m.jq"
+	jq_status 0 -n 'import "m" as m; m::hi'
+	jq_status 0 -n 'include "m"; hi'
+	jq_status 0 -n -L "$BATS_TEST_TMPDIR/lib" 'include "m"; hi'
+	jq_status 0 -n "-L$BATS_TEST_TMPDIR/lib" -r 'import "m" as m; m::hi'
+	jq_status 0 -n -c '[get_search_list[0]]'
+	run --separate-stderr heimdal state query -n -r 'import "m" as m; m::hi'
+	[ "$output" = "hi from home" ]
+}
+
+@test "query: halt and halt_error print and exit as jq" {
+	for f in halt_error '"bye\n" | halt_error' '"bye" | halt_error(1)' '{a: 1} | halt_error' \
+		'halt_error(0)' 'null | halt_error(2)' '1, halt, 2' '"x" | halt_error(14)' \
+		'halt_error("x")' '[1] | halt_error(300)'; do
+		jq_same -n "$f" -
+		jq_same -n -e "$f"
+		jq_same -c ".lineage | $f" "$HEIMDAL_HOME/state.json"
+	done
+	jq_status 5 -n '"oops\n" | halt_error'
+	jq_status 1 -n '{a: 1} | halt_error(1)'
+	jq_status 0 -n '1, halt'
+	jq_status 14 -n '"x" | halt_error(14)'
+	echo '1 2' >"$BATS_TEST_TMPDIR/in.json"
+	jq_same -c '., halt' "$BATS_TEST_TMPDIR/in.json"
+}
+
+@test "query: output options -c -r -j -a -S --tab --indent as jq, in any order" {
+	local st=$HEIMDAL_HOME/state.json
+	for o in -c -r -j -a -S -s --tab '--indent 0' '--indent 1' '--indent 7' '--indent -1' \
+		-cS '-c --tab' '--tab -c' '--indent 3 -c' '-c --indent 3' -rj -M; do
+		for f in . .lineage '.checksums | keys[]' '.history[0].machine_id' '.nosuch' \
+			'.machine.hostname, .lineage.serial' '{z: 1, a: {c: [], b: {}}}'; do
+			# shellcheck disable=SC2086
+			jq_same $o "$f" "$st"
+			# shellcheck disable=SC2086
+			jq_same "$f" $o "$st"
+		done
+	done
+	jq_same -n -a '"\u00e9\u20ac\ud83d\ude00"'
+	# jq 1.6 crashes on -r -a (a double free); heimdal prints the escaped string
+	run --separate-stderr heimdal state query -n -r -a '"\u00e9"'
+	expect_status 0
+	[ "$output" = '"\u00e9"' ]
+}
+
+@test "query -e: the status comes from the last output, as jq" {
+	local f
+	for f in true 1 false null empty '1, false' 'false, 1' '1, null' '"x"' 'error("e")' \
+		'halt' 'false | halt_error(0)'; do
+		jq_same -n -e "$f"
+		jq_same -n "$f" -
+		jq_same -n -e -r "$f"
+	done
+	jq_status 1 -e -n false
+	jq_status 1 -e -n 'null'
+	jq_status 4 -e -n empty
+	jq_status 0 -e -n '"x"'
+	jq_status 5 -e -n 'error("e")'
+	# over several inputs, the last one decides
+	echo 'false 1' >"$BATS_TEST_TMPDIR/a.json"
+	echo '1 false' >"$BATS_TEST_TMPDIR/b.json"
+	echo '1 {}' >"$BATS_TEST_TMPDIR/c.json"
+	JQ_IN=$BATS_TEST_TMPDIR/a.json jq_status 0 -e . -
+	jq_status 1 -e . "$BATS_TEST_TMPDIR/b.json"
+	jq_status 0 .a "$BATS_TEST_TMPDIR/c.json"
+	# the fast path answers -e too
+	jq_status 0 -e .lineage.serial "$HEIMDAL_HOME/state.json"
+	jq_status 1 -e .nosuch "$HEIMDAL_HOME/state.json"
+	run --separate-stderr heimdal state query -e .nosuch
+	expect_status 1
+	[ "$output" = null ]
+}
+
+@test "query -n, -s, options after the filter, -- and filters starting with -" {
+	jq_same -n -c '[1, 2]'
+	jq_same -c -s . "$HEIMDAL_HOME/state.json"
+	echo '1 2 3' >"$BATS_TEST_TMPDIR/in.json"
+	JQ_IN=$BATS_TEST_TMPDIR/in.json jq_same -c -s 'length' -
+	jq_same .lineage -c "$HEIMDAL_HOME/state.json"
+	jq_same .lineage "$HEIMDAL_HOME/state.json" -c
+	jq_same -n '-1'
+	jq_same -n -c '-.a?'
+	jq_same -n '-1 + 3' -c
+	run --separate-stderr heimdal state query -n -- -1
+	expect_status 0
+	[ "$output" = -1 ]
+	run --separate-stderr heimdal state query -c -- '-.lineage.serial'
+	expect_status 0
+	[ "$output" = -42 ]
+	run --separate-stderr heimdal state query -r -- .machine.hostname "$FIXTURES/v2-spec.json"
+	expect_status 0
+	[ "$output" = macbook-pro ]
+	# -n does not read the local state; the program runs once, over null
+	run --separate-stderr heimdal state query -n -c '[., $__loc__]'
+	expect_status 0
+	[ "$output" = '[null,{"file":"<top-level>","line":1}]' ]
+}
+
+@test "query --arg, --argjson and \$ARGS as jq: the first binding of a name wins" {
+	jq_same -n --arg a 1 --arg a 2 '$a'
+	jq_same -n -c --arg a 1 --argjson a 2 '[$a, $ARGS]'
+	jq_same -n -c --argjson a '{"x": [1, null]}' --arg b 'two words' '$a, $b, $ARGS'
+	jq_same -c '$ARGS' --arg x y "$HEIMDAL_HOME/state.json"
+	jq_same -n -c '[$a, $b]' --argjson b 3 --arg a -5
+	jq_same -n --arg -x v '$ARGS.named["-x"]'
+	run --separate-stderr heimdal state query -n --arg a 1 --arg a 2 '$a'
+	expect_status 0
+	[ "$output" = '"1"' ]
+}
+
+@test "query: input_filename, input_line_number and \$__loc__ as jq 1.6" {
+	printf '{"a": 1}\n\n{"a":\n2}\n' >"$BATS_TEST_TMPDIR/m.json"
+	local f
+	for f in input_filename input_line_number '$__loc__' \
+		'[input_filename, input_line_number, .a]' '[inputs | input_line_number]' \
+		'{a: $__loc__}' '.a | error'; do
+		jq_same -c "$f" "$BATS_TEST_TMPDIR/m.json"
+		JQ_IN=$BATS_TEST_TMPDIR/m.json jq_same -c "$f" -
+		jq_same -n -c "$f" -
+		jq_same -c "$f" "$HEIMDAL_HOME/state.json"
+	done
+	run --separate-stderr heimdal state query -r input_filename "$BATS_TEST_TMPDIR/m.json"
+	expect_status 0
+	[ "$output" = "$BATS_TEST_TMPDIR/m.json"$'\n'"$BATS_TEST_TMPDIR/m.json" ]
+	run --separate-stderr heimdal state query -r input_filename
+	expect_status 0
+	[ "$output" = "$HEIMDAL_HOME/state.json" ]
 }
 
 @test "pipeline: heimdal-migrate | heimdal state query - | jq" {
