@@ -159,6 +159,22 @@ child_git_fail(const char *what)
 	return child_fail(msg);
 }
 
+/*
+ * A libgit2 network failure in a child: "unreachable" only when no connection
+ * could be made.  A server that answered with an error (the repository gone,
+ * access denied, a host key refused) is never taken for being offline: its
+ * words are printed, the lock stays local, and the command's own use of the
+ * remote fails with them.
+ */
+static int
+net_fail(const struct ctx *c)
+{
+	if (hm_git_is_unreachable(-1))
+		return HM_GIT_UNREACHABLE;
+	hm_warn("%s: %s; the remote lock is not taken", c->url, hm_git_last_error());
+	return -1;
+}
+
 static int
 fetch_child(void *arg, int out_fd)
 {
@@ -174,7 +190,7 @@ fetch_child(void *arg, int out_fd)
 	opts.callbacks.payload = &attempt;
 	err = git_remote_fetch(remote, NULL, &opts, NULL);
 	git_remote_free(remote);
-	return err < 0 ? HM_GIT_UNREACHABLE : 0;
+	return err < 0 ? net_fail(c) : 0;
 }
 
 /* The record in a lock commit of repo, or invalid. */
@@ -435,7 +451,7 @@ cas_net_child(void *arg, int fd)
 			if (git_remote_create_anonymous(&remote, c->repo, c->url) < 0 ||
 			    git_remote_fetch(remote, &fspecs, &fo, NULL) < 0) {
 				git_remote_free(remote);
-				return HM_GIT_UNREACHABLE;
+				return net_fail(c);
 			}
 			git_remote_free(remote);
 			remote = NULL;
@@ -443,7 +459,7 @@ cas_net_child(void *arg, int fd)
 		have_fetched = git_reference_name_to_id(&fetched, c->repo, FETCHED_REF) == 0;
 		if (connect_push(c, &remote, &cb, &cur, &have) < 0) {
 			git_remote_free(remote);
-			return HM_GIT_UNREACHABLE;
+			return net_fail(c);
 		}
 		if (have && (!have_fetched || !git_oid_equal(&cur, &fetched))) {
 			git_remote_free(remote); /* held, or moved since the fetch: look (again) */
@@ -472,7 +488,7 @@ cas_net_child(void *arg, int fd)
 			git_reference_delete(ref);
 		git_reference_free(ref);
 		if (err < 0)
-			return HM_GIT_UNREACHABLE;
+			return net_fail(c);
 		if (!ps.rejected) {
 			emit_acquired(fd, &oid);
 			return 0;
@@ -702,8 +718,6 @@ rlock_acquire(jv *record, const struct hm_lock_config *cfg, jv *holder)
 	if (r != 0) {
 		if (r == HM_GIT_UNREACHABLE)
 			warn_unreachable(reason);
-		else
-			unreachable("the remote lock could not be taken");
 		ctx_free(&c);
 		free(out);
 		return RLOCK_LOCAL;
@@ -770,7 +784,7 @@ release_net_child(void *arg, int fd)
 	cb.payload = &ps.attempt;
 	if (connect_push(c, &remote, &cb, &cur, &have) < 0) {
 		git_remote_free(remote);
-		return HM_GIT_UNREACHABLE;
+		return net_fail(c);
 	}
 	/* Delete only our own commit: the delete carries the advertised value. */
 	if (!have || !git_oid_equal(&cur, &c->commit)) {
@@ -781,7 +795,7 @@ release_net_child(void *arg, int fd)
 	err = push(remote, ":" LOCK_REF, &cb, &ps);
 	git_remote_free(remote);
 	if (err < 0)
-		return HM_GIT_UNREACHABLE;
+		return net_fail(c);
 	return ps.rejected ? child_fail("the remote refused to delete refs/heimdal/lock") : 0;
 }
 

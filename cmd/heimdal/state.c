@@ -28,7 +28,7 @@ static const struct sub {
 	  "recent operations, newest first (default 10)" },
 	{ "migrate", cmd_state_migrate, "[--no-backup] [--json]",
 	  "migrate a V1 state to V2, keeping a backup" },
-	{ "query", cmd_state_query, "[-c] [-r] [--arg NAME VALUE] FILTER [FILE|-]",
+	{ "query", cmd_state_query, "[jq options] FILTER [FILE|-]",
 	  "run a jq filter over the state" },
 	{ "check-drift", cmd_state_check_drift, "[--all] [--json]",
 	  "files changed or missing since the last apply" },
