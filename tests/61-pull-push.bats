@@ -92,7 +92,8 @@ setup() {
   - .bashrc
 
 Please resolve conflicts manually and run 'heimdal sync' again" ] || fail
-	[ "$(ingit b status --porcelain)" = "AA .bashrc" ]
+	# The dotfile is the user's; the state file was settled, not conflicted.
+	[ "$(ingit b status --porcelain | grep -v '^[MA]  .heimdal/')" = "AA .bashrc" ]
 	grep -q '^<<<<<<<' "$(mhome b)/.dotfiles/.bashrc"
 	[ -e "$(mhome b)/.dotfiles/.git/MERGE_HEAD" ]
 	# Until it is resolved, every remote command says so again.
@@ -127,6 +128,13 @@ Please resolve conflicts manually and run 'heimdal sync' again" ] || fail
 	! grep -q '^<<<<<<<' "$(mhome b)/.dotfiles/.heimdal/state.json"
 	jq -e '(.lineage.machines | index("m-a") and index("m-b"))
 	       and .last_sync == "2024-01-15T12:00:00Z"' "$(mhome b)/.dotfiles/.heimdal/state.json"
+	# The merge commit publishes a new state, above both parents' serials,
+	# and it is this machine's state now.
+	s=$(ingit b show HEAD:.heimdal/state.json | jq .lineage.serial)
+	for p in 1 2; do
+		[ "$s" -gt "$(ingit b show "HEAD^$p:.heimdal/state.json" | jq .lineage.serial)" ] || fail "parent $p"
+	done
+	[ "$(jq .lineage.serial "$(mhome b)/.heimdal/state.json")" = "$s" ] || fail "local state not merged"
 	[ -z "$(ingit b status --porcelain)" ]
 	run --separate-stderr as b heimdal push
 	expect_status 0

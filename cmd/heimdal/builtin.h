@@ -181,6 +181,20 @@ struct apply_opts {
 struct git_repository;
 int apply_run(struct git_repository *repo, jv *state, const struct apply_opts *o);
 
+/*
+ * sync.c: after a fetch, settle the local state (borrowed) with the remote's
+ * and pull: the relation (heimdal-conflicts, base: the state at the merge
+ * base), heimdal-merge's answer, recorded as op (heimdal-lineage) when it is
+ * news (*changed) or when the pull writes a merge commit, which then carries
+ * it.  The spec's lines for a divergence are printed (and "Git pull completed
+ * successfully!" with show_pull).  Returns the settled state, not saved, with
+ * res filled (free it); invalid after printing why, the repository unmoved or
+ * left mid-merge for the user (exit 1).
+ */
+struct hm_git_merge_result;
+jv sync_merge(struct git_repository *repo, jv local, const char *op, int show_pull, int *changed,
+	      struct hm_git_merge_result *res);
+
 /* heimdal-drift's report over $HOME for state (consumed); exits on failure. */
 jv porcelain_drift(jv state, int all);
 

@@ -67,8 +67,8 @@ cmd_pull(int argc, char **argv)
 	struct hm_git_merge_result res;
 	char before[41] = "";
 	git_repository *repo;
-	jv local;
-	int r;
+	jv local, merged;
+	int r, changed;
 
 	parse(argc, argv, "heimdal pull", NULL, NULL);
 	if (hm_guard_acquire(&guard, "pull", 0) < 0)
@@ -84,16 +84,21 @@ cmd_pull(int argc, char **argv)
 		return 0;
 	}
 	hm_git_head(repo, before);
-	r = remote_pull(repo, &res);
+	/* The state settles as sync settles it: merged once, above both sides. */
+	merged = sync_merge(repo, local, "pull", 0, &changed, &res);
+	r = jv_is_valid(merged) ? 0 : HM_EXIT_FOUND;
 	if (r == 0) {
 		/* pull deploys nothing: what it brought is for the next apply. */
 		remote_pull_done();
 		remote_report_pull(&res, before);
+		if (!jv_equal(jv_copy(local), jv_copy(merged)))
+			porcelain_state_save(jv_copy(merged));
 	}
+	jv_free(merged);
 	hm_git_merge_result_free(&res);
 	git_repository_free(repo);
 	jv_free(local);
-	return r == 0 ? 0 : HM_EXIT_FOUND;
+	return r;
 }
 
 /*

@@ -141,14 +141,16 @@ detect(jv local, jv remote, jv base)
 	return remote_tool("conflicts", argv, in, NULL);
 }
 
-/* The state bumped by heimdal-lineage for a sync against commit head. */
+/* The state bumped by heimdal-lineage for op (sync or pull) against commit head. */
 static jv
-record_sync(jv state, const char *head)
+record_op(jv state, const char *op, const char *head)
 {
 	char now[32];
 
-	state = jv_object_set(state, jv_string("last_sync"), jv_string(hm_time_now_rfc3339(now)));
-	return porcelain_bump(state, "sync", head[0] ? head : NULL);
+	if (strcmp(op, "sync") == 0)
+		state = jv_object_set(state, jv_string("last_sync"),
+				      jv_string(hm_time_now_rfc3339(now)));
+	return porcelain_bump(state, op, head[0] ? head : NULL);
 }
 
 struct sync_run {
@@ -217,7 +219,7 @@ same_lineage(jv a, jv b)
  * sync then stops with exit 1).
  */
 static jv
-settle_state(jv local, jv remote, jv base, int *changed, jv *shown)
+settle_state(jv local, jv remote, jv base, int merging, int *changed, jv *shown)
 {
 	jv found, conflicts, merged, report;
 	const char *relation;
@@ -243,13 +245,15 @@ settle_state(jv local, jv remote, jv base, int *changed, jv *shown)
 		printf("The remote state belongs to another lineage: it cannot be merged.\n");
 		print_manual();
 		merged = jv_invalid();
-	} else if (strcmp(relation, "equal") == 0 || strcmp(relation, "ahead") == 0) {
+	} else if (!merging && (strcmp(relation, "equal") == 0 || strcmp(relation, "ahead") == 0)) {
 		*changed = strcmp(relation, "ahead") == 0;
 		merged = jv_copy(local);
 	} else {
 		/* Behind: the remote already holds everything this machine shares --
 		 * unless this machine joins the remote's lineage now (a day-one
-		 * lineage of its own, nothing but its init): that join is news. */
+		 * lineage of its own, nothing but its init): that join is news.  A
+		 * git merge of both sides' commits merges the states too, whatever
+		 * their relation: the merge commit carries one state for both. */
 		*changed = strcmp(relation, "behind") != 0 || !same_lineage(local, remote);
 		merged = merge_states(*changed ? "merge" : "use-remote", jv_copy(local),
 				      jv_copy(remote), jv_copy(base), &report);
@@ -270,29 +274,20 @@ settle_state(jv local, jv remote, jv base, int *changed, jv *shown)
 	return merged;
 }
 
-/*
- * One round: fetch, settle the state, pull (a merge commit carries the
- * settled state), apply what this machine has not deployed, commit, push.
- * Returns 0 when done (run->offline set when the remote could not be
- * reached), SYNC_AGAIN when another machine pushed first, or an exit code.
- */
-static int
-sync_once(git_repository *repo, struct sync_run *run)
+jv
+sync_merge(git_repository *repo, jv local, const char *op, int show_pull, int *changed,
+	   struct hm_git_merge_result *res)
 {
-	struct hm_git_merge_result res;
-	char before[41] = "", head[41] = "", tip[41] = "", mb[41] = "", *msg, *up;
-	jv local = porcelain_state_load(), remote, base, merged, shown;
-	int changed, merging, r, deploy;
+	char before[41] = "", tip[41] = "", mb[41] = "", *up;
+	jv remote, base, merged, shown;
+	int merging, r;
 
-	if (remote_fetch(repo) == HM_GIT_UNREACHABLE) {
-		sync_offline(repo, run, local);
-		return 0;
-	}
 	/*
 	 * The remote state is the file at the remote-tracking branch; the base,
 	 * the file at the merge base of HEAD and that branch: the last state both
 	 * sides had (DESIGN: "Files").  Read before the pull moves HEAD.
 	 */
+	memset(res, 0, sizeof(*res));
 	hm_git_head(repo, before);
 	up = hm_git_tracking_ref(repo, REMOTE_NAME);
 	remote = up ? remote_state_at(repo, up) : jv_null();
@@ -308,28 +303,23 @@ sync_once(git_repository *repo, struct sync_run *run)
 			git_oid_tostr(tip, sizeof(tip), &id);
 	}
 	free(up);
-	merged = settle_state(local, remote, base, &changed, &shown);
-	if (!jv_is_valid(merged)) {
-		jv_free(local);
-		return HM_EXIT_FOUND;
-	}
 	/* Both sides moved: the merge commit is a new state on the branch, above both. */
 	merging = before[0] && tip[0] && strcmp(mb, before) != 0 && strcmp(mb, tip) != 0;
-	if (changed || merging) {
-		merged = record_sync(merged, tip);
-		changed = 1;
+	merged = settle_state(local, remote, base, merging, changed, &shown);
+	if (!jv_is_valid(merged))
+		return merged;
+	if (*changed || merging) {
+		merged = record_op(merged, op, tip);
+		*changed = 1;
 	}
-	r = remote_pull_as(repo, &res, merging ? jv_copy(merged) : jv_null());
-	if (r == 0 && res.kind != HM_GIT_MERGE_UP_TO_DATE)
+	r = remote_pull_as(repo, res, merging ? jv_copy(merged) : jv_null());
+	if (r == 0 && show_pull && res->kind != HM_GIT_MERGE_UP_TO_DATE)
 		printf("%s Git pull completed successfully!\n", hm_mark(HM_MARK_OK));
-	hm_git_merge_result_free(&res);
 	if (r != 0) {
 		jv_free(shown);
 		jv_free(merged);
-		jv_free(local);
-		return HM_EXIT_FOUND;
+		return jv_invalid();
 	}
-	hm_git_head(repo, head);
 	if (jv_get_kind(shown) == JV_KIND_OBJECT) {
 		jv c = jv_object_get(jv_copy(shown), jv_string("conflicts"));
 		jv rep = jv_object_get(jv_copy(shown), jv_string("report"));
@@ -339,6 +329,34 @@ sync_once(git_repository *repo, struct sync_run *run)
 		jv_free(rep);
 	}
 	jv_free(shown);
+	return merged;
+}
+
+/*
+ * One round: fetch, settle the state, pull (a merge commit carries the
+ * settled state), apply what this machine has not deployed, commit, push.
+ * Returns 0 when done (run->offline set when the remote could not be
+ * reached), SYNC_AGAIN when another machine pushed first, or an exit code.
+ */
+static int
+sync_once(git_repository *repo, struct sync_run *run)
+{
+	struct hm_git_merge_result res;
+	char head[41] = "", *msg;
+	jv local = porcelain_state_load(), merged;
+	int changed, r, deploy;
+
+	if (remote_fetch(repo) == HM_GIT_UNREACHABLE) {
+		sync_offline(repo, run, local);
+		return 0;
+	}
+	merged = sync_merge(repo, local, "sync", 1, &changed, &res);
+	hm_git_merge_result_free(&res);
+	if (!jv_is_valid(merged)) {
+		jv_free(local);
+		return HM_EXIT_FOUND;
+	}
+	hm_git_head(repo, head);
 	deploy = !run->no_apply && undeployed(repo, merged);
 	if (!changed && !deploy && remote_in_step(repo) &&
 	    jv_equal(jv_copy(local), jv_copy(merged))) {
