@@ -42,8 +42,9 @@ fail_with(int fd, const char *what, const char *msg)
 
 	if (n < 0)
 		return -1;
-	return write_all(fd, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1) < 0 ? -1
-											  : 0;
+	if ((size_t)n >= sizeof(buf))
+		n = sizeof(buf) - 1;
+	return write_all(fd, buf, (size_t)n);
 }
 
 /*

@@ -16,8 +16,9 @@
  *
  * A warning is something to know (an unreachable remote, a lock held, drift)
  * and passes; a failure is something heimdal cannot work with.  Exit 0 when
- * nothing failed, 1 when a check failed.  Nothing is written, no lock is
- * taken, no command exits half way: every error becomes a check's detail.
+ * nothing failed, 1 when a check failed.  No state, record or dotfile is
+ * written, no lock is taken, and doctor never exits half way: every error
+ * becomes a check's detail.
  */
 #include "builtin.h"
 #include "hm_config.h"
