@@ -95,9 +95,50 @@ history_hosts() {
 	expect_status 1
 	run --separate-stderr as b heimdal state resolve --merge
 	expect_status 0
+	# The remote has a's commit, b has not fetched it into its branch: the
+	# push takes it (b's state holds everything the remote's does) and goes on top.
+	commit_file b .vimrc from-b
 	run --separate-stderr as b heimdal push
-	[ "$status" -eq 0 ] || { as b heimdal sync --no-apply >/dev/null && as b heimdal push >/dev/null; }
+	expect_status 0
+	[[ "$output" == *"on top of the remote's commits"* ]] || fail
 	remote_state "$REMOTE" | jq -e '[.history[] | select(.operation == "apply")] | length == 2'
+	[ "$(git --git-dir="$REMOTE" show main:.vimrc)" = from-b ] || fail "b's commit not pushed"
+	# Nothing of a's was dropped: a's last commit is in the remote's history.
+	git --git-dir="$REMOTE" merge-base --is-ancestor "$(ingit a rev-parse HEAD)" main || fail "a's commit dropped"
+}
+
+@test "scenario 2, --manual: edit the state by hand, validate, commit, push" {
+	need_cmd state resolve
+	joined a b
+	as a heimdal sync --no-apply >/dev/null
+	record a apply
+	as a heimdal push >/dev/null
+	record b apply
+	ingit b fetch -q
+	run --separate-stderr as b heimdal state resolve --manual
+	expect_status 0
+	[[ "$output" == *"4. Push: \`heimdal push\`"* ]] || fail
+	# The hand edit: both histories, a serial above both sides.
+	s="$(mhome b)/.heimdal/state.json"
+	jq -s '.[0] as $l | .[1] as $r | $l
+		| .history = ([$l.history[], $r.history[]] | unique | sort_by(.serial, .timestamp))
+		| .lineage.parent_serial = ([$l.lineage.serial, $r.lineage.serial] | max)
+		| .lineage.serial = .lineage.parent_serial + 1
+		| .lineage.machines = ([$l.lineage.machines[], $r.lineage.machines[]] | unique)' \
+		"$s" "$(mhome b)/.heimdal/state.remote.json" >"$BATS_TEST_TMPDIR/s"
+	cp "$BATS_TEST_TMPDIR/s" "$s"
+	run --separate-stderr as b heimdal state version
+	expect_status 0
+	run --separate-stderr as b heimdal commit -m "Fix state conflicts"
+	expect_status 0
+	run --separate-stderr as b heimdal push
+	expect_status 0
+	remote_state "$REMOTE" | jq -e --slurpfile s "$s" '.lineage.serial == $s[0].lineage.serial
+		and ([.history[] | select(.operation == "apply")] | length == 2)'
+	run --separate-stderr as a heimdal sync --no-apply
+	expect_status 0
+	run --separate-stderr as a heimdal state check-conflicts
+	expect_status 0
 }
 
 @test "scenario 2, option B: state resolve --use-local, then push --force" {

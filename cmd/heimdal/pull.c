@@ -110,7 +110,7 @@ cmd_pull(int argc, char **argv)
  * are never dropped.  Returns the command's exit status.
  */
 static int
-push_state_over(git_repository *repo, jv local, const char *msg, struct hm_guard *g)
+push_state_over(git_repository *repo, jv local, const char *msg, struct hm_guard *g, int force)
 {
 	struct hm_git_merge_result res;
 	char head[41] = "";
@@ -149,10 +149,57 @@ push_state_over(git_repository *repo, jv local, const char *msg, struct hm_guard
 		       "connection is restored.\n");
 	else if (r == HM_GIT_PUSHED_NOTHING)
 		printf("Everything up-to-date\n");
-	else if (r == 0)
+	else if (r == 0 && force)
 		printf("%s Pushed %.7s to %s: the remote's state replaced, its commits kept\n",
 		       hm_mark(HM_MARK_OK), head, REMOTE_NAME);
+	else if (r == 0)
+		printf("%s Pushed %.7s to %s, on top of the remote's commits\n", hm_mark(HM_MARK_OK),
+		       head, REMOTE_NAME);
 	return 0;
+}
+
+/*
+ * A plain push the remote refused: it has commits this machine has not
+ * fetched.  When this machine's state is ahead of the remote's (it holds
+ * everything the remote's does, and more: after 'state resolve --merge', or a
+ * state settled by hand with --manual), the remote's commits are taken and
+ * the state goes on top, as push --force does -- nothing is replaced.
+ * Otherwise sync settles it.  Returns the command's exit status.
+ */
+static int
+push_after_refusal(git_repository *repo, jv local, const char *msg, struct hm_guard *g)
+{
+	char *argv[] = { "heimdal-conflicts", NULL }, *up, mb[41];
+	const char *rel;
+	jv remote, base = jv_null(), in, found;
+	int ahead;
+
+	if (remote_fetch(repo) == HM_GIT_UNREACHABLE)
+		return 0;
+	up = hm_git_tracking_ref(repo, REMOTE_NAME);
+	remote = up ? remote_state_at(repo, up) : jv_null();
+	if (up && hm_git_merge_base(repo, "HEAD", up, mb) == 0)
+		base = remote_state_at(repo, mb);
+	free(up);
+	if (jv_get_kind(remote) != JV_KIND_OBJECT) {
+		jv_free(remote);
+		jv_free(base);
+		return push_state_over(repo, local, msg, g, 0);
+	}
+	in = JV_OBJECT(jv_string("local"), jv_copy(local), jv_string("remote"), remote);
+	if (jv_get_kind(base) == JV_KIND_OBJECT)
+		in = jv_object_set(in, jv_string("base"), base);
+	else
+		jv_free(base);
+	found = remote_tool("conflicts", argv, in, NULL);
+	rel = hm_json_str(found, "relation");
+	ahead = rel && !strcmp(rel, "ahead");
+	hm_debug("push refused; the local state is %s the remote's", rel ? rel : "?");
+	jv_free(found);
+	if (ahead)
+		return push_state_over(repo, local, msg, g, 0);
+	remote_report_rejected("the remote has commits this machine has not fetched");
+	return HM_EXIT_FOUND;
 }
 
 int
@@ -177,7 +224,7 @@ cmd_push(int argc, char **argv)
 			   force ? " (replaces the remote's state)" : "");
 	jv_free(serial);
 	if (force) {
-		r = push_state_over(repo, local, msg, &guard);
+		r = push_state_over(repo, local, msg, &guard, 1);
 		free(msg);
 		git_repository_free(repo);
 		jv_free(local);
@@ -185,8 +232,15 @@ cmd_push(int argc, char **argv)
 	}
 	if (remote_commit_state(repo, local, msg, head) == 0)
 		printf("%s Committed the state (%.7s)\n", hm_mark(HM_MARK_OK), head);
+	r = remote_push(repo, 0, 1, &guard);
+	if (r == HM_GIT_REJECTED) {
+		r = push_after_refusal(repo, local, msg, &guard);
+		free(msg);
+		git_repository_free(repo);
+		jv_free(local);
+		return r;
+	}
 	free(msg);
-	r = remote_push(repo, 0, 0, &guard);
 	if (r == HM_GIT_UNREACHABLE)
 		printf("The state is committed locally; run 'heimdal push' when the connection "
 		       "is restored.\n");
@@ -196,5 +250,5 @@ cmd_push(int argc, char **argv)
 		printf("%s Pushed %.7s to %s\n", hm_mark(HM_MARK_OK), head, REMOTE_NAME);
 	git_repository_free(repo);
 	jv_free(local);
-	return r == HM_GIT_REJECTED ? HM_EXIT_FOUND : 0;
+	return 0;
 }

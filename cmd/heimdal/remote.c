@@ -199,46 +199,6 @@ parse_state(const char *what, const char *buf, size_t len)
 	return s;
 }
 
-/* hm_git_merge's resolver: the state file goes through heimdal-merge. */
-static int
-resolve_state(void *arg, const char *path, const char *base, size_t base_len, const char *ours,
-	      size_t ours_len, const char *theirs, size_t theirs_len, char **out, size_t *out_len)
-{
-	char *argv[] = { "heimdal-merge", "--strategy", "merge", NULL };
-	jv in, merged, l, r, b;
-	int st;
-
-	(void)arg;
-	if (strcmp(path, REPO_STATE) != 0)
-		return 1;
-	l = parse_state("ours", ours, ours_len);
-	r = parse_state("theirs", theirs, theirs_len);
-	b = base ? parse_state("base", base, base_len) : jv_null();
-	if (!jv_is_valid(l) || !jv_is_valid(r)) {
-		hm_warn("%s: one side is not a valid V2 state; leaving it to you", path);
-		jv_free(l);
-		jv_free(r);
-		jv_free(b);
-		return 1;
-	}
-	in = JV_OBJECT(jv_string("local"), l, jv_string("remote"), r);
-	/* A base that is not a valid state only costs the three-way precision. */
-	if (jv_is_valid(b) && jv_get_kind(b) == JV_KIND_OBJECT)
-		in = jv_object_set(in, jv_string("base"), b);
-	else
-		jv_free(b);
-	st = hm_spawn_json("merge", argv, in, &merged);
-	if (st != 0) {
-		if (st > 0)
-			jv_free(merged);
-		hm_warn("%s: the state merge failed; leaving it to you", path);
-		return 1;
-	}
-	*out = hm_json_dump(hm_state_canonical(merged), HM_JSON_PRETTY, out_len);
-	hm_debug("%s: merged with heimdal-merge", path);
-	return 0;
-}
-
 /* remote_pull_as's resolver: the state file is the text the caller made. */
 static int
 state_given(void *arg, const char *path, const char *base, size_t base_len, const char *ours,
@@ -247,17 +207,11 @@ state_given(void *arg, const char *path, const char *base, size_t base_len, cons
 	const char *text = arg;
 
 	(void)base, (void)base_len, (void)ours, (void)ours_len, (void)theirs, (void)theirs_len;
-	if (strcmp(path, REPO_STATE) != 0)
+	if (!text || strcmp(path, REPO_STATE) != 0)
 		return 1;
 	*out_len = strlen(text);
 	*out = hm_xstrdup(text);
 	return 0;
-}
-
-int
-remote_pull(git_repository *repo, struct hm_git_merge_result *res)
-{
-	return remote_pull_as(repo, res, jv_null());
 }
 
 int
@@ -291,8 +245,7 @@ remote_pull_as(git_repository *repo, struct hm_git_merge_result *res, jv state)
 	if (jv_get_kind(state) == JV_KIND_OBJECT)
 		text = hm_json_dump(hm_state_canonical(jv_copy(state)), HM_JSON_PRETTY, NULL);
 	jv_free(state);
-	r = text ? hm_git_merge(repo, up, special, state_given, text, res)
-		 : hm_git_merge(repo, up, special, resolve_state, NULL, res);
+	r = hm_git_merge(repo, up, special, state_given, text, res);
 	free(text);
 	if (r < 0)
 		exit(hm_last_code());
@@ -379,6 +332,14 @@ remote_in_step(git_repository *repo)
 	return same;
 }
 
+void
+remote_report_rejected(const char *reason)
+{
+	hm_error("push rejected: %s", reason);
+	hm_msg("The remote has changes this machine has not seen: run 'heimdal sync' to "
+	       "merge them, then push again.");
+}
+
 int
 remote_push(git_repository *repo, int force, int quiet, struct hm_guard *g)
 {
@@ -419,9 +380,7 @@ remote_push(git_repository *repo, int force, int quiet, struct hm_guard *g)
 	if (r == HM_GIT_REJECTED && quiet) {
 		hm_debug("push rejected: %s", reason);
 	} else if (r == HM_GIT_REJECTED) {
-		hm_error("push rejected: %s", reason);
-		hm_msg("The remote has changes this machine has not seen: run 'heimdal sync' to "
-		       "merge them, then push again.");
+		remote_report_rejected(reason);
 	}
 	return r;
 }

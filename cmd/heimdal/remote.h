@@ -41,17 +41,13 @@ void remote_settle_unfinished(git_repository *repo);
 int remote_fetch(git_repository *repo);
 
 /*
- * Merge the remote-tracking branch into the current one (the state file by
- * the three-way state merge).  Fills res; returns 0, 1 after printing the
- * conflicts message (repository left mid-merge), and exits on errors.  With
- * no remote-tracking branch (an empty remote) res->kind is UP_TO_DATE.
- */
-int remote_pull(git_repository *repo, struct hm_git_merge_result *res);
-
-/*
- * The same, where a merge commit holds state (consumed; an object) as the
- * state file, the state the caller already merged: the state file is never
- * merged a second time.
+ * Merge the remote-tracking branch into the current one.  A merge commit
+ * holds state (consumed; an object, or jv_null() when the caller knows the
+ * pull cannot make one) as the state file: the state the caller already
+ * merged (sync_merge), never merged a second time.  Fills res; returns 0, 1
+ * after printing the conflicts message (repository left mid-merge), and exits
+ * on errors.  With no remote-tracking branch (an empty remote) res->kind is
+ * UP_TO_DATE.
  */
 int remote_pull_as(git_repository *repo, struct hm_git_merge_result *res, jv state);
 
@@ -91,6 +87,9 @@ int remote_commit_with(git_repository *repo, jv state, const struct hm_git_file 
  */
 struct hm_guard;
 int remote_push(git_repository *repo, int force, int quiet, struct hm_guard *g);
+
+/* "push rejected: <reason>" and what to run: 'heimdal sync', then push again. */
+void remote_report_rejected(const char *reason);
 
 /* 1 when HEAD and the remote-tracking ref are the same commit. */
 int remote_in_step(git_repository *repo);
