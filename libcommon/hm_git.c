@@ -122,20 +122,22 @@ hm_git_is_unreachable(int err)
 	return 0;
 }
 
-/*
- * A URL that names a local path (no scheme, and no scp-like "host:" before
- * the first slash) which does not exist: libgit2 would only say
- * "unsupported URL protocol".  Prints the error and returns 1, else 0.
- */
-static int
-local_path_missing(const char *url)
+int
+hm_git_url_missing_path(const char *url)
 {
 	const char *colon = strchr(url, ':'), *slash = strchr(url, '/');
 	struct stat st;
 
 	if (strstr(url, "://") || (colon && (!slash || colon < slash)))
 		return 0;
-	if (stat(url, &st) == 0 || errno != ENOENT)
+	return stat(url, &st) < 0 && errno == ENOENT;
+}
+
+/* hm_git_url_missing_path, with the error printed. */
+static int
+local_path_missing(const char *url)
+{
+	if (!hm_git_url_missing_path(url))
 		return 0;
 	hm_error("%s: no such repository: the path does not exist", url);
 	return 1;

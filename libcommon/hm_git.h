@@ -54,6 +54,13 @@ int hm_git_deadline(int (*fn)(void *arg, int out_fd), void *arg, long timeout_s,
 int hm_git_is_unreachable(int err);
 
 /*
+ * 1 when url names a local path (no scheme, and no scp-like "host:" before
+ * the first slash) that does not exist: libgit2 would only say "unsupported
+ * URL protocol".  Prints nothing.
+ */
+int hm_git_url_missing_path(const char *url);
+
+/*
  * Fetch remote_name ("origin") with its configured refspecs, bounded by
  * timeout_s.  Returns 0, HM_GIT_UNREACHABLE (reason set), or -1.
  */

@@ -47,21 +47,6 @@ fail_with(int fd, const char *what, const char *msg)
 	return write_all(fd, buf, (size_t)n);
 }
 
-/*
- * A URL naming a local path (no scheme, no scp-like "host:" before the first
- * slash) that does not exist: libgit2 would only say "unsupported URL protocol".
- */
-static int
-missing_path(const char *url)
-{
-	const char *colon = strchr(url, ':'), *slash = strchr(url, '/');
-	struct stat st;
-
-	if (strstr(url, "://") || (colon && (!slash || colon < slash)))
-		return 0;
-	return stat(url, &st) < 0 && errno == ENOENT;
-}
-
 static int
 ls_child(void *arg, int out_fd)
 {
@@ -75,7 +60,7 @@ ls_child(void *arg, int out_fd)
 
 	if (git_remote_lookup(&remote, a->repo, a->remote) < 0)
 		return fail_with(out_fd, "no such remote", a->remote);
-	if (missing_path(git_remote_url(remote))) {
+	if (hm_git_url_missing_path(git_remote_url(remote))) {
 		r = fail_with(out_fd, "", "no such repository: the path does not exist");
 		git_remote_free(remote);
 		return r;

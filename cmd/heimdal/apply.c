@@ -1048,10 +1048,34 @@ open_repo(jv state)
 	return repo;
 }
 
+/*
+ * apply_run as command op (apply or resolve), under the state lock (none for
+ * a dry run, as the spec's flow says); keys (consumed) are o's paths.
+ */
+static int
+apply_command(const char *op, struct apply_opts *o, char **keys)
+{
+	HM_GUARD guard = HM_GUARD_INIT;
+	git_repository *repo;
+	jv state;
+	int r;
+
+	if (hm_guard_acquire(&guard, op, o->dry_run ? HM_GUARD_DRY_RUN : 0) < 0)
+		return hm_last_code();
+	state = porcelain_state_load();
+	if (!o->dry_run)
+		porcelain_need_tool("lineage", "record it in the state's lineage");
+	repo = open_repo(state);
+	r = apply_run(repo, &state, o);
+	jv_free(state);
+	porcelain_keys_free(keys);
+	git_repository_free(repo);
+	return r;
+}
+
 int
 cmd_apply(int argc, char **argv)
 {
-	HM_GUARD guard = HM_GUARD_INIT;
 	static const struct option opts[] = {
 		{ "force", no_argument, NULL, 'f' },
 		{ "dry-run", no_argument, NULL, 'n' },
@@ -1060,10 +1084,8 @@ cmd_apply(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct apply_opts o = { 0 };
-	git_repository *repo;
 	char **keys;
-	int c, r;
-	jv state;
+	int c;
 
 	while ((c = getopt_long(argc, argv, "fnp:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -1083,18 +1105,7 @@ cmd_apply(int argc, char **argv)
 		}
 	}
 	o.only = keys = porcelain_path_keys(argc - optind, argv + optind);
-	/* The spec's flow: a dry run skips the lock; anything else holds it throughout. */
-	if (hm_guard_acquire(&guard, "apply", o.dry_run ? HM_GUARD_DRY_RUN : 0) < 0)
-		return hm_last_code();
-	state = porcelain_state_load();
-	if (!o.dry_run)
-		porcelain_need_tool("lineage", "record the apply in the state's lineage");
-	repo = open_repo(state);
-	r = apply_run(repo, &state, &o);
-	jv_free(state);
-	porcelain_keys_free(keys);
-	git_repository_free(repo);
-	return r;
+	return apply_command("apply", &o, keys);
 }
 
 static _Noreturn void
@@ -1114,7 +1125,6 @@ resolve_usage(FILE *f, int code)
 int
 cmd_resolve(int argc, char **argv)
 {
-	HM_GUARD guard = HM_GUARD_INIT;
 	static const struct option opts[] = {
 		{ "merged", no_argument, NULL, 'm' },
 		{ "ours", no_argument, NULL, 'o' },
@@ -1123,10 +1133,8 @@ cmd_resolve(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct apply_opts o = { .op = "resolve" };
-	git_repository *repo;
 	char **keys;
-	int c, r;
-	jv state;
+	int c;
 
 	while ((c = getopt_long(argc, argv, "moth", opts, NULL)) != -1) {
 		enum apply_take t = c == 'm' ? TAKE_MERGED : c == 'o' ? TAKE_OURS : TAKE_THEIRS;
@@ -1153,14 +1161,5 @@ cmd_resolve(int argc, char **argv)
 		hm_error("name the file(s) to settle");
 		resolve_usage(stderr, HM_EXIT_USAGE);
 	}
-	if (hm_guard_acquire(&guard, "resolve", 0) < 0)
-		return hm_last_code();
-	state = porcelain_state_load();
-	porcelain_need_tool("lineage", "record the resolution in the state's lineage");
-	repo = open_repo(state);
-	r = apply_run(repo, &state, &o);
-	jv_free(state);
-	porcelain_keys_free(keys);
-	git_repository_free(repo);
-	return r;
+	return apply_command("resolve", &o, keys);
 }
