@@ -70,8 +70,10 @@ setup() {
 	printf 'x\n' >"$A/.config/nvim/init.lua"
 	printf '#!/bin/sh\n' >"$A/.config/nvim/hook" && chmod 755 "$A/.config/nvim/hook"
 	printf 'set -g mouse on\n' >"$A/.tmux.conf"
+	ln -s /etc/hostname "$A/.config/nvim/link"
 	head=$(git -C "$A/.dotfiles" rev-parse HEAD)
 	run --separate-stderr as a heimdal add --dry-run .tmux.conf .config/nvim
+	[ "$stderr" = "heimdal: warning: .config/nvim/link: a symlink; not added" ] || fail "$stderr"
 	expect_status 0
 	[ "$output" = "  would add .config/nvim/hook -> .config/nvim/hook
   would add .config/nvim/init.lua -> .config/nvim/init.lua

@@ -165,11 +165,17 @@ walk_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
 	size_t hl = strlen(walking->home);
 
-	(void)st, (void)ftw;
+	(void)ftw;
 	if (type == FTW_D || type == FTW_DP)
 		return 0;
 	if (type == FTW_DNR) {
 		refuse(walking, path + hl + 1, "cannot read the directory");
+		return 0;
+	}
+	/* Under a directory, what is not a regular file is passed over, said. */
+	if (type == FTW_SL || type == FTW_SLN || !S_ISREG(st->st_mode)) {
+		hm_warn("%s: %s; not added", path + hl + 1,
+			type == FTW_SL || type == FTW_SLN ? "a symlink" : "not a regular file");
 		return 0;
 	}
 	add_file(walking, path + hl + 1);
