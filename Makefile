@@ -110,6 +110,17 @@ bench: all
 	@command -v hyperfine >/dev/null && command -v stow >/dev/null || share/install-deps --bench
 	PATH="$(CURDIR)/$(BUILD)/bin:$$PATH" tests/bench/run
 
+# make format: .clang-format applied to every C file; make format-check (CI)
+# fails, listing the places, when one is not formatted.
+FORMAT_SRC = $(sort $(wildcard cmd/*.c cmd/heimdal/*.[ch] libcommon/*.[ch] tests/fuzz/*.c))
+format:
+	@command -v clang-format >/dev/null || share/install-deps --format
+	clang-format -i $(FORMAT_SRC)
+
+format-check:
+	@command -v clang-format >/dev/null || share/install-deps --format
+	clang-format --dry-run --Werror $(FORMAT_SRC)
+
 demo: all
 	PATH="$(CURDIR)/$(BUILD)/bin:$$PATH" share/demo
 
@@ -170,10 +181,10 @@ uninstall:
 		$(DESTDIR)$(DATADIR)/heimdal 2>/dev/null
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-werror
 
 FORCE:
 
-.PHONY: all check soak bench demo fuzz install uninstall clean FORCE
+.PHONY: all check soak bench demo fuzz format format-check install uninstall clean FORCE
 
 -include $(LIB_OBJ:.o=.d) $(PORCELAIN_OBJ:.o=.d) $(TOOLS:%=$(BUILD)/cmd/%.d)

@@ -72,10 +72,12 @@ only_in(jv a, jv b)
 {
 	jv out = jv_array();
 
-	jv_array_foreach(a, i, x) {
+	jv_array_foreach(a, i, x)
+	{
 		int found = 0;
 
-		jv_array_foreach(b, j, y) {
+		jv_array_foreach(b, j, y)
+		{
 			if (!found && jv_equal(jv_copy(x), jv_copy(y)))
 				found = 1;
 			jv_free(y);
@@ -97,12 +99,14 @@ diff(jv out, jv path, jv l, jv r)
 	jv d;
 
 	if (lk == JV_KIND_OBJECT && rk == JV_KIND_OBJECT) {
-		jv_object_foreach(l, k, lv) {
+		jv_object_foreach(l, k, lv)
+		{
 			jv rv = jv_object_get(jv_copy(r), jv_copy(k));
 
 			out = diff(out, child_path(jv_copy(path), k), lv, rv);
 		}
-		jv_object_foreach(r, k, rv) {
+		jv_object_foreach(r, k, rv)
+		{
 			if (jv_object_has(jv_copy(l), jv_copy(k))) {
 				jv_free(k);
 				jv_free(rv);

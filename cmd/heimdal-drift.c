@@ -50,16 +50,16 @@ enum status { S_CLEAN, S_MODIFIED, S_MISSING, S_ERROR };
  */
 struct entry {
 	const char *path;
-	const char *expected;  /* algo hex digits */
-	const char *error;     /* static text when status is S_ERROR */
+	const char *expected;            /* algo hex digits */
+	const char *error;               /* static text when status is S_ERROR */
 	int64_t size, mtime, ctime, ino; /* stat of what was hashed (ns) */
 	uint32_t plen;
-	uint32_t order;        /* position among the state's keys */
-	unsigned char algo;    /* hex length: 32 or 64 */
+	uint32_t order;     /* position among the state's keys */
+	unsigned char algo; /* hex length: 32 or 64 */
 	unsigned char status;
-	unsigned char cached;  /* stat fields came from the cache */
+	unsigned char cached; /* stat fields came from the cache */
 	unsigned char hashed;
-	unsigned char hostile;  /* the key itself is unsafe: never cached */
+	unsigned char hostile; /* the key itself is unsafe: never cached */
 	char actual[HM_HASH_HEX_MAX];
 };
 
@@ -71,19 +71,19 @@ struct big {
 
 struct run {
 	struct entry *e;
-	size_t n;           /* entries read so far */
+	size_t n; /* entries read so far */
 	size_t cap;
 	struct big entries, text; /* the entry array; the state's text */
-	char *strings;      /* keys and checksums copied out of libjq's values */
-	const char *root;   /* as given */
-	char *root_real;    /* realpath of root */
+	char *strings;            /* keys and checksums copied out of libjq's values */
+	const char *root;         /* as given */
+	char *root_real;          /* realpath of root */
 	size_t root_len;
 	int root_fd;
-	int64_t stamp;      /* this run's start, recorded as the new cache's time */
+	int64_t stamp;       /* this run's start, recorded as the new cache's time */
 	int64_t cache_stamp; /* the loaded cache's time: files not older are re-hashed */
-	struct hm_work w;   /* the threads: entries are checked as they are published */
+	struct hm_work w;    /* the threads: entries are checked as they are published */
 	long jobs;
-	int disorder;       /* the keys did not come sorted */
+	int disorder; /* the keys did not come sorted */
 	atomic_size_t hits, racy;
 };
 
@@ -195,8 +195,7 @@ entries_alloc(struct run *r, size_t n, int populate)
 
 /* A key and its checksum; -1 when the checksum is not one. */
 static int
-entry_set(struct entry *e, const char *path, size_t plen, const char *hex, size_t hlen,
-	  int *unsafe)
+entry_set(struct entry *e, const char *path, size_t plen, const char *hex, size_t hlen, int *unsafe)
 {
 	char key[PATH_MAX + 1], digest[HM_HASH_HEX_MAX];
 	const char *why = "path too long";
@@ -249,7 +248,8 @@ entries_from_state(struct run *r, const char *src, const char *buf, size_t len, 
 		hm_die(HM_EXIT_USAGE, "%s: .checksums: expected an object, got %s", src,
 		       hm_json_kind_name(sums));
 	/* Keys and checksums are copied into one block: the values go with libjq. */
-	jv_object_foreach(sums, k, v) {
+	jv_object_foreach(sums, k, v)
+	{
 		bytes += jv_string_length_bytes(k) + 1;
 		if (jv_get_kind(v) == JV_KIND_STRING)
 			bytes += jv_string_length_bytes(jv_copy(v)) + 1;
@@ -259,7 +259,8 @@ entries_from_state(struct run *r, const char *src, const char *buf, size_t len, 
 	if (!to)
 		hm_die(HM_EXIT_ENV, "out of memory");
 	entries_alloc(r, jv_object_length(jv_copy(sums)), 1);
-	jv_object_foreach(sums, k, v) {
+	jv_object_foreach(sums, k, v)
+	{
 		int is_string = jv_get_kind(v) == JV_KIND_STRING;
 		size_t plen = jv_string_length_bytes(jv_copy(k));
 		size_t hlen = is_string ? (size_t)jv_string_length_bytes(jv_copy(v)) : 0;
@@ -325,8 +326,8 @@ static void
 stat_key_of(const struct stat *st, char key[STAT_KEY_MAX])
 {
 	snprintf(key, STAT_KEY_MAX, "%llx:%llx:%lld:%lld:%lld", (unsigned long long)st->st_dev,
-		 (unsigned long long)st->st_ino, (long long)st->st_size,
-		 (long long)ns(st->st_mtim), (long long)ns(st->st_ctim));
+		 (unsigned long long)st->st_ino, (long long)st->st_size, (long long)ns(st->st_mtim),
+		 (long long)ns(st->st_ctim));
 }
 
 static void
@@ -890,15 +891,15 @@ report(struct run *r, int all, int *drifted)
 		if (e->status == S_MISSING)
 			miss = jv_array_append(miss, jv_string_sized(e->path, e->plen));
 		else if (e->status == S_ERROR)
-			err = jv_array_append(err, JV_OBJECT(jv_string("path"),
-							     jv_string_sized(e->path, e->plen),
-							     jv_string("error"), jv_string(e->error)));
+			err = jv_array_append(
+				err, JV_OBJECT(jv_string("path"), jv_string_sized(e->path, e->plen),
+					       jv_string("error"), jv_string(e->error)));
 		else
-			mod = jv_array_append(mod, JV_OBJECT(jv_string("path"),
-							     jv_string_sized(e->path, e->plen),
-							     jv_string("expected"),
-							     jv_string_sized(e->expected, e->algo),
-							     jv_string("actual"), jv_string(e->actual)));
+			mod = jv_array_append(
+				mod, JV_OBJECT(jv_string("path"), jv_string_sized(e->path, e->plen),
+					       jv_string("expected"),
+					       jv_string_sized(e->expected, e->algo),
+					       jv_string("actual"), jv_string(e->actual)));
 	}
 	out = jv_object_set(out, jv_string("modified"), mod);
 	out = jv_object_set(out, jv_string("missing"), miss);
@@ -914,14 +915,10 @@ int
 main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "root", required_argument, NULL, 'r' },
-		{ "all", no_argument, NULL, 'a' },
-		{ "no-cache", no_argument, NULL, 'N' },
-		{ "jobs", required_argument, NULL, 'j' },
-		{ "compact", no_argument, NULL, 'c' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{ "root", required_argument, NULL, 'r' }, { "all", no_argument, NULL, 'a' },
+		{ "no-cache", no_argument, NULL, 'N' },   { "jobs", required_argument, NULL, 'j' },
+		{ "compact", no_argument, NULL, 'c' },    { "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },       { NULL, 0, NULL, 0 },
 	};
 	struct run r = { .root_fd = -1 };
 	struct cache k = { 0 };
@@ -1035,7 +1032,8 @@ main(int argc, char **argv)
 		if (!entries_scan(&r, have_cache ? &k : NULL, &unsafe)) {
 			atomic_store(&r.hits, 0);
 			atomic_store(&r.racy, 0);
-			entries_from_state(&r, hm_json_source_name(input), r.text.p, r.text.len, &unsafe);
+			entries_from_state(&r, hm_json_source_name(input), r.text.p, r.text.len,
+					   &unsafe);
 			for (size_t i = 0, j = 0; have_cache && i < r.n; i++)
 				attach_one(&k, &j, &r.e[i]);
 			workers_start(&r, r.n);
@@ -1048,10 +1046,10 @@ main(int argc, char **argv)
 		cache_drop(&k); /* the entries point into the state's text */
 	}
 	for (size_t i = 0; i < r.n && !changed; i++)
-		changed = r.e[i].hashed || (r.e[i].status != S_CLEAN && r.e[i].status != S_MODIFIED &&
-					    r.e[i].cached);
-	hm_debug("cache: %zu hits, %zu racy re-hashed, %zu entries", (size_t)r.hits,
-		 (size_t)r.racy, r.n);
+		changed = r.e[i].hashed || (r.e[i].status != S_CLEAN &&
+					    r.e[i].status != S_MODIFIED && r.e[i].cached);
+	hm_debug("cache: %zu hits, %zu racy re-hashed, %zu entries", (size_t)r.hits, (size_t)r.racy,
+		 r.n);
 	if (cache_path && changed && hm_home_ensure() == 0)
 		cache_save(cache_path, &r, unsafe ? "-" : state_key, unsafe ? "-" : stat_key);
 	out = report(&r, all, &drifted);

@@ -72,7 +72,8 @@ valid_sha(const char *s)
 static jv
 join_machine(jv ms, const char *id)
 {
-	jv_array_foreach(ms, i, m) {
+	jv_array_foreach(ms, i, m)
+	{
 		int have = strcmp(jv_string_value(m), id) == 0;
 
 		jv_free(m);
@@ -122,9 +123,9 @@ bump(jv s, const char *op, const char *sha, long long above)
 	l = jv_object_set(l, jv_string("machines"),
 			  join_machine(jv_object_get(jv_copy(l), jv_string("machines")), id));
 	entry = JV_OBJECT(jv_string("operation"), jv_string(op), jv_string("timestamp"),
-			  jv_string(now), jv_string("machine_id"), jv_string(id),
-			  jv_string("user"), jv_string(hm_machine_user()),
-			  jv_string("hostname"), jv_string(hm_machine_hostname()));
+			  jv_string(now), jv_string("machine_id"), jv_string(id), jv_string("user"),
+			  jv_string(hm_machine_user()), jv_string("hostname"),
+			  jv_string(hm_machine_hostname()));
 	entry = jv_object_set(entry, jv_string("serial"), jv_number(serial));
 	h = jv_object_get(jv_copy(s), jv_string("history"));
 	/* Drop our references inside s first so the arrays are changed in place. */
@@ -211,7 +212,9 @@ main(int argc, char **argv)
 	if (strcmp(verb, "bump") == 0) {
 		if (lpath || rpath || bpath)
 			hm_die(HM_EXIT_USAGE, "%s: only for compare",
-			       lpath ? "--local" : rpath ? "--remote" : "--base");
+			       lpath   ? "--local"
+			       : rpath ? "--remote"
+				       : "--base");
 		if (!op)
 			hm_die(HM_EXIT_USAGE, "bump: --op is required");
 		if (!valid_op(op))
@@ -237,7 +240,9 @@ main(int argc, char **argv)
 
 		if (op || sha || above_arg)
 			hm_die(HM_EXIT_USAGE, "%s: only for bump",
-			       op ? "--op" : sha ? "--git-commit" : "--above");
+			       op    ? "--op"
+			       : sha ? "--git-commit"
+				     : "--above");
 		if (optind < argc)
 			usage(stderr, HM_EXIT_USAGE);
 		if (hm_pair_read(lpath, rpath, bpath, 0, &p) < 0)

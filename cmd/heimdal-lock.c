@@ -8,7 +8,8 @@
  *   heimdal-lock run --op OP [--wait] -- CMD [ARGS...]
  *
  * The lock logic lives in libcommon (hm_lock); the remote half runs in
- * heimdal-rlock.  This tool is the command line.  Records go to stdout as JSON; people's text to stderr.
+ * heimdal-rlock.  This tool is the command line.  Records go to stdout as JSON; people's text to
+ * stderr.
  */
 #include "hm_error.h"
 #include "hm_json.h"
@@ -67,8 +68,8 @@ number(const char *flag, const char *s, long min)
 	errno = 0;
 	n = strtol(s, &end, 10);
 	if (errno || end == s || *end || n < min)
-		hm_die(HM_EXIT_USAGE, "%s: expected an integer of at least %ld, got '%s'", flag, min,
-		       s);
+		hm_die(HM_EXIT_USAGE, "%s: expected an integer of at least %ld, got '%s'", flag,
+		       min, s);
 	return n;
 }
 

@@ -89,8 +89,8 @@ take(jv *obj, const char *key)
 
 /* This machine's own facts: never taken from another machine's state. */
 static const char *const local_keys[] = {
-	"machine", "active_profile", "dotfiles_path", "repo_url",
-	"last_apply", "last_sync", "checksums", NULL,
+	"machine",    "active_profile", "dotfiles_path", "repo_url",
+	"last_apply", "last_sync",      "checksums",     NULL,
 };
 
 /* out (consumed) with every member of local_keys as local (borrowed) has it. */
@@ -122,10 +122,12 @@ union_machines(jv lm, jv rm)
 		jv_free(rm);
 		return lm;
 	}
-	jv_array_foreach(rm, i, m) {
+	jv_array_foreach(rm, i, m)
+	{
 		int have = 0;
 
-		jv_array_foreach(lm, j, x) {
+		jv_array_foreach(lm, j, x)
+		{
 			have = have || jv_equal(jv_copy(x), jv_copy(m));
 			jv_free(x);
 		}
@@ -209,8 +211,9 @@ pick_commit(jv ll, jv rl, jv bl, int remote_newer)
 {
 	jv l = jv_object_get(jv_copy(ll), jv_string("git_commit"));
 	jv r = jv_object_get(jv_copy(rl), jv_string("git_commit"));
-	jv b = jv_get_kind(bl) == JV_KIND_OBJECT ? jv_object_get(jv_copy(bl), jv_string("git_commit"))
-						 : jv_invalid();
+	jv b = jv_get_kind(bl) == JV_KIND_OBJECT
+		       ? jv_object_get(jv_copy(bl), jv_string("git_commit"))
+		       : jv_invalid();
 	jv out;
 
 	if (jv_is_valid(b) && same(r, b) && !same(l, b))
@@ -237,7 +240,8 @@ merge(struct hm_pair *p, const struct hm_lineage_cmp *cmp)
 	ll = take(&s, "lineage");
 	rl = jv_object_get(jv_copy(remote), jv_string("lineage"));
 	bl = jv_get_kind(p->base) == JV_KIND_OBJECT
-	     ? jv_object_get(jv_copy(p->base), jv_string("lineage")) : jv_null();
+		     ? jv_object_get(jv_copy(p->base), jv_string("lineage"))
+		     : jv_null();
 	/* A day-one lineage joining the remote's (hm_lineage: nothing but its
 	 * init) takes the remote's id: the two are one lineage from now on. */
 	{
@@ -250,8 +254,8 @@ merge(struct hm_pair *p, const struct hm_lineage_cmp *cmp)
 		jv_free(rid);
 	}
 	ll = jv_object_set(ll, jv_string("git_commit"), pick_commit(ll, rl, bl, remote_newer));
-	if (rs > ls || (rs == ls && hm_json_int(rl, "parent_serial", 0) >
-				    hm_json_int(ll, "parent_serial", 0)))
+	if (rs > ls ||
+	    (rs == ls && hm_json_int(rl, "parent_serial", 0) > hm_json_int(ll, "parent_serial", 0)))
 		ll = jv_object_set(ll, jv_string("parent_serial"),
 				   jv_object_get(jv_copy(rl), jv_string("parent_serial")));
 	ll = jv_object_set(ll, jv_string("serial"), jv_number(rs > ls ? rs : ls));
@@ -324,12 +328,15 @@ main(int argc, char **argv)
 	if (optind < argc)
 		usage(stderr, HM_EXIT_USAGE);
 	if (!strategy_arg)
-		hm_die(HM_EXIT_USAGE, "--strategy is required (merge, use-local, use-remote, manual)");
+		hm_die(HM_EXIT_USAGE,
+		       "--strategy is required (merge, use-local, use-remote, manual)");
 	for (found = 0; found < 4 && strcmp(strategy_arg, strategy_names[found]); found++)
 		;
 	if (found == 4)
-		hm_die(HM_EXIT_USAGE, "--strategy: unknown strategy '%s' "
-		       "(merge, use-local, use-remote, manual)", strategy_arg);
+		hm_die(HM_EXIT_USAGE,
+		       "--strategy: unknown strategy '%s' "
+		       "(merge, use-local, use-remote, manual)",
+		       strategy_arg);
 	strategy = found;
 	if (report_path && !*report_path)
 		hm_die(HM_EXIT_USAGE, "--report: must not be empty");
@@ -339,7 +346,7 @@ main(int argc, char **argv)
 	hm_lineage_compare(p.local, p.remote, p.base, &cmp);
 	if (strategy == S_MERGE && cmp.relation == HM_REL_UNRELATED)
 		hm_die(HM_EXIT_FOUND, "cannot merge states of different lineages "
-		       "(use --strategy use-local or use-remote)");
+				      "(use --strategy use-local or use-remote)");
 	/* Checksums are per machine: no file conflict is ever settled here. */
 	conflicts = hm_conflicts_detect(&p, &cmp, HM_CONFLICTS_NO_DRIFT);
 	switch (strategy) {
@@ -359,7 +366,7 @@ main(int argc, char **argv)
 	hm_pair_free(&p);
 	if (report_path) {
 		jv ms = jv_is_valid(out) ? jv_getpath(jv_copy(out), JV_ARRAY(jv_string("lineage"),
-								jv_string("machines")))
+									     jv_string("machines")))
 					 : jv_null();
 		size_t len;
 		char *buf;
@@ -367,19 +374,21 @@ main(int argc, char **argv)
 		report = hm_lineage_cmp_json(&cmp);
 		report = jv_object_set(report, jv_string("strategy"),
 				       jv_string(strategy_names[strategy]));
-		report = jv_object_set(report, jv_string("serial"),
-				       jv_is_valid(out)
-				       ? jv_getpath(jv_copy(out), JV_ARRAY(jv_string("lineage"),
-									   jv_string("serial")))
-				       : jv_null());
+		report = jv_object_set(
+			report, jv_string("serial"),
+			jv_is_valid(out) ? jv_getpath(jv_copy(out), JV_ARRAY(jv_string("lineage"),
+									     jv_string("serial")))
+					 : jv_null());
 		report = jv_object_set(report, jv_string("machines_combined"),
 				       jv_get_kind(ms) == JV_KIND_ARRAY
-				       ? jv_number(jv_array_length(jv_copy(ms))) : jv_null());
+					       ? jv_number(jv_array_length(jv_copy(ms)))
+					       : jv_null());
 		jv_free(ms);
-		report = jv_object_set(report, jv_string("conflicts_resolved"),
-				       jv_number(strategy == S_MANUAL
-						 ? 0
-						 : (double)jv_array_length(jv_copy(conflicts))));
+		report = jv_object_set(
+			report, jv_string("conflicts_resolved"),
+			jv_number(strategy == S_MANUAL
+					  ? 0
+					  : (double)jv_array_length(jv_copy(conflicts))));
 		report = jv_object_set(report, jv_string("conflicts"), conflicts);
 		buf = hm_json_dump(report, compact ? HM_JSON_COMPACT : HM_JSON_PRETTY, &len);
 		if (hm_file_write_atomic(report_path, buf, len, 0644) < 0)

@@ -19,16 +19,15 @@
 static _Noreturn void
 usage(FILE *f, int code)
 {
-	fprintf(f,
-		"usage: heimdal-migrate [-c] [FILE]\n"
-		"\n"
-		"Migrate a V1 heimdal state (FILE or stdin) to V2 and print it.\n"
-		"A V2 state is printed unchanged; a newer one is refused.\n"
-		"\n"
-		"  -c, --compact        print compact JSON (one line)\n"
-		"      --machine-id ID  record ID as the machine instead of this machine's id\n"
-		"      --lineage-id ID  use ID as the new lineage id instead of a random one\n"
-		"  -h, --help           show this help\n");
+	fprintf(f, "usage: heimdal-migrate [-c] [FILE]\n"
+		   "\n"
+		   "Migrate a V1 heimdal state (FILE or stdin) to V2 and print it.\n"
+		   "A V2 state is printed unchanged; a newer one is refused.\n"
+		   "\n"
+		   "  -c, --compact        print compact JSON (one line)\n"
+		   "      --machine-id ID  record ID as the machine instead of this machine's id\n"
+		   "      --lineage-id ID  use ID as the new lineage id instead of a random one\n"
+		   "  -h, --help           show this help\n");
 	exit(code);
 }
 
@@ -78,13 +77,14 @@ migrate(jv v1, const char *machine_id, const char *lineage_id)
 	v2 = carry(v2, v1, "last_apply");
 	lineage = jv_object();
 	lineage = jv_object_set(lineage, jv_string("id"),
-				lineage_id ? jv_string(lineage_id) : jv_string_fmt("lineage-%s", uuid));
+				lineage_id ? jv_string(lineage_id)
+					   : jv_string_fmt("lineage-%s", uuid));
 	lineage = jv_object_set(lineage, jv_string("serial"), jv_number(1));
 	lineage = jv_object_set(lineage, jv_string("parent_serial"), jv_number(0));
 	lineage = jv_object_set(lineage, jv_string("git_commit"), jv_null());
-	lineage = jv_object_set(lineage, jv_string("machines"),
-				jv_array_append(jv_array(),
-						jv_object_get(jv_copy(machine), jv_string("id"))));
+	lineage = jv_object_set(
+		lineage, jv_string("machines"),
+		jv_array_append(jv_array(), jv_object_get(jv_copy(machine), jv_string("id"))));
 	v2 = jv_object_set(v2, jv_string("machine"), machine);
 	v2 = jv_object_set(v2, jv_string("heimdal_version"), jv_string(HM_VERSION));
 	v2 = jv_object_set(v2, jv_string("lineage"), lineage);
@@ -142,8 +142,8 @@ main(int argc, char **argv)
 	if (version < 0)
 		hm_die(HM_EXIT_USAGE, "%s: %s", hm_json_source_name(path), err);
 	if (version > HM_STATE_VERSION)
-		hm_die(HM_EXIT_USAGE, "%s: " HM_STATE_NEWER_FMT, hm_json_source_name(path),
-		       version, HM_STATE_VERSION);
+		hm_die(HM_EXIT_USAGE, "%s: " HM_STATE_NEWER_FMT, hm_json_source_name(path), version,
+		       HM_STATE_VERSION);
 	if (version == HM_STATE_VERSION) {
 		if (hm_state_validate(doc, &err) < 0)
 			hm_die(HM_EXIT_USAGE, "%s: %s", hm_json_source_name(path), err);

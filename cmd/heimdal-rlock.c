@@ -58,12 +58,12 @@
 struct ctx {
 	git_repository *repo; /* the dotfiles repository */
 	char *repo_path;
-	char *url;            /* origin's URL */
-	char *dir;            /* the remote's directory when it is a local path */
+	char *url; /* origin's URL */
+	char *dir; /* the remote's directory when it is a local path */
 	const struct hm_lock_config *cfg;
-	char *json;           /* the record to publish (acquire) */
-	const char *id;       /* its id */
-	git_oid commit;       /* the commit to remove (release) */
+	char *json;     /* the record to publish (acquire) */
+	const char *id; /* its id */
+	git_oid commit; /* the commit to remove (release) */
 };
 
 enum rlock_result {
@@ -88,8 +88,7 @@ unreachable(const char *reason)
 static void
 warn_unreachable(const char *reason)
 {
-	unreachable(strcasestr(reason, "connection refused") ? "connection refused"
-									  : reason);
+	unreachable(strcasestr(reason, "connection refused") ? "connection refused" : reason);
 }
 
 /* The remote's directory when url names a local path or file:// URL, else NULL. */
@@ -127,7 +126,7 @@ ctx_open(struct ctx *c, const char *repo_path)
 	c->repo_path = hm_xstrdup(repo_path);
 	c->url = hm_xstrdup(git_remote_url(remote));
 	c->dir = local_dir(c->url, git_repository_workdir(c->repo) ? git_repository_workdir(c->repo)
-								    : git_repository_path(c->repo));
+								   : git_repository_path(c->repo));
 	git_remote_free(remote);
 	return 0;
 }
@@ -206,7 +205,8 @@ commit_record(git_repository *repo, const git_oid *oid)
 	if (git_commit_lookup(&commit, repo, oid) == 0 && git_commit_tree(&tree, commit) == 0 &&
 	    (e = git_tree_entry_byname(tree, "lock.json")) &&
 	    git_blob_lookup(&blob, repo, git_tree_entry_id(e)) == 0)
-		r = hm_json_parse(LOCK_REF, git_blob_rawcontent(blob), (size_t)git_blob_rawsize(blob));
+		r = hm_json_parse(LOCK_REF, git_blob_rawcontent(blob),
+				  (size_t)git_blob_rawsize(blob));
 	git_blob_free(blob);
 	git_tree_free(tree);
 	git_commit_free(commit);
@@ -290,7 +290,8 @@ holder_blocks(struct ctx *c, jv holder, int fd)
 		return 0;
 	}
 	if (hm_lock_assess(holder, c->cfg, why, sizeof(why), NULL)) {
-		hm_debug("taking over the stale remote lock %s: %s", hm_json_str(holder, "id"), why);
+		hm_debug("taking over the stale remote lock %s: %s", hm_json_str(holder, "id"),
+			 why);
 		jv_free(holder);
 		return 0;
 	}
@@ -368,8 +369,7 @@ on_update(const char *refname, const char *status, void *data)
 
 /* Connect to push and read the remote's current lock ref into *cur. */
 static int
-connect_push(struct ctx *c, git_remote **remote, git_remote_callbacks *cb, git_oid *cur,
-	     int *have)
+connect_push(struct ctx *c, git_remote **remote, git_remote_callbacks *cb, git_oid *cur, int *have)
 {
 	const git_remote_head **heads;
 	size_t n;
@@ -536,10 +536,12 @@ print_conflicts(jv report)
 
 	fprintf(stderr, "Error: State conflicts detected\n\n");
 	if (jv_get_kind(list) == JV_KIND_ARRAY) {
-		jv_array_foreach(list, i, e) {
+		jv_array_foreach(list, i, e)
+		{
 			fprintf(stderr, "%d. %s %s\n", i + 1,
 				hm_mark_severity(hm_json_str(e, "severity")),
-				hm_json_str(e, "description") ? hm_json_str(e, "description") : "?");
+				hm_json_str(e, "description") ? hm_json_str(e, "description")
+							      : "?");
 			jv_free(e);
 		}
 	}
@@ -639,7 +641,8 @@ check_conflicts(struct ctx *c, jv local, const char *operation)
 		jv list = jv_object_get(jv_copy(out), jv_string("conflicts")), keep = jv_array();
 
 		if (jv_get_kind(list) == JV_KIND_ARRAY) {
-			jv_array_foreach(list, i, e) {
+			jv_array_foreach(list, i, e)
+			{
 				if (blocking(hm_json_str(e, "type")))
 					keep = jv_array_append(keep, e);
 				else
@@ -803,7 +806,8 @@ static int
 rlock_release(jv remote, const struct hm_lock_config *cfg)
 {
 	struct ctx c = { .cfg = cfg };
-	const char *repo = hm_json_str(remote, "repository"), *commit = hm_json_str(remote, "commit");
+	const char *repo = hm_json_str(remote, "repository"),
+		   *commit = hm_json_str(remote, "commit");
 	char reason[512];
 	int r;
 
@@ -900,8 +904,10 @@ main(int argc, char **argv)
 		return hm_last_code();
 	if (strcmp(verb, "release") == 0) {
 		if (!hm_json_str(in, "repository") || !hm_json_str(in, "commit"))
-			hm_die(HM_EXIT_USAGE, "%s: .repository, .commit: expected the lock record's "
-					      "\"remote\" object", hm_json_source_name(path));
+			hm_die(HM_EXIT_USAGE,
+			       "%s: .repository, .commit: expected the lock record's "
+			       "\"remote\" object",
+			       hm_json_source_name(path));
 		r = rlock_release(in, &cfg);
 		jv_free(in);
 		out = JV_OBJECT(jv_string("released"), jv_bool(r == 0));
@@ -922,7 +928,7 @@ main(int argc, char **argv)
 			return r < 0 ? hm_last_code() : HM_EXIT_FOUND;
 		}
 		out = JV_OBJECT(jv_string("remote"), r == 0 ? jv_object_get(in, jv_string("remote"))
-							  : (jv_free(in), jv_null()));
+							    : (jv_free(in), jv_null()));
 	}
 	if (hm_json_write(stdout, out, compact ? HM_JSON_COMPACT : HM_JSON_PRETTY) < 0 ||
 	    fflush(stdout) != 0)

@@ -78,7 +78,8 @@ only_keys(const char *path, jv obj, const char *prefix, const char *const *keys)
 {
 	int r = 0;
 
-	jv_object_foreach(obj, k, v) {
+	jv_object_foreach(obj, k, v)
+	{
 		int known = 0;
 
 		for (const char *const *p = keys; *p; p++)
@@ -98,10 +99,10 @@ only_keys(const char *path, jv obj, const char *prefix, const char *const *keys)
 static int
 parse(const char *path, jv doc, struct hm_lock_config *c)
 {
-	static const char *const top[] = { "lock_type", "timeout", "detect_stale", "retry",
-		"remote_timeout", NULL };
+	static const char *const top[] = { "lock_type", "timeout",        "detect_stale",
+					   "retry",     "remote_timeout", NULL };
 	static const char *const retry_keys[] = { "attempts", "delay_seconds",
-		"exponential_backoff", NULL };
+						  "exponential_backoff", NULL };
 	double d;
 	jv v;
 
@@ -121,7 +122,8 @@ parse(const char *path, jv doc, struct hm_lock_config *c)
 			c->lock_type = HM_LOCK_DISABLED;
 		else {
 			jv_free(v);
-			return bad(path, ".lock_type", "expected \"Hybrid\", \"Local\" or \"Disabled\"");
+			return bad(path, ".lock_type",
+				   "expected \"Hybrid\", \"Local\" or \"Disabled\"");
 		}
 	}
 	jv_free(v);
@@ -173,9 +175,13 @@ hm_config_load(struct hm_lock_config *cfg)
 		*cfg = cached;
 		return 0;
 	}
-	cached = (struct hm_lock_config){ .lock_type = HM_LOCK_HYBRID, .timeout = 300,
-		.detect_stale = 1, .retry_attempts = 3, .retry_delay = 1, .retry_backoff = 1,
-		.remote_timeout = 30 };
+	cached = (struct hm_lock_config){ .lock_type = HM_LOCK_HYBRID,
+					  .timeout = 300,
+					  .detect_stale = 1,
+					  .retry_attempts = 3,
+					  .retry_delay = 1,
+					  .retry_backoff = 1,
+					  .remote_timeout = 30 };
 	path = hm_home_path("lock_config.json");
 	doc = hm_json_read_file(path, &ioerr);
 	if (!jv_is_valid(doc)) {

@@ -33,11 +33,9 @@ void hm_set_verbose(void);
 int hm_verbose(void);
 
 /* "prog: error: ...\n" and exit(code).  Never returns. */
-_Noreturn void hm_die(int code, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+_Noreturn void hm_die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Same, with ": strerror(errno)" appended. */
-_Noreturn void hm_die_errno(int code, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+_Noreturn void hm_die_errno(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* "prog: error: ...\n"; returns -1 so callers can `return hm_error(...)`. */
 int hm_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

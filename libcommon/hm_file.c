@@ -278,8 +278,8 @@ remove_stale_entry(const char *path, const struct stat *st, int type, struct FTW
 		return !stale.recurse || (stale.skip && strcmp(name, stale.skip) == 0)
 			       ? FTW_SKIP_SUBTREE
 			       : FTW_CONTINUE;
-	if (type != FTW_F || fnmatch(stale.pattern, name, 0) != 0 ||
-	    st->st_mtime < stale.since || st->st_mtime >= stale.until)
+	if (type != FTW_F || fnmatch(stale.pattern, name, 0) != 0 || st->st_mtime < stale.since ||
+	    st->st_mtime >= stale.until)
 		return FTW_CONTINUE;
 	if (unlink(path) == 0) {
 		hm_debug("removed %s, left by a killed process", path);

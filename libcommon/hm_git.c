@@ -88,8 +88,8 @@ hm_git_credentials(git_credential **out, const char *url, const char *username,
 		snprintf(key, sizeof(key), "%s/.ssh/%s", home, n == 1 ? "id_ed25519" : "id_rsa");
 		snprintf(pub, sizeof(pub), "%s.pub", key);
 		if (access(key, R_OK) == 0 &&
-		    git_credential_ssh_key_new(out, user, access(pub, R_OK) == 0 ? pub : NULL,
-					       key, NULL) == 0)
+		    git_credential_ssh_key_new(out, user, access(pub, R_OK) == 0 ? pub : NULL, key,
+					       NULL) == 0)
 			return 0;
 	}
 	return GIT_PASSTHROUGH;
@@ -105,16 +105,18 @@ hm_git_is_unreachable(int err)
 	 * denied, a protocol error, an early EOF.
 	 */
 	static const char *const no_connection[] = {
-		"failed to connect to", "failed to resolve address", "connection refused",
-		"no route to host", "network is unreachable", "host is unreachable",
-		"connection timed out", "temporary failure in name resolution",
+		"failed to connect to",      "failed to resolve address",
+		"connection refused",        "no route to host",
+		"network is unreachable",    "host is unreachable",
+		"connection timed out",      "temporary failure in name resolution",
 		"name or service not known", NULL,
 	};
 	const git_error *e = git_error_last();
 
 	(void)err;
-	if (!e || !e->message || (e->klass != GIT_ERROR_NET && e->klass != GIT_ERROR_SSH &&
-				  e->klass != GIT_ERROR_OS && e->klass != GIT_ERROR_HTTP))
+	if (!e || !e->message ||
+	    (e->klass != GIT_ERROR_NET && e->klass != GIT_ERROR_SSH && e->klass != GIT_ERROR_OS &&
+	     e->klass != GIT_ERROR_HTTP))
 		return 0;
 	for (int i = 0; no_connection[i]; i++)
 		if (strcasestr(e->message, no_connection[i]))
@@ -196,7 +198,7 @@ hm_git_deadline(int (*fn)(void *, int), void *arg, long timeout_s, char **out, s
 
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		left = timeout_s * 1000 - ((now.tv_sec - start.tv_sec) * 1000 +
-					  (now.tv_nsec - start.tv_nsec) / 1000000);
+					   (now.tv_nsec - start.tv_nsec) / 1000000);
 		if (left <= 0 || (r = poll(fds, 2, (int)left)) == 0) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &st, 0);
@@ -244,8 +246,9 @@ hm_git_deadline(int (*fn)(void *, int), void *arg, long timeout_s, char **out, s
 		;
 	why[wlen] = '\0';
 	buf[len] = '\0';
-	r = WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0
-	    : WIFEXITED(st) && WEXITSTATUS(st) == 10 ? HM_GIT_UNREACHABLE : -1;
+	r = WIFEXITED(st) && WEXITSTATUS(st) == 0    ? 0
+	    : WIFEXITED(st) && WEXITSTATUS(st) == 10 ? HM_GIT_UNREACHABLE
+						     : -1;
 	if (r == HM_GIT_UNREACHABLE)
 		snprintf(reason, reason_len, "%s", why[0] ? why : "unreachable");
 	if (r == 0 && out) {
@@ -313,8 +316,7 @@ hm_git_fetch(git_repository *repo, const char *remote_name, long timeout_s, char
 }
 
 int
-hm_git_read_file(git_repository *repo, const char *rev, const char *path, char **buf,
-		 size_t *len)
+hm_git_read_file(git_repository *repo, const char *rev, const char *path, char **buf, size_t *len)
 {
 	git_object *obj = NULL;
 	git_commit *commit = NULL;
@@ -481,7 +483,7 @@ hm_git_certificate_check(git_cert *cert, int valid, const char *host, void *payl
 		r = hm_knownhosts_lookup(user_file, name, hk->hostkey, hk->hostkey_len);
 	if (r == 1)
 		r = hm_knownhosts_lookup("/etc/ssh/ssh_known_hosts", name, hk->hostkey,
-				       hk->hostkey_len);
+					 hk->hostkey_len);
 	free(user_file);
 	if (r == 0)
 		return 0;
@@ -557,7 +559,8 @@ net_failure(int err, struct hm_git_netdata *d, const char *what)
 	if (err == GIT_EAUTH || err == GIT_ECERTIFICATE || strstr(msg, "authentication") ||
 	    strstr(msg, "hostkey") || strstr(msg, "host key")) {
 		hm_error("%s: %s (keys are taken from ssh-agent, ~/.ssh/id_ed25519 and "
-			 "~/.ssh/id_rsa; hosts from ~/.ssh/known_hosts)", what, msg);
+			 "~/.ssh/id_rsa; hosts from ~/.ssh/known_hosts)",
+			 what, msg);
 		return -1;
 	}
 	if (hm_git_is_unreachable(err))
@@ -731,7 +734,8 @@ hm_git_tcp_nodelay(void)
 
 		if (de->d_name[0] < '0' || de->d_name[0] > '9' || fd == dirfd(d) ||
 		    fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) ||
-		    getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) < 0 || proto != IPPROTO_TCP)
+		    getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) < 0 ||
+		    proto != IPPROTO_TCP)
 			continue;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	}
@@ -796,8 +800,10 @@ push_child(void *arg, int out_fd)
 		err = git_remote_upload(remote, &specs, &opts);
 	git_remote_disconnect(remote);
 	if (err == GIT_EUSER || err == GIT_ENONFASTFORWARD || (err == 0 && d.rejected[0])) {
-		say = msg = hm_xasprintf("R%s", d.rejected[0] ? d.rejected
-					 : "the remote has commits this machine has not fetched");
+		say = msg = hm_xasprintf(
+			"R%s", d.rejected[0]
+				       ? d.rejected
+				       : "the remote has commits this machine has not fetched");
 		err = 0;
 	} else if (err < 0) {
 		err = net_failure(err, &d, git_remote_url(remote));
@@ -1085,8 +1091,7 @@ three_way(git_repository *repo, git_annotated_commit *their, const char *rev,
 		r = 0;
 		goto out;
 	}
-	msg = hm_xasprintf("Merge %s\n",
-			   strncmp(rev, "refs/remotes/", 13) == 0 ? rev + 13 : rev);
+	msg = hm_xasprintf("Merge %s\n", strncmp(rev, "refs/remotes/", 13) == 0 ? rev + 13 : rev);
 	if (commit_merge(repo, index, &head, theirs, msg, &out) < 0)
 		goto out;
 	res->kind = HM_GIT_MERGE_COMMIT;
@@ -1337,8 +1342,8 @@ hm_git_undo_checkout(git_repository *repo, const char *a, const char *b)
 
 	if (git_repository_state_cleanup(repo) < 0 || tree_of(repo, a, &ta) < 0 ||
 	    tree_of(repo, b, &tb) < 0 || git_diff_tree_to_tree(&diff, repo, ta, tb, NULL) < 0) {
-		hm_error("%s: cannot undo the checkout of %.7s: %s", git_repository_workdir(repo), b,
-			 hm_git_last_error());
+		hm_error("%s: cannot undo the checkout of %.7s: %s", git_repository_workdir(repo),
+			 b, hm_git_last_error());
 		goto out;
 	}
 	nd = git_diff_num_deltas(diff);
@@ -1363,8 +1368,8 @@ hm_git_undo_checkout(git_repository *repo, const char *a, const char *b)
 	copts.paths.strings = paths;
 	copts.paths.count = n;
 	if (git_checkout_head(repo, &copts) < 0) {
-		hm_error("%s: cannot undo the checkout of %.7s: %s", git_repository_workdir(repo), b,
-			 hm_git_last_error());
+		hm_error("%s: cannot undo the checkout of %.7s: %s", git_repository_workdir(repo),
+			 b, hm_git_last_error());
 		r = -1;
 	}
 out:
@@ -1434,7 +1439,8 @@ hm_git_commit_files(git_repository *repo, const struct hm_git_file *files, size_
 		git_oid empty;
 
 		if (git_treebuilder_new(&tb, repo, NULL) < 0 ||
-		    git_treebuilder_write(&empty, tb) < 0 || git_tree_lookup(&base, repo, &empty) < 0) {
+		    git_treebuilder_write(&empty, tb) < 0 ||
+		    git_tree_lookup(&base, repo, &empty) < 0) {
 			git_treebuilder_free(tb);
 			goto git_error;
 		}
@@ -1465,8 +1471,8 @@ hm_git_commit_files(git_repository *repo, const struct hm_git_file *files, size_
 	r = 0;
 	goto out;
 git_error:
-	hm_error("%s: cannot commit %s: %s", git_repository_workdir(repo),
-		 n ? files[0].path : "", hm_git_last_error());
+	hm_error("%s: cannot commit %s: %s", git_repository_workdir(repo), n ? files[0].path : "",
+		 hm_git_last_error());
 out:
 	git_signature_free(sig);
 	git_index_free(index);

@@ -169,22 +169,21 @@ int hm_git_push(git_repository *repo, const char *remote, const char *lease, con
  * Return 0 with *out (malloc'd) and *out_len set to settle the path, 1 to
  * leave it conflicted, -1 on error (printed; the merge is abandoned).
  */
-typedef int (*hm_git_resolve_fn)(void *arg, const char *path, const char *base,
-				 size_t base_len, const char *ours, size_t ours_len,
-				 const char *theirs, size_t theirs_len, char **out,
-				 size_t *out_len);
+typedef int (*hm_git_resolve_fn)(void *arg, const char *path, const char *base, size_t base_len,
+				 const char *ours, size_t ours_len, const char *theirs,
+				 size_t theirs_len, char **out, size_t *out_len);
 
 enum hm_git_merge_kind {
 	HM_GIT_MERGE_UP_TO_DATE, /* nothing to take */
 	HM_GIT_MERGE_FASTFORWARD,
-	HM_GIT_MERGE_COMMIT,     /* both sides moved: a merge commit was written */
-	HM_GIT_MERGE_CONFLICT,   /* paths left conflicted, the repository mid-merge */
+	HM_GIT_MERGE_COMMIT,   /* both sides moved: a merge commit was written */
+	HM_GIT_MERGE_CONFLICT, /* paths left conflicted, the repository mid-merge */
 };
 
 struct hm_git_merge_result {
 	enum hm_git_merge_kind kind;
-	char head[41];     /* HEAD afterwards */
-	char **conflicts;  /* kind CONFLICT: the paths, NULL-terminated (malloc'd) */
+	char head[41];    /* HEAD afterwards */
+	char **conflicts; /* kind CONFLICT: the paths, NULL-terminated (malloc'd) */
 	size_t nconflicts;
 };
 
@@ -222,8 +221,7 @@ int hm_git_merge_finish(git_repository *repo, const char *message);
  * a path outside the directory prefix ("name/"), 0 when they do not, -1 on
  * error (printed).
  */
-int hm_git_changed_outside(git_repository *repo, const char *a, const char *b,
-			   const char *prefix);
+int hm_git_changed_outside(git_repository *repo, const char *a, const char *b, const char *prefix);
 
 /*
  * Undo a checkout from commit a towards commit b (hex) that was cut short: an

@@ -176,9 +176,13 @@ clear_dead_temps(void)
 int
 hm_guard_acquire(struct hm_guard *g, const char *operation, int flags)
 {
-	struct hm_lock_request req = { .operation = operation, .pid = getpid(),
-		.wait = !!(flags & HM_GUARD_WAIT), .nested = 1, .taken = taken, .arg = g,
-		.local_first = !!(flags & HM_GUARD_REMOTE_LATER) };
+	struct hm_lock_request req = { .operation = operation,
+				       .pid = getpid(),
+				       .wait = !!(flags & HM_GUARD_WAIT),
+				       .nested = 1,
+				       .taken = taken,
+				       .arg = g,
+				       .local_first = !!(flags & HM_GUARD_REMOTE_LATER) };
 	jv rec, remote;
 
 	*g = (struct hm_guard)HM_GUARD_INIT;
@@ -217,8 +221,7 @@ hm_guard_acquire(struct hm_guard *g, const char *operation, int flags)
 int
 hm_guard_remote_pending(const struct hm_guard *g)
 {
-	return g->id[0] && !g->remote && g->owner == getpid() &&
-	       (g->flags & HM_GUARD_REMOTE_LATER);
+	return g->id[0] && !g->remote && g->owner == getpid() && (g->flags & HM_GUARD_REMOTE_LATER);
 }
 
 int

@@ -39,20 +39,23 @@
 #include <sys/types.h>
 
 struct hm_guard {
-	char id[64];   /* the lock id held; "" when nothing is held */
-	int remote;    /* the remote ref is held too */
-	pid_t owner;   /* the process that took it */
-	int flags;     /* hm_guard_acquire's */
+	char id[64]; /* the lock id held; "" when nothing is held */
+	int remote;  /* the remote ref is held too */
+	pid_t owner; /* the process that took it */
+	int flags;   /* hm_guard_acquire's */
 };
 
-#define HM_GUARD_INIT { "", 0, 0, 0 }
+#define HM_GUARD_INIT                                                                              \
+	{                                                                                          \
+		"", 0, 0, 0                                                                        \
+	}
 
 /* A guard released when it goes out of scope. */
 #define HM_GUARD __attribute__((cleanup(hm_guard_release))) struct hm_guard
 
 enum hm_guard_flags {
-	HM_GUARD_DRY_RUN = 1, /* take nothing (the specification's dry-run skip) */
-	HM_GUARD_WAIT = 2,    /* while held, retry as lock_config.json says */
+	HM_GUARD_DRY_RUN = 1,      /* take nothing (the specification's dry-run skip) */
+	HM_GUARD_WAIT = 2,         /* while held, retry as lock_config.json says */
 	HM_GUARD_REMOTE_LATER = 4, /* Hybrid: the remote part by hm_guard_need_remote */
 };
 

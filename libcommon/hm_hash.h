@@ -11,8 +11,8 @@
 #include <stddef.h>
 
 enum hm_hash_algo {
-	HM_HASH_NONE = 0,   /* not a checksum heimdal knows */
-	HM_HASH_MD5 = 32,   /* the value is the hex length */
+	HM_HASH_NONE = 0, /* not a checksum heimdal knows */
+	HM_HASH_MD5 = 32, /* the value is the hex length */
 	HM_HASH_SHA256 = 64,
 };
 
@@ -32,8 +32,8 @@ int hm_hash_buf(enum hm_hash_algo algo, const void *buf, size_t len, char *hex);
  * read(2) per small file.  Returns 0, or -1 with errno set (nothing printed),
  * so threads can report errors themselves.
  */
-int hm_hash_fd(enum hm_hash_algo algo, int fd, char *scratch, size_t scratch_len,
-	       size_t size_hint, char *hex);
+int hm_hash_fd(enum hm_hash_algo algo, int fd, char *scratch, size_t scratch_len, size_t size_hint,
+	       char *hex);
 
 /* Digest the file at path (following symlinks).  0, or -1 (error naming path printed). */
 int hm_hash_file(enum hm_hash_algo algo, const char *path, char *hex);

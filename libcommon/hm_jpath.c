@@ -24,15 +24,32 @@ parse_string(const char **p, jv *out)
 		if (*s != '\\')
 			goto fail; /* unterminated */
 		switch (s[1]) {
-		case '"': str = jv_string_append_buf(str, "\"", 1); break;
-		case '\\': str = jv_string_append_buf(str, "\\", 1); break;
-		case '/': str = jv_string_append_buf(str, "/", 1); break;
-		case 'n': str = jv_string_append_buf(str, "\n", 1); break;
-		case 't': str = jv_string_append_buf(str, "\t", 1); break;
-		case 'r': str = jv_string_append_buf(str, "\r", 1); break;
-		case 'b': str = jv_string_append_buf(str, "\b", 1); break;
-		case 'f': str = jv_string_append_buf(str, "\f", 1); break;
-		default: goto fail; /* \( interpolation, \u...: leave to jq */
+		case '"':
+			str = jv_string_append_buf(str, "\"", 1);
+			break;
+		case '\\':
+			str = jv_string_append_buf(str, "\\", 1);
+			break;
+		case '/':
+			str = jv_string_append_buf(str, "/", 1);
+			break;
+		case 'n':
+			str = jv_string_append_buf(str, "\n", 1);
+			break;
+		case 't':
+			str = jv_string_append_buf(str, "\t", 1);
+			break;
+		case 'r':
+			str = jv_string_append_buf(str, "\r", 1);
+			break;
+		case 'b':
+			str = jv_string_append_buf(str, "\b", 1);
+			break;
+		case 'f':
+			str = jv_string_append_buf(str, "\f", 1);
+			break;
+		default:
+			goto fail; /* \( interpolation, \u...: leave to jq */
 		}
 		s += 2;
 	}
@@ -130,7 +147,8 @@ hm_jpath_eval(jv doc, jv path, jv *out)
 	jv cur = doc;
 	int ok = 1;
 
-	jv_array_foreach(path, i, k) {
+	jv_array_foreach(path, i, k)
+	{
 		jv_kind ck = jv_get_kind(cur);
 
 		if (!ok) {
@@ -335,7 +353,8 @@ value(struct scan *s, int depth, int level)
 			int plain, child = -1;
 
 			ws(s);
-			if (s->p >= s->end || *s->p != '"' || skip_string(s, &body, &blen, &plain) < 0)
+			if (s->p >= s->end || *s->p != '"' ||
+			    skip_string(s, &body, &blen, &plain) < 0)
 				goto bad;
 			if (want && sk == JV_KIND_STRING) {
 				int m = key_matches(step, body, blen, plain);

@@ -28,7 +28,6 @@ int hm_jpath_parse(const char *filter, jv *path);
  */
 int hm_jpath_eval(jv doc, jv path, jv *out);
 
-
 /*
  * Find path (borrowed, from hm_jpath_parse) in the JSON text buf[0..len)
  * without building the document: the whole text is checked for JSON syntax,

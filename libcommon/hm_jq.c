@@ -27,12 +27,12 @@ hm_jq_set_paths(jq_state *jq, jv libdirs)
 	if (jv_get_kind(libdirs) == JV_KIND_NULL) {
 		jv_free(libdirs);
 		libdirs = JV_ARRAY(jv_string("~/.jq"), jv_string("$ORIGIN/../lib/jq"),
-			jv_string("$ORIGIN/lib"));
+				   jv_string("$ORIGIN/lib"));
 	}
 	jq_set_attr(jq, jv_string("JQ_LIBRARY_PATH"), libdirs);
 	jq_set_attr(jq, jv_string("JQ_ORIGIN"), origin_dir());
 	jq_set_attr(jq, jv_string("PROGRAM_ORIGIN"),
-		jv_string(getcwd(cwd, sizeof(cwd)) ? cwd : "."));
+		    jv_string(getcwd(cwd, sizeof(cwd)) ? cwd : "."));
 }
 
 void

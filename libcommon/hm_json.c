@@ -144,14 +144,30 @@ fp_string(struct fparse *f, jv *out)
 		if (++p >= f->end)
 			return 0;
 		switch (*p) {
-		case '"': case '\\': case '/': f->tmp[n++] = *p; continue;
-		case 'b': f->tmp[n++] = '\b'; continue;
-		case 'f': f->tmp[n++] = '\f'; continue;
-		case 'n': f->tmp[n++] = '\n'; continue;
-		case 'r': f->tmp[n++] = '\r'; continue;
-		case 't': f->tmp[n++] = '\t'; continue;
-		case 'u': break;
-		default: return 0;
+		case '"':
+		case '\\':
+		case '/':
+			f->tmp[n++] = *p;
+			continue;
+		case 'b':
+			f->tmp[n++] = '\b';
+			continue;
+		case 'f':
+			f->tmp[n++] = '\f';
+			continue;
+		case 'n':
+			f->tmp[n++] = '\n';
+			continue;
+		case 'r':
+			f->tmp[n++] = '\r';
+			continue;
+		case 't':
+			f->tmp[n++] = '\t';
+			continue;
+		case 'u':
+			break;
+		default:
+			return 0;
 		}
 		if (f->end - p < 5 || !fp_hex4(p + 1, &cp))
 			return 0;
@@ -397,8 +413,8 @@ hm_json_parse(const char *source, const char *buf, size_t len)
 			return jv_invalid_with_msg(
 				jv_string_fmt("%s: invalid JSON: empty input", source));
 		}
-		v = jv_invalid_with_msg(jv_string_fmt("%s: invalid JSON: %s", source,
-			jv_string_value(msg)));
+		v = jv_invalid_with_msg(
+			jv_string_fmt("%s: invalid JSON: %s", source, jv_string_value(msg)));
 		jv_free(msg);
 		return v;
 	}
@@ -408,8 +424,9 @@ hm_json_parse(const char *source, const char *buf, size_t len)
 
 		jv_free(v);
 		v = jv_invalid_with_msg(jv_string_fmt("%s: invalid JSON: %s", source,
-			jv_get_kind(msg) == JV_KIND_STRING ? jv_string_value(msg)
-			: "more than one document"));
+						      jv_get_kind(msg) == JV_KIND_STRING
+							      ? jv_string_value(msg)
+							      : "more than one document"));
 		jv_free(msg);
 	}
 	jv_free(extra);
@@ -528,13 +545,27 @@ hm_json_out_string(struct hm_json_out *b, const char *s, size_t n)
 		if (i == n)
 			break;
 		switch (c = p[i]) {
-		case '"': hm_json_out_raw(b, "\\\"", 2); break;
-		case '\\': hm_json_out_raw(b, "\\\\", 2); break;
-		case '\b': hm_json_out_raw(b, "\\b", 2); break;
-		case '\f': hm_json_out_raw(b, "\\f", 2); break;
-		case '\n': hm_json_out_raw(b, "\\n", 2); break;
-		case '\r': hm_json_out_raw(b, "\\r", 2); break;
-		case '\t': hm_json_out_raw(b, "\\t", 2); break;
+		case '"':
+			hm_json_out_raw(b, "\\\"", 2);
+			break;
+		case '\\':
+			hm_json_out_raw(b, "\\\\", 2);
+			break;
+		case '\b':
+			hm_json_out_raw(b, "\\b", 2);
+			break;
+		case '\f':
+			hm_json_out_raw(b, "\\f", 2);
+			break;
+		case '\n':
+			hm_json_out_raw(b, "\\n", 2);
+			break;
+		case '\r':
+			hm_json_out_raw(b, "\\r", 2);
+			break;
+		case '\t':
+			hm_json_out_raw(b, "\\t", 2);
+			break;
 		default:
 			snprintf(esc, sizeof(esc), "\\u%04x", c);
 			hm_json_out_raw(b, esc, 6);
@@ -595,11 +626,13 @@ ob_value(struct hm_json_out *b, jv v, int depth)
 		d = jv_number_value(v);
 		/* Plain integers here; anything else the way jq formats it. */
 		if (d > -1e15 && d < 1e15 && d == (double)(long long)d && !(d == 0 && signbit(d))) {
-			hm_json_out_raw(b, num, (size_t)snprintf(num, sizeof(num), "%lld", (long long)d));
+			hm_json_out_raw(b, num,
+					(size_t)snprintf(num, sizeof(num), "%lld", (long long)d));
 		} else {
 			jv s = jv_dump_string(jv_copy(v), 0);
 
-			hm_json_out_raw(b, jv_string_value(s), (size_t)jv_string_length_bytes(jv_copy(s)));
+			hm_json_out_raw(b, jv_string_value(s),
+					(size_t)jv_string_length_bytes(jv_copy(s)));
 			jv_free(s);
 		}
 		break;
@@ -608,7 +641,8 @@ ob_value(struct hm_json_out *b, jv v, int depth)
 		break;
 	case JV_KIND_ARRAY:
 		hm_json_out_raw(b, "[", 1);
-		jv_array_foreach(v, i, x) {
+		jv_array_foreach(v, i, x)
+		{
 			hm_json_out_next(b, depth, first);
 			first = 0;
 			ob_value(b, x, depth + 1);
@@ -618,7 +652,8 @@ ob_value(struct hm_json_out *b, jv v, int depth)
 		break;
 	case JV_KIND_OBJECT:
 		hm_json_out_raw(b, "{", 1);
-		jv_object_foreach(v, k, x) {
+		jv_object_foreach(v, k, x)
+		{
 			hm_json_out_next(b, depth, first);
 			first = 0;
 			ob_string(b, k);

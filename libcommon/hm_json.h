@@ -69,7 +69,10 @@ struct hm_json_out {
 	FILE *f; /* internal: hm_json_write's stream */
 	int pretty;
 };
-#define HM_JSON_OUT_INIT(flags) { NULL, 0, 0, NULL, !((flags) & HM_JSON_COMPACT) }
+#define HM_JSON_OUT_INIT(flags)                                                                    \
+	{                                                                                          \
+		NULL, 0, 0, NULL, !((flags)&HM_JSON_COMPACT)                                       \
+	}
 
 void hm_json_out_raw(struct hm_json_out *o, const char *s, size_t n);
 /* A JSON string of the bytes s[0..n), escaped as jq does. */

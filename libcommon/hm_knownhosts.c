@@ -52,8 +52,9 @@ known_host_matches(char *field, const char *name)
 			return 0;
 		sl = base64_decode(salt, (size_t)(hash - salt), s, sizeof(s));
 		hl = base64_decode(hash + 1, strlen(hash + 1), h, sizeof(h));
-		if (!sl || hl != 20 || !HMAC(EVP_sha1(), s, (int)sl, (const unsigned char *)name,
-					     strlen(name), mac, &maclen))
+		if (!sl || hl != 20 ||
+		    !HMAC(EVP_sha1(), s, (int)sl, (const unsigned char *)name, strlen(name), mac,
+			  &maclen))
 			return 0;
 		return maclen == 20 && memcmp(mac, h, 20) == 0;
 	}

@@ -56,7 +56,8 @@ history_common(jv lh, jv rh)
 {
 	long long best = -1;
 
-	jv_array_foreach(lh, i, e) {
+	jv_array_foreach(lh, i, e)
+	{
 		long long s = hm_json_int(e, "serial", -1);
 
 		if (s > best && history_find(rh, e) >= 0)
@@ -134,7 +135,9 @@ compare_histories(jv local, jv remote, struct hm_lineage_cmp *c)
 
 		if (hm_history_entry_same(lnew, rnew)) {
 			/* Same newest entry: equal unless one side bumped without history. */
-			c->relation = ls == rs ? HM_REL_EQUAL : ls > rs ? HM_REL_AHEAD : HM_REL_BEHIND;
+			c->relation = ls == rs  ? HM_REL_EQUAL
+				      : ls > rs ? HM_REL_AHEAD
+						: HM_REL_BEHIND;
 			c->common_parent = ls < rs ? ls : rs;
 		} else if (history_find(lh, rnew) >= 0) {
 			c->relation = HM_REL_AHEAD;
@@ -322,8 +325,10 @@ hm_pair_read(const char *local_path, const char *remote_path, const char *base_p
 	p->base = jv_null();
 	if (local_path || remote_path || base_path) {
 		if (!local_path || !remote_path) {
-			hm_error("%s: needs --local and --remote as well",
-				 local_path ? "--local" : remote_path ? "--remote" : "--base");
+			hm_error("%s: needs --local and --remote as well", local_path ? "--local"
+									   : remote_path
+										   ? "--remote"
+										   : "--base");
 			return hm_fail(HM_EXIT_USAGE);
 		}
 		p->local = read_one(local_path, NULL);
@@ -354,8 +359,9 @@ hm_pair_read(const char *local_path, const char *remote_path, const char *base_p
 		if (!jv_is_valid(doc))
 			return -1;
 		if (jv_get_kind(doc) != JV_KIND_OBJECT) {
-			hm_error("<stdin>: expected an object {\"local\", \"remote\", \"base\"}, got %s",
-				 hm_json_kind_name(doc));
+			hm_error(
+				"<stdin>: expected an object {\"local\", \"remote\", \"base\"}, got %s",
+				hm_json_kind_name(doc));
 			jv_free(doc);
 			return hm_fail(HM_EXIT_USAGE);
 		}
@@ -366,7 +372,8 @@ hm_pair_read(const char *local_path, const char *remote_path, const char *base_p
 		/* Dropping the wrapper leaves each state with a single owner. */
 		jv_free(doc);
 		if (!jv_is_valid(p->local) || !jv_is_valid(p->remote)) {
-			hm_error("<stdin>: .%s: missing", jv_is_valid(p->local) ? "remote" : "local");
+			hm_error("<stdin>: .%s: missing",
+				 jv_is_valid(p->local) ? "remote" : "local");
 			return hm_fail(HM_EXIT_USAGE);
 		}
 		if (!jv_is_valid(p->base)) {
@@ -374,7 +381,8 @@ hm_pair_read(const char *local_path, const char *remote_path, const char *base_p
 			p->base = jv_null();
 		}
 		if (check_named(p->local, "<stdin>", "local", allow_newer, &p->local_version) < 0 ||
-		    check_named(p->remote, "<stdin>", "remote", allow_newer, &p->remote_version) < 0)
+		    check_named(p->remote, "<stdin>", "remote", allow_newer, &p->remote_version) <
+			    0)
 			return -1;
 		if (jv_get_kind(p->base) != JV_KIND_NULL &&
 		    check_named(p->base, "<stdin>", "base", allow_newer, &bv) < 0)
@@ -417,10 +425,22 @@ hm_conflict_file_drift(jv key, jv l, jv r, jv b, int with_base, const char *winn
 	 * fixed values are made once and shared (jv strings are refcounted, and
 	 * keep their hash).
 	 */
-	enum { TYPE, SEVERITY, DESCRIPTION, PATH, LOCAL, REMOTE, BASE, WINNER, FILE_DRIFT, LOW,
-	       NSTR };
-	static const char *const text[NSTR] = { "type", "severity", "description", "path",
-		"local", "remote", "base", "winner", "file_drift", "low" };
+	enum {
+		TYPE,
+		SEVERITY,
+		DESCRIPTION,
+		PATH,
+		LOCAL,
+		REMOTE,
+		BASE,
+		WINNER,
+		FILE_DRIFT,
+		LOW,
+		NSTR
+	};
+	static const char *const text[NSTR] = { "type",       "severity", "description", "path",
+						"local",      "remote",   "base",        "winner",
+						"file_drift", "low" };
 	static jv str[NSTR];
 	static int made;
 	jv c;
@@ -439,7 +459,8 @@ hm_conflict_file_drift(jv key, jv l, jv r, jv b, int with_base, const char *winn
 	c = jv_object_set(c, jv_copy(str[LOCAL]), jv_is_valid(l) ? l : (jv_free(l), jv_null()));
 	c = jv_object_set(c, jv_copy(str[REMOTE]), jv_is_valid(r) ? r : (jv_free(r), jv_null()));
 	if (with_base)
-		c = jv_object_set(c, jv_copy(str[BASE]), jv_is_valid(b) ? b : (jv_free(b), jv_null()));
+		c = jv_object_set(c, jv_copy(str[BASE]),
+				  jv_is_valid(b) ? b : (jv_free(b), jv_null()));
 	else
 		jv_free(b);
 	if (winner)
@@ -497,14 +518,16 @@ detect_drift(jv out, jv lc, jv rc, jv bc)
 {
 	int with_base = jv_get_kind(bc) == JV_KIND_OBJECT;
 
-	jv_object_foreach(lc, k, l) {
+	jv_object_foreach(lc, k, l)
+	{
 		jv r = jv_object_get(jv_copy(rc), jv_copy(k));
 		jv b = with_base ? jv_object_get(jv_copy(bc), jv_copy(k)) : jv_invalid();
 		int hit = with_base ? !same_value(l, b) && !same_value(r, b) && !same_value(l, r)
 				    : jv_is_valid(r) && !same_value(l, r);
 
 		if (hit) {
-			out = jv_array_append(out, hm_conflict_file_drift(k, l, r, b, with_base, NULL));
+			out = jv_array_append(out,
+					      hm_conflict_file_drift(k, l, r, b, with_base, NULL));
 		} else {
 			jv_free(k);
 			jv_free(l);
@@ -515,7 +538,8 @@ detect_drift(jv out, jv lc, jv rc, jv bc)
 	if (!with_base)
 		return out;
 	/* Deleted locally, changed remotely. */
-	jv_object_foreach(rc, k, r) {
+	jv_object_foreach(rc, k, r)
+	{
 		jv l = jv_object_get(jv_copy(lc), jv_copy(k));
 		jv b = jv_object_get(jv_copy(bc), jv_copy(k));
 
@@ -543,7 +567,8 @@ hm_conflicts_sort(jv list)
 	if (jv_get_kind(path_key) != JV_KIND_STRING)
 		path_key = jv_string("path");
 	/* A merge finds them in path order already: check before sorting. */
-	jv_array_foreach(list, i, d) {
+	jv_array_foreach(list, i, d)
+	{
 		jv p = jv_object_get(jv_copy(d), jv_copy(path_key));
 		const char *s = jv_get_kind(p) == JV_KIND_STRING ? jv_string_value(p) : NULL;
 
@@ -560,7 +585,8 @@ hm_conflicts_sort(jv list)
 		jv_free(keys);
 		return list;
 	}
-	jv_array_foreach(list, i, d) {
+	jv_array_foreach(list, i, d)
+	{
 		keys = jv_array_append(keys, jv_object_get(d, jv_copy(path_key)));
 	}
 	return jv_sort(list, keys);
@@ -578,8 +604,9 @@ hm_conflicts_detect(const struct hm_pair *p, const struct hm_lineage_cmp *c, int
 	const char *lpath = hm_json_str(p->local, "dotfiles_path");
 	const char *rpath = hm_json_str(p->remote, "dotfiles_path");
 	int diverged = c->relation == HM_REL_DIVERGED;
-	int newer = p->local_version > HM_STATE_VERSION ? p->local_version
-		  : p->remote_version > HM_STATE_VERSION ? p->remote_version : 0;
+	int newer = p->local_version > HM_STATE_VERSION    ? p->local_version
+		    : p->remote_version > HM_STATE_VERSION ? p->remote_version
+							   : 0;
 
 	/* A lineage that holds nothing but its own init joins the other: no conflict. */
 	if (c->relation == HM_REL_UNRELATED) {
@@ -602,14 +629,17 @@ hm_conflicts_detect(const struct hm_pair *p, const struct hm_lineage_cmp *c, int
 		out = jv_array_append(out, x);
 	}
 	if (c->relation == HM_REL_DIVERGED) {
-		jv x = conflict("serial_divergence", "high",
-				c->common_parent < 0
-				? jv_string_fmt("State diverged: local serial %lld vs remote serial "
-						"%lld (no common parent)",
-						c->local_serial, c->remote_serial)
-				: jv_string_fmt("State diverged: local serial %lld vs remote serial "
-						"%lld (common parent: %lld)",
-						c->local_serial, c->remote_serial, c->common_parent));
+		jv x = conflict(
+			"serial_divergence", "high",
+			c->common_parent < 0
+				? jv_string_fmt(
+					  "State diverged: local serial %lld vs remote serial "
+					  "%lld (no common parent)",
+					  c->local_serial, c->remote_serial)
+				: jv_string_fmt(
+					  "State diverged: local serial %lld vs remote serial "
+					  "%lld (common parent: %lld)",
+					  c->local_serial, c->remote_serial, c->common_parent));
 
 		x = jv_object_set(x, jv_string("local_serial"), jv_number(c->local_serial));
 		x = jv_object_set(x, jv_string("remote_serial"), jv_number(c->remote_serial));

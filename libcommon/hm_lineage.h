@@ -116,8 +116,7 @@ jv hm_conflicts_detect(const struct hm_pair *p, const struct hm_lineage_cmp *c, 
  * only recorded when with_base); winner ("local"/"remote", or NULL for none)
  * is the side a merge kept.
  */
-jv hm_conflict_file_drift(jv path, jv local, jv remote, jv base, int with_base,
-			  const char *winner);
+jv hm_conflict_file_drift(jv path, jv local, jv remote, jv base, int with_base, const char *winner);
 
 /*
  * The same conflict written straight to o as a value at depth, byte for byte
@@ -126,8 +125,8 @@ jv hm_conflict_file_drift(jv path, jv local, jv remote, jv base, int with_base,
  * local, remote and base are borrowed.
  */
 struct hm_json_out;
-void hm_conflict_file_drift_write(struct hm_json_out *o, int depth, jv path, jv local,
-				  jv remote, jv base, int with_base, const char *winner);
+void hm_conflict_file_drift_write(struct hm_json_out *o, int depth, jv path, jv local, jv remote,
+				  jv base, int with_base, const char *winner);
 
 /* An array of objects (consumed) sorted by their "path" member. */
 jv hm_conflicts_sort(jv list);

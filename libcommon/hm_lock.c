@@ -41,8 +41,10 @@ proc_stat(pid_t pid, pid_t *ppid, unsigned long long *start)
 	p = strrchr(buf, ')');
 	/* state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
 	 * utime stime cutime cstime priority nice threads itrealvalue starttime */
-	if (!p || sscanf(p + 1, " %*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
-				"%*d %*d %*d %*d %llu", &ppid_i, &st) != 2)
+	if (!p || sscanf(p + 1,
+			 " %*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
+			 "%*d %*d %*d %*d %llu",
+			 &ppid_i, &st) != 2)
 		return -1;
 	if (ppid)
 		*ppid = ppid_i;
@@ -366,8 +368,7 @@ hm_lock_broken_window(time_t *since, time_t *until)
 }
 
 int
-hm_lock_assess(jv rec, const struct hm_lock_config *cfg, char *why, size_t why_len,
-	       int *alive)
+hm_lock_assess(jv rec, const struct hm_lock_config *cfg, char *why, size_t why_len, int *alive)
 {
 	jv m = jv_object_get(jv_copy(rec), jv_string("machine"));
 	const char *mid = hm_json_str(m, "id"), *me = hm_machine_id();
@@ -384,8 +385,8 @@ hm_lock_assess(jv rec, const struct hm_lock_config *cfg, char *why, size_t why_l
 		/* On this machine the holder can be checked: only death is stale. */
 		if (boot && *boot && *hm_lock_boot_id() && strcmp(boot, hm_lock_boot_id()) != 0) {
 			live = 0;
-			snprintf(why, why_len, "the machine has restarted since process %ld took it",
-				 (long)pid);
+			snprintf(why, why_len,
+				 "the machine has restarted since process %ld took it", (long)pid);
 		} else if (kill(pid, 0) < 0 && errno == ESRCH) {
 			live = 0;
 			snprintf(why, why_len, "process %ld is not running", (long)pid);
@@ -403,7 +404,8 @@ hm_lock_assess(jv rec, const struct hm_lock_config *cfg, char *why, size_t why_l
 			 hm_json_str(m, "hostname") ? hm_json_str(m, "hostname") : mid);
 	} else if (age > limit) {
 		stale = 1;
-		snprintf(why, why_len, "lock is %lld seconds old (timeout %lld seconds)", age, limit);
+		snprintf(why, why_len, "lock is %lld seconds old (timeout %lld seconds)", age,
+			 limit);
 	}
 	jv_free(m);
 	if (alive)
@@ -485,25 +487,22 @@ new_record(const struct hm_lock_request *req, const struct hm_lock_config *cfg)
 	m = jv_object_set(m, jv_string("pid_start"), jv_number((double)hm_lock_proc_start(pid)));
 	m = jv_object_set(m, jv_string("boot_id"), jv_string(hm_lock_boot_id()));
 	return JV_OBJECT(
-		jv_string("id"), jv_string_fmt("lock-%s", uuid),
-		jv_string("lock_type"), jv_string(hm_lock_type_name(cfg->lock_type)),
-		jv_string("operation"), jv_string(req->operation),
-		jv_string("machine"), m,
-		jv_string("created_at"), jv_string(hm_time_now_rfc3339(now)),
-		jv_string("expected_duration_seconds"),
+		jv_string("id"), jv_string_fmt("lock-%s", uuid), jv_string("lock_type"),
+		jv_string(hm_lock_type_name(cfg->lock_type)), jv_string("operation"),
+		jv_string(req->operation), jv_string("machine"), m, jv_string("created_at"),
+		jv_string(hm_time_now_rfc3339(now)), jv_string("expected_duration_seconds"),
 		jv_number(req->expected_duration > 0 ? req->expected_duration : cfg->timeout),
-		jv_string("reason"), req->reason ? jv_string(req->reason)
-						 : jv_string_fmt("%s by heimdal", req->operation),
-		jv_string("state_serial"), state_serial(),
-		jv_string("remote"), jv_null());
+		jv_string("reason"),
+		req->reason ? jv_string(req->reason)
+			    : jv_string_fmt("%s by heimdal", req->operation),
+		jv_string("state_serial"), state_serial(), jv_string("remote"), jv_null());
 }
 
 enum { TRY_OK, TRY_HELD, TRY_NESTED };
 
 /* One check-and-set under the guard.  *holder set on TRY_HELD. */
 static int
-try_local(jv rec, const struct hm_lock_request *req, const struct hm_lock_config *cfg,
-	  jv *holder)
+try_local(jv rec, const struct hm_lock_request *req, const struct hm_lock_config *cfg, jv *holder)
 {
 	char why[256];
 	int fd = guard_lock(), r, alive;
@@ -525,7 +524,8 @@ try_local(jv rec, const struct hm_lock_request *req, const struct hm_lock_config
 		jv_free(m);
 		if (!hm_lock_assess(cur, cfg, why, sizeof(why), &alive)) {
 			guard_unlock(fd);
-			if (req->nested && same_machine && alive == 1 && hm_lock_is_ancestor(hpid)) {
+			if (req->nested && same_machine && alive == 1 &&
+			    hm_lock_is_ancestor(hpid)) {
 				hm_debug("the lock is held by process %ld, an ancestor: proceeding",
 					 (long)hpid);
 				jv_free(cur);
@@ -940,10 +940,10 @@ hm_lock_info(void)
 	cur = jv_object_set(cur, jv_string("stale"), jv_bool(stale));
 	cur = jv_object_set(cur, jv_string("stale_reason"), why[0] ? jv_string(why) : jv_null());
 	cur = jv_object_set(cur, jv_string("age_seconds"), jv_number((double)age));
-	cur = jv_object_set(cur, jv_string("holder_alive"),
-			    alive < 0 ? jv_null() : jv_bool(alive));
-	cur = jv_object_set(cur, jv_string("mine"),
-			    jv_bool(alive == 1 && hm_lock_is_ancestor((pid_t)hm_json_int(m, "pid", 0))));
+	cur = jv_object_set(cur, jv_string("holder_alive"), alive < 0 ? jv_null() : jv_bool(alive));
+	cur = jv_object_set(
+		cur, jv_string("mine"),
+		jv_bool(alive == 1 && hm_lock_is_ancestor((pid_t)hm_json_int(m, "pid", 0))));
 	jv_free(m);
 	return cur;
 }

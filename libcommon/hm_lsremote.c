@@ -74,8 +74,7 @@ ls_child(void *arg, int out_fd)
 		    hm_git_is_unreachable(err))
 			r = HM_GIT_UNREACHABLE;
 		else
-			r = fail_with(out_fd, "",
-				      d.rejected[0] ? d.rejected : hm_git_last_error());
+			r = fail_with(out_fd, "", d.rejected[0] ? d.rejected : hm_git_last_error());
 		git_remote_free(remote);
 		return r;
 	}

@@ -17,10 +17,10 @@ const char *hm_exec_path(void);
 char *hm_find_tool(const char *name);
 
 struct hm_proc {
-	int status;     /* exit status, or 128+signal */
-	char *out;      /* stdout, NUL-terminated (malloc'd) */
+	int status; /* exit status, or 128+signal */
+	char *out;  /* stdout, NUL-terminated (malloc'd) */
 	size_t out_len;
-	char *err;      /* stderr when captured (malloc'd), else NULL */
+	char *err; /* stderr when captured (malloc'd), else NULL */
 	size_t err_len;
 };
 

@@ -236,9 +236,11 @@ validate_machine(struct vctx *c, jv doc)
 	}
 	n = push(c, "machine");
 	r = check_string(c, m, "id", NONEMPTY) < 0 ||
-	    check_string(c, m, "hostname", NONEMPTY) < 0 ||
-	    check_string(c, m, "os", 0) < 0 || check_string(c, m, "arch", 0) < 0 ||
-	    check_string(c, m, "user", 0) < 0 ? -1 : 0;
+			    check_string(c, m, "hostname", NONEMPTY) < 0 ||
+			    check_string(c, m, "os", 0) < 0 || check_string(c, m, "arch", 0) < 0 ||
+			    check_string(c, m, "user", 0) < 0
+		    ? -1
+		    : 0;
 	if (r == 0)
 		pop(c, n);
 	jv_free(m);
@@ -270,14 +272,15 @@ validate_lineage(struct vctx *c, jv doc)
 		return -1;
 	}
 	n2 = push(c, "machines");
-	jv_array_foreach(ms, j, m) {
+	jv_array_foreach(ms, j, m)
+	{
 		if (r == 0 && (jv_get_kind(m) != JV_KIND_STRING || !*jv_string_value(m) ||
 			       has_control(jv_string_value(m)))) {
 			size_t n3 = push_index(c, j);
 
 			r = fail(c, "expected a machine id (non-empty string), got %s",
 				 jv_get_kind(m) == JV_KIND_STRING ? "an invalid string"
-								   : jv_kind_name(jv_get_kind(m)));
+								  : jv_kind_name(jv_get_kind(m)));
 			(void)n3;
 		}
 		jv_free(m);
@@ -304,7 +307,8 @@ validate_history(struct vctx *c, jv doc)
 		return -1;
 	}
 	n = push(c, "history");
-	jv_array_foreach(h, i, e) {
+	jv_array_foreach(h, i, e)
+	{
 		if (r == 0) {
 			size_t n2 = push_index(c, i);
 
@@ -340,7 +344,8 @@ validate_checksums(struct vctx *c, jv doc)
 		return -1;
 	}
 	n = push(c, "checksums");
-	jv_object_foreach(cs, k, v) {
+	jv_object_foreach(cs, k, v)
+	{
 		const char *key = jv_string_value(k), *why = NULL;
 		int nul = (size_t)jv_string_length_bytes(jv_copy(k)) != strlen(key);
 		int safe = !nul && hm_path_safe_relative(key, &why);
@@ -354,9 +359,11 @@ validate_checksums(struct vctx *c, jv doc)
 			else if (!safe)
 				r = fail(c, "unsafe path: %s", why);
 			else if (!str)
-				r = fail(c, "expected a checksum string, got %s", hm_json_kind_name(v));
+				r = fail(c, "expected a checksum string, got %s",
+					 hm_json_kind_name(v));
 			else
-				r = fail(c, "not a checksum (32 or 64 lowercase hex digits): '%.80s'",
+				r = fail(c,
+					 "not a checksum (32 or 64 lowercase hex digits): '%.80s'",
 					 jv_string_value(v));
 		}
 		jv_free(k);
@@ -377,7 +384,8 @@ hm_state_validate(jv doc, char **err)
 	if (version < 0)
 		return -1;
 	if (version == 1) {
-		*err = hm_xstrdup(".version: missing (a V1 state; migrate it with 'heimdal state migrate')");
+		*err = hm_xstrdup(
+			".version: missing (a V1 state; migrate it with 'heimdal state migrate')");
 		return -1;
 	}
 	if (version > HM_STATE_VERSION) {
@@ -389,8 +397,7 @@ hm_state_validate(jv doc, char **err)
 	    check_string(&c, doc, "repo_url", 0) < 0 ||
 	    check_string(&c, doc, "last_sync", OPTIONAL | NULLABLE | TIMESTAMP) < 0 ||
 	    check_string(&c, doc, "last_apply", OPTIONAL | NULLABLE | TIMESTAMP) < 0 ||
-	    validate_machine(&c, doc) < 0 ||
-	    check_string(&c, doc, "heimdal_version", 0) < 0 ||
+	    validate_machine(&c, doc) < 0 || check_string(&c, doc, "heimdal_version", 0) < 0 ||
 	    validate_lineage(&c, doc) < 0 || validate_history(&c, doc) < 0 ||
 	    validate_checksums(&c, doc) < 0) {
 		*err = c.err;
@@ -415,7 +422,8 @@ ordered(jv obj, const char *const *keys)
 		else
 			jv_free(v);
 	}
-	jv_object_foreach(obj, k, v) {
+	jv_object_foreach(obj, k, v)
+	{
 		jv have = jv_object_get(jv_copy(out), jv_copy(k));
 
 		if (jv_is_valid(have)) {
@@ -461,7 +469,8 @@ sorted_object(jv obj)
 		return obj;
 	n = jv_object_length(jv_copy(obj));
 	keys = hm_xmalloc(((size_t)n + 1) * sizeof(*keys));
-	jv_object_foreach(obj, k, v) {
+	jv_object_foreach(obj, k, v)
+	{
 		keys[i].key = k;
 		keys[i].s = jv_string_value(k);
 		keys[i].len = jv_string_length_bytes(jv_copy(k));
@@ -489,14 +498,15 @@ sorted_object(jv obj)
 jv
 hm_state_canonical(jv s)
 {
-	static const char *const top[] = { "version", "active_profile", "dotfiles_path",
-		"repo_url", "last_sync", "last_apply", "machine", "heimdal_version",
-		"lineage", "history", "checksums", NULL };
+	static const char *const top[] = { "version",  "active_profile",  "dotfiles_path",
+					   "repo_url", "last_sync",       "last_apply",
+					   "machine",  "heimdal_version", "lineage",
+					   "history",  "checksums",       NULL };
 	static const char *const machine[] = { "id", "hostname", "os", "arch", "user", NULL };
-	static const char *const lineage[] = { "id", "serial", "parent_serial", "git_commit",
-		"machines", NULL };
+	static const char *const lineage[] = { "id",         "serial",   "parent_serial",
+					       "git_commit", "machines", NULL };
 	static const char *const entry[] = { "operation", "timestamp", "machine_id", "user",
-		"hostname", "serial", NULL };
+					     "hostname",  "serial",    NULL };
 	jv v;
 
 	if (jv_get_kind(s) != JV_KIND_OBJECT)
@@ -547,11 +557,11 @@ hm_state_read(const char *path, int *code, int *missing)
 	if (version > HM_STATE_VERSION) {
 		jv_free(doc);
 		*code = HM_EXIT_USAGE;
-		return jv_invalid_with_msg(jv_string_fmt("%s: " HM_STATE_NEWER_FMT, path, version,
-							 HM_STATE_VERSION));
+		return jv_invalid_with_msg(
+			jv_string_fmt("%s: " HM_STATE_NEWER_FMT, path, version, HM_STATE_VERSION));
 	}
 	if (version == 1 ? hm_state_validate_v1(doc, &err) < 0
-	    : version < 0 || hm_state_validate(doc, &err) < 0) {
+			 : version < 0 || hm_state_validate(doc, &err) < 0) {
 		jv msg = jv_string_fmt("%s: %s", path, err);
 
 		free(err);

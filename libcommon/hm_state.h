@@ -11,8 +11,8 @@
 
 #include <jv.h>
 
-#define HM_STATE_VERSION 2  /* the newest version this build reads and writes */
-#define HM_HISTORY_MAX 50   /* history entries kept */
+#define HM_STATE_VERSION 2 /* the newest version this build reads and writes */
+#define HM_HISTORY_MAX 50  /* history entries kept */
 
 /*
  * The schema version of doc (borrowed): 1 for a V1 document (an object without
@@ -24,7 +24,8 @@
 int hm_state_version_of(jv doc, char **err);
 
 /* The message for a state written by a newer heimdal. */
-#define HM_STATE_NEWER_FMT "state version %d was written by a newer heimdal (this one reads up to %d)"
+#define HM_STATE_NEWER_FMT                                                                         \
+	"state version %d was written by a newer heimdal (this one reads up to %d)"
 
 /*
  * Validate a V1 (hm_state_validate_v1) or V2 (hm_state_validate) document,

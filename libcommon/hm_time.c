@@ -90,7 +90,10 @@ hm_time_ago(long long s, char *buf, size_t len)
 		long long secs;
 		const char *unit;
 	} units[] = {
-		{ 86400, "day" }, { 3600, "hour" }, { 60, "minute" }, { 1, "second" },
+		{ 86400, "day" },
+		{ 3600, "hour" },
+		{ 60, "minute" },
+		{ 1, "second" },
 	};
 
 	if (s < 1) {

@@ -1,6 +1,5 @@
 #include "hm_work.h"
 
-
 /* A thread starts on the core it was sent to, then goes where the scheduler likes. */
 static void *
 thread_main(void *arg)

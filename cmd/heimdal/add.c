@@ -33,8 +33,8 @@
 #include <unistd.h>
 
 struct file {
-	char *key;   /* under $HOME */
-	char *src;   /* in the repository: key, or profiles/NAME/key */
+	char *key; /* under $HOME */
+	char *src; /* in the repository: key, or profiles/NAME/key */
 	char *data;
 	size_t len;
 	unsigned mode;
@@ -68,8 +68,9 @@ add_usage(FILE *f, int code)
 static const char *
 secret(const char *key, const char *data, size_t len, mode_t mode)
 {
-	static const char *const names[] = { "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519",
-					     "*token*", "*secret*", "*.pem", "*.key", NULL };
+	static const char *const names[] = { "id_rsa",     "id_dsa",  "id_ecdsa",
+					     "id_ed25519", "*token*", "*secret*",
+					     "*.pem",      "*.key",   NULL };
 	const char *base = strrchr(key, '/') ? strrchr(key, '/') + 1 : key;
 
 	for (int i = 0; names[i]; i++)
@@ -89,7 +90,8 @@ same_as_index(struct adding *a, const char *src, const char *data, size_t len)
 	const git_index_entry *e = git_index_get_bypath(a->index, src, 0);
 	git_oid id;
 
-	return e && git_odb_hash(&id, data, len, GIT_OBJECT_BLOB) == 0 && git_oid_equal(&id, &e->id);
+	return e && git_odb_hash(&id, data, len, GIT_OBJECT_BLOB) == 0 &&
+	       git_oid_equal(&id, &e->id);
 }
 
 /* Refuse key with why (exit 2 after all are seen), printing the reason. */
@@ -115,10 +117,11 @@ add_file(struct adding *a, const char *key)
 		goto out;
 	}
 	if (lstat(full, &st) < 0 || !S_ISREG(st.st_mode) || !porcelain_inside(a->home, full)) {
-		refuse(a, key, errno == ENOENT ? "no such file in $HOME"
-			       : S_ISLNK(st.st_mode) ? "a symlink; only regular files are tracked"
-			       : S_ISREG(st.st_mode) ? "its directory leaves $HOME"
-						     : "not a regular file");
+		refuse(a, key,
+		       errno == ENOENT       ? "no such file in $HOME"
+		       : S_ISLNK(st.st_mode) ? "a symlink; only regular files are tracked"
+		       : S_ISREG(st.st_mode) ? "its directory leaves $HOME"
+					     : "not a regular file");
 		goto out;
 	}
 	if (!a->force && porcelain_ignored(a->workdir, key)) {
@@ -131,7 +134,8 @@ add_file(struct adding *a, const char *key)
 	}
 	if (!a->force && (why = secret(key, data, len, st.st_mode))) {
 		hm_error("%s: looks secret: %s; a repository is no place for it (--force adds "
-			 "it anyway)", key, why);
+			 "it anyway)",
+			 key, why);
 		a->refused++;
 		free(data);
 		goto out;
@@ -142,8 +146,9 @@ add_file(struct adding *a, const char *key)
 	f->src = a->profile ? hm_xasprintf("profiles/%s/%s", a->profile, key) : hm_xstrdup(key);
 	if (git_index_get_bypath(a->index, f->src, 0) && !same_as_index(a, f->src, data, len)) {
 		/* Tracked already: its edits are commit's, three-way (never a revert). */
-		refuse(a, key, "tracked already, with other content; 'heimdal commit' carries "
-			       "the edits made here");
+		refuse(a, key,
+		       "tracked already, with other content; 'heimdal commit' carries "
+		       "the edits made here");
 	}
 	f->data = data;
 	f->len = len;
@@ -267,8 +272,7 @@ add_commit(git_repository *repo, struct adding *a, jv state, const char *msg)
 	for (size_t i = 0; i < a->n; i++)
 		printf("  added     %s -> %s\n", a->f[i].key, a->f[i].src);
 	printf("[%.7s] %s", after, msg);
-	printf("'heimdal sync' shares %s with your other machines\n",
-	       a->n == 1 ? "it" : "them");
+	printf("'heimdal sync' shares %s with your other machines\n", a->n == 1 ? "it" : "them");
 	jv_free(state);
 	free(forgotten);
 	free(keys);
@@ -280,12 +284,9 @@ cmd_add(int argc, char **argv)
 {
 	HM_GUARD guard = HM_GUARD_INIT;
 	static const struct option opts[] = {
-		{ "profile", required_argument, NULL, 'p' },
-		{ "shared", no_argument, NULL, 's' },
-		{ "force", no_argument, NULL, 'f' },
-		{ "dry-run", no_argument, NULL, 'n' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{ "profile", required_argument, NULL, 'p' }, { "shared", no_argument, NULL, 's' },
+		{ "force", no_argument, NULL, 'f' },         { "dry-run", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },          { NULL, 0, NULL, 0 },
 	};
 	struct adding a = { 0 };
 	int c, dry = 0, shared = 0;
@@ -299,7 +300,8 @@ cmd_add(int argc, char **argv)
 			a.profile = optarg;
 			if (!*optarg || strchr(optarg, '/') || !strcmp(optarg, ".") ||
 			    !strcmp(optarg, ".."))
-				hm_die(HM_EXIT_USAGE, "--profile: not a profile name: '%s'", optarg);
+				hm_die(HM_EXIT_USAGE, "--profile: not a profile name: '%s'",
+				       optarg);
 			break;
 		case 's':
 			shared = 1;
@@ -334,7 +336,8 @@ cmd_add(int argc, char **argv)
 	a.here = !a.profile || (hm_json_str(state, "active_profile") &&
 				strcmp(a.profile, hm_json_str(state, "active_profile")) == 0);
 	if (git_repository_index(&a.index, repo) < 0)
-		hm_die(HM_EXIT_ENV, "%s: cannot read the index: %s", a.workdir, hm_git_last_error());
+		hm_die(HM_EXIT_ENV, "%s: cannot read the index: %s", a.workdir,
+		       hm_git_last_error());
 	for (char **k = keys; *k; k++)
 		add_path(&a, *k);
 	if (a.refused)
@@ -456,7 +459,8 @@ cmd_forget(int argc, char **argv)
 		forget_usage(stderr, HM_EXIT_USAGE);
 	}
 	if (!yes && !isatty(0))
-		hm_die(HM_EXIT_USAGE, "stdin is not a terminal: pass --yes to forget without asking");
+		hm_die(HM_EXIT_USAGE,
+		       "stdin is not a terminal: pass --yes to forget without asking");
 	if (hm_guard_acquire(&guard, "forget", 0) < 0)
 		return hm_last_code();
 	state = porcelain_state_load();
@@ -493,7 +497,8 @@ cmd_forget(int argc, char **argv)
 	for (size_t i = 0; i < n; i++)
 		printf("  forgotten %s (left in $HOME)\n", fs[i]->key);
 	printf("[%.7s] %s'heimdal sync' shares it: the other machines stop tracking %s and "
-	       "keep their copies\n", after, msg, n == 1 ? "it" : "them");
+	       "keep their copies\n",
+	       after, msg, n == 1 ? "it" : "them");
 	jv_free(state);
 	free(msg);
 	free(list);

@@ -82,20 +82,20 @@ struct item {
 	enum act act;
 	unsigned mode;      /* the mode the write gives */
 	unsigned repo_mode; /* the repository's: 0644 or 0755 */
-	char *data;     /* the repository's content */
+	char *data;         /* the repository's content */
 	size_t len;
-	char *old;      /* the target's content (or a link's target), for the backup */
+	char *old; /* the target's content (or a link's target), for the backup */
 	size_t old_len;
-	char *merged;   /* a merge's text (clean, or with conflict markers) */
+	char *merged; /* a merge's text (clean, or with conflict markers) */
 	size_t merged_len;
 	const char *wpath; /* where the write goes: target, or the .heimdal-merge beside it */
 	const char *wdata;
 	size_t wlen;
-	char *side;     /* target + MERGE_SUFFIX */
-	char *side_done; /* a .heimdal-merge the write settles: removed after */
-	jv base;        /* the record's entry (invalid when none) */
+	char *side;                /* target + MERGE_SUFFIX */
+	char *side_done;           /* a .heimdal-merge the write settles: removed after */
+	jv base;                   /* the record's entry (invalid when none) */
 	char sum[HM_HASH_HEX_MAX]; /* SHA-256 of data */
-	char *tmp;      /* the temporary while it is in flight */
+	char *tmp;                 /* the temporary while it is in flight */
 	char *backup;
 };
 
@@ -146,8 +146,8 @@ on_signal(int sig)
 static int
 writes(enum act a)
 {
-	return a == A_NEW || a == A_UPDATE || a == A_FORCE || a == A_FORCE_LINK ||
-	       a == A_MERGED || a == A_CONFLICT;
+	return a == A_NEW || a == A_UPDATE || a == A_FORCE || a == A_FORCE_LINK || a == A_MERGED ||
+	       a == A_CONFLICT;
 }
 
 /* The actions that keep a backup of the target first. */
@@ -268,11 +268,15 @@ plan_take(struct plan *p, struct item *it)
 		free(it->merged);
 		it->merged = NULL;
 		if (hm_file_read(it->side, &it->merged, &it->merged_len) < 0)
-			hm_die(HM_EXIT_USAGE, "%s: no merge to take (it is written when apply "
-					      "cannot merge the file)", it->side);
+			hm_die(HM_EXIT_USAGE,
+			       "%s: no merge to take (it is written when apply "
+			       "cannot merge the file)",
+			       it->side);
 		if (has_markers(it->merged, it->merged_len))
-			hm_die(HM_EXIT_FOUND, "%s: still has conflict markers; edit it first, "
-					      "or take a side with --ours or --theirs", it->side);
+			hm_die(HM_EXIT_FOUND,
+			       "%s: still has conflict markers; edit it first, "
+			       "or take a side with --ours or --theirs",
+			       it->side);
 		it->act = A_FORCE;
 		it->wdata = it->merged, it->wlen = it->merged_len;
 		break;
@@ -324,7 +328,8 @@ plan_file(struct plan *p, struct item *it, const struct dotfile *f, const char *
 		}
 		return;
 	}
-	if (!S_ISREG(st.st_mode) || porcelain_read_nofollow(it->target, &it->old, &it->old_len) < 0 ||
+	if (!S_ISREG(st.st_mode) ||
+	    porcelain_read_nofollow(it->target, &it->old, &it->old_len) < 0 ||
 	    hm_hash_buf(HM_HASH_SHA256, it->old, it->old_len, cur_sum) < 0) {
 		it->act = A_SKIP_OTHER;
 		return;
@@ -441,7 +446,8 @@ make_plan(struct plan *p, const struct dotfiles *d, jv files)
 		else
 			it->act = A_OTHER;
 	}
-	jv_object_foreach(files, k, v) {
+	jv_object_foreach(files, k, v)
+	{
 		const char *key = jv_string_value(k);
 
 		if (!porcelain_dotfiles_find(d, key) && hm_path_safe_relative(key, NULL)) {
@@ -539,8 +545,7 @@ write_new(char *path_template, const char *buf, size_t len, mode_t mode, int dur
 
 	if (fd < 0)
 		return -1;
-	if (fchmod(fd, mode) < 0 || write_all(fd, buf, len) < 0 ||
-	    (durable && fsync(fd) < 0)) {
+	if (fchmod(fd, mode) < 0 || write_all(fd, buf, len) < 0 || (durable && fsync(fd) < 0)) {
 		close(fd);
 		unlink(path_template);
 		return -1;
@@ -665,8 +670,9 @@ apply_write(struct plan *p)
 		it->backup = hm_path_join(bdir, it->key);
 		if (mkdir_parent(it->backup, 0700) < 0)
 			goto fail;
-		if (it->act == A_FORCE_LINK ? symlink(it->old, it->backup)
-					    : write_exact(it->backup, it->old, it->old_len, 0600, few)) {
+		if (it->act == A_FORCE_LINK
+			    ? symlink(it->old, it->backup)
+			    : write_exact(it->backup, it->old, it->old_len, 0600, few)) {
 			hm_error_errno("%s: cannot back up to %s", it->target, it->backup);
 			goto fail;
 		}
@@ -798,7 +804,8 @@ report(struct plan *p, const char *repo, const char *profile)
 			break;
 		case A_MERGED:
 			printf("  merged    %s (your edit and the upstream one; 'heimdal commit' "
-			       "shares it)\n", it->key);
+			       "shares it)\n",
+			       it->key);
 			c_upd++;
 			break;
 		case A_FORCE:
@@ -811,7 +818,8 @@ report(struct plan *p, const char *repo, const char *profile)
 			break;
 		case A_ACCEPT:
 			printf("  kept      %s (this machine's version; 'heimdal commit' shares "
-			       "it)\n", it->key);
+			       "it)\n",
+			       it->key);
 			break;
 		case A_LOCAL:
 			printf("  kept      %s (changed here; 'heimdal commit' shares it)\n",
@@ -832,8 +840,7 @@ report(struct plan *p, const char *repo, const char *profile)
 			       it->key);
 			break;
 		case A_UNTRACK:
-			printf("  untracked %s (no longer tracked; left in $HOME)\n",
-			       it->key);
+			printf("  untracked %s (no longer tracked; left in $HOME)\n", it->key);
 			break;
 		case A_GONE:
 		case A_OTHER:
@@ -855,12 +862,23 @@ static jv
 preview(struct plan *p)
 {
 	static const char *const names[] = {
-		[A_NEW] = "new", [A_UPDATE] = "update", [A_MODE] = "mode",
-		[A_FORCE] = "replace", [A_FORCE_LINK] = "replace", [A_MERGED] = "merge",
-		[A_LOCAL] = "changed_here", [A_ACCEPT] = "changed_here",
-		[A_CONFLICT] = "conflict", [A_SKIP_DRIFT] = "skip", [A_SKIP_LINK] = "skip",
-		[A_SKIP_OUTSIDE] = "skip", [A_SKIP_OTHER] = "skip", [A_SKIP_SOURCE] = "skip",
-		[A_REMOVE] = "remove", [A_KEEP] = "changed_here", [A_UNTRACK] = "untrack",
+		[A_NEW] = "new",
+		[A_UPDATE] = "update",
+		[A_MODE] = "mode",
+		[A_FORCE] = "replace",
+		[A_FORCE_LINK] = "replace",
+		[A_MERGED] = "merge",
+		[A_LOCAL] = "changed_here",
+		[A_ACCEPT] = "changed_here",
+		[A_CONFLICT] = "conflict",
+		[A_SKIP_DRIFT] = "skip",
+		[A_SKIP_LINK] = "skip",
+		[A_SKIP_OUTSIDE] = "skip",
+		[A_SKIP_OTHER] = "skip",
+		[A_SKIP_SOURCE] = "skip",
+		[A_REMOVE] = "remove",
+		[A_KEEP] = "changed_here",
+		[A_UNTRACK] = "untrack",
 	};
 	jv out = jv_array();
 
@@ -902,8 +920,9 @@ new_record(struct plan *p, jv old, const char *head)
 		case A_FORCE_LINK:
 		case A_MERGED:
 		case A_ACCEPT:
-			files = jv_object_set(files, jv_string(it->key),
-					      record_entry(p->repo, it->data, it->len, it->repo_mode));
+			files = jv_object_set(
+				files, jv_string(it->key),
+				record_entry(p->repo, it->data, it->len, it->repo_mode));
 			break;
 		case A_REMOVE:
 		case A_KEEP:
@@ -962,7 +981,10 @@ apply_run(git_repository *repo, jv *statep, const struct apply_opts *o)
 	p.o = o;
 	p.repo = repo;
 	/* A copy: the state is replaced below. */
-	profile = hm_xstrdup(profile ? profile : hm_json_str(state, "active_profile") ? hm_json_str(state, "active_profile") : "");
+	profile = hm_xstrdup(profile ? profile
+			     : hm_json_str(state, "active_profile")
+				     ? hm_json_str(state, "active_profile")
+				     : "");
 	if (!(p.home = getenv("HOME")) || !(p.home_real = realpath(p.home, NULL)))
 		hm_die(HM_EXIT_ENV, "HOME is not set or does not exist");
 	dir = porcelain_dotfiles_dir(state);
@@ -993,7 +1015,8 @@ apply_run(git_repository *repo, jv *statep, const struct apply_opts *o)
 		state = jv_object_set(state, jv_string("last_apply"),
 				      jv_string(hm_time_now_rfc3339(now)));
 		if (*profile)
-			state = jv_object_set(state, jv_string("active_profile"), jv_string(profile));
+			state = jv_object_set(state, jv_string("active_profile"),
+					      jv_string(profile));
 		state = porcelain_bump(state, o->op ? o->op : "apply", have_head ? head : NULL);
 		if (apply_write(&p) < 0)
 			exit(hm_last_code());
@@ -1116,7 +1139,8 @@ resolve_usage(FILE *f, int code)
 		   "Settle a file that changed both here and upstream and could not be merged.\n"
 		   "A backup of this machine's file is kept.\n"
 		   "\n"
-		   "  -m, --merged   take PATH" MERGE_SUFFIX " once its conflict markers are edited out\n"
+		   "  -m, --merged   take PATH" MERGE_SUFFIX
+		   " once its conflict markers are edited out\n"
 		   "  -o, --ours     keep this machine's file ('heimdal commit' then shares it)\n"
 		   "  -t, --theirs   take the upstream file\n");
 	exit(code);
@@ -1144,7 +1168,8 @@ cmd_resolve(int argc, char **argv)
 		case 'o':
 		case 't':
 			if (o.take != TAKE_NONE && o.take != t)
-				hm_die(HM_EXIT_USAGE, "--merged, --ours and --theirs exclude each other");
+				hm_die(HM_EXIT_USAGE,
+				       "--merged, --ours and --theirs exclude each other");
 			o.take = t;
 			break;
 		case 'h':

@@ -98,9 +98,9 @@ struct dotfile {
 struct dotfiles {
 	struct dotfile *f; /* sorted by key */
 	size_t n;
-	char *workdir;     /* the repository's work tree, with a trailing slash */
-	char **ignored;    /* keys the index has but .heimdalignore leaves out, and
-			      the keys .heimdal/forgotten lists (FORGOTTEN) */
+	char *workdir;  /* the repository's work tree, with a trailing slash */
+	char **ignored; /* keys the index has but .heimdalignore leaves out, and
+			   the keys .heimdal/forgotten lists (FORGOTTEN) */
 	size_t nignored;
 };
 
@@ -163,13 +163,13 @@ int porcelain_repo_recover(struct git_repository *repo, const char *dir);
 enum apply_take { TAKE_NONE, TAKE_MERGED, TAKE_OURS, TAKE_THEIRS };
 struct apply_opts {
 	int force, dry_run;
-	const char *profile;   /* NULL: the state's active profile */
-	char *const *only;     /* NULL-terminated keys, or NULL for every file */
-	enum apply_take take;  /* resolve: the side to take for the files in only */
-	const char *op;        /* the lineage operation recorded (default "apply") */
-	jv *preview;           /* set: plan only, into *preview as [{"path", "action",
-				  "reason"?}] (action: new update mode merge conflict
-				  changed_here replace skip remove untrack) */
+	const char *profile;  /* NULL: the state's active profile */
+	char *const *only;    /* NULL-terminated keys, or NULL for every file */
+	enum apply_take take; /* resolve: the side to take for the files in only */
+	const char *op;       /* the lineage operation recorded (default "apply") */
+	jv *preview;          /* set: plan only, into *preview as [{"path", "action",
+				 "reason"?}] (action: new update mode merge conflict
+				 changed_here replace skip remove untrack) */
 };
 
 /*

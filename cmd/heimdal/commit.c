@@ -45,7 +45,7 @@ struct review {
 	size_t na;
 	size_t both;   /* files changed here and upstream */
 	size_t behind; /* files changed upstream only: not deployed here yet */
-	jv files;    /* the new record's files */
+	jv files;      /* the new record's files */
 	git_repository *repo;
 	const char *home_real;
 	const char *work_real; /* the work tree's realpath */
@@ -101,8 +101,8 @@ commit_all(git_repository *repo, const char *dir, const struct accepted *a, size
 		if (git_index_add_bypath(index, a[i].dst + strlen(dir)) < 0)
 			git_die("cannot add to the index", dir);
 	if (git_index_add_bypath(index, REPO_STATE) < 0 || git_index_add_bypath(index, mine) < 0 ||
-	    git_index_write(index) < 0 ||
-	    git_index_write_tree(&tree_id, index) < 0 || git_tree_lookup(&tree, repo, &tree_id) < 0)
+	    git_index_write(index) < 0 || git_index_write_tree(&tree_id, index) < 0 ||
+	    git_tree_lookup(&tree, repo, &tree_id) < 0)
 		git_die("cannot write the index", dir);
 	if (git_signature_default(&sig, repo) < 0) {
 		char *email = hm_xasprintf("%s@%s", hm_machine_user(), hm_machine_hostname());
@@ -141,16 +141,17 @@ read_here(struct review *rv, const char *key, const char *path, char **buf, size
 	if (lstat(path, &st) < 0) {
 		if (errno == ENOENT && deployed)
 			hm_warn("%s: missing from $HOME; not committed ('heimdal apply' restores "
-				"it)", key);
+				"it)",
+				key);
 		else if (errno != ENOENT)
 			hm_warn("%s: %s; not committed", key, strerror(errno));
 		return -1;
 	}
 	if (!S_ISREG(st.st_mode) || !porcelain_inside(rv->home_real, path)) {
 		hm_warn("%s: %s; not committed", key,
-			S_ISLNK(st.st_mode) ? "a symlink in $HOME" :
-			S_ISREG(st.st_mode) ? "its directory resolves outside $HOME"
-					    : "not a regular file");
+			S_ISLNK(st.st_mode)   ? "a symlink in $HOME"
+			: S_ISREG(st.st_mode) ? "its directory resolves outside $HOME"
+					      : "not a regular file");
 		return -1;
 	}
 	if (porcelain_read_nofollow(path, buf, len) < 0) {
@@ -179,8 +180,8 @@ review_file(struct review *rv, const struct dotfile *f, const char *home, const 
 	/* The repository's file itself: never written through a symlink out of it. */
 	if (!porcelain_inside(rv->work_real, dst) ||
 	    porcelain_read_regular(dst, SIZE_MAX, &repo, &rl) < 0) {
-		hm_warn("%s: %s is not a regular file inside the repository; not committed",
-			f->key, f->src);
+		hm_warn("%s: %s is not a regular file inside the repository; not committed", f->key,
+			f->src);
 		goto out;
 	}
 	hm_hash_buf(HM_HASH_SHA256, here, hl, hs);
@@ -188,7 +189,8 @@ review_file(struct review *rv, const struct dotfile *f, const char *home, const 
 	same = strcmp(hs, rs) == 0;
 	if (same && (hmode & 0100) == (f->mode & 0100)) {
 		/* Nothing to carry; a file tracked since the last apply is recorded. */
-		if (!bsum || strcmp(bsum, rs) != 0 || (bmode && strcmp(bmode, f->mode & 0100 ? "100755" : "100644")))
+		if (!bsum || strcmp(bsum, rs) != 0 ||
+		    (bmode && strcmp(bmode, f->mode & 0100 ? "100755" : "100644")))
 			rv->files = jv_object_set(rv->files, jv_string(f->key),
 						  record_entry(rv->repo, repo, rl, f->mode));
 		goto out;
@@ -196,7 +198,8 @@ review_file(struct review *rv, const struct dotfile *f, const char *home, const 
 	if (!bsum) {
 		hm_warn("%s: never deployed on this machine, and not the repository's; not "
 			"committed ('heimdal apply --force %s' deploys the repository's, keeping a "
-			"backup of this one)", f->key, f->key);
+			"backup of this one)",
+			f->key, f->key);
 		goto out;
 	}
 	/* Upstream moved since this machine deployed it: content, or mode alone. */
@@ -209,7 +212,8 @@ review_file(struct review *rv, const struct dotfile *f, const char *home, const 
 	}
 	if (upstream_moved) {
 		hm_error("%s: changed here and upstream since this machine deployed it; run "
-			 "'heimdal apply' to merge the two, then commit again", f->key);
+			 "'heimdal apply' to merge the two, then commit again",
+			 f->key);
 		rv->both++;
 		goto out;
 	}

@@ -27,7 +27,7 @@
 #define STATE_IN_REPO ".heimdal/state.json"
 
 #define CHECK_USAGE "heimdal state check-conflicts [--remote FILE] [--json]"
-#define RESOLVE_USAGE \
+#define RESOLVE_USAGE                                                                              \
 	"heimdal state resolve --use-local|--use-remote|--merge|--manual [--remote FILE]"
 #define DIFF_USAGE "heimdal state diff [--remote FILE] [--json]"
 
@@ -112,8 +112,10 @@ remote_from_git(jv local, struct remote *rs)
 		 * first push: the branch of the same name on origin is the remote's.
 		 */
 		if (!(branch = hm_git_branch(repo)) || !(url = hm_git_remote_url(repo, "origin")))
-			hm_die(HM_EXIT_ENV, "%s: the current branch has no upstream branch "
-			       "(set one with 'git branch -u', or pass --remote FILE)", dir);
+			hm_die(HM_EXIT_ENV,
+			       "%s: the current branch has no upstream branch "
+			       "(set one with 'git branch -u', or pass --remote FILE)",
+			       dir);
 		remote = hm_xstrdup("origin");
 		shortname = hm_xasprintf("origin/%s", branch);
 		free(branch);
@@ -232,8 +234,10 @@ parse(int argc, char **argv, const char *usage, int resolve, struct opts *o)
 		case 'A':
 			if (!resolve)
 				break;
-			s = c == 'L' ? "use-local" : c == 'R' ? "use-remote"
-			    : c == 'M' ? "merge" : "manual";
+			s = c == 'L'   ? "use-local"
+			    : c == 'R' ? "use-remote"
+			    : c == 'M' ? "merge"
+				       : "manual";
 			if (o->strategy && strcmp(o->strategy, s) != 0)
 				hm_die(HM_EXIT_USAGE, "--%s and --%s: choose one\nusage: %s",
 				       o->strategy, s, usage);
@@ -253,8 +257,10 @@ parse(int argc, char **argv, const char *usage, int resolve, struct opts *o)
 	if (optind < argc)
 		hm_die(HM_EXIT_USAGE, "unexpected argument '%s'\nusage: %s", argv[optind], usage);
 	if (resolve && !o->strategy)
-		hm_die(HM_EXIT_USAGE, "choose a resolution: --use-local, --use-remote, --merge or "
-		       "--manual\nusage: %s", usage);
+		hm_die(HM_EXIT_USAGE,
+		       "choose a resolution: --use-local, --use-remote, --merge or "
+		       "--manual\nusage: %s",
+		       usage);
 	if (o->remote && !*o->remote)
 		hm_die(HM_EXIT_USAGE, "--remote: must not be empty");
 }
@@ -265,7 +271,8 @@ print_conflicts(jv list)
 	int i = 0;
 
 	printf("%s State Conflicts Detected\n\n", hm_mark(HM_MARK_WARN));
-	jv_array_foreach(list, j, c) {
+	jv_array_foreach(list, j, c)
+	{
 		printf("%d. %s %s\n", ++i, hm_mark_severity(hm_json_str(c, "severity")),
 		       hm_json_str(c, "description"));
 		jv_free(c);
@@ -289,7 +296,8 @@ cmd_state_check_conflicts(int argc, char **argv)
 		hm_warn("no remote state at %s yet; nothing to compare", rs.source);
 		if (o.json)
 			porcelain_print_json(JV_OBJECT(jv_string("relation"), jv_null(),
-						       jv_string("conflicts"), jv_array()), 0);
+						       jv_string("conflicts"), jv_array()),
+					     0);
 		else
 			printf("%s No conflicts detected\n", hm_mark(HM_MARK_OK));
 		jv_free(local);
@@ -436,8 +444,8 @@ cmd_state_resolve(int argc, char **argv)
 	}
 	saved = backup(o.strategy, relation, jv_object_get(in, jv_string("remote")));
 	jv_free(rel);
-	nmachines = jv_array_length(jv_getpath(jv_copy(merged), JV_ARRAY(jv_string("lineage"),
-									 jv_string("machines"))));
+	nmachines = jv_array_length(
+		jv_getpath(jv_copy(merged), JV_ARRAY(jv_string("lineage"), jv_string("machines"))));
 	bumped = record_resolution(merged, above);
 	rel = jv_getpath(jv_copy(bumped), JV_ARRAY(jv_string("lineage"), jv_string("serial")));
 	serial = jv_get_kind(rel) == JV_KIND_NUMBER ? (long long)jv_number_value(rel) : 0;
@@ -484,7 +492,8 @@ print_only(const char *label, jv d, const char *key)
 {
 	jv list = jv_object_get(jv_copy(d), jv_string(key));
 
-	jv_array_foreach(list, i, x) {
+	jv_array_foreach(list, i, x)
+	{
 		jv s = jv_dump_string(x, 0);
 
 		printf("    %s %s\n", label, jv_string_value(s));
@@ -524,7 +533,8 @@ cmd_state_diff(int argc, char **argv)
 	printf("State differences: local serial %lld vs remote serial %lld (%s)\n\n",
 	       hm_json_int(out, "local_serial", 0), hm_json_int(out, "remote_serial", 0),
 	       hm_json_str(out, "relation"));
-	jv_array_foreach(list, i, d) {
+	jv_array_foreach(list, i, d)
+	{
 		printf("  %s\n", hm_json_str(d, "field"));
 		if (jv_object_has(jv_copy(d), jv_string("only_local"))) {
 			print_only("only local: ", d, "only_local");

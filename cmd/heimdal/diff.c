@@ -39,15 +39,16 @@
 static _Noreturn void
 usage(FILE *f, int code)
 {
-	fprintf(f, "usage: heimdal diff [--upstream] [--stat] [--color | --no-color] [PATH...]\n"
-		   "\n"
-		   "      --upstream   what the next apply or sync would bring (deployed -> repository)\n"
-		   "      --stat       a diffstat instead of the patch\n"
-		   "      --color      colour even when not on a terminal\n"
-		   "      --no-color   never colour\n"
-		   "\n"
-		   "Without --upstream: what changed here since deployed (deployed -> $HOME).\n"
-		   "Exit status: 0 no difference, 1 differences, 2 usage, 3 environment.\n");
+	fprintf(f,
+		"usage: heimdal diff [--upstream] [--stat] [--color | --no-color] [PATH...]\n"
+		"\n"
+		"      --upstream   what the next apply or sync would bring (deployed -> repository)\n"
+		"      --stat       a diffstat instead of the patch\n"
+		"      --color      colour even when not on a terminal\n"
+		"      --no-color   never colour\n"
+		"\n"
+		"Without --upstream: what changed here since deployed (deployed -> $HOME).\n"
+		"Exit status: 0 no difference, 1 differences, 2 usage, 3 environment.\n");
 	exit(code);
 }
 
@@ -56,22 +57,25 @@ enum kind { S_NONE, S_FILE, S_LINK, S_OTHER, S_OUTSIDE };
 
 struct side {
 	enum kind kind;
-	char *buf;      /* S_FILE: the content; S_LINK: the link's target */
+	char *buf; /* S_FILE: the content; S_LINK: the link's target */
 	size_t len;
-	unsigned mode;  /* S_FILE: 0644 or 0755 */
+	unsigned mode; /* S_FILE: 0644 or 0755 */
 };
 
 struct ctx {
 	git_repository *repo;
 	struct dotfiles d;
-	jv files;          /* the record's files */
-	int home_fd;       /* $HOME, O_PATH */
+	jv files;    /* the record's files */
+	int home_fd; /* $HOME, O_PATH */
 	char *home_real;
 	int upstream, stat, color, errors;
-	char **only;       /* keys asked for, or NULL */
+	char **only; /* keys asked for, or NULL */
 	size_t ndiff;
 	/* --stat */
-	struct stat_row { char *key, *note; size_t adds, dels; } *rows;
+	struct stat_row {
+		char *key, *note;
+		size_t adds, dels;
+	} * rows;
 	size_t nrows;
 };
 
@@ -177,7 +181,8 @@ read_home(struct ctx *c, const char *key, struct side *s)
 	} else if (!S_ISREG(st.st_mode)) {
 		s->kind = S_OTHER;
 	} else if ((fd = openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0 ||
-		   fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || hm_read_fd(fd, &s->buf, &s->len) < 0) {
+		   fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+		   hm_read_fd(fd, &s->buf, &s->len) < 0) {
 		int e = errno;
 
 		if (fd >= 0)
@@ -288,7 +293,8 @@ print_hunks(struct ctx *c, git_patch *p)
 				if (nl)
 					putchar('\n');
 			} else {
-				/* "\ No newline at end of file", with the newline the line lacked. */
+				/* "\ No newline at end of file", with the newline the line lacked.
+				 */
 				fwrite(line->content, 1, len, stdout);
 			}
 		}
@@ -313,8 +319,7 @@ mode_str(unsigned mode)
  * Returns 1 when there is one, 0 when the two are the same.
  */
 static int
-show(struct ctx *c, const char *key, const struct side *a, const struct side *b,
-     const char *note)
+show(struct ctx *c, const char *key, const struct side *a, const struct side *b, const char *note)
 {
 	char *aname = hm_xasprintf("a/%s", key), *bname = hm_xasprintf("b/%s", key);
 	const char *an = a->kind == S_NONE ? "/dev/null" : aname;
@@ -337,9 +342,10 @@ show(struct ctx *c, const char *key, const struct side *a, const struct side *b,
 	if (b->kind == S_LINK || b->kind == S_OTHER || b->kind == S_OUTSIDE) {
 		char *what = b->kind == S_LINK
 				     ? hm_xasprintf("a symbolic link to %s, not followed", b->buf)
-			     : b->kind == S_OTHER ? hm_xstrdup("not a regular file, not read")
-						  : hm_xstrdup("its directory resolves outside $HOME, "
-							       "not read");
+			     : b->kind == S_OTHER
+				     ? hm_xstrdup("not a regular file, not read")
+				     : hm_xstrdup("its directory resolves outside $HOME, "
+						  "not read");
 
 		if (c->stat) {
 			stat_add(c, key, 0, 0, hm_xasprintf("(%s)", what));
@@ -487,7 +493,8 @@ all_keys(struct ctx *c)
 	for (size_t i = 0; i < c->d.n; i++)
 		keys = jv_array_append(keys, jv_string(c->d.f[i].key));
 	keys = jv_sort(keys, jv_copy(keys));
-	jv_array_foreach(keys, i, k) {
+	jv_array_foreach(keys, i, k)
+	{
 		if (!last || strcmp(last, jv_string_value(k)) != 0) {
 			out = jv_array_append(out, jv_copy(k));
 			last = jv_string_value(k);
@@ -602,12 +609,9 @@ int
 cmd_diff(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "upstream", no_argument, NULL, 'u' },
-		{ "stat", no_argument, NULL, 's' },
-		{ "color", no_argument, NULL, 'c' },
-		{ "no-color", no_argument, NULL, 'C' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{ "upstream", no_argument, NULL, 'u' }, { "stat", no_argument, NULL, 's' },
+		{ "color", no_argument, NULL, 'c' },    { "no-color", no_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },     { NULL, 0, NULL, 0 },
 	};
 	struct ctx c = { .home_fd = -1 };
 	const char *home = getenv("HOME"), *profile;
@@ -644,7 +648,8 @@ cmd_diff(int argc, char **argv)
 			argv[i][--n] = '\0';
 	}
 	c.only = porcelain_path_keys(argc - optind, argv + optind);
-	if (!realpath(home, real) || (c.home_fd = open(real, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+	if (!realpath(home, real) ||
+	    (c.home_fd = open(real, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		porcelain_keys_free(c.only);
 		hm_die_errno(HM_EXIT_ENV, "%s", home);
 	}
@@ -661,7 +666,8 @@ cmd_diff(int argc, char **argv)
 	for (char **k = c.only; k && *k; k++) {
 		int hit = 0;
 
-		jv_array_foreach(keys, i, key) {
+		jv_array_foreach(keys, i, key)
+		{
 			size_t n = strlen(*k);
 			const char *s = jv_string_value(key);
 
@@ -676,7 +682,8 @@ cmd_diff(int argc, char **argv)
 	}
 	c.color = color >= 0 ? color : hm_term_color(stdout);
 	pager_start();
-	jv_array_foreach(keys, i, key) {
+	jv_array_foreach(keys, i, key)
+	{
 		if (wanted(&c, jv_string_value(key)))
 			diff_key(&c, jv_string_value(key));
 		jv_free(key);

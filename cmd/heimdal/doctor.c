@@ -71,8 +71,7 @@ struct doctor {
 	FILE *tmp;
 };
 
-static void
-check(struct doctor *d, const char *name, enum status st, const char *fmt, ...)
+static void check(struct doctor *d, const char *name, enum status st, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
 static void
@@ -151,7 +150,7 @@ static void
 check_tools(struct doctor *d)
 {
 	static const char *const tools[] = { "migrate", "lineage", "conflicts", "merge",
-					     "drift", "lock", "rlock", NULL };
+					     "drift",   "lock",    "rlock",     NULL };
 	char missing[256] = "";
 	int n = 0;
 
@@ -255,15 +254,17 @@ check_state(struct doctor *d)
 		jv_free(state);
 		state = jv_invalid();
 	} else if (version < HM_STATE_VERSION) {
-		check(d, "state", WARN, "version %d (legacy): the next heimdal command migrates it, "
-					"keeping a backup", version);
+		check(d, "state", WARN,
+		      "version %d (legacy): the next heimdal command migrates it, "
+		      "keeping a backup",
+		      version);
 	} else {
-		jv serial = jv_getpath(jv_copy(state), JV_ARRAY(jv_string("lineage"),
-								 jv_string("serial")));
+		jv serial = jv_getpath(jv_copy(state),
+				       JV_ARRAY(jv_string("lineage"), jv_string("serial")));
 
 		check(d, "state", OK, "version %d, serial %lld, profile %s", version,
 		      jv_get_kind(serial) == JV_KIND_NUMBER ? (long long)jv_number_value(serial)
-							     : 0LL,
+							    : 0LL,
 		      hm_json_str(state, "active_profile") ?: "none");
 		jv_free(serial);
 	}
@@ -284,8 +285,9 @@ check_config(struct doctor *d, struct hm_lock_config *cfg)
 	if (r < 0)
 		check(d, "lock_config", FAIL, "%s", d->captured[0] ? d->captured : path);
 	else
-		check(d, "lock_config", OK, "%s%s, timeout %lds, remote_timeout %lds, stale "
-					    "detection %s",
+		check(d, "lock_config", OK,
+		      "%s%s, timeout %lds, remote_timeout %lds, stale "
+		      "detection %s",
 		      present ? "" : "absent, defaults: ", hm_lock_type_name(cfg->lock_type),
 		      cfg->timeout, cfg->remote_timeout, cfg->detect_stale ? "on" : "off");
 	free(path);
@@ -346,8 +348,10 @@ check_repository(struct doctor *d, jv state)
 	repo = hm_git_open(dir);
 	capture_end(d);
 	if (!repo) {
-		check(d, "repository", FAIL, "%s; 'heimdal init --force --profile NAME --repo URL' "
-					     "clones it again", d->captured);
+		check(d, "repository", FAIL,
+		      "%s; 'heimdal init --force --profile NAME --repo URL' "
+		      "clones it again",
+		      d->captured);
 		free(dir);
 		return NULL;
 	}
@@ -358,8 +362,9 @@ check_repository(struct doctor *d, jv state)
 		return NULL;
 	}
 	if ((conflicts = hm_git_conflicted_paths(repo, &n))) {
-		check(d, "repository", FAIL, "%s: a merge is unfinished, %zu path(s) conflicted "
-					     "(%s%s); settle them and run 'heimdal sync'",
+		check(d, "repository", FAIL,
+		      "%s: a merge is unfinished, %zu path(s) conflicted "
+		      "(%s%s); settle them and run 'heimdal sync'",
 		      dir, n, conflicts[0], n > 1 ? ", ..." : "");
 		hm_git_paths_free(conflicts);
 		free(dir);
@@ -382,8 +387,9 @@ check_repository(struct doctor *d, jv state)
 	hm_git_head(repo, head);
 	branch = hm_git_branch(repo);
 	if (changed)
-		check(d, "repository", WARN, "%s: %zu uncommitted change(s) in the work tree "
-					     "('heimdal commit', or git there)",
+		check(d, "repository", WARN,
+		      "%s: %zu uncommitted change(s) in the work tree "
+		      "('heimdal commit', or git there)",
 		      dir, changed);
 	else
 		check(d, "repository", OK, "%s on %s at %.7s, clean", dir,
@@ -395,8 +401,7 @@ check_repository(struct doctor *d, jv state)
 
 /* The remote check; *refs gets the remote's refs (jv_null() when unknown). */
 static void
-check_remote(struct doctor *d, git_repository *repo, const struct hm_lock_config *cfg,
-	     jv *refs)
+check_remote(struct doctor *d, git_repository *repo, const struct hm_lock_config *cfg, jv *refs)
 {
 	char *url, reason[512];
 	long timeout = cfg && cfg->remote_timeout < REMOTE_TIMEOUT_MAX ? cfg->remote_timeout
@@ -409,19 +414,21 @@ check_remote(struct doctor *d, git_repository *repo, const struct hm_lock_config
 		return;
 	}
 	if (!(url = hm_git_remote_url(repo, "origin"))) {
-		check(d, "remote", WARN, "the repository has no remote 'origin': nothing is shared");
+		check(d, "remote", WARN,
+		      "the repository has no remote 'origin': nothing is shared");
 		return;
 	}
 	r = hm_lsremote_list(repo, "origin", timeout, refs, reason, sizeof(reason));
 	if (r == 0) {
-		char *branch = hm_git_branch(repo), *ref = hm_xasprintf("refs/heads/%s",
-									branch ? branch : "main");
+		char *branch = hm_git_branch(repo),
+		     *ref = hm_xasprintf("refs/heads/%s", branch ? branch : "main");
 		const char *tip = hm_json_str(*refs, ref);
 
 		if (tip)
 			check(d, "remote", OK, "%s answered; %s at %.7s", url, ref + 11, tip);
 		else
-			check(d, "remote", OK, "%s answered; it has no branch %s yet", url, ref + 11);
+			check(d, "remote", OK, "%s answered; it has no branch %s yet", url,
+			      ref + 11);
 		free(ref);
 		free(branch);
 	} else if (r == HM_GIT_UNREACHABLE) {
@@ -443,10 +450,11 @@ check_remote_lock(struct doctor *d, jv refs)
 	}
 	held = hm_json_str(refs, HM_LOCK_REMOTE_REF);
 	if (held)
-		check(d, "remote_lock", WARN, "%s is held on the remote (commit %.7s): an "
-					      "operation is running on another machine, or one "
-					      "that died left it ('heimdal state unlock --force' "
-					      "there)",
+		check(d, "remote_lock", WARN,
+		      "%s is held on the remote (commit %.7s): an "
+		      "operation is running on another machine, or one "
+		      "that died left it ('heimdal state unlock --force' "
+		      "there)",
 		      HM_LOCK_REMOTE_REF, held);
 	else
 		check(d, "remote_lock", OK, "%s is free", HM_LOCK_REMOTE_REF);
@@ -489,8 +497,9 @@ check_clock(struct doctor *d, git_repository *repo, jv refs)
 	hm_time_format(t, when);
 	if (t - now > SKEW_MAX) {
 		hm_time_ago((long long)(t - now), ago, sizeof(ago));
-		check(d, "clock", WARN, "the remote's last commit (%s, %s) is %s ahead of this "
-					"clock: lock ages and timestamps need the right time",
+		check(d, "clock", WARN,
+		      "the remote's last commit (%s, %s) is %s ahead of this "
+		      "clock: lock ages and timestamps need the right time",
 		      when, how, strstr(ago, " ago") ? (*strstr(ago, " ago") = '\0', ago) : ago);
 	} else {
 		hm_time_ago(now > t ? (long long)(now - t) : 0, ago, sizeof(ago));
@@ -533,16 +542,17 @@ check_drift(struct doctor *d, jv state)
 	status = hm_spawn_json("drift", argv, jv_copy(state), &out);
 	capture_end(d);
 	if (status < 0 || status > 1 || jv_get_kind(out) != JV_KIND_OBJECT) {
-		check(d, "drift", FAIL, "heimdal-drift failed: %s", d->captured[0] ? d->captured
-									: "no report");
+		check(d, "drift", FAIL, "heimdal-drift failed: %s",
+		      d->captured[0] ? d->captured : "no report");
 		jv_free(out);
 		return;
 	}
 	bad = count(out, "modified") + count(out, "missing") + count(out, "errors");
 	if (bad)
-		check(d, "drift", WARN, "%lld of %lld file(s) changed or missing here since "
-					"deployed ('heimdal diff' shows them, 'heimdal commit' "
-					"shares them)",
+		check(d, "drift", WARN,
+		      "%lld of %lld file(s) changed or missing here since "
+		      "deployed ('heimdal diff' shows them, 'heimdal commit' "
+		      "shares them)",
 		      bad, hm_json_int(out, "checked", 0));
 	else
 		check(d, "drift", OK, "%lld file(s) checked, none changed",

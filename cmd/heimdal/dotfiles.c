@@ -33,8 +33,8 @@ porcelain_repo_recover(git_repository *repo, const char *dir)
 	if ((n = hm_git_clear_stale_locks(repo, since, until)) < 0)
 		return -1;
 	if (n > 0)
-		hm_warn("%s: removed %d git lock file(s) left by a heimdal process that died",
-			dir, n);
+		hm_warn("%s: removed %d git lock file(s) left by a heimdal process that died", dir,
+			n);
 	/* commit's temporaries (hm_file_write_atomic) beside the files it accepts */
 	if (!git_repository_is_bare(repo) &&
 	    hm_file_remove_stale(git_repository_workdir(repo), "*.tmp.??????", 1, ".git", since,
@@ -98,7 +98,8 @@ ignore_load(const char *workdir, struct ignore *ig)
 		size_t n = strlen(line);
 		struct rule r = { 0 };
 
-		while (n > 0 && (line[n - 1] == '\r' || (line[n - 1] == ' ' && (n < 2 || line[n - 2] != '\\'))))
+		while (n > 0 && (line[n - 1] == '\r' ||
+				 (line[n - 1] == ' ' && (n < 2 || line[n - 2] != '\\'))))
 			line[--n] = '\0';
 		if (n == 0 || line[0] == '#')
 			continue;
@@ -109,7 +110,8 @@ ignore_load(const char *workdir, struct ignore *ig)
 		if (n > 0 && line[n - 1] == '/')
 			r.dir_only = 1, line[--n] = '\0';
 		if (strncmp(line, "**/", 3) == 0)
-			line += 3; /* a leading double star matches at any depth, as no slash does */
+			line += 3; /* a leading double star matches at any depth, as no slash does
+				    */
 		else if (strchr(line, '/'))
 			r.anchored = 1;
 		if (*line == '/')
@@ -297,11 +299,13 @@ porcelain_dotfiles_list(git_repository *repo, const char *profile, struct dotfil
 		if (!hm_path_safe_relative(key, NULL))
 			continue;
 		if (porcelain_reserved(key, workdir)) {
-			hm_debug("%s: maps into heimdal's or git's own files; never deployed", e->path);
+			hm_debug("%s: maps into heimdal's or git's own files; never deployed",
+				 e->path);
 			continue;
 		}
 		if (ignored(&ig, key)) {
-			d->ignored = hm_xrealloc(d->ignored, (d->nignored + 1) * sizeof(*d->ignored));
+			d->ignored =
+				hm_xrealloc(d->ignored, (d->nignored + 1) * sizeof(*d->ignored));
 			d->ignored[d->nignored++] = hm_xstrdup(key);
 			continue;
 		}
@@ -382,8 +386,9 @@ porcelain_need_tool(const char *name, const char *why)
 	char *tool = hm_find_tool(name);
 
 	if (!tool)
-		hm_die(HM_EXIT_ENV, "heimdal-%s was not found on the exec path (see 'heimdal "
-				    "--exec-path'); it is needed to %s",
+		hm_die(HM_EXIT_ENV,
+		       "heimdal-%s was not found on the exec path (see 'heimdal "
+		       "--exec-path'); it is needed to %s",
 		       name, why);
 	free(tool);
 }
@@ -391,8 +396,10 @@ porcelain_need_tool(const char *name, const char *why)
 jv
 porcelain_bump(jv state, const char *op, const char *git_commit)
 {
-	char *argv[] = { "heimdal-lineage", "bump", "--op", (char *)op,
-			 git_commit ? "--git-commit" : NULL, (char *)git_commit, NULL };
+	char *argv[] = {
+		"heimdal-lineage",  "bump", "--op", (char *)op, git_commit ? "--git-commit" : NULL,
+		(char *)git_commit, NULL
+	};
 	jv out;
 	int status = hm_spawn_json("lineage", argv, state, &out);
 

@@ -30,7 +30,8 @@ list_paths(const char *title, jv paths)
 
 	if (n > 0) {
 		printf("\n%s (%d):\n", title, n);
-		jv_array_foreach(paths, i, p) {
+		jv_array_foreach(paths, i, p)
+		{
 			printf("  %s %s\n", hm_mark(HM_MARK_BULLET), jv_string_value(p));
 			jv_free(p);
 		}
@@ -83,7 +84,8 @@ cmd_state_check_drift(int argc, char **argv)
 	n = jv_array_length(jv_copy(mod));
 	if (n > 0) {
 		printf("\nModified Files (%d):\n", n);
-		jv_array_foreach(mod, i, e) {
+		jv_array_foreach(mod, i, e)
+		{
 			if (i > 0)
 				printf("\n");
 			printf("  %s %s\n", hm_mark(HM_MARK_BULLET), hm_json_str(e, "path"));
@@ -97,7 +99,8 @@ cmd_state_check_drift(int argc, char **argv)
 	n = jv_array_length(jv_copy(errs));
 	if (n > 0) {
 		printf("\nUnsafe or Unreadable Paths (%d):\n", n);
-		jv_array_foreach(errs, i, e) {
+		jv_array_foreach(errs, i, e)
+		{
 			printf("  %s %s: %s\n", hm_mark(HM_MARK_BULLET), hm_json_str(e, "path"),
 			       hm_json_str(e, "error"));
 			jv_free(e);
@@ -111,8 +114,8 @@ cmd_state_check_drift(int argc, char **argv)
 		       "     or 'heimdal commit' to accept the changes\n");
 	else
 		printf("\n%s No drift: all %d tracked files match their checksums\n",
-		       hm_mark(HM_MARK_OK), (int)jv_number_value(jv_object_get(
-						    jv_copy(report), jv_string("checked"))));
+		       hm_mark(HM_MARK_OK),
+		       (int)jv_number_value(jv_object_get(jv_copy(report), jv_string("checked"))));
 	jv_free(report);
 	return drifted ? HM_EXIT_FOUND : HM_EXIT_OK;
 }

@@ -74,8 +74,10 @@ ensure_clone(const char *url, const char *path)
 	hm_git_init();
 	if (hm_file_exists(path) && !empty_dir(path)) {
 		if (git_repository_open_ext(&repo, path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0)
-			hm_die(HM_EXIT_USAGE, "%s: exists and is not a git repository "
-					      "(choose another --path)", path);
+			hm_die(HM_EXIT_USAGE,
+			       "%s: exists and is not a git repository "
+			       "(choose another --path)",
+			       path);
 		have = hm_git_remote_url(repo, REMOTE_NAME);
 		if (!have || !same_url(have, url))
 			hm_die(HM_EXIT_USAGE, "%s: its remote '%s' is %s, not %s (--repo)", path,
@@ -89,8 +91,10 @@ ensure_clone(const char *url, const char *path)
 	r = hm_git_clone(url, path, remote_timeout(), reason, sizeof(reason));
 	if (r == HM_GIT_UNREACHABLE) {
 		remote_warn_unreachable(reason);
-		hm_die(HM_EXIT_ENV, "cannot clone %s: run 'heimdal init' again when the "
-				    "repository can be reached", url);
+		hm_die(HM_EXIT_ENV,
+		       "cannot clone %s: run 'heimdal init' again when the "
+		       "repository can be reached",
+		       url);
 	}
 	if (r < 0)
 		exit(hm_last_code());
@@ -128,8 +132,8 @@ new_state(const char *profile, const char *path, const char *url)
 {
 	char *argv[] = { "heimdal-migrate", NULL };
 	jv v1 = JV_OBJECT(jv_string("active_profile"), jv_string(profile),
-			  jv_string("dotfiles_path"), jv_string(path),
-			  jv_string("repo_url"), jv_string(url));
+			  jv_string("dotfiles_path"), jv_string(path), jv_string("repo_url"),
+			  jv_string(url));
 
 	return remote_tool("migrate", argv, v1, NULL);
 }
@@ -196,9 +200,10 @@ cmd_init(int argc, char **argv)
 		       jv_string_value(msg));
 	}
 	if (jv_is_valid(local) && !force)
-		hm_die(HM_EXIT_USAGE, "this machine is already initialized (%s, profile '%s'); "
-				      "use --force to initialize it again (the current state is "
-				      "kept as a backup)",
+		hm_die(HM_EXIT_USAGE,
+		       "this machine is already initialized (%s, profile '%s'); "
+		       "use --force to initialize it again (the current state is "
+		       "kept as a backup)",
 		       state_path, hm_json_str(local, "active_profile") ?: "?");
 	if (jv_is_valid(local) && !jv_object_has(jv_copy(local), jv_string("version"))) {
 		jv_free(local);
@@ -243,7 +248,8 @@ cmd_init(int argc, char **argv)
 
 			s = remote_tool("merge", margv,
 					JV_OBJECT(jv_string("local"), jv_copy(local),
-						  jv_string("remote"), shared), NULL);
+						  jv_string("remote"), shared),
+					NULL);
 		} else {
 			s = shared;
 		}

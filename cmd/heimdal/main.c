@@ -43,9 +43,8 @@ heimdal_usage(FILE *f)
 		"Commands:\n");
 	for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++)
 		fprintf(f, "  %-16s %s\n", builtins[i].name, builtins[i].help);
-	fprintf(f,
-		"\n"
-		"State commands (heimdal state <command>):\n");
+	fprintf(f, "\n"
+		   "State commands (heimdal state <command>):\n");
 	state_commands_usage(f, 0);
 	fprintf(f,
 		"\n"

@@ -153,8 +153,8 @@ push_state_over(git_repository *repo, jv local, const char *msg, struct hm_guard
 		printf("%s Pushed %.7s to %s: the remote's state replaced, its commits kept\n",
 		       hm_mark(HM_MARK_OK), head, REMOTE_NAME);
 	else if (r == 0)
-		printf("%s Pushed %.7s to %s, on top of the remote's commits\n", hm_mark(HM_MARK_OK),
-		       head, REMOTE_NAME);
+		printf("%s Pushed %.7s to %s, on top of the remote's commits\n",
+		       hm_mark(HM_MARK_OK), head, REMOTE_NAME);
 	return 0;
 }
 

@@ -72,9 +72,9 @@ static const struct option opts[] = {
 
 struct query {
 	int options;
-	int dumpopts;	  /* jv_dump flags, changed by each option in turn as jq does */
-	jv args;	  /* --arg and --argjson bindings: the first one of a name wins */
-	jv libdirs;	  /* -L directories, or null for jq's default search path */
+	int dumpopts; /* jv_dump flags, changed by each option in turn as jq does */
+	jv args;      /* --arg and --argjson bindings: the first one of a name wins */
+	jv libdirs;   /* -L directories, or null for jq's default search path */
 	const char *filter;
 	const char *file; /* FILE or "-"; NULL for the local state */
 };
@@ -175,9 +175,9 @@ set_indent(struct query *q, const char *arg)
 static void
 option(struct query *q, int c, char **optv)
 {
-	static const int bits[] = { ['r'] = Q_RAW, ['j'] = Q_RAW | Q_JOIN, ['a'] = Q_ASCII,
-		['s'] = Q_SLURP, ['n'] = Q_NULL_INPUT, ['e'] = Q_EXIT_STATUS, ['S'] = Q_SORT,
-		['C'] = Q_COLOR, ['M'] = Q_NO_COLOR };
+	static const int bits[] = { ['r'] = Q_RAW,   ['j'] = Q_RAW | Q_JOIN, ['a'] = Q_ASCII,
+				    ['s'] = Q_SLURP, ['n'] = Q_NULL_INPUT,   ['e'] = Q_EXIT_STATUS,
+				    ['S'] = Q_SORT,  ['C'] = Q_COLOR,        ['M'] = Q_NO_COLOR };
 
 	switch (c) {
 	case 'c':
@@ -331,8 +331,8 @@ run_jq(struct query *q, const char *input, const char *source)
 	q->libdirs = jv_null();
 	/* jq's $ARGS: no positional arguments here, the named ones */
 	named = jv_object_set(named, jv_string("ARGS"),
-		JV_OBJECT(jv_string("positional"), jv_array(), jv_string("named"),
-			jv_copy(q->args)));
+			      JV_OBJECT(jv_string("positional"), jv_array(), jv_string("named"),
+					jv_copy(q->args)));
 	if (!jq_compile_args(jq, q->filter, named)) {
 		jq_teardown(&jq);
 		return 3; /* jq's status for a compile error */
@@ -467,9 +467,9 @@ exit_status(const struct query *q, int ret)
 int
 cmd_state_query(int argc, char **argv)
 {
-	struct query q = {
-		.dumpopts = JV_PRINT_INDENT_FLAGS(2), .args = jv_object(), .libdirs = jv_null()
-	};
+	struct query q = { .dumpopts = JV_PRINT_INDENT_FLAGS(2),
+			   .args = jv_object(),
+			   .libdirs = jv_null() };
 	const char *input, *source;
 	char *path = NULL;
 	int ret;
@@ -482,7 +482,8 @@ cmd_state_query(int argc, char **argv)
 	if (hm_term_color(stdout))
 		q.dumpopts |= JV_PRINT_ISATTY | JV_PRINT_COLOR;
 	q.dumpopts |= (q.options & Q_SORT ? JV_PRINT_SORTED : 0) |
-		(q.options & Q_ASCII ? JV_PRINT_ASCII : 0) | (q.options & Q_COLOR ? JV_PRINT_COLOR : 0);
+		      (q.options & Q_ASCII ? JV_PRINT_ASCII : 0) |
+		      (q.options & Q_COLOR ? JV_PRINT_COLOR : 0);
 	if (q.options & Q_NO_COLOR)
 		q.dumpopts &= ~JV_PRINT_COLOR;
 	if (q.file == NULL) {

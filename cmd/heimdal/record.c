@@ -84,7 +84,8 @@ record_load(jv state)
 	files = jv_object_get(jv_copy(doc), jv_string("files"));
 	sums = jv_object_get(jv_copy(state), jv_string("checksums"));
 	if (jv_get_kind(sums) == JV_KIND_OBJECT) {
-		jv_object_foreach(sums, k, v) {
+		jv_object_foreach(sums, k, v)
+		{
 			jv e = jv_get_kind(files) == JV_KIND_OBJECT
 				       ? entry_for(files, jv_string_value(k), jv_string_value(v))
 				       : jv_invalid();
@@ -125,7 +126,8 @@ record_checksums(jv record)
 {
 	jv files = jv_object_get(jv_copy(record), jv_string("files")), out = jv_object();
 
-	jv_object_foreach(files, k, e) {
+	jv_object_foreach(files, k, e)
+	{
 		out = jv_object_set(out, k, jv_object_get(e, jv_string("sha256")));
 	}
 	jv_free(files);
@@ -145,7 +147,8 @@ record_entry(git_repository *repo, const char *buf, size_t len, unsigned mode)
 	    git_odb_hash(&id, buf, len, GIT_OBJECT_BLOB) < 0 ||
 	    (!git_odb_exists(odb, &id) && git_odb_write(&id, odb, buf, len, GIT_OBJECT_BLOB) < 0))
 		hm_die(HM_EXIT_ENV, "%s: cannot keep a deployed file's content: %s",
-		       git_repository_path(repo), git_error_last() ? git_error_last()->message : "?");
+		       git_repository_path(repo),
+		       git_error_last() ? git_error_last()->message : "?");
 	git_odb_free(odb);
 	git_oid_tostr(hex, sizeof(hex), &id);
 	return JV_OBJECT(jv_string("blob"), jv_string(hex), jv_string("sha256"), jv_string(sum),
@@ -172,8 +175,8 @@ record_blob(git_repository *repo, jv entry, char **buf, size_t *len)
 char *
 record_published(jv state, jv record, size_t *len)
 {
-	static const char *const keys[] = { "machine", "active_profile", "dotfiles_path",
-					     "last_apply", "last_sync", NULL };
+	static const char *const keys[] = { "machine",    "active_profile", "dotfiles_path",
+					    "last_apply", "last_sync",      NULL };
 	jv doc = jv_object();
 
 	for (int i = 0; keys[i]; i++) {
@@ -181,9 +184,9 @@ record_published(jv state, jv record, size_t *len)
 
 		doc = jv_object_set(doc, jv_string(keys[i]), jv_is_valid(v) ? v : jv_null());
 	}
-	doc = jv_object_set(doc, jv_string("serial"),
-			    jv_getpath(jv_copy(state), JV_ARRAY(jv_string("lineage"),
-								 jv_string("serial"))));
+	doc = jv_object_set(
+		doc, jv_string("serial"),
+		jv_getpath(jv_copy(state), JV_ARRAY(jv_string("lineage"), jv_string("serial"))));
 	doc = jv_object_set(doc, jv_string("commit"),
 			    jv_object_get(jv_copy(record), jv_string("commit")));
 	doc = jv_object_set(doc, jv_string("files"),
@@ -197,7 +200,8 @@ record_follow(git_repository *repo, jv record, const char *before, const char *a
 	const char *was = hm_json_str(record, "commit");
 
 	if (was && before && before[0] &&
-	    (strcmp(was, before) == 0 || hm_git_changed_outside(repo, was, before, ".heimdal/") == 0))
+	    (strcmp(was, before) == 0 ||
+	     hm_git_changed_outside(repo, was, before, ".heimdal/") == 0))
 		record = jv_object_set(record, jv_string("commit"), jv_string(after));
 	return record;
 }

@@ -164,8 +164,10 @@ remote_settle_unfinished(git_repository *repo)
 			exit(hm_last_code());
 		hm_debug("committed the merge resolved by hand");
 	} else if (git_repository_state(repo) != GIT_REPOSITORY_STATE_NONE) {
-		hm_die(HM_EXIT_ENV, "%s: a git operation is in progress (see 'git status'); "
-				    "finish or abort it first", git_repository_workdir(repo));
+		hm_die(HM_EXIT_ENV,
+		       "%s: a git operation is in progress (see 'git status'); "
+		       "finish or abort it first",
+		       git_repository_workdir(repo));
 	}
 }
 

@@ -155,12 +155,15 @@ cmd_state_version(int argc, char **argv)
 		out = jv_object();
 		out = jv_object_set(out, jv_string("version"),
 				    jv_object_get(jv_copy(s), jv_string("version")));
-		out = jv_object_set(out, jv_string("machine_id"),
-				    jv_getpath(jv_copy(s), JV_ARRAY(jv_string("machine"), jv_string("id"))));
+		out = jv_object_set(
+			out, jv_string("machine_id"),
+			jv_getpath(jv_copy(s), JV_ARRAY(jv_string("machine"), jv_string("id"))));
 		out = jv_object_set(out, jv_string("serial"),
-				    jv_getpath(jv_copy(s), JV_ARRAY(jv_string("lineage"), jv_string("serial"))));
-		out = jv_object_set(out, jv_string("lineage_id"),
-				    jv_getpath(jv_copy(s), JV_ARRAY(jv_string("lineage"), jv_string("id"))));
+				    jv_getpath(jv_copy(s), JV_ARRAY(jv_string("lineage"),
+								    jv_string("serial"))));
+		out = jv_object_set(
+			out, jv_string("lineage_id"),
+			jv_getpath(jv_copy(s), JV_ARRAY(jv_string("lineage"), jv_string("id"))));
 		out = jv_object_set(out, jv_string("heimdal_version"),
 				    jv_object_get(jv_copy(s), jv_string("heimdal_version")));
 		out = jv_object_set(out, jv_string("valid"), jv_true());
@@ -231,7 +234,8 @@ cmd_state_history(int argc, char **argv)
 		porcelain_print_json(shown, 0);
 		return 0;
 	}
-	jv_array_foreach(shown, i, e) {
+	jv_array_foreach(shown, i, e)
+	{
 		int ow = (int)strlen(hm_json_str(e, "operation"));
 		int hw = (int)strlen(hm_json_str(e, "hostname"));
 
@@ -242,7 +246,8 @@ cmd_state_history(int argc, char **argv)
 	printf("Recent State Operations (last %ld):\n\n", limit);
 	if (jv_array_length(jv_copy(shown)) == 0)
 		printf("No operations recorded yet.\n");
-	jv_array_foreach(shown, i, e) {
+	jv_array_foreach(shown, i, e)
+	{
 		char when[32];
 
 		display_time(hm_json_str(e, "timestamp"), when, sizeof(when));
@@ -284,7 +289,8 @@ cmd_state_migrate(int argc, char **argv)
 	if (version == HM_STATE_VERSION) {
 		if (o.json)
 			porcelain_print_json(JV_OBJECT(jv_string("migrated"), jv_false(),
-						       jv_string("version"), jv_number(version)), 0);
+						       jv_string("version"), jv_number(version)),
+					     0);
 		else
 			printf("State is already at version %d; nothing to migrate.\n", version);
 		free(path);
@@ -295,8 +301,8 @@ cmd_state_migrate(int argc, char **argv)
 	fflush(stdout);
 	s = porcelain_migrate_file(path, o.no_backup, &backup);
 	if (o.json) {
-		jv out = JV_OBJECT(jv_string("migrated"), jv_true(), jv_string("from"), jv_number(1),
-				   jv_string("to"), jv_number(HM_STATE_VERSION),
+		jv out = JV_OBJECT(jv_string("migrated"), jv_true(), jv_string("from"),
+				   jv_number(1), jv_string("to"), jv_number(HM_STATE_VERSION),
 				   jv_string("backup"), backup ? jv_string(backup) : jv_null(),
 				   jv_string("state"), jv_string(path));
 

@@ -100,7 +100,8 @@ machines_at(git_repository *repo, const char *tip)
 							      : count_ahead(repo, tip, at);
 
 					m = jv_object_set(m, jv_string("behind"),
-							  behind < 0 ? jv_null() : jv_number(behind));
+							  behind < 0 ? jv_null()
+								     : jv_number(behind));
 				}
 				out = jv_array_append(out, m);
 			}
@@ -119,7 +120,8 @@ paths_with(jv plan, const char *actions)
 {
 	jv out = jv_array();
 
-	jv_array_foreach(plan, i, e) {
+	jv_array_foreach(plan, i, e)
+	{
 		const char *a = hm_json_str(e, "action");
 		size_t n = a ? strlen(a) : 0;
 		const char *hit = a ? strstr(actions, a) : NULL;
@@ -136,7 +138,8 @@ print_list(const char *title, jv paths)
 {
 	if (jv_array_length(jv_copy(paths)) > 0) {
 		printf("\n%s\n", title);
-		jv_array_foreach(paths, i, p) {
+		jv_array_foreach(paths, i, p)
+		{
 			printf("  %s\n", jv_string_value(p));
 			jv_free(p);
 		}
@@ -174,9 +177,10 @@ print_status(jv st)
 		   jv_object_get(jv_copy(files), jv_string("skipped")));
 	if (jv_array_length(jv_copy(ms)) > 0) {
 		printf("\nOther machines:\n");
-		jv_array_foreach(ms, i, m) {
-			jv host = jv_getpath(jv_copy(m), JV_ARRAY(jv_string("machine"),
-								   jv_string("hostname")));
+		jv_array_foreach(ms, i, m)
+		{
+			jv host = jv_getpath(jv_copy(m),
+					     JV_ARRAY(jv_string("machine"), jv_string("hostname")));
 			jv b = jv_object_get(jv_copy(m), jv_string("behind"));
 			const char *commit = hm_json_str(m, "commit");
 
@@ -238,28 +242,30 @@ cmd_status(int argc, char **argv)
 		git_oid_tostr(tipbuf, sizeof(tipbuf), &id);
 		tip = tipbuf;
 	}
-	files = JV_OBJECT(jv_string("changed_here"), paths_with(plan, "changed_here"),
-			  jv_string("changed_upstream"),
-			  paths_with(plan, "new update mode remove untrack"),
-			  jv_string("merging"), paths_with(plan, "merge"),
-			  jv_string("conflicts"), paths_with(plan, "conflict"),
-			  jv_string("skipped"), paths_with(plan, "skip"));
-	st = JV_OBJECT(jv_string("machine_id"), jv_string(hm_machine_id()),
-		       jv_string("profile"),
-		       hm_json_str(state, "active_profile")
-			       ? jv_string(hm_json_str(state, "active_profile")) : jv_null(),
-		       jv_string("serial"),
-		       jv_getpath(jv_copy(state), JV_ARRAY(jv_string("lineage"),
-							    jv_string("serial"))),
-		       jv_string("head"), head[0] ? jv_string(head) : jv_null(),
-		       jv_string("upstream"), up ? jv_string(up + (strncmp(up, "refs/remotes/", 13) ? 0 : 13)) : jv_null());
+	files = JV_OBJECT(
+		jv_string("changed_here"), paths_with(plan, "changed_here"),
+		jv_string("changed_upstream"), paths_with(plan, "new update mode remove untrack"),
+		jv_string("merging"), paths_with(plan, "merge"), jv_string("conflicts"),
+		paths_with(plan, "conflict"), jv_string("skipped"), paths_with(plan, "skip"));
+	st = JV_OBJECT(
+		jv_string("machine_id"), jv_string(hm_machine_id()), jv_string("profile"),
+		hm_json_str(state, "active_profile")
+			? jv_string(hm_json_str(state, "active_profile"))
+			: jv_null(),
+		jv_string("serial"),
+		jv_getpath(jv_copy(state), JV_ARRAY(jv_string("lineage"), jv_string("serial"))),
+		jv_string("head"), head[0] ? jv_string(head) : jv_null(), jv_string("upstream"),
+		up ? jv_string(up + (strncmp(up, "refs/remotes/", 13) ? 0 : 13)) : jv_null());
 	st = jv_object_set(st, jv_string("ahead"),
 			   jv_number(tip ? (double)count_ahead(repo, head, tip) : 0));
 	st = jv_object_set(st, jv_string("behind"),
 			   jv_number(tip ? (double)count_ahead(repo, tip, head) : 0));
 	st = jv_object_set(st, jv_string("files"), files);
 	st = jv_object_set(st, jv_string("plan"), plan);
-	st = jv_object_set(st, jv_string("machines"), machines_at(repo, tip ? tip : head[0] ? head : NULL));
+	st = jv_object_set(st, jv_string("machines"),
+			   machines_at(repo, tip       ? tip
+					     : head[0] ? head
+						       : NULL));
 	if (json)
 		porcelain_print_json(st, 0);
 	else {

@@ -45,7 +45,8 @@ static void
 print_conflicts(jv conflicts)
 {
 	printf("%s State Conflicts Detected\n\n", hm_mark(HM_MARK_WARN));
-	jv_array_foreach(conflicts, i, c) {
+	jv_array_foreach(conflicts, i, c)
+	{
 		printf("%d. %s %s\n", i + 1, hm_mark_severity(hm_json_str(c, "severity")),
 		       hm_json_str(c, "description") ?: hm_json_str(c, "type") ?: "conflict");
 		jv_free(c);
@@ -157,7 +158,7 @@ struct sync_run {
 	struct hm_guard *guard;
 	int no_apply;
 	int offline;
-	int applied;  /* apply's exit: 1 when files were left in conflict or skipped */
+	int applied; /* apply's exit: 1 when files were left in conflict or skipped */
 };
 
 /*
@@ -191,8 +192,8 @@ static void
 sync_offline(git_repository *repo, struct sync_run *run, jv local)
 {
 	char head[41];
-	char *msg = hm_xasprintf("heimdal: state serial %lld from %s (offline)\n",
-				 serial_of(local), hm_machine_hostname());
+	char *msg = hm_xasprintf("heimdal: state serial %lld from %s (offline)\n", serial_of(local),
+				 hm_machine_hostname());
 
 	run->offline = 1;
 	if (remote_commit_state(repo, local, msg, head) == 0)
