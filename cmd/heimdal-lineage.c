@@ -109,11 +109,11 @@ bump(jv s, const char *op, const char *sha, long long above)
 		jv_free(s);
 		exit(HM_EXIT_ENV);
 	}
-	/* Serials are JSON numbers: past 2^53 they would stop being exact. */
-	if (serial > 9007199254740991LL) {
+	/* Serials are JSON numbers, exact up to 2^53; a state holds at most HM_SERIAL_MAX. */
+	if (serial > HM_SERIAL_MAX) {
 		jv_free(l);
 		jv_free(s);
-		hm_die(HM_EXIT_USAGE, ".lineage.serial: cannot grow past 9007199254740991");
+		hm_die(HM_EXIT_USAGE, ".lineage.serial: cannot grow past %lld", HM_SERIAL_MAX);
 	}
 	hm_time_now_rfc3339(now);
 	l = jv_object_set(l, jv_string("parent_serial"), jv_number(parent));
@@ -230,7 +230,7 @@ main(int argc, char **argv)
 			errno = 0;
 			above = strtoll(above_arg, &end, 10);
 			if (errno || end == above_arg || *end || above < 0 ||
-			    above > 9007199254740991LL || !isdigit((unsigned char)*above_arg))
+			    above > HM_SERIAL_MAX || !isdigit((unsigned char)*above_arg))
 				hm_die(HM_EXIT_USAGE, "--above: not a serial: '%s'", above_arg);
 		}
 		out = bump(read_state(optind < argc ? argv[optind] : "-"), op, sha, above);

@@ -1,4 +1,5 @@
 #include "hm_error.h"
+#include "hm_term.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -38,7 +39,7 @@ static void
 vmsg(const char *kind, const char *fmt, va_list ap, int errnum)
 {
 	/* One write per message so concurrent tools do not interleave lines. */
-	char buf[4096];
+	char buf[4096], safe[4096 * 4 + 2];
 	int n = kind ? snprintf(buf, sizeof(buf), "%s: %s: ", hm_progname, kind)
 		     : snprintf(buf, sizeof(buf), "%s: ", hm_progname);
 
@@ -51,8 +52,13 @@ vmsg(const char *kind, const char *fmt, va_list ap, int errnum)
 		n += snprintf(buf + n, sizeof(buf) - n, ": %s", strerror(errnum));
 	if ((size_t)n >= sizeof(buf) - 1)
 		n = sizeof(buf) - 2;
-	buf[n++] = '\n';
-	fwrite(buf, 1, n, stderr);
+	buf[n] = '\0';
+	/* The message's own lines stay; a control character from data does not
+	 * reach the terminal. */
+	hm_term_escape(buf, 1, safe, sizeof(safe) - 1);
+	n = (int)strlen(safe);
+	safe[n++] = '\n';
+	fwrite(safe, 1, (size_t)n, stderr);
 	fflush(stderr);
 }
 

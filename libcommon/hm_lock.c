@@ -428,10 +428,16 @@ void
 hm_lock_print_held(jv holder)
 {
 	jv m = jv_object_get(jv_copy(holder), jv_string("machine"));
-	char sid[32], ago[64];
+	char sid[32], ago[64], op[256], host[256], user[256];
 
 	short_id(hm_json_str(m, "id"), sid, sizeof(sid));
 	hm_time_ago(record_age(holder), ago, sizeof(ago));
+	/* The record may come from another machine, through the remote: data. */
+	hm_term_escape(hm_json_str(holder, "operation"), 0, op, sizeof(op));
+	hm_term_escape(hm_json_str(m, "hostname") ? hm_json_str(m, "hostname") : "?", 0, host,
+		       sizeof(host));
+	hm_term_escape(hm_json_str(m, "user") ? hm_json_str(m, "user") : "?", 0, user,
+		       sizeof(user));
 	fprintf(stderr,
 		"Error: State is currently locked\n"
 		"\n"
@@ -442,10 +448,7 @@ hm_lock_print_held(jv holder)
 		"Acquired: %s\n"
 		"\n"
 		"This means another Heimdal operation is in progress.\n",
-		hm_json_str(holder, "operation"),
-		hm_json_str(m, "hostname") ? hm_json_str(m, "hostname") : "?", sid,
-		hm_json_str(m, "user") ? hm_json_str(m, "user") : "?", hm_json_int(m, "pid", 0),
-		ago);
+		op, host, sid, user, hm_json_int(m, "pid", 0), ago);
 	fflush(stderr);
 	jv_free(m);
 }

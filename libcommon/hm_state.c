@@ -134,8 +134,12 @@ check_int(struct vctx *c, jv obj, const char *key, int flags)
 	} else {
 		double d = jv_number_value(v);
 
-		if (!isfinite(d) || d < 0 || d > 9007199254740991.0 || d != floor(d))
+		if (!isfinite(d) || d < 0 || d != floor(d))
 			r = fail(c, "expected a non-negative integer, got %g", d);
+		else if (d > (double)HM_SERIAL_MAX)
+			r = fail(c,
+				 "%.0f is past the largest serial, %lld: no write could follow it",
+				 d, HM_SERIAL_MAX);
 	}
 	jv_free(v);
 	if (r == 0)

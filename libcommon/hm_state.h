@@ -13,6 +13,13 @@
 
 #define HM_STATE_VERSION 2 /* the newest version this build reads and writes */
 #define HM_HISTORY_MAX 50  /* history entries kept */
+/*
+ * The largest serial a state may hold: 2^52, half of what a JSON number holds
+ * exactly.  A state above it is refused on read, so one bad push cannot leave
+ * a lineage that no write can ever bump again ('heimdal push --force'
+ * replaces such a remote state with this machine's).
+ */
+#define HM_SERIAL_MAX 4503599627370496LL
 
 /*
  * The schema version of doc (borrowed): 1 for a V1 document (an object without

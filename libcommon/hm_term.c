@@ -53,3 +53,23 @@ hm_mark_severity(const char *severity)
 		return hm_mark(HM_MARK_MEDIUM);
 	return hm_mark(HM_MARK_LOW);
 }
+
+char *
+hm_term_escape(const char *s, int keep_newlines, char *out, size_t n)
+{
+	size_t o = 0;
+
+	for (; s && *s && o + 1 < n; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if ((c < 0x20 && c != '\t' && !(c == '\n' && keep_newlines)) || c == 0x7f) {
+			if (o + 5 > n)
+				break;
+			o += (size_t)snprintf(out + o, n - o, "\\x%02x", c);
+		} else {
+			out[o++] = (char)c;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}

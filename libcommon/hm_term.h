@@ -35,4 +35,13 @@ int hm_term_color(FILE *f);
 /* Severity name ("high", "medium", "low") to its marker; unknown -> HM_MARK_LOW. */
 const char *hm_mark_severity(const char *severity);
 
+/*
+ * Text that came from data (a path, a hostname, an operation, a server's
+ * words), made safe to print: every control character and DEL is written
+ * as \xNN (a newline too, unless keep_newlines), so data can neither drive
+ * the terminal (ESC sequences) nor forge a line of its own.  Writes at most
+ * n - 1 bytes and a NUL into out; returns out.
+ */
+char *hm_term_escape(const char *s, int keep_newlines, char *out, size_t n);
+
 #endif

@@ -73,12 +73,17 @@ setup() {
 	[ "$stderr" = "heimdal-lineage: error: --above: only for bump" ] || fail "compare"
 }
 
-@test "bump: a serial at the largest exact integer cannot grow, exit 2" {
-	st 9007199254740991 9007199254740990 > s.json
+@test "bump: a serial at the largest one (2^52) cannot grow, exit 2; past it a state is refused on read" {
+	st 4503599627370496 4503599627370495 > s.json
 	run --separate-stderr heimdal-lineage bump --op apply s.json
 	expect_status 2
 	[ -z "$output" ] || fail "stdout"
-	[ "$stderr" = "heimdal-lineage: error: .lineage.serial: cannot grow past 9007199254740991" ] || fail "message"
+	[ "$stderr" = "heimdal-lineage: error: .lineage.serial: cannot grow past 4503599627370496" ] || fail "message"
+	# A state near 2^53 (one bad push) is refused where it is read, naming the field.
+	st 9007199254740991 9007199254740990 > s.json
+	run --separate-stderr heimdal-lineage bump --op apply s.json
+	expect_status 2
+	[ "$stderr" = "heimdal-lineage: error: s.json: .lineage.serial: 9007199254740991 is past the largest serial, 4503599627370496: no write could follow it" ] || fail "$stderr"
 }
 
 @test "bump: a machine already in the lineage is not added twice" {

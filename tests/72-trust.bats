@@ -115,3 +115,25 @@ push_evil() {
 	[[ "$output" == *"  removed   .profile"* ]] || fail "deployed file not removed"
 	[ -e "$(mhome a)/.ssh/authorized_keys" ] || fail "authorized_keys deleted"
 }
+
+@test "a remote state pushed at a serial near 2^53 is refused with a way out; push --force recovers the lineage" {
+	jq '.lineage.serial = 9007199254740991' "$evil/.heimdal/state.json" >"$evil/s" &&
+		mv "$evil/s" "$evil/.heimdal/state.json"
+	push_evil "brick"
+	run --separate-stderr as a heimdal sync
+	expect_status 2
+	[[ "$stderr" == *".lineage.serial: 9007199254740991 is past the largest serial"* ]] || fail "$stderr"
+	[[ "$stderr" == *"'heimdal push --force' replaces it"* ]] || fail "no way out"
+	run --separate-stderr as a heimdal push --force
+	expect_status 0
+	remote_state "$REMOTE" | jq -e '.lineage.serial < 4503599627370496'
+	run --separate-stderr as a heimdal sync
+	expect_status 0
+}
+
+@test "text from data is printed with control characters escaped: an error line cannot drive the terminal" {
+	run --separate-stderr as a heimdal state query . "$(printf 'x\033]0;pwned\007\033[2J')"
+	expect_status 3
+	[[ "$stderr" != *$'\033'* && "$stderr" != *$'\007'* ]] || fail "raw control characters"
+	[[ "$stderr" == *'x\x1b]0;pwned\x07\x1b[2J'* ]] || fail "$stderr"
+}

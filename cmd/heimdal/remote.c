@@ -280,7 +280,10 @@ remote_state_at(git_repository *repo, const char *rev)
 	if (!jv_is_valid(s)) {
 		jv msg = jv_invalid_get_msg(s);
 
-		hm_die(HM_EXIT_USAGE, "%s", jv_string_value(msg));
+		hm_die(HM_EXIT_USAGE,
+		       "%s\n(the state the repository carries is not valid: "
+		       "'heimdal push --force' replaces it with this machine's)",
+		       jv_string_value(msg));
 	}
 	return s;
 }
