@@ -486,22 +486,31 @@ attach_one(struct cache *k, size_t *j, struct entry *e)
 static void
 state_read(struct run *r, const char *input, const struct cache *k, char stat_key[STAT_KEY_MAX])
 {
+	/* stdin redirected from a regular file at its start (heimdal-drift <
+	 * state.json, the pipeline form) is that file: the same shortcut, and a
+	 * second read starts over from the top. */
+	static int stdin_file = -1;
+	int is_stdin = strcmp(input, "-") == 0, fd = 0;
 	struct stat st;
-	int fd;
 
-	if (strcmp(input, "-") == 0) {
+	if (is_stdin && stdin_file < 0)
+		stdin_file =
+			fstat(0, &st) == 0 && S_ISREG(st.st_mode) && lseek(0, 0, SEEK_CUR) == 0;
+	if (is_stdin && !stdin_file) {
 		if (read_whole(0, NULL, &r->text) < 0)
 			hm_die_errno(HM_EXIT_ENV, "<stdin>");
 		return;
 	}
-	if ((fd = open(input, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0)
-		hm_die_errno(HM_EXIT_ENV, "%s", input);
+	if (is_stdin ? lseek(0, 0, SEEK_SET) != 0 || fstat(0, &st) < 0
+		     : (fd = open(input, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0)
+		hm_die_errno(HM_EXIT_ENV, "%s", is_stdin ? "<stdin>" : input);
 	stat_key_of(&st, stat_key);
 	if (!(k && strcmp(k->state_stat, stat_key) == 0 && ns(st.st_mtim) < k->stamp &&
 	      ns(st.st_ctim) < k->stamp) &&
 	    read_whole(fd, &st, &r->text) < 0)
-		hm_die_errno(HM_EXIT_ENV, "%s", input);
-	close(fd);
+		hm_die_errno(HM_EXIT_ENV, "%s", is_stdin ? "<stdin>" : input);
+	if (!is_stdin)
+		close(fd);
 }
 
 /* 1 when the real path p is the root or below it. */

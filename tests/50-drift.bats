@@ -135,8 +135,12 @@ local_state() {
 	[[ "$stderr" == *"state already seen, not parsed"* ]] || fail "state re-parsed"
 	run --separate-stderr heimdal-drift --verbose s.json
 	[[ "$stderr" == *"state already seen, not read"* ]] || fail "the new file not remembered"
-	# Through stdin it is always read, and the file stays known.
+	# stdin redirected from the file is the file: not read either.
 	run --separate-stderr heimdal-drift --verbose - <s.json
+	expect_status 0
+	[[ "$stderr" == *"state already seen, not read"* ]] || fail "stdin from the file"
+	# Through a pipe it is always read, and the file stays known.
+	run --separate-stderr bash -c 'cat s.json | heimdal-drift --verbose -'
 	expect_status 0
 	[[ "$stderr" == *"state already seen, not parsed"* ]] || fail "stdin"
 	run --separate-stderr heimdal-drift --verbose s.json
