@@ -23,7 +23,7 @@
  *
  * The same facts are published in the repository for the other machines, in
  * .heimdal/machines/<machine-id>.json, written only by this machine (see
- * record_publish).  They are data for people and fleet views; no machine
+ * record_published).  They are data for people and fleet views; no machine
  * ever reads its own record from there.
  */
 #ifndef HM_PORCELAIN_RECORD_H
