@@ -29,7 +29,7 @@ setup() {
 @test "diff: --help; a bad flag, a path outside \$HOME or not tracked: exit 2, nothing on stdout" {
 	run --separate-stderr heimdal diff --help
 	expect_status 0
-	[[ "$output" == "usage: heimdal diff [--upstream] [--stat] [--color | --no-color] [PATH...]"* ]] || fail "usage"
+	[[ "$output" == "usage: heimdal diff [--upstream] [--stat] [--color[=WHEN] | --no-color] [PATH...]"* ]] || fail "usage"
 	[ -z "$stderr" ] || fail "stderr"
 	run --separate-stderr heimdal diff --bogus
 	expect_status 2
@@ -344,4 +344,23 @@ diff --heimdal a/.vimrc b/.vimrc
 	run --separate-stderr heimdal doctor --json
 	expect_status 1
 	expect_json ".ok == false and (.checks[] | select(.name == \"state\") | .detail == \"$HEIMDAL_HOME/state.json does not exist; run 'heimdal init'\")"
+}
+
+@test "diff --color=WHEN: always, never and auto; anything else exit 2 naming the flag" {
+	git_machine a
+	as a heimdal init --profile personal --repo "$REMOTE" >/dev/null
+	as a heimdal sync >/dev/null
+	printf 'two\n' >>"$(mhome a)/.bashrc"
+	run --separate-stderr as a heimdal diff --color=always
+	expect_status 1
+	[[ "$output" == *$'\033['* ]] || fail "no colour"
+	for w in never auto; do
+		run --separate-stderr as a heimdal diff --color="$w"
+		expect_status 1
+		[[ "$output" != *$'\033['* ]] || fail "$w: coloured in a pipe"
+	done
+	run --separate-stderr as a heimdal diff --color=sometimes
+	expect_status 2
+	[ -z "$output" ] || fail "stdout"
+	[ "$stderr" = "heimdal: error: --color: 'sometimes' is not always, never or auto" ] || fail "$stderr"
 }

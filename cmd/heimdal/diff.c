@@ -40,11 +40,11 @@ static _Noreturn void
 usage(FILE *f, int code)
 {
 	fprintf(f,
-		"usage: heimdal diff [--upstream] [--stat] [--color | --no-color] [PATH...]\n"
+		"usage: heimdal diff [--upstream] [--stat] [--color[=WHEN] | --no-color] [PATH...]\n"
 		"\n"
 		"      --upstream   what the next apply or sync would bring (deployed -> repository)\n"
 		"      --stat       a diffstat instead of the patch\n"
-		"      --color      colour even when not on a terminal\n"
+		"      --color[=WHEN]  always (the default), never, or auto (on a terminal)\n"
 		"      --no-color   never colour\n"
 		"\n"
 		"Without --upstream: what changed here since deployed (deployed -> $HOME).\n"
@@ -609,9 +609,9 @@ int
 cmd_diff(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "upstream", no_argument, NULL, 'u' }, { "stat", no_argument, NULL, 's' },
-		{ "color", no_argument, NULL, 'c' },    { "no-color", no_argument, NULL, 'C' },
-		{ "help", no_argument, NULL, 'h' },     { NULL, 0, NULL, 0 },
+		{ "upstream", no_argument, NULL, 'u' },    { "stat", no_argument, NULL, 's' },
+		{ "color", optional_argument, NULL, 'c' }, { "no-color", no_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },        { NULL, 0, NULL, 0 },
 	};
 	struct ctx c = { .home_fd = -1 };
 	const char *home = getenv("HOME"), *profile;
@@ -628,7 +628,15 @@ cmd_diff(int argc, char **argv)
 			c.stat = 1;
 			break;
 		case 'c':
-			color = 1;
+			if (!optarg || !strcmp(optarg, "always"))
+				color = 1;
+			else if (!strcmp(optarg, "never"))
+				color = 0;
+			else if (!strcmp(optarg, "auto"))
+				color = -1;
+			else
+				hm_die(HM_EXIT_USAGE, "--color: '%s' is not always, never or auto",
+				       optarg);
 			break;
 		case 'C':
 			color = 0;
