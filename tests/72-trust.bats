@@ -137,3 +137,29 @@ push_evil() {
 	[[ "$stderr" != *$'\033'* && "$stderr" != *$'\007'* ]] || fail "raw control characters"
 	[[ "$stderr" == *'x\x1b]0;pwned\x07\x1b[2J'* ]] || fail "$stderr"
 }
+
+@test "a directory swapped for a link out of \$HOME while apply runs never receives a write" {
+	[ "$(uname -m)" = x86_64 ] || skip "the flipper calls renameat2 by its x86_64 number"
+	outside="$BATS_TEST_TMPDIR/outside"
+	mkdir -p "$outside/app" "$evil/.config/app"
+	printf 'v0\n' >"$evil/.config/app/x.conf"
+	push_evil "app"
+	as a heimdal sync >/dev/null
+	ln -s "$outside" "$(mhome a)/.config-evil"
+	# Swap ~/.config and the link as fast as possible, while apply writes into it.
+	python3 - "$(mhome a)/.config" "$(mhome a)/.config-evil" <<-'PY' &
+	import ctypes, sys
+	libc = ctypes.CDLL(None, use_errno=True)
+	a, b = sys.argv[1].encode(), sys.argv[2].encode()
+	while True:
+	    libc.syscall(316, -100, a, -100, b, 2)  # renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE)
+	PY
+	flipper=$!
+	for i in $(seq 40); do
+		printf 'v%d\n' "$i" >"$(mhome a)/.dotfiles/.config/app/x.conf"
+		as a heimdal apply >/dev/null 2>&1 || true
+	done
+	kill "$flipper"
+	wait "$flipper" 2>/dev/null || true
+	[ -z "$(find "$outside" -type f)" ] || fail "written outside: $(find "$outside" -type f)"
+}

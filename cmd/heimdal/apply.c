@@ -27,6 +27,7 @@
  */
 #include "builtin.h"
 #include "record.h"
+#include "hm_beneath.h"
 #include "hm_error.h"
 #include "hm_file.h"
 #include "hm_git.h"
@@ -104,6 +105,7 @@ struct plan {
 	size_t n;
 	const char *home;
 	char *home_real, *work_real;
+	int home_fd; /* $HOME's directory, while apply_write runs */
 	git_repository *repo;
 	const struct apply_opts *o;
 	size_t skipped, conflicts;
@@ -537,20 +539,62 @@ write_exact(const char *path, const char *buf, size_t len, mode_t mode, int dura
 	return close(fd);
 }
 
-/* Create path's file with buf, mode; fsync'd when durable.  0 or -1. */
+/*
+ * A new temporary ".NAME.heimdal-XXXXXX" for NAME in the directory dfd, with
+ * buf and mode; fsync'd when durable.  Its name goes to tmp (the template).
+ * 0, or -1 (errno set, nothing left).
+ */
 static int
-write_new(char *path_template, const char *buf, size_t len, mode_t mode, int durable)
+write_new(int dfd, char *tmp, const char *buf, size_t len, mode_t mode, int durable)
 {
-	int fd = mkostemp(path_template, O_CLOEXEC);
+	static const char chars[] =
+		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	char *x = tmp + strlen(tmp) - 6;
+	unsigned char rnd[6];
+	int fd = -1;
 
+	for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
+		if (getentropy(rnd, sizeof(rnd)) < 0)
+			return -1;
+		for (int i = 0; i < 6; i++)
+			x[i] = chars[rnd[i] % (sizeof(chars) - 1)];
+		fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0 && errno != EEXIST)
+			return -1;
+	}
 	if (fd < 0)
 		return -1;
 	if (fchmod(fd, mode) < 0 || write_all(fd, buf, len) < 0 || (durable && fsync(fd) < 0)) {
+		int e = errno;
+
 		close(fd);
-		unlink(path_template);
+		unlinkat(dfd, tmp, 0);
+		errno = e;
 		return -1;
 	}
 	return close(fd);
+}
+
+/*
+ * The directory of path (under $HOME) resolved beneath $HOME at this moment
+ * (hm_beneath), made when missing with make; *base gets the last component.
+ * A descriptor, or -1 after printing why (a directory swapped for a link that
+ * leaves $HOME since the plan is refused here).
+ */
+static int
+dir_of(struct plan *p, const char *path, int make, const char **base)
+{
+	const char *rel = path + strlen(p->home) + 1, *slash = strrchr(rel, '/');
+	char *dir = slash ? hm_xasprintf("%.*s", (int)(slash - rel), rel) : hm_xstrdup("");
+	int fd = hm_beneath_dir(p->home_fd, p->home_real, dir, make ? 0755 : 0);
+
+	*base = slash ? slash + 1 : rel;
+	if (fd < 0)
+		hm_error("%s: %s", path,
+			 errno == EXDEV ? "its directory now leads outside $HOME; not written"
+					: strerror(errno));
+	free(dir);
+	return fd;
 }
 
 /* fsync the directory of every path the write phase created, renamed or removed. */
@@ -636,6 +680,45 @@ progress(size_t i, size_t n, const struct timespec *t0, int *shown)
 }
 
 /*
+ * An item's change made visible, through its directory resolved beneath
+ * $HOME again (never a path walked twice): the temporary renamed over the
+ * target, the mode set, the file removed, a settled merge file removed.
+ */
+static int
+finish(struct plan *p, struct item *it)
+{
+	const char *base, *tbase;
+	int dfd, fd, r = 0;
+
+	if (!it->tmp && it->act != A_MODE && it->act != A_REMOVE && !it->side_done)
+		return 0;
+	if ((dfd = dir_of(p, it->tmp ? it->wpath : it->target, 0, &base)) < 0)
+		return -1;
+	if (it->tmp) {
+		tbase = strrchr(it->tmp, '/') + 1;
+		if (renameat(dfd, tbase, dfd, base) < 0)
+			r = hm_error_errno("%s: cannot rename into place", it->wpath);
+	}
+	if (r == 0 && it->act == A_MODE) {
+		fd = openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0 || fchmod(fd, it->mode) < 0)
+			r = hm_error_errno("%s: cannot set its mode", it->target);
+		if (fd >= 0)
+			close(fd);
+	}
+	if (r == 0 && it->act == A_REMOVE && unlinkat(dfd, base, 0) < 0 && errno != ENOENT)
+		r = hm_error_errno("%s: cannot remove", it->target);
+	if (r == 0 && it->side_done) {
+		const char *sbase = strrchr(it->side_done, '/') + 1;
+
+		if (unlinkat(dfd, sbase, 0) < 0 && errno != ENOENT)
+			hm_warn("%s: cannot remove: %s", it->side_done, strerror(errno));
+	}
+	close(dfd);
+	return r;
+}
+
+/*
  * The write phase, the only part that changes $HOME: backups, temporaries,
  * one sync, renames, one sync.  Returns 0, or -1 with every temporary removed
  * and no target touched when it fails before the renames.
@@ -650,6 +733,7 @@ apply_write(struct plan *p)
 	size_t n = changes(p);
 	int shown = 0, few = n <= FEW;
 
+	p->home_fd = -1;
 	if (n == 0)
 		return 0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -677,23 +761,32 @@ apply_write(struct plan *p)
 			goto fail;
 		}
 	}
+	if ((p->home_fd = open(p->home_real, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		hm_error_errno("%s", p->home_real);
+		goto fail;
+	}
 	for (size_t i = 0; i < p->n; i++) {
 		struct item *it = &p->it[i];
-		char *slash;
+		const char *base;
+		char *name;
+		int dfd;
 
 		progress(i, p->n, &t0, &shown);
 		if (!writes(it->act) || (it->act == A_CONFLICT && !it->wdata))
 			continue;
-		if (mkdir_parent(it->wpath, 0755) < 0)
+		if ((dfd = dir_of(p, it->wpath, 1, &base)) < 0)
 			goto fail;
-		slash = strrchr(it->wpath, '/');
-		it->tmp = hm_xasprintf("%.*s/.%s.heimdal-XXXXXX", (int)(slash - it->wpath),
-				       it->wpath, slash + 1);
-		temps[ntemps++] = it->tmp;
-		if (write_new(it->tmp, it->wdata, it->wlen, it->mode, few) < 0) {
+		name = hm_xasprintf(".%s.heimdal-XXXXXX", base);
+		if (write_new(dfd, name, it->wdata, it->wlen, it->mode, few) < 0) {
 			hm_error_errno("%s: cannot write", it->wpath);
+			free(name);
+			close(dfd);
 			goto fail;
 		}
+		close(dfd);
+		it->tmp = hm_xasprintf("%.*s%s", (int)(base - it->wpath), it->wpath, name);
+		temps[ntemps++] = it->tmp;
+		free(name);
 	}
 	/* Every new content durable before any target changes. */
 	if (few ? sync_dirs(p) < 0 : sync_all(p) < 0)
@@ -702,30 +795,21 @@ apply_write(struct plan *p)
 		struct item *it = &p->it[i];
 
 		progress(i, p->n, &t0, &shown);
-		if (it->tmp && rename(it->tmp, it->wpath) < 0) {
-			hm_error_errno("%s: cannot rename into place", it->wpath);
+		if (finish(p, it) < 0)
 			goto fail;
-		}
-		if (it->act == A_MODE && chmod(it->target, it->mode) < 0) {
-			hm_error_errno("%s: cannot set its mode", it->target);
-			goto fail;
-		}
-		if (it->act == A_REMOVE && unlink(it->target) < 0 && errno != ENOENT) {
-			hm_error_errno("%s: cannot remove", it->target);
-			goto fail;
-		}
-		if (it->side_done && unlink(it->side_done) < 0 && errno != ENOENT)
-			hm_warn("%s: cannot remove: %s", it->side_done, strerror(errno));
 	}
 	ntemps = 0;
 	if (shown)
 		fprintf(stderr, "\rApplying dotfiles: %zu/%zu\n", p->n, p->n);
 	free(bdir);
+	close(p->home_fd);
 	/* The renames themselves, durable before the state says they happened. */
 	return few ? sync_dirs(p) : sync_all(p);
 fail:
 	remove_temps();
 	free(bdir);
+	if (p->home_fd >= 0)
+		close(p->home_fd);
 	return hm_fail(HM_EXIT_ENV);
 }
 
