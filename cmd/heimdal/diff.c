@@ -17,6 +17,7 @@
 #include "builtin.h"
 #include "record.h"
 #include "remote.h"
+#include "hm_beneath.h"
 #include "hm_error.h"
 #include "hm_file.h"
 #include "hm_hash.h"
@@ -27,7 +28,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
-#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,42 +103,15 @@ side_copy(struct side *to, const struct side *from)
 	}
 }
 
-static int
-inside(const char *root, const char *real)
-{
-	size_t n = strlen(root);
-
-	return strncmp(real, root, n) == 0 && (real[n] == '/' || real[n] == '\0');
-}
-
 /* The directory of key under $HOME, opened beneath it: fd, -1 missing, -2 outside. */
 static int
 home_dir(struct ctx *c, const char *dir)
 {
-	struct open_how how = { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
-				.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
-	char *full, real[PATH_MAX];
-	int fd = (int)syscall(SYS_openat2, c->home_fd, dir, &how, sizeof(how));
+	int fd = hm_beneath_dir(c->home_fd, c->home_real, dir, 0);
 
 	if (fd >= 0)
 		return fd;
-	if (errno == ENOENT || errno == ENOTDIR)
-		return -1;
-	/*
-	 * RESOLVE_BENEATH refuses every absolute symlink, even one that stays
-	 * inside $HOME (~/.config -> ~/dotfiles/config): resolve it by hand and
-	 * open what it names when that is inside.
-	 */
-	full = hm_xasprintf("%s/%s", c->home_real, dir);
-	if (!realpath(full, real)) {
-		free(full);
-		return errno == ENOENT || errno == ENOTDIR ? -1 : -2;
-	}
-	free(full);
-	if (!inside(c->home_real, real))
-		return -2;
-	fd = open(real, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	return fd >= 0 ? fd : -1;
+	return errno == EXDEV ? -2 : -1;
 }
 
 /* The file key in $HOME, never read through a symlink nor outside $HOME. */
