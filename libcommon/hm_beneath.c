@@ -15,6 +15,34 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+static int
+inside(const char *real, const char *root_real)
+{
+	size_t n = strlen(root_real);
+
+	return strncmp(real, root_real, n) == 0 && (real[n] == '/' || real[n] == '\0');
+}
+
+/*
+ * full does not exist: EXDEV when its deepest existing directory is outside
+ * the root (a link out, then a missing part), else ENOENT.  Always -1.
+ */
+static int
+missing(char *full, const char *root_real)
+{
+	char real[PATH_MAX], *slash;
+
+	while ((slash = strrchr(full, '/')) && slash > full) {
+		*slash = '\0';
+		if (realpath(full, real)) {
+			errno = inside(real, root_real) ? ENOENT : EXDEV;
+			return -1;
+		}
+	}
+	errno = ENOENT;
+	return -1;
+}
+
 /* path (relative) beneath root_fd as a directory; -1 with errno. */
 static int
 open_dir(int root_fd, const char *root_real, const char *path)
@@ -22,20 +50,23 @@ open_dir(int root_fd, const char *root_real, const char *path)
 	struct open_how how = { .flags = O_DIRECTORY | O_CLOEXEC,
 				.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
 	char full[PATH_MAX], real[PATH_MAX];
-	size_t n = strlen(root_real);
-	int fd = (int)syscall(SYS_openat2, root_fd, *path ? path : ".", &how, sizeof(how));
+	int fd;
 
-	if (fd >= 0 || errno != EXDEV)
+	if (!root_real)
+		how.resolve |= RESOLVE_NO_SYMLINKS;
+	fd = (int)syscall(SYS_openat2, root_fd, *path ? path : ".", &how, sizeof(how));
+	if (fd >= 0 || errno != EXDEV || !root_real)
 		return fd;
 	/*
 	 * RESOLVE_BENEATH refuses every absolute symlink, even one that stays
 	 * inside the root (~/.config -> /home/me/dotfiles/config): resolve it by
 	 * hand and open what it names when that is inside.
 	 */
-	if (snprintf(full, sizeof(full), "%s/%s", root_real, path) >= (int)sizeof(full) ||
-	    !realpath(full, real))
+	if (snprintf(full, sizeof(full), "%s/%s", root_real, path) >= (int)sizeof(full))
 		return -1;
-	if (strncmp(real, root_real, n) != 0 || (real[n] != '/' && real[n] != '\0')) {
+	if (!realpath(full, real))
+		return errno == ENOENT ? missing(full, root_real) : -1;
+	if (!inside(real, root_real)) {
 		errno = EXDEV;
 		return -1;
 	}
@@ -73,4 +104,65 @@ hm_beneath_dir(int root_fd, const char *root_real, const char *dir, mode_t mode)
 	}
 	free(path);
 	return parent;
+}
+
+int
+hm_beneath_parent(int root_fd, const char *root_real, const char *path, mode_t mode,
+		  const char **base)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir;
+	int fd, e;
+
+	*base = slash ? slash + 1 : path;
+	if (!slash)
+		return hm_beneath_dir(root_fd, root_real, "", mode);
+	if (!(dir = strndup(path, (size_t)(slash - path))))
+		return -1;
+	fd = hm_beneath_dir(root_fd, root_real, dir, mode);
+	e = errno;
+	free(dir);
+	errno = e;
+	return fd;
+}
+
+int
+hm_open_regular_at(int dfd, const char *base, struct stat *st)
+{
+	struct stat now;
+	int fd, fl;
+
+	if (fstatat(dfd, base, st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -1;
+	if (!S_ISREG(st->st_mode)) {
+		errno = S_ISLNK(st->st_mode) ? ELOOP : EINVAL;
+		return -1;
+	}
+	fd = openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &now) < 0 || now.st_dev != st->st_dev || now.st_ino != st->st_ino ||
+	    !S_ISREG(now.st_mode) || (fl = fcntl(fd, F_GETFL)) < 0 ||
+	    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+		close(fd);
+		errno = EAGAIN;
+		return -1;
+	}
+	*st = now;
+	return fd;
+}
+
+int
+hm_beneath_open(int root_fd, const char *root_real, const char *path, struct stat *st)
+{
+	const char *base;
+	int dfd = hm_beneath_parent(root_fd, root_real, path, 0, &base), fd, e;
+
+	if (dfd < 0)
+		return -1;
+	fd = hm_open_regular_at(dfd, base, st);
+	e = errno;
+	close(dfd);
+	errno = e;
+	return fd;
 }

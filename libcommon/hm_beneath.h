@@ -11,6 +11,7 @@
 #ifndef HM_BENEATH_H
 #define HM_BENEATH_H
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 /*
@@ -19,7 +20,28 @@
  * outside the root; ENOTDIR).  With mode non-zero, missing directories are
  * made (mkdirat, each beneath the last) with it.  An absolute symlink that
  * stays inside the root (root_real is the root's realpath) is followed.
+ * With root_real NULL no symlink is followed at all (RESOLVE_NO_SYMLINKS:
+ * ELOOP), for a tree where a link is never legitimate (a git work tree).
  */
 int hm_beneath_dir(int root_fd, const char *root_real, const char *dir, mode_t mode);
+
+/*
+ * The directory holding path (relative to the root, not empty) as
+ * hm_beneath_dir resolves it; *base points into path at its last component.
+ */
+int hm_beneath_parent(int root_fd, const char *root_real, const char *path, mode_t mode,
+		      const char **base);
+
+/*
+ * base in the directory dfd opened for reading without following it and
+ * without blocking on the open: a descriptor, with st filled as by lstat; or
+ * -1 with errno: ENOENT, ELOOP (a symlink), EINVAL (not a regular file: a
+ * FIFO, a device, a socket, a directory), st filled whenever it exists.  The
+ * file opened is the one st describes (a swap in between is EAGAIN).
+ */
+int hm_open_regular_at(int dfd, const char *base, struct stat *st);
+
+/* hm_beneath_parent then hm_open_regular_at: path read beneath the root. */
+int hm_beneath_open(int root_fd, const char *root_real, const char *path, struct stat *st);
 
 #endif

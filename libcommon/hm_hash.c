@@ -35,25 +35,27 @@ hm_hash_algo_of(const char *hex)
 	return bad ? HM_HASH_NONE : (enum hm_hash_algo)n;
 }
 
-static EVP_MD *md5, *sha256;
+static EVP_MD *md5, *sha1, *sha256;
 
 static void
 release(void)
 {
 	EVP_MD_free(md5);
+	EVP_MD_free(sha1);
 	EVP_MD_free(sha256);
-	md5 = sha256 = NULL;
+	md5 = sha1 = sha256 = NULL;
 }
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 /*
- * Fetch the two digests once: OpenSSL 3 otherwise looks each up again on
+ * Fetch the digests once: OpenSSL 3 otherwise looks each up again on
  * every init (a lock and a hash table per file).
  */
 static void
 fetch(void)
 {
 	md5 = EVP_MD_fetch(NULL, "MD5", NULL);
+	sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
 	sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 	atexit(release);
 }
@@ -64,6 +66,8 @@ md_of(enum hm_hash_algo algo)
 	pthread_once(&once, fetch);
 	if (algo == HM_HASH_MD5)
 		return md5 ? md5 : EVP_md5();
+	if (algo == HM_HASH_SHA1)
+		return sha1 ? sha1 : EVP_sha1();
 	return sha256 ? sha256 : EVP_sha256();
 }
 
@@ -143,6 +147,112 @@ out:
 		errno = EIO;
 	EVP_MD_CTX_free(ctx);
 	free(own);
+	return r;
+}
+
+struct hm_hash_ctx *
+hm_hash_begin(enum hm_hash_algo algo)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+	if (ctx && !EVP_DigestInit_ex(ctx, md_of(algo), NULL)) {
+		EVP_MD_CTX_free(ctx);
+		ctx = NULL;
+	}
+	if (!ctx)
+		errno = ENOMEM;
+	return (struct hm_hash_ctx *)ctx;
+}
+
+int
+hm_hash_update(struct hm_hash_ctx *ctx, const void *buf, size_t len)
+{
+	return EVP_DigestUpdate((EVP_MD_CTX *)ctx, buf, len) ? 0 : -1;
+}
+
+int
+hm_hash_end(struct hm_hash_ctx *ctx, char *hex)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n;
+	int r = -1;
+
+	if (ctx && EVP_DigestFinal_ex((EVP_MD_CTX *)ctx, md, &n)) {
+		to_hex(md, n, hex);
+		r = 0;
+	}
+	EVP_MD_CTX_free((EVP_MD_CTX *)ctx);
+	return r;
+}
+
+int
+hm_hash_fd_blob(int fd, size_t size, char *sha256_hex, char *blob)
+{
+	struct hm_hash_ctx *s = hm_hash_begin(HM_HASH_SHA256), *g = hm_hash_begin(HM_HASH_SHA1);
+	char head[32], *buf = malloc(HASH_BUF);
+	size_t total = 0;
+	int r = -1, n = snprintf(head, sizeof(head), "blob %zu", size);
+
+	if (!s || !g || !buf || hm_hash_update(g, head, (size_t)n + 1) < 0)
+		goto out;
+	for (;;) {
+		ssize_t got = read(fd, buf, HASH_BUF);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			goto out;
+		if (got == 0)
+			break;
+		total += (size_t)got;
+		if (total > size)
+			break;
+		if (hm_hash_update(s, buf, (size_t)got) < 0 ||
+		    hm_hash_update(g, buf, (size_t)got) < 0)
+			goto out;
+	}
+	if (total != size)
+		errno = EAGAIN;
+	else
+		r = 0;
+out:
+	if (hm_hash_end(s, sha256_hex) < 0 || hm_hash_end(g, blob) < 0)
+		r = -1;
+	free(buf);
+	return r;
+}
+
+int
+hm_hash_copy_fd(int from, int to, char *sha256_hex)
+{
+	struct hm_hash_ctx *s = hm_hash_begin(HM_HASH_SHA256);
+	char *buf = malloc(HASH_BUF);
+	int r = -1;
+
+	if (!s || !buf)
+		goto out;
+	for (;;) {
+		ssize_t got = read(from, buf, HASH_BUF), put;
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			goto out;
+		if (got == 0)
+			break;
+		if (hm_hash_update(s, buf, (size_t)got) < 0)
+			goto out;
+		for (char *b = buf; got > 0; b += put, got -= put)
+			if ((put = write(to, b, (size_t)got)) < 0 && errno != EINTR)
+				goto out;
+			else if (put < 0)
+				put = 0;
+	}
+	r = 0;
+out:
+	if (hm_hash_end(s, sha256_hex) < 0)
+		r = -1;
+	free(buf);
 	return r;
 }
 

@@ -198,3 +198,47 @@ need_lineage() {
 	[[ "$stderr" == *"heimdal-lineage was not found"* ]] || fail "tool not named"
 	[ "$(snapshot "$HOME")" = "$before" ] || fail "files changed"
 }
+
+# Peak resident memory (KiB) of a command, through getrusage of the child.
+peak_kib() {
+	python3 -c 'import resource,subprocess,sys
+r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+sys.exit(r.returncode)' "$@"
+}
+
+@test "apply streams contents: 384 MiB of dotfiles deploy, update and back up within 64 MiB" {
+	for f in big1 big2 big3; do head -c 128M /dev/zero >"$DOT/$f"; done
+	git -C "$DOT" add big1 big2 big3
+	git -C "$DOT" commit -qm big
+	run peak_kib heimdal apply
+	expect_status 0
+	[ "$output" -lt 65536 ] || fail "apply used ${output} KiB for new files"
+	cmp "$DOT/big2" "$HOME/big2"
+	# Upstream changes big1 (update, through the record); big3 changes both
+	# here and upstream, so --force replaces it with a backup of 128 MiB.
+	printf 'upstream\n' | tee -a "$DOT/big1" >>"$DOT/big3" && git -C "$DOT" commit -qam up
+	printf 'here\n' >>"$HOME/big3"
+	printf 'work tree\n' >>"$DOT/big2" # not committed: its blob is streamed in
+	run peak_kib heimdal apply --force
+	expect_status 0
+	[ "$output" -lt 65536 ] || fail "apply used ${output} KiB for updates"
+	cmp "$DOT/big1" "$HOME/big1" && cmp "$DOT/big2" "$HOME/big2" && cmp "$DOT/big3" "$HOME/big3"
+	backup=$(find "$HEIMDAL_HOME/backups/files" -name big3)
+	[ "$(tail -c 5 "$backup")" = here ] || fail "no backup of the changed file"
+	blob=$(jq -r '.files.big2.blob' "$HEIMDAL_HOME/deployed.json")
+	[ "$(git -C "$DOT" cat-file -t "$blob")" = blob ] || fail "the deployed blob is not kept"
+	[ "$(git -C "$DOT" hash-object big2)" = "$blob" ]
+}
+
+@test "apply reads the repository's files through no symlink: a linked directory in the work tree is skipped" {
+	outside="$BATS_TEST_TMPDIR/outside"
+	mkdir -p "$outside" && printf 'secret\n' >"$outside/config"
+	heimdal apply >/dev/null
+	rm -rf "$DOT/.config/app" && ln -s "$outside" "$DOT/.config/app"
+	printf 'x\n' >"$HOME/.config/app/config.new"
+	run --separate-stderr heimdal apply
+	expect_status 1
+	[[ "$stderr" == *".config/app/config: cannot be read from the repository; skipped"* ]] || fail "no warning: $stderr"
+	[ "$(cat "$HOME/.config/app/config")" = "key = value" ] || fail "deployed through the link"
+}

@@ -20,7 +20,14 @@
  * skipped (--force overwrites it, keeping a backup).  A plan is made first,
  * touching nothing; only then apply_write() writes: every new content to a
  * temporary beside its target, one syncfs for the lot (git's batched fsync),
- * then the renames, so a crash leaves each target old or new.  The state is
+ * then the renames, so a crash leaves each target old or new.
+ *
+ * Every file is reached through its directory resolved beneath its root at
+ * the moment of use (hm_beneath): $HOME's files, and the repository's, which
+ * are read through no symlink at all.  Contents are streamed: the plan keeps
+ * checksums, not files, and the write copies each file from the repository
+ * again, checking it is what the plan saw; only the files a merge needs are
+ * held in memory.  The state is
  * written before the record: a crash between the two leaves record entries
  * that no longer match the state, which record_load drops (the file then
  * falls back to its checksum, without a base to merge against).
@@ -80,23 +87,24 @@ enum act {
 
 struct item {
 	char *key, *target;
+	const char *src; /* the repository's file, in its work tree (borrowed) */
 	enum act act;
-	unsigned mode;      /* the mode the write gives */
-	unsigned repo_mode; /* the repository's: 0644 or 0755 */
-	char *data;         /* the repository's content */
-	size_t len;
-	char *old; /* the target's content (or a link's target), for the backup */
-	size_t old_len;
-	char *merged; /* a merge's text (clean, or with conflict markers) */
+	unsigned mode;                /* the mode the write gives */
+	unsigned repo_mode;           /* the repository's: 0644 or 0755 */
+	size_t size;                  /* the repository's file: its size, */
+	char sum[HM_HASH_HEX_MAX];    /* SHA-256 */
+	char blob[GIT_OID_HEXSZ + 1]; /* and git blob id */
+	char *link;                   /* a symlink's text, for its backup */
+	char *merged;                 /* a merge's text (clean, or with conflict markers) */
 	size_t merged_len;
 	const char *wpath; /* where the write goes: target, or the .heimdal-merge beside it */
-	const char *wdata;
+	int wsrc;          /* what it puts: the repository's file, */
+	const char *wdata; /* or wdata[0..wlen) */
 	size_t wlen;
-	char *side;                /* target + MERGE_SUFFIX */
-	char *side_done;           /* a .heimdal-merge the write settles: removed after */
-	jv base;                   /* the record's entry (invalid when none) */
-	char sum[HM_HASH_HEX_MAX]; /* SHA-256 of data */
-	char *tmp;                 /* the temporary while it is in flight */
+	char *side;      /* target + MERGE_SUFFIX */
+	char *side_done; /* a .heimdal-merge the write settles: removed after */
+	jv base;         /* the record's entry (invalid when none) */
+	char *tmp;       /* the temporary while it is in flight */
 	char *backup;
 };
 
@@ -105,7 +113,7 @@ struct plan {
 	size_t n;
 	const char *home;
 	char *home_real, *work_real;
-	int home_fd; /* $HOME's directory, while apply_write runs */
+	int home_fd, work_fd; /* the two roots everything is resolved beneath */
 	git_repository *repo;
 	const struct apply_opts *o;
 	size_t skipped, conflicts;
@@ -159,9 +167,9 @@ backs_up(enum act a)
 	return a == A_FORCE || a == A_FORCE_LINK || a == A_MERGED;
 }
 
-/* Does content match checksum hex (SHA-256, or a legacy MD5)? */
+/* Does the content of fd, whose SHA-256 is sha, match checksum hex (SHA-256, or a legacy MD5)? */
 static int
-matches(const char *hex, const char *buf, size_t len, const char *sha)
+matches(const char *hex, int fd, const char *sha)
 {
 	char md5[HM_HASH_HEX_MAX];
 
@@ -169,7 +177,8 @@ matches(const char *hex, const char *buf, size_t len, const char *sha)
 	case HM_HASH_SHA256:
 		return strcmp(hex, sha) == 0;
 	case HM_HASH_MD5:
-		return hm_hash_buf(HM_HASH_MD5, buf, len, md5) == 0 && strcmp(hex, md5) == 0;
+		return lseek(fd, 0, SEEK_SET) == 0 &&
+		       hm_hash_fd(HM_HASH_MD5, fd, NULL, 0, 0, md5) == 0 && strcmp(hex, md5) == 0;
 	default:
 		return 0;
 	}
@@ -191,30 +200,37 @@ is_binary(const char *buf, size_t len)
 	return memchr(buf, '\0', len < 8000 ? len : 8000) != NULL;
 }
 
+/* All of fd, from its start: 0, or -1. */
+static int
+read_all(int fd, char **buf, size_t *len)
+{
+	return lseek(fd, 0, SEEK_SET) == 0 ? hm_read_fd(fd, buf, len) : -1;
+}
+
 /*
  * Changed on both sides: merge here (it->old) and upstream (it->data) on the
  * deployed content.  A_MERGED with the text, or A_CONFLICT (with the text and
  * its markers for a text file; nothing for a binary one or an unknown base).
  */
 static void
-merge_file(struct plan *p, struct item *it)
+merge_file(struct plan *p, struct item *it, int here, int up)
 {
 	git_merge_file_input anc = GIT_MERGE_FILE_INPUT_INIT, ours = GIT_MERGE_FILE_INPUT_INIT;
 	git_merge_file_input theirs = GIT_MERGE_FILE_INPUT_INIT;
 	git_merge_file_options opts = GIT_MERGE_FILE_OPTIONS_INIT;
 	git_merge_file_result res = { 0 };
-	char *base = NULL;
-	size_t blen = 0;
+	char *base = NULL, *hbuf = NULL, *ubuf = NULL;
+	size_t blen = 0, hlen = 0, ulen = 0;
 
 	it->act = A_CONFLICT;
+	it->wsrc = 0;
 	if (record_blob(p->repo, it->base, &base, &blen) < 0 || is_binary(base, blen) ||
-	    is_binary(it->old, it->old_len) || is_binary(it->data, it->len)) {
-		free(base);
-		return;
-	}
+	    read_all(here, &hbuf, &hlen) < 0 || is_binary(hbuf, hlen) ||
+	    read_all(up, &ubuf, &ulen) < 0 || is_binary(ubuf, ulen))
+		goto out;
 	anc.ptr = base, anc.size = blen, anc.path = it->key;
-	ours.ptr = it->old, ours.size = it->old_len, ours.path = it->key;
-	theirs.ptr = it->data, theirs.size = it->len, theirs.path = it->key;
+	ours.ptr = hbuf, ours.size = hlen, ours.path = it->key;
+	theirs.ptr = ubuf, theirs.size = ulen, theirs.path = it->key;
 	opts.ancestor_label = "deployed";
 	opts.our_label = "here";
 	opts.their_label = "upstream";
@@ -226,7 +242,10 @@ merge_file(struct plan *p, struct item *it)
 			it->act = A_MERGED;
 	}
 	git_merge_file_result_free(&res);
+out:
 	free(base);
+	free(hbuf);
+	free(ubuf);
 }
 
 /* 1 when buf holds a line a merge marks conflicts with. */
@@ -249,6 +268,41 @@ has_markers(const char *buf, size_t len)
 	return 0;
 }
 
+/* path (under $HOME) relative to it. */
+static const char *
+rel_of(const struct plan *p, const char *path)
+{
+	return path + strlen(p->home) + 1;
+}
+
+/* A regular file under $HOME read beneath it: 0, or -1 (errno set). */
+static int
+read_beneath(struct plan *p, const char *path, char **buf, size_t *len)
+{
+	struct stat st;
+	int fd = hm_beneath_open(p->home_fd, p->home_real, rel_of(p, path), &st), r;
+
+	if (fd < 0)
+		return -1;
+	r = hm_read_fd(fd, buf, len);
+	close(fd);
+	return r;
+}
+
+static int
+exists_beneath(struct plan *p, const char *path)
+{
+	const char *base;
+	struct stat st;
+	int dfd = hm_beneath_parent(p->home_fd, p->home_real, rel_of(p, path), 0, &base), r;
+
+	if (dfd < 0)
+		return 0;
+	r = fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	close(dfd);
+	return r;
+}
+
 /* resolve: the user's choice for a file in conflict (or any tracked file). */
 static void
 plan_take(struct plan *p, struct item *it)
@@ -261,7 +315,7 @@ plan_take(struct plan *p, struct item *it)
 	switch (p->o->take) {
 	case TAKE_THEIRS:
 		it->act = A_FORCE;
-		it->wdata = it->data, it->wlen = it->len;
+		it->wsrc = 1;
 		break;
 	case TAKE_OURS:
 		it->act = A_ACCEPT;
@@ -269,7 +323,7 @@ plan_take(struct plan *p, struct item *it)
 	case TAKE_MERGED:
 		free(it->merged);
 		it->merged = NULL;
-		if (hm_file_read(it->side, &it->merged, &it->merged_len) < 0)
+		if (read_beneath(p, it->side, &it->merged, &it->merged_len) < 0)
 			hm_die(HM_EXIT_USAGE,
 			       "%s: no merge to take (it is written when apply "
 			       "cannot merge the file)",
@@ -280,61 +334,79 @@ plan_take(struct plan *p, struct item *it)
 			       "or take a side with --ours or --theirs",
 			       it->side);
 		it->act = A_FORCE;
+		it->wsrc = 0;
 		it->wdata = it->merged, it->wlen = it->merged_len;
 		break;
 	default:
 		return;
 	}
-	if (hm_file_exists(it->side))
+	if (exists_beneath(p, it->side))
 		it->side_done = hm_xstrdup(it->side);
 }
 
-static void
-plan_file(struct plan *p, struct item *it, const struct dotfile *f, const char *workdir)
+/* A symlink's text (new buffer), or NULL. */
+static char *
+read_link(int dfd, const char *base)
 {
-	char *src = hm_path_join(workdir, f->src), cur_sum[HM_HASH_HEX_MAX];
+	char link[PATH_MAX];
+	ssize_t n = readlinkat(dfd, base, link, sizeof(link) - 1);
+
+	return n < 0 ? NULL : hm_xasprintf("%.*s", (int)n, link);
+}
+
+/*
+ * The file here (beneath $HOME, never through its own symlink) opened for
+ * reading: a descriptor with st, or -1 with it->act set to what applies to
+ * a file that is missing, a link, or not a regular file.
+ */
+static int
+open_here(struct plan *p, struct item *it, struct stat *st)
+{
+	const char *base;
+	int dfd = hm_beneath_parent(p->home_fd, p->home_real, it->key, 0, &base), fd;
+
+	if (dfd < 0) {
+		it->act = errno == ENOENT                    ? A_NEW
+			  : errno == EXDEV || errno == ELOOP ? A_SKIP_OUTSIDE
+							     : A_SKIP_OTHER;
+		return -1;
+	}
+	fd = hm_open_regular_at(dfd, base, st);
+	if (fd < 0 && errno == ELOOP) {
+		it->link = read_link(dfd, base);
+		it->act = p->o->force && it->link ? A_FORCE_LINK : A_SKIP_LINK;
+	} else if (fd < 0) {
+		it->act = errno == ENOENT ? A_NEW : A_SKIP_OTHER;
+	}
+	close(dfd);
+	return fd;
+}
+
+static void
+plan_file(struct plan *p, struct item *it, const struct dotfile *f)
+{
 	const char *bsum = jv_is_valid(it->base) ? hm_json_str(it->base, "sha256") : NULL;
 	const char *bmode = jv_is_valid(it->base) ? hm_json_str(it->base, "mode") : NULL;
+	char cur_sum[HM_HASH_HEX_MAX];
 	struct stat st;
+	int up, here = -1;
 
 	it->mode = it->repo_mode = f->mode;
+	it->src = f->src;
 	it->side = hm_xasprintf("%s%s", it->target, MERGE_SUFFIX);
-	/* The repository's file itself: never through a symlink out of the work tree. */
-	if (!porcelain_inside(p->work_real, src) ||
-	    porcelain_read_regular(src, SIZE_MAX, &it->data, &it->len) < 0 ||
-	    hm_hash_buf(HM_HASH_SHA256, it->data, it->len, it->sum) < 0) {
+	/* The repository's file itself: beneath its work tree, through no symlink. */
+	up = hm_beneath_open(p->work_fd, NULL, f->src, &st);
+	if (up < 0 || hm_hash_fd_blob(up, (size_t)st.st_size, it->sum, it->blob) < 0) {
 		it->act = A_SKIP_SOURCE;
-		free(src);
-		return;
+		goto out;
 	}
-	free(src);
-	it->wdata = it->data, it->wlen = it->len;
-	if (!porcelain_inside(p->home_real, it->target)) {
-		it->act = A_SKIP_OUTSIDE;
-		return;
-	}
-	if (lstat(it->target, &st) < 0) {
-		it->act = errno == ENOENT ? A_NEW : A_SKIP_OTHER;
-		return;
-	}
-	if (S_ISLNK(st.st_mode)) {
-		char link[PATH_MAX];
-		ssize_t n = readlink(it->target, link, sizeof(link) - 1);
-
-		it->act = p->o->force && n >= 0 ? A_FORCE_LINK : A_SKIP_LINK;
-		if (n >= 0) {
-			it->old = hm_xmalloc(n + 1);
-			memcpy(it->old, link, n);
-			it->old[n] = '\0';
-			it->old_len = n;
-		}
-		return;
-	}
-	if (!S_ISREG(st.st_mode) ||
-	    porcelain_read_nofollow(it->target, &it->old, &it->old_len) < 0 ||
-	    hm_hash_buf(HM_HASH_SHA256, it->old, it->old_len, cur_sum) < 0) {
+	it->size = (size_t)st.st_size;
+	it->wsrc = 1;
+	if ((here = open_here(p, it, &st)) < 0)
+		goto out;
+	if (hm_hash_fd(HM_HASH_SHA256, here, NULL, 0, (size_t)st.st_size, cur_sum) < 0) {
 		it->act = A_SKIP_OTHER;
-		return;
+		goto out;
 	}
 	it->mode = update_mode(st.st_mode, f->mode);
 	if (strcmp(cur_sum, it->sum) == 0) {
@@ -345,31 +417,34 @@ plan_file(struct plan *p, struct item *it, const struct dotfile *f, const char *
 		 * three-way when the mode deployed is known. */
 		if (here_x == repo_x)
 			it->act = A_SAME;
-		else if (bmode && bsum && matches(bsum, it->data, it->len, it->sum) &&
-			 here_x != base_x && repo_x == base_x)
+		else if (bmode && bsum && matches(bsum, up, it->sum) && here_x != base_x &&
+			 repo_x == base_x)
 			it->act = A_LOCAL;
 		else
 			it->act = A_MODE;
 	} else if (!bsum) {
 		it->act = p->o->force ? A_FORCE : A_SKIP_DRIFT;
-	} else if (matches(bsum, it->old, it->old_len, cur_sum)) {
+	} else if (matches(bsum, here, cur_sum)) {
 		it->act = A_UPDATE;
-	} else if (matches(bsum, it->data, it->len, it->sum)) {
+	} else if (matches(bsum, up, it->sum)) {
 		it->act = A_LOCAL;
 	} else if (p->o->force) {
 		it->act = A_FORCE;
 	} else {
-		merge_file(p, it);
+		merge_file(p, it, here, up);
 		if (it->act == A_MERGED)
 			it->wdata = it->merged, it->wlen = it->merged_len;
 		else if (it->merged)
 			it->wpath = it->side, it->wdata = it->merged, it->wlen = it->merged_len,
 			it->mode = 0600;
-		else
-			it->wdata = NULL;
 	}
 	if (p->o->take != TAKE_NONE)
 		plan_take(p, it);
+out:
+	if (up >= 0)
+		close(up);
+	if (here >= 0)
+		close(here);
 }
 
 /* A file the last apply deployed that the repository no longer has. */
@@ -378,25 +453,22 @@ plan_removed(struct plan *p, struct item *it)
 {
 	const char *old = hm_json_str(it->base, "sha256");
 	struct stat st;
-	char *buf, sum[HM_HASH_HEX_MAX];
-	size_t len;
+	char sum[HM_HASH_HEX_MAX];
+	int fd;
 
-	if (!old || !porcelain_inside(p->home_real, it->target)) {
+	if (!old) {
 		it->act = A_KEEP;
 		return;
 	}
-	if (lstat(it->target, &st) < 0) {
-		it->act = A_GONE;
+	if ((fd = hm_beneath_open(p->home_fd, p->home_real, it->key, &st)) < 0) {
+		it->act = errno == ENOENT ? A_GONE : A_KEEP;
 		return;
 	}
-	if (!S_ISREG(st.st_mode) || porcelain_read_nofollow(it->target, &buf, &len) < 0) {
-		it->act = A_KEEP;
-		return;
-	}
-	it->act = hm_hash_buf(HM_HASH_SHA256, buf, len, sum) == 0 && matches(old, buf, len, sum)
+	it->act = hm_hash_fd(HM_HASH_SHA256, fd, NULL, 0, (size_t)st.st_size, sum) == 0 &&
+				  matches(old, fd, sum)
 			  ? A_REMOVE
 			  : A_KEEP;
-	free(buf);
+	close(fd);
 }
 
 /* 1 when key is among the paths asked for (all when there are none). */
@@ -444,7 +516,7 @@ make_plan(struct plan *p, const struct dotfiles *d, jv files)
 		struct item *it = new_item(p, d->f[i].key, files);
 
 		if (wanted(p->o, it->key))
-			plan_file(p, it, &d->f[i], d->workdir);
+			plan_file(p, it, &d->f[i]);
 		else
 			it->act = A_OTHER;
 	}
@@ -524,28 +596,61 @@ mkdir_parent(const char *path, mode_t mode)
  */
 #define FEW 16
 
-/* A new file at path (which must not exist) with buf; fsync'd when durable. */
+/*
+ * The backup of it's target: a copy of the file here as it is now (read
+ * beneath $HOME) at it->backup (which must not exist), mode 0600, fsync'd
+ * when durable.  0, or -1 (errno set).
+ */
 static int
-write_exact(const char *path, const char *buf, size_t len, mode_t mode, int durable)
+back_up(struct plan *p, struct item *it, int durable)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	char sum[HM_HASH_HEX_MAX];
+	struct stat st;
+	int from, to, r;
 
-	if (fd < 0)
+	if (it->act == A_FORCE_LINK)
+		return symlink(it->link, it->backup);
+	if ((from = hm_beneath_open(p->home_fd, p->home_real, it->key, &st)) < 0)
 		return -1;
-	if (write_all(fd, buf, len) < 0 || (durable && fsync(fd) < 0)) {
-		close(fd);
+	to = open(it->backup, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	r = to < 0 || hm_hash_copy_fd(from, to, sum) < 0 || (durable && fsync(to) < 0) ? -1 : 0;
+	close(from);
+	if (to >= 0 && close(to) < 0)
+		r = -1;
+	return r;
+}
+
+/*
+ * What the write puts into fd: the merged text, or the repository's file
+ * copied from its work tree, which must still be what the plan saw.
+ */
+static int
+put_content(struct plan *p, const struct item *it, int fd)
+{
+	char sum[HM_HASH_HEX_MAX];
+	struct stat st;
+	int from, r;
+
+	if (!it->wsrc)
+		return write_all(fd, it->wdata, it->wlen);
+	if ((from = hm_beneath_open(p->work_fd, NULL, it->src, &st)) < 0)
 		return -1;
+	r = hm_hash_copy_fd(from, fd, sum);
+	close(from);
+	if (r == 0 && strcmp(sum, it->sum) != 0) {
+		errno = EAGAIN;
+		r = -1;
 	}
-	return close(fd);
+	return r;
 }
 
 /*
  * A new temporary ".NAME.heimdal-XXXXXX" for NAME in the directory dfd, with
- * buf and mode; fsync'd when durable.  Its name goes to tmp (the template).
- * 0, or -1 (errno set, nothing left).
+ * it's content (put_content) and mode; fsync'd when durable.  Its name goes
+ * to tmp (the template).  0, or -1 (errno set, nothing left).
  */
 static int
-write_new(int dfd, char *tmp, const char *buf, size_t len, mode_t mode, int durable)
+write_new(struct plan *p, const struct item *it, int dfd, char *tmp, int durable)
 {
 	static const char chars[] =
 		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -564,7 +669,7 @@ write_new(int dfd, char *tmp, const char *buf, size_t len, mode_t mode, int dura
 	}
 	if (fd < 0)
 		return -1;
-	if (fchmod(fd, mode) < 0 || write_all(fd, buf, len) < 0 || (durable && fsync(fd) < 0)) {
+	if (fchmod(fd, it->mode) < 0 || put_content(p, it, fd) < 0 || (durable && fsync(fd) < 0)) {
 		int e = errno;
 
 		close(fd);
@@ -584,16 +689,13 @@ write_new(int dfd, char *tmp, const char *buf, size_t len, mode_t mode, int dura
 static int
 dir_of(struct plan *p, const char *path, int make, const char **base)
 {
-	const char *rel = path + strlen(p->home) + 1, *slash = strrchr(rel, '/');
-	char *dir = slash ? hm_xasprintf("%.*s", (int)(slash - rel), rel) : hm_xstrdup("");
-	int fd = hm_beneath_dir(p->home_fd, p->home_real, dir, make ? 0755 : 0);
+	int fd =
+		hm_beneath_parent(p->home_fd, p->home_real, rel_of(p, path), make ? 0755 : 0, base);
 
-	*base = slash ? slash + 1 : rel;
 	if (fd < 0)
 		hm_error("%s: %s", path,
 			 errno == EXDEV ? "its directory now leads outside $HOME; not written"
 					: strerror(errno));
-	free(dir);
 	return fd;
 }
 
@@ -633,7 +735,7 @@ changes(const struct plan *p)
 	for (size_t i = 0; i < p->n; i++) {
 		enum act a = p->it[i].act;
 
-		n += (writes(a) && (a != A_CONFLICT || p->it[i].wdata)) || a == A_MODE ||
+		n += (writes(a) && (p->it[i].wsrc || p->it[i].wdata)) || a == A_MODE ||
 		     a == A_REMOVE || p->it[i].side_done;
 	}
 	return n;
@@ -733,7 +835,6 @@ apply_write(struct plan *p)
 	size_t n = changes(p);
 	int shown = 0, few = n <= FEW;
 
-	p->home_fd = -1;
 	if (n == 0)
 		return 0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -754,16 +855,10 @@ apply_write(struct plan *p)
 		it->backup = hm_path_join(bdir, it->key);
 		if (mkdir_parent(it->backup, 0700) < 0)
 			goto fail;
-		if (it->act == A_FORCE_LINK
-			    ? symlink(it->old, it->backup)
-			    : write_exact(it->backup, it->old, it->old_len, 0600, few)) {
+		if (back_up(p, it, few) < 0) {
 			hm_error_errno("%s: cannot back up to %s", it->target, it->backup);
 			goto fail;
 		}
-	}
-	if ((p->home_fd = open(p->home_real, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		hm_error_errno("%s", p->home_real);
-		goto fail;
 	}
 	for (size_t i = 0; i < p->n; i++) {
 		struct item *it = &p->it[i];
@@ -772,13 +867,18 @@ apply_write(struct plan *p)
 		int dfd;
 
 		progress(i, p->n, &t0, &shown);
-		if (!writes(it->act) || (it->act == A_CONFLICT && !it->wdata))
+		if (!writes(it->act) || (!it->wsrc && !it->wdata))
 			continue;
 		if ((dfd = dir_of(p, it->wpath, 1, &base)) < 0)
 			goto fail;
 		name = hm_xasprintf(".%s.heimdal-XXXXXX", base);
-		if (write_new(dfd, name, it->wdata, it->wlen, it->mode, few) < 0) {
-			hm_error_errno("%s: cannot write", it->wpath);
+		if (write_new(p, it, dfd, name, few) < 0) {
+			if (errno == EAGAIN)
+				hm_error("%s: the repository's file changed while it was applied; "
+					 "nothing written, run the command again",
+					 it->src);
+			else
+				hm_error_errno("%s: cannot write", it->wpath);
 			free(name);
 			close(dfd);
 			goto fail;
@@ -802,14 +902,11 @@ apply_write(struct plan *p)
 	if (shown)
 		fprintf(stderr, "\rApplying dotfiles: %zu/%zu\n", p->n, p->n);
 	free(bdir);
-	close(p->home_fd);
 	/* The renames themselves, durable before the state says they happened. */
 	return few ? sync_dirs(p) : sync_all(p);
 fail:
 	remove_temps();
 	free(bdir);
-	if (p->home_fd >= 0)
-		close(p->home_fd);
 	return hm_fail(HM_EXIT_ENV);
 }
 
@@ -982,6 +1079,62 @@ preview(struct plan *p)
 	return out;
 }
 
+/* Does the record keep the repository's content for it (new_record)? */
+static int
+records_upstream(enum act a)
+{
+	return a == A_NEW || a == A_UPDATE || a == A_SAME || a == A_MODE || a == A_FORCE ||
+	       a == A_FORCE_LINK || a == A_MERGED || a == A_ACCEPT;
+}
+
+/*
+ * Every blob the new record names kept in the repository's object database
+ * (the base of the next three-way decision): a file edited in the work tree
+ * and not committed has none yet; it is streamed in.  0, or -1 (printed).
+ */
+static int
+keep_blobs(struct plan *p)
+{
+	char buf[65536];
+	git_odb *odb;
+	int r = 0;
+
+	if (git_repository_odb(&odb, p->repo) < 0)
+		return hm_error("%s: %s", git_repository_path(p->repo), git_error_last()->message);
+	for (size_t i = 0; i < p->n && r == 0; i++) {
+		struct item *it = &p->it[i];
+		git_odb_stream *ws = NULL;
+		git_oid id, got;
+		struct stat st;
+		ssize_t n = 0;
+		int fd;
+
+		if (!records_upstream(it->act) || git_oid_fromstr(&id, it->blob) < 0 ||
+		    git_odb_exists(odb, &id))
+			continue;
+		if ((fd = hm_beneath_open(p->work_fd, NULL, it->src, &st)) < 0)
+			r = hm_error_errno("%s", it->src);
+		else if (git_odb_open_wstream(&ws, odb, it->size, GIT_OBJECT_BLOB) < 0)
+			r = -1;
+		while (r == 0 && (n = read(fd, buf, sizeof(buf))) != 0)
+			if ((n < 0 && errno != EINTR) ||
+			    (n > 0 && git_odb_stream_write(ws, buf, (size_t)n) < 0))
+				r = -1;
+		if (r == 0 &&
+		    (git_odb_stream_finalize_write(&got, ws) < 0 || !git_oid_equal(&id, &got)))
+			r = -1;
+		if (r < 0 && fd >= 0)
+			hm_error("%s: cannot keep a deployed file's content: %s", it->src,
+				 git_error_last() ? git_error_last()->message
+						  : "it changed while it was read");
+		git_odb_stream_free(ws);
+		if (fd >= 0)
+			close(fd);
+	}
+	git_odb_free(odb);
+	return r;
+}
+
 /*
  * The record after the apply: what was deployed, with the repository's
  * content as the base (after a merge too: the merged text holds this
@@ -995,29 +1148,12 @@ new_record(struct plan *p, jv old, const char *head)
 	for (size_t i = 0; i < p->n; i++) {
 		struct item *it = &p->it[i];
 
-		switch (it->act) {
-		case A_NEW:
-		case A_UPDATE:
-		case A_SAME:
-		case A_MODE:
-		case A_FORCE:
-		case A_FORCE_LINK:
-		case A_MERGED:
-		case A_ACCEPT:
-			files = jv_object_set(
-				files, jv_string(it->key),
-				record_entry(p->repo, it->data, it->len, it->repo_mode));
-			break;
-		case A_REMOVE:
-		case A_KEEP:
-		case A_GONE:
-		case A_UNTRACK:
-			break;
-		default:
-			if (jv_is_valid(it->base))
-				files = jv_object_set(files, jv_string(it->key), jv_copy(it->base));
-			break;
-		}
+		if (records_upstream(it->act))
+			files = jv_object_set(files, jv_string(it->key),
+					      record_entry_of(it->blob, it->sum, it->repo_mode));
+		else if (it->act != A_REMOVE && it->act != A_KEEP && it->act != A_GONE &&
+			 it->act != A_UNTRACK && jv_is_valid(it->base))
+			files = jv_object_set(files, jv_string(it->key), jv_copy(it->base));
 	}
 	jv_free(old);
 	return JV_OBJECT(jv_string("version"), jv_number(1), jv_string("commit"),
@@ -1076,6 +1212,10 @@ apply_run(git_repository *repo, jv *statep, const struct apply_opts *o)
 		exit(hm_last_code());
 	if (!(p.work_real = realpath(d.workdir, NULL)))
 		hm_die_errno(HM_EXIT_ENV, "%s", d.workdir);
+	if ((p.home_fd = open(p.home_real, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+		hm_die_errno(HM_EXIT_ENV, "%s", p.home_real);
+	if ((p.work_fd = open(p.work_real, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+		hm_die_errno(HM_EXIT_ENV, "%s", p.work_real);
 	for (char *const *k = o->only; k && *k; k++)
 		if (!porcelain_dotfiles_find(&d, *k))
 			hm_die(HM_EXIT_USAGE, "%s: not a file the repository deploys", *k);
@@ -1093,6 +1233,8 @@ apply_run(git_repository *repo, jv *statep, const struct apply_opts *o)
 		jv_free(record);
 	} else {
 		clear_dead_temps(&p);
+		if (keep_blobs(&p) < 0)
+			exit(HM_EXIT_ENV);
 		record = new_record(&p, record, have_head ? head : NULL);
 		/* The new state first, so a failed bump leaves everything as it was. */
 		state = jv_object_set(state, jv_string("checksums"), record_checksums(record));
@@ -1113,8 +1255,7 @@ apply_run(git_repository *repo, jv *statep, const struct apply_opts *o)
 	for (size_t i = 0; i < p.n; i++) {
 		free(p.it[i].key);
 		free(p.it[i].target);
-		free(p.it[i].data);
-		free(p.it[i].old);
+		free(p.it[i].link);
 		free(p.it[i].merged);
 		free(p.it[i].side);
 		free(p.it[i].side_done);
@@ -1125,6 +1266,8 @@ apply_run(git_repository *repo, jv *statep, const struct apply_opts *o)
 	free(p.it);
 	free(temps);
 	temps = NULL;
+	close(p.home_fd);
+	close(p.work_fd);
 	free(p.home_real);
 	free(p.work_real);
 	free((char *)profile);

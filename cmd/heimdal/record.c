@@ -151,7 +151,13 @@ record_entry(git_repository *repo, const char *buf, size_t len, unsigned mode)
 		       git_error_last() ? git_error_last()->message : "?");
 	git_odb_free(odb);
 	git_oid_tostr(hex, sizeof(hex), &id);
-	return JV_OBJECT(jv_string("blob"), jv_string(hex), jv_string("sha256"), jv_string(sum),
+	return record_entry_of(hex, sum, mode);
+}
+
+jv
+record_entry_of(const char *blob, const char *sha256, unsigned mode)
+{
+	return JV_OBJECT(jv_string("blob"), jv_string(blob), jv_string("sha256"), jv_string(sha256),
 			 jv_string("mode"), jv_string(mode & 0111 ? "100755" : "100644"));
 }
 

@@ -57,6 +57,9 @@ jv record_checksums(jv record);
  */
 jv record_entry(git_repository *repo, const char *buf, size_t len, unsigned mode);
 
+/* The entry for a blob already kept, by its id (hex), SHA-256 and mode. */
+jv record_entry_of(const char *blob, const char *sha256, unsigned mode);
+
 /* The entry's blob content (entry borrowed): 0 and *buf (malloc'd), or -1 when unknown. */
 int record_blob(git_repository *repo, jv entry, char **buf, size_t *len);
 
