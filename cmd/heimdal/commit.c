@@ -14,6 +14,7 @@
  */
 #include "builtin.h"
 #include "record.h"
+#include "hm_beneath.h"
 #include "hm_error.h"
 #include "hm_file.h"
 #include "hm_git.h"
@@ -24,12 +25,14 @@
 #include "hm_state.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define REPO_STATE ".heimdal/state.json"
 
@@ -48,7 +51,7 @@ struct review {
 	jv files;      /* the new record's files */
 	git_repository *repo;
 	const char *home_real;
-	const char *work_real; /* the work tree's realpath */
+	int home_fd, work_fd; /* $HOME and the work tree, everything read beneath them */
 };
 static _Noreturn void
 usage(FILE *f, int code)
@@ -131,55 +134,65 @@ commit_all(git_repository *repo, const char *dir, const struct accepted *a, size
 	git_index_free(index);
 }
 
-/* The file here (borrowed path), its bytes and mode; 0, or -1 (warned) when not a file. */
+/*
+ * A regular file beneath the root (root_real NULL: through no symlink at
+ * all), read whole: 0, or -1 with errno (ELOOP: a symlink; EINVAL: not a
+ * regular file; EXDEV: its directory leads out of the root).
+ */
 static int
-read_here(struct review *rv, const char *key, const char *path, char **buf, size_t *len,
-	  mode_t *mode, int deployed)
+read_beneath(int root_fd, const char *root_real, const char *rel, char **buf, size_t *len,
+	     struct stat *st)
+{
+	int fd = hm_beneath_open(root_fd, root_real, rel, st), r, e;
+
+	if (fd < 0)
+		return -1;
+	r = hm_read_fd(fd, buf, len);
+	e = errno;
+	close(fd);
+	errno = e;
+	return r;
+}
+
+/* The file here, its bytes and mode; 0, or -1 (warned) when not a file. */
+static int
+read_here(struct review *rv, const char *key, char **buf, size_t *len, mode_t *mode, int deployed)
 {
 	struct stat st;
 
-	if (lstat(path, &st) < 0) {
-		if (errno == ENOENT && deployed)
-			hm_warn("%s: missing from $HOME; not committed ('heimdal apply' restores "
-				"it)",
-				key);
-		else if (errno != ENOENT)
-			hm_warn("%s: %s; not committed", key, strerror(errno));
-		return -1;
+	if (read_beneath(rv->home_fd, rv->home_real, key, buf, len, &st) == 0) {
+		*mode = st.st_mode & 0100 ? 0755 : 0644;
+		return 0;
 	}
-	if (!S_ISREG(st.st_mode) || !porcelain_inside(rv->home_real, path)) {
+	if (errno == ENOENT && deployed)
+		hm_warn("%s: missing from $HOME; not committed ('heimdal apply' restores it)", key);
+	else if (errno != ENOENT)
 		hm_warn("%s: %s; not committed", key,
-			S_ISLNK(st.st_mode)   ? "a symlink in $HOME"
-			: S_ISREG(st.st_mode) ? "its directory resolves outside $HOME"
-					      : "not a regular file");
-		return -1;
-	}
-	if (porcelain_read_nofollow(path, buf, len) < 0) {
-		hm_warn("%s: %s; not committed", key, strerror(errno));
-		return -1;
-	}
-	*mode = st.st_mode & 0100 ? 0755 : 0644;
-	return 0;
+			errno == ELOOP    ? "a symlink in $HOME"
+			: errno == EXDEV  ? "its directory resolves outside $HOME"
+			: errno == EINVAL ? "not a regular file"
+					  : strerror(errno));
+	return -1;
 }
 
 /* Decide one tracked file three-way: accept it, leave it, or count it as both changed. */
 static void
-review_file(struct review *rv, const struct dotfile *f, const char *home, const char *workdir)
+review_file(struct review *rv, const struct dotfile *f, const char *workdir)
 {
 	jv base = jv_object_get(jv_copy(rv->files), jv_string(f->key));
 	const char *bsum = jv_is_valid(base) ? hm_json_str(base, "sha256") : NULL;
 	const char *bmode = jv_is_valid(base) ? hm_json_str(base, "mode") : NULL;
-	char *path = hm_path_join(home, f->key), *dst = hm_path_join(workdir, f->src);
+	char *dst = hm_path_join(workdir, f->src);
 	char *here = NULL, *repo = NULL, hs[HM_HASH_HEX_MAX], rs[HM_HASH_HEX_MAX];
 	size_t hl, rl;
+	struct stat st;
 	mode_t hmode;
 	int same, upstream_moved;
 
-	if (read_here(rv, f->key, path, &here, &hl, &hmode, bsum != NULL) < 0)
+	if (read_here(rv, f->key, &here, &hl, &hmode, bsum != NULL) < 0)
 		goto out;
-	/* The repository's file itself: never written through a symlink out of it. */
-	if (!porcelain_inside(rv->work_real, dst) ||
-	    porcelain_read_regular(dst, SIZE_MAX, &repo, &rl) < 0) {
+	/* The repository's file itself, through no symlink: never written through one. */
+	if (read_beneath(rv->work_fd, NULL, f->src, &repo, &rl, &st) < 0) {
 		hm_warn("%s: %s is not a regular file inside the repository; not committed", f->key,
 			f->src);
 		goto out;
@@ -224,7 +237,6 @@ review_file(struct review *rv, const struct dotfile *f, const char *home, const 
 	dst = here = NULL;
 out:
 	jv_free(base);
-	free(path);
 	free(dst);
 	free(here);
 	free(repo);
@@ -277,8 +289,9 @@ cmd_commit(int argc, char **argv)
 	    porcelain_dotfiles_list(repo, hm_json_str(state, "active_profile"), &d) < 0)
 		exit(hm_last_code());
 	hm_git_head(repo, before);
-	if (!(rv.work_real = realpath(d.workdir, NULL)))
-		hm_die_errno(HM_EXIT_ENV, "%s", d.workdir);
+	if ((rv.work_fd = open(d.workdir, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    (rv.home_fd = open(home_real, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+		hm_die_errno(HM_EXIT_ENV, "%s", rv.work_fd < 0 ? d.workdir : home_real);
 	record = record_load(state);
 	rv.files = jv_object_get(jv_copy(record), jv_string("files"));
 	rv.repo = repo;
@@ -288,7 +301,7 @@ cmd_commit(int argc, char **argv)
 		hm_die(HM_EXIT_ENV, "out of memory");
 	/* Read everything first: nothing is written until every file is decided. */
 	for (size_t i = 0; i < d.n; i++)
-		review_file(&rv, &d.f[i], home, d.workdir);
+		review_file(&rv, &d.f[i], d.workdir);
 	if (rv.both)
 		exit(HM_EXIT_FOUND);
 	if (rv.na == 0 && tracked_changes(repo, dir) == 0) {
@@ -346,7 +359,8 @@ cmd_commit(int argc, char **argv)
 	free(rv.a);
 	free(dir);
 	free(home_real);
-	free((char *)rv.work_real);
+	close(rv.home_fd);
+	close(rv.work_fd);
 	jv_free(state);
 	porcelain_dotfiles_free(&d);
 	git_repository_free(repo);
