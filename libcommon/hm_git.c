@@ -1,4 +1,5 @@
 #include "hm_git.h"
+#include "hm_gitprobe.h"
 #include "hm_error.h"
 #include "hm_file.h"
 #include "hm_json.h"
@@ -574,6 +575,7 @@ net_failure(int err, struct hm_git_netdata *d, const char *what)
 struct clone_args {
 	const char *url;
 	const char *path;
+	int empty_ok;
 };
 
 static int
@@ -589,10 +591,19 @@ clone_child(void *arg, int out_fd)
 	if (local_path_missing(a->url))
 		return -1;
 	hm_git_callbacks(&opts.fetch_opts.callbacks, &d, a->url);
+	if (hm_gitprobe_install() < 0)
+		return hm_error("%s: %s", a->url, hm_git_last_error());
 	err = git_clone(&repo, a->url, a->path, &opts);
 	if (err < 0)
 		return net_failure(err, &d, a->url);
+	/* "Empty" must be verifiably empty, not a silent or broken answer. */
+	err = git_repository_is_empty(repo) == 1 && hm_gitprobe_bare() && !a->empty_ok;
 	git_repository_free(repo);
+	if (err)
+		return hm_error("%s: the server lists no branch and sends no capabilities, so "
+				"the repository cannot be told empty; nothing cloned (when it is "
+				"new and empty, run 'heimdal init' again with --empty)",
+				a->url);
 	return 0;
 }
 
@@ -605,10 +616,11 @@ rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 }
 
 int
-hm_git_clone(const char *url, const char *path, long timeout_s, char *reason, size_t reason_len)
+hm_git_clone(const char *url, const char *path, int empty_ok, long timeout_s, char *reason,
+	     size_t reason_len)
 {
 	char *tmp = hm_xasprintf("%s.clone-XXXXXX", path);
-	struct clone_args a = { url, tmp };
+	struct clone_args a = { url, tmp, empty_ok };
 	int r;
 
 	hm_git_init();

@@ -126,10 +126,12 @@ int hm_git_certificate_check(git_cert *cert, int valid, const char *host, void *
 /*
  * Clone url into path (which must not exist or be an empty directory),
  * bounded by timeout_s.  The clone is made beside path and renamed into place,
- * so an interrupted clone leaves nothing behind.  Returns 0,
- * HM_GIT_UNREACHABLE (reason set) or -1.
+ * so an interrupted clone leaves nothing behind.  A server that lists no
+ * branch must be verifiably empty (a local repository, or a server that
+ * sends its capabilities: hm_gitprobe.h) unless empty_ok: otherwise the
+ * clone fails, saying so.  Returns 0, HM_GIT_UNREACHABLE (reason set) or -1.
  */
-int hm_git_clone(const char *url, const char *path, long timeout_s, char *reason,
+int hm_git_clone(const char *url, const char *path, int empty_ok, long timeout_s, char *reason,
 		 size_t reason_len);
 
 /* The URL of remote name, in a new buffer; NULL when there is no such remote. */

@@ -163,3 +163,36 @@ push_evil() {
 	wait "$flipper" 2>/dev/null || true
 	[ -z "$(find "$outside" -type f)" ] || fail "written outside: $(find "$outside" -type f)"
 }
+
+# hollow_start: a server that answers every git:// request with a bare
+# flush-pkt (no branch, no capabilities) and closes.  Sets HOLLOW_PORT.
+hollow_start() {
+	HOLLOW_PORT=$(free_port)
+	mkdir -p "$BATS_TEST_TMPDIR/servers"
+	python3 -c '
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(16)
+while True:
+    c, _ = s.accept(); c.recv(4096); c.sendall(b"0000"); c.close()
+' "$HOLLOW_PORT" &
+	echo $! >"$BATS_TEST_TMPDIR/servers/hollow.pid"
+	wait_port "$HOLLOW_PORT"
+}
+
+@test "init: a server answering 'no branches' without a git server's capabilities is an error, not an empty repository" {
+	hollow_start
+	git_machine b
+	run --separate-stderr as b heimdal init --profile personal --repo "git://127.0.0.1:$HOLLOW_PORT/dotfiles.git"
+	expect_status 3
+	[ -z "$output" ] || fail "stdout: $output"
+	[[ "$stderr" == *"no branch and no capabilities"*"nothing cloned"* ]] || fail "message: $stderr"
+	[ ! -e "$(mhome b)/.heimdal/state.json" ] || fail "a lineage was started"
+	[ ! -e "$(mhome b)/.dotfiles" ] || fail "a clone was left"
+	# A real empty repository, served by git daemon, still starts a lineage.
+	mkdir -p "$BATS_TEST_TMPDIR/served" && git init -q --bare "$BATS_TEST_TMPDIR/served/empty.git"
+	git_daemon_start "$BATS_TEST_TMPDIR/served"
+	run --separate-stderr as b heimdal init --profile personal --repo "$GIT_DAEMON_URL/empty.git"
+	expect_status 0
+	[[ "$output" == *"Started lineage"* ]] || fail "$output"
+}

@@ -65,7 +65,7 @@ need_tools(void)
 
 /* The clone at path: reused when its origin is url, made otherwise; exits on failure. */
 static git_repository *
-ensure_clone(const char *url, const char *path)
+ensure_clone(const char *url, const char *path, int empty_ok)
 {
 	char reason[512], *have;
 	git_repository *repo = NULL;
@@ -88,7 +88,7 @@ ensure_clone(const char *url, const char *path)
 		return repo;
 	}
 	need_tools();
-	r = hm_git_clone(url, path, remote_timeout(), reason, sizeof(reason));
+	r = hm_git_clone(url, path, empty_ok, remote_timeout(), reason, sizeof(reason));
 	if (r == HM_GIT_UNREACHABLE) {
 		remote_warn_unreachable(reason);
 		hm_die(HM_EXIT_ENV,
@@ -151,7 +151,7 @@ cmd_init(int argc, char **argv)
 	};
 	const char *profile = NULL, *url = NULL, *dir = "~/.dotfiles", *how;
 	char *path, *stored, *state_path, head[41] = "";
-	int c, force = 0, missing, code;
+	int c, force = 0, empty_ok = 0, missing, code;
 	git_repository *repo;
 	jv local, shared, s;
 
@@ -228,7 +228,7 @@ cmd_init(int argc, char **argv)
 	stored = hm_xstrdup(path);
 	if (hm_home_ensure() < 0)
 		exit(HM_EXIT_ENV);
-	repo = ensure_clone(url, path);
+	repo = ensure_clone(url, path, empty_ok);
 	hm_git_head(repo, head); /* stays "" in an empty repository: no commit to record */
 
 	/*
