@@ -10,6 +10,7 @@
  * and exits 1 when the states diverged or are unrelated.
  */
 #include "hm_error.h"
+#include "hm_opt.h"
 #include "hm_json.h"
 #include "hm_lineage.h"
 #include "hm_machine.h"
@@ -22,6 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The usage line under an option error. */
+#define USAGE_LINE "heimdal-lineage (bump --op OP [--git-commit SHA] [--above N] [FILE] | compare [--local FILE --remote FILE [--base FILE]]) [-c]"
 
 static _Noreturn void
 usage(FILE *f, int code)
@@ -47,17 +51,6 @@ usage(FILE *f, int code)
 		"  -h, --help        show this help\n",
 		HM_HISTORY_MAX);
 	exit(code);
-}
-
-static int
-valid_op(const char *op)
-{
-	if (!*op || strlen(op) > 64)
-		return 0;
-	for (const unsigned char *u = (const unsigned char *)op; *u; u++)
-		if (*u <= 0x20 || *u == 0x7f)
-			return 0;
-	return 1;
 }
 
 static int
@@ -176,7 +169,7 @@ main(int argc, char **argv)
 	jv out;
 
 	hm_error_init(argv[0]);
-	while ((c = getopt_long(argc, argv, "ch", opts, NULL)) != -1) {
+	while ((c = hm_opt_next(argc, argv, "o:ch", opts, USAGE_LINE)) != -1) {
 		switch (c) {
 		case 'o':
 			op = optarg;
@@ -201,8 +194,6 @@ main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout, 0);
-		default:
-			usage(stderr, HM_EXIT_USAGE);
 		}
 	}
 	if (optind >= argc)
@@ -217,7 +208,7 @@ main(int argc, char **argv)
 				       : "--base");
 		if (!op)
 			hm_die(HM_EXIT_USAGE, "bump: --op is required");
-		if (!valid_op(op))
+		if (!hm_opt_is_word(op, 64))
 			hm_die(HM_EXIT_USAGE, "--op: not an operation name: '%s'", op);
 		if (sha && !valid_sha(sha))
 			hm_die(HM_EXIT_USAGE, "--git-commit: not a commit id (lowercase hex): '%s'",

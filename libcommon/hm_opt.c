@@ -164,3 +164,16 @@ hm_opt_next(int argc, char **argv, const char *shortopts, const struct option *l
 		return c;
 	}
 }
+
+int
+hm_opt_is_word(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > max)
+		return 0;
+	for (const unsigned char *u = (const unsigned char *)s; *u; u++)
+		if (*u <= 0x20 || *u == 0x7f)
+			return 0;
+	return 1;
+}

@@ -22,6 +22,7 @@
 #define HM_OPT_H
 
 #include <getopt.h>
+#include <stddef.h>
 
 /*
  * The next option as getopt_long returns it (optarg, optind set), or -1 at
@@ -48,5 +49,11 @@ _Noreturn void hm_opt_die(const char *usage, const char *fmt, ...)
  * when it has none; a static buffer, for hm_opt_die messages.
  */
 const char *hm_opt_name(const struct option *longopts, int c);
+
+/*
+ * 1 when s is a word as an option value must be where one is recorded
+ * (--op's operation name): 1 to max bytes, no space, no control character.
+ */
+int hm_opt_is_word(const char *s, size_t max);
 
 #endif
