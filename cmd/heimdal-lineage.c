@@ -25,7 +25,8 @@
 #include <string.h>
 
 /* The usage line under an option error. */
-#define USAGE_LINE "heimdal-lineage (bump --op OP [--git-commit SHA] [--above N] [FILE] | compare [--local FILE --remote FILE [--base FILE]]) [-c]"
+#define USAGE_LINE                                                                                 \
+	"heimdal-lineage (bump --op OP [--git-commit SHA] [--above N] [FILE] | compare [--local FILE --remote FILE [--base FILE]]) [-c]"
 
 static _Noreturn void
 usage(FILE *f, int code)
@@ -41,7 +42,7 @@ usage(FILE *f, int code)
 		"         on stdin, base optional, or the files): equal, ahead, behind\n"
 		"         (exit 0), diverged or unrelated (exit 1).\n"
 		"\n"
-		"  --op OP           the operation to record (apply, sync, resolve, ...)\n"
+		"  -o, --op OP       the operation to record (apply, sync, resolve, ...)\n"
 		"  --git-commit SHA  record SHA as lineage.git_commit\n"
 		"  --above N         the new serial is above N as well (a resolution)\n"
 		"  --local FILE      the local state (compare)\n"

@@ -233,14 +233,16 @@ cmd_run(struct opts *o, char **cmd)
 static const struct verb {
 	const char *name, *usage, *takes;
 } verbs[] = {
-	{ "acquire", "heimdal-lock acquire --op OP [--reason R] [--expected-duration S] [--pid PID] "
-		     "[--wait] [-c]",
+	{ "acquire",
+	  "heimdal-lock acquire --op OP [--reason R] [--expected-duration S] [--pid PID] "
+	  "[--wait] [-c]",
 	  "oRdPwc" },
 	{ "release", "heimdal-lock release [--id ID]", "i" },
 	{ "info", "heimdal-lock info [-c]", "c" },
 	{ "unlock", "heimdal-lock unlock --force [--id ID] [-c]", "fic" },
-	{ "run", "heimdal-lock run --op OP [--reason R] [--expected-duration S] [--wait] -- CMD "
-		 "[ARGS...]",
+	{ "run",
+	  "heimdal-lock run --op OP [--reason R] [--expected-duration S] [--wait] -- CMD "
+	  "[ARGS...]",
 	  "oRdw" },
 };
 
@@ -291,7 +293,8 @@ main(int argc, char **argv)
 		switch (c) {
 		case 'o':
 			if (!hm_opt_is_word(optarg, 64))
-				hm_opt_die(verb->usage, "--op: not an operation name: '%s'", optarg);
+				hm_opt_die(verb->usage, "--op: not an operation name: '%s'",
+					   optarg);
 			o.req.operation = optarg;
 			break;
 		case 'R':

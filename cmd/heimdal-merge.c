@@ -37,7 +37,8 @@ enum strategy { S_MERGE, S_LOCAL, S_REMOTE, S_MANUAL };
 static const char *const strategy_names[] = { "merge", "use-local", "use-remote", "manual" };
 
 /* The usage line under an option error. */
-#define USAGE_LINE "heimdal-merge --strategy S [--local FILE --remote FILE [--base FILE]] [--report FILE] [-c]"
+#define USAGE_LINE                                                                                 \
+	"heimdal-merge --strategy S [--local FILE --remote FILE [--base FILE]] [--report FILE] [-c]"
 
 static _Noreturn void
 usage(FILE *f, int code)

@@ -327,8 +327,8 @@ stdin_twice(const char *local_path, const char *remote_path, const char *base_pa
 		if (!paths[i] || strcmp(paths[i], "-") != 0)
 			continue;
 		if (first)
-			return hm_error("%s and %s both read stdin; give one of them a file",
-					first, names[i]);
+			return hm_error("%s and %s both read stdin; give one of them a file", first,
+					names[i]);
 		first = names[i];
 	}
 	return 0;
