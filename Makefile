@@ -2,6 +2,8 @@
 .SUFFIXES:
 
 VERSION = 0.1.0
+# The release date every man page carries in .TH, with the version (install-man).
+VERSION_DATE = 2024-01-15
 
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
@@ -148,16 +150,21 @@ fuzz:
 		grep -E '^(Done|#[0-9]+ +DONE)' build-fuzz/$$f.log | tail -n 1; \
 	done
 
-install: all
-	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR)/heimdal \
-		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
+# The pages as installed: .TH's date and source are VERSION_DATE and VERSION.
+MAN_TH = sed '/^\.TH /s/^\(\.TH [^ ]* [0-9]\) .*/\1 $(VERSION_DATE) "heimdal $(VERSION)" "heimdal manual"/'
+install-man:
+	mkdir -p $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
+	for m in $(MAN1) $(MAN7); do \
+		$(MAN_TH) $$m >$(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/} || exit 1; \
+	done
+
+install: all install-man
+	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR)/heimdal
 	cp $(BUILD)/bin/heimdal $(DESTDIR)$(BINDIR)/heimdal
 	for t in $(TOOLS); do \
 		cp $(BUILD)/bin/$$t $(DESTDIR)$(LIBEXECDIR)/heimdal/$$t && \
 		ln -sf $(LIBEXECDIR)/heimdal/$$t $(DESTDIR)$(BINDIR)/$$t || exit 1; \
 	done
-	for m in $(MAN1); do cp $$m $(DESTDIR)$(MANDIR)/man1/ || exit 1; done
-	for m in $(MAN7); do cp $$m $(DESTDIR)$(MANDIR)/man7/ || exit 1; done
 	mkdir -p $(DESTDIR)$(DATADIR)/bash-completion/completions \
 		$(DESTDIR)$(DATADIR)/zsh/site-functions $(DESTDIR)$(DATADIR)/heimdal/completions
 	cp share/completions/heimdal.bash $(DESTDIR)$(DATADIR)/bash-completion/completions/heimdal
@@ -185,6 +192,6 @@ clean:
 
 FORCE:
 
-.PHONY: all check soak bench demo fuzz format format-check install uninstall clean FORCE
+.PHONY: all check soak bench demo fuzz format format-check install install-man uninstall clean FORCE
 
 -include $(LIB_OBJ:.o=.d) $(PORCELAIN_OBJ:.o=.d) $(TOOLS:%=$(BUILD)/cmd/%.d)

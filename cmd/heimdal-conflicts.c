@@ -7,6 +7,7 @@
  * the document behind `heimdal state diff`.
  */
 #include "hm_error.h"
+#include "hm_opt.h"
 #include "hm_json.h"
 #include "hm_lineage.h"
 
@@ -14,6 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The usage line under an option error. */
+#define USAGE_LINE "heimdal-conflicts [--local FILE --remote FILE [--base FILE]] [--diff] [-c]"
 
 static _Noreturn void
 usage(FILE *f, int code)
@@ -163,7 +167,7 @@ main(int argc, char **argv)
 	jv out, list;
 
 	hm_error_init(argv[0]);
-	while ((c = getopt_long(argc, argv, "ch", opts, NULL)) != -1) {
+	while ((c = hm_opt_next(argc, argv, "ch", opts, USAGE_LINE)) != -1) {
 		switch (c) {
 		case 'l':
 			lpath = optarg;
@@ -182,12 +186,10 @@ main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout, 0);
-		default:
-			usage(stderr, HM_EXIT_USAGE);
 		}
 	}
 	if (optind < argc)
-		usage(stderr, HM_EXIT_USAGE);
+		hm_opt_die(USAGE_LINE, "unexpected argument '%s'", argv[optind]);
 	if (hm_pair_read(lpath, rpath, bpath, 1, &p) < 0)
 		exit(hm_last_code());
 	hm_lineage_compare(p.local, p.remote, p.base, &cmp);

@@ -12,6 +12,7 @@
  * state's bytes, so a state it has already seen is not parsed again.
  */
 #include "hm_error.h"
+#include "hm_opt.h"
 #include "hm_file.h"
 #include "hm_hash.h"
 #include "hm_jpath.h"
@@ -87,6 +88,9 @@ struct run {
 	atomic_size_t hits, racy;
 };
 
+/* The usage line under an option error. */
+#define USAGE_LINE "heimdal-drift [--root DIR] [--all] [--no-cache] [--jobs N] [-c] [FILE]"
+
 static _Noreturn void
 usage(FILE *f, int code)
 {
@@ -96,10 +100,10 @@ usage(FILE *f, int code)
 		"Compare the files a heimdal state (FILE or stdin) has checksums for with\n"
 		"the files under DIR, and print the drift report as JSON.\n"
 		"\n"
-		"  -r, --root DIR   directory the checksum keys are relative to (default $HOME)\n"
-		"  -a, --all        also list the clean files\n"
+		"      --root DIR   directory the checksum keys are relative to (default $HOME)\n"
+		"      --all        also list the clean files\n"
 		"      --no-cache   hash every file; neither read nor write the stat cache\n"
-		"  -j, --jobs N     hash with N threads (default: the number of cores)\n"
+		"      --jobs N     hash with N threads (default: the number of cores)\n"
 		"  -c, --compact    print compact JSON (one line)\n"
 		"  -v, --verbose    say how the cache was used, on stderr\n"
 		"  -h, --help       show this help\n");
@@ -942,7 +946,7 @@ main(int argc, char **argv)
 	hm_error_init(argv[0]);
 	/* openssl.cnf costs a millisecond to read and configures nothing a digest uses. */
 	OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
-	while ((c = getopt_long(argc, argv, "r:aj:cvh", opts, NULL)) != -1) {
+	while ((c = hm_opt_next(argc, argv, "cvh", opts, USAGE_LINE)) != -1) {
 		switch (c) {
 		case 'r':
 			r.root = optarg;
@@ -969,12 +973,10 @@ main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout, 0);
-		default:
-			usage(stderr, HM_EXIT_USAGE);
 		}
 	}
 	if (argc - optind > 1)
-		usage(stderr, HM_EXIT_USAGE);
+		hm_opt_die(USAGE_LINE, "unexpected argument '%s'", argv[optind + 1]);
 	if (optind < argc)
 		input = argv[optind];
 	r.jobs = jobs;

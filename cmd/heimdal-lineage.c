@@ -10,6 +10,7 @@
  * and exits 1 when the states diverged or are unrelated.
  */
 #include "hm_error.h"
+#include "hm_opt.h"
 #include "hm_json.h"
 #include "hm_lineage.h"
 #include "hm_machine.h"
@@ -22,6 +23,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The usage line under an option error. */
+#define USAGE_LINE                                                                                 \
+	"heimdal-lineage (bump --op OP [--git-commit SHA] [--above N] [FILE] | compare [--local FILE --remote FILE [--base FILE]]) [-c]"
 
 static _Noreturn void
 usage(FILE *f, int code)
@@ -37,7 +42,7 @@ usage(FILE *f, int code)
 		"         on stdin, base optional, or the files): equal, ahead, behind\n"
 		"         (exit 0), diverged or unrelated (exit 1).\n"
 		"\n"
-		"  --op OP           the operation to record (apply, sync, resolve, ...)\n"
+		"  -o, --op OP       the operation to record (apply, sync, resolve, ...)\n"
 		"  --git-commit SHA  record SHA as lineage.git_commit\n"
 		"  --above N         the new serial is above N as well (a resolution)\n"
 		"  --local FILE      the local state (compare)\n"
@@ -47,17 +52,6 @@ usage(FILE *f, int code)
 		"  -h, --help        show this help\n",
 		HM_HISTORY_MAX);
 	exit(code);
-}
-
-static int
-valid_op(const char *op)
-{
-	if (!*op || strlen(op) > 64)
-		return 0;
-	for (const unsigned char *u = (const unsigned char *)op; *u; u++)
-		if (*u <= 0x20 || *u == 0x7f)
-			return 0;
-	return 1;
 }
 
 static int
@@ -176,7 +170,7 @@ main(int argc, char **argv)
 	jv out;
 
 	hm_error_init(argv[0]);
-	while ((c = getopt_long(argc, argv, "ch", opts, NULL)) != -1) {
+	while ((c = hm_opt_next(argc, argv, "o:ch", opts, USAGE_LINE)) != -1) {
 		switch (c) {
 		case 'o':
 			op = optarg;
@@ -201,8 +195,6 @@ main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout, 0);
-		default:
-			usage(stderr, HM_EXIT_USAGE);
 		}
 	}
 	if (optind >= argc)
@@ -217,7 +209,7 @@ main(int argc, char **argv)
 				       : "--base");
 		if (!op)
 			hm_die(HM_EXIT_USAGE, "bump: --op is required");
-		if (!valid_op(op))
+		if (!hm_opt_is_word(op, 64))
 			hm_die(HM_EXIT_USAGE, "--op: not an operation name: '%s'", op);
 		if (sha && !valid_sha(sha))
 			hm_die(HM_EXIT_USAGE, "--git-commit: not a commit id (lowercase hex): '%s'",

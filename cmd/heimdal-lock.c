@@ -12,6 +12,7 @@
  * stderr.
  */
 #include "hm_error.h"
+#include "hm_opt.h"
 #include "hm_json.h"
 #include "hm_lock.h"
 
@@ -41,9 +42,9 @@ usage(FILE *f, int code)
 		"and refs/heimdal/lock on the dotfiles remote when lock_type is Hybrid).\n"
 		"\n"
 		"  -o, --op OP                 the operation recorded in the lock\n"
-		"  -r, --reason R              why (default: \"OP by heimdal\")\n"
+		"      --reason R              why (default: \"OP by heimdal\")\n"
 		"  -d, --expected-duration S   seconds the operation should take (default: timeout)\n"
-		"  -p, --pid PID               the holder (acquire; default: the calling process)\n"
+		"      --pid PID               the holder (acquire; default: the calling process)\n"
 		"  -w, --wait                  retry while locked, as lock_config.json's retry says\n"
 		"  -i, --id ID                 the lock id (release, unlock)\n"
 		"  -f, --force                 required by unlock\n"
@@ -228,14 +229,31 @@ cmd_run(struct opts *o, char **cmd)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* Each command, its usage line, and the options it takes (their vals). */
+static const struct verb {
+	const char *name, *usage, *takes;
+} verbs[] = {
+	{ "acquire",
+	  "heimdal-lock acquire --op OP [--reason R] [--expected-duration S] [--pid PID] "
+	  "[--wait] [-c]",
+	  "oRdPwc" },
+	{ "release", "heimdal-lock release [--id ID]", "i" },
+	{ "info", "heimdal-lock info [-c]", "c" },
+	{ "unlock", "heimdal-lock unlock --force [--id ID] [-c]", "fic" },
+	{ "run",
+	  "heimdal-lock run --op OP [--reason R] [--expected-duration S] [--wait] -- CMD "
+	  "[ARGS...]",
+	  "oRdw" },
+};
+
 int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "op", required_argument, NULL, 'o' },
-		{ "reason", required_argument, NULL, 'r' },
+		{ "reason", required_argument, NULL, 'R' },
 		{ "expected-duration", required_argument, NULL, 'd' },
-		{ "pid", required_argument, NULL, 'p' },
+		{ "pid", required_argument, NULL, 'P' },
 		{ "wait", no_argument, NULL, 'w' },
 		{ "id", required_argument, NULL, 'i' },
 		{ "force", no_argument, NULL, 'f' },
@@ -245,7 +263,7 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct opts o = { .req = { 0 } };
-	const char *verb;
+	const struct verb *verb = NULL;
 	int c;
 
 	hm_error_init(argv[0]);
@@ -258,24 +276,34 @@ main(int argc, char **argv)
 		usage(stderr, HM_EXIT_USAGE);
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
 		usage(stdout, 0);
-	verb = argv[1];
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (!strcmp(argv[1], verbs[i].name))
+			verb = &verbs[i];
+	if (!verb) {
+		hm_error("unknown command '%s'", argv[1]);
+		usage(stderr, HM_EXIT_USAGE);
+	}
 	argc--;
 	argv++;
 	/* "+": run's command starts at the first non-option (or after --). */
-	while ((c = getopt_long(argc, argv, "+o:r:d:p:wi:fcvh", longopts, NULL)) != -1) {
+	while ((c = hm_opt_next(argc, argv, "+o:d:wi:fcvh", longopts, verb->usage)) != -1) {
+		if (c != 'v' && c != 'h' && !strchr(verb->takes, c))
+			hm_opt_die(verb->usage, "%s does not take %s", verb->name,
+				   hm_opt_name(longopts, c));
 		switch (c) {
 		case 'o':
-			if (!*optarg)
-				hm_die(HM_EXIT_USAGE, "--op: must not be empty");
+			if (!hm_opt_is_word(optarg, 64))
+				hm_opt_die(verb->usage, "--op: not an operation name: '%s'",
+					   optarg);
 			o.req.operation = optarg;
 			break;
-		case 'r':
+		case 'R':
 			o.req.reason = optarg;
 			break;
 		case 'd':
 			o.req.expected_duration = number("--expected-duration", optarg, 1);
 			break;
-		case 'p':
+		case 'P':
 			o.req.pid = (pid_t)number("--pid", optarg, 1);
 			break;
 		case 'w':
@@ -295,22 +323,17 @@ main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout, 0);
-		default:
-			usage(stderr, HM_EXIT_USAGE);
 		}
 	}
-	if (strcmp(verb, "run") == 0)
+	if (!strcmp(verb->name, "run"))
 		return cmd_run(&o, argv + optind);
 	if (optind < argc)
-		hm_die(HM_EXIT_USAGE, "unexpected argument '%s'", argv[optind]);
-	if (strcmp(verb, "acquire") == 0)
+		hm_opt_die(verb->usage, "unexpected argument '%s'", argv[optind]);
+	if (!strcmp(verb->name, "acquire"))
 		return cmd_acquire(&o);
-	if (strcmp(verb, "release") == 0)
+	if (!strcmp(verb->name, "release"))
 		return cmd_release(&o);
-	if (strcmp(verb, "info") == 0)
+	if (!strcmp(verb->name, "info"))
 		return cmd_info(&o);
-	if (strcmp(verb, "unlock") == 0)
-		return cmd_unlock(&o);
-	hm_error("unknown command '%s'", verb);
-	usage(stderr, HM_EXIT_USAGE);
+	return cmd_unlock(&o);
 }

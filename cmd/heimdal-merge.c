@@ -21,6 +21,7 @@
  * (heimdal-lineage bump) makes it new.
  */
 #include "hm_error.h"
+#include "hm_opt.h"
 #include "hm_file.h"
 #include "hm_json.h"
 #include "hm_lineage.h"
@@ -35,6 +36,10 @@
 enum strategy { S_MERGE, S_LOCAL, S_REMOTE, S_MANUAL };
 static const char *const strategy_names[] = { "merge", "use-local", "use-remote", "manual" };
 
+/* The usage line under an option error. */
+#define USAGE_LINE                                                                                 \
+	"heimdal-merge --strategy S [--local FILE --remote FILE [--base FILE]] [--report FILE] [-c]"
+
 static _Noreturn void
 usage(FILE *f, int code)
 {
@@ -45,7 +50,7 @@ usage(FILE *f, int code)
 		"Resolve two heimdal states ({\"local\": S, \"remote\": S, \"base\": S} on stdin,\n"
 		"base optional, or the files given) into one, printed on stdout.\n"
 		"\n"
-		"  -s, --strategy S  merge, use-local, use-remote or manual (prints nothing, exit 1)\n"
+		"  --strategy S      merge, use-local, use-remote or manual (prints nothing, exit 1)\n"
 		"  --local FILE      the local state\n"
 		"  --remote FILE     the remote state\n"
 		"  --base FILE       the state both descend from: merge three-way\n"
@@ -299,7 +304,7 @@ main(int argc, char **argv)
 	int c, compact = 0, found = 0;
 
 	hm_error_init(argv[0]);
-	while ((c = getopt_long(argc, argv, "s:ch", opts, NULL)) != -1) {
+	while ((c = hm_opt_next(argc, argv, "ch", opts, USAGE_LINE)) != -1) {
 		switch (c) {
 		case 's':
 			strategy_arg = optarg;
@@ -321,8 +326,6 @@ main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout, 0);
-		default:
-			usage(stderr, HM_EXIT_USAGE);
 		}
 	}
 	if (optind < argc)

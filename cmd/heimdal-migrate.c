@@ -6,6 +6,7 @@
  * on stdout unless the whole migration succeeded.
  */
 #include "hm_error.h"
+#include "hm_opt.h"
 #include "hm_json.h"
 #include "hm_machine.h"
 #include "hm_state.h"
@@ -15,6 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The usage line under an option error. */
+#define USAGE_LINE "heimdal-migrate [--machine-id ID] [--lineage-id ID] [-c] [FILE]"
 
 static _Noreturn void
 usage(FILE *f, int code)
@@ -110,7 +114,7 @@ main(int argc, char **argv)
 	jv doc;
 
 	hm_error_init(argv[0]);
-	while ((c = getopt_long(argc, argv, "ch", opts, NULL)) != -1) {
+	while ((c = hm_opt_next(argc, argv, "ch", opts, USAGE_LINE)) != -1) {
 		switch (c) {
 		case 'c':
 			compact = 1;
@@ -123,8 +127,6 @@ main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout, 0);
-		default:
-			usage(stderr, HM_EXIT_USAGE);
 		}
 	}
 	if (argc - optind > 1)

@@ -33,6 +33,7 @@
  */
 #include "hm_config.h"
 #include "hm_error.h"
+#include "hm_opt.h"
 #include "hm_file.h"
 #include "hm_git.h"
 #include "hm_json.h"
@@ -829,6 +830,9 @@ rlock_release(jv remote, const struct hm_lock_config *cfg)
 	return 0;
 }
 
+/* The usage line under an option error. */
+#define USAGE_LINE "heimdal-rlock (acquire | release) [-c] [FILE]"
+
 static _Noreturn void
 usage(FILE *f, int code)
 {
@@ -862,6 +866,11 @@ main(int argc, char **argv)
 	jv in, holder, out;
 
 	hm_error_init(argv[0]);
+	while (argc > 1 && (!strcmp(argv[1], "-v") || !strcmp(argv[1], "--verbose"))) {
+		hm_set_verbose();
+		argc--;
+		argv++;
+	}
 	if (argc < 2)
 		usage(stderr, HM_EXIT_USAGE);
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
@@ -869,7 +878,7 @@ main(int argc, char **argv)
 	verb = argv[1];
 	argc--;
 	argv++;
-	while ((c = getopt_long(argc, argv, "cvh", opts, NULL)) != -1) {
+	while ((c = hm_opt_next(argc, argv, "cvh", opts, USAGE_LINE)) != -1) {
 		switch (c) {
 		case 'c':
 			compact = 1;
@@ -879,8 +888,6 @@ main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout, 0);
-		default:
-			usage(stderr, HM_EXIT_USAGE);
 		}
 	}
 	if (argc - optind > 1)

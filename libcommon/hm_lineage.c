@@ -315,6 +315,25 @@ check_named(jv s, const char *src, const char *key, int allow_newer, int *versio
 	return hm_fail(HM_EXIT_USAGE);
 }
 
+/* stdin holds one document: two of the files may not both be "-". */
+static int
+stdin_twice(const char *local_path, const char *remote_path, const char *base_path)
+{
+	const char *names[] = { "--local", "--remote", "--base" };
+	const char *paths[] = { local_path, remote_path, base_path };
+	const char *first = NULL;
+
+	for (int i = 0; i < 3; i++) {
+		if (!paths[i] || strcmp(paths[i], "-") != 0)
+			continue;
+		if (first)
+			return hm_error("%s and %s both read stdin; give one of them a file", first,
+					names[i]);
+		first = names[i];
+	}
+	return 0;
+}
+
 int
 hm_pair_read(const char *local_path, const char *remote_path, const char *base_path,
 	     int allow_newer, struct hm_pair *p)
@@ -331,6 +350,8 @@ hm_pair_read(const char *local_path, const char *remote_path, const char *base_p
 										   : "--base");
 			return hm_fail(HM_EXIT_USAGE);
 		}
+		if (stdin_twice(local_path, remote_path, base_path) < 0)
+			return hm_fail(HM_EXIT_USAGE);
 		p->local = read_one(local_path, NULL);
 		if (!jv_is_valid(p->local))
 			return -1;

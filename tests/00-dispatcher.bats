@@ -45,17 +45,78 @@ load helper
 }
 
 @test "an unknown command is refused with git's wording, exit 2" {
-	run --separate-stderr heimdal foo
+	run --separate-stderr heimdal xyzzy
 	expect_status 2
 	[ -z "$output" ]
-	[ "$stderr" = "heimdal: 'foo' is not a heimdal command. See 'heimdal --help'." ]
+	[ "$stderr" = "heimdal: 'xyzzy' is not a heimdal command. See 'heimdal --help'." ]
 }
 
-@test "an unknown option is refused, exit 2" {
+@test "a mistyped command gets git's 'most similar' suggestions (prefixes, then Damerau-Levenshtein)" {
+	run --separate-stderr heimdal stat
+	expect_status 2
+	[ -z "$output" ]
+	[ "$stderr" = "heimdal: 'stat' is not a heimdal command. See 'heimdal --help'.
+
+The most similar commands are
+	state
+	status" ] || fail "$stderr"
+	run --separate-stderr heimdal comit
+	expect_status 2
+	[ "$stderr" = "heimdal: 'comit' is not a heimdal command. See 'heimdal --help'.
+
+The most similar command is
+	commit" ] || fail "$stderr"
+	# The plumbing is suggested as well: a transposition costs nothing.
+	run --separate-stderr heimdal mrege
+	expect_status 2
+	[[ "$stderr" == *"The most similar command is"$'\n\t'"merge" ]] || fail "$stderr"
+	run --separate-stderr heimdal state verison
+	expect_status 2
+	[ -z "$output" ]
+	[ "$stderr" = "heimdal: 'state verison' is not a heimdal command. See 'heimdal state --help'.
+
+The most similar command is
+	state version" ] || fail "$stderr"
+}
+
+@test "an unknown option is refused with one error line and one usage line, exit 2" {
 	run --separate-stderr heimdal --bogus
 	expect_status 2
 	[ -z "$output" ]
-	[[ "$stderr" == *"unrecognized option"* ]]
+	[ "$stderr" = "heimdal: error: unknown option '--bogus'
+usage: heimdal [-v | --verbose] [--exec-path] [--version] [--help] <command> [<args>]" ] || fail "$stderr"
+}
+
+@test "heimdal help help, and heimdal help state X shows that state command's help" {
+	run --separate-stderr heimdal help help
+	expect_status 0
+	[[ "$output" == "usage: heimdal help [<command> [<subcommand>]]"* ]] || fail "$output"
+	[ -z "$stderr" ]
+	run --separate-stderr heimdal help state version
+	expect_status 0
+	[ "$output" = "usage: heimdal state version [--json | -c]" ] || fail "$output"
+	run --separate-stderr heimdal state help history
+	expect_status 0
+	[[ "$output" == "usage: heimdal state history"* ]] || fail "$output"
+	run --separate-stderr heimdal help state verison
+	expect_status 2
+	[ -z "$output" ]
+	[[ "$stderr" == *"	state version" ]] || fail "$stderr"
+	run --separate-stderr heimdal help xyzzy
+	expect_status 2
+	[ "$stderr" = "heimdal: 'xyzzy' is not a heimdal command. See 'heimdal --help'." ]
+}
+
+@test "an extension without a shebang runs with /bin/sh, as execvp runs it" {
+	mkdir -p "$BATS_TEST_TMPDIR/bin"
+	printf 'echo "plain script: $*"\nexit 7\n' >"$BATS_TEST_TMPDIR/bin/heimdal-plain"
+	chmod +x "$BATS_TEST_TMPDIR/bin/heimdal-plain"
+	PATH="$PATH:$BATS_TEST_TMPDIR/bin" run --separate-stderr heimdal plain a "b c"
+	expect_status 7
+	[ "$output" = "plain script: a b c" ] || fail "$output / $stderr"
+	PATH="$PATH:$BATS_TEST_TMPDIR/bin" run --separate-stderr heimdal help plain
+	expect_status 7
+	[ "$output" = "plain script: --help" ]
 }
 
 @test "--exec-path prints the directory of the running binary, or HEIMDAL_EXEC_PATH" {
@@ -115,4 +176,14 @@ load helper
 	run --separate-stderr heimdal --verbose state migrate
 	expect_status 0
 	[[ "$stderr" == *"heimdal: debug: running"*"heimdal-migrate"* ]] || fail "no debug line"
+}
+
+@test "-v/--verbose is taken before or after the command name, and by the state subcommands" {
+	for args in "state migrate -v" "state migrate --verbose" "state -v migrate" "-v state migrate"; do
+		install_state v1.json
+		# shellcheck disable=SC2086
+		run --separate-stderr heimdal $args
+		expect_status 0
+		[[ "$stderr" == *"heimdal: debug: running"*"heimdal-migrate"* ]] || fail "$args: $stderr"
+	done
 }

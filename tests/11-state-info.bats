@@ -97,10 +97,48 @@ history_state() {
 	expect_status 0
 	[ "$output" = "Recent State Operations (last 10):
 
-42. apply  2024-01-15 10:35:00  macbook-pro  john
-41. sync   2024-01-15 10:30:00  macbook-pro  john
-40. apply  2024-01-14 15:20:00  work-laptop  john
-39. sync   2024-01-14 15:15:00  work-laptop  john" ] || fail "listing differs"
+42. apply  2024-01-15 10:35:00  macbook-pro  john  550e8400
+41. sync   2024-01-15 10:30:00  macbook-pro  john  550e8400
+40. apply  2024-01-14 15:20:00  work-laptop  john  m-work
+39. sync   2024-01-14 15:15:00  work-laptop  john  m-work" ] || fail "listing differs"
+}
+
+@test "state history: columns stay aligned when the serials grow a digit" {
+	jq '.history = [range(8; 12) | {operation: (if . % 2 == 0 then "apply" else "sync" end),
+		timestamp: "2024-01-15T10:30:00Z", machine_id: "550e8400-e29b-41d4-a716-446655440000",
+		user: "john", hostname: "macbook-pro", serial: .}]' "$FIXTURES/v2-spec.json" >"$HEIMDAL_HOME/state.json"
+	run --separate-stderr heimdal state history
+	expect_status 0
+	[ "$output" = "Recent State Operations (last 10):
+
+11. sync   2024-01-15 10:30:00  macbook-pro  john  550e8400
+10. apply  2024-01-15 10:30:00  macbook-pro  john  550e8400
+ 9. sync   2024-01-15 10:30:00  macbook-pro  john  550e8400
+ 8. apply  2024-01-15 10:30:00  macbook-pro  john  550e8400" ] || fail "$output"
+}
+
+@test "state history: two machines with one hostname are told apart by their ids; --long shows them whole" {
+	jq '.history = [
+		{operation:"init", timestamp:"2024-01-15T10:00:00Z", machine_id:"7c9e6679-7425-40de-944b-e07fc1f90ae7", user:"john", hostname:"laptop", serial:1},
+		{operation:"sync", timestamp:"2024-01-15T10:10:00Z", machine_id:"7c9e6679-8ac1-4c2a-9e4f-1b2c3d4e5f60", user:"jo", hostname:"laptop", serial:2}
+	]' "$FIXTURES/v2-spec.json" >"$HEIMDAL_HOME/state.json"
+	run --separate-stderr heimdal state history
+	expect_status 0
+	# Abbreviated as git abbreviates: 8 characters, more while two would look alike.
+	[ "$output" = "Recent State Operations (last 10):
+
+2. sync  2024-01-15 10:10:00  laptop  jo    7c9e6679-8
+1. init  2024-01-15 10:00:00  laptop  john  7c9e6679-7" ] || fail "$output"
+	run --separate-stderr heimdal state history --long
+	expect_status 0
+	[ "$output" = "Recent State Operations (last 10):
+
+2. sync  2024-01-15 10:10:00  laptop  jo    7c9e6679-8ac1-4c2a-9e4f-1b2c3d4e5f60
+1. init  2024-01-15 10:00:00  laptop  john  7c9e6679-7425-40de-944b-e07fc1f90ae7" ] || fail "$output"
+	run --separate-stderr heimdal state history -c
+	expect_status 0
+	[ "$(wc -l <<<"$output")" -eq 1 ]
+	expect_json 'map(.machine_id) == ["7c9e6679-8ac1-4c2a-9e4f-1b2c3d4e5f60", "7c9e6679-7425-40de-944b-e07fc1f90ae7"]'
 }
 
 @test "state history --limit 2" {
@@ -109,8 +147,8 @@ history_state() {
 	expect_status 0
 	[ "$output" = "Recent State Operations (last 2):
 
-42. apply  2024-01-15 10:35:00  macbook-pro  john
-41. sync   2024-01-15 10:30:00  macbook-pro  john" ]
+42. apply  2024-01-15 10:35:00  macbook-pro  john  550e8400
+41. sync   2024-01-15 10:30:00  macbook-pro  john  550e8400" ]
 }
 
 @test "state history --json is newest first, every entry with a hostname" {

@@ -18,7 +18,7 @@ setup() {
 	expect_status 2
 	[ -z "$output" ] || fail "stdout"
 	[[ "$stderr" == *"--strategy is required"* ]] || fail "message"
-	run --separate-stderr heimdal-merge -s both --local s.json --remote s.json
+	run --separate-stderr heimdal-merge --strategy both --local s.json --remote s.json
 	expect_status 2
 	[ -z "$output" ] || fail "stdout"
 	[[ "$stderr" == *"--strategy: unknown strategy 'both'"* ]] || fail "message"
@@ -55,7 +55,7 @@ setup() {
 		| .machine.id = "other"' > r.json
 	for s in merge use-local use-remote; do
 		for b in "" "--base base.json"; do
-			run --separate-stderr heimdal-merge -s "$s" --local l.json --remote r.json $b
+			run --separate-stderr heimdal-merge --strategy "$s" --local l.json --remote r.json $b
 			expect_status 0
 			jq -e --slurpfile l l.json '[.checksums, .active_profile, .dotfiles_path, .last_apply, .last_sync, .machine, .repo_url]
 				== ($l[0] | [.checksums, .active_profile, .dotfiles_path, .last_apply, .last_sync, .machine, .repo_url])' \
@@ -63,11 +63,11 @@ setup() {
 		done
 	done
 	# The shared facts: use-remote takes the remote's lineage and history.
-	run --separate-stderr heimdal-merge -s use-remote --local l.json --remote r.json
+	run --separate-stderr heimdal-merge --strategy use-remote --local l.json --remote r.json
 	jq -e --slurpfile r r.json '[.lineage, .history] == ($r[0] | [.lineage, .history])' <<<"$output"
 	# A remote state without a member this machine has cannot remove it.
 	jq 'del(.last_sync)' l.json > l2.json
-	run --separate-stderr heimdal-merge -s use-remote --local l2.json --remote r.json
+	run --separate-stderr heimdal-merge --strategy use-remote --local l2.json --remote r.json
 	expect_status 0
 	expect_json 'has("last_sync") | not'
 }
@@ -75,12 +75,12 @@ setup() {
 @test "merge: use-local is the local state; the report of any strategy holds no file conflict" {
 	st 42 41 '.history = [h(42; "A")] | .checksums[".bashrc"] = sum(1)' > l.json
 	st 43 41 '.history = [h(43; "B")] | .checksums[".bashrc"] = sum(2) | .machine.id = "other" | .machine.hostname = "other-host"' > r.json
-	run --separate-stderr heimdal-merge -s use-local --local l.json --remote r.json --report rep.json
+	run --separate-stderr heimdal-merge --strategy use-local --local l.json --remote r.json --report rep.json
 	expect_status 0
 	diff <(jq -S . l.json) <(printf '%s\n' "$output" | jq -S .) || fail "not the local state"
 	jq -e '[.conflicts[] | select(.type == "file_drift")] == [] and .strategy == "use-local"' rep.json
 	for flag in -c ""; do
-		heimdal-merge $flag -s merge --local l.json --remote r.json --report m.json >/dev/null
+		heimdal-merge $flag --strategy merge --local l.json --remote r.json --report m.json >/dev/null
 		# Printed exactly as the generic writer prints the same document.
 		diff m.json <(heimdal state query $flag . m.json) || fail "formatting differs ($flag)"
 	done
@@ -89,7 +89,7 @@ setup() {
 @test "merge: manual prints nothing and exits 1; the report lists the conflicts" {
 	st 42 41 '.history = [h(42; "A")]' > l.json
 	st 42 41 '.history = [h(42; "B")]' > r.json
-	run --separate-stderr heimdal-merge -s manual --local l.json --remote r.json --report rep.json
+	run --separate-stderr heimdal-merge --strategy manual --local l.json --remote r.json --report rep.json
 	expect_status 1
 	[ -z "$output" ] || fail "stdout"
 	jq -e '.strategy == "manual" and .conflicts_resolved == 0 and (.conflicts | length) == 1' rep.json
@@ -98,7 +98,7 @@ setup() {
 @test "merge: states of different lineages are not merged, exit 1" {
 	st 42 41 > l.json
 	st 42 41 '.lineage.id = "lineage-zzz"' > r.json
-	run --separate-stderr heimdal-merge -s merge --local l.json --remote r.json
+	run --separate-stderr heimdal-merge --strategy merge --local l.json --remote r.json
 	expect_status 1
 	[ -z "$output" ] || fail "stdout"
 	[[ "$stderr" == *"cannot merge states of different lineages"* ]] || fail "message"
@@ -108,12 +108,12 @@ setup() {
 	st 42 41 '.history = [h(41; "A"), h(42; "A")] | .lineage.machines = ["A"]' > l.json
 	st 42 41 '.history = [h(41; "A"), h(42; "B")] | .lineage.machines = ["B"]' > r.json
 	pair l.json r.json > p.json
-	run bash -c 'heimdal-merge -s merge -c < p.json | heimdal-lineage bump --op resolve -c |
+	run bash -c 'heimdal-merge --strategy merge -c < p.json | heimdal-lineage bump --op resolve -c |
 		jq -c "[.lineage.serial, .lineage.parent_serial, (.lineage.machines | length), .history[-1].operation]"'
 	expect_status 0
 	[ "$output" = '[43,42,3,"resolve"]' ] || fail "pipeline"
 	# The resolved state is ahead of both sides.
-	heimdal-merge -s merge --local l.json --remote r.json | heimdal-lineage bump --op resolve > m.json
+	heimdal-merge --strategy merge --local l.json --remote r.json | heimdal-lineage bump --op resolve > m.json
 	run heimdal-lineage compare --local m.json --remote r.json
 	expect_status 0
 	expect_json '.relation == "ahead"'
@@ -125,14 +125,14 @@ setup() {
 @test "merge: malformed input is exit 2, nothing on stdout, no report written" {
 	st 42 41 > s.json
 	jq '.lineage.serial = "x"' s.json > bad.json
-	run --separate-stderr heimdal-merge -s merge --local s.json --remote bad.json --report rep.json
+	run --separate-stderr heimdal-merge --strategy merge --local s.json --remote bad.json --report rep.json
 	expect_status 2
 	[ -z "$output" ] || fail "stdout"
 	[ "$stderr" = "heimdal-merge: error: bad.json: .lineage.serial: expected a non-negative integer, got string" ] ||
 		fail "message"
 	[ ! -e rep.json ] || fail "report written"
 	jq '.version = 3' s.json > newer.json
-	run --separate-stderr heimdal-merge -s merge --local s.json --remote newer.json
+	run --separate-stderr heimdal-merge --strategy merge --local s.json --remote newer.json
 	expect_status 2
 	[ -z "$output" ] || fail "stdout"
 	[[ "$stderr" == *"newer.json: .version: state version 3 was written by a newer heimdal"* ]] || fail "message"
@@ -171,7 +171,7 @@ setup() {
 	EOF
 	seen=
 	for p in pair*.json; do
-		heimdal-merge -s merge --report "r-$p" < "$p" > "m-$p" || fail "merge failed on $p"
+		heimdal-merge --strategy merge --report "r-$p" < "$p" > "m-$p" || fail "merge failed on $p"
 		# The report's conflicts are exactly heimdal-conflicts' answer.
 		heimdal-conflicts -c < "$p" | jq -e --slurpfile r "r-$p" '(.conflicts | map(select(.type != "file_drift"))) == $r[0].conflicts' >/dev/null ||
 			fail "report and heimdal-conflicts disagree on $p"

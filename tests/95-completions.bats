@@ -96,3 +96,72 @@ use-remote" ]
 	expect_status 0
 	grep -qx check-conflicts <<<"$output"
 }
+
+# bash_complete LINE: what bash offers with the cursor at the end of LINE,
+# driven as bash drives it: COMP_WORDS, COMP_CWORD, COMP_LINE and COMP_POINT
+# set, the function `complete -F` registered for the command looked up with
+# `complete -p`, and called with the command, the word and the previous word.
+bash_complete() {
+	bash -c '
+		source "$1"
+		line=$2
+		read -ra COMP_WORDS <<<"$line"
+		[[ $line != *" " ]] || COMP_WORDS+=("")
+		COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+		COMP_LINE=$line
+		COMP_POINT=${#line}
+		spec=$(complete -p "${COMP_WORDS[0]}") || exit 1
+		fn=${spec#*-F }
+		fn=${fn%% *}
+		COMPREPLY=()
+		"$fn" "${COMP_WORDS[0]}" "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD - 1]}"
+		printf "%s\n" "${COMPREPLY[@]}"
+	' _ "$COMP/heimdal.bash" "$1"
+}
+
+@test "bash (complete -F): heimdal help offers the plumbing too, and state's commands after state" {
+	run bash_complete "heimdal help "
+	expect_status 0
+	for c in state apply sync help migrate lineage conflicts merge drift lock rlock; do
+		grep -qx "$c" <<<"$output" || fail "help: $c not offered: $output"
+	done
+	run bash_complete "heimdal help l"
+	[ "$output" = "lineage
+lock" ] || fail "$output"
+	run bash_complete "heimdal help state ver"
+	[ "$output" = "version" ] || fail "$output"
+	run bash_complete "heimdal help lock "
+	[ "$(sort <<<"$output" | tr '\n' ' ')" = "acquire info release run unlock " ] || fail "$output"
+}
+
+@test "bash (complete -F): -p completes profiles only where it is --profile" {
+	mkdir -p "$HOME/.dotfiles/profiles/work" "$HOME/.dotfiles/profiles/home"
+	run bash_complete "heimdal apply -p w"
+	[ "$output" = "work" ] || fail "apply: $output"
+	run bash_complete "heimdal add --profile "
+	[ "$(sort <<<"$output" | tr '\n' ' ')" = "home work " ] || fail "add: $output"
+	run bash_complete "heimdal lock acquire -p "
+	[ -z "$output" ] || fail "lock acquire -p: $output"
+	run bash_complete "heimdal-lock acquire -p w"
+	[ -z "$output" ] || fail "heimdal-lock acquire -p: $output"
+}
+
+@test "bash (complete -F): the command after heimdal-lock run -- is offered once" {
+	mkdir -p "$BATS_TEST_TMPDIR/bin1" "$BATS_TEST_TMPDIR/bin2"
+	for d in bin1 bin2; do
+		printf '#!/bin/sh\n' >"$BATS_TEST_TMPDIR/$d/hmtestcmd"
+		chmod +x "$BATS_TEST_TMPDIR/$d/hmtestcmd"
+	done
+	PATH="$BATS_TEST_TMPDIR/bin1:$BATS_TEST_TMPDIR/bin2:$PATH" run bash_complete "heimdal-lock run --op x -- hmtestc"
+	[ "$output" = "hmtestcmd" ] || fail "$output"
+	run bash_complete "heimdal lock run --op x -- ech"
+	[ "$output" = "echo" ] || fail "$output"
+}
+
+@test "bash (complete -F): -c and --long where they are taken" {
+	run bash_complete "heimdal state history --l"
+	[ "$output" = "--limit
+--long" ] || fail "$output"
+	run bash_complete "heimdal status --c"
+	[ "$output" = "--compact" ] || fail "$output"
+}

@@ -13,6 +13,7 @@
 #include "record.h"
 #include "remote.h"
 #include "hm_error.h"
+#include "hm_opt.h"
 #include "hm_file.h"
 #include "hm_git.h"
 #include "hm_guard.h"
@@ -49,18 +50,22 @@ struct adding {
 	size_t refused;
 };
 
+#define ADD_USAGE "heimdal add [--profile NAME | --shared] [--force] [--dry-run] PATH..."
+
 static _Noreturn void
 add_usage(FILE *f, int code)
 {
-	fprintf(f, "usage: heimdal add [--profile NAME | --shared] [--force] [--dry-run] PATH...\n"
-		   "\n"
-		   "Track files of $HOME (every regular file under a directory): copy them into\n"
-		   "the dotfiles repository, record them as deployed here, and commit.\n"
-		   "\n"
-		   "  -p, --profile NAME  into profiles/NAME/ (deployed only with that profile)\n"
-		   "  -s, --shared        into the repository's root, for every profile (default)\n"
-		   "  -f, --force         add what looks secret or .heimdalignore leaves out\n"
-		   "  -n, --dry-run       print what would be added; change nothing\n");
+	fprintf(f,
+		"usage: %s\n"
+		"\n"
+		"Track files of $HOME (every regular file under a directory): copy them into\n"
+		"the dotfiles repository, record them as deployed here, and commit.\n"
+		"\n"
+		"  -p, --profile NAME  into profiles/NAME/ (deployed only with that profile)\n"
+		"      --shared        into the repository's root, for every profile (default)\n"
+		"  -f, --force         add what looks secret or .heimdalignore leaves out\n"
+		"      --dry-run       print what would be added; change nothing\n",
+		ADD_USAGE);
 	exit(code);
 }
 
@@ -294,7 +299,7 @@ cmd_add(int argc, char **argv)
 	char **keys, *home_real, *msg;
 	jv state;
 
-	while ((c = getopt_long(argc, argv, "p:sfnh", opts, NULL)) != -1) {
+	while ((c = hm_opt_next(argc, argv, "p:fh", opts, ADD_USAGE)) != -1) {
 		switch (c) {
 		case 'p':
 			a.profile = optarg;
@@ -314,15 +319,12 @@ cmd_add(int argc, char **argv)
 			break;
 		case 'h':
 			add_usage(stdout, 0);
-		default:
-			add_usage(stderr, HM_EXIT_USAGE);
 		}
 	}
 	if (shared && a.profile)
 		hm_die(HM_EXIT_USAGE, "--profile and --shared exclude each other");
 	if (!(keys = porcelain_path_keys(argc - optind, argv + optind))) {
-		hm_error("name the file(s) to add");
-		add_usage(stderr, HM_EXIT_USAGE);
+		hm_opt_die(ADD_USAGE, "name the file(s) to add");
 	}
 	if (!getenv("HOME") || !(home_real = realpath(getenv("HOME"), NULL)))
 		hm_die(HM_EXIT_ENV, "HOME is not set or does not exist");
@@ -368,15 +370,19 @@ cmd_add(int argc, char **argv)
 	return 0;
 }
 
+#define FORGET_USAGE "heimdal forget [--yes] PATH..."
+
 static _Noreturn void
 forget_usage(FILE *f, int code)
 {
-	fprintf(f, "usage: heimdal forget [--yes] PATH...\n"
-		   "\n"
-		   "Stop tracking files: remove them from the dotfiles repository and commit.\n"
-		   "The files stay in $HOME here, and on the other machines.\n"
-		   "\n"
-		   "  -y, --yes   do not ask (needed when stdin is not a terminal)\n");
+	fprintf(f,
+		"usage: %s\n"
+		"\n"
+		"Stop tracking files: remove them from the dotfiles repository and commit.\n"
+		"The files stay in $HOME here, and on the other machines.\n"
+		"\n"
+		"  -y, --yes   do not ask (needed when stdin is not a terminal)\n",
+		FORGET_USAGE);
 	exit(code);
 }
 
@@ -443,20 +449,17 @@ cmd_forget(int argc, char **argv)
 	size_t n = 0, llen;
 	jv state, record, files;
 
-	while ((c = getopt_long(argc, argv, "yh", opts, NULL)) != -1) {
+	while ((c = hm_opt_next(argc, argv, "yh", opts, FORGET_USAGE)) != -1) {
 		switch (c) {
 		case 'y':
 			yes = 1;
 			break;
 		case 'h':
 			forget_usage(stdout, 0);
-		default:
-			forget_usage(stderr, HM_EXIT_USAGE);
 		}
 	}
 	if (!(keys = porcelain_path_keys(argc - optind, argv + optind))) {
-		hm_error("name the file(s) to forget");
-		forget_usage(stderr, HM_EXIT_USAGE);
+		hm_opt_die(FORGET_USAGE, "name the file(s) to forget");
 	}
 	if (!yes && !isatty(0))
 		hm_die(HM_EXIT_USAGE,

@@ -36,6 +36,7 @@
 #include "record.h"
 #include "hm_beneath.h"
 #include "hm_error.h"
+#include "hm_opt.h"
 #include "hm_file.h"
 #include "hm_git.h"
 #include "hm_guard.h"
@@ -119,15 +120,19 @@ struct plan {
 	size_t skipped, conflicts;
 };
 
+#define APPLY_USAGE "heimdal apply [--force] [--dry-run] [--profile NAME] [PATH...]"
+
 static _Noreturn void
 usage(FILE *f, int code)
 {
-	fprintf(f, "usage: heimdal apply [--force] [--dry-run] [--profile NAME] [PATH...]\n"
-		   "\n"
-		   "  -f, --force         overwrite drifted files and symlinks (a backup is kept)\n"
-		   "  -n, --dry-run       print what would happen; write nothing\n"
-		   "  -p, --profile NAME  deploy profile NAME (and make it the active profile)\n"
-		   "  PATH...             only these files (relative to $HOME)\n");
+	fprintf(f,
+		"usage: %s\n"
+		"\n"
+		"  -f, --force         overwrite drifted files and symlinks (a backup is kept)\n"
+		"      --dry-run       print what would happen; write nothing\n"
+		"  -p, --profile NAME  deploy profile NAME (and make it the active profile)\n"
+		"  PATH...             only these files (relative to $HOME)\n",
+		APPLY_USAGE);
 	exit(code);
 }
 
@@ -1337,7 +1342,7 @@ cmd_apply(int argc, char **argv)
 	char **keys;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "fnp:h", opts, NULL)) != -1) {
+	while ((c = hm_opt_next(argc, argv, "fp:h", opts, APPLY_USAGE)) != -1) {
 		switch (c) {
 		case 'f':
 			o.force = 1;
@@ -1350,26 +1355,26 @@ cmd_apply(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout, 0);
-		default:
-			usage(stderr, HM_EXIT_USAGE);
 		}
 	}
 	o.only = keys = porcelain_path_keys(argc - optind, argv + optind);
 	return apply_command("apply", &o, keys);
 }
 
+#define RESOLVE_USAGE "heimdal resolve (--merged | --ours | --theirs) PATH..."
+
 static _Noreturn void
 resolve_usage(FILE *f, int code)
 {
-	fprintf(f, "usage: heimdal resolve (--merged | --ours | --theirs) PATH...\n"
-		   "\n"
-		   "Settle a file that changed both here and upstream and could not be merged.\n"
-		   "A backup of this machine's file is kept.\n"
-		   "\n"
-		   "  -m, --merged   take PATH" MERGE_SUFFIX
-		   " once its conflict markers are edited out\n"
-		   "  -o, --ours     keep this machine's file ('heimdal commit' then shares it)\n"
-		   "  -t, --theirs   take the upstream file\n");
+	fprintf(f,
+		"usage: " RESOLVE_USAGE "\n"
+		"\n"
+		"Settle a file that changed both here and upstream and could not be merged.\n"
+		"A backup of this machine's file is kept.\n"
+		"\n"
+		"  --merged   take PATH" MERGE_SUFFIX " once its conflict markers are edited out\n"
+		"  --ours     keep this machine's file ('heimdal commit' then shares it)\n"
+		"  --theirs   take the upstream file\n");
 	exit(code);
 }
 
@@ -1387,7 +1392,7 @@ cmd_resolve(int argc, char **argv)
 	char **keys;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "moth", opts, NULL)) != -1) {
+	while ((c = hm_opt_next(argc, argv, "h", opts, RESOLVE_USAGE)) != -1) {
 		enum apply_take t = c == 'm' ? TAKE_MERGED : c == 'o' ? TAKE_OURS : TAKE_THEIRS;
 
 		switch (c) {
@@ -1395,23 +1400,17 @@ cmd_resolve(int argc, char **argv)
 		case 'o':
 		case 't':
 			if (o.take != TAKE_NONE && o.take != t)
-				hm_die(HM_EXIT_USAGE,
-				       "--merged, --ours and --theirs exclude each other");
+				hm_opt_die(RESOLVE_USAGE,
+					   "--merged, --ours and --theirs exclude each other");
 			o.take = t;
 			break;
 		case 'h':
 			resolve_usage(stdout, 0);
-		default:
-			resolve_usage(stderr, HM_EXIT_USAGE);
 		}
 	}
-	if (o.take == TAKE_NONE) {
-		hm_error("say which side to take: --merged, --ours or --theirs");
-		resolve_usage(stderr, HM_EXIT_USAGE);
-	}
-	if (!(o.only = keys = porcelain_path_keys(argc - optind, argv + optind))) {
-		hm_error("name the file(s) to settle");
-		resolve_usage(stderr, HM_EXIT_USAGE);
-	}
+	if (o.take == TAKE_NONE)
+		hm_opt_die(RESOLVE_USAGE, "say which side to take: --merged, --ours or --theirs");
+	if (!(o.only = keys = porcelain_path_keys(argc - optind, argv + optind)))
+		hm_opt_die(RESOLVE_USAGE, "name the file(s) to settle");
 	return apply_command("resolve", &o, keys);
 }

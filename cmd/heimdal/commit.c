@@ -16,6 +16,7 @@
 #include "record.h"
 #include "hm_beneath.h"
 #include "hm_error.h"
+#include "hm_opt.h"
 #include "hm_file.h"
 #include "hm_git.h"
 #include "hm_guard.h"
@@ -53,10 +54,12 @@ struct review {
 	const char *home_real;
 	int home_fd, work_fd; /* $HOME and the work tree, everything read beneath them */
 };
+#define COMMIT_USAGE "heimdal commit -m MESSAGE"
+
 static _Noreturn void
 usage(FILE *f, int code)
 {
-	fprintf(f, "usage: heimdal commit -m MESSAGE\n"
+	fprintf(f, "usage: " COMMIT_USAGE "\n"
 		   "\n"
 		   "  -m, --message MESSAGE  the commit message (required)\n");
 	exit(code);
@@ -259,24 +262,20 @@ cmd_commit(int argc, char **argv)
 	git_repository *repo;
 	jv state, record;
 
-	while ((c = getopt_long(argc, argv, "m:h", opts, NULL)) != -1) {
+	while ((c = hm_opt_next(argc, argv, "m:h", opts, COMMIT_USAGE)) != -1) {
 		switch (c) {
 		case 'm':
 			msg = optarg;
 			break;
 		case 'h':
 			usage(stdout, 0);
-		default:
-			usage(stderr, HM_EXIT_USAGE);
 		}
 	}
 	if (optind < argc) {
-		hm_error("unexpected argument '%s'", argv[optind]);
-		usage(stderr, HM_EXIT_USAGE);
+		hm_opt_die(COMMIT_USAGE, "unexpected argument '%s'", argv[optind]);
 	}
 	if (!msg || !*msg) {
-		hm_error("a commit message is required: -m MESSAGE");
-		usage(stderr, HM_EXIT_USAGE);
+		hm_opt_die(COMMIT_USAGE, "a commit message is required: -m MESSAGE");
 	}
 	if (!home || !(home_real = realpath(home, NULL)))
 		hm_die(HM_EXIT_ENV, "HOME is not set or does not exist");

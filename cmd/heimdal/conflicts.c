@@ -14,6 +14,7 @@
 #include "hm_git.h"
 #include "hm_guard.h"
 #include "hm_json.h"
+#include "hm_opt.h"
 #include "hm_machine.h"
 #include "hm_spawn.h"
 #include "hm_state.h"
@@ -26,10 +27,10 @@
 
 #define STATE_IN_REPO ".heimdal/state.json"
 
-#define CHECK_USAGE "heimdal state check-conflicts [--remote FILE] [--json]"
+#define CHECK_USAGE "heimdal state check-conflicts [--remote FILE] [--json | -c]"
 #define RESOLVE_USAGE                                                                              \
 	"heimdal state resolve --use-local|--use-remote|--merge|--manual [--remote FILE]"
-#define DIFF_USAGE "heimdal state diff [--remote FILE] [--json]"
+#define DIFF_USAGE "heimdal state diff [--remote FILE] [--json | -c]"
 
 /* The other side of a comparison. */
 struct remote {
@@ -196,7 +197,7 @@ run_tool(const char *name, char **argv, jv in, jv *out)
 
 struct opts {
 	const char *remote;
-	int json;
+	int json, compact;
 	const char *strategy;
 };
 
@@ -206,6 +207,7 @@ parse(int argc, char **argv, const char *usage, int resolve, struct opts *o)
 	static const struct option longopts[] = {
 		{ "remote", required_argument, NULL, 'r' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "compact", no_argument, NULL, 'c' },
 		{ "use-local", no_argument, NULL, 'L' },
 		{ "use-remote", no_argument, NULL, 'R' },
 		{ "merge", no_argument, NULL, 'M' },
@@ -217,16 +219,17 @@ parse(int argc, char **argv, const char *usage, int resolve, struct opts *o)
 	int c;
 
 	memset(o, 0, sizeof(*o));
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+	while ((c = hm_opt_next(argc, argv, resolve ? "h" : "ch", longopts, usage)) != -1) {
 		switch (c) {
 		case 'r':
 			o->remote = optarg;
 			continue;
 		case 'j':
+		case 'c':
 			if (resolve)
 				break;
 			o->json = 1;
+			o->compact |= c == 'c';
 			continue;
 		case 'L':
 		case 'R':
@@ -239,30 +242,22 @@ parse(int argc, char **argv, const char *usage, int resolve, struct opts *o)
 			    : c == 'M' ? "merge"
 				       : "manual";
 			if (o->strategy && strcmp(o->strategy, s) != 0)
-				hm_die(HM_EXIT_USAGE, "--%s and --%s: choose one\nusage: %s",
-				       o->strategy, s, usage);
+				hm_opt_die(usage, "--%s and --%s: choose one", o->strategy, s);
 			o->strategy = s;
 			continue;
 		case 'h':
 			printf("usage: %s\n", usage);
 			exit(0);
-		case ':':
-			hm_die(HM_EXIT_USAGE, "%s: requires a value\nusage: %s", argv[optind - 1],
-			       usage);
-		default:
-			break;
 		}
-		hm_die(HM_EXIT_USAGE, "unknown option '%s'\nusage: %s", argv[optind - 1], usage);
+		hm_opt_die(usage, "unknown option '%s'", hm_opt_name(longopts, c));
 	}
 	if (optind < argc)
-		hm_die(HM_EXIT_USAGE, "unexpected argument '%s'\nusage: %s", argv[optind], usage);
+		hm_opt_die(usage, "unexpected argument '%s'", argv[optind]);
 	if (resolve && !o->strategy)
-		hm_die(HM_EXIT_USAGE,
-		       "choose a resolution: --use-local, --use-remote, --merge or "
-		       "--manual\nusage: %s",
-		       usage);
+		hm_opt_die(usage,
+			   "choose a resolution: --use-local, --use-remote, --merge or --manual");
 	if (o->remote && !*o->remote)
-		hm_die(HM_EXIT_USAGE, "--remote: must not be empty");
+		hm_opt_die(usage, "--remote: must not be empty");
 }
 
 static void
@@ -297,7 +292,7 @@ cmd_state_check_conflicts(int argc, char **argv)
 		if (o.json)
 			porcelain_print_json(JV_OBJECT(jv_string("relation"), jv_null(),
 						       jv_string("conflicts"), jv_array()),
-					     0);
+					     o.compact);
 		else
 			printf("%s No conflicts detected\n", hm_mark(HM_MARK_OK));
 		jv_free(local);
@@ -307,7 +302,7 @@ cmd_state_check_conflicts(int argc, char **argv)
 	status = run_tool("conflicts", av, pair(local, rs.state, rs.base), &out);
 	free(rs.source);
 	if (o.json) {
-		porcelain_print_json(out, 0);
+		porcelain_print_json(out, o.compact);
 		return status;
 	}
 	list = jv_object_get(out, jv_string("conflicts"));
@@ -519,7 +514,7 @@ cmd_state_diff(int argc, char **argv)
 	free(rs.source);
 	status = run_tool("conflicts", av, pair(local, rs.state, rs.base), &out);
 	if (o.json) {
-		porcelain_print_json(out, 0);
+		porcelain_print_json(out, o.compact);
 		return status;
 	}
 	list = jv_object_get(jv_copy(out), jv_string("differences"));

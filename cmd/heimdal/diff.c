@@ -19,6 +19,7 @@
 #include "remote.h"
 #include "hm_beneath.h"
 #include "hm_error.h"
+#include "hm_opt.h"
 #include "hm_file.h"
 #include "hm_hash.h"
 #include "hm_json.h"
@@ -36,11 +37,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#define DIFF_USAGE "heimdal diff [--upstream] [--stat] [--color[=WHEN] | --no-color] [PATH...]"
+
 static _Noreturn void
 usage(FILE *f, int code)
 {
 	fprintf(f,
-		"usage: heimdal diff [--upstream] [--stat] [--color[=WHEN] | --no-color] [PATH...]\n"
+		"usage: " DIFF_USAGE "\n"
 		"\n"
 		"      --upstream   what the next apply or sync would bring (deployed -> repository)\n"
 		"      --stat       a diffstat instead of the patch\n"
@@ -592,7 +595,7 @@ cmd_diff(int argc, char **argv)
 	int ch, color = -1, code;
 	jv state, record, keys;
 
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = hm_opt_next(argc, argv, "h", opts, DIFF_USAGE)) != -1) {
 		switch (ch) {
 		case 'u':
 			c.upstream = 1;
@@ -616,8 +619,6 @@ cmd_diff(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout, 0);
-		default:
-			usage(stderr, HM_EXIT_USAGE);
 		}
 	}
 	if (!home || !*home)

@@ -23,6 +23,7 @@
 #include "builtin.h"
 #include "hm_config.h"
 #include "hm_error.h"
+#include "hm_opt.h"
 #include "hm_git.h"
 #include "hm_json.h"
 #include "hm_lock.h"
@@ -50,12 +51,15 @@
 /* The remote check's bound, at most: doctor answers quickly even offline. */
 #define REMOTE_TIMEOUT_MAX 5
 
+#define DOCTOR_USAGE "heimdal doctor [--json | -c]"
+
 static _Noreturn void
 usage(FILE *f, int code)
 {
-	fprintf(f, "usage: heimdal doctor [--json]\n"
+	fprintf(f, "usage: " DOCTOR_USAGE "\n"
 		   "\n"
-		   "      --json   print the checks as JSON\n"
+		   "      --json      print the checks as JSON\n"
+		   "  -c, --compact   the same, compact\n"
 		   "\n"
 		   "Exit status: 0 when no check failed (warnings pass), 1 when one failed.\n");
 	exit(code);
@@ -565,32 +569,32 @@ cmd_doctor(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "compact", no_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct doctor d = { .checks = jv_array() };
 	struct hm_lock_config cfg;
 	git_repository *repo;
-	int c, have_cfg, have_home;
+	int c, have_cfg, have_home, compact = 0;
 	jv state, refs;
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = hm_opt_next(argc, argv, "ch", opts, DOCTOR_USAGE)) != -1) {
 		switch (c) {
 		case 'j':
 			d.json = 1;
 			break;
+		case 'c':
+			d.json = compact = 1;
+			break;
 		case 'h':
 			jv_free(d.checks);
 			usage(stdout, 0);
-		default:
-			jv_free(d.checks);
-			usage(stderr, HM_EXIT_USAGE);
 		}
 	}
 	if (optind < argc) {
 		jv_free(d.checks);
-		hm_error("unexpected argument '%s'", argv[optind]);
-		usage(stderr, HM_EXIT_USAGE);
+		hm_opt_die(DOCTOR_USAGE, "unexpected argument '%s'", argv[optind]);
 	}
 	hm_git_init();
 	check_tools(&d);
@@ -612,7 +616,7 @@ cmd_doctor(int argc, char **argv)
 	if (d.json)
 		porcelain_print_json(JV_OBJECT(jv_string("checks"), d.checks, jv_string("ok"),
 					       jv_bool(!d.failed)),
-				     0);
+				     compact);
 	else
 		jv_free(d.checks);
 	jv_free(refs);

@@ -4,6 +4,7 @@
  */
 #include "builtin.h"
 #include "hm_error.h"
+#include "hm_opt.h"
 #include "hm_json.h"
 #include "hm_term.h"
 
@@ -12,13 +13,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define DRIFT_USAGE "heimdal state check-drift [--all] [--json | -c]"
+
 static _Noreturn void
 usage(FILE *f, int code)
 {
-	fprintf(f, "usage: heimdal state check-drift [--all] [--json]\n"
+	fprintf(f, "usage: " DRIFT_USAGE "\n"
 		   "\n"
-		   "  -a, --all    also list the files that match their checksums\n"
-		   "      --json   print heimdal-drift's report as JSON\n");
+		   "      --all       also list the files that match their checksums\n"
+		   "      --json      print heimdal-drift's report as JSON\n"
+		   "  -c, --compact   the same, compact\n");
 	exit(code);
 }
 
@@ -45,13 +49,14 @@ cmd_state_check_drift(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "all", no_argument, NULL, 'a' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "compact", no_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c, all = 0, json = 0, n, drifted;
+	int c, all = 0, json = 0, compact = 0, n, drifted;
 	jv report, mod, errs;
 
-	while ((c = getopt_long(argc, argv, "ah", opts, NULL)) != -1) {
+	while ((c = hm_opt_next(argc, argv, "ch", opts, DRIFT_USAGE)) != -1) {
 		switch (c) {
 		case 'a':
 			all = 1;
@@ -59,15 +64,15 @@ cmd_state_check_drift(int argc, char **argv)
 		case 'j':
 			json = 1;
 			break;
+		case 'c':
+			json = compact = 1;
+			break;
 		case 'h':
 			usage(stdout, 0);
-		default:
-			usage(stderr, HM_EXIT_USAGE);
 		}
 	}
 	if (optind < argc) {
-		hm_error("unexpected argument '%s'", argv[optind]);
-		usage(stderr, HM_EXIT_USAGE);
+		hm_opt_die(DRIFT_USAGE, "unexpected argument '%s'", argv[optind]);
 	}
 	report = porcelain_drift(porcelain_state_load(), all);
 	mod = jv_object_get(jv_copy(report), jv_string("modified"));
@@ -77,7 +82,7 @@ cmd_state_check_drift(int argc, char **argv)
 	if (json) {
 		jv_free(mod);
 		jv_free(errs);
-		porcelain_print_json(report, 0);
+		porcelain_print_json(report, compact);
 		return drifted ? HM_EXIT_FOUND : HM_EXIT_OK;
 	}
 	printf("Checking for file drift...\n");

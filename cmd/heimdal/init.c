@@ -5,6 +5,7 @@
 #include "builtin.h"
 #include "remote.h"
 #include "hm_error.h"
+#include "hm_opt.h"
 #include "hm_file.h"
 #include "hm_json.h"
 #include "hm_machine.h"
@@ -155,8 +156,7 @@ cmd_init(int argc, char **argv)
 	git_repository *repo;
 	jv local, shared, s;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+	while ((c = hm_opt_next(argc, argv, "p:fh", opts, INIT_USAGE)) != -1) {
 		switch (c) {
 		case 'p':
 			profile = optarg;
@@ -173,12 +173,6 @@ cmd_init(int argc, char **argv)
 		case 'h':
 			printf("usage: %s\n", INIT_USAGE);
 			return 0;
-		case ':':
-			hm_die(HM_EXIT_USAGE, "%s: requires a value\nusage: %s", argv[optind - 1],
-			       INIT_USAGE);
-		default:
-			hm_die(HM_EXIT_USAGE, "unknown option '%s'\nusage: %s", argv[optind - 1],
-			       INIT_USAGE);
 		}
 	}
 	if (optind < argc)

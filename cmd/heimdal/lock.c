@@ -5,6 +5,7 @@
 #include "builtin.h"
 #include "hm_error.h"
 #include "hm_json.h"
+#include "hm_opt.h"
 #include "hm_spawn.h"
 #include "hm_term.h"
 #include "hm_time.h"
@@ -14,23 +15,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* *json: 1 for --json, 2 for -c (compact); force and id NULL when not taken. */
 static void
 lock_opts(int argc, char **argv, const char *usage, int *json, int *force, const char **id)
 {
 	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "force", no_argument, NULL, 'f' },
-		{ "id", required_argument, NULL, 'i' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{ "json", no_argument, NULL, 'j' },  { "compact", no_argument, NULL, 'c' },
+		{ "force", no_argument, NULL, 'f' }, { "id", required_argument, NULL, 'i' },
+		{ "help", no_argument, NULL, 'h' },  { NULL, 0, NULL, 0 },
 	};
 	int c;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+	while ((c = hm_opt_next(argc, argv, "cfi:h", opts, usage)) != -1) {
 		switch (c) {
 		case 'j':
-			*json = 1;
+			*json = *json ? *json : 1;
+			continue;
+		case 'c':
+			*json = 2;
 			continue;
 		case 'f':
 			if (force) {
@@ -47,16 +49,11 @@ lock_opts(int argc, char **argv, const char *usage, int *json, int *force, const
 		case 'h':
 			printf("usage: %s\n", usage);
 			exit(0);
-		case ':':
-			hm_die(HM_EXIT_USAGE, "%s: requires a value\nusage: %s", argv[optind - 1],
-			       usage);
-		default:
-			break;
 		}
-		hm_die(HM_EXIT_USAGE, "unknown option '%s'\nusage: %s", argv[optind - 1], usage);
+		hm_opt_die(usage, "unknown option '%s'", hm_opt_name(opts, c));
 	}
 	if (optind < argc)
-		hm_die(HM_EXIT_USAGE, "unexpected argument '%s'\nusage: %s", argv[optind], usage);
+		hm_opt_die(usage, "unexpected argument '%s'", argv[optind]);
 }
 
 /* "550e8400-e29b-..." -> "550e8400-..." as the specification shows it. */
@@ -77,14 +74,14 @@ cmd_state_lock_info(int argc, char **argv)
 	char sid[32], ago[64];
 	jv info, m;
 
-	lock_opts(argc, argv, "heimdal state lock-info [--json]", &json, NULL, NULL);
+	lock_opts(argc, argv, "heimdal state lock-info [--json | -c]", &json, NULL, NULL);
 	status = hm_spawn_json("lock", args, jv_invalid(), &info);
 	if (status != 0) {
 		jv_free(info);
 		return status < 0 ? hm_last_code() : status;
 	}
 	if (json) {
-		porcelain_print_json(info, 0);
+		porcelain_print_json(info, json == 2);
 		return 0;
 	}
 	if (jv_get_kind(info) != JV_KIND_OBJECT ||
@@ -124,7 +121,7 @@ cmd_state_unlock(int argc, char **argv)
 	int json = 0, force = 0, status;
 	jv removed;
 
-	lock_opts(argc, argv, "heimdal state unlock --force [--id ID] [--json]", &json, &force,
+	lock_opts(argc, argv, "heimdal state unlock --force [--id ID] [--json | -c]", &json, &force,
 		  &id);
 	if (!force)
 		hm_die(HM_EXIT_USAGE, "refusing to remove the lock without --force\n"
@@ -140,7 +137,7 @@ cmd_state_unlock(int argc, char **argv)
 		return status < 0 ? hm_last_code() : status;
 	}
 	if (json) {
-		porcelain_print_json(removed, 0);
+		porcelain_print_json(removed, json == 2);
 		return 0;
 	}
 	if (jv_get_kind(removed) != JV_KIND_OBJECT)

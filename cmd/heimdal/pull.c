@@ -6,6 +6,7 @@
 #include "builtin.h"
 #include "remote.h"
 #include "hm_error.h"
+#include "hm_opt.h"
 #include "hm_guard.h"
 #include "hm_json.h"
 #include "hm_machine.h"
@@ -28,8 +29,7 @@ parse(int argc, char **argv, const char *usage, const char *flag, int *force)
 	int c;
 
 	opts[1].name = flag;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+	while ((c = hm_opt_next(argc, argv, "h", opts, usage)) != -1) {
 		switch (c) {
 		case 'h':
 			printf("usage: %s\n", usage);
@@ -37,13 +37,10 @@ parse(int argc, char **argv, const char *usage, const char *flag, int *force)
 		case 'f':
 			*force = 1;
 			break;
-		default:
-			hm_die(HM_EXIT_USAGE, "unknown option '%s'\nusage: %s", argv[optind - 1],
-			       usage);
 		}
 	}
 	if (optind < argc)
-		hm_die(HM_EXIT_USAGE, "unexpected argument '%s'\nusage: %s", argv[optind], usage);
+		hm_opt_die(usage, "unexpected argument '%s'", argv[optind]);
 }
 
 void

@@ -10,6 +10,7 @@
 #include "record.h"
 #include "remote.h"
 #include "hm_error.h"
+#include "hm_opt.h"
 #include "hm_git.h"
 #include "hm_json.h"
 #include "hm_machine.h"
@@ -20,12 +21,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define STATUS_USAGE "heimdal status [--json | -c]"
+
 static _Noreturn void
 usage(FILE *f, int code)
 {
-	fprintf(f, "usage: heimdal status [--json]\n"
+	fprintf(f, "usage: " STATUS_USAGE "\n"
 		   "\n"
-		   "      --json   print the status as JSON\n");
+		   "      --json      print the status as JSON\n"
+		   "  -c, --compact   the same, compact\n");
 	exit(code);
 }
 
@@ -206,6 +210,7 @@ cmd_status(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "compact", no_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -213,24 +218,24 @@ cmd_status(int argc, char **argv)
 	git_repository *repo;
 	char head[41] = "", tipbuf[41] = "", *up;
 	const char *tip = NULL;
-	int c, json = 0;
+	int c, json = 0, compact = 0;
 	jv state, plan = jv_null(), st, files;
 	git_oid id;
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = hm_opt_next(argc, argv, "ch", opts, STATUS_USAGE)) != -1) {
 		switch (c) {
 		case 'j':
 			json = 1;
 			break;
+		case 'c':
+			json = compact = 1;
+			break;
 		case 'h':
 			usage(stdout, 0);
-		default:
-			usage(stderr, HM_EXIT_USAGE);
 		}
 	}
 	if (optind < argc) {
-		hm_error("unexpected argument '%s'", argv[optind]);
-		usage(stderr, HM_EXIT_USAGE);
+		hm_opt_die(STATUS_USAGE, "unexpected argument '%s'", argv[optind]);
 	}
 	state = porcelain_state_load();
 	repo = remote_open(state);
@@ -267,7 +272,7 @@ cmd_status(int argc, char **argv)
 					     : head[0] ? head
 						       : NULL));
 	if (json)
-		porcelain_print_json(st, 0);
+		porcelain_print_json(st, compact);
 	else {
 		print_status(st);
 		jv_free(st);

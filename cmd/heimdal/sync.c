@@ -8,6 +8,7 @@
 #include "remote.h"
 #include "record.h"
 #include "hm_error.h"
+#include "hm_opt.h"
 #include "hm_file.h"
 #include "hm_guard.h"
 #include "hm_json.h"
@@ -429,8 +430,7 @@ cmd_sync(int argc, char **argv)
 	jv local;
 	int c, r = 0;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+	while ((c = hm_opt_next(argc, argv, "h", opts, SYNC_USAGE)) != -1) {
 		switch (c) {
 		case 'n':
 			run.no_apply = 1;
@@ -438,14 +438,10 @@ cmd_sync(int argc, char **argv)
 		case 'h':
 			printf("usage: %s\n", SYNC_USAGE);
 			return 0;
-		default:
-			hm_die(HM_EXIT_USAGE, "unknown option '%s'\nusage: %s", argv[optind - 1],
-			       SYNC_USAGE);
 		}
 	}
 	if (optind < argc)
-		hm_die(HM_EXIT_USAGE, "unexpected argument '%s'\nusage: %s", argv[optind],
-		       SYNC_USAGE);
+		hm_opt_die(SYNC_USAGE, "unexpected argument '%s'", argv[optind]);
 	/*
 	 * One local lock for the whole sync, the apply it runs included.  The
 	 * remote's part is taken only by the push, and only when another machine

@@ -16,21 +16,21 @@ _heimdal_flags() {
 	push) echo "--force --help" ;;
 	sync) echo "--no-apply --help" ;;
 	resolve) echo "--merged --ours --theirs --help" ;;
-	status) echo "--json --help" ;;
+	status) echo "--json --compact --help" ;;
 	diff) echo "--upstream --stat --color --no-color --help" ;;
-	doctor) echo "--json --help" ;;
+	doctor) echo "--json --compact --help" ;;
 	add) echo "--profile --shared --force --dry-run --help" ;;
 	forget) echo "--yes --help" ;;
-	"state version") echo "--json --help" ;;
-	"state history") echo "--limit --json --help" ;;
-	"state migrate") echo "--no-backup --json --help" ;;
+	"state version") echo "--json --compact --help" ;;
+	"state history") echo "--limit --long --json --compact --help" ;;
+	"state migrate") echo "--no-backup --json --compact --help" ;;
 	"state query") echo "--compact-output --raw-output --join-output --ascii-output --sort-keys --tab --indent --null-input --slurp --exit-status --color-output --monochrome-output --arg --argjson --help" ;;
-	"state check-drift") echo "--all --json --help" ;;
-	"state check-conflicts") echo "--remote --json --help" ;;
+	"state check-drift") echo "--all --json --compact --help" ;;
+	"state check-conflicts") echo "--remote --json --compact --help" ;;
 	"state resolve") echo "--use-local --use-remote --merge --manual --remote --help" ;;
-	"state diff") echo "--remote --json --help" ;;
-	"state lock-info") echo "--json --help" ;;
-	"state unlock") echo "--force --id --json --help" ;;
+	"state diff") echo "--remote --json --compact --help" ;;
+	"state lock-info") echo "--json --compact --help" ;;
+	"state unlock") echo "--force --id --json --compact --help" ;;
 	migrate) echo "--compact --machine-id --lineage-id --help" ;;
 	"lineage bump") echo "--op --git-commit --above --compact --help" ;;
 	"lineage compare") echo "--local --remote --base --compact --help" ;;
@@ -47,6 +47,11 @@ _heimdal_flags() {
 	"rlock acquire" | "rlock release") echo "--compact --verbose --help" ;;
 	rlock) echo "--help" ;;
 	esac
+}
+
+# The heimdal-* tools on PATH, by their short names (migrate, lock, ...).
+_heimdal_tools() {
+	compgen -c heimdal- 2>/dev/null | sed 's/^heimdal-//' | sort -u
 }
 
 # Subcommands of a plumbing tool that has them.
@@ -73,7 +78,7 @@ _heimdal_complete_tool() {
 	subs=$(_heimdal_subcommands "$tool")
 	for ((i = start; i < COMP_CWORD; i++)); do
 		case ${COMP_WORDS[i]} in
-		--) COMPREPLY=($(compgen -c -- "$cur")); return ;;
+		--) COMPREPLY=($(compgen -c -- "$cur" | sort -u)); return ;;
 		-*) ;;
 		*) if [ -z "$sub" ] && [[ " $subs " == *" ${COMP_WORDS[i]} "* ]]; then sub=${COMP_WORDS[i]}; fi ;;
 		esac
@@ -83,8 +88,14 @@ _heimdal_complete_tool() {
 		return
 	fi
 	case $prev in
-	--strategy | -s) COMPREPLY=($(compgen -W "merge use-local use-remote manual" -- "$cur")); return ;;
-	--profile | -p) COMPREPLY=($(compgen -W "$(ls "${HOME}/.dotfiles/profiles" 2>/dev/null)" -- "$cur")); return ;;
+	--strategy) COMPREPLY=($(compgen -W "merge use-local use-remote manual" -- "$cur")); return ;;
+	--profile | -p)
+		# -p is --profile, for the commands that take one (heimdal(7), OPTION LETTERS).
+		case $tool in
+		apply | add | init) COMPREPLY=($(compgen -W "$(ls "${HOME}/.dotfiles/profiles" 2>/dev/null)" -- "$cur")) ;;
+		esac
+		return
+		;;
 	esac
 	if [ -n "$subs" ] && [ -z "$sub" ] && [[ $cur != -* ]]; then
 		COMPREPLY=($(compgen -W "$subs" -- "$cur"))
@@ -113,9 +124,7 @@ _heimdal() {
 		if [[ $cur == -* ]]; then
 			COMPREPLY=($(compgen -W "$(_heimdal_flags heimdal)" -- "$cur"))
 		else
-			local tools
-			tools=$(compgen -c heimdal- 2>/dev/null | sed 's/^heimdal-//' | sort -u)
-			COMPREPLY=($(compgen -W "$_heimdal_commands $tools" -- "$cur"))
+			COMPREPLY=($(compgen -W "$_heimdal_commands $(_heimdal_tools)" -- "$cur"))
 		fi
 		return
 	fi
@@ -139,7 +148,20 @@ _heimdal() {
 		fi
 		;;
 	help)
-		COMPREPLY=($(compgen -W "$_heimdal_commands" -- "$cur"))
+		# heimdal help [COMMAND [SUBCOMMAND]]: the commands, the plumbing, and
+		# after "state" or a tool with subcommands, those.
+		local what="" j
+		for ((j = i + 1; j < COMP_CWORD; j++)); do
+			what=${COMP_WORDS[j]}
+			break
+		done
+		if [ -z "$what" ]; then
+			COMPREPLY=($(compgen -W "$_heimdal_commands $(_heimdal_tools)" -- "$cur"))
+		elif [ "$what" = state ] && [ "$COMP_CWORD" -eq $((i + 2)) ]; then
+			COMPREPLY=($(compgen -W "$_heimdal_state_commands" -- "$cur"))
+		elif [ "$COMP_CWORD" -eq $((i + 2)) ]; then
+			COMPREPLY=($(compgen -W "$(_heimdal_subcommands "$what")" -- "$cur"))
+		fi
 		;;
 	*)
 		_heimdal_complete_tool "$cmd" $((i + 1))
