@@ -160,7 +160,7 @@ setup() {
 	[[ "$stderr" == *"--profile: requires a value"* ]] || fail
 	run as a heimdal init --help
 	expect_status 0
-	[ "$output" = "usage: heimdal init --profile NAME --repo URL [--path DIR] [--force]" ] || fail
+	[ "$output" = "usage: heimdal init --profile NAME --repo URL [--path DIR] [--force] [--empty]" ] || fail
 	[ ! -e "$(mhome a)/.dotfiles" ] && [ ! -e "$(mhome a)/.heimdal/state.json" ]
 }
 

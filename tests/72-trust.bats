@@ -186,13 +186,19 @@ while True:
 	run --separate-stderr as b heimdal init --profile personal --repo "git://127.0.0.1:$HOLLOW_PORT/dotfiles.git"
 	expect_status 3
 	[ -z "$output" ] || fail "stdout: $output"
-	[[ "$stderr" == *"no branch and no capabilities"*"nothing cloned"* ]] || fail "message: $stderr"
+	[[ "$stderr" == *"lists no branch and sends no capabilities"*"nothing cloned"*"--empty"* ]] || fail "message: $stderr"
 	[ ! -e "$(mhome b)/.heimdal/state.json" ] || fail "a lineage was started"
 	[ ! -e "$(mhome b)/.dotfiles" ] || fail "a clone was left"
-	# A real empty repository, served by git daemon, still starts a lineage.
+	# git daemon before 2.41 answers an empty repository the same way: --empty
+	# says it is known to be new, and only then is a lineage started.
 	mkdir -p "$BATS_TEST_TMPDIR/served" && git init -q --bare "$BATS_TEST_TMPDIR/served/empty.git"
 	git_daemon_start "$BATS_TEST_TMPDIR/served"
-	run --separate-stderr as b heimdal init --profile personal --repo "$GIT_DAEMON_URL/empty.git"
+	run --separate-stderr as b heimdal init --profile personal --repo "$GIT_DAEMON_URL/empty.git" --empty
 	expect_status 0
 	[[ "$output" == *"Started lineage"* ]] || fail "$output"
+	# A local empty repository is verifiably empty: no flag needed.
+	git_machine c
+	git init -q --bare "$BATS_TEST_TMPDIR/local-empty.git"
+	run --separate-stderr as c heimdal init --profile personal --repo "$BATS_TEST_TMPDIR/local-empty.git"
+	expect_status 0
 }

@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define INIT_USAGE "heimdal init --profile NAME --repo URL [--path DIR] [--force]"
+#define INIT_USAGE "heimdal init --profile NAME --repo URL [--path DIR] [--force] [--empty]"
 
 /* Two URLs name the same repository when they differ only by a trailing "/" or ".git". */
 static int
@@ -147,6 +147,7 @@ cmd_init(int argc, char **argv)
 		{ "repo", required_argument, NULL, 'r' },
 		{ "path", required_argument, NULL, 'd' },
 		{ "force", no_argument, NULL, 'f' },
+		{ "empty", no_argument, NULL, 'e' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -169,6 +170,9 @@ cmd_init(int argc, char **argv)
 			break;
 		case 'f':
 			force = 1;
+			break;
+		case 'e':
+			empty_ok = 1;
 			break;
 		case 'h':
 			printf("usage: %s\n", INIT_USAGE);

@@ -11,7 +11,7 @@ _heimdal_flags() {
 	heimdal) echo "--verbose --exec-path --version --help" ;;
 	apply) echo "--force --dry-run --profile --help" ;;
 	commit) echo "--message --help" ;;
-	init) echo "--profile --repo --path --force --help" ;;
+	init) echo "--profile --repo --path --force --empty --help" ;;
 	pull) echo "--help" ;;
 	push) echo "--force --help" ;;
 	sync) echo "--no-apply --help" ;;
