@@ -111,7 +111,7 @@ functions over 79 lines:
 }
 
 @test "make sizes runs share/sizes" {
-	run make -s -C "$SRC" sizes
+	run --separate-stderr make -s -C "$SRC" sizes
 	expect_status 0
 	[ "${lines[0]}" = "tools over 400 lines:" ]
 	grep -qx "functions over 80 lines:" <<<"$output" || fail "no functions section"
