@@ -126,6 +126,10 @@ format-check:
 demo: all
 	PATH="$(CURDIR)/$(BUILD)/bin:$$PATH" share/demo
 
+# make sizes: tools over 400 lines and functions over 80 (a report, not a gate).
+sizes:
+	@share/sizes
+
 # make fuzz: one libFuzzer harness per input surface (tests/fuzz/fuzz_*.c),
 # each run FUZZ_SECONDS, seeded from tests/fixtures and tests/fuzz/seeds/<name>.
 FUZZ_SECONDS ?= 10
@@ -192,6 +196,6 @@ clean:
 
 FORCE:
 
-.PHONY: all check soak bench demo fuzz format format-check install install-man uninstall clean FORCE
+.PHONY: all check soak bench demo sizes fuzz format format-check install install-man uninstall clean FORCE
 
 -include $(LIB_OBJ:.o=.d) $(PORCELAIN_OBJ:.o=.d) $(TOOLS:%=$(BUILD)/cmd/%.d)
