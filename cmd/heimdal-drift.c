@@ -11,6 +11,7 @@
  * are unchanged, the way git's index does; it is keyed by a digest of the
  * state's bytes, so a state it has already seen is not parsed again.
  */
+#include "hm_beneath.h"
 #include "hm_error.h"
 #include "hm_opt.h"
 #include "hm_file.h"
@@ -24,7 +25,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
-#include <linux/openat2.h>
 #include <openssl/crypto.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -33,7 +33,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -78,7 +77,6 @@ struct run {
 	char *strings;            /* keys and checksums copied out of libjq's values */
 	const char *root;         /* as given */
 	char *root_real;          /* realpath of root */
-	size_t root_len;
 	int root_fd;
 	int64_t stamp;       /* this run's start, recorded as the new cache's time */
 	int64_t cache_stamp; /* the loaded cache's time: files not older are re-hashed */
@@ -517,14 +515,6 @@ state_read(struct run *r, const char *input, const struct cache *k, char stat_ke
 		close(fd);
 }
 
-/* 1 when the real path p is the root or below it. */
-static int
-inside(struct run *r, const char *p)
-{
-	return strncmp(p, r->root_real, r->root_len) == 0 &&
-	       (p[r->root_len] == '\0' || p[r->root_len] == '/' || r->root_len == 1);
-}
-
 /*
  * The directory part of the keys a thread is working on, opened once: keys
  * come sorted, so runs of files share it, and every file is then looked up
@@ -543,10 +533,6 @@ struct dir {
 static void
 dir_open(struct run *r, struct dir *m, const char *key, size_t n)
 {
-	struct open_how how = { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
-				.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
-	char full[2 * PATH_MAX + 2], real[PATH_MAX];
-
 	if (m->fd >= 0 && m->fd != r->root_fd)
 		close(m->fd);
 	memcpy(m->path, key, n);
@@ -559,34 +545,15 @@ dir_open(struct run *r, struct dir *m, const char *key, size_t n)
 		return;
 	}
 	/* The kernel keeps the walk below the root, whatever the symlinks say. */
-	m->fd = syscall(SYS_openat2, r->root_fd, m->path, &how, sizeof(how));
+	m->fd = hm_beneath_openat(r->root_fd, r->root_real, m->path, O_PATH | O_DIRECTORY);
 	if (m->fd >= 0)
 		return;
-	if (errno == ENOENT || errno == ENOTDIR) {
+	if (errno == ENOENT || errno == ENOTDIR)
 		m->state = -1;
-		return;
-	}
-	if (errno != EXDEV && errno != ELOOP && errno != ENOSYS) {
-		m->state = 2, m->error = strerror(errno);
-		return;
-	}
-	/*
-	 * RESOLVE_BENEATH refuses every absolute symlink, even one that stays
-	 * inside (a stow-style ~/.config -> ~/.dotfiles/config): resolve it
-	 * and open what it resolves to, when that is inside.
-	 */
-	snprintf(full, sizeof(full), "%s/%s", r->root_real, m->path);
-	if (!realpath(full, real)) {
-		m->state = errno == ENOENT || errno == ENOTDIR ? -1 : 0;
-		return;
-	}
-	if (!inside(r, real)) {
+	else if (errno == EXDEV || errno == ELOOP)
 		m->state = 0;
-		return;
-	}
-	m->fd = open(real, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (m->fd < 0)
-		m->state = -1;
+	else
+		m->state = 2, m->error = strerror(errno);
 }
 
 /* Open a file without following a final symlink, without blocking on a FIFO. */
@@ -620,20 +587,15 @@ cache_hit(struct run *r, struct entry *e, const struct stat *st)
 static int
 open_link(struct run *r, struct entry *e)
 {
-	char full[2 * PATH_MAX + 2], real[PATH_MAX];
+	char path[PATH_MAX];
 	int fd;
 
-	snprintf(full, sizeof(full), "%s/%.*s", r->root_real, (int)e->plen, e->path);
-	if (!realpath(full, real)) {
+	snprintf(path, sizeof(path), "%.*s", (int)e->plen, e->path);
+	fd = hm_beneath_openat(r->root_fd, r->root_real, path, O_RDONLY | O_NONBLOCK);
+	if (fd < 0 && (errno == ENOENT || errno == ENOTDIR))
 		e->status = S_MISSING; /* a dangling link has no content */
-		return -1;
-	}
-	if (!inside(r, real)) {
-		e->status = S_ERROR, e->error = ESCAPES;
-		return -1;
-	}
-	if ((fd = open_file(AT_FDCWD, real)) < 0)
-		e->status = S_ERROR, e->error = strerror(errno);
+	else if (fd < 0)
+		e->status = S_ERROR, e->error = errno == EXDEV ? ESCAPES : strerror(errno);
 	return fd;
 }
 
@@ -984,7 +946,6 @@ main(int argc, char **argv)
 		hm_die(HM_EXIT_ENV, "HOME is not set; pass --root");
 	if (!(r.root_real = realpath(r.root, NULL)))
 		hm_die_errno(HM_EXIT_ENV, "--root %s", r.root);
-	r.root_len = strlen(r.root_real);
 	if ((r.root_fd = open(r.root_real, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		hm_die_errno(HM_EXIT_ENV, "%s", r.root);
 	/* The fs clock (coarse, as file timestamps are) before anything is looked at. */

@@ -20,7 +20,7 @@ inside(const char *real, const char *root_real)
 {
 	size_t n = strlen(root_real);
 
-	return strncmp(real, root_real, n) == 0 && (real[n] == '/' || real[n] == '\0');
+	return strncmp(real, root_real, n) == 0 && (real[n] == '/' || real[n] == '\0' || n == 1);
 }
 
 /*
@@ -43,11 +43,10 @@ missing(char *full, const char *root_real)
 	return -1;
 }
 
-/* path (relative) beneath root_fd as a directory; -1 with errno. */
-static int
-open_dir(int root_fd, const char *root_real, const char *path)
+int
+hm_beneath_openat(int root_fd, const char *root_real, const char *path, int flags)
 {
-	struct open_how how = { .flags = O_DIRECTORY | O_CLOEXEC,
+	struct open_how how = { .flags = (unsigned)flags | O_CLOEXEC,
 				.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
 	char full[PATH_MAX], real[PATH_MAX];
 	int fd;
@@ -79,7 +78,7 @@ int
 hm_beneath_dir(int root_fd, const char *root_real, const char *dir, mode_t mode)
 {
 	char *path, *slash;
-	int fd = open_dir(root_fd, root_real, dir), parent;
+	int fd = hm_beneath_openat(root_fd, root_real, dir, O_DIRECTORY), parent;
 
 	if (fd >= 0 || errno != ENOENT || !mode)
 		return fd;
@@ -87,7 +86,7 @@ hm_beneath_dir(int root_fd, const char *root_real, const char *dir, mode_t mode)
 	path = strdup(dir);
 	if (!path)
 		return -1;
-	parent = open_dir(root_fd, root_real, "");
+	parent = hm_beneath_openat(root_fd, root_real, "", O_DIRECTORY);
 	for (char *c = path; parent >= 0 && c; c = slash ? slash + 1 : NULL) {
 		if ((slash = strchr(c, '/')))
 			*slash = '\0';
@@ -96,7 +95,7 @@ hm_beneath_dir(int root_fd, const char *root_real, const char *dir, mode_t mode)
 			parent = -1;
 			break;
 		}
-		fd = open_dir(root_fd, root_real, path);
+		fd = hm_beneath_openat(root_fd, root_real, path, O_DIRECTORY);
 		close(parent);
 		parent = fd;
 		if (slash)

@@ -15,6 +15,16 @@
 #include <sys/types.h>
 
 /*
+ * path (relative, "" for the root itself) opened with flags (open(2)'s:
+ * O_DIRECTORY, O_PATH, O_RDONLY | O_NONBLOCK...) beneath root_fd: every
+ * symlink on the way, the last one included, is followed only while it stays
+ * inside the root (an absolute one through root_real, the root's realpath;
+ * root_real NULL follows none: ELOOP).  A descriptor, or -1 with errno
+ * (ENOENT: missing; EXDEV: it leads outside the root; ENOTDIR).
+ */
+int hm_beneath_openat(int root_fd, const char *root_real, const char *path, int flags);
+
+/*
  * The directory dir (relative, "" for the root itself) beneath root_fd: a new
  * O_DIRECTORY descriptor, or -1 with errno (ENOENT: missing; EXDEV: it leads
  * outside the root; ENOTDIR).  With mode non-zero, missing directories are
