@@ -242,3 +242,19 @@ sys.exit(r.returncode)' "$@"
 	[[ "$stderr" == *".config/app/config: cannot be read from the repository; skipped"* ]] || fail "no warning: $stderr"
 	[ "$(cat "$HOME/.config/app/config")" = "key = value" ] || fail "deployed through the link"
 }
+
+@test "a new file gets the repository's mode under the umask; an update never loosens the mode here" {
+	umask 022
+	heimdal apply >/dev/null
+	[ "$(stat -c %a "$HOME/.bashrc")" = 644 ] && [ "$(stat -c %a "$HOME/bin/hello")" = 755 ] || fail "umask 022"
+	rm -rf "$HOME/.bashrc" "$HOME/bin" "$HEIMDAL_HOME/deployed.json"
+	umask 077
+	heimdal apply >/dev/null
+	[ "$(stat -c %a "$HOME/.bashrc")" = 600 ] || fail "umask 077: $(stat -c %a "$HOME/.bashrc")"
+	[ "$(stat -c %a "$HOME/bin/hello")" = 700 ] || fail "umask 077 exec: $(stat -c %a "$HOME/bin/hello")"
+	umask 022
+	printf 'export PS1=new\n' >"$DOT/.bashrc" && git -C "$DOT" commit -qam up
+	heimdal apply >/dev/null
+	[ "$(stat -c %a "$HOME/.bashrc")" = 600 ] || fail "the update loosened 600"
+	[ "$(cat "$HOME/.bashrc")" = "export PS1=new" ]
+}

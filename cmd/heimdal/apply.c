@@ -115,6 +115,7 @@ struct plan {
 	const char *home;
 	char *home_real, *work_real;
 	int home_fd, work_fd; /* the two roots everything is resolved beneath */
+	mode_t umask;
 	git_repository *repo;
 	const struct apply_opts *o;
 	size_t skipped, conflicts;
@@ -396,7 +397,9 @@ plan_file(struct plan *p, struct item *it, const struct dotfile *f)
 	struct stat st;
 	int up, here = -1;
 
-	it->mode = it->repo_mode = f->mode;
+	/* A new file gets the repository's mode under the umask, as git's checkout. */
+	it->mode = f->mode & ~p->umask;
+	it->repo_mode = f->mode;
 	it->src = f->src;
 	it->side = hm_xasprintf("%s%s", it->target, MERGE_SUFFIX);
 	/* The repository's file itself: beneath its work tree, through no symlink. */
@@ -1205,6 +1208,8 @@ apply_run(git_repository *repo, jv *statep, const struct apply_opts *o)
 
 	p.o = o;
 	p.repo = repo;
+	p.umask = umask(0);
+	umask(p.umask);
 	/* A copy: the state is replaced below. */
 	profile = hm_xstrdup(profile ? profile
 			     : hm_json_str(state, "active_profile")
