@@ -14,6 +14,7 @@
 #include "hm_error.h"
 #include "hm_json.h"
 #include "hm_lock.h"
+#include "hm_machine.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -81,6 +82,19 @@ print(jv v, const struct opts *o)
 		hm_die_errno(HM_EXIT_ENV, "stdout");
 }
 
+/*
+ * The record is what every later reader (info, release, the remote lock)
+ * must read back: nothing in it may hold a control character.
+ */
+static void
+check_record_text(const struct opts *o)
+{
+	if (hm_text_check("--op", o->req.operation) < 0 ||
+	    (o->req.reason && hm_text_check("--reason", o->req.reason) < 0) ||
+	    hm_machine_check() < 0)
+		exit(hm_last_code());
+}
+
 static int
 cmd_acquire(struct opts *o)
 {
@@ -88,6 +102,7 @@ cmd_acquire(struct opts *o)
 
 	if (!o->req.operation)
 		hm_die(HM_EXIT_USAGE, "acquire: --op is required");
+	check_record_text(o);
 	/* The lock lives for the caller (a script), not for this short process. */
 	if (!o->req.pid)
 		o->req.pid = getppid();
@@ -180,6 +195,7 @@ cmd_run(struct opts *o, char **cmd)
 		hm_die(HM_EXIT_USAGE, "run: --op is required");
 	if (!cmd[0])
 		hm_die(HM_EXIT_USAGE, "run: no command given (heimdal-lock run --op OP -- CMD)");
+	check_record_text(o);
 	o->req.pid = parent;
 	if (hm_lock_acquire(&o->req, &rec) < 0)
 		return hm_last_code();

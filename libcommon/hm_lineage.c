@@ -315,6 +315,36 @@ check_named(jv s, const char *src, const char *key, int allow_newer, int *versio
 	return hm_fail(HM_EXIT_USAGE);
 }
 
+/*
+ * A base is the state both sides descend from, so it is of the lineage of
+ * one of them (of both, or of the remote's a day-one state joins).  One of
+ * another lineage says nothing about how these two diverged: it is set
+ * aside, with a warning, and the pair is compared as without a base.
+ */
+static void
+check_base(struct hm_pair *p, const char *src)
+{
+	const char *b, *l, *r;
+	jv bl, ll, rl;
+
+	if (jv_get_kind(p->base) != JV_KIND_OBJECT)
+		return;
+	bl = jv_object_get(jv_copy(p->base), jv_string("lineage"));
+	ll = jv_object_get(jv_copy(p->local), jv_string("lineage"));
+	rl = jv_object_get(jv_copy(p->remote), jv_string("lineage"));
+	b = hm_json_str(bl, "id"), l = hm_json_str(ll, "id"), r = hm_json_str(rl, "id");
+	if (b && l && r && strcmp(b, l) != 0 && strcmp(b, r) != 0) {
+		hm_warn("%s: the base is of lineage '%s', neither the local ('%s') nor the "
+			"remote's ('%s'): compared without a base",
+			src, b, l, r);
+		jv_free(p->base);
+		p->base = jv_null();
+	}
+	jv_free(bl);
+	jv_free(ll);
+	jv_free(rl);
+}
+
 int
 hm_pair_read(const char *local_path, const char *remote_path, const char *base_path,
 	     int allow_newer, struct hm_pair *p)
@@ -351,6 +381,7 @@ hm_pair_read(const char *local_path, const char *remote_path, const char *base_p
 			if (check_named(p->base, hm_json_source_name(base_path), NULL, allow_newer,
 					&bv) < 0)
 				return -1;
+			check_base(p, hm_json_source_name(base_path));
 		}
 		return 0;
 	} else {
@@ -387,6 +418,7 @@ hm_pair_read(const char *local_path, const char *remote_path, const char *base_p
 		if (jv_get_kind(p->base) != JV_KIND_NULL &&
 		    check_named(p->base, "<stdin>", "base", allow_newer, &bv) < 0)
 			return -1;
+		check_base(p, "<stdin>");
 		return 0;
 	}
 }

@@ -527,6 +527,18 @@ hm_state_validate(jv doc, char **err)
 	return 0;
 }
 
+int
+hm_state_check_output(jv state, const char *what)
+{
+	char *err = NULL;
+
+	if (hm_state_validate(state, &err) == 0)
+		return 0;
+	hm_error("%s: the state to write is invalid: %s", what, err);
+	free(err);
+	return hm_fail(HM_EXIT_USAGE);
+}
+
 /* Copy obj's keys in the given order, then any others in their own order. */
 static jv
 ordered(jv obj, const char *const *keys)
