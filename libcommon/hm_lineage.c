@@ -299,8 +299,27 @@ check_named(jv s, const char *src, const char *key, int allow_newer, int *versio
 	const char *rest;
 
 	if (v > HM_STATE_VERSION && allow_newer) {
-		*version = v;
-		return 0;
+		/*
+		 * Compared leniently, but never with a serial made up: a newer
+		 * state whose serial cannot be read says so, not "serial 0".
+		 */
+		jv l = jv_object_get(jv_copy(s), jv_string("lineage"));
+		jv n = jv_get_kind(l) == JV_KIND_OBJECT
+			       ? jv_object_get(jv_copy(l), jv_string("serial"))
+			       : jv_invalid();
+		int ok = jv_get_kind(n) == JV_KIND_NUMBER && jv_number_value(n) >= 0 &&
+			 jv_number_value(n) == (double)(long long)jv_number_value(n);
+
+		jv_free(n);
+		jv_free(l);
+		if (ok) {
+			*version = v;
+			return 0;
+		}
+		hm_error("%s: %s%s.lineage.serial: not a serial, in a state of version %d (this "
+			 "heimdal reads up to %d): cannot compare",
+			 src, key ? "." : "", key ? key : "", v, HM_STATE_VERSION);
+		return hm_fail(HM_EXIT_USAGE);
 	}
 	if (v >= 0 && hm_state_validate(s, &err) == 0) {
 		*version = v;

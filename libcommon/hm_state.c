@@ -29,7 +29,8 @@ push_sized(struct vctx *c, const char *key, size_t len)
 
 	for (size_t i = 0; i < len; i++)
 		if (!(key[i] == '_' || (key[i] >= 'a' && key[i] <= 'z') ||
-		      (key[i] >= 'A' && key[i] <= 'Z') || (i > 0 && key[i] >= '0' && key[i] <= '9')))
+		      (key[i] >= 'A' && key[i] <= 'Z') ||
+		      (i > 0 && key[i] >= '0' && key[i] <= '9')))
 			simple = 0;
 	if (simple) {
 		snprintf(c->path + n, sizeof(c->path) - n, ".%.*s", (int)len, key);
@@ -290,7 +291,7 @@ hm_state_version_of(jv doc, char **err)
 		 * replace its lineage, history, checksums and machine).
 		 */
 		static const char *const v2_only[] = { "machine", "heimdal_version", "lineage",
-						       "history", "checksums", NULL };
+						       "history", "checksums",       NULL };
 
 		jv_free(v);
 		for (const char *const *k = v2_only; *k; k++)

@@ -43,8 +43,8 @@ hm_time_parse_frac(const char *s, time_t *t, const char **frac, size_t *frac_len
 	size_t flen = 0;
 	struct tm tm;
 
-	if (strnlen(s, 20) < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' ||
-	    s[13] != ':' || s[16] != ':')
+	if (strnlen(s, 20) < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
+	    s[16] != ':')
 		return -1;
 	y = digits(s, 4), mo = digits(s + 5, 2), d = digits(s + 8, 2);
 	h = digits(s + 11, 2), mi = digits(s + 14, 2), sec = digits(s + 17, 2);
