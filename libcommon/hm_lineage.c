@@ -415,6 +415,29 @@ hm_pair_read(const char *local_path, const char *remote_path, const char *base_p
 			jv_free(doc);
 			return hm_fail(HM_EXIT_USAGE);
 		}
+		/* pair.schema.json: additionalProperties false. */
+		jv_object_foreach(doc, k, v)
+		{
+			const char *name = jv_string_value(k);
+			int known = !strcmp(name, "local") || !strcmp(name, "remote") ||
+				    !strcmp(name, "base");
+
+			jv_free(v);
+			if (!known) {
+				struct hm_json_out o = HM_JSON_OUT_INIT(HM_JSON_COMPACT);
+
+				hm_json_out_string(&o, name,
+						   (size_t)jv_string_length_bytes(jv_copy(k)));
+				hm_error("<stdin>: .[%s]: not a member of a pair (local, remote, "
+					 "base)",
+					 o.p);
+				free(o.p);
+				jv_free(k);
+				jv_free(doc);
+				return hm_fail(HM_EXIT_USAGE);
+			}
+			jv_free(k);
+		}
 		p->local = jv_object_get(jv_copy(doc), jv_string("local"));
 		p->remote = jv_object_get(jv_copy(doc), jv_string("remote"));
 		jv_free(p->base);
