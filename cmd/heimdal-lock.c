@@ -149,18 +149,12 @@ closed(jv obj, const char *path, const char *const *keys)
 static int
 record_closed(jv rec)
 {
-	static const char *const top[] = { "id",
-					   "lock_type",
-					   "operation",
-					   "machine",
-					   "created_at",
-					   "expected_duration_seconds",
-					   "reason",
-					   "state_serial",
-					   "remote",
+	static const char *const top[] = { "id",      "lock_type",    "operation",
+					   "machine", "created_at",   "expected_duration_seconds",
+					   "reason",  "state_serial", "remote",
 					   NULL };
-	static const char *const machine[] = { "id",   "hostname",  "pid",
-					       "user", "pid_start", "boot_id", NULL };
+	static const char *const machine[] = { "id",        "hostname", "pid", "user",
+					       "pid_start", "boot_id",  NULL };
 	static const char *const remote[] = { "repository", "url", "ref", "commit", NULL };
 	jv m, rm;
 	int r;

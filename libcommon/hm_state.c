@@ -3,6 +3,7 @@
 #include "hm_file.h"
 #include "hm_json.h"
 #include "hm_machine.h"
+#include "hm_term.h"
 #include "hm_time.h"
 
 #include <errno.h>
@@ -483,10 +484,14 @@ validate_checksums(struct vctx *c, jv doc)
 			else if (!str)
 				r = fail(c, "expected a checksum string, got %s",
 					 hm_json_kind_name(v));
-			else
+			else {
+				char shown[400];
+
 				r = fail(c,
 					 "not a checksum (32 or 64 lowercase hex digits): '%.80s'",
-					 jv_string_value(v));
+					 hm_term_escape(jv_string_value(v), 0, shown,
+							sizeof(shown)));
+			}
 		}
 		jv_free(k);
 		jv_free(v);
