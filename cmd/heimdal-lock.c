@@ -187,13 +187,13 @@ cmd_release(struct opts *o)
 
 			hm_die(ioerr ? HM_EXIT_ENV : HM_EXIT_USAGE, "%s", jv_string_value(msg));
 		}
+		id = hm_json_str(rec, "id");
+		if (!id)
+			hm_die(HM_EXIT_USAGE, "<stdin>: .id: expected the lock record's id");
 		if (record_closed(rec) < 0) {
 			jv_free(rec);
 			hm_exit_error(HM_EXIT_USAGE);
 		}
-		id = hm_json_str(rec, "id");
-		if (!id)
-			hm_die(HM_EXIT_USAGE, "<stdin>: .id: expected the lock record's id");
 	}
 	r = hm_lock_release(id);
 	if (r == 1)
