@@ -98,10 +98,10 @@ bump(jv s, const char *op, const char *sha, long long above)
 	char now[32];
 	jv h, entry;
 
-	if (!id) {
+	if (!id || hm_machine_check() < 0) {
 		jv_free(l);
 		jv_free(s);
-		exit(HM_EXIT_ENV);
+		exit(id ? hm_last_code() : HM_EXIT_ENV);
 	}
 	/* Serials are JSON numbers, exact up to 2^53; a state holds at most HM_SERIAL_MAX. */
 	if (serial > HM_SERIAL_MAX) {
@@ -226,6 +226,8 @@ main(int argc, char **argv)
 				hm_die(HM_EXIT_USAGE, "--above: not a serial: '%s'", above_arg);
 		}
 		out = bump(read_state(optind < argc ? argv[optind] : "-"), op, sha, above);
+		if (hm_state_check_output(out, "bump") < 0)
+			exit(hm_last_code());
 	} else if (strcmp(verb, "compare") == 0) {
 		struct hm_pair p;
 		struct hm_lineage_cmp cmp;

@@ -15,6 +15,7 @@
 #include "hm_opt.h"
 #include "hm_json.h"
 #include "hm_lock.h"
+#include "hm_machine.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -82,6 +83,19 @@ print(jv v, const struct opts *o)
 		hm_die_errno(HM_EXIT_ENV, "stdout");
 }
 
+/*
+ * The record is what every later reader (info, release, the remote lock)
+ * must read back: nothing in it may hold a control character.
+ */
+static void
+check_record_text(const struct opts *o)
+{
+	if (hm_text_check("--op", o->req.operation) < 0 ||
+	    (o->req.reason && hm_text_check("--reason", o->req.reason) < 0) ||
+	    hm_machine_check() < 0)
+		exit(hm_last_code());
+}
+
 static int
 cmd_acquire(struct opts *o)
 {
@@ -89,6 +103,7 @@ cmd_acquire(struct opts *o)
 
 	if (!o->req.operation)
 		hm_die(HM_EXIT_USAGE, "acquire: --op is required");
+	check_record_text(o);
 	/* The lock lives for the caller (a script), not for this short process. */
 	if (!o->req.pid)
 		o->req.pid = getppid();
@@ -98,6 +113,61 @@ cmd_acquire(struct opts *o)
 		return hm_last_code();
 	print(rec, o);
 	return 0;
+}
+
+/*
+ * lock.schema.json closes the record, its machine and its remote: a member
+ * none of them has is no lock record heimdal wrote.  0, or -1 after an error
+ * naming the member.
+ */
+static int
+closed(jv obj, const char *path, const char *const *keys)
+{
+	int r = 0;
+
+	if (jv_get_kind(obj) != JV_KIND_OBJECT)
+		return 0;
+	jv_object_foreach(obj, k, v)
+	{
+		const char *const *p = keys;
+
+		while (*p && strcmp(*p, jv_string_value(k)) != 0)
+			p++;
+		if (!*p && r == 0) {
+			struct hm_json_out out = HM_JSON_OUT_INIT(HM_JSON_COMPACT);
+
+			hm_json_out_string(&out, jv_string_value(k),
+					   (size_t)jv_string_length_bytes(jv_copy(k)));
+			r = hm_error("<stdin>: %s[%s]: not a member of a lock record", path, out.p);
+			free(out.p);
+		}
+		jv_free(k);
+		jv_free(v);
+	}
+	return r;
+}
+
+static int
+record_closed(jv rec)
+{
+	static const char *const top[] = { "id",      "lock_type",    "operation",
+					   "machine", "created_at",   "expected_duration_seconds",
+					   "reason",  "state_serial", "remote",
+					   NULL };
+	static const char *const machine[] = { "id",        "hostname", "pid", "user",
+					       "pid_start", "boot_id",  NULL };
+	static const char *const remote[] = { "repository", "url", "ref", "commit", NULL };
+	jv m, rm;
+	int r;
+
+	if (closed(rec, ".", top) < 0)
+		return -1;
+	m = jv_object_get(jv_copy(rec), jv_string("machine"));
+	rm = jv_object_get(jv_copy(rec), jv_string("remote"));
+	r = closed(m, ".machine", machine) < 0 || closed(rm, ".remote", remote) < 0 ? -1 : 0;
+	jv_free(m);
+	jv_free(rm);
+	return r;
 }
 
 static int
@@ -121,6 +191,10 @@ cmd_release(struct opts *o)
 		id = hm_json_str(rec, "id");
 		if (!id)
 			hm_die(HM_EXIT_USAGE, "<stdin>: .id: expected the lock record's id");
+		if (record_closed(rec) < 0) {
+			jv_free(rec);
+			hm_exit_error(HM_EXIT_USAGE);
+		}
 	}
 	r = hm_lock_release(id);
 	if (r == 1)
@@ -181,6 +255,7 @@ cmd_run(struct opts *o, char **cmd)
 		hm_die(HM_EXIT_USAGE, "run: --op is required");
 	if (!cmd[0])
 		hm_die(HM_EXIT_USAGE, "run: no command given (heimdal-lock run --op OP -- CMD)");
+	check_record_text(o);
 	o->req.pid = parent;
 	if (hm_lock_acquire(&o->req, &rec) < 0)
 		return hm_last_code();

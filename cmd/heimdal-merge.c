@@ -115,6 +115,39 @@ keep_local(jv out, jv local)
 	return out;
 }
 
+/* 1 when key is one of keys (NULL-terminated). */
+static int
+listed(const char *key, const char *const *keys)
+{
+	for (; *keys; keys++)
+		if (strcmp(key, *keys) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * out (consumed) with every member of other (borrowed) that out lacks,
+ * except the names in skip: a member one side has and the other does not
+ * is kept (heimdal.7, "a tool given other keys keeps them"); on a conflict
+ * out's value stays.
+ */
+static jv
+keep_members(jv out, jv other, const char *const *skip)
+{
+	if (jv_get_kind(out) != JV_KIND_OBJECT || jv_get_kind(other) != JV_KIND_OBJECT)
+		return out;
+	jv_object_foreach(other, k, v)
+	{
+		if (!listed(jv_string_value(k), skip) && !jv_object_has(jv_copy(out), jv_copy(k)))
+			out = jv_object_set(out, k, v);
+		else {
+			jv_free(k);
+			jv_free(v);
+		}
+	}
+	return out;
+}
+
 /* Union of two arrays of machine ids (both consumed), local order first. */
 static jv
 union_machines(jv lm, jv rm)
@@ -157,7 +190,8 @@ entry_cmp(const void *a, const void *b)
 
 	if (x->serial != y->serial)
 		return x->serial < y->serial ? -1 : 1;
-	c = strcmp(x->ts ? x->ts : "", y->ts ? y->ts : "");
+	/* The instant, fractions of a second included: .5Z is after 00Z. */
+	c = hm_time_cmp(x->ts ? x->ts : "", y->ts ? y->ts : "");
 	if (c)
 		return c;
 	return x->order - y->order;
@@ -233,6 +267,8 @@ pick_commit(jv ll, jv rl, jv bl, int remote_newer)
 	return or_null(out);
 }
 
+static const char *const no_keys[] = { NULL };
+
 /* The shared facts of local and remote merged; the rest is local's. */
 static jv
 merge(struct hm_pair *p, const struct hm_lineage_cmp *cmp)
@@ -267,12 +303,15 @@ merge(struct hm_pair *p, const struct hm_lineage_cmp *cmp)
 	ll = jv_object_set(ll, jv_string("machines"),
 			   union_machines(jv_object_get(jv_copy(ll), jv_string("machines")),
 					  jv_object_get(jv_copy(rl), jv_string("machines"))));
+	ll = keep_members(ll, rl, no_keys);
 	jv_free(rl);
 	jv_free(bl);
 	h = take(&s, "history");
 	h = union_history(h, jv_object_get(jv_copy(remote), jv_string("history")));
 	s = jv_object_set(s, jv_string("history"), h);
-	return jv_object_set(s, jv_string("lineage"), ll);
+	s = jv_object_set(s, jv_string("lineage"), ll);
+	/* Members no rule names: the remote's too, the local value on a conflict. */
+	return keep_members(s, remote, local_keys);
 }
 
 /* The remote's shared facts with this machine's own. */
@@ -367,6 +406,8 @@ main(int argc, char **argv)
 		break;
 	}
 	hm_pair_free(&p);
+	if (jv_is_valid(out) && hm_state_check_output(out, "merge") < 0)
+		exit(hm_last_code());
 	if (report_path) {
 		jv ms = jv_is_valid(out) ? jv_getpath(jv_copy(out), JV_ARRAY(jv_string("lineage"),
 									     jv_string("machines")))
@@ -394,7 +435,7 @@ main(int argc, char **argv)
 					  : (double)jv_array_length(jv_copy(conflicts))));
 		report = jv_object_set(report, jv_string("conflicts"), conflicts);
 		buf = hm_json_dump(report, compact ? HM_JSON_COMPACT : HM_JSON_PRETTY, &len);
-		if (hm_file_write_atomic(report_path, buf, len, 0644) < 0)
+		if (hm_file_write_output(report_path, buf, len, 0644) < 0)
 			exit(HM_EXIT_ENV);
 		free(buf);
 	} else {

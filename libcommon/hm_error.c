@@ -5,10 +5,37 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const char *hm_progname = "heimdal";
 static int verbose;
 static int last_code = HM_EXIT_ENV;
+static int dying, atexit_set;
+
+/*
+ * At exit, what is still buffered for stdout is written, and a failure to
+ * write it (a full disk, a closed pipe's EIO) turns the exit into
+ * HM_EXIT_ENV with a message: "heimdal-x --help >/dev/full" must not look
+ * like success.  A process already dying of an error stays quiet about it.
+ * A reader that went away (EPIPE) is no error of ours, as git's pager says.
+ */
+static void
+check_stdout(void)
+{
+	int r = fflush(stdout), e = errno;
+
+	if (r == 0 && !ferror(stdout))
+		return;
+	if (dying || (r != 0 && e == EPIPE))
+		return;
+	if (r != 0)
+		errno = e;
+	else
+		errno = EIO;
+	dying = 1;
+	hm_error_errno("stdout");
+	_exit(HM_EXIT_ENV);
+}
 
 void
 hm_error_init(const char *argv0)
@@ -20,6 +47,17 @@ hm_error_init(const char *argv0)
 		hm_progname = slash ? slash + 1 : argv0;
 	}
 	verbose = v && *v && strcmp(v, "0") != 0;
+	if (!atexit_set) {
+		atexit(check_stdout);
+		atexit_set = 1;
+	}
+}
+
+void
+hm_exit_error(int code)
+{
+	dying = code != 0;
+	exit(code);
 }
 
 void
@@ -70,7 +108,7 @@ hm_die(int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vmsg("error", fmt, ap, 0);
 	va_end(ap);
-	exit(code);
+	hm_exit_error(code);
 }
 
 void
@@ -82,7 +120,7 @@ hm_die_errno(int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vmsg("error", fmt, ap, e);
 	va_end(ap);
-	exit(code);
+	hm_exit_error(code);
 }
 
 int

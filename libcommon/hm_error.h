@@ -24,9 +24,15 @@ extern const char *hm_progname;
 
 /*
  * Set hm_progname from argv0 (its basename) and turn on debug messages when
- * HEIMDAL_VERBOSE is set to a non-empty value other than "0".
+ * HEIMDAL_VERBOSE is set to a non-empty value other than "0".  Also arranges
+ * that stdout is flushed at exit and a write error there (ENOSPC, EIO) is
+ * reported and makes the exit status HM_EXIT_ENV, whatever it was going to
+ * be -- help text included.
  */
 void hm_error_init(const char *argv0);
+
+/* exit(code) after an error was reported: the stdout check stays quiet. */
+_Noreturn void hm_exit_error(int code);
 
 /* Turn debug messages on; exports HEIMDAL_VERBOSE=1 so spawned tools inherit it. */
 void hm_set_verbose(void);

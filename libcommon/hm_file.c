@@ -145,6 +145,73 @@ fail:
 	return hm_fail(HM_EXIT_ENV);
 }
 
+/*
+ * Where a chain of symbolic links starting at path ends, existing or not:
+ * a new buffer, or NULL (errno ELOOP) after 40 links.
+ */
+static char *
+link_target(const char *path)
+{
+	char *cur = hm_xstrdup(path);
+
+	for (int i = 0; i < 40; i++) {
+		char target[PATH_MAX], *next, *slash;
+		struct stat st;
+		ssize_t n;
+
+		if (lstat(cur, &st) < 0 || !S_ISLNK(st.st_mode))
+			return cur;
+		if ((n = readlink(cur, target, sizeof(target) - 1)) < 0) {
+			free(cur);
+			return NULL;
+		}
+		target[n] = '\0';
+		slash = strrchr(cur, '/');
+		if (target[0] == '/' || !slash)
+			next = hm_xstrdup(target);
+		else
+			next = hm_xasprintf("%.*s/%s", (int)(slash - cur), cur, target);
+		free(cur);
+		cur = next;
+	}
+	free(cur);
+	errno = ELOOP;
+	return NULL;
+}
+
+int
+hm_file_write_output(const char *path, const void *buf, size_t len, mode_t mode)
+{
+	struct stat st;
+	char *target;
+	int fd, r;
+
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		/* A device, a FIFO, a pipe behind /dev/fd/N: not ours to replace. */
+		fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+		if (fd < 0) {
+			hm_error_errno("%s", path);
+			return hm_fail(HM_EXIT_ENV);
+		}
+		r = write_all(fd, buf, len);
+		if (r < 0)
+			hm_error_errno("%s", path);
+		if (close(fd) < 0 && r == 0)
+			r = hm_error_errno("%s", path);
+		return r < 0 ? hm_fail(HM_EXIT_ENV) : 0;
+	}
+	/* A regular file (or none): replaced where the links lead, keeping its mode. */
+	if (!(target = link_target(path))) {
+		hm_error_errno("%s", path);
+		return hm_fail(HM_EXIT_ENV);
+	}
+	if (stat(target, &st) == 0)
+		mode = st.st_mode & 07777;
+	r = hm_file_write_atomic(target, buf, len, mode);
+	free(target);
+	return r;
+}
+
 int
 hm_file_read(const char *path, char **buf, size_t *len)
 {

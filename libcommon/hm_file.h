@@ -20,6 +20,16 @@
  */
 int hm_file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode);
 
+/*
+ * Write an output the user named (--report FILE, -o FILE): a file that is
+ * not a regular file (/dev/null, a FIFO, /dev/fd/N from a shell's >(...)) is
+ * opened and written as it is, never replaced; symbolic links are followed;
+ * a regular file at the end of them is replaced atomically (as
+ * hm_file_write_atomic, keeping its mode), and a missing one is created with
+ * mode.
+ */
+int hm_file_write_output(const char *path, const void *buf, size_t len, mode_t mode);
+
 /* Copy src to dst (atomically, mode 0600). */
 int hm_file_copy(const char *src, const char *dst);
 

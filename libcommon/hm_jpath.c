@@ -1,4 +1,5 @@
 #include "hm_jpath.h"
+#include "hm_json.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -462,6 +463,9 @@ hm_jpath_scan(const char *buf, size_t len, jv path, const char **start, const ch
 	struct scan s = { .p = buf, .end = buf + len, .path = path, .state = 0 };
 
 	s.len = jv_array_length(jv_copy(path));
+	/* Invalid UTF-8 anywhere is refused by the parser: let it say so. */
+	if (hm_utf8_invalid(buf, len) < len)
+		return -1;
 	if (value(&s, 0, 0) < 0)
 		return -1;
 	ws(&s);

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <unistd.h>
 
 int
@@ -57,7 +58,7 @@ hm_die_jv(int code, jv invalid)
 
 	hm_error("%s", jv_get_kind(msg) == JV_KIND_STRING ? jv_string_value(msg) : "invalid input");
 	jv_free(msg);
-	exit(code);
+	hm_exit_error(code);
 }
 
 const char *
@@ -376,13 +377,71 @@ fast_parse(const char *buf, size_t len, jv *out)
 	return ok;
 }
 
+size_t
+hm_utf8_invalid(const char *buf, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)buf;
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned c = s[i];
+		size_t n;
+		unsigned lo = 0x80, hi = 0xBF;
+
+		/* ASCII runs, eight bytes at a time. */
+		while (i + 8 <= len) {
+			uint64_t w;
+
+			memcpy(&w, s + i, 8);
+			if (w & 0x8080808080808080ULL)
+				break;
+			i += 8;
+		}
+		if (i >= len)
+			break;
+		c = s[i];
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		/* RFC 3629's table: no overlong forms, no surrogates, nothing past U+10FFFF. */
+		if (c >= 0xC2 && c <= 0xDF)
+			n = 1;
+		else if (c >= 0xE0 && c <= 0xEF)
+			n = 2, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+		else if (c >= 0xF0 && c <= 0xF4)
+			n = 3, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+		else
+			return i;
+		if (len - i <= n || s[i + 1] < lo || s[i + 1] > hi)
+			return i;
+		for (size_t k = 2; k <= n; k++)
+			if (s[i + k] < 0x80 || s[i + k] > 0xBF)
+				return i;
+		i += n + 1;
+	}
+	return len;
+}
+
+/* "line L, column C" of buf + off, as jq counts them. */
+static void
+position(const char *buf, size_t off, int *line, int *col)
+{
+	*line = 1;
+	*col = 0;
+	for (const char *c = buf; c < buf + off; c++, (*col)++)
+		if (*c == '\n')
+			(*line)++, *col = -1;
+}
+
 jv
 hm_json_parse(const char *source, const char *buf, size_t len)
 {
 	jv_parser *p;
 	jv v, extra;
-
 	const char *nul;
+	size_t bad;
+	int line, col;
 
 	if (len > 0x7fffffff)
 		return jv_invalid_with_msg(jv_string_fmt("%s: input too large", source));
@@ -391,13 +450,20 @@ hm_json_parse(const char *source, const char *buf, size_t len)
 	 * (and leaks), so refuse it first, saying where.
 	 */
 	if ((nul = memchr(buf, '\0', len))) {
-		int line = 1, col = 0;
-
-		for (const char *c = buf; c < nul; c++, col++)
-			if (*c == '\n')
-				line++, col = -1;
+		position(buf, (size_t)(nul - buf), &line, &col);
 		return jv_invalid_with_msg(jv_string_fmt(
 			"%s: invalid JSON: NUL byte at line %d, column %d", source, line, col));
+	}
+	/*
+	 * JSON text is UTF-8 (RFC 8259); libjq quietly rewrites a bad sequence
+	 * to U+FFFD, so a document would not say what its bytes say.
+	 */
+	if ((bad = hm_utf8_invalid(buf, len)) < len) {
+		position(buf, bad, &line, &col);
+		return jv_invalid_with_msg(
+			jv_string_fmt("%s: invalid JSON: invalid UTF-8 (byte 0x%02x) at line %d, "
+				      "column %d",
+				      source, (unsigned char)buf[bad], line, col));
 	}
 	if (fast_parse(buf, len, &v))
 		return v;

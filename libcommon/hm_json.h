@@ -19,8 +19,9 @@ enum hm_json_flags {
 
 /*
  * Parse exactly one JSON document from buf[0..len).  source names the input
- * in error messages ("<stdin>", a path).  Empty input and trailing documents
- * are errors.
+ * in error messages ("<stdin>", a path).  Empty input, trailing documents, a
+ * NUL byte and invalid UTF-8 are errors (libjq would turn a bad sequence
+ * into U+FFFD: a document is refused, never rewritten).
  */
 jv hm_json_parse(const char *source, const char *buf, size_t len);
 
@@ -36,6 +37,13 @@ jv hm_json_read_file(const char *path, int *io_error);
  * Frees what it was given first, so leak checkers see a clean exit.
  */
 _Noreturn void hm_die_jv(int code, jv invalid);
+
+/*
+ * The offset of the first byte of buf[0..len) that does not begin a valid
+ * UTF-8 sequence (RFC 3629: no overlong forms, no surrogates, nothing above
+ * U+10FFFF), or len when all of it is valid.
+ */
+size_t hm_utf8_invalid(const char *buf, size_t len);
 
 /* The display name of path for messages: "<stdin>" for "-". */
 const char *hm_json_source_name(const char *path);

@@ -299,8 +299,27 @@ check_named(jv s, const char *src, const char *key, int allow_newer, int *versio
 	const char *rest;
 
 	if (v > HM_STATE_VERSION && allow_newer) {
-		*version = v;
-		return 0;
+		/*
+		 * Compared leniently, but never with a serial made up: a newer
+		 * state whose serial cannot be read says so, not "serial 0".
+		 */
+		jv l = jv_object_get(jv_copy(s), jv_string("lineage"));
+		jv n = jv_get_kind(l) == JV_KIND_OBJECT
+			       ? jv_object_get(jv_copy(l), jv_string("serial"))
+			       : jv_invalid();
+		int ok = jv_get_kind(n) == JV_KIND_NUMBER && jv_number_value(n) >= 0 &&
+			 jv_number_value(n) == (double)(long long)jv_number_value(n);
+
+		jv_free(n);
+		jv_free(l);
+		if (ok) {
+			*version = v;
+			return 0;
+		}
+		hm_error("%s: %s%s.lineage.serial: not a serial, in a state of version %d (this "
+			 "heimdal reads up to %d): cannot compare",
+			 src, key ? "." : "", key ? key : "", v, HM_STATE_VERSION);
+		return hm_fail(HM_EXIT_USAGE);
 	}
 	if (v >= 0 && hm_state_validate(s, &err) == 0) {
 		*version = v;
@@ -332,6 +351,36 @@ stdin_twice(const char *local_path, const char *remote_path, const char *base_pa
 		first = names[i];
 	}
 	return 0;
+}
+
+/*
+ * A base is the state both sides descend from, so it is of the lineage of
+ * one of them (of both, or of the remote's a day-one state joins).  One of
+ * another lineage says nothing about how these two diverged: it is set
+ * aside, with a warning, and the pair is compared as without a base.
+ */
+static void
+check_base(struct hm_pair *p, const char *src)
+{
+	const char *b, *l, *r;
+	jv bl, ll, rl;
+
+	if (jv_get_kind(p->base) != JV_KIND_OBJECT)
+		return;
+	bl = jv_object_get(jv_copy(p->base), jv_string("lineage"));
+	ll = jv_object_get(jv_copy(p->local), jv_string("lineage"));
+	rl = jv_object_get(jv_copy(p->remote), jv_string("lineage"));
+	b = hm_json_str(bl, "id"), l = hm_json_str(ll, "id"), r = hm_json_str(rl, "id");
+	if (b && l && r && strcmp(b, l) != 0 && strcmp(b, r) != 0) {
+		hm_warn("%s: the base is of lineage '%s', neither the local ('%s') nor the "
+			"remote's ('%s'): compared without a base",
+			src, b, l, r);
+		jv_free(p->base);
+		p->base = jv_null();
+	}
+	jv_free(bl);
+	jv_free(ll);
+	jv_free(rl);
 }
 
 int
@@ -372,6 +421,7 @@ hm_pair_read(const char *local_path, const char *remote_path, const char *base_p
 			if (check_named(p->base, hm_json_source_name(base_path), NULL, allow_newer,
 					&bv) < 0)
 				return -1;
+			check_base(p, hm_json_source_name(base_path));
 		}
 		return 0;
 	} else {
@@ -385,6 +435,29 @@ hm_pair_read(const char *local_path, const char *remote_path, const char *base_p
 				hm_json_kind_name(doc));
 			jv_free(doc);
 			return hm_fail(HM_EXIT_USAGE);
+		}
+		/* pair.schema.json: additionalProperties false. */
+		jv_object_foreach(doc, k, v)
+		{
+			const char *name = jv_string_value(k);
+			int known = !strcmp(name, "local") || !strcmp(name, "remote") ||
+				    !strcmp(name, "base");
+
+			jv_free(v);
+			if (!known) {
+				struct hm_json_out o = HM_JSON_OUT_INIT(HM_JSON_COMPACT);
+
+				hm_json_out_string(&o, name,
+						   (size_t)jv_string_length_bytes(jv_copy(k)));
+				hm_error("<stdin>: .[%s]: not a member of a pair (local, remote, "
+					 "base)",
+					 o.p);
+				free(o.p);
+				jv_free(k);
+				jv_free(doc);
+				return hm_fail(HM_EXIT_USAGE);
+			}
+			jv_free(k);
 		}
 		p->local = jv_object_get(jv_copy(doc), jv_string("local"));
 		p->remote = jv_object_get(jv_copy(doc), jv_string("remote"));
@@ -408,6 +481,7 @@ hm_pair_read(const char *local_path, const char *remote_path, const char *base_p
 		if (jv_get_kind(p->base) != JV_KIND_NULL &&
 		    check_named(p->base, "<stdin>", "base", allow_newer, &bv) < 0)
 			return -1;
+		check_base(p, "<stdin>");
 		return 0;
 	}
 }

@@ -86,7 +86,9 @@ struct hm_pair {
  * Every state is validated as V2 and errors name the source and the field
  * ("<stdin>: .remote.lineage.serial: expected a non-negative integer, got
  * string").  A state of a newer version is accepted unvalidated when
- * allow_newer (it must still be an object).  Returns 0, or -1 after printing
+ * allow_newer (it must still be an object).  A base of a lineage that is
+ * neither side's is set aside (base becomes null) with a warning: it cannot
+ * be what both descend from.  Returns 0, or -1 after printing
  * the error with hm_fail() set (HM_EXIT_USAGE for bad input, HM_EXIT_ENV for
  * I/O).  Release with hm_pair_free.
  */

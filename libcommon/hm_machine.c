@@ -1,6 +1,7 @@
 #include "hm_machine.h"
 #include "hm_error.h"
 #include "hm_file.h"
+#include "hm_term.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -120,6 +121,13 @@ hm_machine_id(void)
 	path = hm_home_path("machine-id");
 	if (read_id(path, id, sizeof(id)) == 0)
 		goto out;
+	if (errno != ENOENT && errno != EINVAL) {
+		/* HEIMDAL_HOME a file (ENOTDIR), unreadable (EACCES): say so. */
+		hm_error_errno("%s", path);
+		id[0] = '\0';
+		free(path);
+		return NULL;
+	}
 	if (errno != ENOENT) {
 		hm_error("%s: not a valid machine id (remove it to generate a new one)", path);
 		id[0] = '\0';
@@ -226,6 +234,38 @@ hm_machine_arch(void)
 		return "unknown";
 	snprintf(arch, sizeof(arch), "%s", strcmp(u.machine, "arm64") == 0 ? "aarch64" : u.machine);
 	return arch;
+}
+
+static int
+has_control(const char *s)
+{
+	for (const unsigned char *u = (const unsigned char *)s; *u; u++)
+		if (*u < 0x20 || *u == 0x7f)
+			return 1;
+	return 0;
+}
+
+int
+hm_text_check(const char *what, const char *s)
+{
+	char safe[1024];
+
+	if (!has_control(s))
+		return 0;
+	hm_error("%s: '%s' holds a control character", what,
+		 hm_term_escape(s, 0, safe, sizeof(safe)));
+	return hm_fail(HM_EXIT_USAGE);
+}
+
+int
+hm_machine_check(void)
+{
+	const char *h = getenv("HEIMDAL_HOSTNAME");
+
+	if (hm_text_check(h && *h ? "HEIMDAL_HOSTNAME" : "hostname", hm_machine_hostname()) < 0)
+		return -1;
+	return hm_text_check(getenv("USER") && *getenv("USER") ? "USER" : "user",
+			     hm_machine_user());
 }
 
 jv

@@ -31,6 +31,16 @@ const char *hm_machine_user(void);
 const char *hm_machine_os(void);
 const char *hm_machine_arch(void);
 
+/*
+ * What a tool records about this machine must be what the next tool reads:
+ * 0, or -1 after an error naming the source (HEIMDAL_HOSTNAME, USER) when
+ * the hostname or the user holds a control character (hm_fail(HM_EXIT_USAGE)).
+ */
+int hm_machine_check(void);
+
+/* 0, or -1 after "what: 's' holds a control character" (HM_EXIT_USAGE). */
+int hm_text_check(const char *what, const char *s);
+
 /* {"id","hostname","os","arch","user"}; invalid (message) if the id fails. */
 jv hm_machine_info(void);
 

@@ -3,6 +3,7 @@
 #include "hm_file.h"
 #include "hm_json.h"
 #include "hm_machine.h"
+#include "hm_term.h"
 #include "hm_time.h"
 
 #include <errno.h>
@@ -21,6 +22,29 @@ struct vctx {
 	char *err;
 };
 
+static size_t
+push_sized(struct vctx *c, const char *key, size_t len)
+{
+	size_t n = strlen(c->path);
+	int simple = len > 0;
+
+	for (size_t i = 0; i < len; i++)
+		if (!(key[i] == '_' || (key[i] >= 'a' && key[i] <= 'z') ||
+		      (key[i] >= 'A' && key[i] <= 'Z') ||
+		      (i > 0 && key[i] >= '0' && key[i] <= '9')))
+			simple = 0;
+	if (simple) {
+		snprintf(c->path + n, sizeof(c->path) - n, ".%.*s", (int)len, key);
+	} else {
+		struct hm_json_out o = HM_JSON_OUT_INIT(HM_JSON_COMPACT);
+
+		hm_json_out_string(&o, key, len > 200 ? 200 : len);
+		snprintf(c->path + n, sizeof(c->path) - n, "[%s]", o.p);
+		free(o.p);
+	}
+	return n;
+}
+
 static int
 fail(struct vctx *c, const char *fmt, ...)
 {
@@ -34,22 +58,15 @@ fail(struct vctx *c, const char *fmt, ...)
 	return -1;
 }
 
-/* Append a field name to the path; returns the old length for restoring. */
+/*
+ * Append a field name to the path; returns the old length for restoring.  A
+ * key that is not a plain name is written as jq writes it, ["..."], its
+ * control characters escaped, so the message is one line of plain text.
+ */
 static size_t
 push(struct vctx *c, const char *key)
 {
-	size_t n = strlen(c->path);
-	int simple = *key != '\0';
-
-	for (const char *k = key; *k; k++)
-		if (!(*k == '_' || (*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') ||
-		      (k != key && *k >= '0' && *k <= '9')))
-			simple = 0;
-	if (simple)
-		snprintf(c->path + n, sizeof(c->path) - n, ".%s", key);
-	else
-		snprintf(c->path + n, sizeof(c->path) - n, "[\"%.200s\"]", key);
-	return n;
+	return push_sized(c, key, strlen(key));
 }
 
 static size_t
@@ -170,6 +187,85 @@ get_kind(struct vctx *c, jv obj, const char *key, jv_kind want, int optional)
 	return jv_invalid_with_msg(jv_null());
 }
 
+/*
+ * "No string holds a control character": every key and string of v
+ * (borrowed), members no rule names included, at any depth.
+ */
+static int
+check_text(struct vctx *c, jv v, int depth)
+{
+	int r = 0;
+
+	if (depth > 64)
+		return fail(c, "nested too deeply");
+	switch (jv_get_kind(v)) {
+	case JV_KIND_STRING:
+		if ((size_t)jv_string_length_bytes(jv_copy(v)) != strlen(jv_string_value(v)))
+			return fail(c, "NUL character in string");
+		if (has_control(jv_string_value(v)))
+			return fail(c, "control character in string");
+		return 0;
+	case JV_KIND_ARRAY:
+		jv_array_foreach(v, i, e)
+		{
+			if (r == 0) {
+				size_t n = push_index(c, i);
+
+				if ((r = check_text(c, e, depth + 1)) == 0)
+					pop(c, n);
+			}
+			jv_free(e);
+		}
+		return r;
+	case JV_KIND_OBJECT:
+		jv_object_foreach(v, k, e)
+		{
+			if (r == 0) {
+				size_t len = (size_t)jv_string_length_bytes(jv_copy(k));
+				const char *key = jv_string_value(k);
+				size_t n = push_sized(c, key, len);
+
+				if (len != strlen(key))
+					r = fail(c, "NUL character in key");
+				else if (has_control(key))
+					r = fail(c, "control character in key");
+				else if ((r = check_text(c, e, depth + 1)) == 0)
+					pop(c, n);
+			}
+			jv_free(k);
+			jv_free(e);
+		}
+		return r;
+	default:
+		return 0;
+	}
+}
+
+/* check_text over every member of doc but skip (whose rules are stricter). */
+static int
+check_text_members(struct vctx *c, jv doc, const char *skip)
+{
+	int r = 0;
+
+	jv_object_foreach(doc, k, e)
+	{
+		if (r == 0 && !(skip && strcmp(jv_string_value(k), skip) == 0)) {
+			size_t len = (size_t)jv_string_length_bytes(jv_copy(k));
+			size_t n = push_sized(c, jv_string_value(k), len);
+
+			if (len != strlen(jv_string_value(k)))
+				r = fail(c, "NUL character in key");
+			else if (has_control(jv_string_value(k)))
+				r = fail(c, "control character in key");
+			else if ((r = check_text(c, e, 1)) == 0)
+				pop(c, n);
+		}
+		jv_free(k);
+		jv_free(e);
+	}
+	return r;
+}
+
 int
 hm_state_checksum_valid(const char *hex)
 {
@@ -190,7 +286,23 @@ hm_state_version_of(jv doc, char **err)
 	}
 	v = jv_object_get(jv_copy(doc), jv_string("version"));
 	if (jv_get_kind(v) == JV_KIND_INVALID) {
+		/*
+		 * V1 never had these: a document holding one is a V2 state that
+		 * lost its version, not a V1 state to migrate (which would
+		 * replace its lineage, history, checksums and machine).
+		 */
+		static const char *const v2_only[] = { "machine", "heimdal_version", "lineage",
+						       "history", "checksums",       NULL };
+
 		jv_free(v);
+		for (const char *const *k = v2_only; *k; k++)
+			if (jv_object_has(jv_copy(doc), jv_string(*k))) {
+				*err = hm_xasprintf(".version: missing, but the document has .%s: "
+						    "a V2 state without its version, not a V1 "
+						    "state",
+						    *k);
+				return -1;
+			}
 		return 1;
 	}
 	if (jv_get_kind(v) != JV_KIND_NUMBER) {
@@ -220,7 +332,8 @@ hm_state_validate_v1(jv doc, char **err)
 	    check_string(&c, doc, "dotfiles_path", NONEMPTY) < 0 ||
 	    check_string(&c, doc, "repo_url", 0) < 0 ||
 	    check_string(&c, doc, "last_sync", OPTIONAL | NULLABLE | TIMESTAMP) < 0 ||
-	    check_string(&c, doc, "last_apply", OPTIONAL | NULLABLE | TIMESTAMP) < 0) {
+	    check_string(&c, doc, "last_apply", OPTIONAL | NULLABLE | TIMESTAMP) < 0 ||
+	    check_text_members(&c, doc, NULL) < 0) {
 		*err = c.err;
 		return -1;
 	}
@@ -311,6 +424,12 @@ validate_history(struct vctx *c, jv doc)
 		return -1;
 	}
 	n = push(c, "history");
+	if (jv_array_length(jv_copy(h)) > HM_HISTORY_MAX) {
+		r = fail(c, "%d entries, at most %d (the newest) are kept",
+			 jv_array_length(jv_copy(h)), HM_HISTORY_MAX);
+		jv_free(h);
+		return r;
+	}
 	jv_array_foreach(h, i, e)
 	{
 		if (r == 0) {
@@ -357,7 +476,7 @@ validate_checksums(struct vctx *c, jv doc)
 
 		/* The path is only built for the message: states hold 100k keys. */
 		if (r == 0 && !(safe && str && hm_state_checksum_valid(jv_string_value(v)))) {
-			push(c, key);
+			push_sized(c, key, (size_t)jv_string_length_bytes(jv_copy(k)));
 			if (nul)
 				r = fail(c, "NUL character in path");
 			else if (!safe)
@@ -365,10 +484,14 @@ validate_checksums(struct vctx *c, jv doc)
 			else if (!str)
 				r = fail(c, "expected a checksum string, got %s",
 					 hm_json_kind_name(v));
-			else
+			else {
+				char shown[400];
+
 				r = fail(c,
 					 "not a checksum (32 or 64 lowercase hex digits): '%.80s'",
-					 jv_string_value(v));
+					 hm_term_escape(jv_string_value(v), 0, shown,
+							sizeof(shown)));
+			}
 		}
 		jv_free(k);
 		jv_free(v);
@@ -403,11 +526,23 @@ hm_state_validate(jv doc, char **err)
 	    check_string(&c, doc, "last_apply", OPTIONAL | NULLABLE | TIMESTAMP) < 0 ||
 	    validate_machine(&c, doc) < 0 || check_string(&c, doc, "heimdal_version", 0) < 0 ||
 	    validate_lineage(&c, doc) < 0 || validate_history(&c, doc) < 0 ||
-	    validate_checksums(&c, doc) < 0) {
+	    validate_checksums(&c, doc) < 0 || check_text_members(&c, doc, "checksums") < 0) {
 		*err = c.err;
 		return -1;
 	}
 	return 0;
+}
+
+int
+hm_state_check_output(jv state, const char *what)
+{
+	char *err = NULL;
+
+	if (hm_state_validate(state, &err) == 0)
+		return 0;
+	hm_error("%s: the state to write is invalid: %s", what, err);
+	free(err);
+	return hm_fail(HM_EXIT_USAGE);
 }
 
 /* Copy obj's keys in the given order, then any others in their own order. */

@@ -43,6 +43,14 @@ int hm_state_version_of(jv doc, char **err);
 int hm_state_validate_v1(jv doc, char **err);
 int hm_state_validate(jv doc, char **err);
 
+/*
+ * Check a state (borrowed) a tool is about to write, so that no tool writes
+ * what the next one refuses (a hostname holding a newline, say).  0, or -1
+ * after printing "what: the state to write is invalid: .field: problem"
+ * with hm_fail(HM_EXIT_USAGE).
+ */
+int hm_state_check_output(jv state, const char *what);
+
 /* Validate one checksum value: 32 or 64 lowercase hex digits.  1 if valid. */
 int hm_state_checksum_valid(const char *hex);
 

@@ -20,9 +20,24 @@ char *hm_time_now_rfc3339(char *buf);
 
 /*
  * Parse an RFC 3339 time: "YYYY-MM-DDTHH:MM:SS" with optional fraction and a
- * "Z" or "+hh:mm"/"-hh:mm" offset.  Returns 0 and sets *t, or -1.
+ * "Z" or "+hh:mm"/"-hh:mm" offset, a real calendar date.  Returns 0 and sets
+ * *t, or -1.
  */
 int hm_time_parse(const char *s, time_t *t);
+
+/*
+ * The same, strictly as the schemas' pattern (four-digit year, two-digit
+ * fields) and a real calendar date (no February 30th).  *frac and *frac_len
+ * (may be NULL) receive the fraction's digits, trailing zeros dropped.
+ */
+int hm_time_parse_frac(const char *s, time_t *t, const char **frac, size_t *frac_len);
+
+/*
+ * Order two timestamps by the instant they name, fractions of a second
+ * compared exactly (offsets applied): <0, 0, >0.  A string that is not a
+ * timestamp compares by its bytes.
+ */
+int hm_time_cmp(const char *a, const char *b);
 
 /* "2 minutes ago", "just now", "3 days ago" for an age in seconds. */
 char *hm_time_ago(long long seconds, char *buf, size_t len);

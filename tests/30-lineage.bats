@@ -46,12 +46,19 @@ setup() {
 }
 
 @test "bump: reads stdin, records --git-commit, keeps the newest 50 entries" {
-	st 80 79 '.history = [range(1; 81) | h(.; "machine-1")]' > s.json
+	st 50 49 '.history = [range(1; 51) | h(.; "machine-1")]' > s.json
 	run --separate-stderr heimdal-lineage bump --op commit --git-commit 0123abcd < s.json
 	expect_status 0
-	expect_json '.lineage.serial == 81 and .lineage.git_commit == "0123abcd"'
+	expect_json '.lineage.serial == 51 and .lineage.git_commit == "0123abcd"'
 	expect_json '(.history | length) == 50'
-	expect_json '.history[0].serial == 32 and .history[-1].serial == 81 and .history[-1].operation == "commit"'
+	expect_json '.history[0].serial == 2 and .history[-1].serial == 51 and .history[-1].operation == "commit"'
+	# More than 50 is no state heimdal wrote: refused, as heimdal.7 says.
+	st 80 79 '.history = [range(1; 81) | h(.; "machine-1")]' > s.json
+	run --separate-stderr heimdal-lineage bump --op commit < s.json
+	expect_status 2
+	[ -z "$output" ] || fail "stdout"
+	[ "$stderr" = "heimdal-lineage: error: <stdin>: .history: 80 entries, at most 50 (the newest) are kept" ] ||
+		fail "message"
 }
 
 @test "bump --above: the new serial is above N too, the parent the old serial" {

@@ -226,7 +226,16 @@ Steps:
 	run --separate-stderr heimdal state resolve --use-remote --remote bad.json
 	expect_status 2
 	[ -z "$output" ] || fail "stdout"
-	[[ "$stderr" == *".remote.lineage.serial: expected a non-negative integer, got string"* ]] || fail "message"
+	# The user's file is named, not the plumbing's <stdin>.
+	[ "$stderr" = "heimdal: error: --remote: bad.json: .lineage.serial: expected a non-negative integer, got string" ] ||
+		fail "message"
+	for cmd in check-conflicts diff; do
+		run --separate-stderr heimdal state $cmd --remote bad.json
+		expect_status 2
+		[ -z "$output" ] || fail "$cmd: stdout"
+		[ "$stderr" = "heimdal: error: --remote: bad.json: .lineage.serial: expected a non-negative integer, got string" ] ||
+			fail "$cmd: message"
+	done
 	echo '{' > trunc.json
 	run --separate-stderr heimdal state resolve --merge --remote trunc.json
 	expect_status 2

@@ -151,6 +151,26 @@ remote_from_git(jv local, struct remote *rs)
 	git_repository_free(repo);
 }
 
+/*
+ * The plumbing reads the pair on its stdin and would name "<stdin>": the
+ * states are checked here first, so a message names where they came from
+ * (the user's --remote FILE, the remote branch, the merge base).  A newer
+ * version is left to the plumbing, which reports it as such.
+ */
+static void
+check_source(jv s, const char *what, const char *source)
+{
+	char *err = NULL;
+	int v;
+
+	if (jv_get_kind(s) == JV_KIND_NULL)
+		return;
+	v = hm_state_version_of(s, &err);
+	if (v < 0 || (v <= HM_STATE_VERSION && hm_state_validate(s, &err) < 0))
+		hm_die(HM_EXIT_USAGE, "%s%s%s: %s", what ? what : "", what ? ": " : "", source,
+		       err);
+}
+
 static void
 remote_load(jv local, const char *file, struct remote *rs)
 {
@@ -158,6 +178,8 @@ remote_load(jv local, const char *file, struct remote *rs)
 
 	if (!file) {
 		remote_from_git(local, rs);
+		check_source(rs->state, NULL, rs->source);
+		check_source(rs->base, NULL, "the state at the merge base");
 		return;
 	}
 	rs->source = hm_xstrdup(file);
@@ -168,6 +190,7 @@ remote_load(jv local, const char *file, struct remote *rs)
 
 		hm_die(ioerr ? HM_EXIT_ENV : HM_EXIT_USAGE, "--remote: %s", jv_string_value(msg));
 	}
+	check_source(rs->state, "--remote", file);
 }
 
 /* {"local", "remote", "base"?} for the plumbing (all consumed). */
