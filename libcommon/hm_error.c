@@ -73,30 +73,64 @@ hm_verbose(void)
 	return verbose;
 }
 
+/*
+ * fmt with its own newlines as \x01: formatted with the same arguments, it
+ * shows which newlines of a message are the message's lines (those the
+ * format wrote) and which came from data.
+ */
+static char *
+mark_lines(const char *fmt)
+{
+	char *m = strdup(fmt);
+
+	for (char *c = m; c && *c; c++)
+		if (*c == '\n')
+			*c = '\x01';
+	return m;
+}
+
 static void
 vmsg(const char *kind, const char *fmt, va_list ap, int errnum)
 {
 	/* One write per message so concurrent tools do not interleave lines. */
-	char buf[4096], safe[4096 * 4 + 2];
-	int n = kind ? snprintf(buf, sizeof(buf), "%s: %s: ", hm_progname, kind)
-		     : snprintf(buf, sizeof(buf), "%s: ", hm_progname);
+	char buf[4096], marks[4096], safe[4096 * 4 + 2], *mfmt = mark_lines(fmt);
+	size_t at = 0, n;
+	int head = kind ? snprintf(buf, sizeof(buf), "%s: %s: ", hm_progname, kind)
+			: snprintf(buf, sizeof(buf), "%s: ", hm_progname);
+	va_list aq;
 
-	if (n < 0 || (size_t)n >= sizeof(buf))
-		n = 0;
-	n += vsnprintf(buf + n, sizeof(buf) - n, fmt, ap);
-	if ((size_t)n >= sizeof(buf))
-		n = sizeof(buf) - 1;
+	if (head < 0 || (size_t)head >= sizeof(buf))
+		head = 0;
+	va_copy(aq, ap);
+	vsnprintf(buf + head, sizeof(buf) - (size_t)head, fmt, ap);
+	memset(marks, 0, sizeof(marks));
+	if (mfmt)
+		vsnprintf(marks + head, sizeof(marks) - (size_t)head, mfmt, aq);
+	va_end(aq);
+	free(mfmt);
+	n = strlen(buf);
 	if (errnum)
-		n += snprintf(buf + n, sizeof(buf) - n, ": %s", strerror(errnum));
-	if ((size_t)n >= sizeof(buf) - 1)
-		n = sizeof(buf) - 2;
-	buf[n] = '\0';
-	/* The message's own lines stay; a control character from data does not
-	 * reach the terminal. */
-	hm_term_escape(buf, 1, safe, sizeof(safe) - 1);
-	n = (int)strlen(safe);
-	safe[n++] = '\n';
-	fwrite(safe, 1, (size_t)n, stderr);
+		snprintf(buf + n, sizeof(buf) - n, ": %s", strerror(errnum));
+	/*
+	 * The message's own lines stay; a control character from data, a newline
+	 * included, does not reach the terminal: each line is escaped apart.
+	 */
+	safe[0] = '\0';
+	for (size_t i = 0, start = 0;; i++) {
+		int line_end = buf[i] == '\n' && marks[i] == '\x01';
+
+		if (buf[i] != '\0' && !line_end)
+			continue;
+		buf[i] = '\0';
+		hm_term_escape(buf + start, 0, safe + at, sizeof(safe) - 1 - at);
+		at += strlen(safe + at);
+		if (!line_end || at >= sizeof(safe) - 2)
+			break;
+		safe[at++] = '\n';
+		start = i + 1;
+	}
+	safe[at++] = '\n';
+	fwrite(safe, 1, at, stderr);
 	fflush(stderr);
 }
 

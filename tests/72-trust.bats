@@ -202,3 +202,14 @@ while True:
 	run --separate-stderr as c heimdal init --profile personal --repo "$BATS_TEST_TMPDIR/local-empty.git"
 	expect_status 0
 }
+
+@test "a newline from data cannot forge a line of its own; a message's own lines stay" {
+	run --separate-stderr heimdal-lineage bump --op "$(printf 'a\nheimdal: all good')" </dev/null
+	expect_status 2
+	[ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ] || fail "split: $stderr"
+	[[ "$stderr" == *"'a\x0aheimdal: all good'"* ]] || fail "$stderr"
+	run --separate-stderr heimdal init --profile p
+	expect_status 2
+	[ "$stderr" = "heimdal: error: --repo is required
+usage: heimdal init --profile NAME --repo URL [--path DIR] [--force] [--empty]" ] || fail "$stderr"
+}
