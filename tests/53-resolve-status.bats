@@ -150,7 +150,7 @@ upstream() {
 @test "status: --help, a bad flag exit 2; text and --json answer what apply would do, through jq" {
 	run --separate-stderr heimdal status --help
 	expect_status 0
-	[[ "$output" == "usage: heimdal status [--json]"* ]] || fail
+	[[ "$output" == "usage: heimdal status [--json | -c]"* ]] || fail
 	run --separate-stderr heimdal status --bogus
 	expect_status 2
 	[ -z "$output" ] || fail "stdout"

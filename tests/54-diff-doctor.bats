@@ -226,11 +226,11 @@ diff --heimdal a/.vimrc b/.vimrc
 @test "doctor: --help; a bad flag or an argument: exit 2, nothing on stdout" {
 	run --separate-stderr heimdal doctor --help
 	expect_status 0
-	[[ "$output" == "usage: heimdal doctor [--json]"* ]] || fail "usage"
+	[[ "$output" == "usage: heimdal doctor [--json | -c]"* ]] || fail "usage"
 	run --separate-stderr heimdal doctor --bogus
 	expect_status 2
 	[ -z "$output" ] || fail "stdout"
-	[[ "$stderr" == *"usage: heimdal doctor [--json]"* ]] || fail "$stderr"
+	[[ "$stderr" == *"usage: heimdal doctor [--json | -c]"* ]] || fail "$stderr"
 	run --separate-stderr heimdal doctor extra
 	expect_status 2
 	[ -z "$output" ] || fail "stdout"

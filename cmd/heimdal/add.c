@@ -323,9 +323,8 @@ cmd_add(int argc, char **argv)
 	}
 	if (shared && a.profile)
 		hm_die(HM_EXIT_USAGE, "--profile and --shared exclude each other");
-	if (!(keys = porcelain_path_keys(argc - optind, argv + optind))) {
+	if (!(keys = porcelain_path_keys(argc - optind, argv + optind)))
 		hm_opt_die(ADD_USAGE, "name the file(s) to add");
-	}
 	if (!getenv("HOME") || !(home_real = realpath(getenv("HOME"), NULL)))
 		hm_die(HM_EXIT_ENV, "HOME is not set or does not exist");
 	if (hm_guard_acquire(&guard, "add", dry ? HM_GUARD_DRY_RUN : 0) < 0)
@@ -458,9 +457,8 @@ cmd_forget(int argc, char **argv)
 			forget_usage(stdout, 0);
 		}
 	}
-	if (!(keys = porcelain_path_keys(argc - optind, argv + optind))) {
+	if (!(keys = porcelain_path_keys(argc - optind, argv + optind)))
 		hm_opt_die(FORGET_USAGE, "name the file(s) to forget");
-	}
 	if (!yes && !isatty(0))
 		hm_die(HM_EXIT_USAGE,
 		       "stdin is not a terminal: pass --yes to forget without asking");

@@ -271,12 +271,10 @@ cmd_commit(int argc, char **argv)
 			usage(stdout, 0);
 		}
 	}
-	if (optind < argc) {
+	if (optind < argc)
 		hm_opt_die(COMMIT_USAGE, "unexpected argument '%s'", argv[optind]);
-	}
-	if (!msg || !*msg) {
+	if (!msg || !*msg)
 		hm_opt_die(COMMIT_USAGE, "a commit message is required: -m MESSAGE");
-	}
 	if (!home || !(home_real = realpath(home, NULL)))
 		hm_die(HM_EXIT_ENV, "HOME is not set or does not exist");
 	if (hm_guard_acquire(&guard, "commit", 0) < 0)

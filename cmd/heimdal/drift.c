@@ -71,9 +71,8 @@ cmd_state_check_drift(int argc, char **argv)
 			usage(stdout, 0);
 		}
 	}
-	if (optind < argc) {
+	if (optind < argc)
 		hm_opt_die(DRIFT_USAGE, "unexpected argument '%s'", argv[optind]);
-	}
 	report = porcelain_drift(porcelain_state_load(), all);
 	mod = jv_object_get(jv_copy(report), jv_string("modified"));
 	errs = jv_object_get(jv_copy(report), jv_string("errors"));

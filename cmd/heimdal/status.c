@@ -234,9 +234,8 @@ cmd_status(int argc, char **argv)
 			usage(stdout, 0);
 		}
 	}
-	if (optind < argc) {
+	if (optind < argc)
 		hm_opt_die(STATUS_USAGE, "unexpected argument '%s'", argv[optind]);
-	}
 	state = porcelain_state_load();
 	repo = remote_open(state);
 	o.preview = &plan;
