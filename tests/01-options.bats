@@ -154,33 +154,33 @@ pairs() { sed -n 's/^ *-\([a-zA-Z]\), --\([a-z][a-z-]*\).*/\1 \2/p'; }
 }
 
 @test "--op is one word for heimdal-lock as for heimdal-lineage" {
-	v2_state >s.json
+	v2_state >"$BATS_TEST_TMPDIR/s.json"
 	for op in "a b" "" "$(printf 'a\tb')"; do
 		run --separate-stderr heimdal-lock acquire --op "$op"
 		expect_usage_error "heimdal-lock: error: --op: not an operation name: '$op'" "heimdal-lock acquire"
-		run --separate-stderr heimdal-lineage bump --op "$op" s.json
+		run --separate-stderr heimdal-lineage bump --op "$op" "$BATS_TEST_TMPDIR/s.json"
 		expect_status 2
 		[ "$stderr" = "heimdal-lineage: error: --op: not an operation name: '$op'" ] || fail "$stderr"
 	done
 	[ ! -e "$HEIMDAL_HOME/state.lock" ]
-	run --separate-stderr heimdal-lineage bump -o apply s.json
+	run --separate-stderr heimdal-lineage bump -o apply "$BATS_TEST_TMPDIR/s.json"
 	expect_status 0
 	expect_json '.history[-1].operation == "apply"'
 }
 
 @test "two inputs read from '-' are refused, naming both flags" {
-	v2_state >s.json
+	v2_state >"$BATS_TEST_TMPDIR/s.json"
 	for t in heimdal-conflicts heimdal-merge "heimdal-lineage compare"; do
 		extra=
 		[ "$t" != heimdal-merge ] || extra="--strategy merge"
 		# shellcheck disable=SC2086
-		run --separate-stderr $t $extra --local - --remote - <s.json
+		run --separate-stderr $t $extra --local - --remote - <"$BATS_TEST_TMPDIR/s.json"
 		expect_status 2
 		[ -z "$output" ]
 		[ "$stderr" = "${t%% *}: error: --local and --remote both read stdin; give one of them a file" ] ||
 			fail "$t: $stderr"
 		# shellcheck disable=SC2086
-		run --separate-stderr $t $extra --local s.json --remote - --base - <s.json
+		run --separate-stderr $t $extra --local "$BATS_TEST_TMPDIR/s.json" --remote - --base - <"$BATS_TEST_TMPDIR/s.json"
 		expect_status 2
 		[ "$stderr" = "${t%% *}: error: --remote and --base both read stdin; give one of them a file" ] ||
 			fail "$t: $stderr"
