@@ -28,7 +28,7 @@ expect_refused() {
 			fail "bump: $bytes"
 		run --separate-stderr heimdal-migrate bad.json
 		expect_refused
-		run --separate-stderr heimdal-merge -s merge --local s.json --remote bad.json
+		run --separate-stderr heimdal-merge --strategy merge --local s.json --remote bad.json
 		expect_refused
 		[[ "$stderr" == "heimdal-merge: error: bad.json: invalid JSON: invalid UTF-8"* ]] || fail "merge: $bytes"
 		run --separate-stderr heimdal-conflicts --local bad.json --remote s.json
@@ -94,7 +94,7 @@ expect_refused() {
 	check '.machine.extra = "\u001b[31m"' '.machine.extra: control character in string'
 	# In a pair, the side is named.
 	jq '.extra = "\u001b"' s.json > r.json
-	run --separate-stderr heimdal-merge -s merge --local s.json --remote r.json
+	run --separate-stderr heimdal-merge --strategy merge --local s.json --remote r.json
 	expect_refused
 	[ "$stderr" = "heimdal-merge: error: r.json: .extra: control character in string" ] || fail "merge"
 	# A tab is a control character too (the schema's \u0000-\u001f).
@@ -107,7 +107,7 @@ expect_refused() {
 @test "more than 50 history entries are refused wherever a state is read" {
 	st 51 50 '.history = [range(1; 52) | h(.; "m1")]' > big.json
 	st 50 49 '.history = [range(1; 51) | h(.; "m1")]' > ok.json
-	run --separate-stderr heimdal-merge -s merge --local ok.json --remote big.json
+	run --separate-stderr heimdal-merge --strategy merge --local ok.json --remote big.json
 	expect_refused
 	[ "$stderr" = "heimdal-merge: error: big.json: .history: 51 entries, at most 50 (the newest) are kept" ] ||
 		fail "message"
@@ -125,7 +125,7 @@ expect_refused() {
 	expect_refused
 	[ "$stderr" = 'heimdal-lineage: error: <stdin>: .["extra"]: not a member of a pair (local, remote, base)' ] ||
 		fail "pair"
-	run --separate-stderr heimdal-merge -s merge < p.json
+	run --separate-stderr heimdal-merge --strategy merge < p.json
 	expect_refused
 	# The state itself is open (heimdal.7: a tool given other keys keeps them).
 	jq '.mine = {"a": 1}' s.json > open.json
@@ -167,7 +167,7 @@ expect_refused() {
 	e() { printf '{"operation":"apply","timestamp":"%s","machine_id":"%s","user":"john","serial":41}' "$1" "$2"; }
 	st 41 40 ".history = [$(e 2024-01-15T10:30:00.5Z A), $(e 2024-01-15T11:30:00.25+01:00 C)]" > l.json
 	st 41 40 ".history = [$(e 2024-01-15T10:30:00Z B)]" > r.json
-	run --separate-stderr heimdal-merge -s merge --local l.json --remote r.json
+	run --separate-stderr heimdal-merge --strategy merge --local l.json --remote r.json
 	expect_status 0
 	expect_json '[.history[].machine_id] == ["B", "C", "A"]'
 }
@@ -201,7 +201,7 @@ expect_refused() {
 		| .lineage.rnote = "r" | .machine.id = "B"' > r.json
 	st 40 39 '.history = []' > b.json
 	for base in "" "--base b.json"; do
-		run --separate-stderr heimdal-merge -s merge --local l.json --remote r.json $base
+		run --separate-stderr heimdal-merge --strategy merge --local l.json --remote r.json $base
 		expect_status 0
 		expect_json '.local_only == 1 and .remote_only == {"k": [1]} and .both == "L"'
 		expect_json '.lineage.note == "l" and .lineage.rnote == "r" and .lineage.serial == 42'
@@ -209,7 +209,7 @@ expect_refused() {
 	done
 	# Per-machine facts stay this machine's: a remote-only last_apply is not adopted.
 	jq 'del(.last_apply)' l.json > l2.json
-	run --separate-stderr heimdal-merge -s merge --local l2.json --remote r.json
+	run --separate-stderr heimdal-merge --strategy merge --local l2.json --remote r.json
 	expect_status 0
 	expect_json 'has("last_apply") | not'
 }
@@ -217,7 +217,7 @@ expect_refused() {
 @test "merge --report: written into a device, a FIFO or a pipe as it is; links followed; regular files replaced" {
 	st 42 41 '.history = [h(42; "A")]' > l.json
 	st 43 41 '.history = [h(43; "B")]' > r.json
-	m() { heimdal-merge -s merge --local l.json --remote r.json -c "$@"; }
+	m() { heimdal-merge --strategy merge --local l.json --remote r.json -c "$@"; }
 	# A device stays the device.  As root, a node of our own: a tool that
 	# replaced it must not take the machine's /dev/null with it.
 	dev=/dev/null
@@ -238,7 +238,7 @@ expect_refused() {
 	[ -p fifo ] || fail "FIFO replaced"
 	jq -e '.strategy == "merge" and .relation == "diverged"' got.json
 	# A pipe behind /dev/fd/N, as >(jq .) gives.
-	run bash -c 'heimdal-merge -s merge --local l.json --remote r.json --report /dev/fd/3 3>&1 >/dev/null | jq -r .strategy'
+	run bash -c 'heimdal-merge --strategy merge --local l.json --remote r.json --report /dev/fd/3 3>&1 >/dev/null | jq -r .strategy'
 	expect_status 0
 	[ "$output" = merge ] || fail "pipe"
 	# A symlink is followed: the file it names gets the report, the link stays.
@@ -290,7 +290,7 @@ expect_refused() {
 	[ "$stderr" = "heimdal-lineage: warning: b.json: the base is of lineage 'other-lineage', neither the local ('lineage-abc123') nor the remote's ('lineage-abc123'): compared without a base" ] ||
 		fail "warning"
 	[ "$output" = "$(heimdal-lineage compare --local l.json --remote r.json -c)" ] || fail "not as without a base"
-	run --separate-stderr heimdal-merge -s merge < <(pair l.json r.json b.json)
+	run --separate-stderr heimdal-merge --strategy merge < <(pair l.json r.json b.json)
 	expect_status 0
 	[[ "$stderr" == "heimdal-merge: warning: <stdin>: the base is of lineage 'other-lineage'"* ]] || fail "merge"
 }
