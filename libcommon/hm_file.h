@@ -12,8 +12,8 @@
 #include <time.h>
 
 /*
- * Replace path with buf[0..len) atomically: write "<path>.tmp.XXXXXX" in the
- * same directory (O_EXCL, given mode regardless of umask), fsync it, rename it
+ * Replace path with buf[0..len) atomically: write a temporary named by
+ * hm_file_temp_template in the same directory (O_EXCL, given mode regardless of umask), fsync it, rename it
  * over path, fsync the directory.  A crash leaves path old or new, never
  * partial.  The temporary is removed on failure, and from the exit path if
  * the process is interrupted between create and rename.
@@ -54,6 +54,34 @@ char *hm_path_join(const char *dir, const char *name);
  */
 int hm_file_remove_stale(const char *dir, const char *pattern, int recurse, const char *skip,
 			 time_t since, time_t until);
+
+/*
+ * Temporaries are named "NAME.heimdal-PID-TAG.XXXXXX": the pid of the process
+ * that makes it and the tag of the lock it holds (hm_file_set_owner_tag;
+ * "none" without a lock), so that recovery after a crash can prove a file is
+ * the dead run's before it removes it (hm_file_remove_dead_temps).
+ */
+#define HM_FILE_TEMP_MARK ".heimdal-"
+
+/* The tag temporaries carry from now on (NULL: "none"). */
+void hm_file_set_owner_tag(const char *tag);
+
+/* The template (for mkstemp) of a temporary for name, in a new buffer. */
+char *hm_file_temp_template(const char *name);
+
+/*
+ * 1 when name is a temporary made under the lock tagged tag by a process that
+ * is no longer running, 0 otherwise (another name, another lock, a live maker).
+ */
+int hm_file_temp_is_dead(const char *name, const char *tag);
+
+/*
+ * Remove the temporaries that hm_file_temp_is_dead says are the dead run's
+ * (tag) in dir (recurse: the tree below dir, less the directories named
+ * skip, which may be NULL).  Nothing else is touched, whatever its name or
+ * time.  Returns how many were removed, or -1 (error printed).
+ */
+int hm_file_remove_dead_temps(const char *dir, int recurse, const char *skip, const char *tag);
 
 /*
  * Remove temporaries registered by hm_file_write_atomic that are still in

@@ -260,7 +260,7 @@ remote_carries() {
 	[[ "$stderr" == *"<stdin>: expected an object, got array"* ]] || fail "$stderr"
 	run --separate-stderr heimdal-rlock acquire <<<'{"operation": "x"}'
 	expect_status 2
-	[[ "$stderr" == *"<stdin>: .id: expected a lock record"* ]] || fail "$stderr"
+	[[ "$stderr" == *"<stdin>: .id: expected a lock id (lock-<uuid v4>)"* ]] || fail "$stderr"
 	run --separate-stderr heimdal-rlock release <<<'{"url": "x"}'
 	expect_status 2
 	[[ "$stderr" == *".repository, .commit: expected the lock record's \"remote\" object"* ]] ||
@@ -289,7 +289,7 @@ remote_carries() {
 	[[ "$stderr" == "Error: State is currently locked"*"Machine: a ("* ]] || fail "$stderr"
 	run --separate-stderr as a bash -c 'jq .remote | heimdal-rlock release -c' <<<"$taken"
 	expect_status 0
-	[ "$output" = '{"released":true}' ] || fail "output: $output"
+	[ "$output" = '{"released":true,"result":"released"}' ] || fail "output: $output"
 	[ "$(remote_lock_id)" = none ] || fail "not released"
 }
 
