@@ -936,8 +936,11 @@ rlock_release(jv remote, const struct hm_lock_config *cfg, jv *out)
 	jv res;
 
 	*out = jv_invalid();
+	if (strlen(commit) != GIT_OID_HEXSZ || strspn(commit, "0123456789abcdef") != GIT_OID_HEXSZ)
+		hm_die(HM_EXIT_USAGE, ".commit: expected a commit id (40 hex digits)");
+	hm_git_init();
 	if (git_oid_fromstr(&c.commit, commit) < 0)
-		hm_die(HM_EXIT_USAGE, ".commit: expected a commit id (40 or 64 hex digits)");
+		hm_die(HM_EXIT_USAGE, ".commit: expected a commit id (40 hex digits)");
 	if (ctx_open(&c, repo) < 0) {
 		ctx_free(&c);
 		hm_error("%s: cannot release %s: no repository with a remote 'origin' there", repo,
