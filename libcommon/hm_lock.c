@@ -816,6 +816,8 @@ try_local(jv rec, const struct hm_lock_request *req, const struct hm_lock_config
 			    hm_lock_is_ancestor(hpid)) {
 				hm_debug("the lock is held by process %ld, an ancestor: proceeding",
 					 (long)hpid);
+				/* What this process leaves belongs to that lock. */
+				set_tag(hm_json_str(cur, "id"));
 				jv_free(cur);
 				return TRY_NESTED;
 			}
