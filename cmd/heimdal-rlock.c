@@ -329,19 +329,19 @@ holder_blocks(struct ctx *c, git_repository *repo, const git_oid *oid, int fd)
 	if (!jv_is_valid(holder)) {
 		jv_free(holder);
 		git_oid_tostr(hex, sizeof(hex), oid);
-		if (u.stamped && hm_lock_assess_time(u.stamped, c->cfg->timeout, u.who, why,
-						     sizeof(why)) &&
+		if (u.stamped &&
+		    hm_lock_assess_time(u.stamped, c->cfg->timeout, u.who, why, sizeof(why)) &&
 		    c->cfg->detect_stale) {
 			hm_warn("%s holds an unreadable lock record (commit %.12s by %s: %s); "
 				"taken over: %s",
 				LOCK_REF, hex, u.who, u.why, why);
 			return 0;
 		}
-		emit(fd, JV_OBJECT(jv_string("result"), jv_string("unreadable"),
-				   jv_string("commit"), jv_string(hex), jv_string("author"),
-				   jv_string(u.who), jv_string("stamped"),
-				   jv_number((double)u.stamped), jv_string("problem"),
-				   jv_string(u.why)));
+		emit(fd,
+		     JV_OBJECT(jv_string("result"), jv_string("unreadable"), jv_string("commit"),
+			       jv_string(hex), jv_string("author"), jv_string(u.who),
+			       jv_string("stamped"), jv_number((double)u.stamped),
+			       jv_string("problem"), jv_string(u.why)));
 		return 1;
 	}
 	if (hm_json_str(holder, "id") && strcmp(hm_json_str(holder, "id"), c->id) == 0) {
@@ -1006,8 +1006,8 @@ dead_here(struct ctx *c, git_repository *repo, const git_oid *oid, int fd)
 	if (mine)
 		stale = hm_lock_assess(rec, c->cfg, why, sizeof(why), &alive);
 	if (!mine || !stale || alive != 0) {
-		emit(fd, JV_OBJECT(jv_string("result"), jv_string("kept"), jv_string("holder"),
-				   rec));
+		emit(fd,
+		     JV_OBJECT(jv_string("result"), jv_string("kept"), jv_string("holder"), rec));
 		return 0;
 	}
 	hm_debug("%s holds lock %s of this machine: %s", LOCK_REF, hm_json_str(rec, "id"), why);
@@ -1122,7 +1122,8 @@ rlock_recover(const struct hm_lock_config *cfg, jv *out)
 	if (!dir || ctx_open(&c, dir) < 0) {
 		free(dir);
 		ctx_free(&c);
-		*out = JV_OBJECT(jv_string("recovered"), jv_false(), jv_string("holder"), jv_null());
+		*out = JV_OBJECT(jv_string("recovered"), jv_false(), jv_string("holder"),
+				 jv_null());
 		return 0;
 	}
 	free(dir);

@@ -13,10 +13,10 @@
 
 /*
  * Replace path with buf[0..len) atomically: write a temporary named by
- * hm_file_temp_template in the same directory (O_EXCL, given mode regardless of umask), fsync it, rename it
- * over path, fsync the directory.  A crash leaves path old or new, never
- * partial.  The temporary is removed on failure, and from the exit path if
- * the process is interrupted between create and rename.
+ * hm_file_temp_template in the same directory (O_EXCL, given mode regardless of umask), fsync it,
+ * rename it over path, fsync the directory.  A crash leaves path old or new, never partial.  The
+ * temporary is removed on failure, and from the exit path if the process is interrupted between
+ * create and rename.
  */
 int hm_file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode);
 

@@ -1436,7 +1436,8 @@ scan_processes(const char *gitdir, const char *workdir, char **locks, int *open,
 		}
 		snprintf(path, sizeof(path), "/proc/%ld/cwd", pid);
 		len = readlink(path, link, sizeof(link) - 1);
-		if (len > 0 && !*git_pid && (strcmp(comm, "git") == 0 || strncmp(comm, "git-", 4) == 0)) {
+		if (len > 0 && !*git_pid &&
+		    (strcmp(comm, "git") == 0 || strncmp(comm, "git-", 4) == 0)) {
 			link[len] = '\0';
 			if (path_within(link, gitdir) || (workdir && path_within(link, workdir)))
 				*git_pid = pid;

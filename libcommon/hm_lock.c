@@ -400,8 +400,7 @@ only_members(jv obj, const char *const *keys, const char *prefix, char *why, siz
 			char name[128];
 
 			hm_term_escape(jv_string_value(k), 0, name, sizeof(name));
-			snprintf(why, why_len, "%s%s: not a member of a lock record", prefix,
-				 name);
+			snprintf(why, why_len, "%s%s: not a member of a lock record", prefix, name);
 			r = -1;
 		}
 		jv_free(k);
@@ -413,8 +412,8 @@ only_members(jv obj, const char *const *keys, const char *prefix, char *why, siz
 static const char *
 machine_problem(jv m, char *why, size_t why_len)
 {
-	static const char *const keys[] = { "id",   "hostname",  "pid",
-					    "user", "pid_start", "boot_id", NULL };
+	static const char *const keys[] = { "id",        "hostname", "pid", "user",
+					    "pid_start", "boot_id",  NULL };
 	const char *p = NULL;
 	jv v;
 
@@ -429,28 +428,26 @@ machine_problem(jv m, char *why, size_t why_len)
 			p = msg;                                                                   \
 		jv_free(v);                                                                        \
 	}
-	FIELD("id", text_ok(v, 1), ".machine.id: expected a non-empty string without control characters")
+	FIELD("id", text_ok(v, 1),
+	      ".machine.id: expected a non-empty string without control characters")
 	FIELD("hostname", text_ok(v, 1),
 	      ".machine.hostname: expected a non-empty string without control characters")
 	FIELD("pid", integer_ok(v, 1), ".machine.pid: expected a positive integer")
 	FIELD("user", text_ok(v, 0), ".machine.user: expected a string without control characters")
-	FIELD("pid_start", integer_ok(v, 0), ".machine.pid_start: expected an integer of at least 0")
-	FIELD("boot_id", text_ok(v, 0), ".machine.boot_id: expected a string without control characters")
+	FIELD("pid_start", integer_ok(v, 0),
+	      ".machine.pid_start: expected an integer of at least 0")
+	FIELD("boot_id", text_ok(v, 0),
+	      ".machine.boot_id: expected a string without control characters")
+#undef FIELD
 	return p;
 }
 
 int
 hm_lock_record_check(jv r, char *why, size_t why_len)
 {
-	static const char *const keys[] = { "id",
-					    "lock_type",
-					    "operation",
-					    "machine",
-					    "created_at",
-					    "expected_duration_seconds",
-					    "reason",
-					    "state_serial",
-					    "remote",
+	static const char *const keys[] = { "id",      "lock_type",    "operation",
+					    "machine", "created_at",   "expected_duration_seconds",
+					    "reason",  "state_serial", "remote",
 					    NULL };
 	char buf[256];
 	const char *p = NULL, *s;
@@ -504,7 +501,8 @@ hm_lock_record_check(jv r, char *why, size_t why_len)
 		else if (!hm_json_str(v, "repository") || !*hm_json_str(v, "repository") ||
 			 !hm_json_str(v, "url") || !*hm_json_str(v, "url"))
 			p = ".remote.repository, .remote.url: expected non-empty strings";
-		else if (!hm_json_str(v, "ref") || strcmp(hm_json_str(v, "ref"), HM_LOCK_REMOTE_REF))
+		else if (!hm_json_str(v, "ref") ||
+			 strcmp(hm_json_str(v, "ref"), HM_LOCK_REMOTE_REF))
 			p = ".remote.ref: expected \"" HM_LOCK_REMOTE_REF "\"";
 		else if (!hm_json_str(v, "commit") || (!hex_ok(hm_json_str(v, "commit"), 40) &&
 						       !hex_ok(hm_json_str(v, "commit"), 64)))
@@ -674,9 +672,9 @@ hm_lock_assess(jv rec, const struct hm_lock_config *cfg, char *why, size_t why_l
 		}
 		stale = live == 0;
 	} else {
-		hm_term_escape(hm_json_str(m, "hostname")	? hm_json_str(m, "hostname")
-			       : mid				? mid
-								: "(unknown)",
+		hm_term_escape(hm_json_str(m, "hostname") ? hm_json_str(m, "hostname")
+			       : mid                      ? mid
+							  : "(unknown)",
 			       0, who, sizeof(who));
 		stale = assess_offset(offset, limit, who, why, why_len);
 	}
@@ -1368,7 +1366,8 @@ hm_lock_unlock_force(const char *id, jv *removed)
 	remote = jv_object_get(jv_copy(cur), jv_string("remote"));
 	if (jv_get_kind(remote) == JV_KIND_OBJECT)
 		remote_release(remote);
-	else if (hm_json_str(cur, "lock_type") && strcmp(hm_json_str(cur, "lock_type"), "hybrid") == 0)
+	else if (hm_json_str(cur, "lock_type") &&
+		 strcmp(hm_json_str(cur, "lock_type"), "hybrid") == 0)
 		remote_recover(); /* it may have died while taking the remote's */
 	jv_free(remote);
 	*removed = cur;
