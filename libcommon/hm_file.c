@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <ftw.h>
 #include <limits.h>
 #include <signal.h>
@@ -365,49 +364,3 @@ hm_path_join(const char *dir, const char *name)
 	return hm_xasprintf("%s/%s", dir, name);
 }
 
-static struct {
-	const char *pattern, *skip;
-	int recurse, removed, failed;
-	time_t since, until;
-} stale;
-
-static int
-remove_stale_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	const char *name = path + ftw->base;
-
-	if (ftw->level == 0)
-		return FTW_CONTINUE;
-	if (type == FTW_D)
-		return !stale.recurse || (stale.skip && strcmp(name, stale.skip) == 0)
-			       ? FTW_SKIP_SUBTREE
-			       : FTW_CONTINUE;
-	if (type != FTW_F || fnmatch(stale.pattern, name, 0) != 0 || st->st_mtime < stale.since ||
-	    st->st_mtime >= stale.until)
-		return FTW_CONTINUE;
-	if (unlink(path) == 0) {
-		hm_debug("removed %s, left by a killed process", path);
-		stale.removed++;
-	} else if (errno != ENOENT) {
-		hm_error_errno("%s", path);
-		stale.failed = 1;
-	}
-	return FTW_CONTINUE;
-}
-
-int
-hm_file_remove_stale(const char *dir, const char *pattern, int recurse, const char *skip,
-		     time_t since, time_t until)
-{
-	stale.pattern = pattern;
-	stale.skip = skip;
-	stale.recurse = recurse;
-	stale.removed = stale.failed = 0;
-	stale.since = since;
-	stale.until = until;
-	if (nftw(dir, remove_stale_entry, 16, FTW_PHYS | FTW_ACTIONRETVAL) < 0 && errno != ENOENT) {
-		hm_error_errno("%s", dir);
-		return hm_fail(HM_EXIT_ENV);
-	}
-	return stale.failed ? hm_fail(HM_EXIT_ENV) : stale.removed;
-}

@@ -46,16 +46,6 @@ int hm_path_safe_relative(const char *key, const char **why);
 char *hm_path_join(const char *dir, const char *name);
 
 /*
- * Remove what a killed writer left behind: the regular files under dir whose
- * name matches the fnmatch(3) pattern and that were last modified in [since,
- * until) (seconds since the epoch).  recurse: the whole tree below dir, less
- * the subdirectories named skip (may be NULL); otherwise dir alone.  Returns
- * how many were removed, or -1 (error printed).
- */
-int hm_file_remove_stale(const char *dir, const char *pattern, int recurse, const char *skip,
-			 time_t since, time_t until);
-
-/*
  * Temporaries are named "NAME.heimdal-PID-TAG.XXXXXX": the pid of the process
  * that makes it and the tag of the lock it holds (hm_file_set_owner_tag;
  * "none" without a lock), so that recovery after a crash can prove a file is
