@@ -363,4 +363,3 @@ hm_path_join(const char *dir, const char *name)
 		return hm_xasprintf("%s%s", dir, name);
 	return hm_xasprintf("%s/%s", dir, name);
 }
-
