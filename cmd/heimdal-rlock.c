@@ -3,7 +3,16 @@
  * the dotfiles repository's "origin".
  *
  *   heimdal-rlock acquire [FILE]   the lock record (FILE or stdin) -> {"remote": ...}
- *   heimdal-rlock release [FILE]   the record's "remote" object -> {"released": bool}
+ *   heimdal-rlock release [FILE]   the record's "remote" object -> {"released": bool,
+ *                                  "result": "released"|"not_held"|"held_by_other"}
+ *   heimdal-rlock recover          remove the ref when it holds a lock of this host
+ *                                  whose holder died -> {"recovered": bool, "holder"}
+ *
+ * acquire publishes only a valid lock record (hm_lock_record_check): one bad
+ * record would otherwise lock every machine out, or be skipped by all.  A ref
+ * whose commit holds no readable record is reported as such and judged by
+ * its commit time alone (hm_lock_assess_time), never taken for an
+ * unreachable remote.
  *
  * heimdal-lock (and the porcelain, through libcommon's hm_lock) runs it after
  * taking the local lock, so that taking a local lock never loads libgit2.

@@ -314,6 +314,9 @@ hm_lock_tag_of(const char *id, char *buf)
 	size_t n = id ? strlen(id) : 0;
 
 	snprintf(buf, 13, "%s", n > 12 ? id + n - 12 : n ? id : "none");
+	/* It goes into file names: lowercase hex only (a lock id's last group). */
+	if (strspn(buf, "0123456789abcdef") != strlen(buf))
+		snprintf(buf, 13, "none");
 }
 
 int
@@ -586,7 +589,8 @@ hm_lock_broken_window(time_t *since, time_t *until)
 	long long a, b;
 	char tag[13];
 
-	if (!dead_until && v && sscanf(v, "%lld %lld %12[0-9a-f]", &a, &b, tag) == 3 && b > a &&
+	tag[0] = '\0';
+	if (!dead_until && v && sscanf(v, "%lld %lld %12[0-9a-z]", &a, &b, tag) >= 2 && b > a &&
 	    a >= 0) {
 		dead_since = (time_t)a;
 		dead_until = (time_t)b;
@@ -602,7 +606,10 @@ hm_lock_broken_tag(void)
 {
 	time_t since, until;
 
-	return hm_lock_broken_window(&since, &until) && dead_tag[0] ? dead_tag : NULL;
+	/* "none": temporaries made without a lock are nobody's to remove. */
+	return hm_lock_broken_window(&since, &until) && dead_tag[0] && strcmp(dead_tag, "none")
+		       ? dead_tag
+		       : NULL;
 }
 
 /* The time rules, offset = now - stamp (negative: stamped ahead of this clock). */
