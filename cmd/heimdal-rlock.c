@@ -3,7 +3,16 @@
  * the dotfiles repository's "origin".
  *
  *   heimdal-rlock acquire [FILE]   the lock record (FILE or stdin) -> {"remote": ...}
- *   heimdal-rlock release [FILE]   the record's "remote" object -> {"released": bool}
+ *   heimdal-rlock release [FILE]   the record's "remote" object -> {"released": bool,
+ *                                  "result": "released"|"not_held"|"held_by_other"}
+ *   heimdal-rlock recover          remove the ref when it holds a lock of this host
+ *                                  whose holder died -> {"recovered": bool, "holder"}
+ *
+ * acquire publishes only a valid lock record (hm_lock_record_check): one bad
+ * record would otherwise lock every machine out, or be skipped by all.  A ref
+ * whose commit holds no readable record is reported as such and judged by
+ * its commit time alone (hm_lock_assess_time), never taken for an
+ * unreachable remote.
  *
  * heimdal-lock (and the porcelain, through libcommon's hm_lock) runs it after
  * taking the local lock, so that taking a local lock never loads libgit2.
@@ -68,9 +77,10 @@ struct ctx {
 };
 
 enum rlock_result {
-	RLOCK_HELD = 1,      /* held by a live operation elsewhere; *holder set */
-	RLOCK_LOCAL = 2,     /* no repository or remote, or unreachable: local only */
-	RLOCK_CONFLICTS = 3, /* local and remote states conflict (listed on stderr) */
+	RLOCK_HELD = 1,       /* held by a live operation elsewhere; *holder set */
+	RLOCK_LOCAL = 2,      /* no repository or remote, or unreachable: local only */
+	RLOCK_CONFLICTS = 3,  /* local and remote states conflict (listed on stderr) */
+	RLOCK_UNREADABLE = 4, /* held by a commit whose record cannot be read (printed) */
 };
 
 static void
@@ -193,21 +203,61 @@ fetch_child(void *arg, int out_fd)
 	return err < 0 ? net_fail(c) : 0;
 }
 
-/* The record in a lock commit of repo, or invalid. */
+/* What is known of a lock commit whose record cannot be read. */
+struct unreadable {
+	char why[256];  /* what is wrong with it */
+	char who[300];  /* the commit's author, escaped */
+	time_t stamped; /* the commit's time (0: unknown) */
+};
+
+/*
+ * The record in a lock commit of repo: valid only when it is a lock record
+ * (hm_lock_record_check).  Otherwise invalid, and u says why, who made the
+ * commit and when.
+ */
 static jv
-commit_record(git_repository *repo, const git_oid *oid)
+commit_record(git_repository *repo, const git_oid *oid, struct unreadable *u)
 {
 	git_commit *commit = NULL;
 	git_tree *tree = NULL;
-	const git_tree_entry *e;
+	const git_tree_entry *e = NULL;
 	git_blob *blob = NULL;
 	jv r = jv_invalid();
 
-	if (git_commit_lookup(&commit, repo, oid) == 0 && git_commit_tree(&tree, commit) == 0 &&
-	    (e = git_tree_entry_byname(tree, "lock.json")) &&
-	    git_blob_lookup(&blob, repo, git_tree_entry_id(e)) == 0)
-		r = hm_json_parse(LOCK_REF, git_blob_rawcontent(blob),
-				  (size_t)git_blob_rawsize(blob));
+	u->why[0] = '\0';
+	snprintf(u->who, sizeof(u->who), "unknown");
+	u->stamped = 0;
+	if (git_commit_lookup(&commit, repo, oid) < 0) {
+		snprintf(u->why, sizeof(u->why), "not a commit");
+		goto out;
+	}
+	u->stamped = (time_t)git_commit_time(commit);
+	if (git_commit_author(commit)) {
+		char name[128], email[128];
+
+		hm_term_escape(git_commit_author(commit)->name, 0, name, sizeof(name));
+		hm_term_escape(git_commit_author(commit)->email, 0, email, sizeof(email));
+		snprintf(u->who, sizeof(u->who), "%s <%s>", name, email);
+	}
+	if (git_commit_tree(&tree, commit) < 0 || !(e = git_tree_entry_byname(tree, "lock.json")) ||
+	    git_blob_lookup(&blob, repo, git_tree_entry_id(e)) < 0) {
+		snprintf(u->why, sizeof(u->why), "no lock.json in its tree");
+		goto out;
+	}
+	r = hm_json_parse(LOCK_REF, git_blob_rawcontent(blob), (size_t)git_blob_rawsize(blob));
+	if (!jv_is_valid(r)) {
+		jv msg = jv_invalid_get_msg(r);
+
+		hm_term_escape(jv_get_kind(msg) == JV_KIND_STRING ? jv_string_value(msg)
+								  : "invalid JSON",
+			       0, u->why, sizeof(u->why));
+		jv_free(msg);
+		r = jv_invalid();
+	} else if (hm_lock_record_check(r, u->why, sizeof(u->why)) < 0) {
+		jv_free(r);
+		r = jv_invalid();
+	}
+out:
 	git_blob_free(blob);
 	git_tree_free(tree);
 	git_commit_free(commit);
@@ -273,18 +323,36 @@ emit_acquired(int fd, const git_oid *oid)
 }
 
 /*
- * Judge the remote's holder; 1 when it blocks us (result written to fd), 0
- * when it may be replaced (stale, or our own record).
+ * Judge the remote's holder (the record in commit oid of repo); 1 when it
+ * blocks us (result written to fd), 0 when it may be replaced (stale, or our
+ * own record).  A commit whose record cannot be read is no holder anyone can
+ * check: it is judged by its commit time alone, as another machine's lock,
+ * and reported as what it is.
  */
 static int
-holder_blocks(struct ctx *c, jv holder, int fd)
+holder_blocks(struct ctx *c, git_repository *repo, const git_oid *oid, int fd)
 {
-	char why[256];
+	struct unreadable u;
+	jv holder = commit_record(repo, oid, &u);
+	char why[256], hex[GIT_OID_HEXSZ + 1];
 
 	if (!jv_is_valid(holder)) {
 		jv_free(holder);
-		hm_debug("%s holds no readable lock record: taking it over", LOCK_REF);
-		return 0;
+		git_oid_tostr(hex, sizeof(hex), oid);
+		if (u.stamped &&
+		    hm_lock_assess_time(u.stamped, c->cfg->timeout, u.who, why, sizeof(why)) &&
+		    c->cfg->detect_stale) {
+			hm_warn("%s holds an unreadable lock record (commit %.12s by %s: %s); "
+				"taken over: %s",
+				LOCK_REF, hex, u.who, u.why, why);
+			return 0;
+		}
+		emit(fd,
+		     JV_OBJECT(jv_string("result"), jv_string("unreadable"), jv_string("commit"),
+			       jv_string(hex), jv_string("author"), jv_string(u.who),
+			       jv_string("stamped"), jv_number((double)u.stamped),
+			       jv_string("problem"), jv_string(u.why)));
+		return 1;
 	}
 	if (hm_json_str(holder, "id") && strcmp(hm_json_str(holder, "id"), c->id) == 0) {
 		jv_free(holder);
@@ -305,7 +373,8 @@ static int
 remote_guard(git_repository *r)
 {
 	char *path = hm_path_join(git_repository_path(r), "heimdal-lock.guard");
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	/* Writable by its owner only (0644 under the umask), never a link followed. */
+	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
 
 	free(path);
 	if (fd < 0)
@@ -334,8 +403,7 @@ cas_local_child(void *arg, int fd)
 		git_repository_free(r);
 		return child_fail("cannot lock the remote repository's guard file");
 	}
-	if (git_reference_name_to_id(&cur, r, LOCK_REF) == 0 &&
-	    holder_blocks(c, commit_record(r, &cur), fd)) {
+	if (git_reference_name_to_id(&cur, r, LOCK_REF) == 0 && holder_blocks(c, r, &cur, fd)) {
 		close(g);
 		git_repository_free(r);
 		return 0;
@@ -467,7 +535,7 @@ cas_net_child(void *arg, int fd)
 			fetch = 1;
 			continue;
 		}
-		if (have && holder_blocks(c, commit_record(c->repo, &cur), fd)) {
+		if (have && holder_blocks(c, c->repo, &cur, fd)) {
 			git_remote_free(remote);
 			return 0;
 		}
@@ -668,6 +736,33 @@ check_conflicts(struct ctx *c, jv local, const char *operation)
 	return 0;
 }
 
+/* The remote's lock commit holds no readable record, and is not stale yet. */
+static void
+print_unreadable(const char *url, jv res, const struct hm_lock_config *cfg)
+{
+	char u[512], ago[64];
+	long long age = (long long)hm_time_now() - hm_json_int(res, "stamped", 0);
+
+	hm_term_escape(url, 0, u, sizeof(u));
+	if (age < 0)
+		snprintf(ago, sizeof(ago), "stamped %lld seconds ahead of this clock", -age);
+	else
+		hm_time_ago(age, ago, sizeof(ago));
+	/* author and problem were escaped by the child */
+	fprintf(stderr,
+		"Error: State is currently locked\n"
+		"\n"
+		"%s on %s holds an unreadable lock record:\n"
+		"  commit %.12s by %s, %s\n"
+		"  %s\n"
+		"\n"
+		"It counts as held until it is older than the timeout (%ld seconds).  If no\n"
+		"heimdal operation holds it, remove it: git push origin :%s\n",
+		LOCK_REF, u, hm_json_str(res, "commit"), hm_json_str(res, "author"), ago,
+		hm_json_str(res, "problem"), cfg->timeout, LOCK_REF);
+	fflush(stderr);
+}
+
 static int
 rlock_acquire(jv *record, const struct hm_lock_config *cfg, jv *holder)
 {
@@ -728,6 +823,12 @@ rlock_acquire(jv *record, const struct hm_lock_config *cfg, jv *holder)
 	}
 	res = hm_json_parse("remote lock", out, strlen(out));
 	free(out);
+	if (hm_json_str(res, "result") && strcmp(hm_json_str(res, "result"), "unreadable") == 0) {
+		print_unreadable(c.url, res, cfg);
+		jv_free(res);
+		ctx_free(&c);
+		return RLOCK_UNREADABLE;
+	}
 	if (hm_json_str(res, "result") && strcmp(hm_json_str(res, "result"), "held") == 0) {
 		*holder = jv_object_get(res, jv_string("holder"));
 		ctx_free(&c);
@@ -749,6 +850,20 @@ rlock_acquire(jv *record, const struct hm_lock_config *cfg, jv *holder)
 	return 0;
 }
 
+/* The ref holds another commit than ours: who holds it, when that can be read. */
+static void
+emit_other(int fd, git_repository *repo, const git_oid *cur)
+{
+	struct unreadable u;
+	char hex[GIT_OID_HEXSZ + 1];
+	jv holder = commit_record(repo, cur, &u);
+
+	git_oid_tostr(hex, sizeof(hex), cur);
+	emit(fd, JV_OBJECT(jv_string("result"), jv_string("held_by_other"), jv_string("commit"),
+			   jv_string(hex), jv_string("holder"),
+			   jv_is_valid(holder) ? holder : (jv_free(holder), jv_null())));
+}
+
 static int
 release_local_child(void *arg, int fd)
 {
@@ -757,17 +872,21 @@ release_local_child(void *arg, int fd)
 	git_oid cur;
 	int g, err = 0;
 
-	(void)fd;
 	if (git_repository_open(&r, c->dir) < 0)
 		return child_git_fail(c->dir);
 	if ((g = remote_guard(r)) < 0) {
 		git_repository_free(r);
 		return child_fail("cannot lock the remote repository's guard file");
 	}
-	if (git_reference_name_to_id(&cur, r, LOCK_REF) == 0 && git_oid_equal(&cur, &c->commit))
+	if (git_reference_name_to_id(&cur, r, LOCK_REF) < 0) {
+		emit(fd, JV_OBJECT(jv_string("result"), jv_string("not_held")));
+	} else if (git_oid_equal(&cur, &c->commit)) {
 		err = git_reference_remove(r, LOCK_REF);
-	else
-		hm_debug("%s no longer holds our lock: left alone", LOCK_REF);
+		if (!err)
+			emit(fd, JV_OBJECT(jv_string("result"), jv_string("released")));
+	} else {
+		emit_other(fd, r, &cur);
+	}
 	close(g);
 	git_repository_free(r);
 	return err ? child_git_fail(LOCK_REF) : 0;
@@ -783,7 +902,6 @@ release_net_child(void *arg, int fd)
 	git_oid cur;
 	int have, err;
 
-	(void)fd;
 	cb.credentials = hm_git_credentials;
 	cb.payload = &ps.attempt;
 	if (connect_push(c, &remote, &cb, &cur, &have) < 0) {
@@ -791,42 +909,276 @@ release_net_child(void *arg, int fd)
 		return net_fail(c);
 	}
 	/* Delete only our own commit: the delete carries the advertised value. */
-	if (!have || !git_oid_equal(&cur, &c->commit)) {
+	if (!have) {
 		git_remote_free(remote);
-		hm_debug("%s no longer holds our lock: left alone", LOCK_REF);
+		emit(fd, JV_OBJECT(jv_string("result"), jv_string("not_held")));
+		return 0;
+	}
+	if (!git_oid_equal(&cur, &c->commit)) {
+		git_remote_free(remote);
+		emit_other(fd, c->repo, &cur);
 		return 0;
 	}
 	err = push(remote, ":" LOCK_REF, &cb, &ps);
 	git_remote_free(remote);
 	if (err < 0)
 		return net_fail(c);
-	return ps.rejected ? child_fail("the remote refused to delete refs/heimdal/lock") : 0;
+	if (ps.rejected)
+		return child_fail("the remote refused to delete refs/heimdal/lock");
+	emit(fd, JV_OBJECT(jv_string("result"), jv_string("released")));
+	return 0;
 }
 
+/*
+ * Release: *out gets {"released", "result", ...}; returns the exit status
+ * (0 released, 1 not held, 4 held by another lock), or -1 (message printed,
+ * code set) when the remote could not be asked.
+ */
 static int
-rlock_release(jv remote, const struct hm_lock_config *cfg)
+rlock_release(jv remote, const struct hm_lock_config *cfg, jv *out)
 {
 	struct ctx c = { .cfg = cfg };
 	const char *repo = hm_json_str(remote, "repository"),
 		   *commit = hm_json_str(remote, "commit");
-	char reason[512];
+	char reason[512], *text = NULL;
+	const char *result;
 	int r;
+	jv res;
 
-	if (!repo || !commit || git_oid_fromstr(&c.commit, commit) < 0)
-		return 0;
+	*out = jv_invalid();
+	if (strlen(commit) != GIT_OID_HEXSZ || strspn(commit, "0123456789abcdef") != GIT_OID_HEXSZ)
+		hm_die(HM_EXIT_USAGE, ".commit: expected a commit id (40 hex digits)");
+	hm_git_init();
+	if (git_oid_fromstr(&c.commit, commit) < 0)
+		hm_die(HM_EXIT_USAGE, ".commit: expected a commit id (40 hex digits)");
 	if (ctx_open(&c, repo) < 0) {
 		ctx_free(&c);
-		hm_warn("%s: cannot release %s: the repository is gone", repo, LOCK_REF);
-		return 1;
+		hm_error("%s: cannot release %s: no repository with a remote 'origin' there", repo,
+			 LOCK_REF);
+		return hm_fail(HM_EXIT_ENV);
 	}
 	r = hm_git_deadline(c.dir ? release_local_child : release_net_child, &c,
-			    cfg->remote_timeout, NULL, NULL, reason, sizeof(reason));
+			    cfg->remote_timeout, &text, NULL, reason, sizeof(reason));
 	ctx_free(&c);
 	if (r != 0) {
+		free(text);
 		hm_warn("could not release %s on the remote: %s (it goes stale after %ld seconds)",
 			LOCK_REF, r == HM_GIT_UNREACHABLE ? reason : "error", cfg->timeout);
-		return 1;
+		return hm_fail(HM_EXIT_ENV);
 	}
+	res = hm_json_parse("remote lock", text ? text : "", text ? strlen(text) : 0);
+	free(text);
+	result = hm_json_str(res, "result");
+	if (!result) {
+		jv_free(res);
+		hm_error("%s: no answer from the release", LOCK_REF);
+		return hm_fail(HM_EXIT_ENV);
+	}
+	r = !strcmp(result, "released") ? 0 : !strcmp(result, "not_held") ? 1 : HM_EXIT_LOCKED;
+	*out = jv_object_set(jv_object_delete(jv_copy(res), jv_string("result")),
+			     jv_string("released"), jv_bool(r == 0));
+	*out = jv_object_set(*out, jv_string("result"), jv_string(result));
+	jv_free(res);
+	return r;
+}
+
+static jv recovered_holder;
+
+static void
+emit_recovered(int fd)
+{
+	emit(fd, JV_OBJECT(jv_string("result"), jv_string("recovered"), jv_string("holder"),
+			   recovered_holder));
+	recovered_holder = jv_null();
+}
+
+/*
+ * 1 when the lock in commit oid is this host's and its holder is verifiably
+ * dead (recovered_holder set); 0 otherwise, the answer written to fd.
+ */
+static int
+dead_here(struct ctx *c, git_repository *repo, const git_oid *oid, int fd)
+{
+	struct unreadable u;
+	jv rec = commit_record(repo, oid, &u), m;
+	char why[256];
+	int alive = -1, stale = 0, mine;
+
+	if (!jv_is_valid(rec)) {
+		jv_free(rec);
+		emit(fd, JV_OBJECT(jv_string("result"), jv_string("kept"), jv_string("holder"),
+				   jv_null()));
+		return 0;
+	}
+	m = jv_object_get(jv_copy(rec), jv_string("machine"));
+	mine = hm_lock_same_host(m);
+	jv_free(m);
+	if (mine)
+		stale = hm_lock_assess(rec, c->cfg, why, sizeof(why), &alive);
+	if (!mine || !stale || alive != 0) {
+		emit(fd,
+		     JV_OBJECT(jv_string("result"), jv_string("kept"), jv_string("holder"), rec));
+		return 0;
+	}
+	hm_debug("%s holds lock %s of this machine: %s", LOCK_REF, hm_json_str(rec, "id"), why);
+	recovered_holder = rec;
+	return 1;
+}
+
+/* Remove refs/heimdal/lock when it is this host's and its holder is dead; under the guard. */
+static int
+recover_local_child(void *arg, int fd)
+{
+	struct ctx *c = arg;
+	git_repository *r = NULL;
+	git_oid cur;
+	int g, err = 0;
+
+	if (git_repository_open(&r, c->dir) < 0)
+		return child_git_fail(c->dir);
+	if ((g = remote_guard(r)) < 0) {
+		git_repository_free(r);
+		return child_fail("cannot lock the remote repository's guard file");
+	}
+	if (git_reference_name_to_id(&cur, r, LOCK_REF) < 0) {
+		emit(fd, JV_OBJECT(jv_string("result"), jv_string("free")));
+	} else if (dead_here(c, r, &cur, fd)) {
+		err = git_reference_remove(r, LOCK_REF);
+		if (!err)
+			emit_recovered(fd);
+	}
+	close(g);
+	git_repository_free(r);
+	return err ? child_git_fail(LOCK_REF) : 0;
+}
+
+/* The same over a smart transport: the delete carries the value it judged. */
+static int
+recover_net_child(void *arg, int fd)
+{
+	struct ctx *c = arg;
+	struct push_status ps = { 0, 0 };
+
+	for (int round = 0; round < ROUNDS; round++) {
+		git_remote_callbacks cb = GIT_REMOTE_CALLBACKS_INIT;
+		git_fetch_options fo = GIT_FETCH_OPTIONS_INIT;
+		char *fspec[] = { "+" LOCK_REF ":" FETCHED_REF };
+		git_strarray fspecs = { fspec, 1 };
+		git_remote *remote = NULL;
+		git_reference *ref = NULL;
+		git_oid fetched, cur;
+		int have, err;
+
+		cb.credentials = hm_git_credentials;
+		cb.payload = &ps.attempt;
+		fo.callbacks = cb;
+		fo.update_fetchhead = 0;
+		if (connect_push(c, &remote, &cb, &cur, &have) < 0) {
+			git_remote_free(remote);
+			return net_fail(c);
+		}
+		if (!have) {
+			git_remote_free(remote);
+			emit(fd, JV_OBJECT(jv_string("result"), jv_string("free")));
+			return 0;
+		}
+		if (git_reference_name_to_id(&fetched, c->repo, FETCHED_REF) < 0 ||
+		    !git_oid_equal(&cur, &fetched)) {
+			git_remote_free(remote);
+			remote = NULL;
+			if (git_reference_lookup(&ref, c->repo, FETCHED_REF) == 0)
+				git_reference_delete(ref);
+			git_reference_free(ref);
+			if (git_remote_create_anonymous(&remote, c->repo, c->url) < 0 ||
+			    git_remote_fetch(remote, &fspecs, &fo, NULL) < 0) {
+				git_remote_free(remote);
+				return net_fail(c);
+			}
+			git_remote_free(remote);
+			continue;
+		}
+		if (!dead_here(c, c->repo, &cur, fd)) {
+			git_remote_free(remote);
+			return 0;
+		}
+		err = push(remote, ":" LOCK_REF, &cb, &ps);
+		git_remote_free(remote);
+		if (err < 0)
+			return net_fail(c);
+		if (!ps.rejected) {
+			emit_recovered(fd);
+			return 0;
+		}
+	}
+	return child_fail("refs/heimdal/lock kept changing; giving up");
+}
+
+/*
+ * heimdal-rlock recover: *out gets {"recovered": bool, "holder": record|null}.
+ * 0, or -1 (message printed, code set).
+ */
+static int
+rlock_recover(const struct hm_lock_config *cfg, jv *out)
+{
+	struct ctx c = { .cfg = cfg };
+	char reason[512], *dir, *text = NULL;
+	const char *result;
+	jv local, res;
+	int r;
+
+	*out = jv_invalid();
+	dir = dotfiles_path(&local);
+	jv_free(local);
+	if (!dir || ctx_open(&c, dir) < 0) {
+		free(dir);
+		ctx_free(&c);
+		*out = JV_OBJECT(jv_string("recovered"), jv_false(), jv_string("holder"),
+				 jv_null());
+		return 0;
+	}
+	free(dir);
+	r = hm_git_deadline(c.dir ? recover_local_child : recover_net_child, &c,
+			    cfg->remote_timeout, &text, NULL, reason, sizeof(reason));
+	if (r != 0) {
+		free(text);
+		hm_warn("%s: %s was not checked: %s", c.url, LOCK_REF,
+			r == HM_GIT_UNREACHABLE ? reason : "error");
+		ctx_free(&c);
+		return hm_fail(HM_EXIT_ENV);
+	}
+	res = hm_json_parse("remote lock", text ? text : "", text ? strlen(text) : 0);
+	free(text);
+	result = hm_json_str(res, "result");
+	if (!result) {
+		jv_free(res);
+		ctx_free(&c);
+		hm_error("%s: no answer from the check", LOCK_REF);
+		return hm_fail(HM_EXIT_ENV);
+	}
+	if (!strcmp(result, "recovered")) {
+		jv h = jv_object_get(jv_copy(res), jv_string("holder")),
+		   m = jv_object_get(jv_copy(h), jv_string("machine"));
+		char u[512];
+
+		hm_term_escape(c.url, 0, u, sizeof(u));
+		hm_warn("removed %s from %s: lock %s of this machine, whose process %lld died "
+			"while holding it",
+			LOCK_REF, u, hm_json_str(h, "id"), hm_json_int(m, "pid", 0));
+		jv_free(m);
+		jv_free(h);
+	}
+	{
+		jv h = jv_object_get(jv_copy(res), jv_string("holder"));
+
+		if (!jv_is_valid(h)) {
+			jv_free(h);
+			h = jv_null();
+		}
+		*out = JV_OBJECT(jv_string("recovered"), jv_bool(!strcmp(result, "recovered")),
+				 jv_string("holder"), h);
+	}
+	jv_free(res);
+	ctx_free(&c);
 	return 0;
 }
 
@@ -839,11 +1191,14 @@ usage(FILE *f, int code)
 	fprintf(f,
 		"usage: heimdal-rlock acquire [-c] [FILE]\n"
 		"       heimdal-rlock release [-c] [FILE]\n"
+		"       heimdal-rlock recover [-c]\n"
 		"\n"
 		"Take or release refs/heimdal/lock on the dotfiles repository's origin (the\n"
 		"state's dotfiles_path).  acquire reads a lock record and prints {\"remote\": ...}\n"
 		"(null when the lock stays local); release reads the record's \"remote\" object\n"
-		"and prints {\"released\": true|false}.  Usually run by heimdal-lock.\n"
+		"and prints {\"released\": bool, \"result\": \"released\"|\"not_held\"|\n"
+		"\"held_by_other\"} (exit 0, 1, 4); recover removes the ref when it holds a\n"
+		"lock of this machine whose process died.  Usually run by heimdal-lock.\n"
 		"\n"
 		"  -c, --compact   compact JSON\n"
 		"  -v, --verbose   debug messages on stderr\n"
@@ -862,7 +1217,7 @@ main(int argc, char **argv)
 	};
 	struct hm_lock_config cfg;
 	const char *verb, *path = "-";
-	int c, compact = 0, ioerr, r;
+	int c, compact = 0, ioerr, r, status = 0;
 	jv in, holder, out;
 
 	hm_error_init(argv[0]);
@@ -894,9 +1249,22 @@ main(int argc, char **argv)
 		usage(stderr, HM_EXIT_USAGE);
 	if (argc - optind == 1)
 		path = argv[optind];
-	if (strcmp(verb, "acquire") != 0 && strcmp(verb, "release") != 0) {
+	if (strcmp(verb, "acquire") != 0 && strcmp(verb, "release") != 0 &&
+	    strcmp(verb, "recover") != 0) {
 		hm_error("unknown command '%s'", verb);
 		usage(stderr, HM_EXIT_USAGE);
+	}
+	if (strcmp(verb, "recover") == 0) {
+		if (argc - optind > 0)
+			hm_die(HM_EXIT_USAGE, "recover: unexpected argument '%s'", argv[optind]);
+		if (hm_config_load(&cfg) < 0)
+			return hm_last_code();
+		if (rlock_recover(&cfg, &out) < 0)
+			return hm_last_code();
+		if (hm_json_write(stdout, out, compact ? HM_JSON_COMPACT : HM_JSON_PRETTY) < 0 ||
+		    fflush(stdout) != 0)
+			hm_die_errno(HM_EXIT_ENV, "stdout");
+		return 0;
 	}
 	in = hm_json_read_file(path, &ioerr);
 	if (!jv_is_valid(in)) {
@@ -915,14 +1283,24 @@ main(int argc, char **argv)
 			       "%s: .repository, .commit: expected the lock record's "
 			       "\"remote\" object",
 			       hm_json_source_name(path));
-		r = rlock_release(in, &cfg);
+		r = rlock_release(in, &cfg, &out);
 		jv_free(in);
-		out = JV_OBJECT(jv_string("released"), jv_bool(r == 0));
+		if (r < 0)
+			return hm_last_code();
+		status = r;
 	} else {
-		if (!hm_json_str(in, "id"))
-			hm_die(HM_EXIT_USAGE, "%s: .id: expected a lock record",
-			       hm_json_source_name(path));
+		char why[256];
+
+		/* Never publish what another machine cannot read: one bad record
+		 * would lock every machine out, or (read as garbage) none. */
+		if (hm_lock_record_check(in, why, sizeof(why)) < 0)
+			hm_die(HM_EXIT_USAGE, "%s: %s", hm_json_source_name(path), why);
 		r = rlock_acquire(&in, &cfg, &holder);
+		if (r == RLOCK_UNREADABLE) {
+			jv_free(holder);
+			jv_free(in);
+			return HM_EXIT_LOCKED;
+		}
 		if (r == RLOCK_HELD) {
 			hm_lock_print_held(holder);
 			jv_free(holder);
@@ -940,5 +1318,5 @@ main(int argc, char **argv)
 	if (hm_json_write(stdout, out, compact ? HM_JSON_COMPACT : HM_JSON_PRETTY) < 0 ||
 	    fflush(stdout) != 0)
 		hm_die_errno(HM_EXIT_ENV, "stdout");
-	return 0;
+	return status;
 }

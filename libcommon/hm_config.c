@@ -96,6 +96,32 @@ only_keys(const char *path, jv obj, const char *prefix, const char *const *keys)
 	return r;
 }
 
+/*
+ * --wait must end: the retries may sleep HM_CONFIG_WAIT_MAX seconds in all
+ * (attempts x delay, or delay x (2^attempts - 1) with exponential backoff).
+ */
+static int
+wait_bound(const char *path, const struct hm_lock_config *c)
+{
+	double total = 0, d = c->retry_delay;
+	char msg[256];
+
+	for (long i = 0; i < c->retry_attempts && total <= HM_CONFIG_WAIT_MAX; i++) {
+		total += d;
+		if (c->retry_backoff)
+			d *= 2;
+	}
+	if (total <= HM_CONFIG_WAIT_MAX)
+		return 0;
+	snprintf(msg, sizeof(msg),
+		 "%ld attempts %s%g seconds apart wait more than %d seconds in all; at most "
+		 "%d seconds (%d minutes) are allowed: lower .retry.attempts or "
+		 ".retry.delay_seconds",
+		 c->retry_attempts, c->retry_backoff ? "starting " : "", c->retry_delay,
+		 HM_CONFIG_WAIT_MAX, HM_CONFIG_WAIT_MAX, HM_CONFIG_WAIT_MAX / 60);
+	return bad(path, ".retry", msg);
+}
+
 static int
 parse(const char *path, jv doc, struct hm_lock_config *c)
 {
@@ -156,7 +182,7 @@ parse(const char *path, jv doc, struct hm_lock_config *c)
 			goto fail;
 	}
 	jv_free(v);
-	return 0;
+	return wait_bound(path, c);
 fail:
 	jv_free(v);
 	return -1;

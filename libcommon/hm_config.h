@@ -13,6 +13,13 @@
 
 enum hm_lock_type { HM_LOCK_HYBRID, HM_LOCK_LOCAL, HM_LOCK_DISABLED };
 
+/*
+ * The longest the retries of --wait may sleep in all (seconds): a
+ * configuration whose retry.attempts and retry.delay_seconds (doubling with
+ * exponential_backoff) add up to more is refused, naming .retry.
+ */
+#define HM_CONFIG_WAIT_MAX 600
+
 struct hm_lock_config {
 	enum hm_lock_type lock_type; /* default HM_LOCK_HYBRID */
 	long timeout;                /* seconds; default 300 */

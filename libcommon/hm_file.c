@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <ftw.h>
 #include <limits.h>
 #include <signal.h>
@@ -18,7 +17,7 @@
  * out (git's tempfile.c idea).  Only the process that created it removes it:
  * a forked child never touches its parent's file.
  */
-static char inflight[PATH_MAX + 32];
+static char inflight[PATH_MAX + 64];
 static pid_t inflight_owner;
 static volatile sig_atomic_t handlers_set;
 
@@ -102,17 +101,121 @@ write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
+static char owner_tag[13] = "none";
+
+void
+hm_file_set_owner_tag(const char *tag)
+{
+	snprintf(owner_tag, sizeof(owner_tag), "%s", tag && *tag ? tag : "none");
+}
+
+char *
+hm_file_temp_template(const char *name)
+{
+	return hm_xasprintf("%s" HM_FILE_TEMP_MARK "%ld-%s.XXXXXX", name, (long)getpid(),
+			    owner_tag);
+}
+
+/*
+ * The owner of a temporary's name ("NAME.heimdal-PID-TAG.XXXXXX"): 1 with
+ * *pid and tag[13] set, 0 when name is not one.
+ */
+static int
+temp_owner(const char *name, long *pid, char *tag)
+{
+	const char *m = NULL, *p, *dash, *dot;
+	size_t n = strlen(name);
+	char *end;
+
+	/* The last mark: NAME itself may hold one. */
+	for (p = strstr(name, HM_FILE_TEMP_MARK); p; p = strstr(p + 1, HM_FILE_TEMP_MARK))
+		m = p;
+	if (!m || n < 7 || name[n - 7] != '.')
+		return 0;
+	p = m + strlen(HM_FILE_TEMP_MARK);
+	errno = 0;
+	*pid = strtol(p, &end, 10);
+	if (errno || end == p || *end != '-' || *pid <= 0)
+		return 0;
+	dash = end;
+	dot = name + n - 7;
+	if (dot - dash - 1 < 1 || dot - dash - 1 > 12)
+		return 0;
+	memcpy(tag, dash + 1, (size_t)(dot - dash - 1));
+	tag[dot - dash - 1] = '\0';
+	return 1;
+}
+
+int
+hm_file_temp_is_dead(const char *name, const char *tag)
+{
+	char t[13];
+	long pid;
+
+	if (!tag || !temp_owner(name, &pid, t) || strcmp(t, tag) != 0)
+		return 0;
+	/* Its maker still runs (a tool the dead holder started): not ours to remove. */
+	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+static struct {
+	const char *tag, *skip;
+	int recurse, removed, failed;
+} dead;
+
+static int
+remove_dead_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	const char *name = path + ftw->base;
+
+	(void)st;
+	if (ftw->level == 0)
+		return FTW_CONTINUE;
+	if (type == FTW_D)
+		return !dead.recurse || (dead.skip && strcmp(name, dead.skip) == 0)
+			       ? FTW_SKIP_SUBTREE
+			       : FTW_CONTINUE;
+	if (type != FTW_F || !hm_file_temp_is_dead(name, dead.tag))
+		return FTW_CONTINUE;
+	if (unlink(path) == 0) {
+		hm_debug("removed %s, left by a killed process", path);
+		dead.removed++;
+	} else if (errno != ENOENT) {
+		hm_error_errno("%s", path);
+		dead.failed = 1;
+	}
+	return FTW_CONTINUE;
+}
+
+int
+hm_file_remove_dead_temps(const char *dir, int recurse, const char *skip, const char *tag)
+{
+	if (!tag || !*tag)
+		return 0;
+	dead.tag = tag;
+	dead.skip = skip;
+	dead.recurse = recurse;
+	dead.removed = dead.failed = 0;
+	if (nftw(dir, remove_dead_entry, 16, FTW_PHYS | FTW_ACTIONRETVAL) < 0 && errno != ENOENT) {
+		hm_error_errno("%s", dir);
+		return hm_fail(HM_EXIT_ENV);
+	}
+	return dead.failed ? hm_fail(HM_EXIT_ENV) : dead.removed;
+}
+
 int
 hm_file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode)
 {
-	char tmp[PATH_MAX + 32];
+	char tmp[PATH_MAX + 64], *t = hm_file_temp_template(path);
 	int fd;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp)) {
+	if (snprintf(tmp, sizeof(tmp), "%s", t) >= (int)sizeof(tmp)) {
+		free(t);
 		errno = ENAMETOOLONG;
 		hm_error_errno("%s", path);
 		return hm_fail(HM_EXIT_ENV);
 	}
+	free(t);
 	install_cleanup();
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
@@ -326,51 +429,4 @@ hm_path_join(const char *dir, const char *name)
 	if (n > 0 && dir[n - 1] == '/')
 		return hm_xasprintf("%s%s", dir, name);
 	return hm_xasprintf("%s/%s", dir, name);
-}
-
-static struct {
-	const char *pattern, *skip;
-	int recurse, removed, failed;
-	time_t since, until;
-} stale;
-
-static int
-remove_stale_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	const char *name = path + ftw->base;
-
-	if (ftw->level == 0)
-		return FTW_CONTINUE;
-	if (type == FTW_D)
-		return !stale.recurse || (stale.skip && strcmp(name, stale.skip) == 0)
-			       ? FTW_SKIP_SUBTREE
-			       : FTW_CONTINUE;
-	if (type != FTW_F || fnmatch(stale.pattern, name, 0) != 0 || st->st_mtime < stale.since ||
-	    st->st_mtime >= stale.until)
-		return FTW_CONTINUE;
-	if (unlink(path) == 0) {
-		hm_debug("removed %s, left by a killed process", path);
-		stale.removed++;
-	} else if (errno != ENOENT) {
-		hm_error_errno("%s", path);
-		stale.failed = 1;
-	}
-	return FTW_CONTINUE;
-}
-
-int
-hm_file_remove_stale(const char *dir, const char *pattern, int recurse, const char *skip,
-		     time_t since, time_t until)
-{
-	stale.pattern = pattern;
-	stale.skip = skip;
-	stale.recurse = recurse;
-	stale.removed = stale.failed = 0;
-	stale.since = since;
-	stale.until = until;
-	if (nftw(dir, remove_stale_entry, 16, FTW_PHYS | FTW_ACTIONRETVAL) < 0 && errno != ENOENT) {
-		hm_error_errno("%s", dir);
-		return hm_fail(HM_EXIT_ENV);
-	}
-	return stale.failed ? hm_fail(HM_EXIT_ENV) : stale.removed;
 }

@@ -12,11 +12,11 @@
 #include <time.h>
 
 /*
- * Replace path with buf[0..len) atomically: write "<path>.tmp.XXXXXX" in the
- * same directory (O_EXCL, given mode regardless of umask), fsync it, rename it
- * over path, fsync the directory.  A crash leaves path old or new, never
- * partial.  The temporary is removed on failure, and from the exit path if
- * the process is interrupted between create and rename.
+ * Replace path with buf[0..len) atomically: write a temporary named by
+ * hm_file_temp_template in the same directory (O_EXCL, given mode regardless of umask), fsync it,
+ * rename it over path, fsync the directory.  A crash leaves path old or new, never partial.  The
+ * temporary is removed on failure, and from the exit path if the process is interrupted between
+ * create and rename.
  */
 int hm_file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode);
 
@@ -56,14 +56,32 @@ int hm_path_safe_relative(const char *key, const char **why);
 char *hm_path_join(const char *dir, const char *name);
 
 /*
- * Remove what a killed writer left behind: the regular files under dir whose
- * name matches the fnmatch(3) pattern and that were last modified in [since,
- * until) (seconds since the epoch).  recurse: the whole tree below dir, less
- * the subdirectories named skip (may be NULL); otherwise dir alone.  Returns
- * how many were removed, or -1 (error printed).
+ * Temporaries are named "NAME.heimdal-PID-TAG.XXXXXX": the pid of the process
+ * that makes it and the tag of the lock it holds (hm_file_set_owner_tag;
+ * "none" without a lock), so that recovery after a crash can prove a file is
+ * the dead run's before it removes it (hm_file_remove_dead_temps).
  */
-int hm_file_remove_stale(const char *dir, const char *pattern, int recurse, const char *skip,
-			 time_t since, time_t until);
+#define HM_FILE_TEMP_MARK ".heimdal-"
+
+/* The tag temporaries carry from now on (NULL: "none"). */
+void hm_file_set_owner_tag(const char *tag);
+
+/* The template (for mkstemp) of a temporary for name, in a new buffer. */
+char *hm_file_temp_template(const char *name);
+
+/*
+ * 1 when name is a temporary made under the lock tagged tag by a process that
+ * is no longer running, 0 otherwise (another name, another lock, a live maker).
+ */
+int hm_file_temp_is_dead(const char *name, const char *tag);
+
+/*
+ * Remove the temporaries that hm_file_temp_is_dead says are the dead run's
+ * (tag) in dir (recurse: the tree below dir, less the directories named
+ * skip, which may be NULL).  Nothing else is touched, whatever its name or
+ * time.  Returns how many were removed, or -1 (error printed).
+ */
+int hm_file_remove_dead_temps(const char *dir, int recurse, const char *skip, const char *tag);
 
 /*
  * Remove temporaries registered by hm_file_write_atomic that are still in

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <dirent.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/prctl.h>
@@ -1392,10 +1393,155 @@ out:
 	return r < 0 ? hm_fail(HM_EXIT_ENV) : 0;
 }
 
+/* 1 when path (canonical) is dir or below it (dir canonical, no trailing '/'). */
+static int
+path_within(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return n && strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+/* The canonical form of dir without a trailing '/' into buf; 0 or -1. */
+static int
+canonical_dir(const char *dir, char *buf)
+{
+	size_t n;
+
+	if (!dir || !realpath(dir, buf))
+		return -1;
+	n = strlen(buf);
+	while (n > 1 && buf[n - 1] == '/')
+		buf[--n] = '\0';
+	return 0;
+}
+
+/*
+ * What live processes other than this one do in a repository: *git_pid set
+ * to a git process working in it (cwd in gitdir or workdir), and for each
+ * of the n lock files whether some process holds it open (open[i]).
+ */
+static void
+scan_processes(const char *gitdir, const char *workdir, char **locks, int *open, size_t n,
+	       long *git_pid)
+{
+	DIR *proc = opendir("/proc");
+	struct dirent *e;
+	pid_t self = getpid();
+
+	*git_pid = 0;
+	while (proc && (e = readdir(proc)) != NULL) {
+		char path[PATH_MAX], link[PATH_MAX], comm[64] = "";
+		long pid = strtol(e->d_name, NULL, 10);
+		ssize_t len;
+		DIR *fds;
+		struct dirent *f;
+		FILE *cf;
+
+		if (pid <= 0 || pid == (long)self)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+		if ((cf = fopen(path, "re")) != NULL) {
+			if (fgets(comm, sizeof(comm), cf))
+				comm[strcspn(comm, "\n")] = '\0';
+			fclose(cf);
+		}
+		snprintf(path, sizeof(path), "/proc/%ld/cwd", pid);
+		len = readlink(path, link, sizeof(link) - 1);
+		if (len > 0 && !*git_pid &&
+		    (strcmp(comm, "git") == 0 || strncmp(comm, "git-", 4) == 0)) {
+			link[len] = '\0';
+			if (path_within(link, gitdir) || (workdir && path_within(link, workdir)))
+				*git_pid = pid;
+		}
+		snprintf(path, sizeof(path), "/proc/%ld/fd", pid);
+		if (!(fds = opendir(path)))
+			continue;
+		while ((f = readdir(fds)) != NULL) {
+			char fd[PATH_MAX + 300];
+
+			if (f->d_name[0] == '.')
+				continue;
+			snprintf(fd, sizeof(fd), "%s/%s", path, f->d_name);
+			len = readlink(fd, link, sizeof(link) - 1);
+			if (len <= 0)
+				continue;
+			link[len] = '\0';
+			for (size_t i = 0; i < n; i++)
+				if (strcmp(link, locks[i]) == 0)
+					open[i] = 1;
+		}
+		closedir(fds);
+	}
+	if (proc)
+		closedir(proc);
+}
+
+static struct {
+	time_t since, until;
+	char **paths;
+	size_t n, cap;
+} lockscan;
+
+static int
+collect_lock(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	size_t len = strlen(path);
+
+	(void)ftw;
+	if (type != FTW_F || len < 5 || strcmp(path + len - 5, ".lock") != 0 ||
+	    st->st_mtime < lockscan.since || st->st_mtime >= lockscan.until)
+		return FTW_CONTINUE;
+	if (lockscan.n == lockscan.cap) {
+		lockscan.cap = lockscan.cap ? 2 * lockscan.cap : 8;
+		lockscan.paths = realloc(lockscan.paths, lockscan.cap * sizeof(*lockscan.paths));
+		if (!lockscan.paths)
+			hm_die(HM_EXIT_ENV, "out of memory");
+	}
+	lockscan.paths[lockscan.n++] = hm_xstrdup(path);
+	return FTW_CONTINUE;
+}
+
 int
 hm_git_clear_stale_locks(git_repository *repo, time_t since, time_t until)
 {
-	return hm_file_remove_stale(git_repository_path(repo), "*.lock", 1, NULL, since, until);
+	char gitdir[PATH_MAX], workdir[PATH_MAX];
+	int have_work, removed = 0, failed = 0, *open;
+	long git_pid;
+
+	if (canonical_dir(git_repository_path(repo), gitdir) < 0)
+		return 0;
+	have_work = canonical_dir(git_repository_workdir(repo), workdir) == 0;
+	lockscan.since = since;
+	lockscan.until = until;
+	lockscan.n = 0;
+	if (nftw(gitdir, collect_lock, 16, FTW_PHYS) < 0 && errno != ENOENT) {
+		hm_error_errno("%s", gitdir);
+		return hm_fail(HM_EXIT_ENV);
+	}
+	if (lockscan.n == 0)
+		return 0;
+	open = calloc(lockscan.n, sizeof(*open));
+	if (!open)
+		hm_die(HM_EXIT_ENV, "out of memory");
+	scan_processes(gitdir, have_work ? workdir : NULL, lockscan.paths, open, lockscan.n,
+		       &git_pid);
+	for (size_t i = 0; i < lockscan.n; i++) {
+		const char *p = lockscan.paths[i];
+
+		if (git_pid)
+			hm_warn("%s: left alone: git (process %ld) is running in this repository",
+				p, git_pid);
+		else if (open[i])
+			hm_warn("%s: left alone: a running process has it open", p);
+		else if (unlink(p) == 0)
+			removed++, hm_debug("removed %s, left by a killed process", p);
+		else if (errno != ENOENT)
+			failed = hm_error_errno("%s", p);
+		free(lockscan.paths[i]);
+	}
+	free(open);
+	return failed ? hm_fail(HM_EXIT_ENV) : removed;
 }
 
 /* ---- commit ------------------------------------------------------------ */

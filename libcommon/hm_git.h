@@ -239,8 +239,13 @@ int hm_git_undo_checkout(git_repository *repo, const char *a, const char *b);
 
 /*
  * Remove the lock files (index.lock, HEAD.lock, refs/.../x.lock, ...) that a
- * killed process left in repo's git directory: those last modified in
- * [since, until) (seconds since the epoch).  Returns how many were removed,
+ * killed heimdal process left in repo's git directory, and only those it can
+ * show are that process's: last modified in [since, until) (seconds since
+ * the epoch: the dead process's lifetime), open in no live process
+ * (/proc/PID/fd), and no git process running in the repository (its
+ * current directory in the work tree or the git directory: git closes
+ * index.lock while `git commit` waits for its editor).  Any other lock file
+ * is left to git, with a warning naming it.  Returns how many were removed,
  * or -1.
  */
 int hm_git_clear_stale_locks(git_repository *repo, time_t since, time_t until);

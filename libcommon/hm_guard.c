@@ -160,16 +160,14 @@ taken(jv rec, void *arg)
 
 /*
  * The lock was broken from a holder that died: the temporaries it left in
- * $HEIMDAL_HOME (a state, a cache, a backup in flight) go.  Never the state:
- * a temporary is only ever renamed over it whole.
+ * $HEIMDAL_HOME (a state, a cache, a backup in flight) go, those whose names
+ * carry its lock's tag and a pid no longer running (hm_file_temp_is_dead).
+ * Never the state: a temporary is only ever renamed over it whole.
  */
 static void
 clear_dead_temps(void)
 {
-	time_t since, until;
-
-	if (hm_lock_broken_window(&since, &until) &&
-	    hm_file_remove_stale(hm_home(), "*.tmp.??????", 0, NULL, since, until) < 0)
+	if (hm_file_remove_dead_temps(hm_home(), 0, NULL, hm_lock_broken_tag()) < 0)
 		hm_warn("the temporaries of the process that died are left in %s", hm_home());
 }
 

@@ -289,16 +289,243 @@ remove_record(void)
 	return r < 0 ? hm_fail(HM_EXIT_ENV) : 0;
 }
 
+/* Seconds since the record was stamped: negative when stamped ahead of this clock. */
 static long long
-record_age(jv rec)
+record_offset(jv rec)
 {
 	time_t t;
-	long long age;
 
 	if (hm_time_parse(hm_json_str(rec, "created_at"), &t) < 0)
 		return 0;
-	age = (long long)(hm_time_now() - t);
+	return (long long)(hm_time_now() - t);
+}
+
+static long long
+record_age(jv rec)
+{
+	long long age = record_offset(rec);
+
 	return age < 0 ? 0 : age;
+}
+
+void
+hm_lock_tag_of(const char *id, char *buf)
+{
+	size_t n = id ? strlen(id) : 0;
+
+	snprintf(buf, 13, "%s", n > 12 ? id + n - 12 : n ? id : "none");
+	/* It goes into file names: lowercase hex only (a lock id's last group). */
+	if (strspn(buf, "0123456789abcdef") != strlen(buf))
+		snprintf(buf, 13, "none");
+}
+
+int
+hm_lock_same_host(jv m)
+{
+	const char *mid = hm_json_str(m, "id"), *host = hm_json_str(m, "hostname");
+
+	return mid && host && hm_machine_id() && strcmp(mid, hm_machine_id()) == 0 &&
+	       strcmp(host, hm_machine_hostname()) == 0;
+}
+
+/* Text: a string without control characters (and non-empty when id). */
+static int
+text_ok(jv v, int id)
+{
+	const unsigned char *p;
+
+	if (jv_get_kind(v) != JV_KIND_STRING)
+		return 0;
+	p = (const unsigned char *)jv_string_value(v);
+	if (id && !*p)
+		return 0;
+	for (; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return 0;
+	return (size_t)jv_string_length_bytes(jv_copy(v)) == strlen(jv_string_value(v));
+}
+
+static int
+integer_ok(jv v, double min)
+{
+	double d;
+
+	if (jv_get_kind(v) != JV_KIND_NUMBER)
+		return 0;
+	d = jv_number_value(v);
+	return d >= min && d <= 9007199254740991.0 && d == (double)(long long)d;
+}
+
+static int
+hex_ok(const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; s[i]; i++)
+		if (!strchr("0123456789abcdef", s[i]))
+			return 0;
+	return i == n;
+}
+
+static int
+lock_id_ok(const char *s)
+{
+	/* lock-xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx */
+	static const int len[] = { 8, 4, 4, 4, 12 };
+	const char *p = s;
+
+	if (strncmp(p, "lock-", 5) != 0)
+		return 0;
+	p += 5;
+	for (int i = 0; i < 5; i++) {
+		for (int j = 0; j < len[i]; j++, p++)
+			if (!*p || !strchr("0123456789abcdef", *p))
+				return 0;
+		if (i < 4 && *p++ != '-')
+			return 0;
+	}
+	return *p == '\0' && s[19] == '4' && strchr("89ab", s[24]);
+}
+
+/* -1 (why set) when obj has a member not in keys. */
+static int
+only_members(jv obj, const char *const *keys, const char *prefix, char *why, size_t why_len)
+{
+	int r = 0;
+
+	jv_object_foreach(obj, k, v)
+	{
+		int known = 0;
+
+		for (const char *const *p = keys; *p; p++)
+			known |= strcmp(*p, jv_string_value(k)) == 0;
+		if (!known && r == 0) {
+			char name[128];
+
+			hm_term_escape(jv_string_value(k), 0, name, sizeof(name));
+			snprintf(why, why_len, "%s%s: not a member of a lock record", prefix, name);
+			r = -1;
+		}
+		jv_free(k);
+		jv_free(v);
+	}
+	return r;
+}
+
+static const char *
+machine_problem(jv m, char *why, size_t why_len)
+{
+	static const char *const keys[] = { "id",        "hostname", "pid", "user",
+					    "pid_start", "boot_id",  NULL };
+	const char *p = NULL;
+	jv v;
+
+	if (jv_get_kind(m) != JV_KIND_OBJECT)
+		return ".machine: expected an object";
+	if (only_members(m, keys, ".machine.", why, why_len) < 0)
+		return why;
+#define FIELD(key, test, msg)                                                                      \
+	if (!p) {                                                                                  \
+		v = jv_object_get(jv_copy(m), jv_string(key));                                     \
+		if (!(test))                                                                       \
+			p = msg;                                                                   \
+		jv_free(v);                                                                        \
+	}
+	FIELD("id", text_ok(v, 1),
+	      ".machine.id: expected a non-empty string without control characters")
+	FIELD("hostname", text_ok(v, 1),
+	      ".machine.hostname: expected a non-empty string without control characters")
+	FIELD("pid", integer_ok(v, 1), ".machine.pid: expected a positive integer")
+	FIELD("user", text_ok(v, 0), ".machine.user: expected a string without control characters")
+	FIELD("pid_start", integer_ok(v, 0),
+	      ".machine.pid_start: expected an integer of at least 0")
+	FIELD("boot_id", text_ok(v, 0),
+	      ".machine.boot_id: expected a string without control characters")
+#undef FIELD
+	return p;
+}
+
+int
+hm_lock_record_check(jv r, char *why, size_t why_len)
+{
+	static const char *const keys[] = { "id",      "lock_type",    "operation",
+					    "machine", "created_at",   "expected_duration_seconds",
+					    "reason",  "state_serial", "remote",
+					    NULL };
+	char buf[256];
+	const char *p = NULL, *s;
+	time_t t;
+	jv v, m;
+
+	if (jv_get_kind(r) != JV_KIND_OBJECT) {
+		snprintf(why, why_len, "expected a lock record (an object), got %s",
+			 hm_json_kind_name(r));
+		return -1;
+	}
+	if (only_members(r, keys, ".", why, why_len) < 0)
+		return -1;
+	v = jv_object_get(jv_copy(r), jv_string("id"));
+	if (jv_get_kind(v) != JV_KIND_STRING || !lock_id_ok(jv_string_value(v)))
+		p = ".id: expected a lock id (lock-<uuid v4>)";
+	jv_free(v);
+	s = hm_json_str(r, "lock_type");
+	if (!p && (!s || (strcmp(s, "hybrid") && strcmp(s, "local") && strcmp(s, "disabled"))))
+		p = ".lock_type: expected \"hybrid\", \"local\" or \"disabled\"";
+	v = jv_object_get(jv_copy(r), jv_string("operation"));
+	if (!p && !text_ok(v, 1))
+		p = ".operation: expected a non-empty string without control characters";
+	jv_free(v);
+	if (!p) {
+		m = jv_object_get(jv_copy(r), jv_string("machine"));
+		p = machine_problem(m, buf, sizeof(buf));
+		jv_free(m);
+	}
+	s = hm_json_str(r, "created_at");
+	if (!p && (!s || hm_time_parse(s, &t) < 0))
+		p = ".created_at: expected an RFC 3339 time";
+	v = jv_object_get(jv_copy(r), jv_string("expected_duration_seconds"));
+	if (!p && !integer_ok(v, 0))
+		p = ".expected_duration_seconds: expected an integer of at least 0";
+	jv_free(v);
+	v = jv_object_get(jv_copy(r), jv_string("reason"));
+	if (!p && !text_ok(v, 0))
+		p = ".reason: expected a string without control characters";
+	jv_free(v);
+	v = jv_object_get(jv_copy(r), jv_string("state_serial"));
+	if (!p && jv_get_kind(v) != JV_KIND_NULL && !integer_ok(v, 0))
+		p = ".state_serial: expected an integer of at least 0, or null";
+	jv_free(v);
+	v = jv_object_get(jv_copy(r), jv_string("remote"));
+	if (!p && jv_is_valid(v) && jv_get_kind(v) != JV_KIND_NULL) {
+		jv f;
+
+		if (jv_get_kind(v) != JV_KIND_OBJECT)
+			p = ".remote: expected an object or null";
+		else if (!hm_json_str(v, "repository") || !*hm_json_str(v, "repository") ||
+			 !hm_json_str(v, "url") || !*hm_json_str(v, "url"))
+			p = ".remote.repository, .remote.url: expected non-empty strings";
+		else if (!hm_json_str(v, "ref") ||
+			 strcmp(hm_json_str(v, "ref"), HM_LOCK_REMOTE_REF))
+			p = ".remote.ref: expected \"" HM_LOCK_REMOTE_REF "\"";
+		else if (!hm_json_str(v, "commit") || (!hex_ok(hm_json_str(v, "commit"), 40) &&
+						       !hex_ok(hm_json_str(v, "commit"), 64)))
+			p = ".remote.commit: expected a commit id (40 or 64 hex digits)";
+		f = jv_copy(v);
+		if (!p && jv_get_kind(f) == JV_KIND_OBJECT) {
+			static const char *const rkeys[] = { "repository", "url", "ref", "commit",
+							     NULL };
+
+			if (only_members(f, rkeys, ".remote.", buf, sizeof(buf)) < 0)
+				p = buf;
+		}
+		jv_free(f);
+	}
+	jv_free(v);
+	if (!p)
+		return 0;
+	if (p != why)
+		snprintf(why, why_len, "%s", p);
+	return -1;
 }
 
 /*
@@ -307,6 +534,7 @@ record_age(jv rec)
  */
 #define BROKEN_ENV "HEIMDAL_BROKEN_LOCK"
 static time_t dead_since, dead_until;
+static char dead_tag[13];
 
 /* Seconds since the epoch at which this boot began (/proc/stat btime); 0 when unknown. */
 static time_t
@@ -334,6 +562,7 @@ note_dead_holder(jv rec)
 	long hz = sysconf(_SC_CLK_TCK);
 
 	dead_since = dead_until = 0;
+	hm_lock_tag_of(hm_json_str(rec, "id"), dead_tag);
 	if (btime && boot && *boot && *hm_lock_boot_id() && strcmp(boot, hm_lock_boot_id()) != 0) {
 		/* A previous boot: everything older than this one. */
 		dead_until = btime;
@@ -345,9 +574,10 @@ note_dead_holder(jv rec)
 	jv_free(m);
 	if (dead_until) {
 		/* For the commands this one runs under its lock (sync's apply). */
-		char v[64];
+		char v[96];
 
-		snprintf(v, sizeof(v), "%lld %lld", (long long)dead_since, (long long)dead_until);
+		snprintf(v, sizeof(v), "%lld %lld %s", (long long)dead_since, (long long)dead_until,
+			 dead_tag);
 		setenv(BROKEN_ENV, v, 1);
 	}
 }
@@ -357,32 +587,82 @@ hm_lock_broken_window(time_t *since, time_t *until)
 {
 	const char *v = getenv(BROKEN_ENV);
 	long long a, b;
+	char tag[13];
 
-	if (!dead_until && v && sscanf(v, "%lld %lld", &a, &b) == 2 && b > a && a >= 0) {
+	tag[0] = '\0';
+	if (!dead_until && v && sscanf(v, "%lld %lld %12[0-9a-z]", &a, &b, tag) >= 2 && b > a &&
+	    a >= 0) {
 		dead_since = (time_t)a;
 		dead_until = (time_t)b;
+		snprintf(dead_tag, sizeof(dead_tag), "%s", tag);
 	}
 	*since = dead_since;
 	*until = dead_until;
 	return dead_until != 0;
 }
 
+const char *
+hm_lock_broken_tag(void)
+{
+	time_t since, until;
+
+	/* "none": temporaries made without a lock are nobody's to remove. */
+	return hm_lock_broken_window(&since, &until) && dead_tag[0] && strcmp(dead_tag, "none")
+		       ? dead_tag
+		       : NULL;
+}
+
+/* The time rules, offset = now - stamp (negative: stamped ahead of this clock). */
+static int
+assess_offset(long long offset, long long limit, const char *who, char *why, size_t why_len)
+{
+	if (offset < -HM_LOCK_SKEW && -offset > limit) {
+		snprintf(why, why_len,
+			 "lock is stamped %lld seconds ahead of this clock, more than the timeout "
+			 "(%lld seconds): the clock of %s is wrong",
+			 -offset, limit, who);
+		return 1;
+	}
+	if (offset > DAY_SECONDS) {
+		snprintf(why, why_len, "machine %s has not been seen for 24 hours", who);
+		return 1;
+	}
+	if (offset > limit) {
+		snprintf(why, why_len, "lock is %lld seconds old (timeout %lld seconds)", offset,
+			 limit);
+		return 1;
+	}
+	return 0;
+}
+
+int
+hm_lock_assess_time(time_t stamped, long long limit, const char *who, char *why, size_t why_len)
+{
+	why[0] = '\0';
+	return assess_offset((long long)(hm_time_now() - stamped), limit, who, why, why_len);
+}
+
 int
 hm_lock_assess(jv rec, const struct hm_lock_config *cfg, char *why, size_t why_len, int *alive)
 {
 	jv m = jv_object_get(jv_copy(rec), jv_string("machine"));
-	const char *mid = hm_json_str(m, "id"), *me = hm_machine_id();
+	const char *mid = hm_json_str(m, "id");
 	const char *boot = hm_json_str(m, "boot_id");
+	char who[128];
 	pid_t pid = (pid_t)hm_json_int(m, "pid", 0);
 	unsigned long long start = (unsigned long long)hm_json_int(m, "pid_start", 0), now_start;
-	long long age = record_age(rec), limit = cfg->timeout;
+	long long offset = record_offset(rec), limit = cfg->timeout;
 	int stale = 0, live = -1;
 
 	why[0] = '\0';
 	if (hm_json_int(rec, "expected_duration_seconds", 0) > limit)
 		limit = hm_json_int(rec, "expected_duration_seconds", 0);
-	if (mid && me && strcmp(mid, me) == 0) {
-		/* On this machine the holder can be checked: only death is stale. */
+	if (hm_lock_same_host(m)) {
+		/*
+		 * On this machine the holder can be checked: only death is stale.
+		 * Not on another host that shares this machine id (an NFS home):
+		 * its pids and boot id mean nothing here.
+		 */
 		if (boot && *boot && *hm_lock_boot_id() && strcmp(boot, hm_lock_boot_id()) != 0) {
 			live = 0;
 			snprintf(why, why_len,
@@ -398,14 +678,12 @@ hm_lock_assess(jv rec, const struct hm_lock_config *cfg, char *why, size_t why_l
 			live = 1;
 		}
 		stale = live == 0;
-	} else if (age > DAY_SECONDS) {
-		stale = 1;
-		snprintf(why, why_len, "machine %s has not been seen for 24 hours",
-			 hm_json_str(m, "hostname") ? hm_json_str(m, "hostname") : mid);
-	} else if (age > limit) {
-		stale = 1;
-		snprintf(why, why_len, "lock is %lld seconds old (timeout %lld seconds)", age,
-			 limit);
+	} else {
+		hm_term_escape(hm_json_str(m, "hostname") ? hm_json_str(m, "hostname")
+			       : mid                      ? mid
+							  : "(unknown)",
+			       0, who, sizeof(who));
+		stale = assess_offset(offset, limit, who, why, why_len);
 	}
 	jv_free(m);
 	if (alive)
@@ -431,7 +709,11 @@ hm_lock_print_held(jv holder)
 	char sid[32], ago[64], op[256], host[256], user[256];
 
 	short_id(hm_json_str(m, "id"), sid, sizeof(sid));
-	hm_time_ago(record_age(holder), ago, sizeof(ago));
+	if (record_offset(holder) < -HM_LOCK_SKEW)
+		snprintf(ago, sizeof(ago), "%lld seconds ahead of this clock",
+			 -record_offset(holder));
+	else
+		hm_time_ago(record_age(holder), ago, sizeof(ago));
 	/* The record may come from another machine, through the remote: data. */
 	hm_term_escape(hm_json_str(holder, "operation"), 0, op, sizeof(op));
 	hm_term_escape(hm_json_str(m, "hostname") ? hm_json_str(m, "hostname") : "?", 0, host,
@@ -503,6 +785,15 @@ new_record(const struct hm_lock_request *req, const struct hm_lock_config *cfg)
 
 enum { TRY_OK, TRY_HELD, TRY_NESTED };
 
+static void set_tag(const char *id);
+
+/*
+ * A hybrid lock of this host whose holder died: what it may have left on the
+ * remote (refs/heimdal/lock, taken or being taken when it died) is cleared
+ * by remote_recover once the new lock is written.
+ */
+static int dead_hybrid;
+
 /* One check-and-set under the guard.  *holder set on TRY_HELD. */
 static int
 try_local(jv rec, const struct hm_lock_request *req, const struct hm_lock_config *cfg, jv *holder)
@@ -519,10 +810,9 @@ try_local(jv rec, const struct hm_lock_request *req, const struct hm_lock_config
 		return -1;
 	}
 	if (r == 1) {
-		jv m = jv_object_get(jv_copy(cur), jv_string("machine"));
+		jv m = jv_object_get(jv_copy(cur), jv_string("machine")), remote;
 		pid_t hpid = (pid_t)hm_json_int(m, "pid", 0);
-		int same_machine = hm_json_str(m, "id") && hm_machine_id() &&
-				   strcmp(hm_json_str(m, "id"), hm_machine_id()) == 0;
+		int same_machine = hm_lock_same_host(m);
 
 		jv_free(m);
 		if (!hm_lock_assess(cur, cfg, why, sizeof(why), &alive)) {
@@ -531,6 +821,8 @@ try_local(jv rec, const struct hm_lock_request *req, const struct hm_lock_config
 			    hm_lock_is_ancestor(hpid)) {
 				hm_debug("the lock is held by process %ld, an ancestor: proceeding",
 					 (long)hpid);
+				/* What this process leaves belongs to that lock. */
+				set_tag(hm_json_str(cur, "id"));
 				jv_free(cur);
 				return TRY_NESTED;
 			}
@@ -538,13 +830,22 @@ try_local(jv rec, const struct hm_lock_request *req, const struct hm_lock_config
 			return TRY_HELD;
 		}
 		hm_debug("breaking stale lock %s: %s", hm_json_str(cur, "id"), why);
-		if (same_machine && alive == 0)
+		if (same_machine && alive == 0) {
 			note_dead_holder(cur);
+			remote = jv_object_get(jv_copy(cur), jv_string("remote"));
+			dead_hybrid = jv_get_kind(remote) == JV_KIND_OBJECT ||
+				      (hm_json_str(cur, "lock_type") &&
+				       strcmp(hm_json_str(cur, "lock_type"), "hybrid") == 0);
+			jv_free(remote);
+		}
 		jv_free(cur);
 	}
 	r = write_record(jv_copy(rec));
 	guard_unlock(fd);
-	return r < 0 ? -1 : TRY_OK;
+	if (r < 0)
+		return -1;
+	set_tag(hm_json_str(rec, "id"));
+	return TRY_OK;
 }
 
 /*
@@ -567,6 +868,20 @@ remove_if(const char *id)
 	jv_free(cur);
 	guard_unlock(fd);
 	return r;
+}
+
+/* Temporaries made from now on carry the tag of lock id (NULL: none). */
+static void
+set_tag(const char *id)
+{
+	char tag[13];
+
+	if (!id) {
+		hm_file_set_owner_tag(NULL);
+		return;
+	}
+	hm_lock_tag_of(id, tag);
+	hm_file_set_owner_tag(tag);
 }
 
 /* Rewrite the local record (with its remote part) if it is still ours. */
@@ -683,7 +998,12 @@ remote_acquire(jv *rec, char **held_msg)
 	return r;
 }
 
-/* Release the remote ref a record holds (remote borrowed); warnings only. */
+/*
+ * Release the remote ref a record holds (remote borrowed); warnings only.
+ * heimdal-rlock release says what happened: released (0), not held (1),
+ * held by another lock (4: ours went stale and was taken over), or the
+ * remote could not be reached (3, its warning printed).
+ */
 static void
 remote_release(jv remote)
 {
@@ -695,11 +1015,43 @@ remote_release(jv remote)
 	if (jv_get_kind(remote) != JV_KIND_OBJECT)
 		return;
 	in = hm_json_dump(jv_copy(remote), HM_JSON_COMPACT, &len);
-	if (hm_spawn("rlock", argv, in, len, 0, &p) == 0)
+	if (hm_spawn("rlock", argv, in, len, 0, &p) == 0) {
+		if (p.status == HM_EXIT_FOUND || p.status == HM_EXIT_LOCKED)
+			hm_debug("%s no longer held our lock: %s", HM_LOCK_REMOTE_REF,
+				 p.out ? p.out : "");
 		hm_proc_free(&p);
-	else
+	} else {
 		hm_warn("refs/heimdal/lock was not released on the remote");
+	}
 	free(in);
+}
+
+/*
+ * A hybrid holder of this host died: refs/heimdal/lock may still hold its
+ * record on the remote (it died between taking and releasing it, or while
+ * taking it), which locks every other machine out until the timeout.
+ * heimdal-rlock recover removes it when it is this host's and its holder is
+ * dead; a live holder, another machine's lock, or an unreachable remote are
+ * left alone (debug messages only).
+ */
+static void
+remote_recover(void)
+{
+	char *argv[] = { "heimdal-rlock", "recover", "-c", NULL };
+	char *dir = dotfiles_path();
+	struct hm_proc p;
+
+	if (!dir)
+		return;
+	free(dir);
+	if (hm_spawn("rlock", argv, NULL, 0, HM_SPAWN_CAPTURE_ERR, &p) < 0)
+		return;
+	if (p.status == 0)
+		pass_stderr(p.err);
+	else
+		hm_debug("the remote lock was not checked (heimdal-rlock recover: status %d)",
+			 p.status);
+	hm_proc_free(&p);
 }
 
 /*
@@ -762,6 +1114,16 @@ hm_lock_acquire(const struct hm_lock_request *req, jv *record)
 		jv_free(rec);
 		return hm_fail(HM_EXIT_ENV);
 	}
+	{
+		/* Never write what the next reader (another machine) refuses. */
+		char why[256];
+
+		if (hm_lock_record_check(rec, why, sizeof(why)) < 0) {
+			jv_free(rec);
+			hm_error("the lock record would be invalid: %s", why);
+			return hm_fail(HM_EXIT_USAGE);
+		}
+	}
 	if (cfg.lock_type == HM_LOCK_DISABLED) {
 		if (!req->quiet_disabled) {
 			fprintf(stderr, "%s Warning: State locking is disabled!\n",
@@ -782,6 +1144,16 @@ hm_lock_acquire(const struct hm_lock_request *req, jv *record)
 		}
 		if (r == TRY_OK && req->taken)
 			req->taken(rec, req->arg);
+		/*
+		 * A dead hybrid holder of this host may have left the remote's
+		 * lock: cleared now, unless this lock takes the remote right away
+		 * (heimdal-rlock acquire takes a dead holder's ref over itself).
+		 */
+		if (r == TRY_OK && dead_hybrid &&
+		    (cfg.lock_type != HM_LOCK_HYBRID || req->local_first)) {
+			dead_hybrid = 0;
+			remote_recover();
+		}
 		if (r == TRY_OK && cfg.lock_type == HM_LOCK_HYBRID && !req->local_first) {
 			free(held_msg);
 			held_msg = NULL;
@@ -897,6 +1269,7 @@ hm_lock_release(const char *id)
 	}
 	remote = jv_object_get(jv_copy(cur), jv_string("remote"));
 	jv_free(cur);
+	set_tag(NULL);
 	if (jv_get_kind(remote) != JV_KIND_OBJECT) {
 		jv_free(remote);
 		r = remove_record();
@@ -998,7 +1371,11 @@ hm_lock_unlock_force(const char *id, jv *removed)
 	}
 	free(text);
 	remote = jv_object_get(jv_copy(cur), jv_string("remote"));
-	remote_release(remote);
+	if (jv_get_kind(remote) == JV_KIND_OBJECT)
+		remote_release(remote);
+	else if (hm_json_str(cur, "lock_type") &&
+		 strcmp(hm_json_str(cur, "lock_type"), "hybrid") == 0)
+		remote_recover(); /* it may have died while taking the remote's */
 	jv_free(remote);
 	*removed = cur;
 	return 0;

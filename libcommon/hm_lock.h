@@ -27,6 +27,15 @@
  * than 24 hours (that machine has not been seen since).  detect_stale: false
  * turns all of this off.
  *
+ * "This machine" is the same machine id *and* the same hostname: two hosts
+ * sharing one $HEIMDAL_HOME (an NFS home) share the machine id, and a pid or
+ * boot id of the other host says nothing here, so such a record is judged by
+ * its age like any other machine's.  A record stamped more than
+ * HM_LOCK_SKEW seconds ahead of this clock is suspect (the stamping machine's
+ * clock is wrong): it is stale at once when it is ahead by more than the
+ * limit, otherwise once the limit has passed after its stamp, so a wrong
+ * clock can hold the lock for at most twice the limit.
+ *
  * Functions that fail return -1 after printing their message, with
  * hm_last_code() set: HM_EXIT_LOCKED when held by another operation,
  * HM_EXIT_USAGE for an invalid lock_config.json or a corrupt state.lock,
@@ -126,6 +135,38 @@ int hm_lock_assess(jv record, const struct hm_lock_config *cfg, char *why, size_
  * environment), so sync's apply clears what a killed apply left.
  */
 int hm_lock_broken_window(time_t *since, time_t *until);
+
+/* Seconds a lock may be stamped ahead of this clock before it is suspect. */
+#define HM_LOCK_SKEW 60
+
+/*
+ * Check a lock record (borrowed) against lock.schema.json: the members and
+ * their types, the id's form, no control characters in any text, no member
+ * the schema does not name.  Returns 0, or -1 with why naming the field
+ * (".machine.pid: expected a positive integer").
+ */
+int hm_lock_record_check(jv rec, char *why, size_t why_len);
+
+/* 1 when machine (a record's "machine", borrowed) is this host: same id and hostname. */
+int hm_lock_same_host(jv machine);
+
+/*
+ * The time rules alone, for a lock whose record cannot be read (only the
+ * time it was stamped is known): 1 when stale, why set; 0 when not.
+ */
+int hm_lock_assess_time(time_t stamped, long long limit, const char *who, char *why,
+			size_t why_len);
+
+/*
+ * After hm_lock_broken_window: the tag of the dead holder's lock (the last
+ * 12 hex digits of its id), which the temporaries it made carry in their
+ * names (hm_file_temp_template; a lock taken sets hm_file_set_owner_tag),
+ * or NULL.
+ */
+const char *hm_lock_broken_tag(void);
+
+/* The tag of lock id (the last 12 characters of its id) into buf[13]. */
+void hm_lock_tag_of(const char *id, char *buf);
 
 /* Print the "Error: State is currently locked" block for holder (borrowed). */
 void hm_lock_print_held(jv holder);

@@ -258,6 +258,47 @@ If no heimdal operation is running, remove it with 'heimdal state unlock --force
 	expect_json '.lock_type == "local"'
 }
 
+@test "--wait is bounded: retries adding up to more than 10 minutes are refused, naming .retry" {
+	config '{"retry": {"attempts": 1000, "delay_seconds": 3600, "exponential_backoff": false}}'
+	before=$(snapshot "$HEIMDAL_HOME")
+	run --separate-stderr heimdal-lock acquire --op apply --pid "$HOLDER" --wait
+	expect_status 2
+	[ -z "$output" ] || fail "stdout"
+	[ "$stderr" = "heimdal-lock: error: $HEIMDAL_HOME/lock_config.json: .retry: 1000 attempts 3600 seconds apart wait more than 600 seconds in all; at most 600 seconds (10 minutes) are allowed: lower .retry.attempts or .retry.delay_seconds" ] ||
+		fail "stderr: $stderr"
+	[ "$(snapshot "$HEIMDAL_HOME")" = "$before" ] || fail "files changed"
+	# Backoff doubles each wait: 10 attempts from 1 s is 1023 s.
+	config '{"retry": {"attempts": 10, "delay_seconds": 1}}'
+	run --separate-stderr heimdal-lock acquire --op apply --pid "$HOLDER"
+	expect_status 2
+	[[ "$stderr" == *".retry: 10 attempts starting 1 seconds apart wait more than 600 seconds"* ]] || fail "stderr: $stderr"
+	# The porcelain refuses it the same way.
+	run --separate-stderr heimdal state lock-info
+	expect_status 2
+	[[ "$stderr" == *"lock_config.json: .retry: "* ]] || fail "stderr: $stderr"
+	# 600 s in all is the most: 9 attempts from 1 s (511 s) and 10 x 60 s pass.
+	config '{"retry": {"attempts": 9, "delay_seconds": 1}}'
+	run --separate-stderr heimdal-lock acquire -c --op apply --pid "$HOLDER"
+	expect_status 0
+	heimdal-lock release <<<"$output"
+	config '{"retry": {"attempts": 10, "delay_seconds": 60, "exponential_backoff": false}}'
+	run --separate-stderr heimdal-lock acquire --op apply --pid "$HOLDER"
+	expect_status 0
+}
+
+@test "acquire never writes a record the next reader refuses: a reason or op with control characters" {
+	run --separate-stderr heimdal-lock acquire --op apply --reason $'two\nlines' --pid "$HOLDER"
+	expect_status 2
+	[ -z "$output" ] || fail "stdout"
+	[ "$stderr" = "heimdal-lock: error: the lock record would be invalid: .reason: expected a string without control characters" ] ||
+		fail "stderr: $stderr"
+	[ ! -e "$LOCK" ] || fail "lock written"
+	run --separate-stderr heimdal-lock acquire --op $'a\eb' --pid "$HOLDER"
+	expect_status 2
+	[[ "$stderr" == *".operation: expected a non-empty string without control characters" ]] || fail "stderr: $stderr"
+	[ ! -e "$LOCK" ] || fail "lock written"
+}
+
 @test "the spec's lock_config example is valid" {
 	cp "$BATS_TEST_DIRNAME/../share/lock_config.example.json" "$HEIMDAL_HOME/lock_config.json"
 	run --separate-stderr heimdal-lock acquire --op apply --pid "$HOLDER"

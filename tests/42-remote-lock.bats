@@ -4,6 +4,7 @@
 # conflict check.
 
 load helper
+load helper-git
 load remote-lock
 
 setup() {
@@ -260,7 +261,7 @@ remote_carries() {
 	[[ "$stderr" == *"<stdin>: expected an object, got array"* ]] || fail "$stderr"
 	run --separate-stderr heimdal-rlock acquire <<<'{"operation": "x"}'
 	expect_status 2
-	[[ "$stderr" == *"<stdin>: .id: expected a lock record"* ]] || fail "$stderr"
+	[[ "$stderr" == *"<stdin>: .id: expected a lock id (lock-<uuid v4>)"* ]] || fail "$stderr"
 	run --separate-stderr heimdal-rlock release <<<'{"url": "x"}'
 	expect_status 2
 	[[ "$stderr" == *".repository, .commit: expected the lock record's \"remote\" object"* ]] ||
@@ -289,7 +290,7 @@ remote_carries() {
 	[[ "$stderr" == "Error: State is currently locked"*"Machine: a ("* ]] || fail "$stderr"
 	run --separate-stderr as a bash -c 'jq .remote | heimdal-rlock release -c' <<<"$taken"
 	expect_status 0
-	[ "$output" = '{"released":true}' ] || fail "output: $output"
+	[ "$output" = '{"released":true,"result":"released"}' ] || fail "output: $output"
 	[ "$(remote_lock_id)" = none ] || fail "not released"
 }
 
@@ -317,4 +318,248 @@ remote_carries() {
 	[ "$status" = 143 ] || fail "status $status"
 	[ ! -e "$(lockfile a)" ] || fail "local lock left behind"
 	[ "$(remote_lock_id)" = none ] || fail "remote lock left behind"
+}
+
+# --- a dead holder of this machine, clocks, shared homes, bad records --------
+
+# push_lock_json JSON [DATE]: a hostile machine puts a commit holding lock.json
+# = JSON on the remote's refs/heimdal/lock, stamped DATE (default: the pinned now).
+push_lock_json() {
+	local d="$BATS_TEST_TMPDIR/hostile" blob tree commit
+	rm -rf "$d"
+	git init -q "$d"
+	blob=$(printf '%s' "$1" | git -C "$d" hash-object -w --stdin)
+	tree=$(printf '100644 blob %s\tlock.json\n' "$blob" | git -C "$d" mktree)
+	commit=$(GIT_AUTHOR_NAME=mallory GIT_AUTHOR_EMAIL=m@evil.invalid \
+		GIT_AUTHOR_DATE="${2:-2024-01-15T10:30:00Z}" GIT_COMMITTER_DATE="${2:-2024-01-15T10:30:00Z}" \
+		git -C "$d" commit-tree -m lock "$tree")
+	git -C "$d" push -q -f "$REMOTE" "$commit:refs/heimdal/lock"
+}
+
+@test "a holder of this machine killed -9 with refs/heimdal/lock taken: the next sync, a no-op, clears it" {
+	need lineage conflicts merge migrate
+	start_daemon
+	path=$(bare_remote origin)
+	REMOTE="git://127.0.0.1:$PORT/origin.git"
+	joined a b
+	as a heimdal sync --no-apply >/dev/null
+	# heimdal-lock run records itself as the holder; its command kills it.
+	run --separate-stderr as a heimdal-lock run --op sync -- sh -c 'kill -9 $PPID; sleep 5'
+	[ "$status" -eq 137 ] || fail "the holder was not killed"
+	REMOTE=$path
+	dead=$(jq -r .id "$(lockfile a)")
+	[ "$(remote_lock_id)" = "$dead" ] || fail "the remote does not hold the dead lock"
+	# Every other machine is locked out by a process nobody there can check.
+	run --separate-stderr as b heimdal-lock acquire --op apply --pid "$HOLDER"
+	expect_status 4
+	# The dead holder's machine syncs: nothing to do, and the remote is cleared.
+	run --separate-stderr as a heimdal sync --no-apply
+	expect_status 0
+	[[ "$output" == *"Already up to date."* ]] || fail "not a no-op sync"
+	[[ "$stderr" == *"removed refs/heimdal/lock from git://127.0.0.1:$PORT/origin.git: lock $dead of this machine, whose process "*" died while holding it"* ]] ||
+		fail "stderr: $stderr"
+	[ "$(remote_lock_id)" = none ] || fail "the dead lock is still on the remote"
+	[ ! -e "$(lockfile a)" ] || fail "local lock left"
+	run --separate-stderr as b heimdal-lock acquire -c --op apply --pid "$HOLDER"
+	expect_status 0
+	[ "$(remote_lock_id)" = "$(jq -r .id <<<"$output")" ] || fail "b does not hold the remote"
+}
+
+@test "heimdal-rlock recover removes only this host's dead lock: a live one, another host's stay" {
+	setup_machines "$BATS_TEST_TMPDIR/remotes/origin.git"
+	lock_config a '{"lock_type": "Local"}'
+	# A live holder of this machine: kept.
+	rec=$(as a heimdal-lock acquire -c --op apply --pid "$HOLDER")
+	taken=$(as a heimdal-rlock acquire -c <<<"$rec")
+	run --separate-stderr as a heimdal-rlock recover -c
+	expect_status 0
+	expect_json ".recovered == false and .holder.id == \"$(jq -r .id <<<"$rec")\""
+	[ "$(remote_lock_id)" = "$(jq -r .id <<<"$rec")" ] || fail "a live lock was removed"
+	# The same lock judged from another host with the same machine id: kept.
+	run --separate-stderr as a env HEIMDAL_HOSTNAME=other-host heimdal-rlock recover -c
+	expect_status 0
+	expect_json '.recovered == false'
+	as a heimdal-lock unlock --force >/dev/null
+	jq .remote <<<"$taken" | as a heimdal-rlock release >/dev/null
+	# A dead holder of this machine: removed.
+	sleep 600 3>&- &
+	victim=$!
+	rec=$(as a heimdal-lock acquire -c --op apply --pid "$victim")
+	as a heimdal-rlock acquire -c <<<"$rec" >/dev/null
+	kill -9 "$victim"
+	wait "$victim" 2>/dev/null || true
+	run --separate-stderr as a env HEIMDAL_HOSTNAME=other-host heimdal-rlock recover -c
+	expect_json '.recovered == false'
+	run --separate-stderr as a heimdal-rlock recover -c
+	expect_status 0
+	expect_json ".recovered == true and .holder.machine.pid == $victim"
+	[ "$(remote_lock_id)" = none ] || fail "not removed"
+	run --separate-stderr as a heimdal-rlock recover -c
+	expect_json '.recovered == false and .holder == null'
+}
+
+@test "a lock stamped days ahead by a machine with a fast clock is stale; a few minutes ahead is held" {
+	start_daemon
+	setup_machines "git://127.0.0.1:$PORT/origin.git"
+	# b's clock is three days fast; its holder is alive.
+	as b env HEIMDAL_NOW=2024-01-18T10:30:00Z heimdal-lock acquire --op sync --pid "$HOLDER" >/dev/null
+	run --separate-stderr as a heimdal-lock -v acquire -c --op apply --pid "$HOLDER"
+	expect_status 0
+	[[ "$stderr" == *"lock is stamped 259200 seconds ahead of this clock, more than the timeout (300 seconds): the clock of b is wrong"* ]] ||
+		fail "stderr: $stderr"
+	[ "$(remote_lock_id)" = "$(jq -r .id <<<"$output")" ] || fail "not taken over"
+	as a heimdal-lock release <<<"$output"
+	as b heimdal-lock unlock --force >/dev/null
+	# Two minutes ahead, within the timeout: held (until its stamp is 300 s old).
+	as b env HEIMDAL_NOW=2024-01-15T10:32:00Z heimdal-lock acquire --op sync --pid "$HOLDER" >/dev/null
+	run --separate-stderr as a heimdal-lock acquire --op apply --pid "$HOLDER"
+	expect_status 4
+	[[ "$stderr" == *"Acquired: 120 seconds ahead of this clock"* ]] || fail "stderr: $stderr"
+	run --separate-stderr as a env HEIMDAL_NOW=2024-01-15T10:37:01Z heimdal-lock acquire --op apply --pid "$HOLDER"
+	expect_status 0
+}
+
+@test "a local lock stamped days ahead by another host is stale; heimdal-lock info says why" {
+	machine a
+	as a heimdal-lock acquire --op apply --pid "$HOLDER" >/dev/null
+	l="$BATS_TEST_TMPDIR/machines/a/home/.heimdal/state.lock"
+	jq '.machine.hostname = "fast-host" | .created_at = "2024-01-20T10:30:00Z"' "$l" >"$l.new" && mv "$l.new" "$l"
+	run --separate-stderr as a heimdal-lock info
+	expect_status 0
+	expect_json '.stale == true and (.stale_reason | test("stamped 432000 seconds ahead.*clock of fast-host is wrong"))'
+}
+
+@test "an NFS home shared by two hosts: a live lock of the other host is never broken by pid or boot id" {
+	# One HOME, one machine-id, two hostnames.
+	machine a
+	as a env HEIMDAL_HOSTNAME=host1 heimdal-lock acquire --op apply --pid "$HOLDER" >/dev/null
+	l="$BATS_TEST_TMPDIR/machines/a/home/.heimdal/state.lock"
+	# host1 has its own boot id, and its pids mean nothing on host2.
+	jq '.machine.boot_id = "00000000-1111-2222-3333-444444444444" | .machine.pid = 4000000' "$l" >"$l.new" &&
+		mv "$l.new" "$l"
+	run --separate-stderr as a env HEIMDAL_HOSTNAME=host2 heimdal-lock acquire --op sync --pid "$HOLDER"
+	expect_status 4
+	[[ "$stderr" == "Error: State is currently locked"*"Machine: host1 ("* ]] || fail "stderr: $stderr"
+	run --separate-stderr as a env HEIMDAL_HOSTNAME=host2 heimdal-lock info
+	expect_json '.stale == false and .holder_alive == null'
+	# After the timeout it is stale like any other machine's.
+	run --separate-stderr as a env HEIMDAL_HOSTNAME=host2 HEIMDAL_NOW=2024-01-15T10:36:00Z \
+		heimdal-lock -v acquire --op sync --pid "$HOLDER"
+	expect_status 0
+	[[ "$stderr" == *"360 seconds old (timeout 300 seconds)"* ]] || fail "stderr: $stderr"
+}
+
+@test "an NFS home: the remote lock of the other host is judged by its age, not this host's boot id" {
+	start_daemon
+	setup_machines "git://127.0.0.1:$PORT/origin.git"
+	lock_config a '{"lock_type": "Local"}'
+	rec=$(as a heimdal-lock acquire -c --op apply --pid "$HOLDER")
+	# b shares a's machine id (the same HEIMDAL_HOME contents) under another hostname.
+	cp "$BATS_TEST_TMPDIR/machines/a/home/.heimdal/machine-id" "$BATS_TEST_TMPDIR/machines/b/home/.heimdal/machine-id"
+	# a's record as its own kernel would stamp it: another boot id, a pid b does not have.
+	rec=$(jq -c '.machine.boot_id = "00000000-1111-2222-3333-444444444444" | .machine.pid = 4000000' <<<"$rec")
+	as a heimdal-rlock acquire -c <<<"$rec" >/dev/null
+	run --separate-stderr as b heimdal-lock acquire --op sync --pid "$HOLDER"
+	expect_status 4
+	[ "$(remote_lock_id)" = "$(jq -r .id <<<"$rec")" ] || fail "a live lock was broken"
+}
+
+@test "heimdal-rlock acquire refuses an invalid record: exit 2 naming the field, nothing pushed" {
+	start_daemon
+	setup_machines "git://127.0.0.1:$PORT/origin.git"
+	run --separate-stderr as a bash -c 'printf '"'"'{"id":""}'"'"' | heimdal-rlock acquire'
+	expect_status 2
+	[ -z "$output" ] || fail "stdout: $output"
+	[ "$stderr" = "heimdal-rlock: error: <stdin>: .id: expected a lock id (lock-<uuid v4>)" ] || fail "stderr: $stderr"
+	[ "$(remote_lock_id)" = none ] || fail "pushed"
+	lock_config a '{"lock_type": "Local"}'
+	rec=$(as a heimdal-lock acquire -c --op apply --pid "$HOLDER")
+	for f in '.machine.pid = 0|.machine.pid' '.operation = "a\u001bb"|.operation' \
+		'.reason = "x\ny"|.reason' '.created_at = "yesterday"|.created_at' '.extra = 1|.extra' \
+		'.machine.hostname = ""|.machine.hostname' '.state_serial = -1|.state_serial' \
+		'.lock_type = "remote"|.lock_type' 'del(.expected_duration_seconds)|.expected_duration_seconds'; do
+		filter=${f%|*} field=${f##*|}
+		run --separate-stderr as a bash -c "jq -c '$filter' | heimdal-rlock acquire" <<<"$rec"
+		[ "$status" -eq 2 ] || fail "$filter: status $status"
+		[ -z "$output" ] || fail "$filter: stdout"
+		[[ "$stderr" == "heimdal-rlock: error: <stdin>: $field: "* ]] || fail "$filter: $stderr"
+	done
+	[ "$(remote_lock_id)" = none ] || fail "pushed"
+}
+
+@test "an unreadable record on refs/heimdal/lock is reported as such, held until the timeout, never 'unreachable'" {
+	start_daemon
+	setup_machines "git://127.0.0.1:$PORT/origin.git"
+	push_lock_json '{"id":""}' 2024-01-15T10:28:00Z
+	commit=$(git -C "$REMOTE" rev-parse refs/heimdal/lock)
+	run --separate-stderr as a heimdal-lock acquire --op apply --pid "$HOLDER"
+	expect_status 4
+	[ -z "$output" ] || fail "stdout"
+	[[ "$stderr" != *"Cannot reach"* ]] || fail "taken for unreachable: $stderr"
+	[ "$stderr" = "Error: State is currently locked
+
+refs/heimdal/lock on git://127.0.0.1:$PORT/origin.git holds an unreadable lock record:
+  commit ${commit:0:12} by mallory <m@evil.invalid>, 2 minutes ago
+  .id: expected a lock id (lock-<uuid v4>)
+
+It counts as held until it is older than the timeout (300 seconds).  If no
+heimdal operation holds it, remove it: git push origin :refs/heimdal/lock" ] || fail "stderr: $stderr"
+	[ ! -e "$(lockfile a)" ] || fail "local lock kept"
+	# Not JSON at all, or no lock.json: the same.
+	push_lock_json 'garbage' 2024-01-15T10:29:00Z
+	run --separate-stderr as a heimdal-lock acquire --op apply --pid "$HOLDER"
+	expect_status 4
+	[[ "$stderr" == *"holds an unreadable lock record:"* ]] || fail "stderr: $stderr"
+	# Older than the timeout: taken over, with a warning naming it.
+	run --separate-stderr as a env HEIMDAL_NOW=2024-01-15T10:40:00Z heimdal-lock acquire -c --op apply --pid "$HOLDER"
+	expect_status 0
+	[[ "$stderr" == *"warning: refs/heimdal/lock holds an unreadable lock record (commit "*" by mallory <m@evil.invalid>: "*"); taken over: lock is 660 seconds old (timeout 300 seconds)"* ]] ||
+		fail "stderr: $stderr"
+	[ "$(remote_lock_id)" = "$(jq -r .id <<<"$output")" ] || fail "not taken over"
+}
+
+@test "heimdal-rlock release says what happened: released, not held, held by another" {
+	start_daemon
+	setup_machines "git://127.0.0.1:$PORT/origin.git"
+	lock_config a '{"lock_type": "Local"}'
+	lock_config b '{"lock_type": "Local"}'
+	rec=$(as a heimdal-lock acquire -c --op apply --pid "$HOLDER")
+	as a heimdal-rlock acquire -c <<<"$rec" | jq -c .remote >"$BATS_TEST_TMPDIR/a.remote"
+	run --separate-stderr as a heimdal-rlock release -c "$BATS_TEST_TMPDIR/a.remote"
+	expect_status 0
+	[ "$output" = '{"released":true,"result":"released"}' ] || fail "output: $output"
+	# Again: nothing is held any more.
+	run --separate-stderr as a heimdal-rlock release -c "$BATS_TEST_TMPDIR/a.remote"
+	expect_status 1
+	[ "$output" = '{"released":false,"result":"not_held"}' ] || fail "output: $output"
+	# b holds it now: a's stale release leaves it, and says whose it is.
+	brec=$(as b heimdal-lock acquire -c --op sync --pid "$HOLDER")
+	as b heimdal-rlock acquire -c <<<"$brec" >/dev/null
+	run --separate-stderr as a heimdal-rlock release -c "$BATS_TEST_TMPDIR/a.remote"
+	expect_status 4
+	expect_json ".released == false and .result == \"held_by_other\" and .commit == \"$(git -C "$REMOTE" rev-parse refs/heimdal/lock)\""
+	[ "$(remote_lock_id)" = "$(jq -r .id <<<"$brec")" ] || fail "b's lock was removed"
+	# A commit that is not one: exit 2.
+	run --separate-stderr as a bash -c "jq -c '.commit = \"xyz\"' '$BATS_TEST_TMPDIR/a.remote' | heimdal-rlock release"
+	expect_status 2
+	[[ "$stderr" == *".commit: expected a commit id"* ]] || fail "stderr: $stderr"
+}
+
+@test "the guard file of a path remote is never world-writable" {
+	setup_machines "$BATS_TEST_TMPDIR/remotes/origin.git"
+	umask 000
+	rm -f "$REMOTE/heimdal-lock.guard"
+	as a heimdal-lock acquire --op apply --pid "$HOLDER" >/dev/null
+	[ "$(stat -c %a "$REMOTE/heimdal-lock.guard")" = 644 ] || fail "mode $(stat -c %a "$REMOTE/heimdal-lock.guard")"
+	as a heimdal-lock unlock --force >/dev/null
+	umask 077
+	rm -f "$REMOTE/heimdal-lock.guard"
+	as a heimdal-lock acquire --op apply --pid "$HOLDER" >/dev/null
+	[ "$(stat -c %a "$REMOTE/heimdal-lock.guard")" = 600 ] || fail "mode $(stat -c %a "$REMOTE/heimdal-lock.guard")"
+	# A link planted in its place is not followed.
+	as a heimdal-lock unlock --force >/dev/null
+	rm -f "$REMOTE/heimdal-lock.guard"
+	ln -s "$BATS_TEST_TMPDIR/elsewhere" "$REMOTE/heimdal-lock.guard"
+	run --separate-stderr as a heimdal-lock acquire --op apply --pid "$HOLDER"
+	[ ! -e "$BATS_TEST_TMPDIR/elsewhere" ] || fail "the link was followed"
 }

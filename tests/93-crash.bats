@@ -105,11 +105,11 @@ kill_after() {
 	done
 }
 
-# temporaries HOME: what apply (.NAME.heimdal-XXXXXX) and atomic writes
-# (NAME.tmp.XXXXXX) leave when killed, under HOME, but the decoy.
+# temporaries HOME: what apply and atomic writes leave when killed
+# (NAME.heimdal-PID-TAG.XXXXXX), under HOME, but the decoy.
 temporaries() {
 	find "$1" -path "$1/.heimdal/backups" -prune -o -type f \
-		\( -name '.*.heimdal-??????' -o -name '*.tmp.??????' \) ! -name '*.tmp.Decoy1' -print
+		-name '*.heimdal-*-*.??????' ! -name '*.Decoy1' -print
 }
 
 # The world a family's command may touch: every machine and the remotes.
@@ -201,7 +201,7 @@ crash_loop() {
 			cmp -s "$home/$f" "$new/$f" ||
 				fail "iteration $iter (killed after ${us}us): $f is neither old nor new: $(head -c 100 "$home/$f")"
 		done
-		for f in "$home"/.heimdal/*.tmp.*; do
+		for f in "$home"/.heimdal/*.heimdal-*; do
 			[ -e "$f" ] && [ "$f" != "$s.tmp.Decoy1" ] && leftovers=$((leftovers + 1))
 		done
 		# git's own lock files (index.lock, a ref's .lock) left by the
@@ -301,4 +301,96 @@ crash_loop() {
 	# to deploy what was pulled.
 	crash_loop "$CRASH_N" b ".bashrc" heimdal sync
 	git --git-dir="$REMOTE" fsck --no-dangling
+}
+
+# --- recovery touches only what it can prove the dead run made ----------------
+
+# dead_holder NAME: a holder of NAME's state lock that is then killed -9.
+# Sets VICTIM (its pid, dead once kill_victim ran) and TAG (its lock's tag).
+dead_holder() {
+	sleep 600 3>&- &
+	VICTIM=$!
+	local id
+	id=$(as "$1" heimdal-lock acquire -c --op apply --pid "$VICTIM" | jq -r .id)
+	TAG=${id: -12}
+	# Files made from now on are younger than the holder.
+	sleep 1.1
+}
+kill_victim() {
+	kill -9 "$VICTIM"
+	wait "$VICTIM" 2>/dev/null || true
+}
+
+@test "recovery after a dead holder leaves a live git commit -a and the user's look-alike files alone" {
+	load helper-git
+	need lineage conflicts merge migrate
+	REMOTE=$(bare_remote)
+	joined a
+	commit_file a .vimrc 'set number'
+	as a heimdal sync --no-apply >/dev/null
+	home=$(mhome a)
+	dot="$home/.dotfiles"
+	dead_holder a
+	# The user works meanwhile: notes that look like temporaries, and a
+	# git commit -a waiting in its editor (git holds index.lock closed then).
+	printf 'mine\n' >"$dot/notes.tmp.backup"
+	printf 'mine\n' >"$home/.heimdal/notes.tmp.backup"
+	printf 'set nu\n' >"$dot/.vimrc"
+	printf '#!/bin/sh\ntouch "%s/editing"\nwhile [ ! -e "%s/go" ]; do sleep 0.05; done\necho "user commit" >"$1"\n' \
+		"$BATS_TEST_TMPDIR" "$BATS_TEST_TMPDIR" >"$BATS_TEST_TMPDIR/editor"
+	chmod +x "$BATS_TEST_TMPDIR/editor"
+	(cd "$dot" && HOME="$home" GIT_EDITOR="$BATS_TEST_TMPDIR/editor" git commit -q -a) \
+		>"$BATS_TEST_TMPDIR/git.out" 2>&1 3>&- &
+	gitpid=$!
+	for _ in $(seq 200); do [ -e "$BATS_TEST_TMPDIR/editing" ] && break; sleep 0.05; done
+	[ -e "$dot/.git/index.lock" ] || fail "git holds no index.lock"
+	kill_victim
+	# The next command breaks the dead holder's lock and recovers.
+	run --separate-stderr as a heimdal sync --no-apply
+	[ -e "$dot/.git/index.lock" ] || fail "the live git commit lost its index.lock: $stderr"
+	[[ "$stderr" == *".git/index.lock: left alone: git (process "*") is running in this repository"* ]] ||
+		fail "stderr: $stderr"
+	[ "$(cat "$dot/notes.tmp.backup")" = mine ] || fail "the user's notes in the clone were removed"
+	[ "$(cat "$home/.heimdal/notes.tmp.backup")" = mine ] || fail "the user's notes in HEIMDAL_HOME were removed"
+	touch "$BATS_TEST_TMPDIR/go"
+	wait "$gitpid" || fail "the user's git commit failed: $(cat "$BATS_TEST_TMPDIR/git.out")"
+	[ "$(git -C "$dot" log -1 --format=%s)" = "user commit" ] || fail "the user's commit is not there"
+}
+
+@test "recovery removes the dead run's own leftovers only: its lock's temporaries and the git lock files nobody holds" {
+	load helper-git
+	need lineage conflicts merge migrate
+	REMOTE=$(bare_remote)
+	joined a
+	as a heimdal sync --no-apply >/dev/null
+	home=$(mhome a)
+	dot="$home/.dotfiles"
+	sleep 600 3>&- &
+	live=$!
+	dead_holder a
+	# What the dead run left: temporaries named for its lock and its pid,
+	# a ref lock file and an index.lock nobody has open.
+	for f in "$dot/.vimrc.heimdal-$VICTIM-$TAG.Ab12Cd" "$home/.heimdal/state.json.heimdal-$VICTIM-$TAG.Zx9YwV" \
+		"$dot/.git/refs/heads/main.lock" "$dot/.git/index.lock"; do
+		printf 'partial' >"$f"
+	done
+	# Look-alikes that are not its: another lock's, a live maker's, and a
+	# lock file a running process holds open.
+	printf 'other' >"$dot/.bashrc.heimdal-$VICTIM-000000000000.Ab12Cd"
+	printf 'live' >"$dot/.zshrc.heimdal-$live-$TAG.Ab12Cd"
+	(exec 7>"$dot/.git/held.lock" && exec sleep 600) 3>&- &
+	holder=$!
+	for _ in $(seq 100); do [ -e "$dot/.git/held.lock" ] && break; sleep 0.05; done
+	kill_victim
+	run --separate-stderr as a heimdal sync --no-apply
+	expect_status 0
+	for f in "$dot/.vimrc.heimdal-$VICTIM-$TAG.Ab12Cd" "$home/.heimdal/state.json.heimdal-$VICTIM-$TAG.Zx9YwV" \
+		"$dot/.git/refs/heads/main.lock" "$dot/.git/index.lock"; do
+		[ ! -e "$f" ] || fail "left: $f ($stderr)"
+	done
+	[ "$(cat "$dot/.bashrc.heimdal-$VICTIM-000000000000.Ab12Cd")" = other ] || fail "another lock's temporary removed"
+	[ "$(cat "$dot/.zshrc.heimdal-$live-$TAG.Ab12Cd")" = live ] || fail "a live maker's temporary removed"
+	[ -e "$dot/.git/held.lock" ] || fail "a lock file held open was removed"
+	[[ "$stderr" == *".git/held.lock: left alone: a running process has it open"* ]] || fail "stderr: $stderr"
+	kill "$holder" "$live"
 }

@@ -653,9 +653,9 @@ put_content(struct plan *p, const struct item *it, int fd)
 }
 
 /*
- * A new temporary ".NAME.heimdal-XXXXXX" for NAME in the directory dfd, with
- * it's content (put_content) and mode; fsync'd when durable.  Its name goes
- * to tmp (the template).  0, or -1 (errno set, nothing left).
+ * A new temporary ".NAME.heimdal-PID-TAG.XXXXXX" for NAME in the directory
+ * dfd, with it's content (put_content) and mode; fsync'd when durable.  Its
+ * name goes to tmp (the template).  0, or -1 (errno set, nothing left).
  */
 static int
 write_new(struct plan *p, const struct item *it, int dfd, char *tmp, int durable)
@@ -879,7 +879,12 @@ apply_write(struct plan *p)
 			continue;
 		if ((dfd = dir_of(p, it->wpath, 1, &base)) < 0)
 			goto fail;
-		name = hm_xasprintf(".%s.heimdal-XXXXXX", base);
+		{
+			char *dotted = hm_xasprintf(".%s", base);
+
+			name = hm_file_temp_template(dotted);
+			free(dotted);
+		}
 		if (write_new(p, it, dfd, name, few) < 0) {
 			if (errno == EAGAIN)
 				hm_error("%s: the repository's file changed while it was applied; "
@@ -1169,8 +1174,9 @@ new_record(struct plan *p, jv old, const char *head)
 }
 
 /*
- * An apply killed midway leaves its temporaries (.NAME.heimdal-XXXXXX)
- * beside the targets: the apply that broke into its lock removes them.
+ * An apply killed midway leaves its temporaries (.NAME.heimdal-PID-TAG.XXXXXX,
+ * hm_file_temp_template) beside the targets: the apply that broke into its
+ * lock removes those of that lock whose maker is dead.
  */
 static void
 clear_dead_temps(const struct plan *p)
@@ -1188,7 +1194,7 @@ clear_dead_temps(const struct plan *p)
 			free(dir);
 			continue;
 		}
-		if (hm_file_remove_stale(dir, ".*.heimdal-??????", 0, NULL, since, until) < 0)
+		if (hm_file_remove_dead_temps(dir, 0, NULL, hm_lock_broken_tag()) < 0)
 			exit(hm_last_code());
 		free(last);
 		last = dir;

@@ -35,10 +35,11 @@ porcelain_repo_recover(git_repository *repo, const char *dir)
 	if (n > 0)
 		hm_warn("%s: removed %d git lock file(s) left by a heimdal process that died", dir,
 			n);
-	/* commit's temporaries (hm_file_write_atomic) beside the files it accepts */
+	/* commit's temporaries (hm_file_write_atomic) beside the files it accepts:
+	 * only those named for the dead lock, by a process no longer running */
 	if (!git_repository_is_bare(repo) &&
-	    hm_file_remove_stale(git_repository_workdir(repo), "*.tmp.??????", 1, ".git", since,
-				 until) < 0)
+	    hm_file_remove_dead_temps(git_repository_workdir(repo), 1, ".git",
+				      hm_lock_broken_tag()) < 0)
 		return -1;
 	return 0;
 }

@@ -44,7 +44,7 @@ _heimdal_flags() {
 	"lock unlock") echo "--force --id --compact --verbose --help" ;;
 	"lock run") echo "--op --reason --expected-duration --wait --verbose --help" ;;
 	lock) echo "--help" ;;
-	"rlock acquire" | "rlock release") echo "--compact --verbose --help" ;;
+	"rlock acquire" | "rlock release" | "rlock recover") echo "--compact --verbose --help" ;;
 	rlock) echo "--help" ;;
 	esac
 }
@@ -59,7 +59,7 @@ _heimdal_subcommands() {
 	case $1 in
 	lineage) echo "bump compare" ;;
 	lock) echo "acquire release info unlock run" ;;
-	rlock) echo "acquire release" ;;
+	rlock) echo "acquire release recover" ;;
 	esac
 }
 
