@@ -201,7 +201,7 @@ joined() {
 	local m
 	for m in "$@"; do
 		[ -d "$(mhome "$m")" ] || git_machine "$m"
-		as "$m" heimdal init --profile personal --repo "$REMOTE" >/dev/null || return 1
+		as "$m" heimdal init --profile personal --repo "$REMOTE" --empty >/dev/null || return 1
 		as "$m" heimdal sync --no-apply >/dev/null || return 1
 	done
 }
