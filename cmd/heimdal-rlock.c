@@ -179,9 +179,14 @@ child_git_fail(const char *what)
 static int
 net_fail(const struct ctx *c)
 {
-	if (hm_git_is_unreachable(-1))
+	if (hm_git_url_missing_path(c->url))
+		hm_warn("%s: no such repository: the path does not exist; the remote lock is not "
+			"taken",
+			c->url);
+	else if (hm_git_is_unreachable(-1))
 		return HM_GIT_UNREACHABLE;
-	hm_warn("%s: %s; the remote lock is not taken", c->url, hm_git_last_error());
+	else
+		hm_warn("%s: %s; the remote lock is not taken", c->url, hm_git_last_error());
 	return -1;
 }
 

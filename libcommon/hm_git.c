@@ -579,6 +579,79 @@ struct clone_args {
 	int empty_ok;
 };
 
+/* The remote branch a clone without a branch takes: main, master, or the only one. */
+static git_reference *
+branch_to_adopt(git_repository *repo, int *several)
+{
+	git_branch_iterator *it;
+	git_reference *ref, *pick = NULL;
+	git_branch_t type;
+	int n = 0, rank = 0;
+
+	if (git_branch_iterator_new(&it, repo, GIT_BRANCH_REMOTE) < 0)
+		return NULL;
+	while (git_branch_next(&ref, &type, it) == 0) {
+		const char *name = git_reference_shorthand(ref);
+		int r = !strcmp(name, "origin/main") ? 3 : !strcmp(name, "origin/master") ? 2 : 1;
+
+		if (!strcmp(name, "origin/HEAD")) {
+			git_reference_free(ref);
+			continue;
+		}
+		n++;
+		if (r > rank) {
+			git_reference_free(pick);
+			pick = ref, rank = r;
+		} else {
+			git_reference_free(ref);
+		}
+	}
+	git_branch_iterator_free(it);
+	*several = n > 1 && rank == 1;
+	return pick;
+}
+
+/*
+ * A remote whose HEAD names a branch it does not have (a bare repository
+ * made with one default branch, pushed another) leaves the clone on an
+ * unborn branch beside origin's: heimdal would take that for an empty
+ * repository and start a lineage of its own.  The clone takes origin's
+ * branch instead.  0, or -1 (printed).
+ */
+static int
+adopt_branch(git_repository *repo, const char *url)
+{
+	git_checkout_options co = GIT_CHECKOUT_OPTIONS_INIT;
+	git_reference *pick, *local = NULL;
+	git_commit *commit = NULL;
+	int several = 0, r = -1;
+	const char *name;
+
+	if (git_repository_head_unborn(repo) != 1 || !(pick = branch_to_adopt(repo, &several)))
+		return 0;
+	name = git_reference_shorthand(pick) + strlen("origin/");
+	if (several) {
+		hm_error("%s: its HEAD names no branch it has, and it has several besides %s; "
+			 "set the remote's HEAD (git symbolic-ref HEAD refs/heads/BRANCH in it)",
+			 url, name);
+		goto out;
+	}
+	co.checkout_strategy = GIT_CHECKOUT_SAFE;
+	if (git_commit_lookup(&commit, repo, git_reference_target(pick)) < 0 ||
+	    git_branch_create(&local, repo, name, commit, 0) < 0 ||
+	    git_branch_set_upstream(local, git_reference_shorthand(pick)) < 0 ||
+	    git_repository_set_head(repo, git_reference_name(local)) < 0 ||
+	    git_checkout_head(repo, &co) < 0)
+		hm_error("%s: cannot check out %s: %s", url, name, hm_git_last_error());
+	else
+		r = 0;
+out:
+	git_commit_free(commit);
+	git_reference_free(local);
+	git_reference_free(pick);
+	return r;
+}
+
 static int
 clone_child(void *arg, int out_fd)
 {
@@ -597,6 +670,10 @@ clone_child(void *arg, int out_fd)
 	err = git_clone(&repo, a->url, a->path, &opts);
 	if (err < 0)
 		return net_failure(err, &d, a->url);
+	if (adopt_branch(repo, a->url) < 0) {
+		git_repository_free(repo);
+		return -1;
+	}
 	/* "Empty" must be verifiably empty, not a silent or broken answer. */
 	err = git_repository_is_empty(repo) == 1 && hm_gitprobe_bare() && !a->empty_ok;
 	git_repository_free(repo);

@@ -173,3 +173,35 @@ setup() {
 	expect_status 0
 	expect_json '.relation == "equal"'
 }
+
+@test "init: a remote whose HEAD names a branch it does not have: the clone takes its only branch, never an empty start" {
+	git -C "$REMOTE" symbolic-ref HEAD refs/heads/trunk
+	seed="$BATS_TEST_TMPDIR/seed"
+	git init -q "$seed" && printf 'hi\n' >"$seed/.bashrc"
+	git -C "$seed" add -A && git -C "$seed" commit -qm seed && git -C "$seed" push -q "$REMOTE" HEAD:work
+	as a heimdal init --profile personal --repo "$REMOTE" >/dev/null
+	as a heimdal sync >/dev/null
+	[ "$(git -C "$(mhome a)/.dotfiles" rev-parse --abbrev-ref HEAD)" = work ] || fail "not on the remote's branch"
+	[ "$(cat "$(mhome a)/.bashrc")" = hi ] || fail "not deployed"
+	# The second machine joins the lineage the first pushed to that branch.
+	run --separate-stderr as b heimdal init --profile personal --repo "$REMOTE"
+	expect_status 0
+	[[ "$output" == *"Joined lineage"* ]] || fail "$output"
+	# With several branches and none of them main or master, it says what to do.
+	git -C "$seed" push -q "$REMOTE" HEAD:other
+	git_machine c
+	run --separate-stderr as c heimdal init --profile personal --repo "$REMOTE"
+	expect_status 3
+	[[ "$stderr" == *"its HEAD names no branch it has, and it has several"* ]] || fail "$stderr"
+	[ ! -e "$(mhome c)/.dotfiles" ] || fail "a clone was left"
+}
+
+@test "a remote lock against a local path that is gone says so, never 'unsupported URL protocol'" {
+	as a heimdal init --profile personal --repo "$REMOTE" >/dev/null
+	mv "$REMOTE" "$REMOTE.moved"
+	run --separate-stderr as a heimdal-lock acquire --op apply -c
+	expect_status 0
+	[[ "$stderr" == *"$REMOTE: no such repository: the path does not exist; the remote lock is not taken"* ]] || fail "$stderr"
+	[[ "$stderr" != *"unsupported URL protocol"* ]] || fail "$stderr"
+	as a heimdal-lock release <<<"$output"
+}
