@@ -1,9 +1,12 @@
 #include "hm_jq.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* The directory of the running binary, for "$ORIGIN" in the search path. */
@@ -82,4 +85,56 @@ hm_jq_halt_status(jq_state *jq)
 	fflush(stderr);
 	jv_free(msg);
 	return ret;
+}
+
+int
+hm_jq_check_file(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
+	int ret = 0;
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0)
+		ret = -1;
+	else if (S_ISDIR(st.st_mode))
+		ret = -1, errno = EISDIR;
+	close(fd);
+	return ret;
+}
+
+/* jv_load_file's own texts for a file it could not open or read. */
+static int
+is_read_error(const char *path, jv msg)
+{
+	jv e = jv_string_fmt("Error reading from %s", path);
+	int r = jv_equal(jv_copy(msg), e);
+	const char *s = jv_string_value(msg);
+
+	return r || strncmp(s, "Could not open ", 15) == 0;
+}
+
+jv
+hm_jq_load_file(const char *path, int raw)
+{
+	jv v = jv_load_file(path, raw);
+	jv msg;
+
+	if (jv_is_valid(v))
+		return v;
+	msg = jv_invalid_get_msg(v);
+	if (jv_get_kind(msg) != JV_KIND_STRING || is_read_error(path, msg)) {
+		jv_free(msg);
+		errno = errno ? errno : EIO;
+		return jv_invalid();
+	}
+	return jv_invalid_with_msg(msg);
+}
+
+void
+hm_jq_report_ignored(jv msg)
+{
+	fprintf(stderr, "ignoring parse error: %s\n", jv_string_value(msg));
+	jv_free(msg);
 }

@@ -44,4 +44,24 @@ void hm_jq_report_error(jv pos, jv msg);
  */
 int hm_jq_halt_status(jq_state *jq);
 
+/*
+ * Check that path can be opened for reading and is not a directory, before
+ * hm_jq_load_file reads it: 0, or -1 with errno set (EISDIR for a directory).
+ * A FIFO is opened without waiting for a writer.
+ */
+int hm_jq_check_file(const char *path);
+
+/*
+ * The value jq 1.6 binds for --rawfile (raw 1: the file's text as one
+ * string, invalid UTF-8 replaced by U+FFFD) or --slurpfile (raw 0: an array
+ * of the JSON texts in the file), read by libjq's own reader so the value is
+ * byte for byte jq's.  On failure returns an invalid value: with the
+ * parser's message for text that is not JSON, without one (errno set) when
+ * the file could not be read.
+ */
+jv hm_jq_load_file(const char *path, int raw);
+
+/* Under --seq, input that is not JSON: "ignoring parse error: MSG" on stderr.  Consumes msg. */
+void hm_jq_report_ignored(jv msg);
+
 #endif
