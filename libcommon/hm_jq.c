@@ -138,3 +138,12 @@ hm_jq_report_ignored(jv msg)
 	fprintf(stderr, "ignoring parse error: %s\n", jv_string_value(msg));
 	jv_free(msg);
 }
+
+void
+hm_jq_set_colors(void)
+{
+	const char *colors = getenv("JQ_COLORS");
+
+	if (colors != NULL && !jq_set_colors(colors))
+		fputs("Failed to set $JQ_COLORS\n", stderr);
+}

@@ -61,6 +61,13 @@ int hm_jq_check_file(const char *path);
  */
 jv hm_jq_load_file(const char *path, int raw);
 
+/*
+ * Take the output colours from $JQ_COLORS when it is set, as jq does; a value
+ * jq refuses leaves the default colours and writes "Failed to set
+ * $JQ_COLORS" to stderr.
+ */
+void hm_jq_set_colors(void);
+
 /* Under --seq, input that is not JSON: "ignoring parse error: MSG" on stderr.  Consumes msg. */
 void hm_jq_report_ignored(jv msg);
 

@@ -212,7 +212,25 @@ refused() {
 usage: heimdal state query [OPTION]... FILTER [FILE|-]" ]
 	run --separate-stderr heimdal state query -h
 	expect_status 0
-	[ "$output" = "usage: heimdal state query [OPTION]... FILTER [FILE|-]" ]
+	[ "${lines[0]}" = "usage: heimdal state query [OPTION]... FILTER [FILE|-]" ]
+}
+
+@test "query --help, the man page and the completion list every jq 1.6 option" {
+	local o help man comp
+	help=$(heimdal state query --help)
+	man=$(sed -n '/^\.B heimdal state query/,/^\.TP/p' "$BATS_TEST_DIRNAME/../man/heimdal.1" |
+		sed 's/\\-/-/g')
+	comp=$(grep '"state query")' "$BATS_TEST_DIRNAME/../share/completions/heimdal.bash")
+	for o in compact-output raw-output join-output ascii-output sort-keys tab indent \
+		color-output monochrome-output seq unbuffered null-input raw-input slurp stream \
+		exit-status arg argjson slurpfile rawfile argfile args jsonargs; do
+		[[ "$help" == *" --$o"[\ =]* || "$help" == *" --$o"$'\n'* ]] || fail "--help lacks --$o"
+		[[ " ${comp//\"/ } " == *" --$o "* ]] || fail "the completion lacks --$o"
+	done
+	for o in -c -r -j -a -S --tab --indent -C -M --seq --unbuffered -n -R -s --stream -e \
+		--arg --argjson --slurpfile --rawfile --argfile --args --jsonargs -L; do
+		grep -q -- "^\.BI\? $o\b" <<<"$man" || fail "heimdal.1 lacks $o"
+	done
 }
 
 @test "query: input, inputs, debug and stderr read and write as jq, never crash" {
@@ -402,4 +420,53 @@ print(json.dumps({"a": s, s: [s, 1, 2.5, -0.0, 1e300, True, None], "plain": "abc
 	run --separate-stderr heimdal state query . "$BATS_TEST_TMPDIR/esc.json"
 	expect_status 0
 	[ "$output" = "$(jq . "$BATS_TEST_TMPDIR/esc.json")" ] || fail "pretty output differs"
+}
+
+# run_case DIR WANT ARG...: one line of the differential table, run in DIR by
+# heimdal and by jq; prints what differs, nothing when they agree.  Leading
+# NAME=VALUE arguments are the case's environment.  WANT is empty (all as
+# jq), or the status heimdal keeps with its own message.
+run_case() {
+	local dir=$1 want=$2 d=$BATS_TEST_TMPDIR s1 s2 envs=()
+	shift 2
+	while [[ ${1:-} =~ ^[A-Z_]+= ]]; do
+		envs+=("$1")
+		shift
+	done
+	(cd "$dir" && env "${envs[@]}" heimdal state query "$@" <m.json >"$d/o1" 2>"$d/e1") &&
+		s1=0 || s1=$?
+	(cd "$dir" && env "${envs[@]}" jq "$@" <m.json >"$d/o2" 2>"$d/e2") && s2=0 || s2=$?
+	cmp -s "$d/o1" "$d/o2" || echo "stdout: $(cat -A "$d/o1") | jq: $(cat -A "$d/o2")"
+	if [ -z "$want" ]; then
+		[ "$s1" -eq "$s2" ] || echo "status $s1, jq $s2"
+		cmp -s "$d/e1" "$d/e2" || echo "stderr: $(cat -A "$d/e1") | jq: $(cat -A "$d/e2")"
+	else
+		[ "$s1" -eq "$want" ] || echo "status $s1, want $want"
+		[[ "$(cat "$d/e1")" == "heimdal: error: "* ]] || echo "stderr: $(cat -A "$d/e1")"
+	fi
+}
+
+@test "query: the differential table runs as jq 1.6, byte for byte and status for status" {
+	local dir=$BATS_TEST_TMPDIR/q line want diff n=0 failed=()
+	cp -R "$FIXTURES/query" "$dir"
+	cp "$FIXTURES/v2-spec.json" "$dir/state.json"
+	mkdir -p "$HOME/.jq"
+	cp "$dir/mod.jq" "$HOME/.jq/"
+	export TZ=EST5EDT,M3.2.0,M11.1.0 HM_Q='fixed value'
+	unset JQ_COLORS
+	while IFS= read -r line; do
+		[[ -z "$line" || "$line" == \#* ]] && continue
+		want=
+		if [[ "$line" == !* ]]; then
+			want=${line%% *}
+			want=${want#!}
+			line=${line#* }
+		fi
+		n=$((n + 1))
+		eval "set -- $line"
+		diff=$(run_case "$dir" "$want" "$@")
+		[ -z "$diff" ] || failed+=("$line" "    $diff")
+	done <"$FIXTURES/query/cases"
+	[ "$n" -ge 150 ] || fail "only $n cases"
+	[ ${#failed[@]} -eq 0 ] || fail "$((${#failed[@]} / 2)) of $n cases differ from jq:" "${failed[@]}"
 }

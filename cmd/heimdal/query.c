@@ -653,6 +653,7 @@ cmd_state_query(int argc, char **argv)
 		      (q.options & Q_COLOR ? JV_PRINT_COLOR : 0);
 	if (q.options & Q_NO_COLOR)
 		q.dumpopts &= ~JV_PRINT_COLOR;
+	hm_jq_set_colors();
 	if (q.file == NULL) {
 		input = source = path = hm_state_path();
 		if (!hm_file_exists(path))
