@@ -470,3 +470,75 @@ run_case() {
 	[ "$n" -ge 150 ] || fail "only $n cases"
 	[ ${#failed[@]} -eq 0 ] || fail "$((${#failed[@]} / 2)) of $n cases differ from jq:" "${failed[@]}"
 }
+
+@test "query --slurpfile, --rawfile, --argfile: a file it cannot read is exit 3, one not JSON exit 2, named" {
+	local d=$BATS_TEST_TMPDIR
+	printf '{"a": 1}\n{"a": ' >"$d/bad.json"
+	run --separate-stderr heimdal state query -n --slurpfile s "$d/missing.json" '$s'
+	expect_status 3
+	[ -z "$output" ]
+	[ "$stderr" = "heimdal: error: --slurpfile s: $d/missing.json: No such file or directory" ]
+	run --separate-stderr heimdal state query -n --rawfile r "$d" '$r'
+	expect_status 3
+	[ "$stderr" = "heimdal: error: --rawfile r: $d: Is a directory" ]
+	run --separate-stderr heimdal state query -n --slurpfile s "$d/bad.json" '$s'
+	expect_status 2
+	[ -z "$output" ]
+	[ "$stderr" = "heimdal: error: --slurpfile s: $d/bad.json: invalid JSON: Unfinished JSON term at EOF at line 2, column 6" ]
+	run --separate-stderr heimdal state query -n --argfile a "$d/bad.json" '$a'
+	expect_status 2
+	[[ "$stderr" == "heimdal: error: --argfile a: $d/bad.json: invalid JSON: "* ]]
+	# the first binding of a name wins: the second file is never opened
+	run --separate-stderr heimdal state query -n -c --arg s x --slurpfile s "$d/missing.json" '$s'
+	expect_status 0
+	[ "$output" = '"x"' ]
+	# a FIFO (process substitution) is read once, as jq reads it
+	run --separate-stderr heimdal state query -n -c --slurpfile s <(printf '1 2') --rawfile r <(printf 'raw') '[$s, $r]'
+	expect_status 0
+	[ "$output" = '[[1,2],"raw"]' ]
+}
+
+@test "query --args, --jsonargs: positional arguments as jq, after -- too; a bad JSON one is exit 2" {
+	run --separate-stderr heimdal state query -n -c --args -- '-($ARGS.positional | length)' a -b
+	expect_status 0
+	[ "$output" = -2 ]
+	jq_same -n -c --args ' -($ARGS.positional | length)' -- a -b
+	# a FILE stands before --jsonargs: after it "-" would be a JSON text
+	run --separate-stderr heimdal state query -c '[.lineage.serial, $ARGS.positional]' - --jsonargs 1 '[2]' <"$FIXTURES/v2-spec.json"
+	expect_status 0
+	[ "$output" = '[42,[1,[2]]]' ]
+	# without FILE the local state is read, and every argument is positional
+	run --separate-stderr heimdal state query -r --args '"\(.lineage.serial) \($ARGS.positional)"' a b
+	expect_status 0
+	[ "$output" = '42 ["a","b"]' ]
+	# jq 1.6 aborts on an argument that is not JSON; heimdal names it
+	run --separate-stderr heimdal state query -n --jsonargs '$ARGS' 1 '{'
+	expect_status 2
+	[ -z "$output" ]
+	[ "$stderr" = "heimdal: error: --jsonargs: invalid JSON text '{'
+usage: heimdal state query [OPTION]... FILTER [FILE|-]" ]
+	# two files are still one too many
+	run --separate-stderr heimdal state query . "$FIXTURES/v2-spec.json" "$FIXTURES/v1.json"
+	expect_status 2
+}
+
+@test "query -R, --stream, --seq over the local state go through libjq as jq" {
+	local st=$HEIMDAL_HOME/state.json
+	run --separate-stderr heimdal state query -R -c 'select(test("serial"))'
+	expect_status 0
+	[ "$output" = "$(jq -R -c 'select(test("serial"))' "$st")" ]
+	run --separate-stderr heimdal state query --stream -c 'select(.[0][0] == "lineage")'
+	expect_status 0
+	[ "$output" = "$(jq --stream -c 'select(.[0][0] == "lineage")' "$st")" ]
+	# jq 1.6 reads --seq input only after an RS; the state has none
+	jq_status 0 --seq .lineage.serial "$st"
+	run --separate-stderr heimdal state query --seq .lineage.serial
+	expect_status 0
+	[ -z "$output" ]
+	[[ "$stderr" == "ignoring parse error: Unfinished abandoned text at EOF"* ]]
+	run --separate-stderr heimdal state query -n -c --seq '1, [2]'
+	expect_status 0
+	[ "$output" = $'\x1e1\n\x1e[2]' ]
+	# the plain path on -R is not the fast path's answer but jq's
+	jq_status 5 -R .lineage "$st"
+}
