@@ -147,3 +147,61 @@ hm_jq_set_colors(void)
 	if (colors != NULL && !jq_set_colors(colors))
 		fputs("Failed to set $JQ_COLORS\n", stderr);
 }
+
+/* The first error of jq's parser (flags 0) in buf, or jv_true(). */
+static jv
+check_json(const char *buf, size_t len)
+{
+	jv_parser *p = jv_parser_new(0);
+	jv v;
+
+	jv_parser_set_buf(p, buf, (int)len, 0);
+	while (jv_is_valid(v = jv_parser_next(p)))
+		jv_free(v);
+	jv_parser_free(p);
+	return jv_invalid_has_msg(jv_copy(v)) ? v : (jv_free(v), jv_true());
+}
+
+/* 1 when [buf, end) holds only JSON white space. */
+static int
+blank(const char *buf, const char *end)
+{
+	while (buf < end && strchr(" \t\r\n", *buf) && *buf != '\0')
+		buf++;
+	return buf == end;
+}
+
+jv
+hm_jq_check_text(const char *buf, size_t len, int flags)
+{
+	const char *end = buf + len, *rs;
+	int n = 0;
+
+	if (len > INT_MAX)
+		return jv_invalid_with_msg(jv_string("text too large"));
+	if (!(flags & JV_PARSE_SEQ))
+		return check_json(buf, len);
+	/* RFC 7464: each text after an RS is JSON, and nothing but space before the first */
+	for (; buf <= end; buf = rs + 1, n++) {
+		jv ok, msg;
+
+		rs = memchr(buf, '\036', (size_t)(end - buf));
+		if (rs == NULL)
+			rs = end;
+		ok = check_json(buf, (size_t)(rs - buf));
+		if (jv_is_valid(ok) && (n > 0 || blank(buf, rs))) {
+			jv_free(ok);
+			continue;
+		}
+		if (jv_is_valid(ok)) {
+			jv_free(ok);
+			msg = jv_string("text before the first RS");
+		} else {
+			msg = jv_invalid_get_msg(ok);
+		}
+		ok = jv_invalid_with_msg(jv_string_fmt("%s (record %d)", jv_string_value(msg), n));
+		jv_free(msg);
+		return ok;
+	}
+	return jv_true();
+}

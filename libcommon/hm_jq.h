@@ -68,6 +68,15 @@ jv hm_jq_load_file(const char *path, int raw);
  */
 void hm_jq_set_colors(void);
 
+/*
+ * Parse buf whole with jq's parser before libjq 1.6's streaming parser reads
+ * it, which aborts on some text that is not JSON ({"a":1,"b",2}).  flags 0:
+ * buf must hold nothing but JSON texts; JV_PARSE_SEQ: RFC 7464 records,
+ * each one JSON text after an RS, nothing but white space before the first.
+ * Returns jv_true(), or an invalid value with the first error's message.
+ */
+jv hm_jq_check_text(const char *buf, size_t len, int flags);
+
 /* Under --seq, input that is not JSON: "ignoring parse error: MSG" on stderr.  Consumes msg. */
 void hm_jq_report_ignored(jv msg);
 

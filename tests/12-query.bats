@@ -542,3 +542,32 @@ usage: heimdal state query [OPTION]... FILTER [FILE|-]" ]
 	# the plain path on -R is not the fast path's answer but jq's
 	jq_status 5 -R .lineage "$st"
 }
+
+@test "query --stream: input that is not JSON is refused whole, exit 2, where libjq 1.6 aborts (fuzz regression)" {
+	local d=$BATS_TEST_TMPDIR
+	printf '{"a": 1, "b", 2}' >"$d/crash.json"
+	printf '{"a": [1]}\n{"a": ' >"$d/bad.json"
+	run --separate-stderr heimdal state query --stream -c . "$d/crash.json"
+	expect_status 2
+	[ -z "$output" ]
+	[ "$stderr" = "heimdal: error: $d/crash.json: invalid JSON: Objects must consist of key:value pairs at line 1, column 13" ]
+	run --separate-stderr heimdal state query --stream -c . - <"$d/crash.json"
+	expect_status 2
+	[ "$stderr" = "heimdal: error: <stdin>: invalid JSON: Objects must consist of key:value pairs at line 1, column 13" ]
+	run --separate-stderr heimdal state query --stream -n -c '[inputs]' <(printf '{"a":1,"b",}')
+	expect_status 2
+	[ -z "$output" ]
+	# nothing is printed before the error, unlike jq's events up to it
+	run --separate-stderr heimdal state query --stream -c . "$d/bad.json"
+	expect_status 2
+	[ -z "$output" ]
+	[ "$stderr" = "heimdal: error: $d/bad.json: invalid JSON: Unfinished JSON term at EOF at line 2, column 6" ]
+	# what was read whole is read again by jq's reader: stdin, a pipe, a file
+	printf '{"a": [1, {"b": null}]}\n"x"\n' >"$d/ok.json"
+	JQ_IN=$d/ok.json jq_status 0 --stream -c '[., input_filename, input_line_number]' -
+	JQ_IN=$d/ok.json jq_status 0 --stream -c -n '[inputs]' /dev/stdin
+	jq_status 0 --stream -c -s . "$d/ok.json"
+	run --separate-stderr heimdal state query --stream -c '[., input_filename]' <(printf '[1]')
+	expect_status 0
+	[[ "$output" == '[[[0],1],"/dev/fd/'*'"]'$'\n''[[[0]],null]' ]] # jq 1.6's own null at EOF
+}
