@@ -77,6 +77,21 @@ void hm_jq_set_colors(void);
  */
 jv hm_jq_check_text(const char *buf, size_t len, int flags);
 
+/*
+ * --stream: libjq 1.6's streaming parser aborts on some objects that are not
+ * JSON, so the input (a path, or "-" for stdin) is read whole and checked
+ * by hm_jq_check_text with flags first; text that is not JSON is reported
+ * ("SOURCE: invalid JSON: ...") before the program sees any of it.  A
+ * regular file is then read again by libjq's reader; what came from stdin, a
+ * FIFO or a device is put back through a memfd on the same descriptor
+ * (stdin, or N for /dev/fd/N), else named as /proc/self/fd/M in name (size
+ * bytes), so input_filename and the positions of errors stay jq's.  Returns
+ * the input for jq_util_input_add_input, or NULL with *status set (2 for
+ * text that is not JSON, 3 for a read error, both reported).
+ */
+const char *hm_jq_stream_input(const char *input, const char *source, int flags, char *name,
+			       size_t size, int *status);
+
 /* Under --seq, input that is not JSON: "ignoring parse error: MSG" on stderr.  Consumes msg. */
 void hm_jq_report_ignored(jv msg);
 

@@ -31,10 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #define QUERY_USAGE "heimdal state query [OPTION]... FILTER [FILE|-]"
 
@@ -483,114 +480,6 @@ input_error(void *data, const char *fname)
 	hm_error_errno("%s", fname);
 }
 
-/* The descriptor a path such as /dev/fd/63 or /dev/stdin names, or -1. */
-static int
-named_fd(const char *path)
-{
-	int fd, end = 0;
-
-	if (strcmp(path, "/dev/stdin") == 0)
-		return 0;
-	if ((sscanf(path, "/dev/fd/%d%n", &fd, &end) == 1 ||
-	     sscanf(path, "/proc/self/fd/%d%n", &fd, &end) == 1) &&
-	    path[end] == '\0')
-		return fd;
-	return -1;
-}
-
-/* write(2) all of buf; 0, or -1 with errno set. */
-static int
-write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/*
- * Put buf back where libjq's reader will read input: on descriptor target
- * (stdin, or the one a /dev/fd/N path names) through a memfd, or else as a
- * /proc/self/fd path in name.  Returns the input to read, NULL on failure.
- */
-static const char *
-put_back(const char *input, int target, const char *buf, size_t len, char *name, size_t size)
-{
-	int fd = memfd_create("heimdal-query", 0);
-
-	if (fd < 0 || write_all(fd, buf, len) < 0) {
-		if (fd >= 0)
-			close(fd);
-		return NULL;
-	}
-	if (target < 0) {
-		snprintf(name, size, "/proc/self/fd/%d", fd);
-		return name;
-	}
-	if (dup2(fd, target) < 0 || lseek(target, 0, SEEK_SET) < 0) {
-		close(fd);
-		return NULL;
-	}
-	close(fd);
-	return input;
-}
-
-/*
- * --stream: libjq 1.6's streaming parser aborts on some objects that are not
- * JSON ({"a":1,"b",2}), so the input is read whole and parsed first, and
- * text that is not JSON is refused (exit 2, naming the input) before the
- * program sees any of it.  A regular file is then read again by libjq;
- * what came from stdin, a FIFO or a device is put back (put_back), so
- * input_filename and the positions of errors stay jq's.  Returns the input
- * to read, or NULL with *ret set to the exit status.
- */
-static const char *
-guard_stream(const struct query *q, const char *input, const char *source, char *name, size_t size,
-	     int *ret)
-{
-	int fd = strcmp(input, "-") == 0 ? 0 : open(input, O_RDONLY | O_CLOEXEC);
-	int regular = 0;
-	struct stat st;
-	char *buf = NULL;
-	size_t len;
-	jv ok;
-
-	*ret = HM_EXIT_ENV;
-	if (fd < 0 || fstat(fd, &st) < 0 || hm_read_fd(fd, &buf, &len) < 0) {
-		hm_error_errno("%s", source);
-		if (fd > 0)
-			close(fd);
-		return NULL;
-	}
-	regular = fd > 0 && S_ISREG(st.st_mode);
-	if (fd > 0)
-		close(fd);
-	ok = hm_jq_check_text(buf, len, q->parseflags);
-	if (!jv_is_valid(ok)) {
-		jv msg = jv_invalid_get_msg(ok);
-
-		hm_error("%s: invalid JSON: %s", source, jv_string_value(msg));
-		jv_free(msg);
-		free(buf);
-		*ret = HM_EXIT_USAGE;
-		return NULL;
-	}
-	if (!regular) {
-		input = put_back(input, fd == 0 ? 0 : named_fd(input), buf, len, name, size);
-		if (input == NULL)
-			hm_error_errno("%s", source);
-	}
-	free(buf);
-	return input;
-}
-
 /* Compile the filter and run it over input (a path or "-"), as jq does. */
 static int
 run_jq(struct query *q, const char *input, const char *source)
@@ -613,7 +502,7 @@ run_jq(struct query *q, const char *input, const char *source)
 		return 3; /* jq's status for a compile error */
 	}
 	if (q->parseflags & JV_PARSE_STREAMING &&
-	    !(input = guard_stream(q, input, source, name, sizeof(name), &ret))) {
+	    !(input = hm_jq_stream_input(input, source, q->parseflags, name, sizeof(name), &ret))) {
 		jq_teardown(&jq);
 		return ret;
 	}
