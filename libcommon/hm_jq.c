@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -307,4 +308,47 @@ hm_jq_stream_input(const char *input, const char *source, int flags, char *name,
 	}
 	free(buf);
 	return input;
+}
+
+jv
+hm_jq_realpath(const char *path)
+{
+	char *real = realpath(path, NULL);
+	jv v = jv_string(real ? real : path);
+
+	free(real);
+	return v;
+}
+
+jv
+hm_jq_program_origin(const char *program)
+{
+	char *copy = strdup(program);
+	jv v;
+
+	if (copy == NULL)
+		return jv_string(".");
+	v = hm_jq_realpath(dirname(copy));
+	free(copy);
+	return v;
+}
+
+/* jq 1.6's skip_shebang, line for line. */
+const char *
+hm_jq_skip_shebang(const char *p)
+{
+	const char *n;
+
+	if (strncmp(p, "#!", 2) != 0)
+		return p;
+	n = strchr(p, '\n');
+	if (n == NULL || n[1] != '#')
+		return p;
+	n = strchr(n + 1, '\n');
+	if (n == NULL || n[1] == '#' || n[1] == '\0' || n[-1] != '\\' || n[-2] == '\\')
+		return p;
+	n = strchr(n + 1, '\n');
+	if (n == NULL)
+		return p;
+	return n + 1;
 }

@@ -92,6 +92,19 @@ jv hm_jq_check_text(const char *buf, size_t len, int flags);
 const char *hm_jq_stream_input(const char *input, const char *source, int flags, char *name,
 			       size_t size, int *status);
 
+/* realpath(path) as a string, or path itself when it cannot be resolved (jq's -L). */
+jv hm_jq_realpath(const char *path);
+
+/* jq's PROGRAM_ORIGIN for a -f program: the real path of its directory. */
+jv hm_jq_program_origin(const char *program);
+
+/*
+ * A -f program's text past its "#!" lines, as jq skips them: a first line
+ * "#!..." followed by "#" lines, the last of them ending in one backslash,
+ * and one more line (the `exec jq` of a sh-then-jq script).  Else text.
+ */
+const char *hm_jq_skip_shebang(const char *text);
+
 /* Under --seq, input that is not JSON: "ignoring parse error: MSG" on stderr.  Consumes msg. */
 void hm_jq_report_ignored(jv msg);
 

@@ -223,11 +223,11 @@ usage: heimdal state query [OPTION]... FILTER [FILE|-]" ]
 	comp=$(grep '"state query")' "$BATS_TEST_DIRNAME/../share/completions/heimdal.bash")
 	for o in compact-output raw-output join-output ascii-output sort-keys tab indent \
 		color-output monochrome-output seq unbuffered null-input raw-input slurp stream \
-		exit-status arg argjson slurpfile rawfile argfile args jsonargs; do
+		exit-status from-file arg argjson slurpfile rawfile argfile args jsonargs; do
 		[[ "$help" == *" --$o"[\ =]* || "$help" == *" --$o"$'\n'* ]] || fail "--help lacks --$o"
 		[[ " ${comp//\"/ } " == *" --$o "* ]] || fail "the completion lacks --$o"
 	done
-	for o in -c -r -j -a -S --tab --indent -C -M --seq --unbuffered -n -R -s --stream -e \
+	for o in -c -r -j -a -S --tab --indent -C -M --seq --unbuffered -n -R -s --stream -e -f \
 		--arg --argjson --slurpfile --rawfile --argfile --args --jsonargs -L; do
 		grep -q -- "^\.BI\? $o\b" <<<"$man" || fail "heimdal.1 lacks $o"
 	done

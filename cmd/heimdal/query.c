@@ -57,6 +57,7 @@ static const char query_help[] =
 	"  -R, --raw-input             each line of input is a string\n"
 	"  -s, --slurp                 the inputs as one array (one string with -R)\n"
 	"      --stream                the inputs as [path, leaf] events\n"
+	"  -f, --from-file             FILTER names a file that holds the program\n"
 	"  -e, --exit-status           1 if the last result is false or null, 4 if none\n"
 	"      --arg NAME VALUE        $NAME is the string VALUE\n"
 	"      --argjson NAME JSON     $NAME is the JSON text\n"
@@ -83,6 +84,7 @@ enum {
 	Q_RAW_INPUT = 1 << 10,
 	Q_SEQ = 1 << 11,
 	Q_UNBUFFERED = 1 << 12,
+	Q_FROM_FILE = 1 << 13,
 };
 
 enum {
@@ -114,6 +116,7 @@ static const struct option opts[] = {
 	{ "sort-keys", no_argument, NULL, 'S' },
 	{ "color-output", no_argument, NULL, 'C' },
 	{ "monochrome-output", no_argument, NULL, 'M' },
+	{ "from-file", no_argument, NULL, 'f' },
 	{ "tab", no_argument, NULL, OPT_TAB },
 	{ "indent", required_argument, NULL, OPT_INDENT },
 	{ "arg", required_argument, NULL, OPT_ARG },
@@ -308,9 +311,9 @@ static void
 option(struct query *q, int c, char **optv)
 {
 	static const int bits[] = {
-		['r'] = Q_RAW,        ['j'] = Q_RAW | Q_JOIN, ['a'] = Q_ASCII, ['s'] = Q_SLURP,
-		['n'] = Q_NULL_INPUT, ['e'] = Q_EXIT_STATUS,  ['S'] = Q_SORT,  ['C'] = Q_COLOR,
-		['M'] = Q_NO_COLOR,   ['R'] = Q_RAW_INPUT
+		['r'] = Q_RAW,        ['j'] = Q_RAW | Q_JOIN, ['a'] = Q_ASCII,    ['s'] = Q_SLURP,
+		['n'] = Q_NULL_INPUT, ['e'] = Q_EXIT_STATUS,  ['S'] = Q_SORT,     ['C'] = Q_COLOR,
+		['M'] = Q_NO_COLOR,   ['R'] = Q_RAW_INPUT,    ['f'] = Q_FROM_FILE
 	};
 
 	switch (c) {
@@ -349,7 +352,7 @@ option(struct query *q, int c, char **optv)
 	case 'L':
 		if (jv_get_kind(q->libdirs) == JV_KIND_NULL)
 			q->libdirs = jv_array();
-		q->libdirs = jv_array_append(q->libdirs, jv_string(optarg));
+		q->libdirs = jv_array_append(q->libdirs, hm_jq_realpath(optarg));
 		break;
 	default:
 		if (c > 0 && (size_t)c < sizeof(bits) / sizeof(bits[0]) && bits[c]) {
@@ -371,7 +374,7 @@ parse_args(struct query *q, int argc, char **argv)
 
 	split_args(argc, argv, optv, &optc, pos, mode, &npos);
 	optind = 0; /* glibc: start afresh; "+": optv holds nothing else to permute */
-	while ((c = getopt_long(optc, optv, "+crjasneSCMRhL:", opts, NULL)) != -1) {
+	while ((c = getopt_long(optc, optv, "+crjasneSCMRfhL:", opts, NULL)) != -1) {
 		if (c == 'h')
 			help = 1;
 		else
@@ -480,6 +483,27 @@ input_error(void *data, const char *fname)
 	hm_error_errno("%s", fname);
 }
 
+/*
+ * Compile the filter, or under -f the program in the file it names (its
+ * "#!" lines skipped, its directory jq's PROGRAM_ORIGIN), as jq does.  Consumes args.  Returns 0
+ * when it does not compile (jq has said why); a program file that cannot be read is exit 3.
+ */
+static int
+compile(const struct query *q, jq_state *jq, jv args)
+{
+	jv text;
+	int ok;
+
+	if (!(q->options & Q_FROM_FILE))
+		return jq_compile_args(jq, q->filter, args);
+	if (hm_jq_check_file(q->filter) < 0 || !jv_is_valid(text = hm_jq_load_file(q->filter, 1)))
+		hm_die_errno(HM_EXIT_ENV, "%s", q->filter);
+	jq_set_attr(jq, jv_string("PROGRAM_ORIGIN"), hm_jq_program_origin(q->filter));
+	ok = jq_compile_args(jq, hm_jq_skip_shebang(jv_string_value(text)), args);
+	jv_free(text);
+	return ok;
+}
+
 /* Compile the filter and run it over input (a path or "-"), as jq does. */
 static int
 run_jq(struct query *q, const char *input, const char *source)
@@ -497,7 +521,7 @@ run_jq(struct query *q, const char *input, const char *source)
 	named = jv_object_set(named, jv_string("ARGS"),
 			      JV_OBJECT(jv_string("positional"), jv_copy(q->positional),
 					jv_string("named"), jv_copy(q->args)));
-	if (!jq_compile_args(jq, q->filter, named)) {
+	if (!compile(q, jq, named)) {
 		jq_teardown(&jq);
 		return 3; /* jq's status for a compile error */
 	}
@@ -605,8 +629,8 @@ prepare(struct query *q, const char *input, const char *source)
 		return hm_error_errno("%s", input), HM_EXIT_ENV;
 	if (!S_ISREG(st.st_mode))
 		return -1;
-	fastable = !(q->options & (Q_NULL_INPUT | Q_SLURP | Q_RAW_INPUT)) && q->parseflags == 0 &&
-		   hm_jpath_parse(q->filter, &jpath);
+	fastable = !(q->options & (Q_NULL_INPUT | Q_SLURP | Q_RAW_INPUT | Q_FROM_FILE)) &&
+		   q->parseflags == 0 && hm_jpath_parse(q->filter, &jpath);
 	if (!local && !fastable)
 		return -1;
 	if (hm_file_read(input, &buf, &len) < 0) {
