@@ -8,8 +8,10 @@
  * under -e, halt_error's own).  Inputs are read by libjq's own reader, so
  * input, inputs, input_filename, input_line_number and the "(at FILE:LINE)"
  * of errors are jq's.  heimdal keeps its own messages and codes for its own
- * side: usage errors (2), an input it cannot open or read (3), and invalid
- * JSON input (2, naming the file).
+ * side: usage errors (2), an input, a --slurpfile/--rawfile or a -f program
+ * it cannot open or read (3), and invalid JSON input (2, naming the file).
+ * Under --stream the input is read whole and checked first: libjq 1.6's
+ * streaming parser aborts on some objects that are not JSON.
  *
  * A plain path filter (`.lineage.serial`) over a regular file is answered by
  * hm_jpath without starting libjq at all; everything else, and every path
@@ -485,8 +487,9 @@ input_error(void *data, const char *fname)
 
 /*
  * Compile the filter, or under -f the program in the file it names (its
- * "#!" lines skipped, its directory jq's PROGRAM_ORIGIN), as jq does.  Consumes args.  Returns 0
- * when it does not compile (jq has said why); a program file that cannot be read is exit 3.
+ * "#!" lines skipped, its directory jq's PROGRAM_ORIGIN), as jq does.
+ * Consumes args.  Returns 0 when it does not compile (jq has said why); a
+ * program file that cannot be read is exit 3.
  */
 static int
 compile(const struct query *q, jq_state *jq, jv args)
