@@ -212,7 +212,25 @@ refused() {
 usage: heimdal state query [OPTION]... FILTER [FILE|-]" ]
 	run --separate-stderr heimdal state query -h
 	expect_status 0
-	[ "$output" = "usage: heimdal state query [OPTION]... FILTER [FILE|-]" ]
+	[ "${lines[0]}" = "usage: heimdal state query [OPTION]... FILTER [FILE|-]" ]
+}
+
+@test "query --help, the man page and the completion list every jq 1.6 option" {
+	local o help man comp
+	help=$(heimdal state query --help)
+	man=$(sed -n '/^\.B heimdal state query/,/^\.TP/p' "$BATS_TEST_DIRNAME/../man/heimdal.1" |
+		sed 's/\\-/-/g')
+	comp=$(grep '"state query")' "$BATS_TEST_DIRNAME/../share/completions/heimdal.bash")
+	for o in compact-output raw-output join-output ascii-output sort-keys tab indent \
+		color-output monochrome-output seq unbuffered null-input raw-input slurp stream \
+		exit-status from-file arg argjson slurpfile rawfile argfile args jsonargs; do
+		[[ "$help" == *" --$o"[\ =]* || "$help" == *" --$o"$'\n'* ]] || fail "--help lacks --$o"
+		[[ " ${comp//\"/ } " == *" --$o "* ]] || fail "the completion lacks --$o"
+	done
+	for o in -c -r -j -a -S --tab --indent -C -M --seq --unbuffered -n -R -s --stream -e -f \
+		--arg --argjson --slurpfile --rawfile --argfile --args --jsonargs -L; do
+		grep -q -- "^\.BI\? $o\b" <<<"$man" || fail "heimdal.1 lacks $o"
+	done
 }
 
 @test "query: input, inputs, debug and stderr read and write as jq, never crash" {
@@ -402,4 +420,154 @@ print(json.dumps({"a": s, s: [s, 1, 2.5, -0.0, 1e300, True, None], "plain": "abc
 	run --separate-stderr heimdal state query . "$BATS_TEST_TMPDIR/esc.json"
 	expect_status 0
 	[ "$output" = "$(jq . "$BATS_TEST_TMPDIR/esc.json")" ] || fail "pretty output differs"
+}
+
+# run_case DIR WANT ARG...: one line of the differential table, run in DIR by
+# heimdal and by jq; prints what differs, nothing when they agree.  Leading
+# NAME=VALUE arguments are the case's environment.  WANT is empty (all as
+# jq), or the status heimdal keeps with its own message.
+run_case() {
+	local dir=$1 want=$2 d=$BATS_TEST_TMPDIR s1 s2 envs=()
+	shift 2
+	while [[ ${1:-} =~ ^[A-Z_]+= ]]; do
+		envs+=("$1")
+		shift
+	done
+	(cd "$dir" && env "${envs[@]}" heimdal state query "$@" <m.json >"$d/o1" 2>"$d/e1") &&
+		s1=0 || s1=$?
+	(cd "$dir" && env "${envs[@]}" jq "$@" <m.json >"$d/o2" 2>"$d/e2") && s2=0 || s2=$?
+	cmp -s "$d/o1" "$d/o2" || echo "stdout: $(cat -A "$d/o1") | jq: $(cat -A "$d/o2")"
+	if [ -z "$want" ]; then
+		[ "$s1" -eq "$s2" ] || echo "status $s1, jq $s2"
+		cmp -s "$d/e1" "$d/e2" || echo "stderr: $(cat -A "$d/e1") | jq: $(cat -A "$d/e2")"
+	else
+		[ "$s1" -eq "$want" ] || echo "status $s1, want $want"
+		[[ "$(cat "$d/e1")" == "heimdal: error: "* ]] || echo "stderr: $(cat -A "$d/e1")"
+	fi
+}
+
+@test "query: the differential table runs as jq 1.6, byte for byte and status for status" {
+	local dir=$BATS_TEST_TMPDIR/q line want diff n=0 failed=()
+	cp -R "$FIXTURES/query" "$dir"
+	cp "$FIXTURES/v2-spec.json" "$dir/state.json"
+	mkdir -p "$HOME/.jq"
+	cp "$dir/mod.jq" "$HOME/.jq/"
+	export TZ=EST5EDT,M3.2.0,M11.1.0 HM_Q='fixed value'
+	unset JQ_COLORS
+	while IFS= read -r line; do
+		[[ -z "$line" || "$line" == \#* ]] && continue
+		want=
+		if [[ "$line" == !* ]]; then
+			want=${line%% *}
+			want=${want#!}
+			line=${line#* }
+		fi
+		n=$((n + 1))
+		eval "set -- $line"
+		diff=$(run_case "$dir" "$want" "$@")
+		[ -z "$diff" ] || failed+=("$line" "    $diff")
+	done <"$FIXTURES/query/cases"
+	[ "$n" -ge 150 ] || fail "only $n cases"
+	[ ${#failed[@]} -eq 0 ] || fail "$((${#failed[@]} / 2)) of $n cases differ from jq:" "${failed[@]}"
+}
+
+@test "query --slurpfile, --rawfile, --argfile: a file it cannot read is exit 3, one not JSON exit 2, named" {
+	local d=$BATS_TEST_TMPDIR
+	printf '{"a": 1}\n{"a": ' >"$d/bad.json"
+	run --separate-stderr heimdal state query -n --slurpfile s "$d/missing.json" '$s'
+	expect_status 3
+	[ -z "$output" ]
+	[ "$stderr" = "heimdal: error: --slurpfile s: $d/missing.json: No such file or directory" ]
+	run --separate-stderr heimdal state query -n --rawfile r "$d" '$r'
+	expect_status 3
+	[ "$stderr" = "heimdal: error: --rawfile r: $d: Is a directory" ]
+	run --separate-stderr heimdal state query -n --slurpfile s "$d/bad.json" '$s'
+	expect_status 2
+	[ -z "$output" ]
+	[ "$stderr" = "heimdal: error: --slurpfile s: $d/bad.json: invalid JSON: Unfinished JSON term at EOF at line 2, column 6" ]
+	run --separate-stderr heimdal state query -n --argfile a "$d/bad.json" '$a'
+	expect_status 2
+	[[ "$stderr" == "heimdal: error: --argfile a: $d/bad.json: invalid JSON: "* ]]
+	# the first binding of a name wins: the second file is never opened
+	run --separate-stderr heimdal state query -n -c --arg s x --slurpfile s "$d/missing.json" '$s'
+	expect_status 0
+	[ "$output" = '"x"' ]
+	# a FIFO (process substitution) is read once, as jq reads it
+	run --separate-stderr heimdal state query -n -c --slurpfile s <(printf '1 2') --rawfile r <(printf 'raw') '[$s, $r]'
+	expect_status 0
+	[ "$output" = '[[1,2],"raw"]' ]
+}
+
+@test "query --args, --jsonargs: positional arguments as jq, after -- too; a bad JSON one is exit 2" {
+	run --separate-stderr heimdal state query -n -c --args -- '-($ARGS.positional | length)' a -b
+	expect_status 0
+	[ "$output" = -2 ]
+	jq_same -n -c --args ' -($ARGS.positional | length)' -- a -b
+	# a FILE stands before --jsonargs: after it "-" would be a JSON text
+	run --separate-stderr heimdal state query -c '[.lineage.serial, $ARGS.positional]' - --jsonargs 1 '[2]' <"$FIXTURES/v2-spec.json"
+	expect_status 0
+	[ "$output" = '[42,[1,[2]]]' ]
+	# without FILE the local state is read, and every argument is positional
+	run --separate-stderr heimdal state query -r --args '"\(.lineage.serial) \($ARGS.positional)"' a b
+	expect_status 0
+	[ "$output" = '42 ["a","b"]' ]
+	# jq 1.6 aborts on an argument that is not JSON; heimdal names it
+	run --separate-stderr heimdal state query -n --jsonargs '$ARGS' 1 '{'
+	expect_status 2
+	[ -z "$output" ]
+	[ "$stderr" = "heimdal: error: --jsonargs: invalid JSON text '{'
+usage: heimdal state query [OPTION]... FILTER [FILE|-]" ]
+	# two files are still one too many
+	run --separate-stderr heimdal state query . "$FIXTURES/v2-spec.json" "$FIXTURES/v1.json"
+	expect_status 2
+}
+
+@test "query -R, --stream, --seq over the local state go through libjq as jq" {
+	local st=$HEIMDAL_HOME/state.json
+	run --separate-stderr heimdal state query -R -c 'select(test("serial"))'
+	expect_status 0
+	[ "$output" = "$(jq -R -c 'select(test("serial"))' "$st")" ]
+	run --separate-stderr heimdal state query --stream -c 'select(.[0][0] == "lineage")'
+	expect_status 0
+	[ "$output" = "$(jq --stream -c 'select(.[0][0] == "lineage")' "$st")" ]
+	# jq 1.6 reads --seq input only after an RS; the state has none
+	jq_status 0 --seq .lineage.serial "$st"
+	run --separate-stderr heimdal state query --seq .lineage.serial
+	expect_status 0
+	[ -z "$output" ]
+	[[ "$stderr" == "ignoring parse error: Unfinished abandoned text at EOF"* ]]
+	run --separate-stderr heimdal state query -n -c --seq '1, [2]'
+	expect_status 0
+	[ "$output" = $'\x1e1\n\x1e[2]' ]
+	# the plain path on -R is not the fast path's answer but jq's
+	jq_status 5 -R .lineage "$st"
+}
+
+@test "query --stream: input that is not JSON is refused whole, exit 2, where libjq 1.6 aborts (fuzz regression)" {
+	local d=$BATS_TEST_TMPDIR
+	printf '{"a": 1, "b", 2}' >"$d/crash.json"
+	printf '{"a": [1]}\n{"a": ' >"$d/bad.json"
+	run --separate-stderr heimdal state query --stream -c . "$d/crash.json"
+	expect_status 2
+	[ -z "$output" ]
+	[ "$stderr" = "heimdal: error: $d/crash.json: invalid JSON: Objects must consist of key:value pairs at line 1, column 13" ]
+	run --separate-stderr heimdal state query --stream -c . - <"$d/crash.json"
+	expect_status 2
+	[ "$stderr" = "heimdal: error: <stdin>: invalid JSON: Objects must consist of key:value pairs at line 1, column 13" ]
+	run --separate-stderr heimdal state query --stream -n -c '[inputs]' <(printf '{"a":1,"b",}')
+	expect_status 2
+	[ -z "$output" ]
+	# nothing is printed before the error, unlike jq's events up to it
+	run --separate-stderr heimdal state query --stream -c . "$d/bad.json"
+	expect_status 2
+	[ -z "$output" ]
+	[ "$stderr" = "heimdal: error: $d/bad.json: invalid JSON: Unfinished JSON term at EOF at line 2, column 6" ]
+	# what was read whole is read again by jq's reader: stdin, a pipe, a file
+	printf '{"a": [1, {"b": null}]}\n"x"\n' >"$d/ok.json"
+	JQ_IN=$d/ok.json jq_status 0 --stream -c '[., input_filename, input_line_number]' -
+	JQ_IN=$d/ok.json jq_status 0 --stream -c -n '[inputs]' /dev/stdin
+	jq_status 0 --stream -c -s . "$d/ok.json"
+	run --separate-stderr heimdal state query --stream -c '[., input_filename]' <(printf '[1]')
+	expect_status 0
+	[[ "$output" == '[[[0],1],"/dev/fd/'*'"]'$'\n''[[[0]],null]' ]] # jq 1.6's own null at EOF
 }

@@ -8,8 +8,10 @@
  * under -e, halt_error's own).  Inputs are read by libjq's own reader, so
  * input, inputs, input_filename, input_line_number and the "(at FILE:LINE)"
  * of errors are jq's.  heimdal keeps its own messages and codes for its own
- * side: usage errors (2), an input it cannot open or read (3), and invalid
- * JSON input (2, naming the file).
+ * side: usage errors (2), an input, a --slurpfile/--rawfile or a -f program
+ * it cannot open or read (3), and invalid JSON input (2, naming the file).
+ * Under --stream the input is read whole and checked first: libjq 1.6's
+ * streaming parser aborts on some objects that are not JSON.
  *
  * A plain path filter (`.lineage.serial`) over a regular file is answered by
  * hm_jpath without starting libjq at all; everything else, and every path
@@ -35,6 +37,40 @@
 
 #define QUERY_USAGE "heimdal state query [OPTION]... FILTER [FILE|-]"
 
+static const char query_help[] =
+	"usage: " QUERY_USAGE "\n"
+	"   or: heimdal state query [OPTION]... --args FILTER [FILE|-] [STRING...]\n"
+	"   or: heimdal state query [OPTION]... --jsonargs FILTER [FILE|-] [JSON...]\n"
+	"\n"
+	"Run the jq FILTER over the local state (or FILE, or stdin), as jq 1.6.\n"
+	"\n"
+	"  -c, --compact-output        one line per result\n"
+	"  -r, --raw-output            strings without quotes\n"
+	"  -j, --join-output           as -r, without newlines\n"
+	"  -a, --ascii-output          \\uXXXX for every non-ASCII character\n"
+	"  -S, --sort-keys             objects with sorted keys\n"
+	"      --tab                   indent with tabs\n"
+	"      --indent N              indent with N spaces (-1 to 7)\n"
+	"  -C, --color-output          colour on\n"
+	"  -M, --monochrome-output     colour off\n"
+	"      --seq                   results as RFC 7464 records; bad input is skipped\n"
+	"      --unbuffered            flush after each result\n"
+	"  -n, --null-input            run once over null\n"
+	"  -R, --raw-input             each line of input is a string\n"
+	"  -s, --slurp                 the inputs as one array (one string with -R)\n"
+	"      --stream                the inputs as [path, leaf] events\n"
+	"  -f, --from-file             FILTER names a file that holds the program\n"
+	"  -e, --exit-status           1 if the last result is false or null, 4 if none\n"
+	"      --arg NAME VALUE        $NAME is the string VALUE\n"
+	"      --argjson NAME JSON     $NAME is the JSON text\n"
+	"      --slurpfile NAME FILE   $NAME is the array of the JSON texts in FILE\n"
+	"      --rawfile NAME FILE     $NAME is the text of FILE\n"
+	"      --argfile NAME FILE     as --slurpfile; a single text is bound alone\n"
+	"      --args                  later arguments are strings in $ARGS.positional\n"
+	"      --jsonargs              later arguments are JSON texts in $ARGS.positional\n"
+	"  -L DIR                      search DIR for modules instead of ~/.jq\n"
+	"  --                          every later argument is the filter, FILE or an argument\n";
+
 /* jq's option bits (main.c's enum), for what is not a jv_dump flag. */
 enum {
 	Q_RAW = 1 << 0,
@@ -47,9 +83,29 @@ enum {
 	Q_SORT = 1 << 7,
 	Q_COLOR = 1 << 8,
 	Q_NO_COLOR = 1 << 9,
+	Q_RAW_INPUT = 1 << 10,
+	Q_SEQ = 1 << 11,
+	Q_UNBUFFERED = 1 << 12,
+	Q_FROM_FILE = 1 << 13,
 };
 
-enum { OPT_TAB = 256, OPT_INDENT, OPT_ARG, OPT_ARGJSON };
+enum {
+	OPT_TAB = 256,
+	OPT_INDENT,
+	OPT_ARG,
+	OPT_ARGJSON,
+	OPT_SLURPFILE,
+	OPT_RAWFILE,
+	OPT_ARGFILE,
+	OPT_ARGS,
+	OPT_JSONARGS,
+	OPT_SEQ,
+	OPT_STREAM,
+	OPT_UNBUFFERED,
+};
+
+/* What a non-option argument after the filter is: jq's --args and --jsonargs switch it. */
+enum { POS_FILE, POS_STRING, POS_JSON };
 
 static const struct option opts[] = {
 	{ "compact-output", no_argument, NULL, 'c' },
@@ -62,19 +118,31 @@ static const struct option opts[] = {
 	{ "sort-keys", no_argument, NULL, 'S' },
 	{ "color-output", no_argument, NULL, 'C' },
 	{ "monochrome-output", no_argument, NULL, 'M' },
+	{ "from-file", no_argument, NULL, 'f' },
 	{ "tab", no_argument, NULL, OPT_TAB },
 	{ "indent", required_argument, NULL, OPT_INDENT },
 	{ "arg", required_argument, NULL, OPT_ARG },
 	{ "argjson", required_argument, NULL, OPT_ARGJSON },
+	{ "slurpfile", required_argument, NULL, OPT_SLURPFILE },
+	{ "rawfile", required_argument, NULL, OPT_RAWFILE },
+	{ "argfile", required_argument, NULL, OPT_ARGFILE },
+	{ "args", no_argument, NULL, OPT_ARGS },
+	{ "jsonargs", no_argument, NULL, OPT_JSONARGS },
+	{ "raw-input", no_argument, NULL, 'R' },
+	{ "seq", no_argument, NULL, OPT_SEQ },
+	{ "stream", no_argument, NULL, OPT_STREAM },
+	{ "unbuffered", no_argument, NULL, OPT_UNBUFFERED },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
 
 struct query {
 	int options;
-	int dumpopts; /* jv_dump flags, changed by each option in turn as jq does */
-	jv args;      /* --arg and --argjson bindings: the first one of a name wins */
-	jv libdirs;   /* -L directories, or null for jq's default search path */
+	int dumpopts;   /* jv_dump flags, changed by each option in turn as jq does */
+	int parseflags; /* jv_parser flags: --stream, --seq */
+	jv args;        /* --arg, --argjson and file bindings: the first one of a name wins */
+	jv positional;  /* $ARGS.positional: --args strings and --jsonargs values */
+	jv libdirs;     /* -L directories, or null for jq's default search path */
 	const char *filter;
 	const char *file; /* FILE or "-"; NULL for the local state */
 };
@@ -83,7 +151,19 @@ struct query {
 static int
 nargs(int val)
 {
-	return val == OPT_ARG || val == OPT_ARGJSON ? 2 : val == OPT_INDENT || val == 'L';
+	switch (val) {
+	case OPT_ARG:
+	case OPT_ARGJSON:
+	case OPT_SLURPFILE:
+	case OPT_RAWFILE:
+	case OPT_ARGFILE:
+		return 2;
+	case OPT_INDENT:
+	case 'L':
+		return 1;
+	default:
+		return 0;
+	}
 }
 
 /* The arguments option a takes after itself; an unknown long option is refused. */
@@ -114,13 +194,15 @@ optish(const char *a)
 
 /*
  * Split argv as jq does: options, each with the arguments it takes, go to
- * optv for getopt_long; the rest (the filter, then the file) to pos, in
- * order.  After "--" every argument is a positional one.
+ * optv for getopt_long; the rest (the filter, then files or positional
+ * arguments) to pos, in order, each with what it is in mode: a file, or a
+ * string or JSON text once --args or --jsonargs stood before it.  After "--"
+ * every argument is a positional one.
  */
 static void
-split_args(int argc, char **argv, char **optv, int *optc, char **pos, int *npos)
+split_args(int argc, char **argv, char **optv, int *optc, char **pos, int *mode, int *npos)
 {
-	int done = 0;
+	int done = 0, as = POS_FILE;
 
 	*optc = *npos = 0;
 	optv[(*optc)++] = argv[0];
@@ -130,8 +212,11 @@ split_args(int argc, char **argv, char **optv, int *optc, char **pos, int *npos)
 		if (!done && strcmp(argv[i], "--") == 0) {
 			done = 1;
 		} else if (done || !optish(argv[i])) {
+			mode[*npos] = as;
 			pos[(*npos)++] = argv[i];
 		} else {
+			if (strcmp(argv[i], "--args") == 0 || strcmp(argv[i], "--jsonargs") == 0)
+				as = argv[i][2] == 'a' ? POS_STRING : POS_JSON;
 			if (i + (n = arity(argv[i])) >= argc)
 				hm_die(HM_EXIT_USAGE, "%s takes %s\nusage: %s", argv[i],
 				       n == 2 ? "NAME and VALUE" : "an argument", QUERY_USAGE);
@@ -141,6 +226,25 @@ split_args(int argc, char **argv, char **optv, int *optc, char **pos, int *npos)
 		}
 	}
 	optv[*optc] = NULL;
+}
+
+/* A positional argument after the filter: the input file, or one of $ARGS.positional. */
+static void
+positional(struct query *q, const char *arg, int as)
+{
+	jv v;
+
+	if (as == POS_FILE) {
+		if (q->file != NULL)
+			hm_die(HM_EXIT_USAGE, "usage: %s", QUERY_USAGE);
+		q->file = arg;
+		return;
+	}
+	v = as == POS_JSON ? jv_parse(arg) : jv_string(arg);
+	if (!jv_is_valid(v)) /* jq 1.6 aborts on it */
+		hm_die(HM_EXIT_USAGE, "--jsonargs: invalid JSON text '%s'\nusage: %s", arg,
+		       QUERY_USAGE);
+	q->positional = jv_array_append(q->positional, v);
 }
 
 /* --arg NAME VALUE and --argjson NAME TEXT: the first binding of NAME wins, as in jq. */
@@ -155,6 +259,39 @@ bind_arg(struct query *q, const char *name, const char *value, int json)
 	if (!jv_is_valid(v))
 		hm_die(HM_EXIT_USAGE, "--argjson %s: invalid JSON text\nusage: %s", name,
 		       QUERY_USAGE);
+	q->args = jv_object_set(q->args, jv_string(name), v);
+}
+
+/*
+ * --slurpfile NAME FILE (the JSON texts in FILE, as an array), --rawfile
+ * NAME FILE (its text, as a string) and --argfile NAME FILE (as --slurpfile,
+ * but one text alone is bound as itself): read as jq reads them, and only
+ * when NAME is not bound yet.  A file that cannot be read is exit 3, one that
+ * is not JSON exit 2.
+ */
+static void
+bind_file(struct query *q, int c, const char *name, const char *path)
+{
+	const char *flag = c == OPT_SLURPFILE ? "--slurpfile"
+			   : c == OPT_RAWFILE ? "--rawfile"
+					      : "--argfile";
+	jv v;
+
+	if (jv_object_has(jv_copy(q->args), jv_string(name)))
+		return;
+	if (hm_jq_check_file(path) < 0)
+		hm_die_errno(HM_EXIT_ENV, "%s %s: %s", flag, name, path);
+	v = hm_jq_load_file(path, c == OPT_RAWFILE);
+	if (!jv_is_valid(v)) {
+		jv msg = jv_invalid_get_msg(v);
+
+		if (jv_get_kind(msg) == JV_KIND_NULL) /* a read error: errno is set */
+			hm_die_errno(HM_EXIT_ENV, "%s %s: %s", flag, name, path);
+		hm_die(HM_EXIT_USAGE, "%s %s: %s: invalid JSON: %s", flag, name, path,
+		       jv_string_value(msg));
+	}
+	if (c == OPT_ARGFILE && jv_array_length(jv_copy(v)) == 1)
+		v = jv_array_get(v, 0);
 	q->args = jv_object_set(q->args, jv_string(name), v);
 }
 
@@ -175,9 +312,11 @@ set_indent(struct query *q, const char *arg)
 static void
 option(struct query *q, int c, char **optv)
 {
-	static const int bits[] = { ['r'] = Q_RAW,   ['j'] = Q_RAW | Q_JOIN, ['a'] = Q_ASCII,
-				    ['s'] = Q_SLURP, ['n'] = Q_NULL_INPUT,   ['e'] = Q_EXIT_STATUS,
-				    ['S'] = Q_SORT,  ['C'] = Q_COLOR,        ['M'] = Q_NO_COLOR };
+	static const int bits[] = {
+		['r'] = Q_RAW,        ['j'] = Q_RAW | Q_JOIN, ['a'] = Q_ASCII,    ['s'] = Q_SLURP,
+		['n'] = Q_NULL_INPUT, ['e'] = Q_EXIT_STATUS,  ['S'] = Q_SORT,     ['C'] = Q_COLOR,
+		['M'] = Q_NO_COLOR,   ['R'] = Q_RAW_INPUT,    ['f'] = Q_FROM_FILE
+	};
 
 	switch (c) {
 	case 'c':
@@ -194,10 +333,28 @@ option(struct query *q, int c, char **optv)
 	case OPT_ARGJSON:
 		bind_arg(q, optarg, optv[optind++], c == OPT_ARGJSON);
 		break;
+	case OPT_SLURPFILE:
+	case OPT_RAWFILE:
+	case OPT_ARGFILE:
+		bind_file(q, c, optarg, optv[optind++]);
+		break;
+	case OPT_ARGS:
+	case OPT_JSONARGS: /* split_args has read them */
+		break;
+	case OPT_SEQ:
+		q->options |= Q_SEQ;
+		q->parseflags |= JV_PARSE_SEQ;
+		break;
+	case OPT_STREAM:
+		q->parseflags |= JV_PARSE_STREAMING;
+		break;
+	case OPT_UNBUFFERED:
+		q->options |= Q_UNBUFFERED;
+		break;
 	case 'L':
 		if (jv_get_kind(q->libdirs) == JV_KIND_NULL)
 			q->libdirs = jv_array();
-		q->libdirs = jv_array_append(q->libdirs, jv_string(optarg));
+		q->libdirs = jv_array_append(q->libdirs, hm_jq_realpath(optarg));
 		break;
 	default:
 		if (c > 0 && (size_t)c < sizeof(bits) / sizeof(bits[0]) && bits[c]) {
@@ -214,26 +371,29 @@ parse_args(struct query *q, int argc, char **argv)
 {
 	char **optv = hm_xmalloc(sizeof(*optv) * ((size_t)argc + 1));
 	char **pos = hm_xmalloc(sizeof(*pos) * ((size_t)argc + 1));
+	int *mode = hm_xmalloc(sizeof(*mode) * ((size_t)argc + 1));
 	int optc, npos, c, help = 0;
 
-	split_args(argc, argv, optv, &optc, pos, &npos);
+	split_args(argc, argv, optv, &optc, pos, mode, &npos);
 	optind = 0; /* glibc: start afresh; "+": optv holds nothing else to permute */
-	while ((c = getopt_long(optc, optv, "+crjasneSCMhL:", opts, NULL)) != -1) {
+	while ((c = getopt_long(optc, optv, "+crjasneSCMRfhL:", opts, NULL)) != -1) {
 		if (c == 'h')
 			help = 1;
 		else
 			option(q, c, optv);
 	}
 	if (help) {
-		printf("usage: %s\n", QUERY_USAGE);
-	} else if (npos < 1 || npos > 2) {
+		fputs(query_help, stdout);
+	} else if (npos < 1) {
 		hm_die(HM_EXIT_USAGE, "usage: %s", QUERY_USAGE);
 	} else {
 		q->filter = pos[0];
-		q->file = npos == 2 ? pos[1] : NULL;
+		for (int i = 1; i < npos; i++)
+			positional(q, pos[i], mode[i]);
 	}
 	free(optv);
 	free(pos);
+	free(mode);
 	return help;
 }
 
@@ -253,10 +413,14 @@ emit(const struct query *q, jv v)
 	} else {
 		if (jv_get_kind(v) == JV_KIND_FALSE || jv_get_kind(v) == JV_KIND_NULL)
 			ret = 11;
+		if (q->options & Q_SEQ)
+			putchar('\036');
 		jv_dumpf(v, stdout, q->dumpopts);
 	}
 	if (!(q->options & Q_JOIN))
 		putchar('\n');
+	if (q->options & Q_UNBUFFERED)
+		fflush(stdout);
 	return ret;
 }
 
@@ -281,7 +445,10 @@ process(struct query *q, jq_state *jq, jv value)
 	return ret;
 }
 
-/* Each input in turn, as jq's main loop; invalid JSON stops it (exit 2). */
+/*
+ * Each input in turn, as jq's main loop; invalid JSON stops it (exit 2),
+ * except under --seq, where jq reports it and reads on.
+ */
 static int
 run_inputs(struct query *q, jq_state *jq, jq_util_input_state *in, const char *source)
 {
@@ -294,6 +461,8 @@ run_inputs(struct query *q, jq_state *jq, jq_util_input_state *in, const char *s
 
 		if (jv_is_valid(v)) {
 			ret = process(q, jq, v);
+		} else if (q->options & Q_SEQ && jv_invalid_has_msg(jv_copy(v))) {
+			hm_jq_report_ignored(jv_invalid_get_msg(v));
 		} else if (jv_invalid_has_msg(jv_copy(v))) {
 			jv msg = jv_invalid_get_msg(v);
 
@@ -316,6 +485,28 @@ input_error(void *data, const char *fname)
 	hm_error_errno("%s", fname);
 }
 
+/*
+ * Compile the filter, or under -f the program in the file it names (its
+ * "#!" lines skipped, its directory jq's PROGRAM_ORIGIN), as jq does.
+ * Consumes args.  Returns 0 when it does not compile (jq has said why); a
+ * program file that cannot be read is exit 3.
+ */
+static int
+compile(const struct query *q, jq_state *jq, jv args)
+{
+	jv text;
+	int ok;
+
+	if (!(q->options & Q_FROM_FILE))
+		return jq_compile_args(jq, q->filter, args);
+	if (hm_jq_check_file(q->filter) < 0 || !jv_is_valid(text = hm_jq_load_file(q->filter, 1)))
+		hm_die_errno(HM_EXIT_ENV, "%s", q->filter);
+	jq_set_attr(jq, jv_string("PROGRAM_ORIGIN"), hm_jq_program_origin(q->filter));
+	ok = jq_compile_args(jq, hm_jq_skip_shebang(jv_string_value(text)), args);
+	jv_free(text);
+	return ok;
+}
+
 /* Compile the filter and run it over input (a path or "-"), as jq does. */
 static int
 run_jq(struct query *q, const char *input, const char *source)
@@ -323,22 +514,28 @@ run_jq(struct query *q, const char *input, const char *source)
 	jq_state *jq = jq_init();
 	jq_util_input_state *in;
 	jv named = jv_copy(q->args);
+	char name[64];
 	int ret;
 
 	if (!jq)
 		hm_die(HM_EXIT_ENV, "cannot start libjq");
 	hm_jq_set_paths(jq, q->libdirs);
 	q->libdirs = jv_null();
-	/* jq's $ARGS: no positional arguments here, the named ones */
 	named = jv_object_set(named, jv_string("ARGS"),
-			      JV_OBJECT(jv_string("positional"), jv_array(), jv_string("named"),
-					jv_copy(q->args)));
-	if (!jq_compile_args(jq, q->filter, named)) {
+			      JV_OBJECT(jv_string("positional"), jv_copy(q->positional),
+					jv_string("named"), jv_copy(q->args)));
+	if (!compile(q, jq, named)) {
 		jq_teardown(&jq);
 		return 3; /* jq's status for a compile error */
 	}
+	if (q->parseflags & JV_PARSE_STREAMING &&
+	    !(input = hm_jq_stream_input(input, source, q->parseflags, name, sizeof(name), &ret))) {
+		jq_teardown(&jq);
+		return ret;
+	}
 	in = jq_util_input_init(input_error, NULL);
-	jq_util_input_set_parser(in, jv_parser_new(0), (q->options & Q_SLURP) != 0);
+	jq_util_input_set_parser(in, q->options & Q_RAW_INPUT ? NULL : jv_parser_new(q->parseflags),
+				 (q->options & Q_SLURP) != 0);
 	jq_util_input_add_input(in, input);
 	jq_set_input_cb(jq, jq_util_input_next_input_cb, in);
 	jq_set_debug_cb(jq, hm_jq_debug_cb, &q->dumpopts);
@@ -435,7 +632,8 @@ prepare(struct query *q, const char *input, const char *source)
 		return hm_error_errno("%s", input), HM_EXIT_ENV;
 	if (!S_ISREG(st.st_mode))
 		return -1;
-	fastable = !(q->options & (Q_NULL_INPUT | Q_SLURP)) && hm_jpath_parse(q->filter, &jpath);
+	fastable = !(q->options & (Q_NULL_INPUT | Q_SLURP | Q_RAW_INPUT | Q_FROM_FILE)) &&
+		   q->parseflags == 0 && hm_jpath_parse(q->filter, &jpath);
 	if (!local && !fastable)
 		return -1;
 	if (hm_file_read(input, &buf, &len) < 0) {
@@ -469,6 +667,7 @@ cmd_state_query(int argc, char **argv)
 {
 	struct query q = { .dumpopts = JV_PRINT_INDENT_FLAGS(2),
 			   .args = jv_object(),
+			   .positional = jv_array(),
 			   .libdirs = jv_null() };
 	const char *input, *source;
 	char *path = NULL;
@@ -476,6 +675,7 @@ cmd_state_query(int argc, char **argv)
 
 	if (parse_args(&q, argc, argv)) {
 		jv_free(q.args);
+		jv_free(q.positional);
 		jv_free(q.libdirs);
 		return 0;
 	}
@@ -486,6 +686,7 @@ cmd_state_query(int argc, char **argv)
 		      (q.options & Q_COLOR ? JV_PRINT_COLOR : 0);
 	if (q.options & Q_NO_COLOR)
 		q.dumpopts &= ~JV_PRINT_COLOR;
+	hm_jq_set_colors();
 	if (q.file == NULL) {
 		input = source = path = hm_state_path();
 		if (!hm_file_exists(path))
@@ -498,6 +699,7 @@ cmd_state_query(int argc, char **argv)
 	if (ret < 0)
 		ret = run_jq(&q, input, source);
 	jv_free(q.args);
+	jv_free(q.positional);
 	jv_free(q.libdirs);
 	free(path);
 	if (fflush(stdout) != 0)

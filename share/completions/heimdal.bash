@@ -24,7 +24,7 @@ _heimdal_flags() {
 	"state version") echo "--json --compact --help" ;;
 	"state history") echo "--limit --long --json --compact --help" ;;
 	"state migrate") echo "--no-backup --json --compact --help" ;;
-	"state query") echo "--compact-output --raw-output --join-output --ascii-output --sort-keys --tab --indent --null-input --slurp --exit-status --color-output --monochrome-output --arg --argjson --help" ;;
+	"state query") echo "--compact-output --raw-output --join-output --ascii-output --sort-keys --tab --indent --null-input --slurp --exit-status --color-output --monochrome-output --seq --unbuffered --raw-input --stream --from-file --arg --argjson --slurpfile --rawfile --argfile --args --jsonargs --help" ;;
 	"state check-drift") echo "--all --json --compact --help" ;;
 	"state check-conflicts") echo "--remote --json --compact --help" ;;
 	"state resolve") echo "--use-local --use-remote --merge --manual --remote --help" ;;
