@@ -86,12 +86,8 @@ enum rlock_result {
 static void
 unreachable(const char *reason)
 {
-	fprintf(stderr,
-		"%s Warning: Cannot reach remote repository: %s\n"
-		"Proceeding with local-only lock.\n"
-		"Remember to sync when connection is restored.\n",
-		hm_mark(HM_MARK_WARN), reason);
-	fflush(stderr);
+	hm_git_warn_unreachable(reason, "Proceeding with local-only lock.\n"
+					"Remember to sync when connection is restored.\n");
 }
 
 /* libgit2 says "failed to connect to 127.0.0.1: Connection refused"; the

@@ -1,5 +1,6 @@
 #include "hm_git.h"
 #include "hm_gitprobe.h"
+#include "hm_term.h"
 #include "hm_error.h"
 #include "hm_file.h"
 #include "hm_json.h"
@@ -124,6 +125,17 @@ hm_git_is_unreachable(int err)
 		if (strcasestr(e->message, no_connection[i]))
 			return 1;
 	return 0;
+}
+
+void
+hm_git_warn_unreachable(const char *reason, const char *then)
+{
+	char safe[1024];
+
+	hm_term_escape(reason, 0, safe, sizeof(safe));
+	fprintf(stderr, "%s Warning: Cannot reach remote repository: %s\n%s", hm_mark(HM_MARK_WARN),
+		safe, then ? then : "");
+	fflush(stderr);
 }
 
 int

@@ -120,6 +120,13 @@ void hm_git_callbacks(git_remote_callbacks *cb, struct hm_git_netdata *data, con
  */
 void hm_git_tcp_nodelay(void);
 
+/*
+ * The one warning for a remote that could not be reached (reason: libgit2's
+ * words or a timeout), on stderr, then the lines of what happens instead
+ * (then, ending in a newline, or NULL).
+ */
+void hm_git_warn_unreachable(const char *reason, const char *then);
+
 /* The known_hosts check libgit2 calls for ssh (certificate_check). */
 int hm_git_certificate_check(git_cert *cert, int valid, const char *host, void *payload);
 

@@ -137,7 +137,7 @@ setup() {
 	port=$(free_port)
 	run --separate-stderr as a heimdal init --profile p --repo "git://127.0.0.1:$port/x.git"
 	expect_status 3
-	[[ "${lines[0]}" == "! Warning: Cannot reach remote repository: "* ]] || fail
+	[[ "${stderr_lines[0]}" == "! Warning: Cannot reach remote repository: "* ]] || fail
 	[[ "$stderr" == *"cannot clone git://127.0.0.1:$port/x.git"* ]] || fail
 	[ ! -e "$(mhome a)/.dotfiles" ]
 	[ -z "$(ls "$(mhome a)" | grep clone)" ]

@@ -263,12 +263,12 @@ Please resolve conflicts manually and run 'heimdal sync' again" ] || fail
 	commit_file a .bashrc offline-edit
 	run --separate-stderr as a heimdal pull
 	expect_status 0
-	[[ "${lines[0]}" == "! Warning: Cannot reach remote repository: "*"refused"* ]] || fail
+	[[ "${stderr_lines[0]}" == "! Warning: Cannot reach remote repository: "*"refused"* ]] || fail
 	jq '.last_apply = "2024-01-15T11:00:00Z"' "$(mhome a)/.heimdal/state.json" >"$BATS_TEST_TMPDIR/s" &&
 		cp "$BATS_TEST_TMPDIR/s" "$(mhome a)/.heimdal/state.json"
 	run --separate-stderr as a heimdal push
 	expect_status 0
-	[[ "${lines[1]}" == "! Warning: Cannot reach remote repository: "* ]] || fail
+	[[ "${stderr_lines[0]}" == "! Warning: Cannot reach remote repository: "* ]] || fail
 	[[ "$output" == *"committed locally"* ]] || fail
 	ingit a show HEAD:.heimdal/state.json | jq -e '.last_apply == "2024-01-15T11:00:00Z"'
 	ingit a remote set-url origin "$REMOTE"
@@ -314,7 +314,7 @@ Please resolve conflicts manually and run 'heimdal sync' again" ] || fail
 	start=$SECONDS
 	run --separate-stderr as a heimdal pull
 	expect_status 0
-	[ "${lines[0]}" = "! Warning: Cannot reach remote repository: timed out after 1 seconds" ] || fail
+	[ "${stderr_lines[0]}" = "! Warning: Cannot reach remote repository: timed out after 1 seconds" ] || fail
 	[ $((SECONDS - start)) -lt 10 ] || fail "took $((SECONDS - start)) s"
 }
 

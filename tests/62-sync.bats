@@ -166,9 +166,9 @@ Please resolve conflicts manually and run 'heimdal sync' again" ] || fail
 	record a apply
 	run --separate-stderr as a heimdal sync --no-apply
 	expect_status 0
-	[[ "${lines[0]}" == "! Warning: Cannot reach remote repository: "* ]] || fail
-	[[ "${lines[1]}" == "OK Committed the state locally ("*")" ]] || fail
-	[ "${lines[2]}" = "Remember to sync when connection is restored." ] || fail
+	[[ "${stderr_lines[0]}" == "! Warning: Cannot reach remote repository: "* ]] || fail
+	[[ "${lines[0]}" == "OK Committed the state locally ("*")" ]] || fail
+	[ "${lines[1]}" = "Remember to sync when connection is restored." ] || fail
 	# Meanwhile b changes the state online.
 	record b apply
 	as b heimdal sync --no-apply >/dev/null

@@ -113,7 +113,7 @@ round_trip() {
 	ingit a remote set-url origin "git://host.invalid/origin.git"
 	run --separate-stderr as a heimdal pull
 	expect_status 0
-	[[ "${lines[0]}" == "! Warning: Cannot reach remote repository: "* ]] || fail
+	[[ "${stderr_lines[0]}" == "! Warning: Cannot reach remote repository: "* ]] || fail
 }
 
 @test "git daemon: a repository it does not serve is an error with the server's words, exit 3" {

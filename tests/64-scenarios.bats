@@ -206,7 +206,7 @@ history_hosts() {
 	record a apply
 	LC_ALL=C.UTF-8 run --separate-stderr as a heimdal sync --no-apply
 	expect_status 0
-	[[ "${lines[0]}" == "⚠️  Warning: Cannot reach remote repository: "*"refused"* ]] || fail
+	[[ "${stderr_lines[0]}" == "⚠️  Warning: Cannot reach remote repository: "*"refused"* ]] || fail
 	[ "${lines[-1]}" = "Remember to sync when connection is restored." ] || fail
 	silent_start
 	ingit a remote set-url origin "git://127.0.0.1:$SILENT_PORT/origin.git"
@@ -214,7 +214,7 @@ history_hosts() {
 	record a apply
 	run --separate-stderr as a heimdal sync --no-apply
 	expect_status 0
-	[ "${lines[0]}" = "! Warning: Cannot reach remote repository: timed out after 1 seconds" ] || fail
+	[ "${stderr_lines[0]}" = "! Warning: Cannot reach remote repository: timed out after 1 seconds" ] || fail
 	# b works meanwhile.
 	record b apply
 	as b heimdal sync --no-apply >/dev/null

@@ -128,9 +128,11 @@ remote_from_git(jv local, struct remote *rs)
 	if (r < 0)
 		exit(hm_last_code());
 	if (r == HM_GIT_UNREACHABLE) {
-		fprintf(stderr, "%s Warning: Cannot reach remote repository: %s\n",
-			hm_mark(HM_MARK_WARN), reason);
-		fprintf(stderr, "Comparing with the last fetched remote state (%s).\n", shortname);
+		char *then = hm_xasprintf("Comparing with the last fetched remote state (%s).\n",
+					  shortname);
+
+		hm_git_warn_unreachable(reason, then);
+		free(then);
 	}
 	if (!up)
 		up = hm_git_tracking_ref(repo, remote);

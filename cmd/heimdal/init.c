@@ -91,7 +91,7 @@ ensure_clone(const char *url, const char *path, int empty_ok)
 	need_tools();
 	r = hm_git_clone(url, path, empty_ok, remote_timeout(), reason, sizeof(reason));
 	if (r == HM_GIT_UNREACHABLE) {
-		remote_warn_unreachable(reason);
+		hm_git_warn_unreachable(reason, NULL);
 		hm_die(HM_EXIT_ENV,
 		       "cannot clone %s: run 'heimdal init' again when the "
 		       "repository can be reached",

@@ -132,13 +132,6 @@ remote_timeout(void)
 }
 
 void
-remote_warn_unreachable(const char *reason)
-{
-	printf("%s Warning: Cannot reach remote repository: %s\n", hm_mark(HM_MARK_WARN), reason);
-	fflush(stdout);
-}
-
-void
 remote_print_conflicts(char *const *paths)
 {
 	printf("Merge conflicts detected in:\n");
@@ -180,7 +173,7 @@ remote_fetch(git_repository *repo)
 	if (r < 0)
 		exit(hm_last_code());
 	if (r == HM_GIT_UNREACHABLE)
-		remote_warn_unreachable(reason);
+		hm_git_warn_unreachable(reason, NULL);
 	return r;
 }
 
@@ -381,7 +374,7 @@ remote_push(git_repository *repo, int force, int quiet, struct hm_guard *g)
 	if (r < 0)
 		exit(hm_last_code());
 	if (r == HM_GIT_UNREACHABLE)
-		remote_warn_unreachable(reason);
+		hm_git_warn_unreachable(reason, NULL);
 	if (r == HM_GIT_REJECTED && quiet) {
 		hm_debug("push rejected: %s", reason);
 	} else if (r == HM_GIT_REJECTED) {

@@ -21,9 +21,6 @@ git_repository *remote_open(jv state);
 /* remote_timeout from lock_config.json (seconds); exits on a bad config. */
 long remote_timeout(void);
 
-/* The spec's warning: "⚠️  Warning: Cannot reach remote repository: <reason>". */
-void remote_warn_unreachable(const char *reason);
-
 /*
  * The spec's "Merge conflicts detected in:" message for paths, with the
  * advice to resolve and run 'heimdal sync' again.
