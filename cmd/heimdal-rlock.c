@@ -42,6 +42,7 @@
  */
 #include "hm_config.h"
 #include "hm_error.h"
+#include "hm_state.h"
 #include "hm_opt.h"
 #include "hm_file.h"
 #include "hm_git.h"
@@ -593,8 +594,7 @@ dotfiles_path(jv *local)
 		jv_free(s);
 		return NULL;
 	}
-	if (hm_json_str(s, "dotfiles_path"))
-		dir = hm_xstrdup(hm_json_str(s, "dotfiles_path"));
+	dir = hm_state_dotfiles_dir(s);
 	*local = s;
 	return dir;
 }
@@ -680,7 +680,7 @@ check_conflicts(struct ctx *c, jv local, const char *operation)
 		hm_debug("%s: no upstream branch: conflict check skipped", c->repo_path);
 		return 0;
 	}
-	if (hm_git_read_file(c->repo, upstream, ".heimdal/state.json", &buf, &len) != 0) {
+	if (hm_git_read_file(c->repo, upstream, HM_REPO_STATE, &buf, &len) != 0) {
 		hm_debug("%s has no .heimdal/state.json: conflict check skipped", upstream);
 		free(upstream);
 		return 0;
@@ -696,7 +696,7 @@ check_conflicts(struct ctx *c, jv local, const char *operation)
 	}
 	in = JV_OBJECT(jv_string("local"), jv_copy(local), jv_string("remote"), remote);
 	if (hm_git_merge_base(c->repo, "HEAD", upstream, base) == 0 &&
-	    hm_git_read_file(c->repo, base, ".heimdal/state.json", &buf, &len) == 0) {
+	    hm_git_read_file(c->repo, base, HM_REPO_STATE, &buf, &len) == 0) {
 		jv b = hm_json_parse(base, buf, len);
 
 		if (jv_is_valid(b))

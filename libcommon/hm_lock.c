@@ -1,6 +1,7 @@
 #include "hm_lock.h"
 #include "hm_error.h"
 #include "hm_file.h"
+#include "hm_state.h"
 #include "hm_json.h"
 #include "hm_machine.h"
 #include "hm_spawn.h"
@@ -918,8 +919,8 @@ dotfiles_path(void)
 	jv s = hm_json_read_file(path, &ioerr);
 
 	free(path);
-	if (jv_is_valid(s) && hm_json_str(s, "dotfiles_path"))
-		dir = hm_xstrdup(hm_json_str(s, "dotfiles_path"));
+	if (jv_is_valid(s))
+		dir = hm_state_dotfiles_dir(s);
 	jv_free(s);
 	return dir;
 }

@@ -738,3 +738,16 @@ hm_state_check_mode(const char *path)
 		hm_warn("%s is accessible by other users (mode %03o); run 'chmod 600 %s'", path,
 			(unsigned)(st.st_mode & 0777), path);
 }
+
+char *
+hm_state_dotfiles_dir(jv state)
+{
+	const char *p = hm_json_str(state, "dotfiles_path");
+	const char *home = getenv("HOME");
+
+	if (!p || !*p)
+		p = "~/.dotfiles";
+	if (p[0] == '~' && (p[1] == '/' || p[1] == '\0'))
+		return home ? hm_xasprintf("%s%s", home, p + 1) : NULL;
+	return hm_xstrdup(p);
+}

@@ -76,6 +76,16 @@ int hm_state_write(const char *path, jv state);
 /* The local state path: $HEIMDAL_HOME/state.json (new buffer). */
 char *hm_state_path(void);
 
+/* The state file in the dotfiles repository, relative to its work tree. */
+#define HM_REPO_STATE ".heimdal/state.json"
+
+/*
+ * The state's dotfiles_path (~/.dotfiles when it has none) with a leading
+ * "~" expanded from $HOME: a new buffer, or NULL when it needs $HOME and
+ * $HOME is not set.  The one reading of dotfiles_path.
+ */
+char *hm_state_dotfiles_dir(jv state);
+
 /* Warn when the state file can be read by group or others. */
 void hm_state_check_mode(const char *path);
 

@@ -354,3 +354,18 @@ pushed_by_a() {
 	jq -e '[.history[] | select(.operation == "apply")] | length == 2' "$(mhome a)/.heimdal/state.json"
 	remote_state "$REMOTE" | jq -e '[.history[] | select(.operation == "apply")] | length == 2'
 }
+
+@test "a state whose dotfiles_path is ~/.dotfiles is read the same everywhere: check-conflicts, state diff and the remote lock" {
+	joined a b
+	s="$(mhome a)/.heimdal/state.json"
+	jq '.dotfiles_path = "~/.dotfiles"' "$s" >"$s.new" && mv "$s.new" "$s" && chmod 600 "$s"
+	run --separate-stderr as a heimdal state check-conflicts
+	expect_status 0
+	run --separate-stderr as a heimdal state diff
+	[ "$status" -le 1 ] || fail "state diff: $status $stderr"
+	# The hybrid lock finds the repository and takes the remote half.
+	run --separate-stderr as a heimdal-lock acquire --op apply -c
+	expect_status 0
+	[ "$(jq -r '.remote.url // empty' <<<"$output")" = "$REMOTE" ] || fail "remote lock not taken: $output $stderr"
+	as a heimdal-lock release <<<"$output"
+}

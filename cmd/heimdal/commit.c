@@ -35,8 +35,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define REPO_STATE ".heimdal/state.json"
-
 struct accepted {
 	char *key, *dst; /* dst: the repository's file */
 	char *data;
@@ -106,9 +104,9 @@ commit_all(git_repository *repo, const char *dir, const struct accepted *a, size
 	for (size_t i = 0; i < n; i++)
 		if (git_index_add_bypath(index, a[i].dst + strlen(dir)) < 0)
 			git_die("cannot add to the index", dir);
-	if (git_index_add_bypath(index, REPO_STATE) < 0 || git_index_add_bypath(index, mine) < 0 ||
-	    git_index_write(index) < 0 || git_index_write_tree(&tree_id, index) < 0 ||
-	    git_tree_lookup(&tree, repo, &tree_id) < 0)
+	if (git_index_add_bypath(index, HM_REPO_STATE) < 0 ||
+	    git_index_add_bypath(index, mine) < 0 || git_index_write(index) < 0 ||
+	    git_index_write_tree(&tree_id, index) < 0 || git_tree_lookup(&tree, repo, &tree_id) < 0)
 		git_die("cannot write the index", dir);
 	if (git_signature_default(&sig, repo) < 0) {
 		char *email = hm_xasprintf("%s@%s", hm_machine_user(), hm_machine_hostname());
@@ -331,7 +329,7 @@ cmd_commit(int argc, char **argv)
 		if (hm_mkdir_p(path, 0755) < 0)
 			exit(HM_EXIT_ENV);
 		free(path);
-		path = hm_path_join(d.workdir, REPO_STATE);
+		path = hm_path_join(d.workdir, HM_REPO_STATE);
 		if (hm_state_write(path, jv_copy(state)) < 0)
 			exit(HM_EXIT_ENV);
 		free(path);

@@ -25,8 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STATE_IN_REPO ".heimdal/state.json"
-
 #define CHECK_USAGE "heimdal state check-conflicts [--remote FILE] [--json | -c]"
 #define RESOLVE_USAGE                                                                              \
 	"heimdal state resolve --use-local|--use-remote|--merge|--manual [--remote FILE]"
@@ -64,12 +62,12 @@ read_base(git_repository *repo, const char *upstream)
 
 	if (hm_git_head(repo, head) < 0 || hm_git_merge_base(repo, "HEAD", upstream, base) != 0)
 		return jv_null();
-	r = hm_git_read_file(repo, base, STATE_IN_REPO, &buf, &len);
+	r = hm_git_read_file(repo, base, HM_REPO_STATE, &buf, &len);
 	if (r < 0)
 		exit(hm_last_code());
 	if (r == 1)
 		return jv_null();
-	source = hm_xasprintf("%.12s:%s", base, STATE_IN_REPO);
+	source = hm_xasprintf("%.12s:%s", base, HM_REPO_STATE);
 	hm_debug("base state: %s", source);
 	v = parse_or_die(source, buf, len);
 	free(source);
@@ -84,7 +82,7 @@ read_base(git_repository *repo, const char *upstream)
 static void
 remote_from_git(jv local, struct remote *rs)
 {
-	const char *dir = hm_json_str(local, "dotfiles_path");
+	char *dir = porcelain_dotfiles_dir(local);
 	struct hm_lock_config cfg;
 	git_buf name = { 0 };
 	git_reference *head = NULL;
@@ -136,8 +134,8 @@ remote_from_git(jv local, struct remote *rs)
 	}
 	if (!up)
 		up = hm_git_tracking_ref(repo, remote);
-	rs->source = hm_xasprintf("%s:%s", shortname, STATE_IN_REPO);
-	r = up ? hm_git_read_file(repo, up, STATE_IN_REPO, &buf, &len) : 1;
+	rs->source = hm_xasprintf("%s:%s", shortname, HM_REPO_STATE);
+	r = up ? hm_git_read_file(repo, up, HM_REPO_STATE, &buf, &len) : 1;
 	if (r < 0)
 		exit(hm_last_code());
 	if (r == 1) {
@@ -150,6 +148,7 @@ remote_from_git(jv local, struct remote *rs)
 	free(remote);
 	free(shortname);
 	free(up);
+	free(dir);
 	git_repository_free(repo);
 }
 

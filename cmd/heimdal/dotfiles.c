@@ -6,6 +6,7 @@
  */
 #include "builtin.h"
 #include "hm_error.h"
+#include "hm_state.h"
 #include "hm_file.h"
 #include "hm_git.h"
 #include "hm_json.h"
@@ -47,17 +48,11 @@ porcelain_repo_recover(git_repository *repo, const char *dir)
 char *
 porcelain_dotfiles_dir(jv state)
 {
-	const char *p = hm_json_str(state, "dotfiles_path");
-	const char *home = getenv("HOME");
+	char *dir = hm_state_dotfiles_dir(state);
 
-	if (!p || !*p)
-		p = "~/.dotfiles";
-	if (p[0] == '~' && (p[1] == '/' || p[1] == '\0')) {
-		if (!home)
-			hm_die(HM_EXIT_ENV, "HOME is not set");
-		return hm_xasprintf("%s%s", home, p + 1);
-	}
-	return hm_xstrdup(p);
+	if (!dir)
+		hm_die(HM_EXIT_ENV, "HOME is not set");
+	return dir;
 }
 
 /*

@@ -202,7 +202,7 @@ state_given(void *arg, const char *path, const char *base, size_t base_len, cons
 	const char *text = arg;
 
 	(void)base, (void)base_len, (void)ours, (void)ours_len, (void)theirs, (void)theirs_len;
-	if (!text || strcmp(path, REPO_STATE) != 0)
+	if (!text || strcmp(path, HM_REPO_STATE) != 0)
 		return 1;
 	*out_len = strlen(text);
 	*out = hm_xstrdup(text);
@@ -212,7 +212,7 @@ state_given(void *arg, const char *path, const char *base, size_t base_len, cons
 int
 remote_pull_as(git_repository *repo, struct hm_git_merge_result *res, jv state)
 {
-	static const char *const special[] = { REPO_STATE, NULL };
+	static const char *const special[] = { HM_REPO_STATE, NULL };
 	char *up = hm_git_tracking_ref(repo, REMOTE_NAME), *text = NULL;
 	int r;
 
@@ -259,14 +259,14 @@ remote_state_at(git_repository *repo, const char *rev)
 {
 	char *buf, *what;
 	size_t len;
-	int r = hm_git_read_file(repo, rev, REPO_STATE, &buf, &len);
+	int r = hm_git_read_file(repo, rev, HM_REPO_STATE, &buf, &len);
 	jv s;
 
 	if (r < 0)
 		exit(hm_last_code());
 	if (r == 1)
 		return jv_null();
-	what = hm_xasprintf("%s:%s", rev, REPO_STATE);
+	what = hm_xasprintf("%s:%s", rev, HM_REPO_STATE);
 	s = parse_state(what, buf, len);
 	free(buf);
 	free(what);
@@ -297,7 +297,7 @@ remote_commit_with(git_repository *repo, jv state, const struct hm_git_file *ext
 	char *sbuf, *mbuf;
 	int r;
 
-	f[0] = (struct hm_git_file){ REPO_STATE, NULL, 0, 0 };
+	f[0] = (struct hm_git_file){ HM_REPO_STATE, NULL, 0, 0 };
 	f[1] = (struct hm_git_file){ mine, NULL, 0, 0 };
 	sbuf = hm_json_dump(hm_state_canonical(jv_copy(state)), HM_JSON_PRETTY, &f[0].len);
 	mbuf = record_published(state, record, &f[1].len);

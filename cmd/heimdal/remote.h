@@ -12,7 +12,6 @@
 #include "hm_git.h"
 
 /* Where the shared state lives inside the dotfiles repository. */
-#define REPO_STATE ".heimdal/state.json"
 #define REMOTE_NAME "origin"
 
 /* Open the dotfiles repository of state (borrowed; porcelain_dotfiles_dir); exits. */
@@ -58,13 +57,13 @@ int remote_pull_as(git_repository *repo, struct hm_git_merge_result *res, jv sta
 void remote_pull_done(void);
 
 /*
- * The state at rev's REPO_STATE: a V2 state, jv_null() when the file is
+ * The state at rev's HM_REPO_STATE: a V2 state, jv_null() when the file is
  * absent there, or exits when it is not a valid state.
  */
 jv remote_state_at(git_repository *repo, const char *rev);
 
 /*
- * Write state (borrowed) to REPO_STATE and this machine's published facts
+ * Write state (borrowed) to HM_REPO_STATE and this machine's published facts
  * (record.h) beside it, and commit both with message.  0, 1 unchanged.
  */
 int remote_commit_state(git_repository *repo, jv state, const char *message, char out[41]);
