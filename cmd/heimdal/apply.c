@@ -551,18 +551,8 @@ make_plan(struct plan *p, const struct dotfiles *d, jv files)
 static char *
 backup_dir(void)
 {
-	char stamp[32], *base = hm_home_path("backups/files"), *dir;
-	time_t now = hm_time_now();
-	struct tm tm;
+	char *dir = porcelain_backup_name("backups/files", "", "");
 
-	gmtime_r(&now, &tm);
-	strftime(stamp, sizeof(stamp), "%Y%m%d_%H%M%S", &tm);
-	dir = hm_xasprintf("%s/%s", base, stamp);
-	for (int i = 1; hm_file_exists(dir); i++) {
-		free(dir);
-		dir = hm_xasprintf("%s/%s_%d", base, stamp, i);
-	}
-	free(base);
 	if (hm_mkdir_p(dir, 0700) < 0)
 		exit(HM_EXIT_ENV);
 	return dir;

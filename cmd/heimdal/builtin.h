@@ -70,9 +70,13 @@ jv porcelain_migrate_file(const char *path, int no_backup, char **backup_path);
 _Noreturn void porcelain_state_fail(char *path, jv invalid, int code, int missing);
 
 /*
- * A backup path in $HEIMDAL_HOME/backups (created) that does not exist yet:
- * backups/<prefix>_YYYYMMDD_HHMMSS[_N].json, new buffer; exits on failure.
+ * The one naming of backups: a path in $HEIMDAL_HOME/<dir> (created, 0700)
+ * that does not exist yet, <dir>/<prefix>YYYYMMDD_HHMMSS[_N]<suffix>; new
+ * buffer; exits on failure.
  */
+char *porcelain_backup_name(const char *dir, const char *prefix, const char *suffix);
+
+/* backups/<prefix>_YYYYMMDD_HHMMSS[_N].json (porcelain_backup_name). */
 char *porcelain_backup_path(const char *prefix);
 
 /* Save a V2 state (consumed) to the local state path; exits on failure. */

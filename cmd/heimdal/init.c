@@ -109,22 +109,12 @@ ensure_clone(const char *url, const char *path, int empty_ok)
 static void
 backup_state(const char *path)
 {
-	char stamp[32], *dir = hm_home_path("backups"), *dst;
-	time_t now = hm_time_now();
-	struct tm tm;
+	char *dst = porcelain_backup_path("state_init");
 
-	gmtime_r(&now, &tm);
-	strftime(stamp, sizeof(stamp), "%Y%m%d_%H%M%S", &tm);
-	dst = hm_xasprintf("%s/state_init_%s.json", dir, stamp);
-	for (int i = 1; hm_file_exists(dst); i++) {
-		free(dst);
-		dst = hm_xasprintf("%s/state_init_%s_%d.json", dir, stamp, i);
-	}
-	if (hm_mkdir_p(dir, 0700) < 0 || hm_file_copy(path, dst) < 0)
+	if (hm_file_copy(path, dst) < 0)
 		hm_die(HM_EXIT_ENV, "no backup of %s: nothing changed", path);
 	printf("%s Backup created: %s\n", hm_mark(HM_MARK_OK), dst);
 	free(dst);
-	free(dir);
 }
 
 /* A new lineage: a V1 document through heimdal-migrate, as every V2 state starts. */

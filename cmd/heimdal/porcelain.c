@@ -38,9 +38,9 @@ porcelain_parse_count(const char *flag, const char *value)
 }
 
 char *
-porcelain_backup_path(const char *prefix)
+porcelain_backup_name(const char *dir_rel, const char *prefix, const char *suffix)
 {
-	char stamp[32], *dir = hm_home_path("backups"), *path;
+	char stamp[32], *dir = hm_home_path(dir_rel), *path;
 	time_t now = hm_time_now();
 	struct tm tm;
 
@@ -48,12 +48,21 @@ porcelain_backup_path(const char *prefix)
 	strftime(stamp, sizeof(stamp), "%Y%m%d_%H%M%S", &tm);
 	if (hm_mkdir_p(dir, 0700) < 0)
 		exit(HM_EXIT_ENV);
-	path = hm_xasprintf("%s/%s_%s.json", dir, prefix, stamp);
+	path = hm_xasprintf("%s/%s%s%s", dir, prefix, stamp, suffix);
 	for (int i = 1; hm_file_exists(path); i++) {
 		free(path);
-		path = hm_xasprintf("%s/%s_%s_%d.json", dir, prefix, stamp, i);
+		path = hm_xasprintf("%s/%s%s_%d%s", dir, prefix, stamp, i, suffix);
 	}
 	free(dir);
+	return path;
+}
+
+char *
+porcelain_backup_path(const char *prefix)
+{
+	char *p = hm_xasprintf("%s_", prefix), *path = porcelain_backup_name("backups", p, ".json");
+
+	free(p);
 	return path;
 }
 
