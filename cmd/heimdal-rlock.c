@@ -47,6 +47,7 @@
 #include "hm_file.h"
 #include "hm_git.h"
 #include "hm_json.h"
+#include "hm_lineage.h"
 #include "hm_lock.h"
 #include "hm_machine.h"
 #include "hm_spawn.h"
@@ -604,17 +605,7 @@ print_conflicts(jv report)
 {
 	jv list = jv_object_get(jv_copy(report), jv_string("conflicts"));
 
-	fprintf(stderr, "Error: State conflicts detected\n\n");
-	if (jv_get_kind(list) == JV_KIND_ARRAY) {
-		jv_array_foreach(list, i, e)
-		{
-			fprintf(stderr, "%d. %s %s\n", i + 1,
-				hm_mark_severity(hm_json_str(e, "severity")),
-				hm_json_str(e, "description") ? hm_json_str(e, "description")
-							      : "?");
-			jv_free(e);
-		}
-	}
+	hm_conflicts_print(stderr, "Error: State conflicts detected", list);
 	fprintf(stderr,
 		"\nThe lock was released; nothing was changed.  Run 'heimdal sync' to merge the\n"
 		"states, then repeat the command (or settle them by hand first:\n"

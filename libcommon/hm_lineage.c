@@ -1,4 +1,5 @@
 #include "hm_lineage.h"
+#include "hm_term.h"
 #include "hm_error.h"
 #include "hm_json.h"
 #include "hm_state.h"
@@ -775,4 +776,23 @@ hm_conflicts_detect(const struct hm_pair *p, const struct hm_lineage_cmp *c, int
 	jv_free(ll);
 	jv_free(rl);
 	return jv_array_concat(out, drifts);
+}
+
+void
+hm_conflicts_print(FILE *f, const char *heading, jv list)
+{
+	char safe[1024];
+
+	fprintf(f, "%s\n\n", heading);
+	if (jv_get_kind(list) != JV_KIND_ARRAY)
+		return;
+	jv_array_foreach(list, i, e)
+	{
+		const char *d = hm_json_str(e, "description");
+
+		hm_term_escape(d ? d : "?", 0, safe, sizeof(safe));
+		fprintf(f, "%d. %s %s\n", i + 1, hm_mark_severity(hm_json_str(e, "severity")),
+			safe);
+		jv_free(e);
+	}
 }

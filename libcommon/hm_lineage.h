@@ -37,6 +37,7 @@
 #define HM_LINEAGE_H
 
 #include <jv.h>
+#include <stdio.h>
 
 enum hm_relation {
 	HM_REL_EQUAL,
@@ -132,6 +133,13 @@ void hm_conflict_file_drift_write(struct hm_json_out *o, int depth, jv path, jv 
 
 /* An array of objects (consumed) sorted by their "path" member. */
 jv hm_conflicts_sort(jv list);
+
+/*
+ * The one listing of conflicts for people: a heading line, a blank line,
+ * then "N. <severity mark> <description>" per conflict of list (borrowed),
+ * descriptions escaped (they carry data).  To f.
+ */
+void hm_conflicts_print(FILE *f, const char *heading, jv list);
 
 /* 1 when history entries a and b (borrowed) are the same entry. */
 int hm_history_entry_same(jv a, jv b);

@@ -14,6 +14,7 @@
 #include "hm_git.h"
 #include "hm_guard.h"
 #include "hm_json.h"
+#include "hm_lineage.h"
 #include "hm_opt.h"
 #include "hm_machine.h"
 #include "hm_spawn.h"
@@ -287,15 +288,10 @@ parse(int argc, char **argv, const char *usage, int resolve, struct opts *o)
 static void
 print_conflicts(jv list)
 {
-	int i = 0;
+	char *heading = hm_xasprintf("%s State Conflicts Detected", hm_mark(HM_MARK_WARN));
 
-	printf("%s State Conflicts Detected\n\n", hm_mark(HM_MARK_WARN));
-	jv_array_foreach(list, j, c)
-	{
-		printf("%d. %s %s\n", ++i, hm_mark_severity(hm_json_str(c, "severity")),
-		       hm_json_str(c, "description"));
-		jv_free(c);
-	}
+	hm_conflicts_print(stdout, heading, list);
+	free(heading);
 	jv_free(list);
 }
 
