@@ -244,8 +244,6 @@ crash_loop() {
 
 @test "kill -9 during apply, $CRASH_N times: state and home files old or new; the next apply recovers" {
 	load helper-git
-	need lineage conflicts merge migrate
-	need_apply
 	REMOTE=$(bare_remote)
 	joined a
 	commit_file a .bashrc 'export PS1=old'
@@ -259,8 +257,6 @@ crash_loop() {
 
 @test "kill -9 during commit, $CRASH_N times: state and clone old or new; the next commit recovers" {
 	load helper-git
-	need lineage conflicts merge migrate
-	need_apply
 	REMOTE=$(bare_remote)
 	joined a
 	commit_file a .vimrc 'set number'
@@ -272,7 +268,6 @@ crash_loop() {
 
 @test "kill -9 during state resolve --merge, $CRASH_N times: the state old or new; backups whole" {
 	load helper-git
-	need lineage conflicts merge migrate
 	REMOTE=$(bare_remote)
 	joined a b
 	as a heimdal sync --no-apply >/dev/null
@@ -288,8 +283,6 @@ crash_loop() {
 
 @test "kill -9 during sync, $CRASH_N times: state, home and remote whole; the next sync recovers" {
 	load helper-git
-	need lineage conflicts merge migrate
-	need_apply
 	REMOTE=$(bare_remote)
 	joined a b
 	as a heimdal sync >/dev/null
