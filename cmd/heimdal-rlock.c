@@ -662,8 +662,13 @@ check_conflicts(struct ctx *c, jv local, const char *operation)
 		return RLOCK_CONFLICTS;
 	}
 	jv_free(out);
-	if (r != 0)
-		return hm_error("heimdal-conflicts failed (status %d)", r);
+	if (r < 0)
+		return -1;
+	if (r != 0) {
+		/* The tool's own status is the answer: 2 invalid input, 3 environment. */
+		hm_error("heimdal-conflicts failed (exit %d)", r);
+		return hm_fail(r);
+	}
 	return 0;
 }
 

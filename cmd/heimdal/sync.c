@@ -101,8 +101,13 @@ merge_states(const char *strategy, jv local, jv remote, jv base, jv *report)
 	if (st != 0) {
 		unlink(tmpl);
 		free(tmpl);
-		if (st > 0)
-			jv_free(merged);
+		/* Only "found" (the states cannot be merged) is the user's to settle;
+		 * a tool that failed says why, and its status is ours. */
+		if (st < 0)
+			exit(hm_last_code());
+		jv_free(merged);
+		if (st > 1)
+			hm_die(st, "heimdal-merge failed (exit %d)", st);
 		printf("%s Automatic merge failed\n", hm_mark(HM_MARK_ERR));
 		return jv_invalid();
 	}
