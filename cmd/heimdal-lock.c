@@ -14,6 +14,7 @@
 #include "hm_error.h"
 #include "hm_json.h"
 #include "hm_lock.h"
+#include "hm_sigchain.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -104,6 +105,7 @@ cmd_release(struct opts *o)
 {
 	const char *id = o->id;
 	jv rec = jv_null();
+	sigset_t held;
 	int r;
 
 	if (!id) {
@@ -121,6 +123,10 @@ cmd_release(struct opts *o)
 		if (!id)
 			hm_die(HM_EXIT_USAGE, "<stdin>: .id: expected the lock record's id");
 	}
+	/* Once begun, a release runs to its end (the remote part is bounded by
+	 * remote_timeout): the signals that end a process wait, and the process
+	 * exits with them pending.  A holder killed mid-way runs this too. */
+	hm_sigchain_hold(&held);
 	r = hm_lock_release(id);
 	if (r == 1)
 		hm_warn("the state is not locked; nothing to release");
@@ -169,7 +175,6 @@ static int
 cmd_run(struct opts *o, char **cmd)
 {
 	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
-	struct sigaction sa;
 	sigset_t block, old;
 	pid_t parent = getpid();
 	const char *id;
@@ -189,11 +194,8 @@ cmd_run(struct opts *o, char **cmd)
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		sigaddset(&block, sigs[i]);
 	sigprocmask(SIG_BLOCK, &block, &old);
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = forward;
-	sigemptyset(&sa.sa_mask);
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaction(sigs[i], &sa, NULL);
+		hm_sigchain_push(sigs[i], forward);
 	fflush(NULL);
 	child = fork();
 	if (child < 0) {
@@ -208,10 +210,8 @@ cmd_run(struct opts *o, char **cmd)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
 			_exit(HM_EXIT_LOCKED);
-		sa.sa_handler = SIG_DFL;
-		for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-			sigaction(sigs[i], &sa, NULL);
-		sigprocmask(SIG_SETMASK, &old, NULL);
+		/* CMD starts with the dispositions and mask run started with. */
+		hm_sigchain_child();
 		execvp(cmd[0], cmd);
 		hm_error_errno("%s", cmd[0]);
 		_exit(errno == ENOENT ? 127 : 126);
@@ -222,6 +222,7 @@ cmd_run(struct opts *o, char **cmd)
 			st = 0;
 			break;
 		}
+	child = 0; /* reaped: its pid may be another's now */
 	if (strcmp(hm_json_str(rec, "lock_type"), "disabled") != 0)
 		hm_lock_release(id);
 	jv_free(rec);

@@ -38,6 +38,7 @@
 #include "hm_json.h"
 #include "hm_lock.h"
 #include "hm_machine.h"
+#include "hm_sigchain.h"
 #include "hm_spawn.h"
 #include "hm_term.h"
 #include "hm_time.h"
@@ -677,6 +678,7 @@ rlock_acquire(jv *record, const struct hm_lock_config *cfg, jv *holder)
 {
 	struct ctx c = { .cfg = cfg };
 	char reason[512], *dir, *out = NULL;
+	sigset_t held;
 	jv local, res;
 	int r;
 
@@ -719,6 +721,13 @@ rlock_acquire(jv *record, const struct hm_lock_config *cfg, jv *holder)
 		}
 		c.json = record_json(*record);
 		c.id = hm_json_str(*record, "id");
+		/*
+		 * From the push to the answer on stdout, the signals that end a
+		 * process wait: a ref taken is always reported, so the caller
+		 * records it and can give it back.  They are never let in again
+		 * (the process exits with them pending).
+		 */
+		hm_sigchain_hold(&held);
 		r = hm_git_deadline(c.dir ? cas_local_child : cas_net_child, &c,
 				    cfg->remote_timeout, &out, NULL, reason, sizeof(reason));
 	}
@@ -814,10 +823,14 @@ rlock_release(jv remote, const struct hm_lock_config *cfg)
 	const char *repo = hm_json_str(remote, "repository"),
 		   *commit = hm_json_str(remote, "commit");
 	char reason[512];
+	sigset_t held;
 	int r;
 
 	if (!repo || !commit || git_oid_fromstr(&c.commit, commit) < 0)
 		return 0;
+	/* Once begun, a release runs to its end (bounded by remote_timeout):
+	 * the signals that end a process wait, and are never let in again. */
+	hm_sigchain_hold(&held);
 	if (ctx_open(&c, repo) < 0) {
 		ctx_free(&c);
 		hm_warn("%s: cannot release %s: the repository is gone", repo, LOCK_REF);

@@ -15,8 +15,8 @@
  * Replace path with buf[0..len) atomically: write "<path>.tmp.XXXXXX" in the
  * same directory (O_EXCL, given mode regardless of umask), fsync it, rename it
  * over path, fsync the directory.  A crash leaves path old or new, never
- * partial.  The temporary is removed on failure, and from the exit path if
- * the process is interrupted between create and rename.
+ * partial.  The temporary is removed on failure, and (hm_tempfile) on exit
+ * and on the signals that end the process, if they come before the rename.
  */
 int hm_file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode);
 
@@ -54,11 +54,5 @@ char *hm_path_join(const char *dir, const char *name);
  */
 int hm_file_remove_stale(const char *dir, const char *pattern, int recurse, const char *skip,
 			 time_t since, time_t until);
-
-/*
- * Remove temporaries registered by hm_file_write_atomic that are still in
- * flight; safe to call from a signal handler.  Installed automatically.
- */
-void hm_file_cleanup_temps(void);
 
 #endif

@@ -3,6 +3,7 @@
 #include "hm_file.h"
 #include "hm_json.h"
 #include "hm_machine.h"
+#include "hm_sigchain.h"
 #include "hm_spawn.h"
 #include "hm_term.h"
 #include "hm_time.h"
@@ -705,12 +706,21 @@ remote_release(jv remote)
 /*
  * remote_acquire, and the remote part recorded in state.lock: a remote ref
  * that cannot be recorded is given back.  REMOTE_* or -1.
+ *
+ * One step no signal cuts in two: a remote ref taken is always recorded (or
+ * given back) before a handler may look at the record to release it.  The
+ * signals that end the process wait meanwhile; heimdal-rlock, which gets
+ * them too from the terminal, dies of them before it pushes, or holds them
+ * off from its push to its answer (its remote_timeout bounds the wait).
  */
 static int
 remote_take(jv *rec, char **held_msg)
 {
-	int r = remote_acquire(rec, held_msg);
+	sigset_t old;
+	int r;
 
+	hm_sigchain_hold(&old);
+	r = remote_acquire(rec, held_msg);
 	if (r == REMOTE_TAKEN && update_if(jv_copy(*rec)) < 0) {
 		jv remote = jv_object_get(jv_copy(*rec), jv_string("remote"));
 
@@ -718,6 +728,7 @@ remote_take(jv *rec, char **held_msg)
 		jv_free(remote);
 		r = -1;
 	}
+	hm_sigchain_release(&old);
 	return r;
 }
 
@@ -773,15 +784,21 @@ hm_lock_acquire(const struct hm_lock_request *req, jv *record)
 	}
 	rt.delay = cfg.retry_delay;
 	for (;;) {
+		sigset_t old;
+
 		jv_free(holder);
 		holder = jv_null();
+		/* The record written and its holder told, as one step for the
+		 * holder's signal handler. */
+		hm_sigchain_hold(&old);
 		r = try_local(rec, req, &cfg, &holder);
+		if (r == TRY_OK && req->taken)
+			req->taken(rec, req->arg);
+		hm_sigchain_release(&old);
 		if (r < 0 || r == TRY_NESTED) {
 			jv_free(rec);
 			return r < 0 ? -1 : 0;
 		}
-		if (r == TRY_OK && req->taken)
-			req->taken(rec, req->arg);
 		if (r == TRY_OK && cfg.lock_type == HM_LOCK_HYBRID && !req->local_first) {
 			free(held_msg);
 			held_msg = NULL;

@@ -37,6 +37,7 @@
 #include "hm_lock.h"
 #include "hm_machine.h"
 #include "hm_state.h"
+#include "hm_tempfile.h"
 #include "hm_term.h"
 #include "hm_time.h"
 
@@ -97,6 +98,7 @@ struct item {
 	jv base;                   /* the record's entry (invalid when none) */
 	char sum[HM_HASH_HEX_MAX]; /* SHA-256 of data */
 	char *tmp;                 /* the temporary while it is in flight */
+	struct hm_tempfile *temp;  /* ...registered until it is renamed */
 	char *backup;
 };
 
@@ -121,27 +123,6 @@ usage(FILE *f, int code)
 		   "  -p, --profile NAME  deploy profile NAME (and make it the active profile)\n"
 		   "  PATH...             only these files (relative to $HOME)\n");
 	exit(code);
-}
-
-/* Temporaries in flight, removed if the process is interrupted or fails. */
-static char **temps;
-static volatile size_t ntemps;
-
-static void
-remove_temps(void)
-{
-	for (size_t i = 0; i < ntemps; i++)
-		if (temps[i])
-			unlink(temps[i]);
-	ntemps = 0;
-}
-
-static void
-on_signal(int sig)
-{
-	remove_temps();
-	signal(sig, SIG_DFL);
-	raise(sig);
 }
 
 /* The actions that write a file (the target, or the merge beside it). */
@@ -540,15 +521,17 @@ write_exact(const char *path, const char *buf, size_t len, mode_t mode, int dura
 }
 
 /*
- * A new temporary ".NAME.heimdal-XXXXXX" for NAME in the directory dfd, with
- * buf and mode; fsync'd when durable.  Its name goes to tmp (the template).
- * 0, or -1 (errno set, nothing left).
+ * A new temporary ".NAME.heimdal-XXXXXX" for it in the directory dfd (its
+ * path's directory), with its content and mode; fsync'd when durable.  Its
+ * name goes to tmp (the template), its path to it->tmp, and it is registered
+ * (hm_tempfile) from the moment it exists.  0, or -1 (errno set, nothing left).
  */
 static int
-write_new(int dfd, char *tmp, const char *buf, size_t len, mode_t mode, int durable)
+write_new(int dfd, char *tmp, struct item *it, int durable)
 {
 	static const char chars[] =
 		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	const char *slash = strrchr(it->wpath, '/');
 	char *x = tmp + strlen(tmp) - 6;
 	unsigned char rnd[6];
 	int fd = -1;
@@ -558,17 +541,27 @@ write_new(int dfd, char *tmp, const char *buf, size_t len, mode_t mode, int dura
 			return -1;
 		for (int i = 0; i < 6; i++)
 			x[i] = chars[rnd[i] % (sizeof(chars) - 1)];
-		fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		free(it->tmp);
+		it->tmp = hm_xasprintf("%.*s/%s", (int)(slash - it->wpath), it->wpath, tmp);
+		fd = hm_tempfile_openat(dfd, tmp, it->tmp, 0600, &it->temp);
 		if (fd < 0 && errno != EEXIST)
-			return -1;
+			break;
 	}
-	if (fd < 0)
+	if (fd < 0) {
+		free(it->tmp);
+		it->tmp = NULL;
 		return -1;
-	if (fchmod(fd, mode) < 0 || write_all(fd, buf, len) < 0 || (durable && fsync(fd) < 0)) {
+	}
+	if (fchmod(fd, it->mode) < 0 || write_all(fd, it->wdata, it->wlen) < 0 ||
+	    (durable && fsync(fd) < 0)) {
 		int e = errno;
 
 		close(fd);
 		unlinkat(dfd, tmp, 0);
+		hm_tempfile_forget(it->temp);
+		it->temp = NULL;
+		free(it->tmp);
+		it->tmp = NULL;
 		errno = e;
 		return -1;
 	}
@@ -698,6 +691,10 @@ finish(struct plan *p, struct item *it)
 		tbase = strrchr(it->tmp, '/') + 1;
 		if (renameat(dfd, tbase, dfd, base) < 0)
 			r = hm_error_errno("%s: cannot rename into place", it->wpath);
+		else
+			hm_tempfile_forget(it->temp);
+		if (r == 0)
+			it->temp = NULL;
 	}
 	if (r == 0 && it->act == A_MODE) {
 		fd = openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -726,8 +723,6 @@ finish(struct plan *p, struct item *it)
 static int
 apply_write(struct plan *p)
 {
-	struct sigaction sa = { .sa_handler = on_signal };
-	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
 	struct timespec t0;
 	char *bdir = NULL;
 	size_t n = changes(p);
@@ -737,13 +732,6 @@ apply_write(struct plan *p)
 	if (n == 0)
 		return 0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	temps = calloc(p->n + 1, sizeof(*temps));
-	if (!temps)
-		return hm_error("out of memory");
-	sigemptyset(&sa.sa_mask);
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaction(sigs[i], &sa, NULL);
-	atexit(remove_temps);
 	for (size_t i = 0; i < p->n; i++) {
 		struct item *it = &p->it[i];
 
@@ -777,15 +765,13 @@ apply_write(struct plan *p)
 		if ((dfd = dir_of(p, it->wpath, 1, &base)) < 0)
 			goto fail;
 		name = hm_xasprintf(".%s.heimdal-XXXXXX", base);
-		if (write_new(dfd, name, it->wdata, it->wlen, it->mode, few) < 0) {
+		if (write_new(dfd, name, it, few) < 0) {
 			hm_error_errno("%s: cannot write", it->wpath);
 			free(name);
 			close(dfd);
 			goto fail;
 		}
 		close(dfd);
-		it->tmp = hm_xasprintf("%.*s%s", (int)(base - it->wpath), it->wpath, name);
-		temps[ntemps++] = it->tmp;
 		free(name);
 	}
 	/* Every new content durable before any target changes. */
@@ -798,7 +784,6 @@ apply_write(struct plan *p)
 		if (finish(p, it) < 0)
 			goto fail;
 	}
-	ntemps = 0;
 	if (shown)
 		fprintf(stderr, "\rApplying dotfiles: %zu/%zu\n", p->n, p->n);
 	free(bdir);
@@ -806,7 +791,10 @@ apply_write(struct plan *p)
 	/* The renames themselves, durable before the state says they happened. */
 	return few ? sync_dirs(p) : sync_all(p);
 fail:
-	remove_temps();
+	for (size_t i = 0; i < p->n; i++) {
+		hm_tempfile_remove(p->it[i].temp);
+		p->it[i].temp = NULL;
+	}
 	free(bdir);
 	if (p->home_fd >= 0)
 		close(p->home_fd);
@@ -1123,8 +1111,6 @@ apply_run(git_repository *repo, jv *statep, const struct apply_opts *o)
 		jv_free(p.it[i].base);
 	}
 	free(p.it);
-	free(temps);
-	temps = NULL;
 	free(p.home_real);
 	free(p.work_real);
 	free((char *)profile);

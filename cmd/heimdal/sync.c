@@ -14,6 +14,7 @@
 #include "hm_machine.h"
 #include "hm_spawn.h"
 #include "hm_state.h"
+#include "hm_tempfile.h"
 #include "hm_term.h"
 #include "hm_time.h"
 
@@ -85,7 +86,8 @@ merge_states(const char *strategy, jv local, jv remote, jv base, jv *report)
 	char *tmpl = hm_home_path("merge-report.XXXXXX");
 	char *argv[] = { "heimdal-merge", "--strategy", (char *)strategy, "--report", tmpl, NULL };
 	jv in = JV_OBJECT(jv_string("local"), local, jv_string("remote"), remote), merged;
-	int fd = mkstemp(tmpl), st;
+	struct hm_tempfile *t;
+	int fd = hm_tempfile_mkstemp(tmpl, 0600, &t), st;
 	char *buf = NULL;
 	size_t len = 0;
 
@@ -99,7 +101,7 @@ merge_states(const char *strategy, jv local, jv remote, jv base, jv *report)
 		jv_free(base);
 	st = hm_spawn_json("merge", argv, in, &merged);
 	if (st != 0) {
-		unlink(tmpl);
+		hm_tempfile_remove(t);
 		free(tmpl);
 		/* Only "found" (the states cannot be merged) is the user's to settle;
 		 * a tool that failed says why, and its status is ours. */
@@ -115,7 +117,7 @@ merge_states(const char *strategy, jv local, jv remote, jv base, jv *report)
 		jv_free(*report);
 		*report = hm_json_parse(tmpl, buf, len);
 	}
-	unlink(tmpl);
+	hm_tempfile_remove(t);
 	free(tmpl);
 	free(buf);
 	return merged;
