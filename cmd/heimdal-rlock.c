@@ -326,6 +326,7 @@ cas_local_child(void *arg, int fd)
 	git_repository *r = NULL;
 	git_reference *ref = NULL;
 	git_oid cur, oid;
+	sigset_t held;
 	int g, err;
 
 	if (git_repository_open(&r, c->dir) < 0)
@@ -341,6 +342,8 @@ cas_local_child(void *arg, int fd)
 		return 0;
 	}
 	err = make_commit(r, c->json, c->id, &oid);
+	/* From here to the answer, no signal: a ref set is always reported. */
+	hm_sigchain_hold(&held);
 	if (!err)
 		err = git_reference_create(&ref, r, LOCK_REF, &oid, 1, "heimdal: lock");
 	git_reference_free(ref);
@@ -421,6 +424,7 @@ cas_net_child(void *arg, int fd)
 	struct ctx *c = arg;
 	char tmpref[64], spec[128];
 	struct push_status ps = { 0, 0 };
+	sigset_t held;
 	int fetch = 0;
 
 	snprintf(tmpref, sizeof(tmpref), "refs/heimdal/push-%ld", (long)getpid());
@@ -483,6 +487,9 @@ cas_net_child(void *arg, int fd)
 		/* Over a present ref, force (the holder is stale; a new root commit is
 		 * never a fast-forward): the advertised old value still guards it. */
 		snprintf(spec, sizeof(spec), "%s%s:%s", have ? "+" : "", tmpref, LOCK_REF);
+		/* From the push to the answer, no signal: a ref taken is always
+		 * reported.  A rejected push took nothing: let them in again. */
+		hm_sigchain_hold(&held);
 		err = push(remote, spec, &cb, &ps);
 		git_remote_free(remote);
 		if (git_reference_lookup(&ref, c->repo, tmpref) == 0)
@@ -494,6 +501,7 @@ cas_net_child(void *arg, int fd)
 			emit_acquired(fd, &oid);
 			return 0;
 		}
+		hm_sigchain_release(&held);
 		hm_debug("another machine took %s first: looking again", LOCK_REF);
 	}
 	return child_fail("refs/heimdal/lock kept changing; giving up");
@@ -673,6 +681,19 @@ check_conflicts(struct ctx *c, jv local, const char *operation)
 	return 0;
 }
 
+static volatile sig_atomic_t stopped;
+
+static void
+stop_worker(int sig)
+{
+	pid_t w = hm_git_worker();
+
+	if (!stopped)
+		stopped = sig;
+	if (w > 0)
+		kill(w, SIGTERM);
+}
+
 static int
 rlock_acquire(jv *record, const struct hm_lock_config *cfg, jv *holder)
 {
@@ -683,6 +704,8 @@ rlock_acquire(jv *record, const struct hm_lock_config *cfg, jv *holder)
 	int r;
 
 	*holder = jv_null();
+	stopped = 0;
+	sigprocmask(SIG_SETMASK, NULL, &held);
 	dir = dotfiles_path(&local);
 	if (!dir) {
 		hm_debug("no state with a dotfiles_path: the lock is local only");
@@ -722,16 +745,23 @@ rlock_acquire(jv *record, const struct hm_lock_config *cfg, jv *holder)
 		c.json = record_json(*record);
 		c.id = hm_json_str(*record, "id");
 		/*
-		 * From the push to the answer on stdout, the signals that end a
-		 * process wait: a ref taken is always reported, so the caller
-		 * records it and can give it back.  They are never let in again
-		 * (the process exits with them pending).
+		 * A signal meanwhile stops the worker: before its push it dies
+		 * of it, from its push on it finishes (cas_*_child).  A ref taken
+		 * is always reported, so the caller records it and can give it
+		 * back; nothing taken, the signal ends this process.
 		 */
-		hm_sigchain_hold(&held);
+		hm_sigchain_push_common(stop_worker);
 		r = hm_git_deadline(c.dir ? cas_local_child : cas_net_child, &c,
 				    cfg->remote_timeout, &out, NULL, reason, sizeof(reason));
+		/* A ref taken is answered whatever comes: held off until exit. */
+		hm_sigchain_hold(&held);
+		hm_sigchain_pop_common();
 	}
 	jv_free(local);
+	if (r != 0 && stopped) {
+		hm_sigchain_release(&held);
+		raise(stopped);
+	}
 	if (r != 0) {
 		if (r == HM_GIT_UNREACHABLE)
 			warn_unreachable(reason);
@@ -741,6 +771,12 @@ rlock_acquire(jv *record, const struct hm_lock_config *cfg, jv *holder)
 	}
 	res = hm_json_parse("remote lock", out, strlen(out));
 	free(out);
+	/* Stopped: only a ref taken is answered, to be given back by the caller. */
+	if (stopped &&
+	    !(hm_json_str(res, "result") && !strcmp(hm_json_str(res, "result"), "acquired"))) {
+		hm_sigchain_release(&held);
+		raise(stopped);
+	}
 	if (hm_json_str(res, "result") && strcmp(hm_json_str(res, "result"), "held") == 0) {
 		*holder = jv_object_get(res, jv_string("holder"));
 		ctx_free(&c);
@@ -768,9 +804,11 @@ release_local_child(void *arg, int fd)
 	struct ctx *c = arg;
 	git_repository *r = NULL;
 	git_oid cur;
+	sigset_t held;
 	int g, err = 0;
 
 	(void)fd;
+	hm_sigchain_hold(&held); /* a release, once begun, runs to its end */
 	if (git_repository_open(&r, c->dir) < 0)
 		return child_git_fail(c->dir);
 	if ((g = remote_guard(r)) < 0) {
@@ -794,9 +832,11 @@ release_net_child(void *arg, int fd)
 	struct push_status ps = { 0, 0 };
 	git_remote *remote = NULL;
 	git_oid cur;
+	sigset_t held;
 	int have, err;
 
 	(void)fd;
+	hm_sigchain_hold(&held); /* a release, once begun, runs to its end */
 	cb.credentials = hm_git_credentials;
 	cb.payload = &ps.attempt;
 	if (connect_push(c, &remote, &cb, &cur, &have) < 0) {

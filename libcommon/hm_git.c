@@ -3,6 +3,7 @@
 #include "hm_file.h"
 #include "hm_json.h"
 #include "hm_knownhosts.h"
+#include "hm_sigchain.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -145,6 +146,14 @@ local_path_missing(const char *url)
 	return 1;
 }
 
+static volatile pid_t worker;
+
+pid_t
+hm_git_worker(void)
+{
+	return worker;
+}
+
 int
 hm_git_deadline(int (*fn)(void *, int), void *arg, long timeout_s, char **out, size_t *out_len,
 		char *reason, size_t reason_len)
@@ -173,6 +182,8 @@ hm_git_deadline(int (*fn)(void *, int), void *arg, long timeout_s, char **out, s
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
 			_exit(11);
+		/* Not the parent's cleanup: a signal ends the worker (see hm_git.h). */
+		hm_sigchain_child();
 		/* The parent's read buffer is of no use here (and a leak to memcheck). */
 		free(buf);
 		close(outp[0]);
@@ -186,6 +197,7 @@ hm_git_deadline(int (*fn)(void *, int), void *arg, long timeout_s, char **out, s
 		}
 		_exit(r == 0 ? 0 : r == HM_GIT_UNREACHABLE ? 10 : 11);
 	}
+	worker = pid;
 	close(outp[1]);
 	close(whyp[1]);
 	clock_gettime(CLOCK_MONOTONIC, &start);
@@ -202,6 +214,7 @@ hm_git_deadline(int (*fn)(void *, int), void *arg, long timeout_s, char **out, s
 		if (left <= 0 || (r = poll(fds, 2, (int)left)) == 0) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &st, 0);
+			worker = 0;
 			close(outp[0]);
 			close(whyp[0]);
 			free(buf);
@@ -244,6 +257,7 @@ hm_git_deadline(int (*fn)(void *, int), void *arg, long timeout_s, char **out, s
 		close(whyp[0]);
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
+	worker = 0;
 	why[wlen] = '\0';
 	buf[len] = '\0';
 	r = WIFEXITED(st) && WEXITSTATUS(st) == 0    ? 0

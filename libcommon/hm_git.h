@@ -41,9 +41,17 @@ int hm_git_credentials(git_credential **out, const char *url, const char *userna
  * not NULL), and returns 0, HM_GIT_UNREACHABLE or -1 (after printing its
  * error).  On HM_GIT_UNREACHABLE, reason holds libgit2's message or "timed
  * out after N seconds".  The child never runs the parent's atexit handlers.
+ *
+ * The child starts with the signal dispositions and mask the process started
+ * with (hm_sigchain_child): a signal ends it, unless fn holds the signals off
+ * (hm_sigchain_hold) from the point where the remote has to hear the end of
+ * what it began, as a push.
  */
 int hm_git_deadline(int (*fn)(void *arg, int out_fd), void *arg, long timeout_s, char **out,
 		    size_t *out_len, char *reason, size_t reason_len);
+
+/* The child hm_git_deadline is running, or 0.  Async-signal-safe. */
+pid_t hm_git_worker(void);
 
 /*
  * 1 when the last libgit2 error (after a failed call returning err) means no

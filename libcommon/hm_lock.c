@@ -703,23 +703,37 @@ remote_release(jv remote)
 	free(in);
 }
 
+static volatile sig_atomic_t stopped;
+
+/* A signal while heimdal-rlock runs: it is told to stop, and answers first. */
+static void
+stop_rlock(int sig)
+{
+	pid_t rlock = hm_spawn_running();
+
+	if (!stopped)
+		stopped = sig;
+	if (rlock > 0)
+		kill(rlock, SIGTERM);
+}
+
 /*
  * remote_acquire, and the remote part recorded in state.lock: a remote ref
  * that cannot be recorded is given back.  REMOTE_* or -1.
  *
  * One step no signal cuts in two: a remote ref taken is always recorded (or
- * given back) before a handler may look at the record to release it.  The
- * signals that end the process wait meanwhile; heimdal-rlock, which gets
- * them too from the terminal, dies of them before it pushes, or holds them
- * off from its push to its answer (its remote_timeout bounds the wait).
+ * given back) before a handler may look at the record to release it.  A
+ * signal meanwhile stops heimdal-rlock (which gets it too from a terminal):
+ * before its push it dies of it, from its push on it finishes and answers
+ * (remote_timeout bounds that).  The signal then goes on down the chain.
  */
 static int
 remote_take(jv *rec, char **held_msg)
 {
-	sigset_t old;
 	int r;
 
-	hm_sigchain_hold(&old);
+	stopped = 0;
+	hm_sigchain_push_common(stop_rlock);
 	r = remote_acquire(rec, held_msg);
 	if (r == REMOTE_TAKEN && update_if(jv_copy(*rec)) < 0) {
 		jv remote = jv_object_get(jv_copy(*rec), jv_string("remote"));
@@ -728,7 +742,9 @@ remote_take(jv *rec, char **held_msg)
 		jv_free(remote);
 		r = -1;
 	}
-	hm_sigchain_release(&old);
+	hm_sigchain_pop_common();
+	if (stopped)
+		raise(stopped);
 	return r;
 }
 

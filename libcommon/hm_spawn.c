@@ -111,6 +111,14 @@ append(char **buf, size_t *len, size_t *cap, const char *data, size_t n)
 	(*buf)[*len] = '\0';
 }
 
+static volatile pid_t running;
+
+pid_t
+hm_spawn_running(void)
+{
+	return running;
+}
+
 int
 hm_spawn(const char *name, char *const argv[], const char *in, size_t in_len, int flags,
 	 struct hm_proc *p)
@@ -160,6 +168,7 @@ hm_spawn(const char *name, char *const argv[], const char *in, size_t in_len, in
 		execv(tool, av);
 		_exit(127);
 	}
+	running = pid;
 	free(tool);
 	close(inp[0]);
 	close(outp[1]);
@@ -220,9 +229,11 @@ hm_spawn(const char *name, char *const argv[], const char *in, size_t in_len, in
 		append(&p->err, &p->err_len, &ecap, "", 0);
 	while (waitpid(pid, &st, 0) < 0)
 		if (errno != EINTR) {
+			running = 0;
 			hm_error_errno("waitpid");
 			return hm_fail(HM_EXIT_ENV);
 		}
+	running = 0;
 	p->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	if (p->status == 127) {
 		hm_error("heimdal-%s: could not be executed", name);

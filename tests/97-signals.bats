@@ -25,11 +25,9 @@ world_restore() {
 
 # The id in the remote's refs/heimdal/lock, or "none".
 remote_lock() {
-	if git --git-dir="$REMOTE" rev-parse -q --verify refs/heimdal/lock >/dev/null; then
-		git --git-dir="$REMOTE" cat-file -p refs/heimdal/lock:lock.json | jq -r .id
-	else
-		echo none
-	fi
+	local id
+	id=$(git --git-dir="$REMOTE" cat-file -p refs/heimdal/lock:lock.json 2>/dev/null | jq -r .id 2>/dev/null)
+	printf '%s\n' "${id:-none}"
 }
 
 # What apply (.NAME.heimdal-XXXXXX) and atomic writes (NAME.tmp.XXXXXX) make
@@ -178,12 +176,15 @@ two_machines() {
 	for sig in INT TERM INT TERM; do
 		world_restore
 		start a heimdal apply
+		# Both halves held: state.lock records the remote ref it took.
+		lock="$(mhome a)/.heimdal/state.lock"
 		for _ in $(seq 2000); do
-			[ "$(remote_lock)" = none ] || break
+			jq -e '.remote != null' "$lock" >/dev/null 2>&1 && break
 			sleep 0.002
 		done
-		[ "$(remote_lock)" != none ] || fail "apply never took refs/heimdal/lock"
-		[ -e "$(mhome a)/.heimdal/state.lock" ] || fail "no state.lock while the remote lock is held"
+		id=$(jq -r 'select(.remote != null) | .id' "$lock" 2>/dev/null)
+		[ -n "$id" ] || fail "apply never held both halves of the lock"
+		[ "$(remote_lock)" = "$id" ] || fail "the remote holds $(remote_lock), not $id"
 		hit "$sig"
 		[ "$ENDED" = $((128 + $(kill -l "$sig"))) ] || fail "SIG$sig: apply ended with $ENDED"
 		released a "$sig" "while the remote lock was held"
