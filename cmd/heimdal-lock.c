@@ -105,7 +105,6 @@ cmd_release(struct opts *o)
 {
 	const char *id = o->id;
 	jv rec = jv_null();
-	sigset_t held;
 	int r;
 
 	if (!id) {
@@ -123,10 +122,6 @@ cmd_release(struct opts *o)
 		if (!id)
 			hm_die(HM_EXIT_USAGE, "<stdin>: .id: expected the lock record's id");
 	}
-	/* Once begun, a release runs to its end (the remote part is bounded by
-	 * remote_timeout): the signals that end a process wait, and the process
-	 * exits with them pending.  A holder killed mid-way runs this too. */
-	hm_sigchain_hold(&held);
 	r = hm_lock_release(id);
 	if (r == 1)
 		hm_warn("the state is not locked; nothing to release");
@@ -247,8 +242,19 @@ main(int argc, char **argv)
 	};
 	struct opts o = { .req = { 0 } };
 	const char *verb;
-	int c;
+	sigset_t held;
+	int c, i;
 
+	/*
+	 * A release, once begun, runs to its end (the remote part is bounded by
+	 * remote_timeout): the signals that end a process wait from the first
+	 * instruction, and the process exits with them pending.  A holder
+	 * killed mid-way runs this too.
+	 */
+	for (i = 1; i < argc && argv[i][0] == '-'; i++)
+		;
+	if (i < argc && strcmp(argv[i], "release") == 0)
+		hm_sigchain_hold(&held);
 	hm_error_init(argv[0]);
 	while (argc > 1 && (!strcmp(argv[1], "-v") || !strcmp(argv[1], "--verbose"))) {
 		hm_set_verbose();

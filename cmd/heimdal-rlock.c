@@ -804,11 +804,9 @@ release_local_child(void *arg, int fd)
 	struct ctx *c = arg;
 	git_repository *r = NULL;
 	git_oid cur;
-	sigset_t held;
 	int g, err = 0;
 
 	(void)fd;
-	hm_sigchain_hold(&held); /* a release, once begun, runs to its end */
 	if (git_repository_open(&r, c->dir) < 0)
 		return child_git_fail(c->dir);
 	if ((g = remote_guard(r)) < 0) {
@@ -832,11 +830,9 @@ release_net_child(void *arg, int fd)
 	struct push_status ps = { 0, 0 };
 	git_remote *remote = NULL;
 	git_oid cur;
-	sigset_t held;
 	int have, err;
 
 	(void)fd;
-	hm_sigchain_hold(&held); /* a release, once begun, runs to its end */
 	cb.credentials = hm_git_credentials;
 	cb.payload = &ps.attempt;
 	if (connect_push(c, &remote, &cb, &cur, &have) < 0) {
@@ -863,14 +859,10 @@ rlock_release(jv remote, const struct hm_lock_config *cfg)
 	const char *repo = hm_json_str(remote, "repository"),
 		   *commit = hm_json_str(remote, "commit");
 	char reason[512];
-	sigset_t held;
 	int r;
 
 	if (!repo || !commit || git_oid_fromstr(&c.commit, commit) < 0)
 		return 0;
-	/* Once begun, a release runs to its end (bounded by remote_timeout):
-	 * the signals that end a process wait, and are never let in again. */
-	hm_sigchain_hold(&held);
 	if (ctx_open(&c, repo) < 0) {
 		ctx_free(&c);
 		hm_warn("%s: cannot release %s: the repository is gone", repo, LOCK_REF);
@@ -917,8 +909,16 @@ main(int argc, char **argv)
 	struct hm_lock_config cfg;
 	const char *verb, *path = "-";
 	int c, compact = 0, ioerr, r;
+	sigset_t held;
 	jv in, holder, out;
 
+	/*
+	 * A release, once begun, runs to its end (its worker inherits this,
+	 * remote_timeout bounds it): the signals that end a process wait from
+	 * the first instruction, and the process exits with them pending.
+	 */
+	if (argc > 1 && strcmp(argv[1], "release") == 0)
+		hm_sigchain_hold(&held);
 	hm_error_init(argv[0]);
 	if (argc < 2)
 		usage(stderr, HM_EXIT_USAGE);

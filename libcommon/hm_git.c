@@ -183,7 +183,7 @@ hm_git_deadline(int (*fn)(void *, int), void *arg, long timeout_s, char **out, s
 		if (getppid() != parent)
 			_exit(11);
 		/* Not the parent's cleanup: a signal ends the worker (see hm_git.h). */
-		hm_sigchain_child();
+		hm_sigchain_forget();
 		/* The parent's read buffer is of no use here (and a leak to memcheck). */
 		free(buf);
 		close(outp[0]);

@@ -42,10 +42,10 @@ int hm_git_credentials(git_credential **out, const char *url, const char *userna
  * error).  On HM_GIT_UNREACHABLE, reason holds libgit2's message or "timed
  * out after N seconds".  The child never runs the parent's atexit handlers.
  *
- * The child starts with the signal dispositions and mask the process started
- * with (hm_sigchain_child): a signal ends it, unless fn holds the signals off
- * (hm_sigchain_hold) from the point where the remote has to hear the end of
- * what it began, as a push.
+ * The child starts with the signal dispositions the process started with and
+ * the caller's mask (hm_sigchain_forget): a signal ends it, unless the caller
+ * holds the signals off, or fn does (hm_sigchain_hold) from the point where
+ * the remote has to hear the end of what it began, as a push.
  */
 int hm_git_deadline(int (*fn)(void *arg, int out_fd), void *arg, long timeout_s, char **out,
 		    size_t *out_len, char *reason, size_t reason_len);

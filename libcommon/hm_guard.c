@@ -8,13 +8,11 @@
 #include "hm_spawn.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,19 +36,25 @@ static int armed;
 static void
 release_from_handler(struct hm_guard *g)
 {
-	pid_t pid;
-	int st;
+	int st = 0;
 
 	if (!tool[0])
 		return;
-	pid = _Fork();
-	if (pid == 0) {
-		hm_sigchain_child();
-		execl(tool, tool, "release", "--id", g->id, (char *)NULL);
-		_exit(127);
+	/* It holds the signals off from its first instruction; one that came
+	 * before (another Ctrl-C as it started) is met by running it again. */
+	for (int attempt = 0; attempt < 3; attempt++) {
+		pid_t pid = _Fork();
+
+		if (pid == 0) {
+			hm_sigchain_child();
+			execl(tool, tool, "release", "--id", g->id, (char *)NULL);
+			_exit(127);
+		}
+		while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+		if (pid < 0 || !WIFSIGNALED(st))
+			break;
 	}
-	while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
 }
 
 static void

@@ -684,7 +684,11 @@ remote_acquire(jv *rec, char **held_msg)
 	return r;
 }
 
-/* Release the remote ref a record holds (remote borrowed); warnings only. */
+/*
+ * Release the remote ref a record holds (remote borrowed); warnings only.
+ * heimdal-rlock holds the signals off from its first instruction; one that
+ * came before (a Ctrl-C as it started) is met by running it again.
+ */
 static void
 remote_release(jv remote)
 {
@@ -692,13 +696,18 @@ remote_release(jv remote)
 	char *in;
 	struct hm_proc p;
 	size_t len;
+	int killed = 1;
 
 	if (jv_get_kind(remote) != JV_KIND_OBJECT)
 		return;
 	in = hm_json_dump(jv_copy(remote), HM_JSON_COMPACT, &len);
-	if (hm_spawn("rlock", argv, in, len, 0, &p) == 0)
+	for (int attempt = 0; killed && attempt < 3; attempt++) {
+		if (hm_spawn("rlock", argv, in, len, 0, &p) < 0)
+			break;
+		killed = p.status > 128;
 		hm_proc_free(&p);
-	else
+	}
+	if (killed)
 		hm_warn("refs/heimdal/lock was not released on the remote");
 	free(in);
 }

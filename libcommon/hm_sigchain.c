@@ -118,13 +118,19 @@ hm_sigchain_release(const sigset_t *old)
 }
 
 void
+hm_sigchain_forget(void)
+{
+	for (int sig = 1; sig < NSIG; sig++)
+		if (chains[sig].known)
+			sigaction(sig, &chains[sig].original, NULL);
+}
+
+void
 hm_sigchain_child(void)
 {
 	sigset_t none;
 
-	for (int sig = 1; sig < NSIG; sig++)
-		if (chains[sig].known)
-			sigaction(sig, &chains[sig].original, NULL);
+	hm_sigchain_forget();
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 }

@@ -23,6 +23,11 @@
  *
  * A signal the process started with ignored (nohup) stays ignored: handlers
  * pushed on it are recorded, so pushes and pops balance, but never run.
+ *
+ * Pops are last-in first-out.  hm_tempfile and hm_guard push once, at their
+ * first use, and stay for the process's life; a handler pushed for a step
+ * (hm_spawn's SIGPIPE, the remote lock being taken) is popped by that step,
+ * which must not be the first use of either.
  */
 #ifndef HM_SIGCHAIN_H
 #define HM_SIGCHAIN_H
@@ -60,5 +65,13 @@ void hm_sigchain_release(const sigset_t *old);
  * run starts as if heimdal had not been there.  Async-signal-safe.
  */
 void hm_sigchain_child(void);
+
+/*
+ * In a forked child that goes on without exec (a worker): the dispositions
+ * the process started with (the cleanup is the parent's), the mask kept, so
+ * a worker forked while the signals are held holds them from its first
+ * instruction.  Async-signal-safe.
+ */
+void hm_sigchain_forget(void);
 
 #endif

@@ -8,33 +8,16 @@
 
 load helper
 load helper-git
+load worlds
 
 # SIG_N: moments per command and signal.
 SIG_N=${SIG_N:-20}
-
-world_save() {
-	rm -rf "$BATS_TEST_TMPDIR/saved"
-	mkdir "$BATS_TEST_TMPDIR/saved"
-	cp -a "$BATS_TEST_TMPDIR/machines" "$BATS_TEST_TMPDIR/remotes" "$BATS_TEST_TMPDIR/saved/"
-}
-
-world_restore() {
-	rm -rf "$BATS_TEST_TMPDIR/machines" "$BATS_TEST_TMPDIR/remotes"
-	cp -a "$BATS_TEST_TMPDIR/saved/machines" "$BATS_TEST_TMPDIR/saved/remotes" "$BATS_TEST_TMPDIR/"
-}
 
 # The id in the remote's refs/heimdal/lock, or "none".
 remote_lock() {
 	local id
 	id=$(git --git-dir="$REMOTE" cat-file -p refs/heimdal/lock:lock.json 2>/dev/null | jq -r .id 2>/dev/null)
 	printf '%s\n' "${id:-none}"
-}
-
-# What apply (.NAME.heimdal-XXXXXX) and atomic writes (NAME.tmp.XXXXXX) make
-# and must not leave, under a HOME.
-temporaries() {
-	find "$1" -path "$1/.heimdal/backups" -prune -o -type f \
-		\( -name '.*.heimdal-??????' -o -name '*.tmp.??????' -o -name 'merge-report.*' \) -print
 }
 
 # start MACHINE CMD...: CMD as MACHINE, in its own process group; sets PID.
@@ -94,7 +77,7 @@ signal_loop() {
 	for sig in INT TERM; do
 		for iter in $(seq 1 "$SIG_N"); do
 			world_restore
-			us=$(((RANDOM * 32768 + RANDOM) % (run_us * 2 / 3 + 1)))
+			us=$(((RANDOM * 32768 + RANDOM) % (run_us + 1)))
 			start "$m" "$@"
 			sleep "$((us / 1000000)).$(printf '%06d' $((us % 1000000)))"
 			hit "$sig"
@@ -109,53 +92,30 @@ signal_loop() {
 	echo "# $*: ${run_us}us a run; died of the signal $died, finished first $finished" >&3
 }
 
-# Machines a and b joined on $REMOTE; a's dotfiles changed upstream.
-two_machines() {
-	REMOTE=$(bare_remote)
-	joined a b
-	as a heimdal sync >/dev/null
-}
-
 @test "SIGINT and SIGTERM during apply: no lock, local or remote, no temporary left" {
-	REMOTE=$(bare_remote)
-	joined a
-	commit_file a .bashrc 'export PS1=old'
-	as a heimdal apply >/dev/null
-	commit_file a .bashrc 'export PS1=new'
-	commit_file a .config/app/config "$(seq 1 2000)"
-	commit_file a .vimrc 'set number'
+	world_apply
 	signal_loop a heimdal apply
 }
 
 @test "SIGINT and SIGTERM during commit: no lock, local or remote, no temporary left" {
-	REMOTE=$(bare_remote)
-	joined a
-	commit_file a .vimrc 'set number'
-	as a heimdal apply >/dev/null
-	printf 'alias ll="ls -l"\n' >>"$(mhome a)/.vimrc"
+	world_commit
 	signal_loop a heimdal commit -m "Accept .vimrc"
 }
 
 @test "SIGINT and SIGTERM during state resolve --merge: no lock, local or remote, no temporary left" {
-	two_machines
-	record a apply
-	record b apply
-	as a heimdal sync --no-apply >/dev/null
+	world_resolve
 	signal_loop b heimdal state resolve --merge
 }
 
 @test "SIGINT and SIGTERM during sync: no lock, local or remote, no temporary left" {
-	two_machines
-	as b heimdal sync >/dev/null
-	commit_file a .bashrc 'export FROM=a'
-	as a heimdal push >/dev/null
+	world_sync
 	record b apply
 	signal_loop b heimdal sync
 }
 
 @test "SIGINT and SIGTERM during push: no lock, local or remote, no temporary left" {
-	two_machines
-	commit_file a .bashrc 'export FROM=a'
+	world_sync
+	commit_file a .bashrc 'export FROM=a, again'
 	record a apply
 	signal_loop a heimdal push
 }

@@ -83,7 +83,7 @@ static jv
 merge_states(const char *strategy, jv local, jv remote, jv base, jv *report)
 {
 	/* The report goes to a private file in $HEIMDAL_HOME (mode 0700). */
-	char *tmpl = hm_home_path("merge-report.XXXXXX");
+	char *tmpl = hm_home_path("merge-report.tmp.XXXXXX");
 	char *argv[] = { "heimdal-merge", "--strategy", (char *)strategy, "--report", tmpl, NULL };
 	jv in = JV_OBJECT(jv_string("local"), local, jv_string("remote"), remote), merged;
 	struct hm_tempfile *t;
