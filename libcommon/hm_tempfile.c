@@ -165,7 +165,7 @@ hm_tempfile_openat(int dfd, const char *name, const char *path, mode_t mode,
 void
 hm_tempfile_forget(struct hm_tempfile *t)
 {
-	if (!t)
+	if (!t || !t->active)
 		return;
 	t->active = 0;
 	FENCE();
