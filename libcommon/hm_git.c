@@ -147,11 +147,45 @@ local_path_missing(const char *url)
 }
 
 static volatile pid_t worker;
+static volatile sig_atomic_t worker_reaped; /* by hm_git_worker_finish, status in: */
+static int worker_status;
+static struct timespec worker_deadline; /* CLOCK_MONOTONIC */
 
 pid_t
 hm_git_worker(void)
 {
 	return worker;
+}
+
+void
+hm_git_worker_finish(void)
+{
+	struct timespec now, tick = { 0, 5000000 };
+	pid_t w = worker, r;
+	int e = errno, st;
+
+	if (w <= 0 || worker_reaped)
+		return;
+	kill(w, SIGTERM);
+	for (;;) {
+		r = waitpid(w, &st, WNOHANG);
+		if (r == w || (r < 0 && errno != EINTR))
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec > worker_deadline.tv_sec ||
+		    (now.tv_sec == worker_deadline.tv_sec &&
+		     now.tv_nsec >= worker_deadline.tv_nsec)) {
+			kill(w, SIGKILL);
+			r = waitpid(w, &st, 0);
+			break;
+		}
+		nanosleep(&tick, NULL);
+	}
+	if (r == w) {
+		worker_status = st;
+		worker_reaped = 1;
+	}
+	errno = e;
 }
 
 int
@@ -197,10 +231,13 @@ hm_git_deadline(int (*fn)(void *, int), void *arg, long timeout_s, char **out, s
 		}
 		_exit(r == 0 ? 0 : r == HM_GIT_UNREACHABLE ? 10 : 11);
 	}
-	worker = pid;
 	close(outp[1]);
 	close(whyp[1]);
 	clock_gettime(CLOCK_MONOTONIC, &start);
+	worker_deadline = start;
+	worker_deadline.tv_sec += timeout_s;
+	worker_reaped = 0;
+	worker = pid;
 	why[0] = '\0';
 	for (int open_fds = 2; open_fds > 0;) {
 		struct pollfd fds[2] = { { .fd = outp[0], .events = POLLIN },
@@ -255,8 +292,12 @@ hm_git_deadline(int (*fn)(void *, int), void *arg, long timeout_s, char **out, s
 		close(outp[0]);
 	if (whyp[0] >= 0)
 		close(whyp[0]);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR) {
+			/* Reaped by hm_git_worker_finish meanwhile. */
+			st = worker_reaped ? worker_status : 11 << 8;
+			break;
+		}
 	worker = 0;
 	why[wlen] = '\0';
 	buf[len] = '\0';
@@ -302,7 +343,27 @@ fetch_child(void *arg, int out_fd)
 		return -1;
 	}
 	hm_git_callbacks(&opts.callbacks, &d, git_remote_url(remote));
-	err = git_remote_fetch(remote, NULL, &opts, NULL);
+	/*
+	 * git_remote_fetch in two steps: the download may be cut short by a
+	 * signal; the refs it updates are written whole (no lock file of git's
+	 * left behind), the signals held off (hm_git_worker_finish).
+	 */
+	err = git_remote_connect(remote, GIT_DIRECTION_FETCH, &opts.callbacks, &opts.proxy_opts,
+				 &opts.custom_headers);
+	if (err == 0)
+		err = git_remote_download(remote, NULL, &opts);
+	if (err == 0) {
+		sigset_t held;
+
+		hm_sigchain_hold(&held);
+		err = git_remote_update_tips(remote, &opts.callbacks, opts.update_fetchhead,
+					     opts.download_tags, NULL);
+		if (err == 0 &&
+		    (opts.prune == GIT_FETCH_PRUNE ||
+		     (opts.prune == GIT_FETCH_PRUNE_UNSPECIFIED && git_remote_prune_refs(remote))))
+			err = git_remote_prune(remote, &opts.callbacks);
+	}
+	git_remote_disconnect(remote);
 	if (err < 0) {
 		char *what = hm_xasprintf("fetch from '%s' failed", a->remote);
 
@@ -810,8 +871,14 @@ push_child(void *arg, int out_fd)
 		err = write(out_fd, "H", 1) < 0 ? -1 : 0;
 		goto out;
 	}
-	if (err == 0 && !same)
+	/* From the push sent to the tracking ref written, the signals wait: the
+	 * remote and this clone agree on what was pushed (hm_git_worker_finish). */
+	if (err == 0 && !same) {
+		sigset_t sent;
+
+		hm_sigchain_hold(&sent);
 		err = git_remote_upload(remote, &specs, &opts);
+	}
 	git_remote_disconnect(remote);
 	if (err == GIT_EUSER || err == GIT_ENONFASTFORWARD || (err == 0 && d.rejected[0])) {
 		say = msg = hm_xasprintf(
@@ -868,11 +935,14 @@ hm_git_push(git_repository *repo, const char *remote, const char *lease, const c
 	    git_config_get_string_buf(&val, cfg, key) == GIT_ENOTFOUND) {
 		char *merge = hm_xasprintf("branch.%s.merge", branch);
 		char *ref = hm_xasprintf("refs/heads/%s", branch);
+		sigset_t held;
 
+		hm_sigchain_hold(&held); /* config.lock, as in hm_git.h */
 		if (git_config_set_string(cfg, key, remote) < 0 ||
 		    git_config_set_string(cfg, merge, ref) < 0)
 			hm_warn("cannot record the upstream of %s: %s", branch,
 				hm_git_last_error());
+		hm_sigchain_release(&held);
 		free(merge);
 		free(ref);
 	}
@@ -1117,9 +1187,9 @@ out:
 	return r < 0 ? hm_fail(HM_EXIT_ENV) : r;
 }
 
-int
-hm_git_merge(git_repository *repo, const char *rev, const char *const *special,
-	     hm_git_resolve_fn fn, void *arg, struct hm_git_merge_result *res)
+static int
+merge_now(git_repository *repo, const char *rev, const char *const *special, hm_git_resolve_fn fn,
+	  void *arg, struct hm_git_merge_result *res)
 {
 	git_annotated_commit *their = NULL;
 	git_merge_analysis_t an;
@@ -1184,6 +1254,19 @@ out:
 	return r < 0 ? hm_fail(HM_EXIT_ENV) : r;
 }
 
+int
+hm_git_merge(git_repository *repo, const char *rev, const char *const *special,
+	     hm_git_resolve_fn fn, void *arg, struct hm_git_merge_result *res)
+{
+	sigset_t held;
+	int r;
+
+	hm_sigchain_hold(&held);
+	r = merge_now(repo, rev, special, fn, arg, res);
+	hm_sigchain_release(&held);
+	return r;
+}
+
 void
 hm_git_merge_result_free(struct hm_git_merge_result *res)
 {
@@ -1231,8 +1314,8 @@ first_mergehead(const git_oid *oid, void *payload)
 	return 1; /* one is enough: heimdal never makes octopus merges */
 }
 
-int
-hm_git_merge_finish(git_repository *repo, const char *message)
+static int
+merge_finish_now(git_repository *repo, const char *message)
 {
 	git_index *index = NULL;
 	git_oid head, theirs, out;
@@ -1251,6 +1334,18 @@ hm_git_merge_finish(git_repository *repo, const char *message)
 	r = commit_merge(repo, index, &head, &theirs, message, &out);
 	git_index_free(index);
 	return r < 0 ? hm_fail(HM_EXIT_ENV) : 0;
+}
+
+int
+hm_git_merge_finish(git_repository *repo, const char *message)
+{
+	sigset_t held;
+	int r;
+
+	hm_sigchain_hold(&held);
+	r = merge_finish_now(repo, message);
+	hm_sigchain_release(&held);
+	return r;
 }
 
 /* ---- diff -------------------------------------------------------------- */
@@ -1344,8 +1439,8 @@ out:
 	return ok;
 }
 
-int
-hm_git_undo_checkout(git_repository *repo, const char *a, const char *b)
+static int
+undo_checkout_now(git_repository *repo, const char *a, const char *b)
 {
 	git_checkout_options copts = GIT_CHECKOUT_OPTIONS_INIT;
 	git_tree *ta = NULL, *tb = NULL;
@@ -1395,6 +1490,18 @@ out:
 }
 
 int
+hm_git_undo_checkout(git_repository *repo, const char *a, const char *b)
+{
+	sigset_t held;
+	int r;
+
+	hm_sigchain_hold(&held);
+	r = undo_checkout_now(repo, a, b);
+	hm_sigchain_release(&held);
+	return r;
+}
+
+int
 hm_git_clear_stale_locks(git_repository *repo, time_t since, time_t until)
 {
 	return hm_file_remove_stale(git_repository_path(repo), "*.lock", 1, NULL, since, until);
@@ -1424,9 +1531,9 @@ commit_put(git_repository *repo, const struct hm_git_file *f, git_tree_update *u
 	return r;
 }
 
-int
-hm_git_commit_files(git_repository *repo, const struct hm_git_file *files, size_t n,
-		    const char *message, char out[41])
+static int
+commit_files_now(git_repository *repo, const struct hm_git_file *files, size_t n,
+		 const char *message, char out[41])
 {
 	git_commit *parent = NULL;
 	git_tree *base = NULL, *tree = NULL;
@@ -1495,6 +1602,19 @@ out:
 	git_commit_free(parent);
 	free(up);
 	return r < 0 ? hm_fail(HM_EXIT_ENV) : r;
+}
+
+int
+hm_git_commit_files(git_repository *repo, const struct hm_git_file *files, size_t n,
+		    const char *message, char out[41])
+{
+	sigset_t held;
+	int r;
+
+	hm_sigchain_hold(&held);
+	r = commit_files_now(repo, files, n, message, out);
+	hm_sigchain_release(&held);
+	return r;
 }
 
 int

@@ -7,6 +7,14 @@
  * connection to the remote can be made; hm_git_last_error() then says why.
  * A remote that answers with an error (the repository gone, access denied),
  * or a local path that does not exist, is an error (-1, printed).
+ *
+ * libgit2 writes through lock files (index.lock, a ref's .lock) that it
+ * leaves to a process killed meanwhile.  So what writes to a repository here
+ * holds the signals that end a process off until it is done (hm_sigchain):
+ * hm_git_merge, hm_git_merge_finish, hm_git_undo_checkout,
+ * hm_git_commit_files, and in the workers, a fetch's ref updates and a push
+ * from its upload to its tracking ref.  A signal then ends the process once
+ * the repository is whole.
  */
 #ifndef HM_GIT_H
 #define HM_GIT_H
@@ -52,6 +60,16 @@ int hm_git_deadline(int (*fn)(void *arg, int out_fd), void *arg, long timeout_s,
 
 /* The child hm_git_deadline is running, or 0.  Async-signal-safe. */
 pid_t hm_git_worker(void);
+
+/*
+ * From a signal handler, before what the work was done under is given back:
+ * ask the running child to stop (SIGTERM: it dies of it, unless it holds the
+ * signals off because the remote must hear the end of what it began, as a
+ * push being sent, or refs being updated after a fetch) and wait for it,
+ * until its deadline (then it is killed).  Nothing when none runs.
+ * Async-signal-safe.
+ */
+void hm_git_worker_finish(void);
 
 /*
  * 1 when the last libgit2 error (after a failed call returning err) means no

@@ -73,6 +73,10 @@ released() {
 		fail "SIG$sig $when: state.lock left: $(cat "$home/.heimdal/state.lock")"
 	[ "$(remote_lock)" = none ] || fail "SIG$sig $when: refs/heimdal/lock left on the remote"
 	[ -z "$(temporaries "$home")" ] || fail "SIG$sig $when: temporaries left: $(temporaries "$home")"
+	# git's own lock files too (index.lock, a ref's .lock), in the clone and
+	# in the remote.
+	[ -z "$(find "$home/.dotfiles/.git" "$REMOTE" -name '*.lock')" ] ||
+		fail "SIG$sig $when: git lock files left: $(find "$home/.dotfiles/.git" "$REMOTE" -name '*.lock')"
 	heimdal-migrate "$home/.heimdal/state.json" >/dev/null || fail "SIG$sig $when: invalid state"
 }
 
