@@ -147,50 +147,28 @@ local_path_missing(const char *url)
 }
 
 static volatile pid_t worker;
-static volatile sig_atomic_t worker_reaped; /* by hm_git_worker_finish, status in: */
-static int worker_status;
-static struct timespec worker_deadline; /* CLOCK_MONOTONIC */
+static volatile sig_atomic_t stopped;
 
-pid_t
-hm_git_worker(void)
+/*
+ * A signal while a worker runs: the worker is told to stop (it dies of it,
+ * unless it holds the signals off to finish what the remote or the
+ * repository must see whole), hm_git_deadline waits for it as usual, and
+ * passes the signal on down the chain once it is gone.
+ */
+static void
+stop_worker(int sig)
 {
-	return worker;
+	pid_t w = worker;
+
+	if (!stopped)
+		stopped = sig;
+	if (w > 0)
+		kill(w, SIGTERM);
 }
 
-void
-hm_git_worker_finish(void)
-{
-	struct timespec now, tick = { 0, 5000000 };
-	pid_t w = worker, r;
-	int e = errno, st;
-
-	if (w <= 0 || worker_reaped)
-		return;
-	kill(w, SIGTERM);
-	for (;;) {
-		r = waitpid(w, &st, WNOHANG);
-		if (r == w || (r < 0 && errno != EINTR))
-			break;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (now.tv_sec > worker_deadline.tv_sec ||
-		    (now.tv_sec == worker_deadline.tv_sec &&
-		     now.tv_nsec >= worker_deadline.tv_nsec)) {
-			kill(w, SIGKILL);
-			r = waitpid(w, &st, 0);
-			break;
-		}
-		nanosleep(&tick, NULL);
-	}
-	if (r == w) {
-		worker_status = st;
-		worker_reaped = 1;
-	}
-	errno = e;
-}
-
-int
-hm_git_deadline(int (*fn)(void *, int), void *arg, long timeout_s, char **out, size_t *out_len,
-		char *reason, size_t reason_len)
+static int
+deadline_run(int (*fn)(void *, int), void *arg, long timeout_s, char **out, size_t *out_len,
+	     char *reason, size_t reason_len)
 {
 	int outp[2], whyp[2], st, r;
 	size_t len = 0, cap = 4096, wlen = 0;
@@ -231,13 +209,10 @@ hm_git_deadline(int (*fn)(void *, int), void *arg, long timeout_s, char **out, s
 		}
 		_exit(r == 0 ? 0 : r == HM_GIT_UNREACHABLE ? 10 : 11);
 	}
+	worker = pid;
 	close(outp[1]);
 	close(whyp[1]);
 	clock_gettime(CLOCK_MONOTONIC, &start);
-	worker_deadline = start;
-	worker_deadline.tv_sec += timeout_s;
-	worker_reaped = 0;
-	worker = pid;
 	why[0] = '\0';
 	for (int open_fds = 2; open_fds > 0;) {
 		struct pollfd fds[2] = { { .fd = outp[0], .events = POLLIN },
@@ -292,12 +267,8 @@ hm_git_deadline(int (*fn)(void *, int), void *arg, long timeout_s, char **out, s
 		close(outp[0]);
 	if (whyp[0] >= 0)
 		close(whyp[0]);
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR) {
-			/* Reaped by hm_git_worker_finish meanwhile. */
-			st = worker_reaped ? worker_status : 11 << 8;
-			break;
-		}
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
 	worker = 0;
 	why[wlen] = '\0';
 	buf[len] = '\0';
@@ -314,6 +285,21 @@ hm_git_deadline(int (*fn)(void *, int), void *arg, long timeout_s, char **out, s
 		free(buf);
 	}
 	return r < 0 ? hm_fail(HM_EXIT_ENV) : r;
+}
+
+int
+hm_git_deadline(int (*fn)(void *, int), void *arg, long timeout_s, char **out, size_t *out_len,
+		char *reason, size_t reason_len)
+{
+	int r;
+
+	stopped = 0;
+	hm_sigchain_push_common(stop_worker);
+	r = deadline_run(fn, arg, timeout_s, out, out_len, reason, reason_len);
+	hm_sigchain_pop_common();
+	if (stopped)
+		raise(stopped);
+	return r;
 }
 
 static int net_failure(int err, struct hm_git_netdata *d, const char *what);
@@ -346,7 +332,7 @@ fetch_child(void *arg, int out_fd)
 	/*
 	 * git_remote_fetch in two steps: the download may be cut short by a
 	 * signal; the refs it updates are written whole (no lock file of git's
-	 * left behind), the signals held off (hm_git_worker_finish).
+	 * left behind), the signals held off (hm_git_deadline).
 	 */
 	err = git_remote_connect(remote, GIT_DIRECTION_FETCH, &opts.callbacks, &opts.proxy_opts,
 				 &opts.custom_headers);
@@ -872,7 +858,7 @@ push_child(void *arg, int out_fd)
 		goto out;
 	}
 	/* From the push sent to the tracking ref written, the signals wait: the
-	 * remote and this clone agree on what was pushed (hm_git_worker_finish). */
+	 * remote and this clone agree on what was pushed (hm_git_deadline). */
 	if (err == 0 && !same) {
 		sigset_t sent;
 

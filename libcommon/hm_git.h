@@ -53,23 +53,14 @@ int hm_git_credentials(git_credential **out, const char *url, const char *userna
  * The child starts with the signal dispositions the process started with and
  * the caller's mask (hm_sigchain_forget): a signal ends it, unless the caller
  * holds the signals off, or fn does (hm_sigchain_hold) from the point where
- * the remote has to hear the end of what it began, as a push.
+ * the remote or the repository has to see the end of what it began, as a
+ * push, or a fetch's ref updates.  A signal that comes to the caller
+ * meanwhile stops the child (SIGTERM) and waits: it is passed on down the
+ * chain (hm_sigchain) once the child is gone, as hm_git_deadline returns,
+ * so nothing is given back (a lock) while the child still works under it.
  */
 int hm_git_deadline(int (*fn)(void *arg, int out_fd), void *arg, long timeout_s, char **out,
 		    size_t *out_len, char *reason, size_t reason_len);
-
-/* The child hm_git_deadline is running, or 0.  Async-signal-safe. */
-pid_t hm_git_worker(void);
-
-/*
- * From a signal handler, before what the work was done under is given back:
- * ask the running child to stop (SIGTERM: it dies of it, unless it holds the
- * signals off because the remote must hear the end of what it began, as a
- * push being sent, or refs being updated after a fetch) and wait for it,
- * until its deadline (then it is killed).  Nothing when none runs.
- * Async-signal-safe.
- */
-void hm_git_worker_finish(void);
 
 /*
  * 1 when the last libgit2 error (after a failed call returning err) means no

@@ -1,7 +1,6 @@
 #include "hm_guard.h"
 #include "hm_error.h"
 #include "hm_file.h"
-#include "hm_git.h"
 #include "hm_json.h"
 #include "hm_lock.h"
 #include "hm_machine.h"
@@ -65,9 +64,6 @@ on_signal(int sig)
 	int e = errno;
 
 	if (g && g->id[0] && g->owner == getpid()) {
-		/* The network work done under the lock ends first: a push being
-		 * sent is finished, its tracking ref written (hm_git). */
-		hm_git_worker_finish();
 		release_from_handler(g);
 		g->id[0] = '\0';
 	}
