@@ -19,6 +19,7 @@
 #include "hm_jpath.h"
 #include "hm_json.h"
 #include "hm_machine.h"
+#include "hm_tempfile.h"
 #include "hm_work.h"
 
 #include <errno.h>
@@ -808,8 +809,9 @@ entries_scan(struct run *r, struct cache *k, int *unsafe)
 static void
 cache_save(const char *path, struct run *r, const char *state_key, const char *stat_key)
 {
-	char *tmp = hm_xasprintf("%s.tmp.%ld", path, (long)getpid());
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	char *tmp = hm_xasprintf("%s.tmp.XXXXXX", path);
+	struct hm_tempfile *t;
+	int fd = hm_tempfile_mkstemp(tmp, 0600, &t);
 	FILE *f = fd < 0 ? NULL : fdopen(fd, "w");
 	size_t count = 0;
 
@@ -817,6 +819,7 @@ cache_save(const char *path, struct run *r, const char *state_key, const char *s
 		if (fd >= 0)
 			close(fd);
 		hm_debug("%s: %s", tmp, strerror(errno));
+		hm_tempfile_remove(t);
 		free(tmp);
 		return;
 	}
@@ -841,7 +844,9 @@ cache_save(const char *path, struct run *r, const char *state_key, const char *s
 	fputs("end\n", f);
 	if (fclose(f) != 0 || rename(tmp, path) < 0) {
 		hm_debug("%s: %s", path, strerror(errno));
-		unlink(tmp);
+		hm_tempfile_remove(t);
+	} else {
+		hm_tempfile_forget(t);
 	}
 	free(tmp);
 }

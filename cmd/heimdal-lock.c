@@ -16,6 +16,7 @@
 #include "hm_json.h"
 #include "hm_lock.h"
 #include "hm_machine.h"
+#include "hm_sigchain.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -244,7 +245,6 @@ static int
 cmd_run(struct opts *o, char **cmd)
 {
 	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
-	struct sigaction sa;
 	sigset_t block, old;
 	pid_t parent = getpid();
 	const char *id;
@@ -265,11 +265,8 @@ cmd_run(struct opts *o, char **cmd)
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		sigaddset(&block, sigs[i]);
 	sigprocmask(SIG_BLOCK, &block, &old);
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = forward;
-	sigemptyset(&sa.sa_mask);
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaction(sigs[i], &sa, NULL);
+		hm_sigchain_push(sigs[i], forward);
 	fflush(NULL);
 	child = fork();
 	if (child < 0) {
@@ -284,10 +281,8 @@ cmd_run(struct opts *o, char **cmd)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
 			_exit(HM_EXIT_LOCKED);
-		sa.sa_handler = SIG_DFL;
-		for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-			sigaction(sigs[i], &sa, NULL);
-		sigprocmask(SIG_SETMASK, &old, NULL);
+		/* CMD starts with the dispositions and mask run started with. */
+		hm_sigchain_child();
 		execvp(cmd[0], cmd);
 		hm_error_errno("%s", cmd[0]);
 		_exit(errno == ENOENT ? 127 : 126);
@@ -298,6 +293,7 @@ cmd_run(struct opts *o, char **cmd)
 			st = 0;
 			break;
 		}
+	child = 0; /* reaped: its pid may be another's now */
 	if (strcmp(hm_json_str(rec, "lock_type"), "disabled") != 0)
 		hm_lock_release(id);
 	jv_free(rec);
@@ -339,8 +335,19 @@ main(int argc, char **argv)
 	};
 	struct opts o = { .req = { 0 } };
 	const struct verb *verb = NULL;
-	int c;
+	sigset_t held;
+	int c, i;
 
+	/*
+	 * A release, once begun, runs to its end (the remote part is bounded by
+	 * remote_timeout): the signals that end a process wait from the first
+	 * instruction, and the process exits with them pending.  A holder
+	 * killed mid-way runs this too.
+	 */
+	for (i = 1; i < argc && argv[i][0] == '-'; i++)
+		;
+	if (i < argc && strcmp(argv[i], "release") == 0)
+		hm_sigchain_hold(&held);
 	hm_error_init(argv[0]);
 	while (argc > 1 && (!strcmp(argv[1], "-v") || !strcmp(argv[1], "--verbose"))) {
 		hm_set_verbose();
@@ -351,9 +358,9 @@ main(int argc, char **argv)
 		usage(stderr, HM_EXIT_USAGE);
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
 		usage(stdout, 0);
-	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-		if (!strcmp(argv[1], verbs[i].name))
-			verb = &verbs[i];
+	for (size_t k = 0; k < sizeof(verbs) / sizeof(verbs[0]); k++)
+		if (!strcmp(argv[1], verbs[k].name))
+			verb = &verbs[k];
 	if (!verb) {
 		hm_error("unknown command '%s'", argv[1]);
 		usage(stderr, HM_EXIT_USAGE);

@@ -50,6 +50,7 @@
 #include "hm_lineage.h"
 #include "hm_lock.h"
 #include "hm_machine.h"
+#include "hm_sigchain.h"
 #include "hm_spawn.h"
 #include "hm_term.h"
 #include "hm_time.h"
@@ -201,7 +202,20 @@ fetch_child(void *arg, int out_fd)
 		return child_git_fail("origin");
 	opts.callbacks.credentials = hm_git_credentials;
 	opts.callbacks.payload = &attempt;
-	err = git_remote_fetch(remote, NULL, &opts, NULL);
+	/* The download may be cut short by a signal; the refs it updates are
+	 * written whole, the signals held off (no lock file of git's left). */
+	err = git_remote_connect(remote, GIT_DIRECTION_FETCH, &opts.callbacks, &opts.proxy_opts,
+				 &opts.custom_headers);
+	if (err == 0)
+		err = git_remote_download(remote, NULL, &opts);
+	if (err == 0) {
+		sigset_t held;
+
+		hm_sigchain_hold(&held);
+		err = git_remote_update_tips(remote, &opts.callbacks, opts.update_fetchhead,
+					     opts.download_tags, NULL);
+	}
+	git_remote_disconnect(remote);
 	git_remote_free(remote);
 	return err < 0 ? net_fail(c) : 0;
 }
@@ -398,6 +412,7 @@ cas_local_child(void *arg, int fd)
 	git_repository *r = NULL;
 	git_reference *ref = NULL;
 	git_oid cur, oid;
+	sigset_t held;
 	int g, err;
 
 	if (git_repository_open(&r, c->dir) < 0)
@@ -412,6 +427,8 @@ cas_local_child(void *arg, int fd)
 		return 0;
 	}
 	err = make_commit(r, c->json, c->id, &oid);
+	/* From here to the answer, no signal: a ref set is always reported. */
+	hm_sigchain_hold(&held);
 	if (!err)
 		err = git_reference_create(&ref, r, LOCK_REF, &oid, 1, "heimdal: lock");
 	git_reference_free(ref);
@@ -492,6 +509,7 @@ cas_net_child(void *arg, int fd)
 	struct ctx *c = arg;
 	char tmpref[64], spec[128];
 	struct push_status ps = { 0, 0 };
+	sigset_t held;
 	int fetch = 0;
 
 	snprintf(tmpref, sizeof(tmpref), "refs/heimdal/push-%ld", (long)getpid());
@@ -554,6 +572,9 @@ cas_net_child(void *arg, int fd)
 		/* Over a present ref, force (the holder is stale; a new root commit is
 		 * never a fast-forward): the advertised old value still guards it. */
 		snprintf(spec, sizeof(spec), "%s%s:%s", have ? "+" : "", tmpref, LOCK_REF);
+		/* From the push to the answer, no signal: a ref taken is always
+		 * reported.  A rejected push took nothing: let them in again. */
+		hm_sigchain_hold(&held);
 		err = push(remote, spec, &cb, &ps);
 		git_remote_free(remote);
 		if (git_reference_lookup(&ref, c->repo, tmpref) == 0)
@@ -565,6 +586,7 @@ cas_net_child(void *arg, int fd)
 			emit_acquired(fd, &oid);
 			return 0;
 		}
+		hm_sigchain_release(&held);
 		hm_debug("another machine took %s first: looking again", LOCK_REF);
 	}
 	return child_fail("refs/heimdal/lock kept changing; giving up");
@@ -723,8 +745,13 @@ check_conflicts(struct ctx *c, jv local, const char *operation)
 		return RLOCK_CONFLICTS;
 	}
 	jv_free(out);
-	if (r != 0)
-		return hm_error("heimdal-conflicts failed (status %d)", r);
+	if (r < 0)
+		return -1;
+	if (r != 0) {
+		/* The tool's own status is the answer: 2 invalid input, 3 environment. */
+		hm_error("heimdal-conflicts failed (exit %d)", r);
+		return hm_fail(r);
+	}
 	return 0;
 }
 
@@ -755,15 +782,28 @@ print_unreadable(const char *url, jv res, const struct hm_lock_config *cfg)
 	fflush(stderr);
 }
 
+static volatile sig_atomic_t stopped;
+
+/* hm_git_deadline stopped the worker and passed the signal on: noted. */
+static void
+stop_worker(int sig)
+{
+	if (!stopped)
+		stopped = sig;
+}
+
 static int
 rlock_acquire(jv *record, const struct hm_lock_config *cfg, jv *holder)
 {
 	struct ctx c = { .cfg = cfg };
 	char reason[512], *dir, *out = NULL;
+	sigset_t held;
 	jv local, res;
 	int r;
 
 	*holder = jv_null();
+	stopped = 0;
+	sigprocmask(SIG_SETMASK, NULL, &held);
 	dir = dotfiles_path(&local);
 	if (!dir) {
 		hm_debug("no state with a dotfiles_path: the lock is local only");
@@ -802,10 +842,24 @@ rlock_acquire(jv *record, const struct hm_lock_config *cfg, jv *holder)
 		}
 		c.json = record_json(*record);
 		c.id = hm_json_str(*record, "id");
+		/*
+		 * A signal meanwhile stops the worker: before its push it dies
+		 * of it, from its push on it finishes (cas_*_child).  A ref taken
+		 * is always reported, so the caller records it and can give it
+		 * back; nothing taken, the signal ends this process.
+		 */
+		hm_sigchain_push_common(stop_worker);
 		r = hm_git_deadline(c.dir ? cas_local_child : cas_net_child, &c,
 				    cfg->remote_timeout, &out, NULL, reason, sizeof(reason));
+		/* A ref taken is answered whatever comes: held off until exit. */
+		hm_sigchain_hold(&held);
+		hm_sigchain_pop_common();
 	}
 	jv_free(local);
+	if (r != 0 && stopped) {
+		hm_sigchain_release(&held);
+		raise(stopped);
+	}
 	if (r != 0) {
 		if (r == HM_GIT_UNREACHABLE)
 			warn_unreachable(reason);
@@ -815,6 +869,12 @@ rlock_acquire(jv *record, const struct hm_lock_config *cfg, jv *holder)
 	}
 	res = hm_json_parse("remote lock", out, strlen(out));
 	free(out);
+	/* Stopped: only a ref taken is answered, to be given back by the caller. */
+	if (stopped &&
+	    !(hm_json_str(res, "result") && !strcmp(hm_json_str(res, "result"), "acquired"))) {
+		hm_sigchain_release(&held);
+		raise(stopped);
+	}
 	if (hm_json_str(res, "result") && strcmp(hm_json_str(res, "result"), "unreadable") == 0) {
 		print_unreadable(c.url, res, cfg);
 		jv_free(res);
@@ -1210,8 +1270,16 @@ main(int argc, char **argv)
 	struct hm_lock_config cfg;
 	const char *verb, *path = "-";
 	int c, compact = 0, ioerr, r, status = 0;
+	sigset_t held;
 	jv in, holder, out;
 
+	/*
+	 * A release, once begun, runs to its end (its worker inherits this,
+	 * remote_timeout bounds it): the signals that end a process wait from
+	 * the first instruction, and the process exits with them pending.
+	 */
+	if (argc > 1 && strcmp(argv[1], "release") == 0)
+		hm_sigchain_hold(&held);
 	hm_error_init(argv[0]);
 	while (argc > 1 && (!strcmp(argv[1], "-v") || !strcmp(argv[1], "--verbose"))) {
 		hm_set_verbose();

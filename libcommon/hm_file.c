@@ -1,6 +1,7 @@
 #include "hm_file.h"
 #include "hm_error.h"
 #include "hm_json.h"
+#include "hm_tempfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,51 +12,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/*
- * The temporary being written, so an interrupted process removes it on the way
- * out (git's tempfile.c idea).  Only the process that created it removes it:
- * a forked child never touches its parent's file.
- */
-static char inflight[PATH_MAX + 64];
-static pid_t inflight_owner;
-static volatile sig_atomic_t handlers_set;
-
-void
-hm_file_cleanup_temps(void)
-{
-	if (inflight[0] && inflight_owner == getpid())
-		unlink(inflight);
-	inflight[0] = '\0';
-}
-
-static void
-on_signal(int sig)
-{
-	hm_file_cleanup_temps();
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-static void
-install_cleanup(void)
-{
-	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE };
-	struct sigaction sa, old;
-
-	if (handlers_set)
-		return;
-	handlers_set = 1;
-	atexit(hm_file_cleanup_temps);
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-		/* Leave a handler someone else installed alone. */
-		if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL)
-			sigaction(sigs[i], &sa, NULL);
-	}
-}
 
 static char *
 dir_of(const char *path)
@@ -206,25 +162,23 @@ hm_file_remove_dead_temps(const char *dir, int recurse, const char *skip, const 
 int
 hm_file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode)
 {
-	char tmp[PATH_MAX + 64], *t = hm_file_temp_template(path);
+	char tmp[PATH_MAX + 64], *tpl = hm_file_temp_template(path);
+	struct hm_tempfile *t;
 	int fd;
 
-	if (snprintf(tmp, sizeof(tmp), "%s", t) >= (int)sizeof(tmp)) {
-		free(t);
+	if (snprintf(tmp, sizeof(tmp), "%s", tpl) >= (int)sizeof(tmp)) {
+		free(tpl);
 		errno = ENAMETOOLONG;
 		hm_error_errno("%s", path);
 		return hm_fail(HM_EXIT_ENV);
 	}
-	free(t);
-	install_cleanup();
-	fd = mkostemp(tmp, O_CLOEXEC);
+	free(tpl);
+	fd = hm_tempfile_mkstemp(tmp, mode, &t);
 	if (fd < 0) {
 		hm_error_errno("%s: cannot create temporary file", path);
 		return hm_fail(HM_EXIT_ENV);
 	}
-	memcpy(inflight, tmp, sizeof(tmp));
-	inflight_owner = getpid();
-	if (fchmod(fd, mode) < 0 || write_all(fd, buf, len) < 0 || fsync(fd) < 0) {
+	if (write_all(fd, buf, len) < 0 || fsync(fd) < 0) {
 		hm_error_errno("%s", tmp);
 		goto fail;
 	}
@@ -238,13 +192,12 @@ hm_file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode)
 		hm_error_errno("%s: cannot rename temporary file into place", path);
 		goto fail;
 	}
-	inflight[0] = '\0';
+	hm_tempfile_forget(t);
 	return hm_fsync_dir_of(path);
 fail:
 	if (fd >= 0)
 		close(fd);
-	unlink(tmp);
-	inflight[0] = '\0';
+	hm_tempfile_remove(t);
 	return hm_fail(HM_EXIT_ENV);
 }
 

@@ -13,10 +13,11 @@
 
 /*
  * Replace path with buf[0..len) atomically: write a temporary named by
- * hm_file_temp_template in the same directory (O_EXCL, given mode regardless of umask), fsync it,
- * rename it over path, fsync the directory.  A crash leaves path old or new, never partial.  The
- * temporary is removed on failure, and from the exit path if the process is interrupted between
- * create and rename.
+ * hm_file_temp_template in the same directory (O_EXCL, given mode regardless
+ * of umask), fsync it, rename it over path, fsync the directory.  A crash
+ * leaves path old or new, never partial.  The temporary is removed on
+ * failure, and (hm_tempfile) on exit and on the signals that end the
+ * process, if they come before the rename.
  */
 int hm_file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode);
 
@@ -82,11 +83,5 @@ int hm_file_temp_is_dead(const char *name, const char *tag);
  * time.  Returns how many were removed, or -1 (error printed).
  */
 int hm_file_remove_dead_temps(const char *dir, int recurse, const char *skip, const char *tag);
-
-/*
- * Remove temporaries registered by hm_file_write_atomic that are still in
- * flight; safe to call from a signal handler.  Installed automatically.
- */
-void hm_file_cleanup_temps(void);
 
 #endif

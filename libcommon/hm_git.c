@@ -5,6 +5,7 @@
 #include "hm_file.h"
 #include "hm_json.h"
 #include "hm_knownhosts.h"
+#include "hm_sigchain.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -159,9 +160,29 @@ local_path_missing(const char *url)
 	return 1;
 }
 
-int
-hm_git_deadline(int (*fn)(void *, int), void *arg, long timeout_s, char **out, size_t *out_len,
-		char *reason, size_t reason_len)
+static volatile pid_t worker;
+static volatile sig_atomic_t stopped;
+
+/*
+ * A signal while a worker runs: the worker is told to stop (it dies of it,
+ * unless it holds the signals off to finish what the remote or the
+ * repository must see whole), hm_git_deadline waits for it as usual, and
+ * passes the signal on down the chain once it is gone.
+ */
+static void
+stop_worker(int sig)
+{
+	pid_t w = worker;
+
+	if (!stopped)
+		stopped = sig;
+	if (w > 0)
+		kill(w, SIGTERM);
+}
+
+static int
+deadline_run(int (*fn)(void *, int), void *arg, long timeout_s, char **out, size_t *out_len,
+	     char *reason, size_t reason_len)
 {
 	int outp[2], whyp[2], st, r;
 	size_t len = 0, cap = 4096, wlen = 0;
@@ -187,6 +208,8 @@ hm_git_deadline(int (*fn)(void *, int), void *arg, long timeout_s, char **out, s
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
 			_exit(11);
+		/* Not the parent's cleanup: a signal ends the worker (see hm_git.h). */
+		hm_sigchain_forget();
 		/* The parent's read buffer is of no use here (and a leak to memcheck). */
 		free(buf);
 		close(outp[0]);
@@ -200,6 +223,7 @@ hm_git_deadline(int (*fn)(void *, int), void *arg, long timeout_s, char **out, s
 		}
 		_exit(r == 0 ? 0 : r == HM_GIT_UNREACHABLE ? 10 : 11);
 	}
+	worker = pid;
 	close(outp[1]);
 	close(whyp[1]);
 	clock_gettime(CLOCK_MONOTONIC, &start);
@@ -216,6 +240,7 @@ hm_git_deadline(int (*fn)(void *, int), void *arg, long timeout_s, char **out, s
 		if (left <= 0 || (r = poll(fds, 2, (int)left)) == 0) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &st, 0);
+			worker = 0;
 			close(outp[0]);
 			close(whyp[0]);
 			free(buf);
@@ -258,6 +283,7 @@ hm_git_deadline(int (*fn)(void *, int), void *arg, long timeout_s, char **out, s
 		close(whyp[0]);
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
+	worker = 0;
 	why[wlen] = '\0';
 	buf[len] = '\0';
 	r = WIFEXITED(st) && WEXITSTATUS(st) == 0    ? 0
@@ -273,6 +299,21 @@ hm_git_deadline(int (*fn)(void *, int), void *arg, long timeout_s, char **out, s
 		free(buf);
 	}
 	return r < 0 ? hm_fail(HM_EXIT_ENV) : r;
+}
+
+int
+hm_git_deadline(int (*fn)(void *, int), void *arg, long timeout_s, char **out, size_t *out_len,
+		char *reason, size_t reason_len)
+{
+	int r;
+
+	stopped = 0;
+	hm_sigchain_push_common(stop_worker);
+	r = deadline_run(fn, arg, timeout_s, out, out_len, reason, reason_len);
+	hm_sigchain_pop_common();
+	if (stopped)
+		raise(stopped);
+	return r;
 }
 
 static int net_failure(int err, struct hm_git_netdata *d, const char *what);
@@ -302,7 +343,27 @@ fetch_child(void *arg, int out_fd)
 		return -1;
 	}
 	hm_git_callbacks(&opts.callbacks, &d, git_remote_url(remote));
-	err = git_remote_fetch(remote, NULL, &opts, NULL);
+	/*
+	 * git_remote_fetch in two steps: the download may be cut short by a
+	 * signal; the refs it updates are written whole (no lock file of git's
+	 * left behind), the signals held off (hm_git_deadline).
+	 */
+	err = git_remote_connect(remote, GIT_DIRECTION_FETCH, &opts.callbacks, &opts.proxy_opts,
+				 &opts.custom_headers);
+	if (err == 0)
+		err = git_remote_download(remote, NULL, &opts);
+	if (err == 0) {
+		sigset_t held;
+
+		hm_sigchain_hold(&held);
+		err = git_remote_update_tips(remote, &opts.callbacks, opts.update_fetchhead,
+					     opts.download_tags, NULL);
+		if (err == 0 &&
+		    (opts.prune == GIT_FETCH_PRUNE ||
+		     (opts.prune == GIT_FETCH_PRUNE_UNSPECIFIED && git_remote_prune_refs(remote))))
+			err = git_remote_prune(remote, &opts.callbacks);
+	}
+	git_remote_disconnect(remote);
 	if (err < 0) {
 		char *what = hm_xasprintf("fetch from '%s' failed", a->remote);
 
@@ -898,8 +959,14 @@ push_child(void *arg, int out_fd)
 		err = write(out_fd, "H", 1) < 0 ? -1 : 0;
 		goto out;
 	}
-	if (err == 0 && !same)
+	/* From the push sent to the tracking ref written, the signals wait: the
+	 * remote and this clone agree on what was pushed (hm_git_deadline). */
+	if (err == 0 && !same) {
+		sigset_t sent;
+
+		hm_sigchain_hold(&sent);
 		err = git_remote_upload(remote, &specs, &opts);
+	}
 	git_remote_disconnect(remote);
 	if (err == GIT_EUSER || err == GIT_ENONFASTFORWARD || (err == 0 && d.rejected[0])) {
 		say = msg = hm_xasprintf(
@@ -956,11 +1023,14 @@ hm_git_push(git_repository *repo, const char *remote, const char *lease, const c
 	    git_config_get_string_buf(&val, cfg, key) == GIT_ENOTFOUND) {
 		char *merge = hm_xasprintf("branch.%s.merge", branch);
 		char *ref = hm_xasprintf("refs/heads/%s", branch);
+		sigset_t held;
 
+		hm_sigchain_hold(&held); /* config.lock, as in hm_git.h */
 		if (git_config_set_string(cfg, key, remote) < 0 ||
 		    git_config_set_string(cfg, merge, ref) < 0)
 			hm_warn("cannot record the upstream of %s: %s", branch,
 				hm_git_last_error());
+		hm_sigchain_release(&held);
 		free(merge);
 		free(ref);
 	}
@@ -1205,9 +1275,9 @@ out:
 	return r < 0 ? hm_fail(HM_EXIT_ENV) : r;
 }
 
-int
-hm_git_merge(git_repository *repo, const char *rev, const char *const *special,
-	     hm_git_resolve_fn fn, void *arg, struct hm_git_merge_result *res)
+static int
+merge_now(git_repository *repo, const char *rev, const char *const *special, hm_git_resolve_fn fn,
+	  void *arg, struct hm_git_merge_result *res)
 {
 	git_annotated_commit *their = NULL;
 	git_merge_analysis_t an;
@@ -1272,6 +1342,19 @@ out:
 	return r < 0 ? hm_fail(HM_EXIT_ENV) : r;
 }
 
+int
+hm_git_merge(git_repository *repo, const char *rev, const char *const *special,
+	     hm_git_resolve_fn fn, void *arg, struct hm_git_merge_result *res)
+{
+	sigset_t held;
+	int r;
+
+	hm_sigchain_hold(&held);
+	r = merge_now(repo, rev, special, fn, arg, res);
+	hm_sigchain_release(&held);
+	return r;
+}
+
 void
 hm_git_merge_result_free(struct hm_git_merge_result *res)
 {
@@ -1319,8 +1402,8 @@ first_mergehead(const git_oid *oid, void *payload)
 	return 1; /* one is enough: heimdal never makes octopus merges */
 }
 
-int
-hm_git_merge_finish(git_repository *repo, const char *message)
+static int
+merge_finish_now(git_repository *repo, const char *message)
 {
 	git_index *index = NULL;
 	git_oid head, theirs, out;
@@ -1339,6 +1422,18 @@ hm_git_merge_finish(git_repository *repo, const char *message)
 	r = commit_merge(repo, index, &head, &theirs, message, &out);
 	git_index_free(index);
 	return r < 0 ? hm_fail(HM_EXIT_ENV) : 0;
+}
+
+int
+hm_git_merge_finish(git_repository *repo, const char *message)
+{
+	sigset_t held;
+	int r;
+
+	hm_sigchain_hold(&held);
+	r = merge_finish_now(repo, message);
+	hm_sigchain_release(&held);
+	return r;
 }
 
 /* ---- diff -------------------------------------------------------------- */
@@ -1432,8 +1527,8 @@ out:
 	return ok;
 }
 
-int
-hm_git_undo_checkout(git_repository *repo, const char *a, const char *b)
+static int
+undo_checkout_now(git_repository *repo, const char *a, const char *b)
 {
 	git_checkout_options copts = GIT_CHECKOUT_OPTIONS_INIT;
 	git_tree *ta = NULL, *tb = NULL;
@@ -1592,6 +1687,18 @@ collect_lock(const char *path, const struct stat *st, int type, struct FTW *ftw)
 }
 
 int
+hm_git_undo_checkout(git_repository *repo, const char *a, const char *b)
+{
+	sigset_t held;
+	int r;
+
+	hm_sigchain_hold(&held);
+	r = undo_checkout_now(repo, a, b);
+	hm_sigchain_release(&held);
+	return r;
+}
+
+int
 hm_git_clear_stale_locks(git_repository *repo, time_t since, time_t until)
 {
 	char gitdir[PATH_MAX], workdir[PATH_MAX];
@@ -1657,9 +1764,9 @@ commit_put(git_repository *repo, const struct hm_git_file *f, git_tree_update *u
 	return r;
 }
 
-int
-hm_git_commit_files(git_repository *repo, const struct hm_git_file *files, size_t n,
-		    const char *message, char out[41])
+static int
+commit_files_now(git_repository *repo, const struct hm_git_file *files, size_t n,
+		 const char *message, char out[41])
 {
 	git_commit *parent = NULL;
 	git_tree *base = NULL, *tree = NULL;
@@ -1728,6 +1835,19 @@ out:
 	git_commit_free(parent);
 	free(up);
 	return r < 0 ? hm_fail(HM_EXIT_ENV) : r;
+}
+
+int
+hm_git_commit_files(git_repository *repo, const struct hm_git_file *files, size_t n,
+		    const char *message, char out[41])
+{
+	sigset_t held;
+	int r;
+
+	hm_sigchain_hold(&held);
+	r = commit_files_now(repo, files, n, message, out);
+	hm_sigchain_release(&held);
+	return r;
 }
 
 int

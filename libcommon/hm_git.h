@@ -7,6 +7,14 @@
  * connection to the remote can be made; hm_git_last_error() then says why.
  * A remote that answers with an error (the repository gone, access denied),
  * or a local path that does not exist, is an error (-1, printed).
+ *
+ * libgit2 writes through lock files (index.lock, a ref's .lock) that it
+ * leaves to a process killed meanwhile.  So what writes to a repository here
+ * holds the signals that end a process off until it is done (hm_sigchain):
+ * hm_git_merge, hm_git_merge_finish, hm_git_undo_checkout,
+ * hm_git_commit_files, and in the workers, a fetch's ref updates and a push
+ * from its upload to its tracking ref.  A signal then ends the process once
+ * the repository is whole.
  */
 #ifndef HM_GIT_H
 #define HM_GIT_H
@@ -41,6 +49,15 @@ int hm_git_credentials(git_credential **out, const char *url, const char *userna
  * not NULL), and returns 0, HM_GIT_UNREACHABLE or -1 (after printing its
  * error).  On HM_GIT_UNREACHABLE, reason holds libgit2's message or "timed
  * out after N seconds".  The child never runs the parent's atexit handlers.
+ *
+ * The child starts with the signal dispositions the process started with and
+ * the caller's mask (hm_sigchain_forget): a signal ends it, unless the caller
+ * holds the signals off, or fn does (hm_sigchain_hold) from the point where
+ * the remote or the repository has to see the end of what it began, as a
+ * push, or a fetch's ref updates.  A signal that comes to the caller
+ * meanwhile stops the child (SIGTERM) and waits: it is passed on down the
+ * chain (hm_sigchain) once the child is gone, as hm_git_deadline returns,
+ * so nothing is given back (a lock) while the child still works under it.
  */
 int hm_git_deadline(int (*fn)(void *arg, int out_fd), void *arg, long timeout_s, char **out,
 		    size_t *out_len, char *reason, size_t reason_len);

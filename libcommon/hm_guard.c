@@ -4,79 +4,71 @@
 #include "hm_json.h"
 #include "hm_lock.h"
 #include "hm_machine.h"
+#include "hm_sigchain.h"
 #include "hm_spawn.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-static const int guarded_signals[] = { SIGINT, SIGTERM, SIGHUP };
-
 /*
  * What the signal handler needs, prepared while it is safe to allocate: the
- * handler may only use async-signal-safe calls.
+ * handler may only use async-signal-safe calls.  The lock id is the guard's
+ * own (g->id), kept in memory from the moment the record is written.
  */
 static struct hm_guard *active;
-static char lock_file[PATH_MAX], guard_file[PATH_MAX], tool[PATH_MAX], id_needle[96];
-static struct sigaction saved[sizeof(guarded_signals) / sizeof(guarded_signals[0])];
-static int atexit_set;
+static char tool[PATH_MAX]; /* heimdal-lock, which releases for the handler */
+static int armed;
 
-/* Remove state.lock if it still holds our id, under the guard (signal-safe). */
+/*
+ * Release g's lock from a signal handler: `heimdal-lock release --id ID`
+ * reads the record, checks the id under the guard file, releases the remote
+ * ref the record holds and removes it.  Run as a child with the signal
+ * dispositions and mask the process started with; waited for.  Without the
+ * tool, the record is left: its holder is dead and verifiably so, which is
+ * what the next taker's stale check looks for.
+ */
 static void
-release_local_raw(void)
+release_from_handler(struct hm_guard *g)
 {
-	char buf[8192];
-	ssize_t n;
-	int g, fd;
+	int st = 0;
 
-	g = open(guard_file, O_RDWR | O_CLOEXEC);
-	if (g < 0)
+	if (!tool[0])
 		return;
-	while (flock(g, LOCK_EX) < 0 && errno == EINTR)
-		;
-	fd = open(lock_file, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (n > 0) {
-			buf[n] = '\0';
-			if (strstr(buf, id_needle))
-				unlink(lock_file);
+	/* It holds the signals off from its first instruction; one that came
+	 * before (another Ctrl-C as it started) is met by running it again. */
+	for (int attempt = 0; attempt < 3; attempt++) {
+		pid_t pid = _Fork();
+
+		if (pid == 0) {
+			hm_sigchain_child();
+			execl(tool, tool, "release", "--id", g->id, (char *)NULL);
+			_exit(127);
 		}
+		while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+		if (pid < 0 || !WIFSIGNALED(st))
+			break;
 	}
-	close(g);
 }
 
 static void
 on_signal(int sig)
 {
 	struct hm_guard *g = active;
+	int e = errno;
 
 	if (g && g->id[0] && g->owner == getpid()) {
-		if (tool[0] && (g->remote || (g->flags & HM_GUARD_REMOTE_LATER))) {
-			/* The remote ref needs libgit2: let heimdal-lock release both. */
-			pid_t pid = fork();
-			int st;
-
-			if (pid == 0) {
-				execl(tool, tool, "release", "--id", g->id, (char *)NULL);
-				_exit(127);
-			}
-			while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
-				;
-		}
-		release_local_raw();
+		release_from_handler(g);
 		g->id[0] = '\0';
 	}
-	hm_file_cleanup_temps();
-	signal(sig, SIG_DFL);
+	errno = e;
+	hm_sigchain_pop(sig);
 	raise(sig);
 }
 
@@ -87,75 +79,43 @@ release_at_exit(void)
 		hm_guard_release(active);
 }
 
+/* Once per process: the handler stays on the chain, idle while nothing is held. */
 static void
-install(struct hm_guard *g)
+arm(void)
 {
-	struct sigaction sa;
 	char *p;
 
-	p = hm_home_path("state.lock");
-	snprintf(lock_file, sizeof(lock_file), "%s", p);
+	if (armed)
+		return;
+	p = hm_find_tool("lock");
+	snprintf(tool, sizeof(tool), "%s", p ? p : "");
 	free(p);
-	p = hm_home_path("state.lock.guard");
-	snprintf(guard_file, sizeof(guard_file), "%s", p);
-	free(p);
-	snprintf(id_needle, sizeof(id_needle), "\"id\": \"%s\"", g->id);
-	tool[0] = '\0';
-	active = g;
-	if (!atexit_set) {
-		atexit(release_at_exit);
-		atexit_set = 1;
-	}
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	for (size_t i = 0; i < sizeof(guarded_signals) / sizeof(guarded_signals[0]); i++)
-		sigaddset(&sa.sa_mask, guarded_signals[i]);
-	for (size_t i = 0; i < sizeof(guarded_signals) / sizeof(guarded_signals[0]); i++) {
-		sigaction(guarded_signals[i], NULL, &saved[i]);
-		/* An ignored signal (nohup) stays ignored. */
-		if (saved[i].sa_handler != SIG_IGN)
-			sigaction(guarded_signals[i], &sa, NULL);
-	}
+	atexit(release_at_exit);
+	hm_sigchain_push_common(on_signal);
+	armed = 1;
 }
 
 static void
 disarm(struct hm_guard *g)
 {
 	g->id[0] = '\0';
-	if (active == g) {
+	if (active == g)
 		active = NULL;
-		for (size_t i = 0; i < sizeof(guarded_signals) / sizeof(guarded_signals[0]); i++)
-			sigaction(guarded_signals[i], &saved[i], NULL);
-	}
 }
 
-/* heimdal-lock, which a signal handler runs to release a remote ref. */
-static void
-find_release_tool(void)
-{
-	char *p;
-
-	if (tool[0])
-		return;
-	p = hm_find_tool("lock");
-	snprintf(tool, sizeof(tool), "%s", p ? p : "");
-	free(p);
-}
-
-/* Armed as soon as the local record exists: the remote part may take a while. */
+/*
+ * Held as soon as the local record exists (hm_lock_acquire calls this with
+ * the signals held off, so no handler sees the lock written and not yet
+ * known here): the remote part may take a while.
+ */
 static void
 taken(jv rec, void *arg)
 {
 	struct hm_guard *g = arg;
 
-	snprintf(g->id, sizeof(g->id), "%s", hm_json_str(rec, "id"));
 	g->owner = getpid();
 	g->remote = 0;
-	if (!active)
-		install(g);
-	else
-		snprintf(id_needle, sizeof(id_needle), "\"id\": \"%s\"", g->id);
+	snprintf(g->id, sizeof(g->id), "%s", hm_json_str(rec, "id"));
 }
 
 /*
@@ -191,6 +151,8 @@ hm_guard_acquire(struct hm_guard *g, const char *operation, int flags)
 	}
 	if (active)
 		hm_die(HM_EXIT_ENV, "internal error: a second guard in one process");
+	arm();
+	active = g;
 	if (hm_lock_acquire(&req, &rec) < 0) {
 		/* hm_lock_acquire gave back anything it had taken. */
 		disarm(g);
@@ -209,8 +171,6 @@ hm_guard_acquire(struct hm_guard *g, const char *operation, int flags)
 	g->remote = jv_get_kind(remote) == JV_KIND_OBJECT;
 	jv_free(remote);
 	jv_free(rec);
-	if (g->remote)
-		find_release_tool();
 	hm_debug("locked the state for %s (%s)", operation, g->id);
 	clear_dead_temps();
 	return 0;
@@ -229,8 +189,6 @@ hm_guard_need_remote(struct hm_guard *g)
 
 	if (!hm_guard_remote_pending(g))
 		return 0;
-	/* The tool first: a signal from here on may need it to release. */
-	find_release_tool();
 	if (hm_lock_acquire_remote(g->id, !!(g->flags & HM_GUARD_WAIT), &taken) < 0)
 		return -1;
 	g->remote = taken;
@@ -242,17 +200,18 @@ hm_guard_need_remote(struct hm_guard *g)
 void
 hm_guard_release(struct hm_guard *g)
 {
-	sigset_t all, old;
+	sigset_t old;
 
-	if (!g->id[0] || g->owner != getpid())
+	if (!g->id[0] || g->owner != getpid()) {
+		if (active == g && !g->id[0])
+			active = NULL;
 		return;
-	/* No signal handler may race the release of the same lock. */
-	sigemptyset(&all);
-	for (size_t i = 0; i < sizeof(guarded_signals) / sizeof(guarded_signals[0]); i++)
-		sigaddset(&all, guarded_signals[i]);
-	sigprocmask(SIG_BLOCK, &all, &old);
+	}
+	/* No signal handler may race the release of the same lock: a signal
+	 * that comes meanwhile is delivered once it is released. */
+	hm_sigchain_hold(&old);
 	if (hm_lock_release(g->id) == 0)
 		hm_debug("released the state lock %s", g->id);
 	disarm(g);
-	sigprocmask(SIG_SETMASK, &old, NULL);
+	hm_sigchain_release(&old);
 }

@@ -17,8 +17,16 @@
  *	}
  *
  * The lock is released when g goes out of scope (__attribute__((cleanup))),
- * at exit() (hm_die and friends included), and on SIGINT, SIGTERM and SIGHUP
- * (after which the signal is re-raised, so the exit status still says it).
+ * at exit() (hm_die and friends included), and on SIGINT, SIGTERM, SIGHUP,
+ * SIGQUIT and SIGPIPE at any moment: the guard's handler is on the process's
+ * signal chain (hm_sigchain) from the first acquire on, and passes the signal
+ * down the chain once the lock is given back, so the temporaries go too and
+ * the exit status still says which signal it was.  The record written and
+ * its id known here are one step, as are the remote ref taken and recorded
+ * (hm_lock), so no signal finds a lock the handler does not know of.  The
+ * handler releases through `heimdal-lock release --id ID` (the remote ref
+ * needs libgit2), a child started with the process's original signal
+ * dispositions and mask, which holds the signals off until it is done.
  * Only the process that took the lock releases it: a forked child that exits
  * leaves it alone.  One guard is held at a time per process.
  *

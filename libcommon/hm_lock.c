@@ -4,6 +4,7 @@
 #include "hm_state.h"
 #include "hm_json.h"
 #include "hm_machine.h"
+#include "hm_sigchain.h"
 #include "hm_spawn.h"
 #include "hm_term.h"
 #include "hm_time.h"
@@ -1003,7 +1004,9 @@ remote_acquire(jv *rec, char **held_msg)
  * Release the remote ref a record holds (remote borrowed); warnings only.
  * heimdal-rlock release says what happened: released (0), not held (1),
  * held by another lock (4: ours went stale and was taken over), or the
- * remote could not be reached (3, its warning printed).
+ * remote could not be reached (3, its warning printed).  heimdal-rlock
+ * holds the signals off from its first instruction; one that came before
+ * (a Ctrl-C as it started) is met by running it again.
  */
 static void
 remote_release(jv remote)
@@ -1012,19 +1015,37 @@ remote_release(jv remote)
 	char *in;
 	struct hm_proc p;
 	size_t len;
+	int killed = 1;
 
 	if (jv_get_kind(remote) != JV_KIND_OBJECT)
 		return;
 	in = hm_json_dump(jv_copy(remote), HM_JSON_COMPACT, &len);
-	if (hm_spawn("rlock", argv, in, len, 0, &p) == 0) {
+	for (int attempt = 0; killed && attempt < 3; attempt++) {
+		if (hm_spawn("rlock", argv, in, len, 0, &p) < 0)
+			break;
+		killed = p.status > 128;
 		if (p.status == HM_EXIT_FOUND || p.status == HM_EXIT_LOCKED)
 			hm_debug("%s no longer held our lock: %s", HM_LOCK_REMOTE_REF,
 				 p.out ? p.out : "");
 		hm_proc_free(&p);
-	} else {
-		hm_warn("refs/heimdal/lock was not released on the remote");
 	}
+	if (killed)
+		hm_warn("refs/heimdal/lock was not released on the remote");
 	free(in);
+}
+
+static volatile sig_atomic_t stopped;
+
+/* A signal while heimdal-rlock runs: it is told to stop, and answers first. */
+static void
+stop_rlock(int sig)
+{
+	pid_t rlock = hm_spawn_running();
+
+	if (!stopped)
+		stopped = sig;
+	if (rlock > 0)
+		kill(rlock, SIGTERM);
 }
 
 /*
@@ -1058,12 +1079,21 @@ remote_recover(void)
 /*
  * remote_acquire, and the remote part recorded in state.lock: a remote ref
  * that cannot be recorded is given back.  REMOTE_* or -1.
+ *
+ * One step no signal cuts in two: a remote ref taken is always recorded (or
+ * given back) before a handler may look at the record to release it.  A
+ * signal meanwhile stops heimdal-rlock (which gets it too from a terminal):
+ * before its push it dies of it, from its push on it finishes and answers
+ * (remote_timeout bounds that).  The signal then goes on down the chain.
  */
 static int
 remote_take(jv *rec, char **held_msg)
 {
-	int r = remote_acquire(rec, held_msg);
+	int r;
 
+	stopped = 0;
+	hm_sigchain_push_common(stop_rlock);
+	r = remote_acquire(rec, held_msg);
 	if (r == REMOTE_TAKEN && update_if(jv_copy(*rec)) < 0) {
 		jv remote = jv_object_get(jv_copy(*rec), jv_string("remote"));
 
@@ -1071,6 +1101,9 @@ remote_take(jv *rec, char **held_msg)
 		jv_free(remote);
 		r = -1;
 	}
+	hm_sigchain_pop_common();
+	if (stopped)
+		raise(stopped);
 	return r;
 }
 
@@ -1136,15 +1169,21 @@ hm_lock_acquire(const struct hm_lock_request *req, jv *record)
 	}
 	rt.delay = cfg.retry_delay;
 	for (;;) {
+		sigset_t old;
+
 		jv_free(holder);
 		holder = jv_null();
+		/* The record written and its holder told, as one step for the
+		 * holder's signal handler. */
+		hm_sigchain_hold(&old);
 		r = try_local(rec, req, &cfg, &holder);
+		if (r == TRY_OK && req->taken)
+			req->taken(rec, req->arg);
+		hm_sigchain_release(&old);
 		if (r < 0 || r == TRY_NESTED) {
 			jv_free(rec);
 			return r < 0 ? -1 : 0;
 		}
-		if (r == TRY_OK && req->taken)
-			req->taken(rec, req->arg);
 		/*
 		 * A dead hybrid holder of this host may have left the remote's
 		 * lock: cleared now, unless this lock takes the remote right away

@@ -2,6 +2,7 @@
 #include "hm_error.h"
 #include "hm_file.h"
 #include "hm_json.h"
+#include "hm_sigchain.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -110,6 +111,14 @@ append(char **buf, size_t *len, size_t *cap, const char *data, size_t n)
 	(*buf)[*len] = '\0';
 }
 
+static volatile pid_t running;
+
+pid_t
+hm_spawn_running(void)
+{
+	return running;
+}
+
 int
 hm_spawn(const char *name, char *const argv[], const char *in, size_t in_len, int flags,
 	 struct hm_proc *p)
@@ -117,7 +126,6 @@ hm_spawn(const char *name, char *const argv[], const char *in, size_t in_len, in
 	char *tool = hm_find_tool(name);
 	int inp[2], outp[2], errp[2] = { -1, -1 };
 	size_t ocap = 0, ecap = 0, off = 0;
-	struct sigaction ign, oldpipe;
 	pid_t pid;
 	int st;
 
@@ -155,18 +163,20 @@ hm_spawn(const char *name, char *const argv[], const char *in, size_t in_len, in
 		dup2(outp[1], 1);
 		if (errp[1] >= 0)
 			dup2(errp[1], 2);
+		/* The tool starts with the dispositions and mask we started with. */
+		hm_sigchain_child();
 		execv(tool, av);
 		_exit(127);
 	}
+	running = pid;
 	free(tool);
 	close(inp[0]);
 	close(outp[1]);
 	if (errp[1] >= 0)
 		close(errp[1]);
 	fcntl(inp[1], F_SETFL, O_NONBLOCK);
-	memset(&ign, 0, sizeof(ign));
-	ign.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &ign, &oldpipe);
+	/* A tool that stops reading its stdin is an EPIPE here, not our death. */
+	hm_sigchain_push(SIGPIPE, SIG_IGN);
 	if (in_len == 0) {
 		close(inp[1]);
 		inp[1] = -1;
@@ -214,14 +224,16 @@ hm_spawn(const char *name, char *const argv[], const char *in, size_t in_len, in
 			}
 		}
 	}
-	sigaction(SIGPIPE, &oldpipe, NULL);
+	hm_sigchain_pop(SIGPIPE);
 	if ((flags & HM_SPAWN_CAPTURE_ERR) && !p->err)
 		append(&p->err, &p->err_len, &ecap, "", 0);
 	while (waitpid(pid, &st, 0) < 0)
 		if (errno != EINTR) {
+			running = 0;
 			hm_error_errno("waitpid");
 			return hm_fail(HM_EXIT_ENV);
 		}
+	running = 0;
 	p->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	if (p->status == 127) {
 		hm_error("heimdal-%s: could not be executed", name);

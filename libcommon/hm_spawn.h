@@ -9,6 +9,7 @@
 
 #include <jv.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 /* The first directory of the search order (what `heimdal --exec-path` prints). */
 const char *hm_exec_path(void);
@@ -46,5 +47,8 @@ int hm_spawn(const char *name, char *const argv[], const char *in, size_t in_len
 int hm_spawn_json(const char *name, char *const argv[], jv in, jv *out);
 
 void hm_proc_free(struct hm_proc *p);
+
+/* The tool hm_spawn is running, or 0.  Async-signal-safe. */
+pid_t hm_spawn_running(void);
 
 #endif

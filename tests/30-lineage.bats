@@ -134,39 +134,24 @@ setup() {
 	[[ "$stderr" == "heimdal-lineage: error: trunc.json: invalid JSON: "* ]] || fail "message"
 }
 
-@test "compare: equal (same serial and newest entry), exit 0" {
-	st 42 41 '.history = [h(41; "m1"), h(42; "m1")]' > l.json
-	cp l.json r.json
-	run --separate-stderr heimdal-lineage compare --local l.json --remote r.json
-	expect_status 0
-	expect_json '. == {relation: "equal", local_serial: 42, remote_serial: 42, common_parent: 42}'
-}
-
-@test "compare: ahead and behind through history, exit 0" {
-	st 42 41 '.history = [h(41; "m1"), h(42; "m1")]' > old.json
-	st 44 43 '.history = [h(41; "m1"), h(42; "m1"), h(43; "m2"), h(44; "m2")]' > new.json
-	run --separate-stderr heimdal-lineage compare --local new.json --remote old.json
-	expect_status 0
-	expect_json '. == {relation: "ahead", local_serial: 44, remote_serial: 42, common_parent: 42}'
-	run --separate-stderr heimdal-lineage compare --local old.json --remote new.json
-	expect_status 0
-	expect_json '.relation == "behind" and .common_parent == 42'
-}
-
-@test "compare: the spec's 42 vs 42 from parent 41 is diverged (common parent 41), exit 1" {
-	st 42 41 '.history = [h(40; "m1"), h(41; "m1"), h(42; "machine-A")]' > l.json
-	st 42 41 '.history = [h(40; "m1"), h(41; "m1"), h(42; "machine-B")]' > r.json
-	run --separate-stderr heimdal-lineage compare --local l.json --remote r.json
-	expect_status 1
-	expect_json '. == {relation: "diverged", local_serial: 42, remote_serial: 42, common_parent: 41}'
-}
-
-@test "compare: the spec's 42 vs 43 from 41 is diverged (common parent 41), exit 1" {
-	st 42 41 '.history = [h(41; "m1"), h(42; "machine-A")]' > l.json
-	st 43 42 '.history = [h(41; "m1"), h(42; "machine-B"), h(43; "machine-B")]' > r.json
-	run --separate-stderr heimdal-lineage compare --local l.json --remote r.json
-	expect_status 1
-	expect_json '. == {relation: "diverged", local_serial: 42, remote_serial: 43, common_parent: 41}'
+# One row per relation: local (serial, parent, jq filter), remote (the same),
+# the exit status, and heimdal-lineage compare's whole answer.
+@test "compare: equal, ahead, behind (exit 0); diverged (exit 1), the spec's cases among them" {
+	while IFS='^' read -r ls lp lf rs rp rf code want; do
+		st "$ls" "$lp" "$lf" >l.json
+		st "$rs" "$rp" "$rf" >r.json
+		run --separate-stderr heimdal-lineage compare --local l.json --remote r.json
+		[ "$status" -eq "$code" ] || fail "$ls/$lf vs $rs/$rf: exit $status, not $code"
+		printf '%s' "$output" | jq -e ". == $want" >/dev/null ||
+			fail "$ls/$lf vs $rs/$rf: $output, not $want"
+	done <<'TABLE'
+42^41^.history = [h(41; "m1"), h(42; "m1")]^42^41^.history = [h(41; "m1"), h(42; "m1")]^0^{relation: "equal", local_serial: 42, remote_serial: 42, common_parent: 42}
+44^43^.history = [h(41; "m1"), h(42; "m1"), h(43; "m2"), h(44; "m2")]^42^41^.history = [h(41; "m1"), h(42; "m1")]^0^{relation: "ahead", local_serial: 44, remote_serial: 42, common_parent: 42}
+42^41^.history = [h(41; "m1"), h(42; "m1")]^44^43^.history = [h(41; "m1"), h(42; "m1"), h(43; "m2"), h(44; "m2")]^0^{relation: "behind", local_serial: 42, remote_serial: 44, common_parent: 42}
+42^41^.history = [h(40; "m1"), h(41; "m1"), h(42; "machine-A")]^42^41^.history = [h(40; "m1"), h(41; "m1"), h(42; "machine-B")]^1^{relation: "diverged", local_serial: 42, remote_serial: 42, common_parent: 41}
+42^41^.history = [h(41; "m1"), h(42; "machine-A")]^43^42^.history = [h(41; "m1"), h(42; "machine-B"), h(43; "machine-B")]^1^{relation: "diverged", local_serial: 42, remote_serial: 43, common_parent: 41}
+142^141^.history = [range(93; 143) | h(.; "machine-A")]^42^41^.history = [range(1; 43) | h(.; "machine-B")]^1^{relation: "diverged", local_serial: 142, remote_serial: 42, common_parent: null}
+TABLE
 }
 
 @test "compare without history (migrated or spec sample states): serial rules" {
@@ -194,14 +179,6 @@ setup() {
 	run heimdal-lineage compare --local r.json --remote l.json
 	expect_status 0
 	expect_json '.relation == "ahead"'
-}
-
-@test "compare: histories that no longer overlap give common_parent null" {
-	st 142 141 '.history = [range(93; 143) | h(.; "machine-A")]' > l.json
-	st 42 41 '.history = [range(1; 43) | h(.; "machine-B")]' > r.json
-	run heimdal-lineage compare --local l.json --remote r.json
-	expect_status 1
-	expect_json '. == {relation: "diverged", local_serial: 142, remote_serial: 42, common_parent: null}'
 }
 
 @test "compare --base: a side equal to the base is behind or ahead, however far the other went" {

@@ -210,8 +210,7 @@ remote_carries() {
 		git -C "$a/dotfiles" branch -q -u origin/main
 }
 
-@test "state conflicts with the remote refuse the lock (needs heimdal-conflicts)" {
-	command -v heimdal-conflicts >/dev/null || skip "heimdal-conflicts is not built"
+@test "state conflicts with the remote refuse the lock" {
 	setup_machines "$BATS_TEST_TMPDIR/remotes/origin.git"
 	# The remote carries a diverged state for this lineage.
 	remote_carries '.lineage.serial = 5 | .lineage.parent_serial = 4 | .active_profile = "work"
@@ -242,7 +241,6 @@ remote_carries() {
 }
 
 @test "per-machine differences with the remote (profile, path) do not refuse the lock" {
-	command -v heimdal-conflicts >/dev/null || skip "heimdal-conflicts is not built"
 	setup_machines "$BATS_TEST_TMPDIR/remotes/origin.git"
 	remote_carries '.active_profile = "work" | .dotfiles_path = "/elsewhere/.dotfiles"'
 	run --separate-stderr as a heimdal-lock acquire --op apply --pid "$HOLDER"

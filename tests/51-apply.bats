@@ -29,10 +29,6 @@ setup() {
 
 sha() { sha256sum "$1" | cut -c1-64; }
 
-need_lineage() {
-	command -v heimdal-lineage >/dev/null || skip "heimdal-lineage is not built yet"
-}
-
 @test "apply --help; bad flags and profile names exit 2 with nothing on stdout" {
 	run --separate-stderr heimdal apply --help
 	expect_status 0
@@ -62,7 +58,6 @@ need_lineage() {
 }
 
 @test "apply deploys tracked files, keeps the executable bit, records checksums and the lineage" {
-	need_lineage
 	run --separate-stderr heimdal apply
 	expect_status 0
 	cmp "$DOT/.bashrc" "$HOME/.bashrc"
@@ -82,7 +77,6 @@ need_lineage() {
 }
 
 @test "--profile overlays profiles/NAME and becomes the active profile" {
-	need_lineage
 	run --separate-stderr heimdal apply --profile work
 	expect_status 0
 	[ "$(cat "$HOME/.bashrc")" = "export PS1=work" ] || fail "overlay not used"
@@ -96,7 +90,6 @@ need_lineage() {
 }
 
 @test "a file changed here and upstream on the same line is left (exit 1), the merge beside it; --force backs it up, then restores" {
-	need_lineage
 	heimdal apply
 	printf 'my edit\n' >>"$HOME/.bashrc"
 	edited=$(cat "$HOME/.bashrc")
@@ -123,7 +116,6 @@ need_lineage() {
 }
 
 @test "a symlinked target is never written through; --force backs the link up and replaces it" {
-	need_lineage
 	outside="$BATS_TEST_TMPDIR/outside"
 	mkdir -p "$outside"
 	printf 'precious\n' >"$outside/vimrc"
@@ -147,7 +139,6 @@ need_lineage() {
 	run --separate-stderr heimdal apply --force --dry-run
 	expect_status 1
 	[[ "$stderr" == *".config/app/config: its directory resolves outside \$HOME; skipped"* ]] || fail "no warning"
-	need_lineage
 	run --separate-stderr heimdal apply --force
 	expect_status 1
 	[ -z "$(ls -A "$outside")" ] || fail "wrote outside HOME"
@@ -155,7 +146,6 @@ need_lineage() {
 }
 
 @test "a file removed from the repo is removed from HOME if unchanged, else kept and reported" {
-	need_lineage
 	heimdal apply
 	printf 'local change\n' >>"$HOME/.config/app/config"
 	git -C "$DOT" rm -q .vimrc .config/app/config
@@ -171,7 +161,6 @@ need_lineage() {
 }
 
 @test "a failed write phase leaves every target old and no temporaries" {
-	need_lineage
 	command -v chattr >/dev/null || skip "no chattr"
 	heimdal apply
 	printf 'export PS1=v2\n' >"$DOT/.bashrc"

@@ -12,7 +12,6 @@ setup() {
 }
 
 @test "init: an empty remote -> a clone and a new lineage recorded as 'init'" {
-	need lineage migrate
 	run --separate-stderr as a heimdal init --profile personal --repo "$REMOTE"
 	expect_status 0
 	[ "${lines[0]}" = "OK Cloned $REMOTE into $(mhome a)/.dotfiles" ] || fail
@@ -30,7 +29,6 @@ setup() {
 }
 
 @test "init: a second machine joins the lineage the repository carries" {
-	need lineage migrate
 	as a heimdal init --profile personal --repo "$REMOTE" >/dev/null
 	as a heimdal push >/dev/null
 	run --separate-stderr as b heimdal init --profile personal --repo "$REMOTE"
@@ -47,7 +45,6 @@ setup() {
 }
 
 @test "init: two machines initialised on day one against an empty remote join one lineage" {
-	need lineage migrate conflicts merge
 	# Both init before either syncs: each starts a lineage of its own.
 	as a heimdal init --profile personal --repo "$REMOTE" >/dev/null
 	as b heimdal init --profile work --repo "$REMOTE" --path "$(mhome b)/dots" >/dev/null
@@ -78,7 +75,6 @@ setup() {
 }
 
 @test "init: an existing clone with the same remote is used as it is" {
-	need lineage migrate
 	as b git clone -q "$REMOTE" "$(mhome b)/.dotfiles" 2>/dev/null
 	run --separate-stderr as b heimdal init --profile personal --repo "$REMOTE/"
 	expect_status 0
@@ -101,7 +97,6 @@ setup() {
 }
 
 @test "init: re-running is refused without --force; --force keeps history and a backup" {
-	need lineage migrate merge
 	as a heimdal init --profile personal --repo "$REMOTE" >/dev/null
 	before=$(snapshot "$(mhome a)/.heimdal")
 	run --separate-stderr as a heimdal init --profile work --repo "$REMOTE"
@@ -121,7 +116,6 @@ setup() {
 }
 
 @test "init: --path, absolute or relative, is stored absolute; parents are made" {
-	need lineage migrate
 	run --separate-stderr as a heimdal init --profile p --repo "$REMOTE" --path "$BATS_TEST_TMPDIR/df"
 	expect_status 0
 	jq -e --arg p "$BATS_TEST_TMPDIR/df" '.dotfiles_path == $p' "$(mhome a)/.heimdal/state.json"
@@ -133,7 +127,6 @@ setup() {
 }
 
 @test "init: an unreachable remote -> the warning, exit 3, nothing left behind" {
-	need lineage migrate
 	port=$(free_port)
 	run --separate-stderr as a heimdal init --profile p --repo "git://127.0.0.1:$port/x.git"
 	expect_status 3
@@ -165,7 +158,6 @@ setup() {
 }
 
 @test "init: the new state composes with the plumbing (lineage compare against the repo's)" {
-	need lineage migrate
 	as a heimdal init --profile personal --repo "$REMOTE" >/dev/null
 	as a heimdal push >/dev/null
 	remote_state "$REMOTE" >"$BATS_TEST_TMPDIR/r.json"

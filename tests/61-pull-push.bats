@@ -110,7 +110,6 @@ Please resolve conflicts manually and run 'heimdal sync' again" ] || fail
 }
 
 @test "pull: the state file is merged three-way, never left with conflict markers" {
-	need merge
 	as a heimdal push >/dev/null
 	as b heimdal pull >/dev/null
 	# Both machines record operations on top of the same state and commit it.
@@ -161,7 +160,6 @@ Please resolve conflicts manually and run 'heimdal sync' again" ] || fail
 }
 
 @test "push: takes no remote lock while nobody holds one; a live holder on another machine refuses it" {
-	need lock
 	as a heimdal push >/dev/null
 	as b heimdal pull >/dev/null
 	commit_file b .vimrc from-b
@@ -199,7 +197,6 @@ Please resolve conflicts manually and run 'heimdal sync' again" ] || fail
 }
 
 @test "push --force after resolve --use-local: only the state is replaced, on top of the remote's tip" {
-	need lineage conflicts merge
 	as a heimdal push >/dev/null
 	as b heimdal pull >/dev/null
 	# The spec's scenario 2: both machines write the state; a pushes a

@@ -10,7 +10,6 @@ setup() {
 }
 
 @test "sync: the first sync shares the state; the repository carries it" {
-	need lineage conflicts merge migrate
 	git_machine a
 	as a heimdal init --profile personal --repo "$REMOTE" >/dev/null
 	run --separate-stderr as a heimdal sync --no-apply
@@ -23,7 +22,6 @@ setup() {
 }
 
 @test "sync: nothing to do is one short line, and changes nothing" {
-	need lineage conflicts merge migrate
 	joined a
 	before=$(snapshot "$(mhome a)/.heimdal")
 	head=$(git --git-dir="$REMOTE" rev-parse main)
@@ -36,7 +34,6 @@ setup() {
 }
 
 @test "sync: a machine behind takes the remote state without a new write" {
-	need lineage conflicts merge migrate
 	joined a b
 	run --separate-stderr as a heimdal sync --no-apply
 	expect_status 0
@@ -49,7 +46,6 @@ setup() {
 }
 
 @test "sync: diverged states -> the spec's conflict listing and automatic merge" {
-	need lineage conflicts merge migrate
 	joined a b
 	as a heimdal sync --no-apply >/dev/null
 	record a apply
@@ -79,7 +75,6 @@ Attempting"* ]] || fail
 }
 
 @test "sync: concurrent modification on two machines -> identical states, nothing lost" {
-	need lineage conflicts merge migrate
 	joined a b
 	as a heimdal sync --no-apply >/dev/null
 	for i in 1 2; do record a apply; record b apply; done
@@ -100,7 +95,6 @@ Attempting"* ]] || fail
 }
 
 @test "sync: three machines converge" {
-	need lineage conflicts merge migrate
 	joined a b c
 	as a heimdal sync --no-apply >/dev/null
 	as b heimdal sync --no-apply >/dev/null
@@ -117,7 +111,6 @@ Attempting"* ]] || fail
 }
 
 @test "sync: a conflicted dotfile stops with the spec's message, exit 1; resolved, sync goes on" {
-	need lineage conflicts merge migrate
 	joined a b
 	as a heimdal sync --no-apply >/dev/null
 	commit_file a .bashrc from-a
@@ -141,7 +134,6 @@ Please resolve conflicts manually and run 'heimdal sync' again" ] || fail
 }
 
 @test "sync: push rejected, then sync, then push" {
-	need lineage conflicts merge migrate
 	joined a b
 	as a heimdal sync --no-apply >/dev/null
 	record a apply
@@ -158,7 +150,6 @@ Please resolve conflicts manually and run 'heimdal sync' again" ] || fail
 }
 
 @test "sync: offline warns and keeps the state in the clone; online again it reconciles" {
-	need lineage conflicts merge migrate
 	joined a b
 	as a heimdal sync --no-apply >/dev/null
 	port=$(free_port)
@@ -182,7 +173,6 @@ Please resolve conflicts manually and run 'heimdal sync' again" ] || fail
 }
 
 @test "sync: a remote of another lineage is not merged: manual steps, exit 1" {
-	need lineage conflicts merge migrate
 	joined a
 	git_machine b
 	other=$(bare_remote other)
@@ -197,8 +187,6 @@ Please resolve conflicts manually and run 'heimdal sync' again" ] || fail
 }
 
 @test "sync: applies what was pulled" {
-	need lineage conflicts merge migrate
-	need_apply
 	joined a b
 	as a heimdal sync >/dev/null
 	commit_file a .bashrc 'export FROM=a'
@@ -220,8 +208,6 @@ pushed_by_a() {
 }
 
 @test "sync: killed after its pull, before its apply: the next sync deploys what was pulled" {
-	need lineage conflicts merge migrate
-	need_apply
 	pushed_by_a 'export FROM=a'
 	# What the killed sync left: HEAD moved by the pull, nothing deployed,
 	# and pull.pending naming the commit whose files $HOME has.
@@ -239,8 +225,6 @@ pushed_by_a() {
 }
 
 @test "sync: killed inside its checkout: the next sync undoes it, removes the dead holder's git locks, and syncs" {
-	need lineage conflicts merge migrate lock
-	need_apply
 	pushed_by_a "$(seq 1 2000)"
 	d="$(mhome b)/.dotfiles"
 	ingit b fetch -q
@@ -272,8 +256,6 @@ pushed_by_a() {
 }
 
 @test "sync: a file edited since a checkout was cut short is never overwritten" {
-	need lineage conflicts merge migrate
-	need_apply
 	pushed_by_a 'export FROM=a'
 	d="$(mhome b)/.dotfiles"
 	ingit b fetch -q
@@ -292,7 +274,6 @@ pushed_by_a() {
 }
 
 @test "sync: with nothing to do it leaves the remote's lock alone; with something to write it takes it" {
-	need lineage conflicts merge migrate lock
 	joined a b
 	as a heimdal sync --no-apply >/dev/null
 	# Machine a holds the hybrid lock (the remote's refs/heimdal/lock too).
@@ -334,7 +315,6 @@ pushed_by_a() {
 }
 
 @test "sync: two machines syncing at the same moment over git daemon both land" {
-	need lineage conflicts merge migrate
 	git_daemon_start "$(dirname "$REMOTE")"
 	joined a b
 	for m in a b; do ingit "$m" remote set-url origin "$GIT_DAEMON_URL/origin.git"; done

@@ -22,9 +22,6 @@ setup() {
 	setup_scratch
 	# Real machines have real clocks.
 	unset HEIMDAL_NOW
-	need lineage conflicts merge migrate drift
-	need_cmd commit
-	need_cmd apply
 	REMOTE=$(bare_remote)
 	seed_remote
 }
@@ -446,7 +443,6 @@ set -g history-limit 10000'
 }
 
 @test "m: state resolve keeps this machine's profile, path and id, with a new serial" {
-	need_cmd state resolve
 	up A
 	up B "$REMOTE" q
 	ok A sync

@@ -9,9 +9,6 @@ load helper-git
 
 setup() {
 	setup_scratch
-	need lineage conflicts merge migrate drift
-	need_cmd commit
-	need_cmd apply
 }
 
 converges() {

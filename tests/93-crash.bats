@@ -105,25 +105,6 @@ kill_after() {
 	done
 }
 
-# temporaries HOME: what apply and atomic writes leave when killed
-# (NAME.heimdal-PID-TAG.XXXXXX), under HOME, but the decoy.
-temporaries() {
-	find "$1" -path "$1/.heimdal/backups" -prune -o -type f \
-		-name '*.heimdal-*-*.??????' ! -name '*.Decoy1' -print
-}
-
-# The world a family's command may touch: every machine and the remotes.
-world_save() {
-	rm -rf "$BATS_TEST_TMPDIR/saved"
-	mkdir "$BATS_TEST_TMPDIR/saved"
-	cp -a "$BATS_TEST_TMPDIR/machines" "$BATS_TEST_TMPDIR/remotes" "$BATS_TEST_TMPDIR/saved/"
-}
-
-world_restore() {
-	rm -rf "$BATS_TEST_TMPDIR/machines" "$BATS_TEST_TMPDIR/remotes"
-	cp -a "$BATS_TEST_TMPDIR/saved/machines" "$BATS_TEST_TMPDIR/saved/remotes" "$BATS_TEST_TMPDIR/"
-}
-
 # clone_locks, remote_locks: the lock files git leaves in the clones, and in
 # the remotes.
 clone_locks() {
@@ -244,41 +225,23 @@ crash_loop() {
 
 @test "kill -9 during apply, $CRASH_N times: state and home files old or new; the next apply recovers" {
 	load helper-git
-	need lineage conflicts merge migrate
-	need_apply
-	REMOTE=$(bare_remote)
-	joined a
-	commit_file a .bashrc 'export PS1=old'
-	commit_file a .config/app/config 'key = old'
-	as a heimdal apply >/dev/null
-	commit_file a .bashrc 'export PS1=new'
-	commit_file a .config/app/config "$(seq 1 2000)"
-	commit_file a .vimrc 'set number'
+	load worlds
+	world_apply
 	crash_loop "$CRASH_N" a ".bashrc .config/app/config .vimrc" heimdal apply
 }
 
 @test "kill -9 during commit, $CRASH_N times: state and clone old or new; the next commit recovers" {
 	load helper-git
-	need lineage conflicts merge migrate
-	need_apply
-	REMOTE=$(bare_remote)
-	joined a
-	commit_file a .vimrc 'set number'
-	as a heimdal apply >/dev/null
-	printf 'alias ll="ls -l"\n' >>"$(mhome a)/.vimrc"
+	load worlds
+	world_commit
 	crash_loop "$CRASH_N" a ".dotfiles/.vimrc" heimdal commit -m "Accept .vimrc"
 	git -C "$(mhome a)/.dotfiles" fsck --no-dangling
 }
 
 @test "kill -9 during state resolve --merge, $CRASH_N times: the state old or new; backups whole" {
 	load helper-git
-	need lineage conflicts merge migrate
-	REMOTE=$(bare_remote)
-	joined a b
-	as a heimdal sync --no-apply >/dev/null
-	record a apply
-	record b apply
-	as a heimdal sync --no-apply >/dev/null
+	load worlds
+	world_resolve
 	crash_loop "$CRASH_N" b "" heimdal state resolve --merge
 	for f in "$(mhome b)"/.heimdal/backups/*.json; do
 		[ -e "$f" ] || continue
@@ -288,13 +251,8 @@ crash_loop() {
 
 @test "kill -9 during sync, $CRASH_N times: state, home and remote whole; the next sync recovers" {
 	load helper-git
-	need lineage conflicts merge migrate
-	need_apply
-	REMOTE=$(bare_remote)
-	joined a b
-	as a heimdal sync >/dev/null
-	commit_file a .bashrc 'export FROM=a'
-	as a heimdal push >/dev/null
+	load worlds
+	world_sync
 	# libgit2's checkout writes the clone's files in place, so only $HOME
 	# is whole at every moment; the clone is whole after the next sync.  A
 	# sync killed after its pull, before its apply, leaves the next sync

@@ -170,19 +170,6 @@ commit_file() {
 	ingit "$1" commit -q -m "edit $2 on $1"
 }
 
-# need TOOL...: skip the test unless every heimdal-TOOL is built.
-need() {
-	local t
-	for t in "$@"; do
-		command -v "heimdal-$t" >/dev/null || skip "heimdal-$t is not built yet"
-	done
-}
-
-# need_apply: skip unless the porcelain has `heimdal apply`.
-need_apply() {
-	heimdal help apply >/dev/null 2>&1 || skip "heimdal apply is not built yet"
-}
-
 # remote_state REMOTE.git: the state the remote's main branch carries.
 remote_state() {
 	git --git-dir="$1" show main:.heimdal/state.json
@@ -212,10 +199,3 @@ shared_view() {
 		"$(mhome "$1")/.heimdal/state.json"
 }
 
-# need_cmd NAME: skip unless the porcelain has the built-in `heimdal NAME`
-# (`state NAME` with need_cmd state NAME).
-need_cmd() {
-	heimdal help "$1" >/dev/null 2>&1 || skip "heimdal $1 is not built yet"
-	[ $# -lt 2 ] || heimdal "$1" "$2" --help >/dev/null 2>&1 ||
-		skip "heimdal $1 $2 is not built yet"
-}

@@ -45,6 +45,7 @@
 #include "hm_lock.h"
 #include "hm_machine.h"
 #include "hm_state.h"
+#include "hm_tempfile.h"
 #include "hm_term.h"
 #include "hm_time.h"
 
@@ -102,10 +103,11 @@ struct item {
 	int wsrc;          /* what it puts: the repository's file, */
 	const char *wdata; /* or wdata[0..wlen) */
 	size_t wlen;
-	char *side;      /* target + MERGE_SUFFIX */
-	char *side_done; /* a .heimdal-merge the write settles: removed after */
-	jv base;         /* the record's entry (invalid when none) */
-	char *tmp;       /* the temporary while it is in flight */
+	char *side;               /* target + MERGE_SUFFIX */
+	char *side_done;          /* a .heimdal-merge the write settles: removed after */
+	jv base;                  /* the record's entry (invalid when none) */
+	char *tmp;                /* the temporary while it is in flight */
+	struct hm_tempfile *temp; /* ...registered until it is renamed */
 	char *backup;
 };
 
@@ -135,27 +137,6 @@ usage(FILE *f, int code)
 		"  PATH...             only these files (relative to $HOME)\n",
 		APPLY_USAGE);
 	exit(code);
-}
-
-/* Temporaries in flight, removed if the process is interrupted or fails. */
-static char **temps;
-static volatile size_t ntemps;
-
-static void
-remove_temps(void)
-{
-	for (size_t i = 0; i < ntemps; i++)
-		if (temps[i])
-			unlink(temps[i]);
-	ntemps = 0;
-}
-
-static void
-on_signal(int sig)
-{
-	remove_temps();
-	signal(sig, SIG_DFL);
-	raise(sig);
 }
 
 /* The actions that write a file (the target, or the merge beside it). */
@@ -643,15 +624,18 @@ put_content(struct plan *p, const struct item *it, int fd)
 }
 
 /*
- * A new temporary ".NAME.heimdal-PID-TAG.XXXXXX" for NAME in the directory
- * dfd, with it's content (put_content) and mode; fsync'd when durable.  Its
- * name goes to tmp (the template).  0, or -1 (errno set, nothing left).
+ * A new temporary ".NAME.heimdal-PID-TAG.XXXXXX" for it in the directory dfd
+ * (its path's directory), with its content (put_content) and mode; fsync'd
+ * when durable.  Its name goes to tmp (the template), its path to it->tmp,
+ * and it is registered (hm_tempfile) from the moment it exists.  0, or -1
+ * (errno set, nothing left).
  */
 static int
-write_new(struct plan *p, const struct item *it, int dfd, char *tmp, int durable)
+write_new(struct plan *p, struct item *it, int dfd, char *tmp, int durable)
 {
 	static const char chars[] =
 		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	const char *slash = strrchr(it->wpath, '/');
 	char *x = tmp + strlen(tmp) - 6;
 	unsigned char rnd[6];
 	int fd = -1;
@@ -661,17 +645,26 @@ write_new(struct plan *p, const struct item *it, int dfd, char *tmp, int durable
 			return -1;
 		for (int i = 0; i < 6; i++)
 			x[i] = chars[rnd[i] % (sizeof(chars) - 1)];
-		fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		free(it->tmp);
+		it->tmp = hm_xasprintf("%.*s/%s", (int)(slash - it->wpath), it->wpath, tmp);
+		fd = hm_tempfile_openat(dfd, tmp, it->tmp, 0600, &it->temp);
 		if (fd < 0 && errno != EEXIST)
-			return -1;
+			break;
 	}
-	if (fd < 0)
+	if (fd < 0) {
+		free(it->tmp);
+		it->tmp = NULL;
 		return -1;
+	}
 	if (fchmod(fd, it->mode) < 0 || put_content(p, it, fd) < 0 || (durable && fsync(fd) < 0)) {
 		int e = errno;
 
 		close(fd);
 		unlinkat(dfd, tmp, 0);
+		hm_tempfile_forget(it->temp);
+		it->temp = NULL;
+		free(it->tmp);
+		it->tmp = NULL;
 		errno = e;
 		return -1;
 	}
@@ -798,6 +791,10 @@ finish(struct plan *p, struct item *it)
 		tbase = strrchr(it->tmp, '/') + 1;
 		if (renameat(dfd, tbase, dfd, base) < 0)
 			r = hm_error_errno("%s: cannot rename into place", it->wpath);
+		else
+			hm_tempfile_forget(it->temp);
+		if (r == 0)
+			it->temp = NULL;
 	}
 	if (r == 0 && it->act == A_MODE) {
 		fd = openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -826,8 +823,6 @@ finish(struct plan *p, struct item *it)
 static int
 apply_write(struct plan *p)
 {
-	struct sigaction sa = { .sa_handler = on_signal };
-	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
 	struct timespec t0;
 	char *bdir = NULL;
 	size_t n = changes(p);
@@ -836,13 +831,6 @@ apply_write(struct plan *p)
 	if (n == 0)
 		return 0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	temps = calloc(p->n + 1, sizeof(*temps));
-	if (!temps)
-		return hm_error("out of memory");
-	sigemptyset(&sa.sa_mask);
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaction(sigs[i], &sa, NULL);
-	atexit(remove_temps);
 	for (size_t i = 0; i < p->n; i++) {
 		struct item *it = &p->it[i];
 
@@ -887,8 +875,6 @@ apply_write(struct plan *p)
 			goto fail;
 		}
 		close(dfd);
-		it->tmp = hm_xasprintf("%.*s%s", (int)(base - it->wpath), it->wpath, name);
-		temps[ntemps++] = it->tmp;
 		free(name);
 	}
 	/* Every new content durable before any target changes. */
@@ -901,14 +887,16 @@ apply_write(struct plan *p)
 		if (finish(p, it) < 0)
 			goto fail;
 	}
-	ntemps = 0;
 	if (shown)
 		fprintf(stderr, "\rApplying dotfiles: %zu/%zu\n", p->n, p->n);
 	free(bdir);
 	/* The renames themselves, durable before the state says they happened. */
 	return few ? sync_dirs(p) : sync_all(p);
 fail:
-	remove_temps();
+	for (size_t i = 0; i < p->n; i++) {
+		hm_tempfile_remove(p->it[i].temp);
+		p->it[i].temp = NULL;
+	}
 	free(bdir);
 	return hm_fail(HM_EXIT_ENV);
 }
@@ -1270,8 +1258,6 @@ apply_run(git_repository *repo, jv *statep, const struct apply_opts *o)
 		jv_free(p.it[i].base);
 	}
 	free(p.it);
-	free(temps);
-	temps = NULL;
 	close(p.home_fd);
 	close(p.work_fd);
 	free(p.home_real);

@@ -23,6 +23,7 @@
 #include "hm_hash.h"
 #include "hm_json.h"
 #include "hm_machine.h"
+#include "hm_sigchain.h"
 #include "hm_state.h"
 
 #include <errno.h>
@@ -256,6 +257,7 @@ cmd_commit(int argc, char **argv)
 	struct review rv = { 0 };
 	struct dotfiles d;
 	char *dir, *path, *mine, *home_real, before[41] = "", after[41];
+	sigset_t held;
 	int c;
 	git_repository *repo;
 	jv state, record;
@@ -340,7 +342,11 @@ cmd_commit(int argc, char **argv)
 			exit(HM_EXIT_ENV);
 		free(buf);
 		free(path);
+		/* libgit2 leaves its lock files to a process killed while it
+		 * writes: the signals wait for the commit (hm_git.h). */
+		hm_sigchain_hold(&held);
 		commit_all(repo, d.workdir, rv.a, rv.na, mine, msg, after);
+		hm_sigchain_release(&held);
 		free(mine);
 		if (!rv.behind)
 			record = record_follow(repo, record, before, after);

@@ -23,6 +23,7 @@
 #include "hm_file.h"
 #include "hm_hash.h"
 #include "hm_json.h"
+#include "hm_sigchain.h"
 #include "hm_term.h"
 
 #include <errno.h>
@@ -573,6 +574,7 @@ pager_start(void)
 	if (pager_pid == 0) {
 		dup2(fds[0], STDIN_FILENO);
 		close(fds[0]), close(fds[1]);
+		hm_sigchain_child();
 		execl("/bin/sh", "sh", "-c", pager, (char *)NULL);
 		_exit(127);
 	}

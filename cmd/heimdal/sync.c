@@ -15,6 +15,7 @@
 #include "hm_machine.h"
 #include "hm_spawn.h"
 #include "hm_state.h"
+#include "hm_tempfile.h"
 #include "hm_term.h"
 #include "hm_time.h"
 
@@ -83,10 +84,11 @@ static jv
 merge_states(const char *strategy, jv local, jv remote, jv base, jv *report)
 {
 	/* The report goes to a private file in $HEIMDAL_HOME (mode 0700). */
-	char *tmpl = hm_home_path("merge-report.XXXXXX");
+	char *tmpl = hm_home_path("merge-report.tmp.XXXXXX");
 	char *argv[] = { "heimdal-merge", "--strategy", (char *)strategy, "--report", tmpl, NULL };
 	jv in = JV_OBJECT(jv_string("local"), local, jv_string("remote"), remote), merged;
-	int fd = mkstemp(tmpl), st;
+	struct hm_tempfile *t;
+	int fd = hm_tempfile_mkstemp(tmpl, 0600, &t), st;
 	char *buf = NULL;
 	size_t len = 0;
 
@@ -100,10 +102,15 @@ merge_states(const char *strategy, jv local, jv remote, jv base, jv *report)
 		jv_free(base);
 	st = hm_spawn_json("merge", argv, in, &merged);
 	if (st != 0) {
-		unlink(tmpl);
+		hm_tempfile_remove(t);
 		free(tmpl);
-		if (st > 0)
-			jv_free(merged);
+		/* Only "found" (the states cannot be merged) is the user's to settle;
+		 * a tool that failed says why, and its status is ours. */
+		if (st < 0)
+			exit(hm_last_code());
+		jv_free(merged);
+		if (st > 1)
+			hm_die(st, "heimdal-merge failed (exit %d)", st);
 		printf("%s Automatic merge failed\n", hm_mark(HM_MARK_ERR));
 		return jv_invalid();
 	}
@@ -111,7 +118,7 @@ merge_states(const char *strategy, jv local, jv remote, jv base, jv *report)
 		jv_free(*report);
 		*report = hm_json_parse(tmpl, buf, len);
 	}
-	unlink(tmpl);
+	hm_tempfile_remove(t);
 	free(tmpl);
 	free(buf);
 	return merged;
