@@ -1,4 +1,5 @@
 #include "hm_file.h"
+#include "hm_beneath.h"
 #include "hm_error.h"
 #include "hm_json.h"
 #include "hm_tempfile.h"
@@ -265,6 +266,77 @@ hm_file_write_output(const char *path, const void *buf, size_t len, mode_t mode)
 		mode = st.st_mode & 07777;
 	r = hm_file_write_atomic(target, buf, len, mode);
 	free(target);
+	return r;
+}
+
+/* Why a directory beneath a root could not be had (hm_beneath). */
+static int
+beneath_fail(const char *shown)
+{
+	hm_error("%s: %s", shown,
+		 errno == EXDEV   ? "its directory leads outside its root; not written"
+		 : errno == ELOOP ? "a symlink on its way; not written through it"
+				  : strerror(errno));
+	return hm_fail(HM_EXIT_ENV);
+}
+
+int
+hm_file_write_beneath(int root_fd, const char *root_real, const char *rel, const char *shown,
+		      const void *buf, size_t len, mode_t mode)
+{
+	const char *base, *slash = strrchr(shown, '/');
+	char *name, *dir;
+	struct hm_tempfile *t;
+	int dfd = hm_beneath_parent(root_fd, root_real, rel, 0755, &base), fd;
+
+	if (dfd < 0)
+		return beneath_fail(shown);
+	name = hm_file_temp_template(base);
+	dir = slash ? strndup(shown, (size_t)(slash - shown)) : hm_xstrdup(".");
+	fd = hm_tempfile_mkstempat(dfd, name, dir, mode, &t);
+	free(dir);
+	if (fd < 0) {
+		hm_error_errno("%s: cannot create temporary file", shown);
+		goto fail;
+	}
+	if (fchmod(fd, mode) < 0 || write_all(fd, buf, len) < 0 || fsync(fd) < 0) {
+		hm_error_errno("%s", shown);
+		close(fd);
+		hm_tempfile_remove(t);
+		goto fail;
+	}
+	if (close(fd) < 0 || renameat(dfd, name, dfd, base) < 0) {
+		hm_error_errno("%s: cannot write", shown);
+		hm_tempfile_remove(t);
+		goto fail;
+	}
+	hm_tempfile_forget(t);
+	if (fsync(dfd) < 0 && errno != EINVAL) {
+		hm_error_errno("%s", shown);
+		goto fail;
+	}
+	free(name);
+	close(dfd);
+	return 0;
+fail:
+	free(name);
+	close(dfd);
+	return hm_fail(HM_EXIT_ENV);
+}
+
+int
+hm_file_remove_beneath(int root_fd, const char *root_real, const char *rel, const char *shown)
+{
+	const char *base;
+	int dfd = hm_beneath_parent(root_fd, root_real, rel, 0, &base), r = 0;
+
+	if (dfd < 0)
+		return errno == ENOENT ? 0 : beneath_fail(shown);
+	if (unlinkat(dfd, base, 0) < 0 && errno != ENOENT) {
+		hm_error_errno("%s", shown);
+		r = hm_fail(HM_EXIT_ENV);
+	}
+	close(dfd);
 	return r;
 }
 

@@ -22,6 +22,19 @@
 int hm_file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode);
 
 /*
+ * The same for rel beneath the directory root_fd, resolved as hm_beneath_dir
+ * does at the moment of use (root_real NULL: through no symlink at all, for
+ * a git work tree): missing directories made 0755, the temporary made and
+ * renamed in rel's own directory (a symlink at rel is replaced, never
+ * followed).  shown is rel's full path, for messages and the exit path.
+ */
+int hm_file_write_beneath(int root_fd, const char *root_real, const char *rel, const char *shown,
+			  const void *buf, size_t len, mode_t mode);
+
+/* unlink rel beneath root_fd (as hm_file_write_beneath); a missing file is 0. */
+int hm_file_remove_beneath(int root_fd, const char *root_real, const char *rel, const char *shown);
+
+/*
  * Write an output the user named (--report FILE, -o FILE): a file that is
  * not a regular file (/dev/null, a FIFO, /dev/fd/N from a shell's >(...)) is
  * opened and written as it is, never replaced; symbolic links are followed;

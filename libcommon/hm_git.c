@@ -1742,24 +1742,30 @@ hm_git_clear_stale_locks(git_repository *repo, time_t since, time_t until)
 
 /* ---- commit ------------------------------------------------------------ */
 
-/* Write one file of a commit into the work tree (or remove it); its blob id into up. */
+/*
+ * Write one file of a commit into the work tree (or remove it), beneath the
+ * work tree through no symlink (a repository whose .heimdal is a link is
+ * never written through); its blob id into up.
+ */
 static int
 commit_put(git_repository *repo, const struct hm_git_file *f, git_tree_update *up)
 {
-	char *full = hm_path_join(git_repository_workdir(repo), f->path), *dir;
+	char *full = hm_path_join(git_repository_workdir(repo), f->path);
 	int exec = f->mode == GIT_FILEMODE_BLOB_EXECUTABLE, r = -1;
+	int wfd = open(git_repository_workdir(repo), O_PATH | O_DIRECTORY | O_CLOEXEC);
 
-	dir = hm_xstrdup(full);
-	*strrchr(dir, '/') = '\0';
 	up->action = f->buf ? GIT_TREE_UPDATE_UPSERT : GIT_TREE_UPDATE_REMOVE;
 	up->filemode = exec ? GIT_FILEMODE_BLOB_EXECUTABLE : GIT_FILEMODE_BLOB;
 	up->path = f->path;
-	if (!f->buf)
-		r = unlink(full) < 0 && errno != ENOENT ? hm_error_errno("%s", full) : 0;
-	else if (hm_mkdir_p(dir, 0755) == 0 &&
-		 hm_file_write_atomic(full, f->buf, f->len, exec ? 0755 : 0644) == 0)
+	if (wfd < 0)
+		r = hm_error_errno("%s", git_repository_workdir(repo));
+	else if (!f->buf)
+		r = hm_file_remove_beneath(wfd, NULL, f->path, full);
+	else if (hm_file_write_beneath(wfd, NULL, f->path, full, f->buf, f->len,
+				       exec ? 0755 : 0644) == 0)
 		r = git_blob_create_from_buffer(&up->id, repo, f->buf, f->len) < 0 ? -2 : 0;
-	free(dir);
+	if (wfd >= 0)
+		close(wfd);
 	free(full);
 	return r;
 }

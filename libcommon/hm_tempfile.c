@@ -4,7 +4,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -160,6 +162,33 @@ hm_tempfile_openat(int dfd, const char *name, const char *path, mode_t mode,
 	hm_sigchain_hold(&old);
 	fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	return made(fd, t, out, &old);
+}
+
+int
+hm_tempfile_mkstempat(int dfd, char *name, const char *dir, mode_t mode, struct hm_tempfile **out)
+{
+	static const char chars[] =
+		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	size_t n = strlen(name);
+	char *x = name + (n >= 6 ? n - 6 : 0), path[PATH_MAX];
+	unsigned char rnd[6];
+	int fd = -1;
+
+	*out = NULL;
+	for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
+		if (getentropy(rnd, sizeof(rnd)) < 0)
+			return -1;
+		for (int i = 0; i < 6; i++)
+			x[i] = chars[rnd[i] % (sizeof(chars) - 1)];
+		if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path)) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		fd = hm_tempfile_openat(dfd, name, path, mode, out);
+		if (fd < 0 && errno != EEXIST)
+			return -1;
+	}
+	return fd;
 }
 
 void

@@ -48,6 +48,14 @@ int hm_tempfile_mkstemp(char *tmpl, mode_t mode, struct hm_tempfile **t);
 int hm_tempfile_openat(int dfd, const char *name, const char *path, mode_t mode,
 		       struct hm_tempfile **t);
 
+/*
+ * hm_tempfile_openat under a name not taken yet: name ends in XXXXXX,
+ * replaced in place by random characters; the file registered as
+ * "<dir>/<name>".  The descriptor, or -1 with errno set (*t NULL).
+ */
+int hm_tempfile_mkstempat(int dfd, char *name, const char *dir, mode_t mode,
+			  struct hm_tempfile **t);
+
 /* Register a temporary made some other way (path copied).  Never NULL. */
 struct hm_tempfile *hm_tempfile_register(const char *path);
 

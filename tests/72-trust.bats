@@ -213,3 +213,21 @@ while True:
 	[ "$stderr" = "heimdal: error: --repo is required
 usage: heimdal init --profile NAME --repo URL [--path DIR] [--force] [--empty]" ] || fail "$stderr"
 }
+
+@test "a repository whose .heimdal is a symlink out of it: commit and sync never write through it" {
+	outside="$BATS_TEST_TMPDIR/outside"
+	mkdir -p "$outside"
+	sync_evil
+	git -C "$evil" rm -rq .heimdal
+	ln -s "$outside" "$evil/.heimdal"
+	push_evil "link .heimdal"
+	run --separate-stderr as a heimdal sync
+	expect_status 3
+	[[ "$stderr" == *".dotfiles/.heimdal/state.json: a symlink on its way; not written through it"* ]] || fail "$stderr"
+	[ -z "$(ls -A "$outside")" ] || fail "sync wrote outside: $(ls -A "$outside")"
+	printf 'mine\n' >>"$(mhome a)/.bashrc"
+	run --separate-stderr as a heimdal commit -m x
+	expect_status 3
+	[[ "$stderr" == *".dotfiles/.heimdal/state.json: a symlink on its way; not written through it"* ]] || fail "$stderr"
+	[ -z "$(ls -A "$outside")" ] || fail "commit wrote outside: $(ls -A "$outside")"
+}

@@ -633,29 +633,14 @@ put_content(struct plan *p, const struct item *it, int fd)
 static int
 write_new(struct plan *p, struct item *it, int dfd, char *tmp, int durable)
 {
-	static const char chars[] =
-		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 	const char *slash = strrchr(it->wpath, '/');
-	char *x = tmp + strlen(tmp) - 6;
-	unsigned char rnd[6];
-	int fd = -1;
+	char *dir = hm_xasprintf("%.*s", (int)(slash - it->wpath), it->wpath);
+	int fd = hm_tempfile_mkstempat(dfd, tmp, dir, 0600, &it->temp);
 
-	for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
-		if (getentropy(rnd, sizeof(rnd)) < 0)
-			return -1;
-		for (int i = 0; i < 6; i++)
-			x[i] = chars[rnd[i] % (sizeof(chars) - 1)];
-		free(it->tmp);
-		it->tmp = hm_xasprintf("%.*s/%s", (int)(slash - it->wpath), it->wpath, tmp);
-		fd = hm_tempfile_openat(dfd, tmp, it->tmp, 0600, &it->temp);
-		if (fd < 0 && errno != EEXIST)
-			break;
-	}
-	if (fd < 0) {
-		free(it->tmp);
-		it->tmp = NULL;
+	free(dir);
+	if (fd < 0)
 		return -1;
-	}
+	it->tmp = hm_xasprintf("%.*s/%s", (int)(slash - it->wpath), it->wpath, tmp);
 	if (fchmod(fd, it->mode) < 0 || put_content(p, it, fd) < 0 || (durable && fsync(fd) < 0)) {
 		int e = errno;
 

@@ -308,16 +308,15 @@ cmd_commit(int argc, char **argv)
 	record = jv_object_set(record, jv_string("files"), jv_copy(rv.files));
 	state = jv_object_set(state, jv_string("checksums"), record_checksums(record));
 	state = porcelain_bump(state, "commit", NULL);
+	/* Into the work tree beneath it, through no symlink the repository carries. */
 	for (size_t i = 0; i < rv.na; i++) {
 		struct accepted *a = &rv.a[i];
-		char *parent = hm_xstrdup(a->dst);
+		const char *rel = a->dst + strlen(d.workdir);
 
-		*strrchr(parent, '/') = '\0';
-		if (hm_mkdir_p(parent, 0755) < 0 ||
-		    hm_file_write_atomic(a->dst, a->data, a->len, a->mode) < 0)
+		if (hm_file_write_beneath(rv.work_fd, NULL, rel, a->dst, a->data, a->len, a->mode) <
+		    0)
 			exit(HM_EXIT_ENV);
-		printf("  accepted  %s -> %s\n", a->key, a->dst + strlen(d.workdir));
-		free(parent);
+		printf("  accepted  %s -> %s\n", a->key, rel);
 	}
 	porcelain_state_save(jv_copy(state));
 	/* The record follows HEAD when this machine had deployed all of it (and
@@ -327,18 +326,17 @@ cmd_commit(int argc, char **argv)
 		char *buf;
 
 		record = jv_object_set(record, jv_string("files"), rv.files);
-		path = hm_path_join(d.workdir, ".heimdal/machines");
-		if (hm_mkdir_p(path, 0755) < 0)
-			exit(HM_EXIT_ENV);
-		free(path);
 		path = hm_path_join(d.workdir, HM_REPO_STATE);
-		if (hm_state_write(path, jv_copy(state)) < 0)
+		buf = hm_json_dump(hm_state_canonical(jv_copy(state)), HM_JSON_PRETTY, &len);
+		if (hm_file_write_beneath(rv.work_fd, NULL, HM_REPO_STATE, path, buf, len, 0644) <
+		    0)
 			exit(HM_EXIT_ENV);
+		free(buf);
 		free(path);
 		mine = record_machine_path();
 		path = hm_path_join(d.workdir, mine);
 		buf = record_published(state, record, &len);
-		if (hm_file_write_atomic(path, buf, len, 0644) < 0)
+		if (hm_file_write_beneath(rv.work_fd, NULL, mine, path, buf, len, 0644) < 0)
 			exit(HM_EXIT_ENV);
 		free(buf);
 		free(path);
