@@ -404,6 +404,25 @@ remote_guard(git_repository *r)
 	return fd;
 }
 
+/*
+ * A remote that is a directory, opened with its guard file locked (the
+ * compare-and-swap there): *r and *g for the caller to free and close, *have
+ * whether the lock ref is there and *cur its commit.  0, or a child's
+ * failure (child_fail).
+ */
+static int
+open_guarded(const struct ctx *c, git_repository **r, int *g, git_oid *cur, int *have)
+{
+	if (git_repository_open(r, c->dir) < 0)
+		return child_git_fail(c->dir);
+	if ((*g = remote_guard(*r)) < 0) {
+		git_repository_free(*r);
+		return child_fail("cannot lock the remote repository's guard file");
+	}
+	*have = git_reference_name_to_id(cur, *r, LOCK_REF) == 0;
+	return 0;
+}
+
 /* Check-and-set directly in a remote that is a directory, under its guard. */
 static int
 cas_local_child(void *arg, int fd)
@@ -413,15 +432,11 @@ cas_local_child(void *arg, int fd)
 	git_reference *ref = NULL;
 	git_oid cur, oid;
 	sigset_t held;
-	int g, err;
+	int g, err, have;
 
-	if (git_repository_open(&r, c->dir) < 0)
-		return child_git_fail(c->dir);
-	if ((g = remote_guard(r)) < 0) {
-		git_repository_free(r);
-		return child_fail("cannot lock the remote repository's guard file");
-	}
-	if (git_reference_name_to_id(&cur, r, LOCK_REF) == 0 && holder_blocks(c, r, &cur, fd)) {
+	if ((err = open_guarded(c, &r, &g, &cur, &have)) != 0)
+		return err;
+	if (have && holder_blocks(c, r, &cur, fd)) {
 		close(g);
 		git_repository_free(r);
 		return 0;
@@ -922,15 +937,11 @@ release_local_child(void *arg, int fd)
 	struct ctx *c = arg;
 	git_repository *r = NULL;
 	git_oid cur;
-	int g, err = 0;
+	int g, err, have;
 
-	if (git_repository_open(&r, c->dir) < 0)
-		return child_git_fail(c->dir);
-	if ((g = remote_guard(r)) < 0) {
-		git_repository_free(r);
-		return child_fail("cannot lock the remote repository's guard file");
-	}
-	if (git_reference_name_to_id(&cur, r, LOCK_REF) < 0) {
+	if ((err = open_guarded(c, &r, &g, &cur, &have)) != 0)
+		return err;
+	if (!have) {
 		emit(fd, JV_OBJECT(jv_string("result"), jv_string("not_held")));
 	} else if (git_oid_equal(&cur, &c->commit)) {
 		err = git_reference_remove(r, LOCK_REF);
@@ -1084,15 +1095,11 @@ recover_local_child(void *arg, int fd)
 	struct ctx *c = arg;
 	git_repository *r = NULL;
 	git_oid cur;
-	int g, err = 0;
+	int g, err, have;
 
-	if (git_repository_open(&r, c->dir) < 0)
-		return child_git_fail(c->dir);
-	if ((g = remote_guard(r)) < 0) {
-		git_repository_free(r);
-		return child_fail("cannot lock the remote repository's guard file");
-	}
-	if (git_reference_name_to_id(&cur, r, LOCK_REF) < 0) {
+	if ((err = open_guarded(c, &r, &g, &cur, &have)) != 0)
+		return err;
+	if (!have) {
 		emit(fd, JV_OBJECT(jv_string("result"), jv_string("free")));
 	} else if (dead_here(c, r, &cur, fd)) {
 		err = git_reference_remove(r, LOCK_REF);
