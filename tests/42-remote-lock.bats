@@ -335,7 +335,6 @@ push_lock_json() {
 }
 
 @test "a holder of this machine killed -9 with refs/heimdal/lock taken: the next sync, a no-op, clears it" {
-	need lineage conflicts merge migrate
 	start_daemon
 	path=$(bare_remote origin)
 	REMOTE="git://127.0.0.1:$PORT/origin.git"

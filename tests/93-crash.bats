@@ -281,7 +281,6 @@ kill_victim() {
 
 @test "recovery after a dead holder leaves a live git commit -a and the user's look-alike files alone" {
 	load helper-git
-	need lineage conflicts merge migrate
 	REMOTE=$(bare_remote)
 	joined a
 	commit_file a .vimrc 'set number'
@@ -317,7 +316,6 @@ kill_victim() {
 
 @test "recovery removes the dead run's own leftovers only: its lock's temporaries and the git lock files nobody holds" {
 	load helper-git
-	need lineage conflicts merge migrate
 	REMOTE=$(bare_remote)
 	joined a
 	as a heimdal sync --no-apply >/dev/null
