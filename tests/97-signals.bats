@@ -167,7 +167,7 @@ held() {
 			world_restore
 			start a heimdal apply
 			for _ in $(seq 2000); do
-				[ -z "$(find "$(mhome a)/.big" -name '.*.heimdal-??????' 2>/dev/null | head -1)" ] || break
+				[ -z "$(find "$(mhome a)/.big" -name '.*.heimdal-*-*.??????' 2>/dev/null | head -1)" ] || break
 				sleep 0.002
 			done
 			kill -STOP "$PID"
