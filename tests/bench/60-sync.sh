@@ -24,7 +24,7 @@ for i in $(seq 50); do
 	sleep 0.1
 done
 # A repository of a realistic size: 200 dotfiles.
-heimdal init --profile bench --repo "git://127.0.0.1:$port/h.git" >/dev/null
+heimdal init --profile bench --repo "git://127.0.0.1:$port/h.git" --empty >/dev/null
 for i in $(seq 200); do
 	mkdir -p "$HOME/.dotfiles/.config/app$((i % 20))"
 	printf 'setting %d\n' "$i" >"$HOME/.dotfiles/.config/app$((i % 20))/file$i.conf"
