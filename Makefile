@@ -123,6 +123,14 @@ format-check:
 	@command -v clang-format >/dev/null || share/install-deps --format
 	clang-format --dry-run --Werror $(FORMAT_SRC)
 
+# make conversion-check (CI): libcommon free of -Wconversion warnings, signs
+# included: every narrowing and every signed/unsigned change is written out.
+conversion-check: | $(DEPS_STAMP)
+	@for f in $(LIB_SRC); do \
+		$(CC) -std=gnu11 -D_GNU_SOURCE -Wconversion -Werror -Ilibcommon $(DEP_CFLAGS) \
+			-fsyntax-only $$f || exit 1; \
+	done
+
 demo: all
 	PATH="$(CURDIR)/$(BUILD)/bin:$$PATH" share/demo
 
@@ -196,6 +204,6 @@ clean:
 
 FORCE:
 
-.PHONY: all check soak bench demo sizes fuzz format format-check install install-man uninstall clean FORCE
+.PHONY: all check soak bench demo sizes fuzz format format-check conversion-check install install-man uninstall clean FORCE
 
 -include $(LIB_OBJ:.o=.d) $(PORCELAIN_OBJ:.o=.d) $(TOOLS:%=$(BUILD)/cmd/%.d)

@@ -153,11 +153,11 @@ parse(const char *path, jv doc, struct hm_lock_config *c)
 		}
 	}
 	jv_free(v);
-	d = c->timeout;
+	d = (double)c->timeout;
 	if (number(path, doc, "timeout", ".timeout", 1, 31536000, 1, &d) < 0)
 		return -1;
 	c->timeout = (long)d;
-	d = c->remote_timeout;
+	d = (double)c->remote_timeout;
 	if (number(path, doc, "remote_timeout", ".remote_timeout", 1, 3600, 1, &d) < 0)
 		return -1;
 	c->remote_timeout = (long)d;
@@ -171,7 +171,7 @@ parse(const char *path, jv doc, struct hm_lock_config *c)
 		}
 		if (only_keys(path, v, ".retry.", retry_keys) < 0)
 			goto fail;
-		d = c->retry_attempts;
+		d = (double)c->retry_attempts;
 		if (number(path, v, "attempts", ".retry.attempts", 0, 1000, 1, &d) < 0)
 			goto fail;
 		c->retry_attempts = (long)d;

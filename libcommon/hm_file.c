@@ -23,7 +23,7 @@ dir_of(const char *path)
 		return hm_xstrdup(".");
 	if (slash == path)
 		return hm_xstrdup("/");
-	return strndup(path, slash - path);
+	return strndup(path, (size_t)(slash - path));
 }
 
 int
@@ -53,7 +53,7 @@ write_all(int fd, const char *p, size_t len)
 			return -1;
 		}
 		p += n;
-		len -= n;
+		len -= (size_t)n;
 	}
 	return 0;
 }

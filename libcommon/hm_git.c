@@ -257,7 +257,7 @@ deadline_run(int (*fn)(void *, int), void *arg, long timeout_s, char **out, size
 				buf = hm_xrealloc(buf, cap *= 2);
 			n = read(outp[0], buf + len, cap - len - 1);
 			if (n > 0) {
-				len += n;
+				len += (size_t)n;
 			} else if (n == 0 || errno != EINTR) {
 				close(outp[0]);
 				outp[0] = -1;
@@ -267,7 +267,7 @@ deadline_run(int (*fn)(void *, int), void *arg, long timeout_s, char **out, size
 		if (whyp[0] >= 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
 			n = read(whyp[0], why + wlen, sizeof(why) - 1 - wlen);
 			if (n > 0) {
-				wlen += n;
+				wlen += (size_t)n;
 			} else if (n == 0 || errno != EINTR) {
 				close(whyp[0]);
 				whyp[0] = -1;

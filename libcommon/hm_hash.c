@@ -131,9 +131,9 @@ hm_hash_fd(enum hm_hash_algo algo, int fd, char *scratch, size_t scratch_len, si
 		}
 		if (got == 0)
 			break;
-		if (!EVP_DigestUpdate(ctx, scratch, got))
+		if (!EVP_DigestUpdate(ctx, scratch, (size_t)got))
 			goto out;
-		total += got;
+		total += (size_t)got;
 		/* A regular file read short of the buffer, at its known size, is at EOF. */
 		if (size_hint && (size_t)got < scratch_len && total >= size_hint)
 			break;

@@ -43,7 +43,7 @@ hm_read_fd(int fd, char **bufp, size_t *lenp)
 		}
 		if (n == 0)
 			break;
-		len += n;
+		len += (size_t)n;
 	}
 	buf[len] = '\0';
 	*bufp = buf;

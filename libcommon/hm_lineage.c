@@ -265,10 +265,10 @@ jv
 hm_lineage_cmp_json(const struct hm_lineage_cmp *c)
 {
 	return JV_OBJECT(jv_string("relation"), jv_string(hm_relation_name(c->relation)),
-			 jv_string("local_serial"), jv_number(c->local_serial),
-			 jv_string("remote_serial"), jv_number(c->remote_serial),
+			 jv_string("local_serial"), jv_number((double)c->local_serial),
+			 jv_string("remote_serial"), jv_number((double)c->remote_serial),
 			 jv_string("common_parent"),
-			 c->common_parent < 0 ? jv_null() : jv_number(c->common_parent));
+			 c->common_parent < 0 ? jv_null() : jv_number((double)c->common_parent));
 }
 
 static jv
@@ -737,10 +737,12 @@ hm_conflicts_detect(const struct hm_pair *p, const struct hm_lineage_cmp *c, int
 					  "%lld (common parent: %lld)",
 					  c->local_serial, c->remote_serial, c->common_parent));
 
-		x = jv_object_set(x, jv_string("local_serial"), jv_number(c->local_serial));
-		x = jv_object_set(x, jv_string("remote_serial"), jv_number(c->remote_serial));
+		x = jv_object_set(x, jv_string("local_serial"), jv_number((double)c->local_serial));
+		x = jv_object_set(x, jv_string("remote_serial"),
+				  jv_number((double)c->remote_serial));
 		x = jv_object_set(x, jv_string("common_parent"),
-				  c->common_parent < 0 ? jv_null() : jv_number(c->common_parent));
+				  c->common_parent < 0 ? jv_null()
+						       : jv_number((double)c->common_parent));
 		out = jv_array_append(out, x);
 	}
 	/*

@@ -773,16 +773,17 @@ new_record(const struct hm_lock_request *req, const struct hm_lock_config *cfg)
 		      jv_string("user"), jv_string(hm_machine_user()));
 	m = jv_object_set(m, jv_string("pid_start"), jv_number((double)hm_lock_proc_start(pid)));
 	m = jv_object_set(m, jv_string("boot_id"), jv_string(hm_lock_boot_id()));
-	return JV_OBJECT(
-		jv_string("id"), jv_string_fmt("lock-%s", uuid), jv_string("lock_type"),
-		jv_string(hm_lock_type_name(cfg->lock_type)), jv_string("operation"),
-		jv_string(req->operation), jv_string("machine"), m, jv_string("created_at"),
-		jv_string(hm_time_now_rfc3339(now)), jv_string("expected_duration_seconds"),
-		jv_number(req->expected_duration > 0 ? req->expected_duration : cfg->timeout),
-		jv_string("reason"),
-		req->reason ? jv_string(req->reason)
-			    : jv_string_fmt("%s by heimdal", req->operation),
-		jv_string("state_serial"), state_serial(), jv_string("remote"), jv_null());
+	return JV_OBJECT(jv_string("id"), jv_string_fmt("lock-%s", uuid), jv_string("lock_type"),
+			 jv_string(hm_lock_type_name(cfg->lock_type)), jv_string("operation"),
+			 jv_string(req->operation), jv_string("machine"), m,
+			 jv_string("created_at"), jv_string(hm_time_now_rfc3339(now)),
+			 jv_string("expected_duration_seconds"),
+			 jv_number((double)(req->expected_duration > 0 ? req->expected_duration
+								       : cfg->timeout)),
+			 jv_string("reason"),
+			 req->reason ? jv_string(req->reason)
+				     : jv_string_fmt("%s by heimdal", req->operation),
+			 jv_string("state_serial"), state_serial(), jv_string("remote"), jv_null());
 }
 
 enum { TRY_OK, TRY_HELD, TRY_NESTED };

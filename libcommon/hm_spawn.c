@@ -199,7 +199,7 @@ hm_spawn(const char *name, char *const argv[], const char *in, size_t in_len, in
 		if (inp[1] >= 0 && (fds[0].revents & (POLLOUT | POLLERR | POLLHUP))) {
 			n = write(inp[1], in + off, in_len - off);
 			if (n > 0)
-				off += n;
+				off += (size_t)n;
 			if ((n < 0 && errno != EAGAIN && errno != EINTR) || off == in_len) {
 				close(inp[1]);
 				inp[1] = -1;
@@ -208,7 +208,7 @@ hm_spawn(const char *name, char *const argv[], const char *in, size_t in_len, in
 		if (outp[0] >= 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
 			n = read(outp[0], buf, sizeof(buf));
 			if (n > 0) {
-				append(&p->out, &p->out_len, &ocap, buf, n);
+				append(&p->out, &p->out_len, &ocap, buf, (size_t)n);
 			} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
 				close(outp[0]);
 				outp[0] = -1;
@@ -217,7 +217,7 @@ hm_spawn(const char *name, char *const argv[], const char *in, size_t in_len, in
 		if (errp[0] >= 0 && (fds[2].revents & (POLLIN | POLLHUP | POLLERR))) {
 			n = read(errp[0], buf, sizeof(buf));
 			if (n > 0) {
-				append(&p->err, &p->err_len, &ecap, buf, n);
+				append(&p->err, &p->err_len, &ecap, buf, (size_t)n);
 			} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
 				close(errp[0]);
 				errp[0] = -1;

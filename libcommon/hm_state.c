@@ -624,7 +624,7 @@ sorted_object(jv obj)
 		free(keys);
 		return obj;
 	}
-	qsort(keys, n, sizeof(*keys), skey_cmp);
+	qsort(keys, (size_t)n, sizeof(*keys), skey_cmp);
 	out = jv_object();
 	for (i = 0; i < n; i++)
 		out = jv_object_set(out, keys[i].key,

@@ -37,9 +37,9 @@ hm_work_start(struct hm_work *w, long jobs, size_t chunk, void (*body)(void *arg
 		if (ncpu > 1 && here >= 0) {
 			do
 				cpu = (cpu + 1) % CPU_SETSIZE;
-			while (!CPU_ISSET(cpu, &w->cpus));
+			while (!CPU_ISSET((size_t)cpu, &w->cpus));
 			CPU_ZERO(&one);
-			CPU_SET(cpu, &one);
+			CPU_SET((size_t)cpu, &one);
 			pthread_attr_setaffinity_np(&attr, sizeof(one), &one);
 		}
 		if (pthread_create(&w->thread[w->threads], &attr, thread_main, w) != 0)
