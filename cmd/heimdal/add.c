@@ -12,6 +12,7 @@
 #include "builtin.h"
 #include "record.h"
 #include "remote.h"
+#include "hm_beneath.h"
 #include "hm_error.h"
 #include "hm_opt.h"
 #include "hm_file.h"
@@ -22,6 +23,7 @@
 #include "hm_state.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <ftw.h>
 #include <getopt.h>
@@ -45,6 +47,7 @@ struct adding {
 	struct file *f;
 	size_t n;
 	const char *home, *workdir, *profile;
+	int home_fd; /* files are read beneath it */
 	git_index *index;
 	int force, here; /* here: the files are deployed on this machine (its profile) */
 	size_t refused;
@@ -110,30 +113,32 @@ refuse(struct adding *a, const char *key, const char *why)
 static void
 add_file(struct adding *a, const char *key)
 {
-	char *full = hm_path_join(a->home, key);
 	struct file *f;
 	struct stat st;
 	const char *why;
 	char *data;
 	size_t len;
+	int fd = -1;
 
 	if (!hm_path_safe_relative(key, &why) || porcelain_reserved(key, a->workdir)) {
 		refuse(a, key, why ? why : "heimdal's or git's own files are never tracked");
 		goto out;
 	}
-	if (lstat(full, &st) < 0 || !S_ISREG(st.st_mode) || !porcelain_inside(a->home, full)) {
+	/* Read beneath $HOME, never through the file's own link or out of $HOME. */
+	if ((fd = hm_beneath_open(a->home_fd, a->home, key, &st)) < 0) {
 		refuse(a, key,
-		       errno == ENOENT       ? "no such file in $HOME"
-		       : S_ISLNK(st.st_mode) ? "a symlink; only regular files are tracked"
-		       : S_ISREG(st.st_mode) ? "its directory leaves $HOME"
-					     : "not a regular file");
+		       errno == ENOENT   ? "no such file in $HOME"
+		       : errno == ELOOP  ? "a symlink; only regular files are tracked"
+		       : errno == EXDEV  ? "its directory leaves $HOME"
+		       : errno == EINVAL ? "not a regular file"
+					 : strerror(errno));
 		goto out;
 	}
 	if (!a->force && porcelain_ignored(a->workdir, key)) {
 		refuse(a, key, ".heimdalignore leaves it out (--force adds it anyway)");
 		goto out;
 	}
-	if (porcelain_read_regular(full, SIZE_MAX, &data, &len) < 0) {
+	if (hm_read_fd(fd, &data, &len) < 0) {
 		refuse(a, key, strerror(errno));
 		goto out;
 	}
@@ -159,7 +164,8 @@ add_file(struct adding *a, const char *key)
 	f->len = len;
 	f->mode = st.st_mode & 0100 ? 0755 : 0644;
 out:
-	free(full);
+	if (fd >= 0)
+		close(fd);
 }
 
 static int
@@ -333,6 +339,8 @@ cmd_add(int argc, char **argv)
 	porcelain_need_tool("lineage", "record the files in the state's lineage");
 	repo = remote_open(state);
 	a.home = home_real;
+	if ((a.home_fd = open(home_real, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+		hm_die_errno(HM_EXIT_ENV, "%s", home_real);
 	a.workdir = git_repository_workdir(repo);
 	a.here = !a.profile || (hm_json_str(state, "active_profile") &&
 				strcmp(a.profile, hm_json_str(state, "active_profile")) == 0);
@@ -362,6 +370,7 @@ cmd_add(int argc, char **argv)
 		free(a.f[i].data);
 	}
 	free(a.f);
+	close(a.home_fd);
 	free(home_real);
 	git_index_free(a.index);
 	porcelain_keys_free(keys);

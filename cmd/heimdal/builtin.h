@@ -120,15 +120,6 @@ struct git_repository;
 int porcelain_dotfiles_list(struct git_repository *repo, const char *profile, struct dotfiles *d);
 
 /*
- * 1 when the deepest existing directory above target resolves inside
- * root_real (a realpath), so writing target cannot leave it.
- */
-int porcelain_inside(const char *root_real, const char *target);
-
-/* Read a regular file without following a final symlink: 0, or -1 (errno set). */
-int porcelain_read_nofollow(const char *path, char **buf, size_t *len);
-
-/*
  * The same, refusing anything but a regular file (EINVAL: a FIFO, a device)
  * and one larger than max (EFBIG), without blocking on open.
  */

@@ -71,6 +71,7 @@ struct ctx {
 	struct dotfiles d;
 	jv files;    /* the record's files */
 	int home_fd; /* $HOME, O_PATH */
+	int work_fd; /* the work tree, O_PATH: read through no symlink */
 	char *home_real;
 	int upstream, stat, color, errors;
 	char **only; /* keys asked for, or NULL */
@@ -183,15 +184,18 @@ static int
 read_repo(struct ctx *c, const struct dotfile *df, struct side *s)
 {
 	char *path = hm_path_join(c->d.workdir, df->src);
-	int r = 0;
+	struct stat st;
+	int r = 0, fd = hm_beneath_open(c->work_fd, NULL, df->src, &st);
 
 	memset(s, 0, sizeof(*s));
-	if (porcelain_read_regular(path, SIZE_MAX, &s->buf, &s->len) == 0) {
+	if (fd >= 0 && hm_read_fd(fd, &s->buf, &s->len) == 0) {
 		s->kind = S_FILE;
 		s->mode = df->mode;
 	} else if (errno != ENOENT) {
 		r = hm_error_errno("%s", path);
 	}
+	if (fd >= 0)
+		close(fd);
 	free(path);
 	return r;
 }
@@ -591,7 +595,7 @@ cmd_diff(int argc, char **argv)
 		{ "color", optional_argument, NULL, 'c' }, { "no-color", no_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },        { NULL, 0, NULL, 0 },
 	};
-	struct ctx c = { .home_fd = -1 };
+	struct ctx c = { .home_fd = -1, .work_fd = -1 };
 	const char *home = getenv("HOME"), *profile;
 	char real[PATH_MAX];
 	int ch, color = -1, code;
@@ -645,6 +649,8 @@ cmd_diff(int argc, char **argv)
 	profile = hm_json_str(state, "active_profile");
 	if (porcelain_dotfiles_list(c.repo, profile, &c.d) < 0)
 		exit(hm_last_code());
+	if ((c.work_fd = open(c.d.workdir, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+		hm_die_errno(HM_EXIT_ENV, "%s", c.d.workdir);
 	keys = all_keys(&c);
 	/* Every path asked for must be one heimdal knows, before anything is printed. */
 	for (char **k = c.only; k && *k; k++) {
@@ -690,6 +696,7 @@ out:
 	porcelain_dotfiles_free(&c.d);
 	git_repository_free(c.repo);
 	close(c.home_fd);
+	close(c.work_fd);
 	free(c.home_real);
 	pager_wait();
 	return code;

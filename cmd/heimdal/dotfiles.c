@@ -408,27 +408,6 @@ porcelain_bump(jv state, const char *op, const char *git_commit)
 }
 
 int
-porcelain_inside(const char *root_real, const char *target)
-{
-	char dir[PATH_MAX], real[PATH_MAX];
-	size_t rl = strlen(root_real);
-
-	snprintf(dir, sizeof(dir), "%s", target);
-	for (;;) {
-		char *slash = strrchr(dir, '/');
-
-		if (!slash || slash == dir)
-			return 0;
-		*slash = '\0';
-		if (realpath(dir, real))
-			break;
-		if (errno != ENOENT)
-			return 0;
-	}
-	return strncmp(real, root_real, rl) == 0 && (real[rl] == '\0' || real[rl] == '/');
-}
-
-int
 porcelain_read_regular(const char *path, size_t max, char **buf, size_t *len)
 {
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -448,19 +427,6 @@ porcelain_read_regular(const char *path, size_t max, char **buf, size_t *len)
 		errno = e;
 		return -1;
 	}
-	r = hm_read_fd(fd, buf, len);
-	close(fd);
-	return r;
-}
-
-int
-porcelain_read_nofollow(const char *path, char **buf, size_t *len)
-{
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	int r;
-
-	if (fd < 0)
-		return -1;
 	r = hm_read_fd(fd, buf, len);
 	close(fd);
 	return r;
