@@ -43,19 +43,77 @@ missing(char *full, const char *root_real)
 	return -1;
 }
 
+/*
+ * Without openat2 (a kernel before 5.6, or HEIMDAL_NO_OPENAT2 set, which
+ * tests use to take this path): rel opened from dfd one component at a time,
+ * none followed (O_NOFOLLOW): a link anywhere on the way, one swapped in
+ * since the caller resolved it included, fails (ELOOP or ENOTDIR).
+ */
+static int
+walk(int dfd, const char *rel, int flags)
+{
+	char *copy, *c, *next;
+	struct stat st;
+	int fd, e;
+
+	if (!*rel)
+		return openat(dfd, ".", flags | O_CLOEXEC);
+	if (!(copy = strdup(rel)))
+		return -1;
+	fd = openat(dfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	for (c = copy; fd >= 0 && c; c = next) {
+		int nfd;
+
+		if ((next = strchr(c, '/')))
+			*next++ = '\0';
+		if (!*c)
+			continue;
+		nfd = openat(fd, c,
+			     (next && *next ? O_PATH | O_DIRECTORY : flags) | O_NOFOLLOW |
+				     O_CLOEXEC);
+		e = errno;
+		if (nfd < 0 && e == ENOTDIR && fstatat(fd, c, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISLNK(st.st_mode))
+			e = ELOOP; /* a link where a directory was: openat2 says so too */
+		close(fd);
+		errno = e;
+		fd = nfd;
+	}
+	free(copy);
+	return fd;
+}
+
+static int none = -1; /* 1: openat2 is missing (ENOSYS seen) or not to be used */
+
+static int
+no_openat2(void)
+{
+	if (none < 0)
+		none = getenv("HEIMDAL_NO_OPENAT2") != NULL;
+	return none;
+}
+
 int
 hm_beneath_openat(int root_fd, const char *root_real, const char *path, int flags)
 {
 	struct open_how how = { .flags = (unsigned)flags | O_CLOEXEC,
 				.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
 	char full[PATH_MAX], real[PATH_MAX];
-	int fd;
+	int fd = -1;
 
 	if (!root_real)
 		how.resolve |= RESOLVE_NO_SYMLINKS;
-	fd = (int)syscall(SYS_openat2, root_fd, *path ? path : ".", &how, sizeof(how));
-	if (fd >= 0 || errno != EXDEV || !root_real)
+	if (!no_openat2()) {
+		fd = (int)syscall(SYS_openat2, root_fd, *path ? path : ".", &how, sizeof(how));
+		if (fd < 0 && errno == ENOSYS)
+			none = 1;
+	}
+	if (no_openat2()) {
+		if (!root_real)
+			return walk(root_fd, path, O_NOFOLLOW | flags);
+	} else if (fd >= 0 || errno != EXDEV || !root_real) {
 		return fd;
+	}
 	/*
 	 * RESOLVE_BENEATH refuses every absolute symlink, even one that stays
 	 * inside the root (~/.config -> /home/me/dotfiles/config): resolve it by
@@ -70,6 +128,11 @@ hm_beneath_openat(int root_fd, const char *root_real, const char *path, int flag
 		return -1;
 	}
 	/* real holds no link: one that appears since (a swap) fails the open. */
+	if (no_openat2()) {
+		const char *rest = real + strlen(root_real);
+
+		return walk(root_fd, rest + (*rest == '/'), flags);
+	}
 	how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
 	return (int)syscall(SYS_openat2, AT_FDCWD, real, &how, sizeof(how));
 }

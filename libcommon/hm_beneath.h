@@ -7,6 +7,11 @@
  * descriptor (openat2 RESOLVE_BENEATH): a symlink that stays inside is
  * followed, one that leaves is refused, at the moment of use.  The caller
  * then creates, renames and removes with the *at calls on the descriptor.
+ *
+ * Where openat2 is missing (before Linux 5.6) or HEIMDAL_NO_OPENAT2 is set,
+ * a path is opened one component at a time with O_NOFOLLOW from the root
+ * (after realpath for an absolute link that stays inside): a link swapped in
+ * is refused the same way.
  */
 #ifndef HM_BENEATH_H
 #define HM_BENEATH_H
