@@ -457,12 +457,12 @@ cmd_state_resolve(int argc, char **argv)
 		hm_msg("automatic resolution impossible; use --use-local, --use-remote or --manual");
 		return HM_EXIT_FOUND;
 	}
-	jv_free(rel);
 	nmachines = jv_array_length(
 		jv_getpath(jv_copy(merged), JV_ARRAY(jv_string("lineage"), jv_string("machines"))));
 	/* The bump first: when it fails, nothing is written, not even a backup. */
 	bumped = record_resolution(merged, above);
 	saved = backup(o.strategy, relation, jv_object_get(in, jv_string("remote")));
+	jv_free(rel); /* relation pointed into it */
 	rel = jv_getpath(jv_copy(bumped), JV_ARRAY(jv_string("lineage"), jv_string("serial")));
 	serial = jv_get_kind(rel) == JV_KIND_NUMBER ? (long long)jv_number_value(rel) : 0;
 	jv_free(rel);
