@@ -183,6 +183,10 @@ hm_jq_check_text(const char *buf, size_t len, int flags)
 
 	if (len > INT_MAX)
 		return jv_invalid_with_msg(jv_string("text too large"));
+	/* libjq's parser starts over at an RS even outside --seq, so the check
+	 * would pass text the streaming parser asserts on: none is JSON. */
+	if (!(flags & JV_PARSE_SEQ) && memchr(buf, '\036', len))
+		return jv_invalid_with_msg(jv_string("a record separator (RS) outside --seq"));
 	if (!(flags & JV_PARSE_SEQ))
 		return check_json(buf, len);
 	/* RFC 7464: each text after an RS is JSON, and nothing but space before the first */

@@ -571,3 +571,15 @@ usage: heimdal state query [OPTION]... FILTER [FILE|-]" ]
 	expect_status 0
 	[[ "$output" == '[[[0],1],"/dev/fd/'*'"]'$'\n''[[[0]],null]' ]] # jq 1.6's own null at EOF
 }
+
+@test "query --stream: a record separator outside --seq is refused, where libjq's streaming parser asserts (fuzz regression)" {
+	local d=$BATS_TEST_TMPDIR
+	printf '\036{"a": 1\000\000, "b"}\n\036[1]\n' >"$d/rs.json"
+	run --separate-stderr heimdal state query --stream -c . "$d/rs.json"
+	expect_status 2
+	[ -z "$output" ]
+	[ "$stderr" = "heimdal: error: $d/rs.json: invalid JSON: a record separator (RS) outside --seq" ]
+	run --separate-stderr heimdal state query --stream -c . "$BATS_TEST_DIRNAME/fuzz/seeds/query_files/rs-outside-seq"
+	expect_status 2
+	[ -z "$output" ]
+}
