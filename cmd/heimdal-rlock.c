@@ -202,20 +202,7 @@ fetch_child(void *arg, int out_fd)
 		return child_git_fail("origin");
 	opts.callbacks.credentials = hm_git_credentials;
 	opts.callbacks.payload = &attempt;
-	/* The download may be cut short by a signal; the refs it updates are
-	 * written whole, the signals held off (no lock file of git's left). */
-	err = git_remote_connect(remote, GIT_DIRECTION_FETCH, &opts.callbacks, &opts.proxy_opts,
-				 &opts.custom_headers);
-	if (err == 0)
-		err = git_remote_download(remote, NULL, &opts);
-	if (err == 0) {
-		sigset_t held;
-
-		hm_sigchain_hold(&held);
-		err = git_remote_update_tips(remote, &opts.callbacks, opts.update_fetchhead,
-					     opts.download_tags, NULL);
-	}
-	git_remote_disconnect(remote);
+	err = hm_git_fetch_whole(remote, &opts);
 	git_remote_free(remote);
 	return err < 0 ? net_fail(c) : 0;
 }

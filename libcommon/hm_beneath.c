@@ -3,6 +3,7 @@
  */
 #include "hm_beneath.h"
 #include "hm_error.h"
+#include "hm_json.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -227,4 +228,19 @@ hm_beneath_open(int root_fd, const char *root_real, const char *path, struct sta
 	close(dfd);
 	errno = e;
 	return fd;
+}
+
+int
+hm_beneath_read(int root_fd, const char *root_real, const char *path, char **buf, size_t *len,
+		struct stat *st)
+{
+	int fd = hm_beneath_open(root_fd, root_real, path, st), r, e;
+
+	if (fd < 0)
+		return -1;
+	r = hm_read_fd(fd, buf, len);
+	e = errno;
+	close(fd);
+	errno = e;
+	return r;
 }

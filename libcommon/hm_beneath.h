@@ -59,4 +59,11 @@ int hm_open_regular_at(int dfd, const char *base, struct stat *st);
 /* hm_beneath_parent then hm_open_regular_at: path read beneath the root. */
 int hm_beneath_open(int root_fd, const char *root_real, const char *path, struct stat *st);
 
+/*
+ * hm_beneath_open, the whole file read into *buf (malloc'd, NUL-terminated),
+ * st filled: 0, or -1 with errno as hm_beneath_open sets it.
+ */
+int hm_beneath_read(int root_fd, const char *root_real, const char *path, char **buf, size_t *len,
+		    struct stat *st);
+
 #endif

@@ -76,23 +76,15 @@ boolean(const char *path, jv obj, const char *key, const char *field, int *out)
 static int
 only_keys(const char *path, jv obj, const char *prefix, const char *const *keys)
 {
-	int r = 0;
+	char *unknown = hm_json_unknown_member(obj, keys), *field;
+	int r;
 
-	jv_object_foreach(obj, k, v)
-	{
-		int known = 0;
-
-		for (const char *const *p = keys; *p; p++)
-			known |= strcmp(*p, jv_string_value(k)) == 0;
-		if (!known && r == 0) {
-			char *field = hm_xasprintf("%s%s", prefix, jv_string_value(k));
-
-			r = bad(path, field, "unknown setting");
-			free(field);
-		}
-		jv_free(k);
-		jv_free(v);
-	}
+	if (!unknown)
+		return 0;
+	field = hm_xasprintf("%s%s", prefix, unknown);
+	r = bad(path, field, "unknown setting");
+	free(field);
+	free(unknown);
 	return r;
 }
 

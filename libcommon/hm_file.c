@@ -41,9 +41,11 @@ hm_fsync_dir_of(const char *path)
 	return r < 0 ? hm_fail(HM_EXIT_ENV) : 0;
 }
 
-static int
-write_all(int fd, const char *p, size_t len)
+int
+hm_write_all(int fd, const void *buf, size_t len)
 {
+	const char *p = buf;
+
 	while (len > 0) {
 		ssize_t n = write(fd, p, len);
 
@@ -179,7 +181,7 @@ hm_file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode)
 		hm_error_errno("%s: cannot create temporary file", path);
 		return hm_fail(HM_EXIT_ENV);
 	}
-	if (write_all(fd, buf, len) < 0 || fsync(fd) < 0) {
+	if (hm_write_all(fd, buf, len) < 0 || fsync(fd) < 0) {
 		hm_error_errno("%s", tmp);
 		goto fail;
 	}
@@ -250,7 +252,7 @@ hm_file_write_output(const char *path, const void *buf, size_t len, mode_t mode)
 			hm_error_errno("%s", path);
 			return hm_fail(HM_EXIT_ENV);
 		}
-		r = write_all(fd, buf, len);
+		r = hm_write_all(fd, buf, len);
 		if (r < 0)
 			hm_error_errno("%s", path);
 		if (close(fd) < 0 && r == 0)
@@ -299,7 +301,7 @@ hm_file_write_beneath(int root_fd, const char *root_real, const char *rel, const
 		hm_error_errno("%s: cannot create temporary file", shown);
 		goto fail;
 	}
-	if (fchmod(fd, mode) < 0 || write_all(fd, buf, len) < 0 || fsync(fd) < 0) {
+	if (fchmod(fd, mode) < 0 || hm_write_all(fd, buf, len) < 0 || fsync(fd) < 0) {
 		hm_error_errno("%s", shown);
 		close(fd);
 		hm_tempfile_remove(t);

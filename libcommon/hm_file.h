@@ -21,6 +21,9 @@
  */
 int hm_file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode);
 
+/* write(2) all of buf[0..len) to fd, again after EINTR: 0, or -1 (errno set). */
+int hm_write_all(int fd, const void *buf, size_t len);
+
 /*
  * The same for rel beneath the directory root_fd, resolved as hm_beneath_dir
  * does at the moment of use (root_real NULL: through no symlink at all, for

@@ -343,27 +343,7 @@ fetch_child(void *arg, int out_fd)
 		return -1;
 	}
 	hm_git_callbacks(&opts.callbacks, &d, git_remote_url(remote));
-	/*
-	 * git_remote_fetch in two steps: the download may be cut short by a
-	 * signal; the refs it updates are written whole (no lock file of git's
-	 * left behind), the signals held off (hm_git_deadline).
-	 */
-	err = git_remote_connect(remote, GIT_DIRECTION_FETCH, &opts.callbacks, &opts.proxy_opts,
-				 &opts.custom_headers);
-	if (err == 0)
-		err = git_remote_download(remote, NULL, &opts);
-	if (err == 0) {
-		sigset_t held;
-
-		hm_sigchain_hold(&held);
-		err = git_remote_update_tips(remote, &opts.callbacks, opts.update_fetchhead,
-					     opts.download_tags, NULL);
-		if (err == 0 &&
-		    (opts.prune == GIT_FETCH_PRUNE ||
-		     (opts.prune == GIT_FETCH_PRUNE_UNSPECIFIED && git_remote_prune_refs(remote))))
-			err = git_remote_prune(remote, &opts.callbacks);
-	}
-	git_remote_disconnect(remote);
+	err = hm_git_fetch_whole(remote, &opts);
 	if (err < 0) {
 		char *what = hm_xasprintf("fetch from '%s' failed", a->remote);
 
@@ -371,6 +351,29 @@ fetch_child(void *arg, int out_fd)
 		free(what);
 	}
 	git_remote_free(remote);
+	return err;
+}
+
+int
+hm_git_fetch_whole(git_remote *remote, const git_fetch_options *opts)
+{
+	int err = git_remote_connect(remote, GIT_DIRECTION_FETCH, &opts->callbacks,
+				     &opts->proxy_opts, &opts->custom_headers);
+
+	if (err == 0)
+		err = git_remote_download(remote, NULL, opts);
+	if (err == 0) {
+		sigset_t held;
+
+		hm_sigchain_hold(&held);
+		err = git_remote_update_tips(remote, &opts->callbacks, opts->update_fetchhead,
+					     opts->download_tags, NULL);
+		if (err == 0 &&
+		    (opts->prune == GIT_FETCH_PRUNE ||
+		     (opts->prune == GIT_FETCH_PRUNE_UNSPECIFIED && git_remote_prune_refs(remote))))
+			err = git_remote_prune(remote, &opts->callbacks);
+	}
+	git_remote_disconnect(remote);
 	return err;
 }
 

@@ -78,6 +78,15 @@ int hm_git_is_unreachable(int err);
 int hm_git_url_missing_path(const char *url);
 
 /*
+ * git_remote_fetch in two steps, for a hm_git_deadline worker: the download
+ * may be cut short by a signal; the refs it updates (and prunes, as
+ * configured) are written whole, the signals held off from then on (the
+ * worker exits with them pending), so no lock file of git's is left behind.
+ * libgit2's error code.
+ */
+int hm_git_fetch_whole(git_remote *remote, const git_fetch_options *opts);
+
+/*
  * Fetch remote_name ("origin") with its configured refspecs, bounded by
  * timeout_s.  Returns 0, HM_GIT_UNREACHABLE (reason set), or -1.
  */

@@ -1,5 +1,6 @@
 #include "hm_hash.h"
 #include "hm_error.h"
+#include "hm_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -185,40 +186,57 @@ hm_hash_end(struct hm_hash_ctx *ctx, char *hex)
 	return r;
 }
 
-int
-hm_hash_fd_blob(int fd, size_t size, char *sha256_hex, char *blob)
+/*
+ * Read fd to its end into s (and t when not NULL), copying to `to` when it
+ * is not -1; *total gets the bytes read.  0, or -1 with errno set.
+ */
+static int
+digest_stream(int fd, struct hm_hash_ctx *s, struct hm_hash_ctx *t, int to, size_t *total)
 {
-	struct hm_hash_ctx *s = hm_hash_begin(HM_HASH_SHA256), *g = hm_hash_begin(HM_HASH_SHA1);
-	char head[32], *buf = malloc(HASH_BUF);
-	size_t total = 0;
-	int r = -1, n = snprintf(head, sizeof(head), "blob %zu", size);
+	char *buf = malloc(HASH_BUF);
+	int r = -1;
 
-	if (!s || !g || !buf || hm_hash_update(g, head, (size_t)n + 1) < 0)
-		goto out;
+	*total = 0;
+	if (!buf)
+		return -1;
 	for (;;) {
 		ssize_t got = read(fd, buf, HASH_BUF);
 
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got < 0)
-			goto out;
-		if (got == 0)
 			break;
-		total += (size_t)got;
-		if (total > size)
+		if (got == 0) {
+			r = 0;
 			break;
+		}
+		*total += (size_t)got;
 		if (hm_hash_update(s, buf, (size_t)got) < 0 ||
-		    hm_hash_update(g, buf, (size_t)got) < 0)
-			goto out;
+		    (t && hm_hash_update(t, buf, (size_t)got) < 0) ||
+		    (to >= 0 && hm_write_all(to, buf, (size_t)got) < 0))
+			break;
 	}
-	if (total != size)
-		errno = EAGAIN;
-	else
-		r = 0;
-out:
+	free(buf);
+	return r;
+}
+
+int
+hm_hash_fd_blob(int fd, size_t size, char *sha256_hex, char *blob)
+{
+	struct hm_hash_ctx *s = hm_hash_begin(HM_HASH_SHA256), *g = hm_hash_begin(HM_HASH_SHA1);
+	char head[32];
+	size_t total;
+	int r = -1, n = snprintf(head, sizeof(head), "blob %zu", size);
+
+	if (s && g && hm_hash_update(g, head, (size_t)n + 1) == 0 &&
+	    digest_stream(fd, s, g, -1, &total) == 0) {
+		if (total != size)
+			errno = EAGAIN; /* it changed while read */
+		else
+			r = 0;
+	}
 	if (hm_hash_end(s, sha256_hex) < 0 || hm_hash_end(g, blob) < 0)
 		r = -1;
-	free(buf);
 	return r;
 }
 
@@ -226,33 +244,11 @@ int
 hm_hash_copy_fd(int from, int to, char *sha256_hex)
 {
 	struct hm_hash_ctx *s = hm_hash_begin(HM_HASH_SHA256);
-	char *buf = malloc(HASH_BUF);
-	int r = -1;
+	size_t total;
+	int r = s ? digest_stream(from, s, NULL, to, &total) : -1;
 
-	if (!s || !buf)
-		goto out;
-	for (;;) {
-		ssize_t got = read(from, buf, HASH_BUF), put;
-
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0)
-			goto out;
-		if (got == 0)
-			break;
-		if (hm_hash_update(s, buf, (size_t)got) < 0)
-			goto out;
-		for (char *b = buf; got > 0; b += put, got -= put)
-			if ((put = write(to, b, (size_t)got)) < 0 && errno != EINTR)
-				goto out;
-			else if (put < 0)
-				put = 0;
-	}
-	r = 0;
-out:
 	if (hm_hash_end(s, sha256_hex) < 0)
 		r = -1;
-	free(buf);
 	return r;
 }
 

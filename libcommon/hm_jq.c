@@ -1,5 +1,6 @@
 #include "hm_jq.h"
 #include "hm_error.h"
+#include "hm_file.h"
 #include "hm_json.h"
 
 #include <errno.h>
@@ -229,23 +230,6 @@ named_fd(const char *path)
 	return -1;
 }
 
-/* write(2) all of buf; 0, or -1 with errno set. */
-static int
-write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /*
  * Put buf back where libjq's reader will read input: on descriptor target
  * (stdin, or the one a /dev/fd/N path names, never stdout or stderr) through
@@ -256,7 +240,7 @@ put_back(const char *input, int target, const char *buf, size_t len, char *name,
 {
 	int fd = memfd_create("heimdal-query", MFD_CLOEXEC);
 
-	if (fd < 0 || write_all(fd, buf, len) < 0) {
+	if (fd < 0 || hm_write_all(fd, buf, len) < 0) {
 		if (fd >= 0)
 			close(fd);
 		return NULL;

@@ -812,3 +812,22 @@ hm_json_kind_name(jv v)
 {
 	return jv_kind_name(jv_get_kind(v));
 }
+
+char *
+hm_json_unknown_member(jv obj, const char *const *keys)
+{
+	char *unknown = NULL;
+
+	jv_object_foreach(obj, k, v)
+	{
+		int known = 0;
+
+		for (const char *const *p = keys; *p; p++)
+			known |= strcmp(*p, jv_string_value(k)) == 0;
+		if (!known && !unknown)
+			unknown = hm_xstrdup(jv_string_value(k));
+		jv_free(k);
+		jv_free(v);
+	}
+	return unknown;
+}

@@ -111,4 +111,10 @@ const char *hm_json_kind_name(jv v);
  */
 int hm_read_fd(int fd, char **buf, size_t *len);
 
+/*
+ * The name of the first member of obj (borrowed) that keys (NULL-terminated)
+ * does not list, in a new buffer; NULL when every member is known.
+ */
+char *hm_json_unknown_member(jv obj, const char *const *keys);
+
 #endif

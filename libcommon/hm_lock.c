@@ -393,25 +393,14 @@ lock_id_ok(const char *s)
 static int
 only_members(jv obj, const char *const *keys, const char *prefix, char *why, size_t why_len)
 {
-	int r = 0;
+	char *unknown = hm_json_unknown_member(obj, keys), name[128];
 
-	jv_object_foreach(obj, k, v)
-	{
-		int known = 0;
-
-		for (const char *const *p = keys; *p; p++)
-			known |= strcmp(*p, jv_string_value(k)) == 0;
-		if (!known && r == 0) {
-			char name[128];
-
-			hm_term_escape(jv_string_value(k), 0, name, sizeof(name));
-			snprintf(why, why_len, "%s%s: not a member of a lock record", prefix, name);
-			r = -1;
-		}
-		jv_free(k);
-		jv_free(v);
-	}
-	return r;
+	if (!unknown)
+		return 0;
+	hm_term_escape(unknown, 0, name, sizeof(name));
+	snprintf(why, why_len, "%s%s: not a member of a lock record", prefix, name);
+	free(unknown);
+	return -1;
 }
 
 static const char *

@@ -4,6 +4,7 @@
  */
 #include "hm_lsremote.h"
 #include "hm_error.h"
+#include "hm_file.h"
 #include "hm_git.h"
 
 #include <errno.h>
@@ -20,21 +21,6 @@ struct ls_args {
 
 /* Everything goes to out_fd: "E<message>" for an error, else "<hex> <ref>" lines. */
 static int
-write_all(int fd, const char *s, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, s, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		s += w, n -= (size_t)w;
-	}
-	return 0;
-}
-
-static int
 fail_with(int fd, const char *what, const char *msg)
 {
 	char buf[1024];
@@ -44,7 +30,7 @@ fail_with(int fd, const char *what, const char *msg)
 		return -1;
 	if ((size_t)n >= sizeof(buf))
 		n = sizeof(buf) - 1;
-	return write_all(fd, buf, (size_t)n);
+	return hm_write_all(fd, buf, (size_t)n);
 }
 
 static int
@@ -83,7 +69,7 @@ ls_child(void *arg, int out_fd)
 
 		git_oid_tostr(hex, sizeof(hex), &heads[i]->oid);
 		line = hm_xasprintf("%s %s\n", hex, heads[i]->name);
-		r = write_all(out_fd, line, strlen(line));
+		r = hm_write_all(out_fd, line, strlen(line));
 		free(line);
 	}
 	git_remote_disconnect(remote);

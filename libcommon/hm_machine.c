@@ -236,21 +236,12 @@ hm_machine_arch(void)
 	return arch;
 }
 
-static int
-has_control(const char *s)
-{
-	for (const unsigned char *u = (const unsigned char *)s; *u; u++)
-		if (*u < 0x20 || *u == 0x7f)
-			return 1;
-	return 0;
-}
-
 int
 hm_text_check(const char *what, const char *s)
 {
 	char safe[1024];
 
-	if (!has_control(s))
+	if (!hm_term_has_control(s))
 		return 0;
 	hm_error("%s: '%s' holds a control character", what,
 		 hm_term_escape(s, 0, safe, sizeof(safe)));

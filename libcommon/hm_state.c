@@ -84,15 +84,6 @@ pop(struct vctx *c, size_t n)
 	c->path[n] = '\0';
 }
 
-static int
-has_control(const char *s)
-{
-	for (const unsigned char *u = (const unsigned char *)s; *u; u++)
-		if (*u < 0x20 || *u == 0x7f)
-			return 1;
-	return 0;
-}
-
 enum { OPTIONAL = 1, NULLABLE = 2, NONEMPTY = 4, TIMESTAMP = 8, HEX = 16, NAME = 32 };
 
 static int
@@ -119,7 +110,7 @@ check_string(struct vctx *c, jv obj, const char *key, int flags)
 			r = fail(c, "NUL character in string");
 		else if ((flags & NONEMPTY) && !*s)
 			r = fail(c, "must not be empty");
-		else if (has_control(s))
+		else if (hm_term_has_control(s))
 			r = fail(c, "control character in string");
 		else if ((flags & TIMESTAMP) && hm_time_parse(s, &t) < 0)
 			r = fail(c, "not an RFC 3339 timestamp: '%.64s'", s);
@@ -202,7 +193,7 @@ check_text(struct vctx *c, jv v, int depth)
 	case JV_KIND_STRING:
 		if ((size_t)jv_string_length_bytes(jv_copy(v)) != strlen(jv_string_value(v)))
 			return fail(c, "NUL character in string");
-		if (has_control(jv_string_value(v)))
+		if (hm_term_has_control(jv_string_value(v)))
 			return fail(c, "control character in string");
 		return 0;
 	case JV_KIND_ARRAY:
@@ -227,7 +218,7 @@ check_text(struct vctx *c, jv v, int depth)
 
 				if (len != strlen(key))
 					r = fail(c, "NUL character in key");
-				else if (has_control(key))
+				else if (hm_term_has_control(key))
 					r = fail(c, "control character in key");
 				else if ((r = check_text(c, e, depth + 1)) == 0)
 					pop(c, n);
@@ -255,7 +246,7 @@ check_text_members(struct vctx *c, jv doc, const char *skip)
 
 			if (len != strlen(jv_string_value(k)))
 				r = fail(c, "NUL character in key");
-			else if (has_control(jv_string_value(k)))
+			else if (hm_term_has_control(jv_string_value(k)))
 				r = fail(c, "control character in key");
 			else if ((r = check_text(c, e, 1)) == 0)
 				pop(c, n);
@@ -392,7 +383,7 @@ validate_lineage(struct vctx *c, jv doc)
 	jv_array_foreach(ms, j, m)
 	{
 		if (r == 0 && (jv_get_kind(m) != JV_KIND_STRING || !*jv_string_value(m) ||
-			       has_control(jv_string_value(m)))) {
+			       hm_term_has_control(jv_string_value(m)))) {
 			size_t n3 = push_index(c, j);
 
 			r = fail(c, "expected a machine id (non-empty string), got %s",

@@ -73,3 +73,12 @@ hm_term_escape(const char *s, int keep_newlines, char *out, size_t n)
 	out[o] = '\0';
 	return out;
 }
+
+int
+hm_term_has_control(const char *s)
+{
+	for (const unsigned char *u = (const unsigned char *)s; *u; u++)
+		if (*u < 0x20 || *u == 0x7f)
+			return 1;
+	return 0;
+}

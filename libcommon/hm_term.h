@@ -44,4 +44,7 @@ const char *hm_mark_severity(const char *severity);
  */
 char *hm_term_escape(const char *s, int keep_newlines, char *out, size_t n);
 
+/* 1 when s holds a control character or DEL (what hm_term_escape escapes). */
+int hm_term_has_control(const char *s);
+
 #endif

@@ -262,20 +262,6 @@ rel_of(const struct plan *p, const char *path)
 	return path + strlen(p->home) + 1;
 }
 
-/* A regular file under $HOME read beneath it: 0, or -1 (errno set). */
-static int
-read_beneath(struct plan *p, const char *path, char **buf, size_t *len)
-{
-	struct stat st;
-	int fd = hm_beneath_open(p->home_fd, p->home_real, rel_of(p, path), &st), r;
-
-	if (fd < 0)
-		return -1;
-	r = hm_read_fd(fd, buf, len);
-	close(fd);
-	return r;
-}
-
 static int
 exists_beneath(struct plan *p, const char *path)
 {
@@ -294,6 +280,8 @@ exists_beneath(struct plan *p, const char *path)
 static void
 plan_take(struct plan *p, struct item *it)
 {
+	struct stat st;
+
 	/* Only a file here can be settled; the others go as apply decided. */
 	if (it->act != A_UPDATE && it->act != A_LOCAL && it->act != A_MERGED &&
 	    it->act != A_CONFLICT && it->act != A_SKIP_DRIFT && it->act != A_MODE)
@@ -310,7 +298,8 @@ plan_take(struct plan *p, struct item *it)
 	case TAKE_MERGED:
 		free(it->merged);
 		it->merged = NULL;
-		if (read_beneath(p, it->side, &it->merged, &it->merged_len) < 0)
+		if (hm_beneath_read(p->home_fd, p->home_real, rel_of(p, it->side), &it->merged,
+				    &it->merged_len, &st) < 0)
 			hm_die(HM_EXIT_USAGE,
 			       "%s: no merge to take (it is written when apply "
 			       "cannot merge the file)",
@@ -540,22 +529,6 @@ backup_dir(void)
 }
 
 static int
-write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		buf += n;
-		len -= n;
-	}
-	return 0;
-}
-
-static int
 mkdir_parent(const char *path, mode_t mode)
 {
 	char *dir = hm_xstrdup(path);
@@ -611,7 +584,7 @@ put_content(struct plan *p, const struct item *it, int fd)
 	int from, r;
 
 	if (!it->wsrc)
-		return write_all(fd, it->wdata, it->wlen);
+		return hm_write_all(fd, it->wdata, it->wlen);
 	if ((from = hm_beneath_open(p->work_fd, NULL, it->src, &st)) < 0)
 		return -1;
 	r = hm_hash_copy_fd(from, fd, sum);

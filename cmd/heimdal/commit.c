@@ -136,33 +136,13 @@ commit_all(git_repository *repo, const char *dir, const struct accepted *a, size
 	git_index_free(index);
 }
 
-/*
- * A regular file beneath the root (root_real NULL: through no symlink at
- * all), read whole: 0, or -1 with errno (ELOOP: a symlink; EINVAL: not a
- * regular file; EXDEV: its directory leads out of the root).
- */
-static int
-read_beneath(int root_fd, const char *root_real, const char *rel, char **buf, size_t *len,
-	     struct stat *st)
-{
-	int fd = hm_beneath_open(root_fd, root_real, rel, st), r, e;
-
-	if (fd < 0)
-		return -1;
-	r = hm_read_fd(fd, buf, len);
-	e = errno;
-	close(fd);
-	errno = e;
-	return r;
-}
-
 /* The file here, its bytes and mode; 0, or -1 (warned) when not a file. */
 static int
 read_here(struct review *rv, const char *key, char **buf, size_t *len, mode_t *mode, int deployed)
 {
 	struct stat st;
 
-	if (read_beneath(rv->home_fd, rv->home_real, key, buf, len, &st) == 0) {
+	if (hm_beneath_read(rv->home_fd, rv->home_real, key, buf, len, &st) == 0) {
 		*mode = st.st_mode & 0100 ? 0755 : 0644;
 		return 0;
 	}
@@ -194,7 +174,7 @@ review_file(struct review *rv, const struct dotfile *f, const char *workdir)
 	if (read_here(rv, f->key, &here, &hl, &hmode, bsum != NULL) < 0)
 		goto out;
 	/* The repository's file itself, through no symlink: never written through one. */
-	if (read_beneath(rv->work_fd, NULL, f->src, &repo, &rl, &st) < 0) {
+	if (hm_beneath_read(rv->work_fd, NULL, f->src, &repo, &rl, &st) < 0) {
 		hm_warn("%s: %s is not a regular file inside the repository; not committed", f->key,
 			f->src);
 		goto out;

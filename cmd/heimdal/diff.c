@@ -185,17 +185,15 @@ read_repo(struct ctx *c, const struct dotfile *df, struct side *s)
 {
 	char *path = hm_path_join(c->d.workdir, df->src);
 	struct stat st;
-	int r = 0, fd = hm_beneath_open(c->work_fd, NULL, df->src, &st);
+	int r = 0;
 
 	memset(s, 0, sizeof(*s));
-	if (fd >= 0 && hm_read_fd(fd, &s->buf, &s->len) == 0) {
+	if (hm_beneath_read(c->work_fd, NULL, df->src, &s->buf, &s->len, &st) == 0) {
 		s->kind = S_FILE;
 		s->mode = df->mode;
 	} else if (errno != ENOENT) {
 		r = hm_error_errno("%s", path);
 	}
-	if (fd >= 0)
-		close(fd);
 	free(path);
 	return r;
 }
