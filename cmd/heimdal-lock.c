@@ -7,9 +7,11 @@
  *   heimdal-lock unlock --force [--id ID]
  *   heimdal-lock run --op OP [--wait] -- CMD [ARGS...]
  *
- * The lock logic lives in libcommon (hm_lock); the remote half runs in
- * heimdal-rlock.  This tool is the command line.  Records go to stdout as JSON; people's text to
- * stderr.
+ * The lock logic lives in libcommon (hm_lock); the remote half of a Hybrid
+ * lock is heimdal-rlock's, run here on the dotfiles repository of the state
+ * --state names (without --state the lock is local only), so that taking a
+ * local lock never loads libgit2.  This tool is the command line.  Records
+ * go to stdout as JSON; people's text to stderr.
  */
 #include "hm_error.h"
 #include "hm_opt.h"
@@ -17,6 +19,8 @@
 #include "hm_lock.h"
 #include "hm_machine.h"
 #include "hm_sigchain.h"
+#include "hm_spawn.h"
+#include "hm_state.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -33,12 +37,13 @@ usage(FILE *f, int code)
 {
 	fprintf(f,
 		"usage: heimdal-lock acquire --op OP [--reason R] [--expected-duration S]\n"
-		"                            [--pid PID] [--wait] [-c]\n"
+		"                            [--pid PID] [--wait] [--state FILE]\n"
+		"                            [--no-conflict-check] [-c]\n"
 		"       heimdal-lock release [--id ID]      (without --id: the record on stdin)\n"
 		"       heimdal-lock info [-c]\n"
-		"       heimdal-lock unlock --force [--id ID] [-c]\n"
+		"       heimdal-lock unlock --force [--id ID] [--state FILE] [-c]\n"
 		"       heimdal-lock run --op OP [--reason R] [--expected-duration S] [--wait]\n"
-		"                        -- CMD [ARGS...]\n"
+		"                        [--state FILE] [--no-conflict-check] -- CMD [ARGS...]\n"
 		"\n"
 		"Take, release, inspect or break the heimdal state lock ($HEIMDAL_HOME/state.lock,\n"
 		"and refs/heimdal/lock on the dotfiles remote when lock_type is Hybrid).\n"
@@ -49,6 +54,10 @@ usage(FILE *f, int code)
 		"      --pid PID               the holder (acquire; default: the calling process)\n"
 		"  -w, --wait                  retry while locked, as lock_config.json's retry says\n"
 		"  -i, --id ID                 the lock id (release, unlock)\n"
+		"      --state FILE            the state: its serial is recorded, its dotfiles\n"
+		"                              repository's origin holds the Hybrid remote half,\n"
+		"                              and it is compared with the remote's state first\n"
+		"      --no-conflict-check     take the remote half without that comparison\n"
 		"  -f, --force                 required by unlock\n"
 		"  -c, --compact               compact JSON\n"
 		"  -v, --verbose               debug messages on stderr\n"
@@ -61,6 +70,186 @@ struct opts {
 	const char *id;
 	int force, compact;
 };
+
+/*
+ * The remote half, through heimdal-rlock on the repository of the state
+ * named by --state (the state itself passed on for the conflict check unless
+ * --no-conflict-check).  Its stderr is held back so that a "locked" message
+ * is shown only if we finally give up (*held_msg).
+ */
+static struct {
+	char *repository;
+	const char *state; /* NULL: no conflict check */
+} half;
+
+static void
+pass_stderr(const char *text)
+{
+	if (text && *text) {
+		fputs(text, stderr);
+		fflush(stderr);
+	}
+}
+
+/* heimdal-rlock acquire's answer (p), HM_LOCK_REMOTE_* or -1. */
+static int
+take_answer(struct hm_proc *p, jv *rec, char **held_msg)
+{
+	jv out, remote;
+
+	switch (p->status) {
+	case HM_EXIT_OK:
+		pass_stderr(p->err);
+		out = hm_json_parse("output of heimdal-rlock", p->out, p->out_len);
+		if (!jv_is_valid(out)) {
+			jv msg = jv_invalid_get_msg(out);
+			int r = hm_error("%s", jv_string_value(msg));
+
+			jv_free(msg);
+			return r;
+		}
+		remote = jv_object_get(out, jv_string("remote"));
+		if (jv_get_kind(remote) != JV_KIND_OBJECT) {
+			jv_free(remote);
+			return HM_LOCK_REMOTE_LOCAL;
+		}
+		*rec = jv_object_set(*rec, jv_string("remote"), remote);
+		return HM_LOCK_REMOTE_TAKEN;
+	case HM_EXIT_LOCKED:
+		*held_msg = p->err;
+		p->err = NULL;
+		return HM_LOCK_REMOTE_HELD;
+	case HM_EXIT_FOUND:
+		pass_stderr(p->err);
+		return HM_LOCK_REMOTE_CONFLICTS;
+	default:
+		pass_stderr(p->err);
+		return hm_fail(p->status == HM_EXIT_USAGE ? HM_EXIT_USAGE : HM_EXIT_ENV);
+	}
+}
+
+static int
+remote_take(jv *rec, char **held_msg, volatile sig_atomic_t *stopped, void *arg)
+{
+	char *argv[] = { "heimdal-rlock",
+			 "acquire",
+			 "-c",
+			 "--repository",
+			 half.repository,
+			 half.state ? "--state" : NULL,
+			 (char *)half.state,
+			 NULL };
+	struct hm_proc p;
+	size_t len;
+	char *in;
+	int r;
+
+	(void)stopped;
+	(void)arg;
+	if (!half.repository) {
+		hm_debug("no --state names a dotfiles repository: the lock is local only");
+		return HM_LOCK_REMOTE_LOCAL;
+	}
+	in = hm_json_dump(jv_copy(*rec), HM_JSON_COMPACT, &len);
+	r = hm_spawn("rlock", argv, in, len, HM_SPAWN_CAPTURE_ERR, &p);
+	free(in);
+	if (r < 0) {
+		hm_warn("the lock is local only");
+		return HM_LOCK_REMOTE_LOCAL;
+	}
+	r = take_answer(&p, rec, held_msg);
+	hm_proc_free(&p);
+	return r;
+}
+
+/* A signal while heimdal-rlock runs: it is told to stop, and answers first. */
+static void
+remote_interrupt(int sig, void *arg)
+{
+	pid_t rlock = hm_spawn_running();
+
+	(void)sig;
+	(void)arg;
+	if (rlock > 0)
+		kill(rlock, SIGTERM);
+}
+
+/*
+ * heimdal-rlock release says what happened: released (0), not held (1),
+ * held by another lock (4: ours went stale and was taken over), or the
+ * remote could not be reached (3, its warning printed).  It holds the
+ * signals off from its first instruction; one that came before (a Ctrl-C as
+ * it started) is met by running it again.
+ */
+static void
+remote_give(jv remote, void *arg)
+{
+	char *argv[] = { "heimdal-rlock", "release", "-c", NULL };
+	struct hm_proc p;
+	size_t len;
+	char *in = hm_json_dump(jv_copy(remote), HM_JSON_COMPACT, &len);
+	int killed = 1;
+
+	(void)arg;
+	for (int attempt = 0; killed && attempt < 3; attempt++) {
+		if (hm_spawn("rlock", argv, in, len, 0, &p) < 0)
+			break;
+		killed = p.status > 128;
+		if (p.status == HM_EXIT_FOUND || p.status == HM_EXIT_LOCKED)
+			hm_debug("%s no longer held our lock: %s", HM_LOCK_REMOTE_REF,
+				 p.out ? p.out : "");
+		hm_proc_free(&p);
+	}
+	if (killed)
+		hm_warn("refs/heimdal/lock was not released on the remote");
+	free(in);
+}
+
+/* heimdal-rlock recover: a dead holder's ref of this host removed (warned). */
+static void
+remote_recover(void *arg)
+{
+	char *argv[] = { "heimdal-rlock", "recover", "-c", "--repository", half.repository, NULL };
+	struct hm_proc p;
+
+	(void)arg;
+	if (!half.repository || hm_spawn("rlock", argv, NULL, 0, HM_SPAWN_CAPTURE_ERR, &p) < 0)
+		return;
+	if (p.status == 0)
+		pass_stderr(p.err);
+	else
+		hm_debug("the remote lock was not checked (heimdal-rlock recover: status %d)",
+			 p.status);
+	hm_proc_free(&p);
+}
+
+static const struct hm_lock_remote remote_half = {
+	.take = remote_take,
+	.give = remote_give,
+	.recover = remote_recover,
+	.interrupt = remote_interrupt,
+};
+
+/* --state FILE: the serial recorded and the repository of the remote half. */
+static void
+read_state(const char *path, int check, struct opts *o)
+{
+	int ioerr;
+	jv s = hm_json_read_file(path, &ioerr);
+
+	if (!jv_is_valid(s)) {
+		jv msg = jv_invalid_get_msg(s);
+
+		hm_die(ioerr ? HM_EXIT_ENV : HM_EXIT_USAGE, "--state: %s", jv_string_value(msg));
+	}
+	if (jv_get_kind(s) != JV_KIND_OBJECT)
+		hm_die(HM_EXIT_USAGE, "--state: %s: expected a state (an object), got %s",
+		       hm_json_source_name(path), hm_json_kind_name(s));
+	o->req.serial = hm_state_serial(s);
+	half.repository = hm_state_dotfiles_dir(s);
+	half.state = check ? path : NULL;
+	jv_free(s);
+}
 
 static long
 number(const char *flag, const char *s, long min)
@@ -307,14 +496,14 @@ static const struct verb {
 	{ "acquire",
 	  "heimdal-lock acquire --op OP [--reason R] [--expected-duration S] [--pid PID] "
 	  "[--wait] [-c]",
-	  "oRdPwc" },
+	  "oRdPwcSN" },
 	{ "release", "heimdal-lock release [--id ID]", "i" },
 	{ "info", "heimdal-lock info [-c]", "c" },
-	{ "unlock", "heimdal-lock unlock --force [--id ID] [-c]", "fic" },
+	{ "unlock", "heimdal-lock unlock --force [--id ID] [--state FILE] [-c]", "ficS" },
 	{ "run",
-	  "heimdal-lock run --op OP [--reason R] [--expected-duration S] [--wait] -- CMD "
-	  "[ARGS...]",
-	  "oRdw" },
+	  "heimdal-lock run --op OP [--reason R] [--expected-duration S] [--wait] "
+	  "[--state FILE] -- CMD [ARGS...]",
+	  "oRdwSN" },
 };
 
 int
@@ -328,15 +517,18 @@ main(int argc, char **argv)
 		{ "wait", no_argument, NULL, 'w' },
 		{ "id", required_argument, NULL, 'i' },
 		{ "force", no_argument, NULL, 'f' },
+		{ "state", required_argument, NULL, 'S' },
+		{ "no-conflict-check", no_argument, NULL, 'N' },
 		{ "compact", no_argument, NULL, 'c' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct opts o = { .req = { 0 } };
+	struct opts o = { .req = { .serial = -1 } };
 	const struct verb *verb = NULL;
+	const char *state = NULL;
 	sigset_t held;
-	int c, i;
+	int c, i, check = 1;
 
 	/*
 	 * A release, once begun, runs to its end (the remote part is bounded by
@@ -397,6 +589,12 @@ main(int argc, char **argv)
 		case 'f':
 			o.force = 1;
 			break;
+		case 'S':
+			state = optarg;
+			break;
+		case 'N':
+			check = 0;
+			break;
 		case 'c':
 			o.compact = 1;
 			break;
@@ -407,6 +605,11 @@ main(int argc, char **argv)
 			usage(stdout, 0);
 		}
 	}
+	if (state)
+		read_state(state, check, &o);
+	else if (!check)
+		hm_opt_die(verb->usage, "--no-conflict-check: no --state to compare");
+	hm_lock_set_remote(&remote_half);
 	if (!strcmp(verb->name, "run"))
 		return cmd_run(&o, argv + optind);
 	if (optind < argc)

@@ -487,6 +487,23 @@ hm_pair_read(const char *local_path, const char *remote_path, const char *base_p
 	}
 }
 
+int
+hm_pair_check(struct hm_pair *p, const char *local_src, const char *remote_src,
+	      const char *base_src)
+{
+	int bv = 0;
+
+	if (check_named(p->local, local_src, NULL, 0, &p->local_version) < 0 ||
+	    check_named(p->remote, remote_src, NULL, 0, &p->remote_version) < 0)
+		return -1;
+	if (jv_get_kind(p->base) != JV_KIND_NULL) {
+		if (check_named(p->base, base_src, NULL, 0, &bv) < 0)
+			return -1;
+		check_base(p, base_src);
+	}
+	return 0;
+}
+
 void
 hm_pair_free(struct hm_pair *p)
 {

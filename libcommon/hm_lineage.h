@@ -98,6 +98,15 @@ int hm_pair_read(const char *local_path, const char *remote_path, const char *ba
 void hm_pair_free(struct hm_pair *p);
 
 /*
+ * The same checks for a pair already in memory (local and remote set, base
+ * jv_null() or a state): each state validated as V2, errors naming its
+ * source; a base of neither side's lineage set aside.  0, or -1 (printed,
+ * HM_EXIT_USAGE).
+ */
+int hm_pair_check(struct hm_pair *p, const char *local_src, const char *remote_src,
+		  const char *base_src);
+
+/*
  * The conflicts between the pair's states, given their relation: a new jv
  * array of {"type", "severity", "description", ...details}, in the order
  * lineage_mismatch, version_mismatch, serial_divergence, profile_mismatch,

@@ -5,7 +5,6 @@
 #include "hm_json.h"
 #include "hm_machine.h"
 #include "hm_sigchain.h"
-#include "hm_spawn.h"
 #include "hm_term.h"
 #include "hm_time.h"
 
@@ -694,7 +693,7 @@ short_id(const char *id, char *buf, size_t len)
 }
 
 void
-hm_lock_print_held(jv holder)
+hm_lock_print_held(FILE *f, jv holder)
 {
 	jv m = jv_object_get(jv_copy(holder), jv_string("machine"));
 	char sid[32], ago[64], op[256], host[256], user[256];
@@ -711,7 +710,7 @@ hm_lock_print_held(jv holder)
 		       sizeof(host));
 	hm_term_escape(hm_json_str(m, "user") ? hm_json_str(m, "user") : "?", 0, user,
 		       sizeof(user));
-	fprintf(stderr,
+	fprintf(f,
 		"Error: State is currently locked\n"
 		"\n"
 		"Operation: %s\n"
@@ -722,29 +721,8 @@ hm_lock_print_held(jv holder)
 		"\n"
 		"This means another Heimdal operation is in progress.\n",
 		op, host, sid, user, hm_json_int(m, "pid", 0), ago);
-	fflush(stderr);
+	fflush(f);
 	jv_free(m);
-}
-
-/* The bits of the local state the lock needs: serial and dotfiles path. */
-static jv
-state_serial(void)
-{
-	char *path = hm_home_path("state.json");
-	int ioerr;
-	jv s = hm_json_read_file(path, &ioerr), serial;
-
-	free(path);
-	if (!jv_is_valid(s)) {
-		jv_free(s);
-		return jv_null();
-	}
-	serial = jv_getpath(s, JV_ARRAY(jv_string("lineage"), jv_string("serial")));
-	if (jv_get_kind(serial) != JV_KIND_NUMBER) {
-		jv_free(serial);
-		return jv_null();
-	}
-	return serial;
 }
 
 static jv
@@ -772,7 +750,9 @@ new_record(const struct hm_lock_request *req, const struct hm_lock_config *cfg)
 			 jv_string("reason"),
 			 req->reason ? jv_string(req->reason)
 				     : jv_string_fmt("%s by heimdal", req->operation),
-			 jv_string("state_serial"), state_serial(), jv_string("remote"), jv_null());
+			 jv_string("state_serial"),
+			 req->serial >= 0 ? jv_number((double)req->serial) : jv_null(),
+			 jv_string("remote"), jv_null());
 }
 
 enum { TRY_OK, TRY_HELD, TRY_NESTED };
@@ -899,21 +879,12 @@ update_if(jv rec)
 	return r < 0 ? -1 : 0;
 }
 
-enum { REMOTE_TAKEN, REMOTE_LOCAL, REMOTE_HELD, REMOTE_CONFLICTS };
+static const struct hm_lock_remote *remote_half;
 
-/* The dotfiles repository named by the local state, or NULL. */
-static char *
-dotfiles_path(void)
+void
+hm_lock_set_remote(const struct hm_lock_remote *r)
 {
-	char *path = hm_home_path("state.json"), *dir = NULL;
-	int ioerr;
-	jv s = hm_json_read_file(path, &ioerr);
-
-	free(path);
-	if (jv_is_valid(s))
-		dir = hm_state_dotfiles_dir(s);
-	jv_free(s);
-	return dir;
+	remote_half = r;
 }
 
 static void
@@ -925,169 +896,64 @@ pass_stderr(const char *text)
 	}
 }
 
-/*
- * The remote half, through heimdal-rlock: libgit2 is loaded only in that
- * process, so a local lock stays cheap.  Its stderr is held back so that a
- * "locked" message is shown only if we finally give up (*held_msg).
- */
-static int
-remote_acquire(jv *rec, char **held_msg)
-{
-	char *argv[] = { "heimdal-rlock", "acquire", "-c", NULL };
-	char *dir = dotfiles_path(), *in;
-	struct hm_proc p;
-	size_t len;
-	int r;
-	jv out;
-
-	if (!dir) {
-		hm_debug("no state with a dotfiles_path: the lock is local only");
-		return REMOTE_LOCAL;
-	}
-	free(dir);
-	in = hm_json_dump(jv_copy(*rec), HM_JSON_COMPACT, &len);
-	r = hm_spawn("rlock", argv, in, len, HM_SPAWN_CAPTURE_ERR, &p);
-	free(in);
-	if (r < 0) {
-		hm_warn("the lock is local only");
-		return REMOTE_LOCAL;
-	}
-	switch (p.status) {
-	case HM_EXIT_OK:
-		pass_stderr(p.err);
-		out = hm_json_parse("output of heimdal-rlock", p.out, p.out_len);
-		r = REMOTE_LOCAL;
-		if (jv_is_valid(out)) {
-			jv remote = jv_object_get(out, jv_string("remote"));
-
-			if (jv_get_kind(remote) == JV_KIND_OBJECT) {
-				*rec = jv_object_set(*rec, jv_string("remote"), remote);
-				r = REMOTE_TAKEN;
-			} else {
-				jv_free(remote);
-			}
-		} else {
-			jv msg = jv_invalid_get_msg(out);
-
-			r = hm_error("%s", jv_string_value(msg));
-			jv_free(msg);
-		}
-		break;
-	case HM_EXIT_LOCKED:
-		*held_msg = p.err;
-		p.err = NULL;
-		r = REMOTE_HELD;
-		break;
-	case HM_EXIT_FOUND:
-		pass_stderr(p.err);
-		r = REMOTE_CONFLICTS;
-		break;
-	default:
-		pass_stderr(p.err);
-		r = hm_fail(p.status == HM_EXIT_USAGE ? HM_EXIT_USAGE : HM_EXIT_ENV);
-	}
-	hm_proc_free(&p);
-	return r;
-}
-
-/*
- * Release the remote ref a record holds (remote borrowed); warnings only.
- * heimdal-rlock release says what happened: released (0), not held (1),
- * held by another lock (4: ours went stale and was taken over), or the
- * remote could not be reached (3, its warning printed).  heimdal-rlock
- * holds the signals off from its first instruction; one that came before
- * (a Ctrl-C as it started) is met by running it again.
- */
+/* Give back the remote ref a record holds (remote borrowed); warnings only. */
 static void
-remote_release(jv remote)
+remote_give(jv remote)
 {
-	char *argv[] = { "heimdal-rlock", "release", "-c", NULL };
-	char *in;
-	struct hm_proc p;
-	size_t len;
-	int killed = 1;
-
 	if (jv_get_kind(remote) != JV_KIND_OBJECT)
 		return;
-	in = hm_json_dump(jv_copy(remote), HM_JSON_COMPACT, &len);
-	for (int attempt = 0; killed && attempt < 3; attempt++) {
-		if (hm_spawn("rlock", argv, in, len, 0, &p) < 0)
-			break;
-		killed = p.status > 128;
-		if (p.status == HM_EXIT_FOUND || p.status == HM_EXIT_LOCKED)
-			hm_debug("%s no longer held our lock: %s", HM_LOCK_REMOTE_REF,
-				 p.out ? p.out : "");
-		hm_proc_free(&p);
-	}
-	if (killed)
-		hm_warn("refs/heimdal/lock was not released on the remote");
-	free(in);
+	if (!remote_half)
+		hm_warn("%s was not released on the remote: this program takes no remote lock",
+			HM_LOCK_REMOTE_REF);
+	else
+		remote_half->give(remote, remote_half->arg);
+}
+
+static void
+remote_recover(void)
+{
+	if (remote_half && remote_half->recover)
+		remote_half->recover(remote_half->arg);
 }
 
 static volatile sig_atomic_t stopped;
 
-/* A signal while heimdal-rlock runs: it is told to stop, and answers first. */
+/* A signal while the remote half is taken: noted, and the taker told. */
 static void
-stop_rlock(int sig)
+stop_remote(int sig)
 {
-	pid_t rlock = hm_spawn_running();
-
 	if (!stopped)
 		stopped = sig;
-	if (rlock > 0)
-		kill(rlock, SIGTERM);
+	if (remote_half && remote_half->interrupt)
+		remote_half->interrupt(sig, remote_half->arg);
 }
 
 /*
- * A hybrid holder of this host died: refs/heimdal/lock may still hold its
- * record on the remote (it died between taking and releasing it, or while
- * taking it), which locks every other machine out until the timeout.
- * heimdal-rlock recover removes it when it is this host's and its holder is
- * dead; a live holder, another machine's lock, or an unreachable remote are
- * left alone (debug messages only).
- */
-static void
-remote_recover(void)
-{
-	char *argv[] = { "heimdal-rlock", "recover", "-c", NULL };
-	char *dir = dotfiles_path();
-	struct hm_proc p;
-
-	if (!dir)
-		return;
-	free(dir);
-	if (hm_spawn("rlock", argv, NULL, 0, HM_SPAWN_CAPTURE_ERR, &p) < 0)
-		return;
-	if (p.status == 0)
-		pass_stderr(p.err);
-	else
-		hm_debug("the remote lock was not checked (heimdal-rlock recover: status %d)",
-			 p.status);
-	hm_proc_free(&p);
-}
-
-/*
- * remote_acquire, and the remote part recorded in state.lock: a remote ref
- * that cannot be recorded is given back.  REMOTE_* or -1.
+ * The remote half taken and recorded in state.lock: a remote ref that cannot
+ * be recorded is given back.  HM_LOCK_REMOTE_* or -1.
  *
  * One step no signal cuts in two: a remote ref taken is always recorded (or
  * given back) before a handler may look at the record to release it.  A
- * signal meanwhile stops heimdal-rlock (which gets it too from a terminal):
- * before its push it dies of it, from its push on it finishes and answers
- * (remote_timeout bounds that).  The signal then goes on down the chain.
+ * signal meanwhile is noted and the taker stops: before its push nothing is
+ * taken, from its push on it finishes and answers (remote_timeout bounds
+ * that).  The signal then goes on down the chain.
  */
 static int
 remote_take(jv *rec, char **held_msg)
 {
 	int r;
 
+	if (!remote_half) {
+		hm_debug("no remote half: the lock is local only");
+		return HM_LOCK_REMOTE_LOCAL;
+	}
 	stopped = 0;
-	hm_sigchain_push_common(stop_rlock);
-	r = remote_acquire(rec, held_msg);
-	if (r == REMOTE_TAKEN && update_if(jv_copy(*rec)) < 0) {
+	hm_sigchain_push_common(stop_remote);
+	r = remote_half->take(rec, held_msg, &stopped, remote_half->arg);
+	if (r == HM_LOCK_REMOTE_TAKEN && update_if(jv_copy(*rec)) < 0) {
 		jv remote = jv_object_get(jv_copy(*rec), jv_string("remote"));
 
-		remote_release(remote);
+		remote_give(remote);
 		jv_free(remote);
 		r = -1;
 	}
@@ -1188,15 +1054,17 @@ hm_lock_acquire(const struct hm_lock_request *req, jv *record)
 			free(held_msg);
 			held_msg = NULL;
 			r = remote_take(&rec, &held_msg);
-			if (r == REMOTE_TAKEN || r == REMOTE_LOCAL) {
+			if (r == HM_LOCK_REMOTE_TAKEN || r == HM_LOCK_REMOTE_LOCAL) {
 				r = TRY_OK;
 			} else {
 				/* The remote refused: give the local lock back. */
 				remove_if(hm_json_str(rec, "id"));
-				if (r != REMOTE_HELD) {
+				if (r != HM_LOCK_REMOTE_HELD) {
 					jv_free(rec);
 					jv_free(holder);
-					return r == REMOTE_CONFLICTS ? hm_fail(HM_EXIT_FOUND) : -1;
+					return r == HM_LOCK_REMOTE_CONFLICTS
+						       ? hm_fail(HM_EXIT_FOUND)
+						       : -1;
 				}
 				r = TRY_HELD;
 			}
@@ -1221,7 +1089,7 @@ hm_lock_acquire(const struct hm_lock_request *req, jv *record)
 	if (held_msg)
 		pass_stderr(held_msg);
 	else
-		hm_lock_print_held(holder);
+		hm_lock_print_held(stderr, holder);
 	free(held_msg);
 	jv_free(holder);
 	jv_free(rec);
@@ -1257,14 +1125,14 @@ hm_lock_acquire_remote(const char *id, int wait, int *taken)
 		free(held_msg);
 		held_msg = NULL;
 		r = remote_take(&rec, &held_msg);
-		if (r == REMOTE_TAKEN || r == REMOTE_LOCAL) {
-			*taken = r == REMOTE_TAKEN;
+		if (r == HM_LOCK_REMOTE_TAKEN || r == HM_LOCK_REMOTE_LOCAL) {
+			*taken = r == HM_LOCK_REMOTE_TAKEN;
 			jv_free(rec);
 			return 0;
 		}
-		if (r != REMOTE_HELD) {
+		if (r != HM_LOCK_REMOTE_HELD) {
 			jv_free(rec);
-			return r == REMOTE_CONFLICTS ? hm_fail(HM_EXIT_FOUND) : -1;
+			return r == HM_LOCK_REMOTE_CONFLICTS ? hm_fail(HM_EXIT_FOUND) : -1;
 		}
 	} while (retry_again(&rt, wait, "another machine"));
 	pass_stderr(held_msg);
@@ -1308,7 +1176,7 @@ hm_lock_release(const char *id)
 	}
 	/* The network part runs without the guard: only the holder changes its record. */
 	guard_unlock(fd);
-	remote_release(remote);
+	remote_give(remote);
 	jv_free(remote);
 	r = remove_if(id);
 	if (r == 2) {
@@ -1402,7 +1270,7 @@ hm_lock_unlock_force(const char *id, jv *removed)
 	free(text);
 	remote = jv_object_get(jv_copy(cur), jv_string("remote"));
 	if (jv_get_kind(remote) == JV_KIND_OBJECT)
-		remote_release(remote);
+		remote_give(remote);
 	else if (hm_json_str(cur, "lock_type") &&
 		 strcmp(hm_json_str(cur, "lock_type"), "hybrid") == 0)
 		remote_recover(); /* it may have died while taking the remote's */

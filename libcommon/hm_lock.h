@@ -1,7 +1,10 @@
 /*
  * hm_lock.h - the state lock: $HEIMDAL_HOME/state.lock, and (hybrid) the
- * remote's refs/heimdal/lock, taken by running heimdal-rlock so that a local
- * lock never loads libgit2.
+ * remote's refs/heimdal/lock through the remote half the program supplies
+ * (hm_lock_set_remote): the porcelain takes it in process (hm_rlock),
+ * heimdal-lock through heimdal-rlock, so that a local lock never loads
+ * libgit2.  Nothing here runs a program or reads the state: what the record
+ * says of the state (its serial) comes with the request.
  *
  * The lock is a JSON record (the specification's lock file structure):
  *
@@ -48,6 +51,8 @@
 #include "hm_config.h"
 
 #include <jv.h>
+#include <signal.h>
+#include <stdio.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -64,11 +69,47 @@ struct hm_lock_request {
 	int quiet_disabled;     /* do not print the "locking is disabled" warning */
 	int local_first;        /* Hybrid: the local record only, the remote part
 				   later by hm_lock_acquire_remote */
+	long long serial;       /* the state's lineage serial, recorded; -1: none */
 	/* Called (when set) as soon as the local record is written, before the
 	 * remote part: a caller that must release on signals arms itself here. */
 	void (*taken)(jv record, void *arg); /* record borrowed */
 	void *arg;
 };
+
+/* What a remote half's take answers. */
+enum hm_lock_remote_result {
+	HM_LOCK_REMOTE_TAKEN = 0,     /* the ref holds the record now; its "remote" is set */
+	HM_LOCK_REMOTE_HELD = 1,      /* held by a live operation elsewhere */
+	HM_LOCK_REMOTE_LOCAL = 2,     /* no repository or origin, unreachable: local only */
+	HM_LOCK_REMOTE_CONFLICTS = 3, /* the states conflict (listed on stderr) */
+};
+
+/*
+ * The remote half of a Hybrid lock, as the program taking locks reaches it.
+ * Without one (or before hm_lock_set_remote), a Hybrid lock is local only.
+ *
+ *  take       take the remote ref for *rec (its "remote" set when taken):
+ *             HM_LOCK_REMOTE_*, or -1 (printed, code set).  On HELD,
+ *             *held_msg (malloc'd) is what to print if the caller gives up.
+ *             A signal meanwhile is noted in *stopped by hm_lock, which
+ *             passes it on once what was taken is recorded.
+ *  give       give back the ref a record's "remote" (borrowed) names;
+ *             warnings only.
+ *  recover    a hybrid holder of this host died: clear what it may have
+ *             left on the remote (may be NULL).
+ *  interrupt  called from the signal handler while take runs (may be NULL):
+ *             async-signal-safe only, e.g. kill(2) a child.
+ */
+struct hm_lock_remote {
+	int (*take)(jv *rec, char **held_msg, volatile sig_atomic_t *stopped, void *arg);
+	void (*give)(jv remote, void *arg);
+	void (*recover)(void *arg);
+	void (*interrupt)(int sig, void *arg);
+	void *arg;
+};
+
+/* Use r (kept, not copied) for every remote half from now on; NULL: none. */
+void hm_lock_set_remote(const struct hm_lock_remote *r);
 
 /*
  * Take the lock: the local record, then (lock_type Hybrid) the remote.
@@ -169,7 +210,7 @@ const char *hm_lock_broken_tag(void);
 void hm_lock_tag_of(const char *id, char *buf);
 
 /* Print the "Error: State is currently locked" block for holder (borrowed). */
-void hm_lock_print_held(jv holder);
+void hm_lock_print_held(FILE *f, jv holder);
 
 /* 1 when pid is the calling process or one of its ancestors. */
 int hm_lock_is_ancestor(pid_t pid);

@@ -742,3 +742,15 @@ hm_state_dotfiles_dir(jv state)
 		return home ? hm_xasprintf("%s%s", home, p + 1) : NULL;
 	return hm_xstrdup(p);
 }
+
+long long
+hm_state_serial(jv state)
+{
+	jv serial = jv_getpath(jv_copy(state), JV_ARRAY(jv_string("lineage"), jv_string("serial")));
+	long long n = -1;
+
+	if (jv_get_kind(serial) == JV_KIND_NUMBER && jv_number_value(serial) >= 0)
+		n = (long long)jv_number_value(serial);
+	jv_free(serial);
+	return n;
+}

@@ -86,6 +86,9 @@ char *hm_state_path(void);
  */
 char *hm_state_dotfiles_dir(jv state);
 
+/* The state's lineage serial (borrowed state, any version), or -1 when it has none. */
+long long hm_state_serial(jv state);
+
 /* Warn when the state file can be read by group or others. */
 void hm_state_check_mode(const char *path);
 

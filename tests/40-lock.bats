@@ -61,6 +61,10 @@ config() {
 	config '{"lock_type": "local", "timeout": 600}'
 	run --separate-stderr heimdal-lock acquire --op sync --pid "$HOLDER"
 	expect_status 0
+	expect_json '.state_serial == null' # no --state: nothing is known of it
+	heimdal-lock release <<<"$output"
+	run --separate-stderr heimdal-lock acquire --op sync --pid "$HOLDER" --state "$HEIMDAL_HOME/state.json"
+	expect_status 0
 	expect_json '.state_serial == 42 and .expected_duration_seconds == 600'
 	expect_json '.lock_type == "local" and .reason == "sync by heimdal"'
 }

@@ -23,7 +23,7 @@ teardown() {
 @test "hybrid over git daemon: the remote holds the record while locked, nothing after" {
 	start_daemon
 	setup_machines "git://127.0.0.1:$PORT/origin.git"
-	run --separate-stderr as a heimdal-lock acquire --op apply --pid "$HOLDER"
+	run --separate-stderr as a heimdal-lock acquire --state "$(mstate a)" --op apply --pid "$HOLDER"
 	expect_status 0
 	[ -z "$stderr" ] || fail "stderr: $stderr"
 	expect_json ".lock_type == \"hybrid\" and .remote.url == \"git://127.0.0.1:$PORT/origin.git\""
@@ -44,8 +44,8 @@ teardown() {
 @test "a live holder on another machine: exit 4 with its details, no local lock left" {
 	start_daemon
 	setup_machines "git://127.0.0.1:$PORT/origin.git"
-	as a heimdal-lock acquire --op apply --pid "$HOLDER" >/dev/null
-	run --separate-stderr env $(menv b) HEIMDAL_NOW=2024-01-15T10:32:00Z heimdal-lock acquire --op sync
+	as a heimdal-lock acquire --state "$(mstate a)" --op apply --pid "$HOLDER" >/dev/null
+	run --separate-stderr env $(menv b) HEIMDAL_NOW=2024-01-15T10:32:00Z heimdal-lock acquire --state "$(mstate b)" --op sync
 	expect_status 4
 	[ -z "$output" ] || fail "stdout"
 	[[ "$stderr" == "Error: State is currently locked
@@ -64,9 +64,9 @@ This means another Heimdal operation is in progress."* ]] || fail "stderr: $stde
 @test "a stale remote holder (timed out) is taken over; its late release leaves the new lock alone" {
 	start_daemon
 	setup_machines "git://127.0.0.1:$PORT/origin.git"
-	a_lock=$(as a heimdal-lock acquire -c --op apply --pid "$HOLDER")
+	a_lock=$(as a heimdal-lock acquire --state "$(mstate a)" -c --op apply --pid "$HOLDER")
 	run --separate-stderr as b env HEIMDAL_NOW=2024-01-15T10:36:00Z \
-		heimdal-lock -v acquire -c --op sync --pid "$HOLDER"
+		heimdal-lock -v acquire --state "$(mstate b)" -c --op sync --pid "$HOLDER"
 	expect_status 0
 	[[ "$stderr" == *"taking over the stale remote lock"*"360 seconds old (timeout 300 seconds)"* ]] ||
 		fail "stderr: $stderr"
@@ -82,10 +82,10 @@ This means another Heimdal operation is in progress."* ]] || fail "stderr: $stde
 
 @test "a stale holder over a local-path remote is taken over too; a live one is not" {
 	setup_machines "$BATS_TEST_TMPDIR/remotes/origin.git"
-	as a heimdal-lock acquire --op apply --pid "$HOLDER" >/dev/null
-	run --separate-stderr as b heimdal-lock acquire --op sync --pid "$HOLDER"
+	as a heimdal-lock acquire --state "$(mstate a)" --op apply --pid "$HOLDER" >/dev/null
+	run --separate-stderr as b heimdal-lock acquire --state "$(mstate b)" --op sync --pid "$HOLDER"
 	expect_status 4
-	run --separate-stderr as b env HEIMDAL_NOW=2024-01-16T10:31:00Z heimdal-lock -v acquire --op sync --pid "$HOLDER"
+	run --separate-stderr as b env HEIMDAL_NOW=2024-01-16T10:31:00Z heimdal-lock -v acquire --state "$(mstate b)" --op sync --pid "$HOLDER"
 	expect_status 0
 	[[ "$stderr" == *"machine a has not been seen for 24 hours"* ]] || fail "stderr: $stderr"
 	[ "$(remote_lock_id)" = "$(jq -r .id <<<"$output")" ] || fail "not taken over"
@@ -94,17 +94,17 @@ This means another Heimdal operation is in progress."* ]] || fail "stderr: $stde
 @test "a closed port: the spec's warning, and the lock is local only" {
 	port=$(free_port)
 	setup_machines "git://127.0.0.1:$port/origin.git"
-	run --separate-stderr as a heimdal-lock acquire --op apply --pid "$HOLDER"
+	run --separate-stderr as a heimdal-lock acquire --state "$(mstate a)" --op apply --pid "$HOLDER"
 	expect_status 0
 	[ "$stderr" = "! Warning: Cannot reach remote repository: connection refused
 Proceeding with local-only lock.
 Remember to sync when connection is restored." ] || fail "stderr: $stderr"
 	expect_json '.remote == null and .lock_type == "hybrid"'
 	[ -e "$(lockfile a)" ] || fail "no local lock"
-	run --separate-stderr as a env LC_ALL=C.UTF-8 heimdal-lock run --op x -- true
+	run --separate-stderr as a env LC_ALL=C.UTF-8 heimdal-lock run --state "$(mstate a)" --op x -- true
 	expect_status 4
-	as a heimdal-lock unlock --force >/dev/null
-	run --separate-stderr as a env LC_ALL=C.UTF-8 heimdal-lock run --op x -- true
+	as a heimdal-lock unlock --state "$(mstate a)" --force >/dev/null
+	run --separate-stderr as a env LC_ALL=C.UTF-8 heimdal-lock run --state "$(mstate a)" --op x -- true
 	expect_status 0
 	[[ "$stderr" == "⚠️  Warning: Cannot reach remote repository: connection refused"* ]] ||
 		fail "stderr: $stderr"
@@ -114,7 +114,7 @@ Remember to sync when connection is restored." ] || fail "stderr: $stderr"
 	start_silent
 	setup_machines "git://127.0.0.1:$PORT/origin.git"
 	lock_config a '{"remote_timeout": 1}'
-	run --separate-stderr timeout 20 env $(menv a) heimdal-lock acquire --op apply --pid "$HOLDER"
+	run --separate-stderr timeout 20 env $(menv a) heimdal-lock acquire --state "$(mstate a)" --op apply --pid "$HOLDER"
 	expect_status 0
 	[ "$stderr" = "! Warning: Cannot reach remote repository: timed out after 1 seconds
 Proceeding with local-only lock.
@@ -129,15 +129,15 @@ Remember to sync when connection is restored." ] || fail "stderr: $stderr"
 @test "no repository or no origin: hybrid degrades to local with a debug message" {
 	machine a
 	v2_state | jq '.dotfiles_path = "/nonexistent/dotfiles"' >"$BATS_TEST_TMPDIR/machines/a/home/.heimdal/state.json"
-	run --separate-stderr as a heimdal-lock -v acquire --op apply --pid "$HOLDER"
+	run --separate-stderr as a heimdal-lock -v acquire --state "$(mstate a)" --op apply --pid "$HOLDER"
 	expect_status 0
 	[[ "$stderr" == *"debug: /nonexistent/dotfiles: not a git repository"*"the lock is local only"* ]] ||
 		fail "stderr: $stderr"
-	as a heimdal-lock unlock --force >/dev/null
+	as a heimdal-lock unlock --state "$(mstate a)" --force >/dev/null
 	git init -q "$BATS_TEST_TMPDIR/plain"
 	v2_state | jq --arg p "$BATS_TEST_TMPDIR/plain" '.dotfiles_path = $p' \
 		>"$BATS_TEST_TMPDIR/machines/a/home/.heimdal/state.json"
-	run --separate-stderr as a heimdal-lock -v acquire --op apply --pid "$HOLDER"
+	run --separate-stderr as a heimdal-lock -v acquire --state "$(mstate a)" --op apply --pid "$HOLDER"
 	expect_status 0
 	[[ "$stderr" == *"no remote 'origin': the lock is local only"* ]] || fail "stderr: $stderr"
 }
@@ -156,7 +156,7 @@ Remember to sync when connection is restored." ] || fail "stderr: $stderr"
 	[ ! -e "$(lockfile a)" ] || fail "local lock left behind"
 	# Held by machine b: a's migrate is refused.
 	jq --arg p "$BATS_TEST_TMPDIR/machines/a/dotfiles" '.dotfiles_path = $p' "$FIXTURES/v1.json" >"$state"
-	as b heimdal-lock acquire --op apply --pid "$HOLDER" >/dev/null
+	as b heimdal-lock acquire --state "$(mstate b)" --op apply --pid "$HOLDER" >/dev/null
 	before=$(snapshot "$BATS_TEST_TMPDIR/machines/a/home/.heimdal")
 	run --separate-stderr as a heimdal state migrate
 	expect_status 4
@@ -221,7 +221,7 @@ remote_carries() {
 		| .history = [{"operation": "sync", "timestamp": "2024-01-15T10:05:00Z",
 		   "machine_id": "machine-a", "user": "u", "serial": 5}]' \
 		"$a/home/.heimdal/state.json" >"$a/state.new" && mv "$a/state.new" "$a/home/.heimdal/state.json"
-	run --separate-stderr as a heimdal-lock acquire --op apply --pid "$HOLDER"
+	run --separate-stderr as a heimdal-lock acquire --state "$(mstate a)" --op apply --pid "$HOLDER"
 	expect_status 1
 	[ -z "$output" ] || fail "stdout"
 	[[ "$stderr" == "Error: State conflicts detected"*"heimdal state resolve --merge"* ]] ||
@@ -231,10 +231,15 @@ remote_carries() {
 	# Only what another write would make worse is listed: not the profile.
 	[[ "$stderr" == *"State diverged"* ]] || fail "no divergence listed"
 	[[ "$stderr" != *"Active profile differs"* ]] || fail "per-machine difference listed"
-	# The operations that settle conflicts take the lock anyway.
+	# An operation that settles conflicts takes the lock anyway: it says so
+	# with --no-conflict-check (the operation's name says nothing here).
 	for op in sync resolve; do
-		run --separate-stderr as a heimdal-lock acquire --op "$op" --pid "$HOLDER"
+		run --separate-stderr as a heimdal-lock acquire --state "$(mstate a)" --op "$op" --pid "$HOLDER"
+		expect_status 1
+		run --separate-stderr as a heimdal-lock acquire --state "$(mstate a)" --no-conflict-check --op "$op" --pid "$HOLDER"
 		[ "$status" -eq 0 ] || fail "--op $op refused: $stderr"
+		expect_json '.remote.ref == "refs/heimdal/lock"'
+		[ "$(remote_lock_id)" = "$(jq -r .id <<<"$output")" ] || fail "remote not held"
 		id=$(printf '%s' "$output" | jq -r .id)
 		as a heimdal-lock release --id "$id"
 	done
@@ -243,7 +248,7 @@ remote_carries() {
 @test "per-machine differences with the remote (profile, path) do not refuse the lock" {
 	setup_machines "$BATS_TEST_TMPDIR/remotes/origin.git"
 	remote_carries '.active_profile = "work" | .dotfiles_path = "/elsewhere/.dotfiles"'
-	run --separate-stderr as a heimdal-lock acquire --op apply --pid "$HOLDER"
+	run --separate-stderr as a heimdal-lock acquire --state "$(mstate a)" --op apply --pid "$HOLDER"
 	expect_status 0
 	expect_json '.operation == "apply" and .remote != null'
 	[ "$(remote_lock_id)" = "$(printf '%s' "$output" | jq -r .id)" ] || fail "remote lock not ours"
@@ -253,11 +258,23 @@ remote_carries() {
 	run --separate-stderr heimdal-rlock --help
 	expect_status 0
 	[[ "$output" == "usage: heimdal-rlock acquire"* ]] || fail "no usage"
-	run --separate-stderr heimdal-rlock acquire <<<'[1]'
+	run --separate-stderr heimdal-rlock acquire <<<'{}'
+	expect_status 2
+	[ "$(head -n 1 <<<"$stderr")" = "heimdal-rlock: error: acquire: --repository DIR is required" ] || fail "$stderr"
+	[[ "$(tail -n 1 <<<"$stderr")" == "usage: heimdal-rlock"* ]] || fail "$stderr"
+	run --separate-stderr heimdal-rlock release --repository . <<<'{}'
+	expect_status 2
+	[ "$(head -n 1 <<<"$stderr")" = "heimdal-rlock: error: release: --repository is not taken (the remote object names it)" ] || fail "$stderr"
+	[[ "$(tail -n 1 <<<"$stderr")" == "usage: heimdal-rlock"* ]] || fail "$stderr"
+	run --separate-stderr heimdal-rlock recover --repository . --state x
+	expect_status 2
+	[ "$(head -n 1 <<<"$stderr")" = "heimdal-rlock: error: recover: --state is taken by acquire only" ] || fail "$stderr"
+	[[ "$(tail -n 1 <<<"$stderr")" == "usage: heimdal-rlock"* ]] || fail "$stderr"
+	run --separate-stderr heimdal-rlock acquire --repository . <<<'[1]'
 	expect_status 2
 	[ -z "$output" ] || fail "stdout"
-	[[ "$stderr" == *"<stdin>: expected an object, got array"* ]] || fail "$stderr"
-	run --separate-stderr heimdal-rlock acquire <<<'{"operation": "x"}'
+	[[ "$stderr" == *"<stdin>: expected a lock record, got array"* ]] || fail "$stderr"
+	run --separate-stderr heimdal-rlock acquire --repository . <<<'{"operation": "x"}'
 	expect_status 2
 	[[ "$stderr" == *"<stdin>: .id: expected a lock id (lock-<uuid v4>)"* ]] || fail "$stderr"
 	run --separate-stderr heimdal-rlock release <<<'{"url": "x"}'
@@ -272,17 +289,17 @@ remote_carries() {
 	start_daemon
 	setup_machines "git://127.0.0.1:$PORT/origin.git"
 	lock_config a '{"lock_type": "Local"}'
-	record=$(as a heimdal-lock acquire -c --op apply --pid "$HOLDER")
+	record=$(as a heimdal-lock acquire --state "$(mstate a)" -c --op apply --pid "$HOLDER")
 	jq -e '.lock_type == "local" and .remote == null' <<<"$record" >/dev/null || fail "$record"
 	[ "$(remote_lock_id)" = none ] || fail "Local took the remote"
-	run --separate-stderr as a heimdal-rlock acquire -c <<<"$record"
+	run --separate-stderr as a heimdal-rlock acquire --repository "$(mdotfiles a)" --state "$(mstate a)" -c <<<"$record"
 	expect_status 0
 	expect_json ".remote.url == \"git://127.0.0.1:$PORT/origin.git\" and (.remote.commit | length) == 40"
 	[ "$(remote_lock_id)" = "$(jq -r .id <<<"$record")" ] || fail "not taken"
 	taken=$output
 	lock_config b '{"lock_type": "Local"}'
-	b_record=$(as b heimdal-lock acquire -c --op sync --pid "$HOLDER")
-	run --separate-stderr as b heimdal-rlock acquire -c <<<"$b_record"
+	b_record=$(as b heimdal-lock acquire --state "$(mstate b)" -c --op sync --pid "$HOLDER")
+	run --separate-stderr as b heimdal-rlock acquire --repository "$(mdotfiles b)" --state "$(mstate b)" -c <<<"$b_record"
 	expect_status 4
 	[ -z "$output" ] || fail "stdout"
 	[[ "$stderr" == "Error: State is currently locked"*"Machine: a ("* ]] || fail "$stderr"
@@ -340,14 +357,14 @@ push_lock_json() {
 	REMOTE="git://127.0.0.1:$PORT/origin.git"
 	joined a b
 	as a heimdal sync --no-apply >/dev/null
-	# heimdal-lock run records itself as the holder; its command kills it.
-	run --separate-stderr as a heimdal-lock run --op sync -- sh -c 'kill -9 $PPID; sleep 5'
+	# heimdal-lock run --state "$(mstate a)" records itself as the holder; its command kills it.
+	run --separate-stderr as a heimdal-lock run --state "$(mstate a)" --op sync -- sh -c 'kill -9 $PPID; sleep 5'
 	[ "$status" -eq 137 ] || fail "the holder was not killed"
 	REMOTE=$path
 	dead=$(jq -r .id "$(lockfile a)")
 	[ "$(remote_lock_id)" = "$dead" ] || fail "the remote does not hold the dead lock"
 	# Every other machine is locked out by a process nobody there can check.
-	run --separate-stderr as b heimdal-lock acquire --op apply --pid "$HOLDER"
+	run --separate-stderr as b heimdal-lock acquire --state "$(mstate b)" --op apply --pid "$HOLDER"
 	expect_status 4
 	# The dead holder's machine syncs: nothing to do, and the remote is cleared.
 	run --separate-stderr as a heimdal sync --no-apply
@@ -357,7 +374,7 @@ push_lock_json() {
 		fail "stderr: $stderr"
 	[ "$(remote_lock_id)" = none ] || fail "the dead lock is still on the remote"
 	[ ! -e "$(lockfile a)" ] || fail "local lock left"
-	run --separate-stderr as b heimdal-lock acquire -c --op apply --pid "$HOLDER"
+	run --separate-stderr as b heimdal-lock acquire --state "$(mstate b)" -c --op apply --pid "$HOLDER"
 	expect_status 0
 	[ "$(remote_lock_id)" = "$(jq -r .id <<<"$output")" ] || fail "b does not hold the remote"
 }
@@ -366,32 +383,32 @@ push_lock_json() {
 	setup_machines "$BATS_TEST_TMPDIR/remotes/origin.git"
 	lock_config a '{"lock_type": "Local"}'
 	# A live holder of this machine: kept.
-	rec=$(as a heimdal-lock acquire -c --op apply --pid "$HOLDER")
-	taken=$(as a heimdal-rlock acquire -c <<<"$rec")
-	run --separate-stderr as a heimdal-rlock recover -c
+	rec=$(as a heimdal-lock acquire --state "$(mstate a)" -c --op apply --pid "$HOLDER")
+	taken=$(as a heimdal-rlock acquire --repository "$(mdotfiles a)" --state "$(mstate a)" -c <<<"$rec")
+	run --separate-stderr as a heimdal-rlock recover --repository "$(mdotfiles a)" -c
 	expect_status 0
 	expect_json ".recovered == false and .holder.id == \"$(jq -r .id <<<"$rec")\""
 	[ "$(remote_lock_id)" = "$(jq -r .id <<<"$rec")" ] || fail "a live lock was removed"
 	# The same lock judged from another host with the same machine id: kept.
-	run --separate-stderr as a env HEIMDAL_HOSTNAME=other-host heimdal-rlock recover -c
+	run --separate-stderr as a env HEIMDAL_HOSTNAME=other-host heimdal-rlock recover --repository "$(mdotfiles a)" -c
 	expect_status 0
 	expect_json '.recovered == false'
-	as a heimdal-lock unlock --force >/dev/null
+	as a heimdal-lock unlock --state "$(mstate a)" --force >/dev/null
 	jq .remote <<<"$taken" | as a heimdal-rlock release >/dev/null
 	# A dead holder of this machine: removed.
 	sleep 600 3>&- &
 	victim=$!
-	rec=$(as a heimdal-lock acquire -c --op apply --pid "$victim")
-	as a heimdal-rlock acquire -c <<<"$rec" >/dev/null
+	rec=$(as a heimdal-lock acquire --state "$(mstate a)" -c --op apply --pid "$victim")
+	as a heimdal-rlock acquire --repository "$(mdotfiles a)" --state "$(mstate a)" -c <<<"$rec" >/dev/null
 	kill -9 "$victim"
 	wait "$victim" 2>/dev/null || true
-	run --separate-stderr as a env HEIMDAL_HOSTNAME=other-host heimdal-rlock recover -c
+	run --separate-stderr as a env HEIMDAL_HOSTNAME=other-host heimdal-rlock recover --repository "$(mdotfiles a)" -c
 	expect_json '.recovered == false'
-	run --separate-stderr as a heimdal-rlock recover -c
+	run --separate-stderr as a heimdal-rlock recover --repository "$(mdotfiles a)" -c
 	expect_status 0
 	expect_json ".recovered == true and .holder.machine.pid == $victim"
 	[ "$(remote_lock_id)" = none ] || fail "not removed"
-	run --separate-stderr as a heimdal-rlock recover -c
+	run --separate-stderr as a heimdal-rlock recover --repository "$(mdotfiles a)" -c
 	expect_json '.recovered == false and .holder == null'
 }
 
@@ -399,20 +416,20 @@ push_lock_json() {
 	start_daemon
 	setup_machines "git://127.0.0.1:$PORT/origin.git"
 	# b's clock is three days fast; its holder is alive.
-	as b env HEIMDAL_NOW=2024-01-18T10:30:00Z heimdal-lock acquire --op sync --pid "$HOLDER" >/dev/null
-	run --separate-stderr as a heimdal-lock -v acquire -c --op apply --pid "$HOLDER"
+	as b env HEIMDAL_NOW=2024-01-18T10:30:00Z heimdal-lock acquire --state "$(mstate b)" --op sync --pid "$HOLDER" >/dev/null
+	run --separate-stderr as a heimdal-lock -v acquire --state "$(mstate a)" -c --op apply --pid "$HOLDER"
 	expect_status 0
 	[[ "$stderr" == *"lock is stamped 259200 seconds ahead of this clock, more than the timeout (300 seconds): the clock of b is wrong"* ]] ||
 		fail "stderr: $stderr"
 	[ "$(remote_lock_id)" = "$(jq -r .id <<<"$output")" ] || fail "not taken over"
 	as a heimdal-lock release <<<"$output"
-	as b heimdal-lock unlock --force >/dev/null
+	as b heimdal-lock unlock --state "$(mstate a)" --force >/dev/null
 	# Two minutes ahead, within the timeout: held (until its stamp is 300 s old).
-	as b env HEIMDAL_NOW=2024-01-15T10:32:00Z heimdal-lock acquire --op sync --pid "$HOLDER" >/dev/null
-	run --separate-stderr as a heimdal-lock acquire --op apply --pid "$HOLDER"
+	as b env HEIMDAL_NOW=2024-01-15T10:32:00Z heimdal-lock acquire --state "$(mstate b)" --op sync --pid "$HOLDER" >/dev/null
+	run --separate-stderr as a heimdal-lock acquire --state "$(mstate a)" --op apply --pid "$HOLDER"
 	expect_status 4
 	[[ "$stderr" == *"Acquired: 120 seconds ahead of this clock"* ]] || fail "stderr: $stderr"
-	run --separate-stderr as a env HEIMDAL_NOW=2024-01-15T10:37:01Z heimdal-lock acquire --op apply --pid "$HOLDER"
+	run --separate-stderr as a env HEIMDAL_NOW=2024-01-15T10:37:01Z heimdal-lock acquire --state "$(mstate a)" --op apply --pid "$HOLDER"
 	expect_status 0
 }
 
@@ -450,13 +467,13 @@ push_lock_json() {
 	start_daemon
 	setup_machines "git://127.0.0.1:$PORT/origin.git"
 	lock_config a '{"lock_type": "Local"}'
-	rec=$(as a heimdal-lock acquire -c --op apply --pid "$HOLDER")
+	rec=$(as a heimdal-lock acquire --state "$(mstate a)" -c --op apply --pid "$HOLDER")
 	# b shares a's machine id (the same HEIMDAL_HOME contents) under another hostname.
 	cp "$BATS_TEST_TMPDIR/machines/a/home/.heimdal/machine-id" "$BATS_TEST_TMPDIR/machines/b/home/.heimdal/machine-id"
 	# a's record as its own kernel would stamp it: another boot id, a pid b does not have.
 	rec=$(jq -c '.machine.boot_id = "00000000-1111-2222-3333-444444444444" | .machine.pid = 4000000' <<<"$rec")
-	as a heimdal-rlock acquire -c <<<"$rec" >/dev/null
-	run --separate-stderr as b heimdal-lock acquire --op sync --pid "$HOLDER"
+	as a heimdal-rlock acquire --repository "$(mdotfiles a)" --state "$(mstate a)" -c <<<"$rec" >/dev/null
+	run --separate-stderr as b heimdal-lock acquire --state "$(mstate a)" --op sync --pid "$HOLDER"
 	expect_status 4
 	[ "$(remote_lock_id)" = "$(jq -r .id <<<"$rec")" ] || fail "a live lock was broken"
 }
@@ -464,19 +481,19 @@ push_lock_json() {
 @test "heimdal-rlock acquire refuses an invalid record: exit 2 naming the field, nothing pushed" {
 	start_daemon
 	setup_machines "git://127.0.0.1:$PORT/origin.git"
-	run --separate-stderr as a bash -c 'printf '"'"'{"id":""}'"'"' | heimdal-rlock acquire'
+	run --separate-stderr as a bash -c 'printf '"'"'{"id":""}'"'"' | heimdal-rlock acquire --repository "$1"' sh "$(mdotfiles a)"
 	expect_status 2
 	[ -z "$output" ] || fail "stdout: $output"
 	[ "$stderr" = "heimdal-rlock: error: <stdin>: .id: expected a lock id (lock-<uuid v4>)" ] || fail "stderr: $stderr"
 	[ "$(remote_lock_id)" = none ] || fail "pushed"
 	lock_config a '{"lock_type": "Local"}'
-	rec=$(as a heimdal-lock acquire -c --op apply --pid "$HOLDER")
+	rec=$(as a heimdal-lock acquire --state "$(mstate a)" -c --op apply --pid "$HOLDER")
 	for f in '.machine.pid = 0|.machine.pid' '.operation = "a\u001bb"|.operation' \
 		'.reason = "x\ny"|.reason' '.created_at = "yesterday"|.created_at' '.extra = 1|.extra' \
 		'.machine.hostname = ""|.machine.hostname' '.state_serial = -1|.state_serial' \
 		'.lock_type = "remote"|.lock_type' 'del(.expected_duration_seconds)|.expected_duration_seconds'; do
 		filter=${f%|*} field=${f##*|}
-		run --separate-stderr as a bash -c "jq -c '$filter' | heimdal-rlock acquire" <<<"$rec"
+		run --separate-stderr as a bash -c "jq -c '$filter' | heimdal-rlock acquire --repository \"\$1\"" sh "$(mdotfiles a)" <<<"$rec"
 		[ "$status" -eq 2 ] || fail "$filter: status $status"
 		[ -z "$output" ] || fail "$filter: stdout"
 		[[ "$stderr" == "heimdal-rlock: error: <stdin>: $field: "* ]] || fail "$filter: $stderr"
@@ -489,7 +506,7 @@ push_lock_json() {
 	setup_machines "git://127.0.0.1:$PORT/origin.git"
 	push_lock_json '{"id":""}' 2024-01-15T10:28:00Z
 	commit=$(git -C "$REMOTE" rev-parse refs/heimdal/lock)
-	run --separate-stderr as a heimdal-lock acquire --op apply --pid "$HOLDER"
+	run --separate-stderr as a heimdal-lock acquire --state "$(mstate a)" --op apply --pid "$HOLDER"
 	expect_status 4
 	[ -z "$output" ] || fail "stdout"
 	[[ "$stderr" != *"Cannot reach"* ]] || fail "taken for unreachable: $stderr"
@@ -504,11 +521,11 @@ heimdal operation holds it, remove it: git push origin :refs/heimdal/lock" ] || 
 	[ ! -e "$(lockfile a)" ] || fail "local lock kept"
 	# Not JSON at all, or no lock.json: the same.
 	push_lock_json 'garbage' 2024-01-15T10:29:00Z
-	run --separate-stderr as a heimdal-lock acquire --op apply --pid "$HOLDER"
+	run --separate-stderr as a heimdal-lock acquire --state "$(mstate a)" --op apply --pid "$HOLDER"
 	expect_status 4
 	[[ "$stderr" == *"holds an unreadable lock record:"* ]] || fail "stderr: $stderr"
 	# Older than the timeout: taken over, with a warning naming it.
-	run --separate-stderr as a env HEIMDAL_NOW=2024-01-15T10:40:00Z heimdal-lock acquire -c --op apply --pid "$HOLDER"
+	run --separate-stderr as a env HEIMDAL_NOW=2024-01-15T10:40:00Z heimdal-lock acquire --state "$(mstate a)" -c --op apply --pid "$HOLDER"
 	expect_status 0
 	[[ "$stderr" == *"warning: refs/heimdal/lock holds an unreadable lock record (commit "*" by mallory <m@evil.invalid>: "*"); taken over: lock is 660 seconds old (timeout 300 seconds)"* ]] ||
 		fail "stderr: $stderr"
@@ -520,8 +537,8 @@ heimdal operation holds it, remove it: git push origin :refs/heimdal/lock" ] || 
 	setup_machines "git://127.0.0.1:$PORT/origin.git"
 	lock_config a '{"lock_type": "Local"}'
 	lock_config b '{"lock_type": "Local"}'
-	rec=$(as a heimdal-lock acquire -c --op apply --pid "$HOLDER")
-	as a heimdal-rlock acquire -c <<<"$rec" | jq -c .remote >"$BATS_TEST_TMPDIR/a.remote"
+	rec=$(as a heimdal-lock acquire --state "$(mstate a)" -c --op apply --pid "$HOLDER")
+	as a heimdal-rlock acquire --repository "$(mdotfiles a)" --state "$(mstate a)" -c <<<"$rec" | jq -c .remote >"$BATS_TEST_TMPDIR/a.remote"
 	run --separate-stderr as a heimdal-rlock release -c "$BATS_TEST_TMPDIR/a.remote"
 	expect_status 0
 	[ "$output" = '{"released":true,"result":"released"}' ] || fail "output: $output"
@@ -530,8 +547,8 @@ heimdal operation holds it, remove it: git push origin :refs/heimdal/lock" ] || 
 	expect_status 1
 	[ "$output" = '{"released":false,"result":"not_held"}' ] || fail "output: $output"
 	# b holds it now: a's stale release leaves it, and says whose it is.
-	brec=$(as b heimdal-lock acquire -c --op sync --pid "$HOLDER")
-	as b heimdal-rlock acquire -c <<<"$brec" >/dev/null
+	brec=$(as b heimdal-lock acquire --state "$(mstate b)" -c --op sync --pid "$HOLDER")
+	as b heimdal-rlock acquire --repository "$(mdotfiles b)" --state "$(mstate b)" -c <<<"$brec" >/dev/null
 	run --separate-stderr as a heimdal-rlock release -c "$BATS_TEST_TMPDIR/a.remote"
 	expect_status 4
 	expect_json ".released == false and .result == \"held_by_other\" and .commit == \"$(git -C "$REMOTE" rev-parse refs/heimdal/lock)\""
@@ -546,17 +563,17 @@ heimdal operation holds it, remove it: git push origin :refs/heimdal/lock" ] || 
 	setup_machines "$BATS_TEST_TMPDIR/remotes/origin.git"
 	umask 000
 	rm -f "$REMOTE/heimdal-lock.guard"
-	as a heimdal-lock acquire --op apply --pid "$HOLDER" >/dev/null
+	as a heimdal-lock acquire --state "$(mstate a)" --op apply --pid "$HOLDER" >/dev/null
 	[ "$(stat -c %a "$REMOTE/heimdal-lock.guard")" = 644 ] || fail "mode $(stat -c %a "$REMOTE/heimdal-lock.guard")"
-	as a heimdal-lock unlock --force >/dev/null
+	as a heimdal-lock unlock --state "$(mstate a)" --force >/dev/null
 	umask 077
 	rm -f "$REMOTE/heimdal-lock.guard"
-	as a heimdal-lock acquire --op apply --pid "$HOLDER" >/dev/null
+	as a heimdal-lock acquire --state "$(mstate a)" --op apply --pid "$HOLDER" >/dev/null
 	[ "$(stat -c %a "$REMOTE/heimdal-lock.guard")" = 600 ] || fail "mode $(stat -c %a "$REMOTE/heimdal-lock.guard")"
 	# A link planted in its place is not followed.
-	as a heimdal-lock unlock --force >/dev/null
+	as a heimdal-lock unlock --state "$(mstate a)" --force >/dev/null
 	rm -f "$REMOTE/heimdal-lock.guard"
 	ln -s "$BATS_TEST_TMPDIR/elsewhere" "$REMOTE/heimdal-lock.guard"
-	run --separate-stderr as a heimdal-lock acquire --op apply --pid "$HOLDER"
+	run --separate-stderr as a heimdal-lock acquire --state "$(mstate a)" --op apply --pid "$HOLDER"
 	[ ! -e "$BATS_TEST_TMPDIR/elsewhere" ] || fail "the link was followed"
 }

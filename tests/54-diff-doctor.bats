@@ -301,7 +301,7 @@ diff --heimdal a/.vimrc b/.vimrc
 @test "doctor: a lock held here and on the remote, then stale once its holder dies" {
 	sleep 600 &
 	holder=$!
-	heimdal-lock acquire --op apply --pid "$holder" >/dev/null
+	heimdal-lock acquire --op apply --pid "$holder" --state "$HEIMDAL_HOME/state.json" >/dev/null
 	run --separate-stderr heimdal doctor
 	expect_status 0
 	[[ "$output" == *"! lock: held by a running apply (pid $holder on test-host, "* ]] || fail "held"

@@ -191,7 +191,7 @@ setup() {
 @test "a remote lock against a local path that is gone says so, never 'unsupported URL protocol'" {
 	as a heimdal init --profile personal --repo "$REMOTE" >/dev/null
 	mv "$REMOTE" "$REMOTE.moved"
-	run --separate-stderr as a heimdal-lock acquire --op apply -c
+	run --separate-stderr as a heimdal-lock acquire --state "$(mstate a)" --op apply -c
 	expect_status 0
 	[[ "$stderr" == *"$REMOTE: no such repository: the path does not exist; the remote lock is not taken"* ]] || fail "$stderr"
 	[[ "$stderr" != *"unsupported URL protocol"* ]] || fail "$stderr"

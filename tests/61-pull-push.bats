@@ -170,7 +170,7 @@ Please resolve conflicts manually and run 'heimdal sync' again" ] || fail
 	# Machine a holds the hybrid lock, the remote's refs/heimdal/lock too.
 	sleep 60 &
 	holder=$!
-	id=$(as a heimdal-lock acquire --op apply --pid "$holder" | jq -r .id)
+	id=$(as a heimdal-lock acquire --state "$(mstate a)" --op apply --pid "$holder" | jq -r .id)
 	git --git-dir="$REMOTE" rev-parse -q --verify refs/heimdal/lock >/dev/null || fail "no remote lock"
 	commit_file b .zshrc from-b
 	printf '{"retry": {"attempts": 0}}\n' >"$(mhome b)/.heimdal/lock_config.json"

@@ -235,7 +235,7 @@ pushed_by_a() {
 	# HEAD where it was, and pull.pending.
 	sleep 60 &
 	holder=$!
-	as b heimdal-lock acquire --op sync --pid "$holder" >/dev/null
+	as b heimdal-lock acquire --state "$(mstate b)" --no-conflict-check --op sync --pid "$holder" >/dev/null
 	kill "$holder"
 	wait "$holder" 2>/dev/null || true
 	git -C "$d" show origin/main:.bashrc | head -c 3000 >"$d/.bashrc"
@@ -279,7 +279,7 @@ pushed_by_a() {
 	# Machine a holds the hybrid lock (the remote's refs/heimdal/lock too).
 	sleep 60 &
 	holder=$!
-	id=$(as a heimdal-lock acquire --op apply --pid "$holder" | jq -r .id)
+	id=$(as a heimdal-lock acquire --state "$(mstate a)" --op apply --pid "$holder" | jq -r .id)
 	[ "$(git --git-dir="$REMOTE" cat-file -p refs/heimdal/lock:lock.json | jq -r .id)" = "$id" ] ||
 		fail "machine a does not hold the remote lock"
 	run --separate-stderr as b heimdal sync --no-apply
@@ -344,7 +344,7 @@ pushed_by_a() {
 	run --separate-stderr as a heimdal state diff
 	[ "$status" -le 1 ] || fail "state diff: $status $stderr"
 	# The hybrid lock finds the repository and takes the remote half.
-	run --separate-stderr as a heimdal-lock acquire --op apply -c
+	run --separate-stderr as a heimdal-lock acquire --state "$(mstate a)" --op apply -c
 	expect_status 0
 	[ "$(jq -r '.remote.url // empty' <<<"$output")" = "$REMOTE" ] || fail "remote lock not taken: $output $stderr"
 	as a heimdal-lock release <<<"$output"

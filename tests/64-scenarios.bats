@@ -222,7 +222,7 @@ history_hosts() {
 @test "scenario 4: apply offline falls back to the local lock with the spec's warning" {
 	joined a
 	# apply takes the state lock: a held lock makes it wait, then exit 4.
-	as a heimdal-lock run --op probe -- sleep 3 &
+	as a heimdal-lock run --state "$(mstate a)" --op probe -- sleep 3 &
 	probe=$!
 	for _ in $(seq 50); do
 		as a heimdal state lock-info 2>/dev/null | grep -q "Operation: probe" && break

@@ -199,7 +199,8 @@ diverged_pair() {
 	expect_status 0
 	valid lock-info
 	expect_json '. == {locked: false}'
-	run --separate-stderr heimdal-lock acquire --op apply --reason "Applying configuration" --pid "$HOLDER"
+	run --separate-stderr heimdal-lock acquire --op apply --reason "Applying configuration" --pid "$HOLDER" \
+		--state "$HEIMDAL_HOME/state.json"
 	expect_status 0
 	valid lock
 	expect_json '.state_serial | type == "number"'
@@ -222,17 +223,17 @@ diverged_pair() {
 
 @test "lock over a remote, and heimdal-rlock: the record, the remote's lock.json and rlock's output validate" {
 	setup_machines "$BATS_TEST_TMPDIR/remotes/origin.git"
-	run --separate-stderr as a heimdal-lock acquire --op apply --pid "$HOLDER"
+	run --separate-stderr as a heimdal-lock acquire --state "$(mstate a)" --op apply --pid "$HOLDER"
 	expect_status 0
 	valid lock
 	expect_json '.lock_type == "hybrid" and .remote.ref == "refs/heimdal/lock"'
 	git -C "$REMOTE" cat-file -p refs/heimdal/lock:lock.json >remote.json
 	jq -e 'has("remote") | not' remote.json >/dev/null || fail "the remote's copy has a remote"
 	validate lock remote.json
-	as a heimdal-lock unlock --force >/dev/null
+	as a heimdal-lock unlock --state "$(mstate a)" --force >/dev/null
 	lock_config a '{"lock_type": "Local"}'
-	record=$(as a heimdal-lock acquire -c --op apply --pid "$HOLDER")
-	run --separate-stderr as a heimdal-rlock acquire <<<"$record"
+	record=$(as a heimdal-lock acquire --state "$(mstate a)" -c --op apply --pid "$HOLDER")
+	run --separate-stderr as a heimdal-rlock acquire --repository "$(mdotfiles a)" --state "$(mstate a)" <<<"$record"
 	expect_status 0
 	valid rlock
 	printf '%s\n' "$output" >taken.json

@@ -269,7 +269,7 @@ dead_holder() {
 	sleep 600 3>&- &
 	VICTIM=$!
 	local id
-	id=$(as "$1" heimdal-lock acquire -c --op apply --pid "$VICTIM" | jq -r .id)
+	id=$(as "$1" heimdal-lock acquire --state "$(mstate "$1")" -c --op apply --pid "$VICTIM" | jq -r .id)
 	TAG=${id: -12}
 	# Files made from now on are younger than the holder.
 	sleep 1.1

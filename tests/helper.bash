@@ -38,6 +38,11 @@ machine() {
 	mkdir -p "$dir/home/.heimdal"
 	chmod 700 "$dir/home/.heimdal"
 }
+# mstate M: machine M's state file (what a command of M names with --state).
+mstate() {
+	printf '%s\n' "$BATS_TEST_TMPDIR/machines/$1/home/.heimdal/state.json"
+}
+
 as() {
 	local name=$1
 	shift

@@ -17,6 +17,11 @@ setup_machines() {
 	done
 }
 
+# mdotfiles M: machine M's dotfiles repository.
+mdotfiles() {
+	printf '%s\n' "$BATS_TEST_TMPDIR/machines/$1/dotfiles"
+}
+
 # menv M: machine M's environment as NAME=VALUE words, for env(1).
 menv() {
 	local home="$BATS_TEST_TMPDIR/machines/$1/home"
@@ -94,9 +99,9 @@ race_rounds() {
 	local dir="$BATS_TEST_TMPDIR/race" round pa pb sa sb winner
 	mkdir -p "$dir"
 	for round in $(seq "$1"); do
-		as a heimdal-lock acquire -c --op race --pid "$HOLDER" >"$dir/a" 2>"$dir/a.err" 3>&- &
+		as a heimdal-lock acquire --state "$(mstate a)" -c --op race --pid "$HOLDER" >"$dir/a" 2>"$dir/a.err" 3>&- &
 		pa=$!
-		as b heimdal-lock acquire -c --op race --pid "$HOLDER" >"$dir/b" 2>"$dir/b.err" 3>&- &
+		as b heimdal-lock acquire --state "$(mstate b)" -c --op race --pid "$HOLDER" >"$dir/b" 2>"$dir/b.err" 3>&- &
 		pb=$!
 		sa=0 sb=0
 		wait "$pa" || sa=$?

@@ -39,7 +39,7 @@
 #include "hm_opt.h"
 #include "hm_file.h"
 #include "hm_git.h"
-#include "hm_guard.h"
+#include "guard.h"
 #include "hm_hash.h"
 #include "hm_json.h"
 #include "hm_lock.h"
@@ -1249,18 +1249,19 @@ open_repo(jv state)
 }
 
 /*
- * apply_run as command op (apply or resolve), under the state lock (none for
- * a dry run, as the spec's flow says); keys (consumed) are o's paths.
+ * apply_run as command op (apply or resolve), under the state lock taken
+ * with lock_flags (none for a dry run, as the spec's flow says); keys
+ * (consumed) are o's paths.
  */
 static int
-apply_command(const char *op, struct apply_opts *o, char **keys)
+apply_command(const char *op, int lock_flags, struct apply_opts *o, char **keys)
 {
 	HM_GUARD guard = HM_GUARD_INIT;
 	git_repository *repo;
 	jv state;
 	int r;
 
-	if (hm_guard_acquire(&guard, op, o->dry_run ? HM_GUARD_DRY_RUN : 0) < 0)
+	if (hm_guard_acquire(&guard, op, lock_flags | (o->dry_run ? HM_GUARD_DRY_RUN : 0)) < 0)
 		return hm_last_code();
 	state = porcelain_state_load();
 	if (!o->dry_run)
@@ -1303,7 +1304,7 @@ cmd_apply(int argc, char **argv)
 		}
 	}
 	o.only = keys = porcelain_path_keys(argc - optind, argv + optind);
-	return apply_command("apply", &o, keys);
+	return apply_command("apply", 0, &o, keys);
 }
 
 #define RESOLVE_USAGE "heimdal resolve (--merged | --ours | --theirs) PATH..."
@@ -1357,5 +1358,5 @@ cmd_resolve(int argc, char **argv)
 		hm_opt_die(RESOLVE_USAGE, "say which side to take: --merged, --ours or --theirs");
 	if (!(o.only = keys = porcelain_path_keys(argc - optind, argv + optind)))
 		hm_opt_die(RESOLVE_USAGE, "name the file(s) to settle");
-	return apply_command("resolve", &o, keys);
+	return apply_command("resolve", HM_GUARD_SETTLES, &o, keys);
 }

@@ -19,7 +19,7 @@
 #include "hm_opt.h"
 #include "hm_file.h"
 #include "hm_git.h"
-#include "hm_guard.h"
+#include "guard.h"
 #include "hm_hash.h"
 #include "hm_json.h"
 #include "hm_machine.h"

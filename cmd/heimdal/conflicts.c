@@ -12,7 +12,7 @@
 #include "hm_error.h"
 #include "hm_file.h"
 #include "hm_git.h"
-#include "hm_guard.h"
+#include "guard.h"
 #include "hm_json.h"
 #include "hm_lineage.h"
 #include "hm_opt.h"
@@ -422,7 +422,7 @@ cmd_state_resolve(int argc, char **argv)
 	long long serial, above;
 
 	parse(argc, argv, RESOLVE_USAGE, 1, &o);
-	if (hm_guard_acquire(&guard, "resolve", 0) < 0)
+	if (hm_guard_acquire(&guard, "resolve", HM_GUARD_SETTLES) < 0)
 		return hm_last_code();
 	local = porcelain_state_load();
 	remote_load(local, o.remote, &rs);

@@ -7,6 +7,7 @@
 #include "hm_json.h"
 #include "hm_opt.h"
 #include "hm_spawn.h"
+#include "hm_state.h"
 #include "hm_term.h"
 #include "hm_time.h"
 
@@ -116,10 +117,11 @@ cmd_state_lock_info(int argc, char **argv)
 int
 cmd_state_unlock(int argc, char **argv)
 {
-	char *args[] = { "heimdal-lock", "unlock", "--force", "-c", NULL, NULL, NULL };
+	char *args[] = { "heimdal-lock", "unlock", "--force", "-c", NULL, NULL, NULL, NULL, NULL };
+	char *state = hm_state_path();
 	const char *id = NULL;
-	int json = 0, force = 0, status;
-	jv removed;
+	int json = 0, force = 0, status, n = 4, ioerr;
+	jv removed, s;
 
 	lock_opts(argc, argv, "heimdal state unlock --force [--id ID] [--json | -c]", &json, &force,
 		  &id);
@@ -128,10 +130,20 @@ cmd_state_unlock(int argc, char **argv)
 				      "Only use it if you're sure the lock is stale "
 				      "(see 'heimdal state lock-info').");
 	if (id) {
-		args[4] = "--id";
-		args[5] = (char *)id;
+		args[n++] = "--id";
+		args[n++] = (char *)id;
 	}
+	/* The remote half a dead holder left is found through the state's
+	 * repository: named when the state can be read (a broken one is no
+	 * reason not to unlock). */
+	s = hm_json_read_file(state, &ioerr);
+	if (jv_get_kind(s) == JV_KIND_OBJECT) {
+		args[n++] = "--state";
+		args[n++] = state;
+	}
+	jv_free(s);
 	status = hm_spawn_json("lock", args, jv_invalid(), &removed);
+	free(state);
 	if (status != 0) {
 		jv_free(removed);
 		return status < 0 ? hm_last_code() : status;

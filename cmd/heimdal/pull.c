@@ -7,7 +7,7 @@
 #include "remote.h"
 #include "hm_error.h"
 #include "hm_opt.h"
-#include "hm_guard.h"
+#include "guard.h"
 #include "hm_json.h"
 #include "hm_machine.h"
 #include "hm_term.h"
@@ -68,7 +68,7 @@ cmd_pull(int argc, char **argv)
 	int r, changed;
 
 	parse(argc, argv, "heimdal pull", NULL, NULL);
-	if (hm_guard_acquire(&guard, "pull", 0) < 0)
+	if (hm_guard_acquire(&guard, "pull", HM_GUARD_SETTLES) < 0)
 		return hm_last_code();
 	local = porcelain_state_load();
 	repo = remote_open(local);
@@ -210,7 +210,7 @@ cmd_push(int argc, char **argv)
 
 	parse(argc, argv, "heimdal push [--force]", "force", &force);
 	/* The remote's part of the lock only if somebody holds it (remote_push). */
-	if (hm_guard_acquire(&guard, "push", HM_GUARD_REMOTE_LATER) < 0)
+	if (hm_guard_acquire(&guard, "push", HM_GUARD_SETTLES | HM_GUARD_REMOTE_LATER) < 0)
 		return hm_last_code();
 	local = porcelain_state_load();
 	repo = remote_open(local);

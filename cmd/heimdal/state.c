@@ -4,7 +4,7 @@
  */
 #include "builtin.h"
 #include "hm_error.h"
-#include "hm_guard.h"
+#include "guard.h"
 #include "hm_json.h"
 #include "hm_machine.h"
 #include "hm_opt.h"

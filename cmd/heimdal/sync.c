@@ -10,7 +10,7 @@
 #include "hm_error.h"
 #include "hm_opt.h"
 #include "hm_file.h"
-#include "hm_guard.h"
+#include "guard.h"
 #include "hm_json.h"
 #include "hm_machine.h"
 #include "hm_spawn.h"
@@ -456,7 +456,8 @@ cmd_sync(int argc, char **argv)
 	 * leaves it alone.  Another machine's sync holding the remote lock is
 	 * waited for, as lock_config.json's retry says: syncs are meant to meet.
 	 */
-	if (hm_guard_acquire(&guard, "sync", HM_GUARD_WAIT | HM_GUARD_REMOTE_LATER) < 0)
+	if (hm_guard_acquire(&guard, "sync",
+			     HM_GUARD_SETTLES | HM_GUARD_WAIT | HM_GUARD_REMOTE_LATER) < 0)
 		return hm_last_code();
 	run.guard = &guard;
 	local = porcelain_state_load();

@@ -1,5 +1,5 @@
 /*
- * hm_guard.h - the state lock held by a porcelain command, released on every
+ * guard.h - the state lock held by a porcelain command, released on every
  * exit path: the specification's RAII guard.
  *
  * Every command that writes the state takes the guard before it reads what it
@@ -24,15 +24,18 @@
  * the exit status still says which signal it was.  The record written and
  * its id known here are one step, as are the remote ref taken and recorded
  * (hm_lock), so no signal finds a lock the handler does not know of.  The
- * handler releases through `heimdal-lock release --id ID` (the remote ref
- * needs libgit2), a child started with the process's original signal
- * dispositions and mask, which holds the signals off until it is done.
+ * handler releases through `heimdal-lock release --id ID` (no network work
+ * belongs in a signal handler), a child started with the process's original
+ * signal dispositions and mask, which holds the signals off until it is done.
  * Only the process that took the lock releases it: a forked child that exits
  * leaves it alone.  One guard is held at a time per process.
  *
  * What hm_guard_acquire does is hm_lock_acquire() for the calling process:
- * the local record, then the remote ref when lock_config.json says Hybrid
- * (an unreachable remote prints the warning and proceeds).  When the lock is
+ * the local record, then the remote ref (hm_rlock, in this process) when
+ * lock_config.json says Hybrid (an unreachable remote prints the warning and
+ * proceeds).  The local state is read once for it: the serial the record
+ * holds, the dotfiles repository whose origin has the remote ref, and the
+ * state compared with the remote's first (not with HM_GUARD_SETTLES).  When the lock is
  * already held by an ancestor process (the command runs under `heimdal-lock
  * run`), the guard proceeds without taking or releasing anything.
  *
@@ -41,8 +44,8 @@
  * (state conflicts with the remote, listed), HM_EXIT_USAGE (invalid
  * lock_config.json, corrupt state.lock), HM_EXIT_ENV.
  */
-#ifndef HM_GUARD_H
-#define HM_GUARD_H
+#ifndef GUARD_H
+#define GUARD_H
 
 #include <sys/types.h>
 
@@ -65,6 +68,10 @@ enum hm_guard_flags {
 	HM_GUARD_DRY_RUN = 1,      /* take nothing (the specification's dry-run skip) */
 	HM_GUARD_WAIT = 2,         /* while held, retry as lock_config.json says */
 	HM_GUARD_REMOTE_LATER = 4, /* Hybrid: the remote part by hm_guard_need_remote */
+	HM_GUARD_SETTLES = 8,      /* the operation settles state conflicts itself (sync,
+				      pull, resolve) or sends the state as it is (push):
+				      the remote's state is not compared before the
+				      remote half is taken */
 };
 
 /* Take the lock for operation ("apply", "migrate", ...).  0 or -1. */

@@ -1,11 +1,19 @@
-#include "hm_guard.h"
+/*
+ * guard.c - the porcelain's state lock (guard.h): hm_lock for the local
+ * record, hm_rlock in process for the remote half (the porcelain loads
+ * libgit2 anyway), `heimdal-lock release` from a signal handler.
+ */
+#include "guard.h"
+#include "hm_config.h"
 #include "hm_error.h"
 #include "hm_file.h"
 #include "hm_json.h"
 #include "hm_lock.h"
 #include "hm_machine.h"
+#include "hm_rlock.h"
 #include "hm_sigchain.h"
 #include "hm_spawn.h"
+#include "hm_state.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -131,6 +139,103 @@ clear_dead_temps(void)
 		hm_warn("the temporaries of the process that died are left in %s", hm_home());
 }
 
+/*
+ * What the lock needs of the local state, read once as the guard is taken:
+ * the serial it records, the dotfiles repository whose origin holds the
+ * remote half, and the state compared with the remote's before it is taken
+ * (jv_null() for an operation that settles conflicts itself).
+ */
+static struct {
+	char *repository;
+	jv state; /* kind JV_KIND_INVALID (zero) until read */
+} facts;
+
+static long long
+read_facts(int settles)
+{
+	char *path = hm_state_path();
+	int ioerr;
+	jv s = hm_json_read_file(path, &ioerr);
+	long long serial = -1;
+
+	free(path);
+	free(facts.repository);
+	jv_free(facts.state);
+	facts.repository = NULL;
+	facts.state = jv_null();
+	if (jv_get_kind(s) != JV_KIND_OBJECT) {
+		jv_free(s);
+		return -1;
+	}
+	serial = hm_state_serial(s);
+	facts.repository = hm_state_dotfiles_dir(s);
+	if (settles)
+		jv_free(s);
+	else
+		facts.state = s;
+	return serial;
+}
+
+static int
+remote_take(jv *rec, char **held_msg, volatile sig_atomic_t *stopped, void *arg)
+{
+	struct hm_lock_config cfg;
+	size_t len;
+	FILE *m;
+	jv holder;
+	int r;
+
+	(void)arg;
+	if (!facts.repository) {
+		hm_debug("no state with a dotfiles_path: the lock is local only");
+		return HM_LOCK_REMOTE_LOCAL;
+	}
+	if (hm_config_load(&cfg) < 0)
+		return -1;
+	r = hm_rlock_acquire(facts.repository, rec, facts.state, &cfg, &holder, stopped);
+	if (r == HM_LOCK_REMOTE_HELD && (m = open_memstream(held_msg, &len))) {
+		hm_rlock_print_held(m, holder, &cfg);
+		fclose(m);
+	}
+	jv_free(holder);
+	return r;
+}
+
+static void
+remote_give(jv remote, void *arg)
+{
+	struct hm_lock_config cfg;
+	jv out;
+	int r;
+
+	(void)arg;
+	if (hm_config_load(&cfg) < 0)
+		return;
+	r = hm_rlock_release(remote, &cfg, &out);
+	if (r == 1 || r == HM_EXIT_LOCKED)
+		hm_debug("%s no longer held our lock (%s)", HM_LOCK_REMOTE_REF,
+			 hm_json_str(out, "result"));
+	jv_free(out);
+}
+
+static void
+remote_recover(void *arg)
+{
+	struct hm_lock_config cfg;
+	jv out;
+
+	(void)arg;
+	if (facts.repository && hm_config_load(&cfg) == 0 &&
+	    hm_rlock_recover(facts.repository, &cfg, &out) == 0)
+		jv_free(out);
+}
+
+static const struct hm_lock_remote remote_half = {
+	.take = remote_take,
+	.give = remote_give,
+	.recover = remote_recover,
+};
+
 int
 hm_guard_acquire(struct hm_guard *g, const char *operation, int flags)
 {
@@ -140,7 +245,8 @@ hm_guard_acquire(struct hm_guard *g, const char *operation, int flags)
 				       .nested = 1,
 				       .taken = taken,
 				       .arg = g,
-				       .local_first = !!(flags & HM_GUARD_REMOTE_LATER) };
+				       .local_first = !!(flags & HM_GUARD_REMOTE_LATER),
+				       .serial = -1 };
 	jv rec, remote;
 
 	*g = (struct hm_guard)HM_GUARD_INIT;
@@ -153,6 +259,8 @@ hm_guard_acquire(struct hm_guard *g, const char *operation, int flags)
 		hm_die(HM_EXIT_ENV, "internal error: a second guard in one process");
 	arm();
 	active = g;
+	req.serial = read_facts(!!(flags & HM_GUARD_SETTLES));
+	hm_lock_set_remote(&remote_half);
 	if (hm_lock_acquire(&req, &rec) < 0) {
 		/* hm_lock_acquire gave back anything it had taken. */
 		disarm(g);
