@@ -245,6 +245,62 @@ remote_carries() {
 	done
 }
 
+# diverge_a: the remote and machine a each carry a serial 5 of their own.
+diverge_a() {
+	remote_carries '.lineage.serial = 5 | .lineage.parent_serial = 4
+		| .history = [{"operation": "apply", "timestamp": "2024-01-15T10:00:00Z",
+		   "machine_id": "machine-b", "user": "u", "serial": 5}]'
+	local s
+	s=$(mstate a)
+	jq '.lineage.serial = 5 | .lineage.parent_serial = 4
+		| .history = [{"operation": "sync", "timestamp": "2024-01-15T10:05:00Z",
+		   "machine_id": "machine-a", "user": "u", "serial": 5}]' "$s" >"$s.new" &&
+		mv "$s.new" "$s" && chmod 600 "$s"
+}
+
+@test "the porcelain's hybrid lock compares the states first: apply is refused, state resolve is not" {
+	setup_machines "$BATS_TEST_TMPDIR/remotes/origin.git"
+	diverge_a
+	before=$(cat "$(mstate a)")
+	run --separate-stderr as a heimdal apply
+	expect_status 1
+	[ -z "$output" ] || fail "stdout: $output"
+	[[ "$stderr" == *"Error: State conflicts detected"*"State diverged: local serial 5 vs remote serial 5"*"Run 'heimdal sync'"* ]] ||
+		fail "stderr: $stderr"
+	[ ! -e "$(lockfile a)" ] || fail "local lock kept"
+	[ "$(remote_lock_id)" = none ] || fail "remote lock taken"
+	[ "$(cat "$(mstate a)")" = "$before" ] || fail "the state changed"
+	# Resolving is what settles them: its lock is taken without the comparison.
+	run --separate-stderr as a heimdal state resolve --use-local
+	expect_status 0
+	[[ "$stderr" != *"State conflicts detected"* ]] || fail "resolve refused: $stderr"
+	[ ! -e "$(lockfile a)" ] || fail "local lock kept"
+	[ "$(remote_lock_id)" = none ] || fail "remote lock kept"
+}
+
+@test "no tool reads the state behind its caller: heimdal-lock without --state is local only, heimdal-rlock locks the repository it is given" {
+	setup_machines "$BATS_TEST_TMPDIR/remotes/origin.git"
+	# a's own state names its clone of origin; a second remote, other.git,
+	# has a clone that no state names.
+	other=$(bare_remote other)
+	git clone -q "$other" "$BATS_TEST_TMPDIR/other" 2>/dev/null
+	run --separate-stderr as a heimdal-lock -v acquire -c --op apply --pid "$HOLDER"
+	expect_status 0
+	expect_json '.lock_type == "hybrid" and .remote == null and .state_serial == null'
+	[[ "$stderr" == *"no --state names a dotfiles repository: the lock is local only"* ]] ||
+		fail "stderr: $stderr"
+	[ "$(remote_lock_id)" = none ] || fail "origin locked without --state"
+	rec=$output
+	run --separate-stderr as a heimdal-rlock acquire -c --repository "$BATS_TEST_TMPDIR/other" <<<"$rec"
+	expect_status 0
+	expect_json ".remote.url == \"$other\" and .remote.repository == \"$BATS_TEST_TMPDIR/other\""
+	[ "$(remote_lock_id)" = none ] || fail "the state's repository was locked instead"
+	[ "$(git -C "$other" cat-file -p refs/heimdal/lock:lock.json | jq -r .id)" = "$(jq -r .id <<<"$rec")" ] ||
+		fail "other.git does not hold the lock"
+	jq .remote <<<"$output" | as a heimdal-rlock release -c | jq -e '.result == "released"'
+	as a heimdal-lock release <<<"$rec"
+}
+
 @test "per-machine differences with the remote (profile, path) do not refuse the lock" {
 	setup_machines "$BATS_TEST_TMPDIR/remotes/origin.git"
 	remote_carries '.active_profile = "work" | .dotfiles_path = "/elsewhere/.dotfiles"'

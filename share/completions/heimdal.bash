@@ -38,13 +38,15 @@ _heimdal_flags() {
 	conflicts) echo "--local --remote --base --diff --compact --help" ;;
 	merge) echo "--strategy --local --remote --base --report --compact --help" ;;
 	drift) echo "--root --all --no-cache --jobs --compact --verbose --help" ;;
-	"lock acquire") echo "--op --reason --expected-duration --pid --wait --compact --verbose --help" ;;
+	"lock acquire") echo "--op --reason --expected-duration --pid --wait --state --no-conflict-check --compact --verbose --help" ;;
 	"lock release") echo "--id --verbose --help" ;;
 	"lock info") echo "--compact --verbose --help" ;;
-	"lock unlock") echo "--force --id --compact --verbose --help" ;;
-	"lock run") echo "--op --reason --expected-duration --wait --verbose --help" ;;
+	"lock unlock") echo "--force --id --state --compact --verbose --help" ;;
+	"lock run") echo "--op --reason --expected-duration --wait --state --no-conflict-check --verbose --help" ;;
 	lock) echo "--help" ;;
-	"rlock acquire" | "rlock release" | "rlock recover") echo "--compact --verbose --help" ;;
+	"rlock acquire") echo "--repository --state --compact --verbose --help" ;;
+	"rlock recover") echo "--repository --compact --verbose --help" ;;
+	"rlock release") echo "--compact --verbose --help" ;;
 	rlock) echo "--help" ;;
 	esac
 }
