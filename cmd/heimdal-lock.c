@@ -305,65 +305,11 @@ cmd_acquire(struct opts *o)
 	return 0;
 }
 
-/*
- * lock.schema.json closes the record, its machine and its remote: a member
- * none of them has is no lock record heimdal wrote.  0, or -1 after an error
- * naming the member.
- */
-static int
-closed(jv obj, const char *path, const char *const *keys)
-{
-	int r = 0;
-
-	if (jv_get_kind(obj) != JV_KIND_OBJECT)
-		return 0;
-	jv_object_foreach(obj, k, v)
-	{
-		const char *const *p = keys;
-
-		while (*p && strcmp(*p, jv_string_value(k)) != 0)
-			p++;
-		if (!*p && r == 0) {
-			struct hm_json_out out = HM_JSON_OUT_INIT(HM_JSON_COMPACT);
-
-			hm_json_out_string(&out, jv_string_value(k),
-					   (size_t)jv_string_length_bytes(jv_copy(k)));
-			r = hm_error("<stdin>: %s[%s]: not a member of a lock record", path, out.p);
-			free(out.p);
-		}
-		jv_free(k);
-		jv_free(v);
-	}
-	return r;
-}
-
-static int
-record_closed(jv rec)
-{
-	static const char *const top[] = { "id",      "lock_type",    "operation",
-					   "machine", "created_at",   "expected_duration_seconds",
-					   "reason",  "state_serial", "remote",
-					   NULL };
-	static const char *const machine[] = { "id",        "hostname", "pid", "user",
-					       "pid_start", "boot_id",  NULL };
-	static const char *const remote[] = { "repository", "url", "ref", "commit", NULL };
-	jv m, rm;
-	int r;
-
-	if (closed(rec, ".", top) < 0)
-		return -1;
-	m = jv_object_get(jv_copy(rec), jv_string("machine"));
-	rm = jv_object_get(jv_copy(rec), jv_string("remote"));
-	r = closed(m, ".machine", machine) < 0 || closed(rm, ".remote", remote) < 0 ? -1 : 0;
-	jv_free(m);
-	jv_free(rm);
-	return r;
-}
-
 static int
 cmd_release(struct opts *o)
 {
 	const char *id = o->id;
+	char why[256];
 	jv rec = jv_null();
 	int r;
 
@@ -381,10 +327,9 @@ cmd_release(struct opts *o)
 		id = hm_json_str(rec, "id");
 		if (!id)
 			hm_die(HM_EXIT_USAGE, "<stdin>: .id: expected the lock record's id");
-		if (record_closed(rec) < 0) {
-			jv_free(rec);
-			hm_exit_error(HM_EXIT_USAGE);
-		}
+		/* Only a lock record heimdal wrote (lock.schema.json) names a lock. */
+		if (hm_lock_record_check(rec, why, sizeof(why)) < 0)
+			hm_die(HM_EXIT_USAGE, "<stdin>: %s", why);
 	}
 	r = hm_lock_release(id);
 	if (r == 1)

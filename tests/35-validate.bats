@@ -135,7 +135,7 @@ expect_refused() {
 	lock=$(heimdal-lock acquire --op x -c)
 	run --separate-stderr heimdal-lock release <<<"$(jq -c '.machine.extra = 1' <<<"$lock")"
 	expect_refused
-	[ "$stderr" = 'heimdal-lock: error: <stdin>: .machine["extra"]: not a member of a lock record' ] || fail "lock"
+	[ "$stderr" = 'heimdal-lock: error: <stdin>: .machine.extra: not a member of a lock record' ] || fail "lock: $stderr"
 	run --separate-stderr heimdal-lock release <<<"$(jq -c '.holder = "me"' <<<"$lock")"
 	expect_refused
 	[ -f "$HEIMDAL_HOME/state.lock" ] || fail "released by a record that is not one"
