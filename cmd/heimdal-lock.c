@@ -234,17 +234,8 @@ static const struct hm_lock_remote remote_half = {
 static void
 read_state(const char *path, int check, struct opts *o)
 {
-	int ioerr;
-	jv s = hm_json_read_file(path, &ioerr);
+	jv s = hm_json_read_object(path, "a state (--state)");
 
-	if (!jv_is_valid(s)) {
-		jv msg = jv_invalid_get_msg(s);
-
-		hm_die(ioerr ? HM_EXIT_ENV : HM_EXIT_USAGE, "--state: %s", jv_string_value(msg));
-	}
-	if (jv_get_kind(s) != JV_KIND_OBJECT)
-		hm_die(HM_EXIT_USAGE, "--state: %s: expected a state (an object), got %s",
-		       hm_json_source_name(path), hm_json_kind_name(s));
 	o->req.serial = hm_state_serial(s);
 	half.repository = hm_state_dotfiles_dir(s);
 	half.state = check ? path : NULL;
@@ -314,16 +305,9 @@ cmd_release(struct opts *o)
 	int r;
 
 	if (!id) {
-		int ioerr;
-
 		if (isatty(0))
 			hm_die(HM_EXIT_USAGE, "release: pass --id ID or the lock record on stdin");
-		rec = hm_json_read_file("-", &ioerr);
-		if (!jv_is_valid(rec)) {
-			jv msg = jv_invalid_get_msg(rec);
-
-			hm_die(ioerr ? HM_EXIT_ENV : HM_EXIT_USAGE, "%s", jv_string_value(msg));
-		}
+		rec = hm_json_read_object("-", "a lock record");
 		id = hm_json_str(rec, "id");
 		if (!id)
 			hm_die(HM_EXIT_USAGE, "<stdin>: .id: expected the lock record's id");

@@ -121,24 +121,6 @@ parse(int argc, char **argv, struct opts *o)
 		hm_opt_die(USAGE_LINE, "%s: --state is taken by acquire only", o->verb);
 }
 
-/* The JSON object in path ("-": stdin); exits 2 naming it when it is not one. */
-static jv
-read_object(const char *path, const char *what)
-{
-	int ioerr;
-	jv in = hm_json_read_file(path, &ioerr);
-
-	if (!jv_is_valid(in)) {
-		jv msg = jv_invalid_get_msg(in);
-
-		hm_die(ioerr ? HM_EXIT_ENV : HM_EXIT_USAGE, "%s", jv_string_value(msg));
-	}
-	if (jv_get_kind(in) != JV_KIND_OBJECT)
-		hm_die(HM_EXIT_USAGE, "%s: expected %s, got %s", hm_json_source_name(path), what,
-		       hm_json_kind_name(in));
-	return in;
-}
-
 static volatile sig_atomic_t stopped;
 
 /* A signal while the remote lock is taken: noted (the worker is stopped). */
@@ -153,7 +135,7 @@ note_signal(int sig)
 static int
 acquire(const struct opts *o, const struct hm_lock_config *cfg, jv *out)
 {
-	jv rec = read_object(o->input, "a lock record"), local = jv_null(), holder;
+	jv rec = hm_json_read_object(o->input, "a lock record"), local = jv_null(), holder;
 	sigset_t held;
 	char why[256];
 	int r;
@@ -163,7 +145,7 @@ acquire(const struct opts *o, const struct hm_lock_config *cfg, jv *out)
 	if (hm_lock_record_check(rec, why, sizeof(why)) < 0)
 		hm_die(HM_EXIT_USAGE, "%s: %s", hm_json_source_name(o->input), why);
 	if (o->state)
-		local = read_object(o->state, "a state");
+		local = hm_json_read_object(o->state, "a state");
 	hm_sigchain_push_common(note_signal);
 	r = hm_rlock_acquire(o->repository, &rec, local, cfg, &holder, &stopped);
 	/* A ref taken is answered whatever comes: held off until exit. */
@@ -213,7 +195,7 @@ main(int argc, char **argv)
 		if (hm_rlock_recover(o.repository, &cfg, &out) < 0)
 			return hm_last_code();
 	} else if (strcmp(o.verb, "release") == 0) {
-		jv in = read_object(o.input, "the lock record's \"remote\" object");
+		jv in = hm_json_read_object(o.input, "the lock record's \"remote\" object");
 
 		if (!hm_json_str(in, "repository") || !hm_json_str(in, "commit"))
 			hm_die(HM_EXIT_USAGE,

@@ -61,6 +61,23 @@ hm_die_jv(int code, jv invalid)
 	hm_exit_error(code);
 }
 
+jv
+hm_json_read_object(const char *path, const char *what)
+{
+	int ioerr;
+	jv v = hm_json_read_file(path, &ioerr);
+
+	if (!jv_is_valid(v))
+		hm_die_jv(ioerr ? HM_EXIT_ENV : HM_EXIT_USAGE, v);
+	if (jv_get_kind(v) != JV_KIND_OBJECT) {
+		hm_error("%s: expected %s, got %s", hm_json_source_name(path), what,
+			 hm_json_kind_name(v));
+		jv_free(v);
+		hm_exit_error(HM_EXIT_USAGE);
+	}
+	return v;
+}
+
 const char *
 hm_json_source_name(const char *path)
 {

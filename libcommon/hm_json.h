@@ -39,6 +39,12 @@ jv hm_json_read_file(const char *path, int *io_error);
 _Noreturn void hm_die_jv(int code, jv invalid);
 
 /*
+ * The JSON object in path ("-": stdin), or exit: 3 when it cannot be read, 2
+ * when it is not JSON or not an object ("PATH: expected WHAT, got array").
+ */
+jv hm_json_read_object(const char *path, const char *what);
+
+/*
  * The offset of the first byte of buf[0..len) that does not begin a valid
  * UTF-8 sequence (RFC 3629: no overlong forms, no surrogates, nothing above
  * U+10FFFF), or len when all of it is valid.

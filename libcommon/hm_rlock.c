@@ -732,6 +732,34 @@ odb_refresh(git_repository *repo)
 	}
 }
 
+/*
+ * Run the worker for c's remote (local: a remote that is a directory, net: a
+ * smart transport) and read its answer, an object with a "result".  Invalid
+ * when the remote could not be asked (*r: hm_git_deadline's status, reason
+ * set) or gave no answer (*r 0).
+ */
+static jv
+ask(struct ctx *c, int (*local)(void *, int), int (*net)(void *, int), int *r, char *reason,
+    size_t reason_len)
+{
+	char *text = NULL;
+	jv res;
+
+	*r = hm_git_deadline(c->dir ? local : net, c, c->cfg->remote_timeout, &text, NULL, reason,
+			     reason_len);
+	if (*r != 0) {
+		free(text);
+		return jv_invalid();
+	}
+	res = hm_json_parse("remote lock", text ? text : "", text ? strlen(text) : 0);
+	free(text);
+	if (!hm_json_str(res, "result")) {
+		jv_free(res);
+		return jv_invalid();
+	}
+	return res;
+}
+
 /* A worker that did not answer: the lock stays local. */
 static int
 gave_up(int r, const char *reason, volatile sig_atomic_t *stopped)
@@ -744,9 +772,8 @@ gave_up(int r, const char *reason, volatile sig_atomic_t *stopped)
 
 /* The worker's answer, when the compare-and-swap ran: HM_LOCK_REMOTE_* and *holder. */
 static int
-acquire_answer(struct ctx *c, jv *record, const char *out, jv *holder)
+acquire_answer(struct ctx *c, jv *record, jv res, jv *holder)
 {
-	jv res = hm_json_parse("remote lock", out, strlen(out));
 	const char *result = hm_json_str(res, "result");
 
 	if (result && strcmp(result, "unreadable") == 0) {
@@ -776,8 +803,9 @@ hm_rlock_acquire(const char *repository, jv *record, jv local, const struct hm_l
 		 jv *holder, volatile sig_atomic_t *stopped)
 {
 	struct ctx c = { .cfg = cfg };
-	char reason[512], *out = NULL;
+	char reason[512];
 	int r;
+	jv res;
 
 	*holder = jv_null();
 	if (ctx_open(&c, repository) < 0) {
@@ -811,11 +839,9 @@ hm_rlock_acquire(const char *repository, jv *record, jv local, const struct hm_l
 	 * from its push on it finishes (cas_*_child).  A ref taken is always
 	 * reported, so the caller records it and can give it back.
 	 */
-	r = hm_git_deadline(c.dir ? cas_local_child : cas_net_child, &c, cfg->remote_timeout, &out,
-			    NULL, reason, sizeof(reason));
-	r = r == 0 ? acquire_answer(&c, record, out, holder) : gave_up(r, reason, stopped);
+	res = ask(&c, cas_local_child, cas_net_child, &r, reason, sizeof(reason));
+	r = r == 0 ? acquire_answer(&c, record, res, holder) : gave_up(r, reason, stopped);
 out:
-	free(out);
 	ctx_free(&c);
 	return r;
 }
@@ -906,7 +932,7 @@ hm_rlock_release(jv remote, const struct hm_lock_config *cfg, jv *out)
 	struct ctx c = { .cfg = cfg };
 	const char *repo = hm_json_str(remote, "repository"),
 		   *commit = hm_json_str(remote, "commit");
-	char reason[512], *text = NULL;
+	char reason[512];
 	const char *result;
 	int r;
 	jv res;
@@ -926,23 +952,18 @@ hm_rlock_release(jv remote, const struct hm_lock_config *cfg, jv *out)
 			 LOCK_REF);
 		return hm_fail(HM_EXIT_ENV);
 	}
-	r = hm_git_deadline(c.dir ? release_local_child : release_net_child, &c,
-			    cfg->remote_timeout, &text, NULL, reason, sizeof(reason));
+	res = ask(&c, release_local_child, release_net_child, &r, reason, sizeof(reason));
 	ctx_free(&c);
 	if (r != 0) {
-		free(text);
 		hm_warn("could not release %s on the remote: %s (it goes stale after %ld seconds)",
 			LOCK_REF, r == HM_GIT_UNREACHABLE ? reason : "error", cfg->timeout);
 		return hm_fail(HM_EXIT_ENV);
 	}
-	res = hm_json_parse("remote lock", text ? text : "", text ? strlen(text) : 0);
-	free(text);
-	result = hm_json_str(res, "result");
-	if (!result) {
-		jv_free(res);
+	if (!jv_is_valid(res)) {
 		hm_error("%s: no answer from the release", LOCK_REF);
 		return hm_fail(HM_EXIT_ENV);
 	}
+	result = hm_json_str(res, "result");
 	r = !strcmp(result, "released") ? 0 : !strcmp(result, "not_held") ? 1 : HM_EXIT_LOCKED;
 	*out = jv_object_set(jv_object_delete(jv_copy(res), jv_string("result")),
 			     jv_string("released"), jv_bool(r == 0));
@@ -1086,7 +1107,7 @@ int
 hm_rlock_recover(const char *repository, const struct hm_lock_config *cfg, jv *out)
 {
 	struct ctx c = { .cfg = cfg };
-	char reason[512], *text = NULL;
+	char reason[512];
 	const char *result;
 	jv res;
 	int r;
@@ -1098,24 +1119,17 @@ hm_rlock_recover(const char *repository, const struct hm_lock_config *cfg, jv *o
 				 jv_null());
 		return 0;
 	}
-	r = hm_git_deadline(c.dir ? recover_local_child : recover_net_child, &c,
-			    cfg->remote_timeout, &text, NULL, reason, sizeof(reason));
-	if (r != 0) {
-		free(text);
-		hm_warn("%s: %s was not checked: %s", c.url, LOCK_REF,
-			r == HM_GIT_UNREACHABLE ? reason : "error");
+	res = ask(&c, recover_local_child, recover_net_child, &r, reason, sizeof(reason));
+	if (!jv_is_valid(res)) {
+		if (r != 0)
+			hm_warn("%s: %s was not checked: %s", c.url, LOCK_REF,
+				r == HM_GIT_UNREACHABLE ? reason : "error");
+		else
+			hm_error("%s: no answer from the check", LOCK_REF);
 		ctx_free(&c);
 		return hm_fail(HM_EXIT_ENV);
 	}
-	res = hm_json_parse("remote lock", text ? text : "", text ? strlen(text) : 0);
-	free(text);
 	result = hm_json_str(res, "result");
-	if (!result) {
-		jv_free(res);
-		ctx_free(&c);
-		hm_error("%s: no answer from the check", LOCK_REF);
-		return hm_fail(HM_EXIT_ENV);
-	}
 	if (!strcmp(result, "recovered")) {
 		jv h = jv_object_get(jv_copy(res), jv_string("holder")),
 		   m = jv_object_get(jv_copy(h), jv_string("machine"));
