@@ -987,33 +987,80 @@ retry_again(struct retry *rt, int wait, const char *holder)
 	return 1;
 }
 
+/* The record req asks for, checked: never write what the next reader (another machine) refuses. */
+static jv
+checked_record(const struct hm_lock_request *req, const struct hm_lock_config *cfg)
+{
+	jv rec = new_record(req, cfg);
+	char why[256];
+
+	if (!jv_is_valid(rec)) {
+		jv_free(rec);
+		hm_fail(HM_EXIT_ENV);
+		return jv_invalid();
+	}
+	if (hm_lock_record_check(rec, why, sizeof(why)) < 0) {
+		jv_free(rec);
+		hm_error("the lock record would be invalid: %s", why);
+		hm_fail(HM_EXIT_USAGE);
+		return jv_invalid();
+	}
+	return rec;
+}
+
+/* One try of both halves: TRY_OK, TRY_NESTED, TRY_HELD (*holder or *held_msg set), or -1. */
+static int
+try_both(jv *rec, const struct hm_lock_request *req, const struct hm_lock_config *cfg, jv *holder,
+	 char **held_msg)
+{
+	sigset_t old;
+	int r;
+
+	/* The record written and its holder told, as one step for the holder's
+	 * signal handler. */
+	hm_sigchain_hold(&old);
+	r = try_local(*rec, req, cfg, holder);
+	if (r == TRY_OK && req->taken)
+		req->taken(*rec, req->arg);
+	hm_sigchain_release(&old);
+	if (r != TRY_OK)
+		return r;
+	/*
+	 * A dead hybrid holder of this host may have left the remote's lock:
+	 * cleared now, unless this lock takes the remote right away (taking the
+	 * ref takes a dead holder's over).
+	 */
+	if (dead_hybrid && (cfg->lock_type != HM_LOCK_HYBRID || req->local_first)) {
+		dead_hybrid = 0;
+		remote_recover();
+	}
+	if (cfg->lock_type != HM_LOCK_HYBRID || req->local_first)
+		return TRY_OK;
+	r = remote_take(rec, held_msg);
+	if (r == HM_LOCK_REMOTE_TAKEN || r == HM_LOCK_REMOTE_LOCAL)
+		return TRY_OK;
+	/* The remote refused: give the local lock back. */
+	remove_if(hm_json_str(*rec, "id"));
+	if (r == HM_LOCK_REMOTE_HELD)
+		return TRY_HELD;
+	return r == HM_LOCK_REMOTE_CONFLICTS ? hm_fail(HM_EXIT_FOUND) : -1;
+}
+
 int
 hm_lock_acquire(const struct hm_lock_request *req, jv *record)
 {
 	struct hm_lock_config cfg;
 	struct retry rt = { &cfg, 0, 0 };
 	jv rec, holder = jv_null();
-	char *held_msg = NULL;
+	char *held_msg = NULL, now[32];
 	int r;
 
 	*record = jv_null();
 	if (hm_config_load(&cfg) < 0)
 		return -1;
-	rec = new_record(req, &cfg);
-	if (!jv_is_valid(rec)) {
-		jv_free(rec);
-		return hm_fail(HM_EXIT_ENV);
-	}
-	{
-		/* Never write what the next reader (another machine) refuses. */
-		char why[256];
-
-		if (hm_lock_record_check(rec, why, sizeof(why)) < 0) {
-			jv_free(rec);
-			hm_error("the lock record would be invalid: %s", why);
-			return hm_fail(HM_EXIT_USAGE);
-		}
-	}
+	rec = checked_record(req, &cfg);
+	if (!jv_is_valid(rec))
+		return -1;
 	if (cfg.lock_type == HM_LOCK_DISABLED) {
 		if (!req->quiet_disabled) {
 			fprintf(stderr, "%s Warning: State locking is disabled!\n",
@@ -1025,75 +1072,34 @@ hm_lock_acquire(const struct hm_lock_request *req, jv *record)
 	}
 	rt.delay = cfg.retry_delay;
 	for (;;) {
-		sigset_t old;
-
 		jv_free(holder);
 		holder = jv_null();
-		/* The record written and its holder told, as one step for the
-		 * holder's signal handler. */
-		hm_sigchain_hold(&old);
-		r = try_local(rec, req, &cfg, &holder);
-		if (r == TRY_OK && req->taken)
-			req->taken(rec, req->arg);
-		hm_sigchain_release(&old);
-		if (r < 0 || r == TRY_NESTED) {
-			jv_free(rec);
-			return r < 0 ? -1 : 0;
-		}
-		/*
-		 * A dead hybrid holder of this host may have left the remote's
-		 * lock: cleared now, unless this lock takes the remote right away
-		 * (heimdal-rlock acquire takes a dead holder's ref over itself).
-		 */
-		if (r == TRY_OK && dead_hybrid &&
-		    (cfg.lock_type != HM_LOCK_HYBRID || req->local_first)) {
-			dead_hybrid = 0;
-			remote_recover();
-		}
-		if (r == TRY_OK && cfg.lock_type == HM_LOCK_HYBRID && !req->local_first) {
-			free(held_msg);
-			held_msg = NULL;
-			r = remote_take(&rec, &held_msg);
-			if (r == HM_LOCK_REMOTE_TAKEN || r == HM_LOCK_REMOTE_LOCAL) {
-				r = TRY_OK;
-			} else {
-				/* The remote refused: give the local lock back. */
-				remove_if(hm_json_str(rec, "id"));
-				if (r != HM_LOCK_REMOTE_HELD) {
-					jv_free(rec);
-					jv_free(holder);
-					return r == HM_LOCK_REMOTE_CONFLICTS
-						       ? hm_fail(HM_EXIT_FOUND)
-						       : -1;
-				}
-				r = TRY_HELD;
-			}
-		}
-		if (r == TRY_OK) {
-			jv_free(holder);
-			free(held_msg);
-			*record = rec;
-			return 0;
-		}
+		free(held_msg);
+		held_msg = NULL;
+		r = try_both(&rec, req, &cfg, &holder, &held_msg);
+		if (r != TRY_HELD)
+			break;
 		if (!retry_again(&rt, req->wait,
 				 held_msg ? "another machine" : hm_json_str(holder, "operation")))
 			break;
 		/* The lock's time is when it is finally taken. */
-		{
-			char now[32];
-
-			rec = jv_object_set(rec, jv_string("created_at"),
-					    jv_string(hm_time_now_rfc3339(now)));
-		}
+		rec = jv_object_set(rec, jv_string("created_at"),
+				    jv_string(hm_time_now_rfc3339(now)));
 	}
-	if (held_msg)
-		pass_stderr(held_msg);
-	else
-		hm_lock_print_held(stderr, holder);
+	if (r == TRY_HELD) {
+		if (held_msg)
+			pass_stderr(held_msg);
+		else
+			hm_lock_print_held(stderr, holder);
+	}
 	free(held_msg);
 	jv_free(holder);
+	if (r == TRY_OK) {
+		*record = rec;
+		return 0;
+	}
 	jv_free(rec);
-	return hm_fail(HM_EXIT_LOCKED);
+	return r == TRY_NESTED ? 0 : r == TRY_HELD ? hm_fail(HM_EXIT_LOCKED) : -1;
 }
 
 int
