@@ -79,9 +79,6 @@ merge 3 pull
 conflicts 2 sync --no-apply
 conflicts 3 sync --no-apply
 conflicts 4 sync --no-apply
-conflicts 2 apply
-conflicts 3 apply
-conflicts 4 apply
 conflicts 3 push
 merge 2 state resolve --merge
 merge 4 state resolve --use-remote
@@ -89,6 +86,22 @@ lineage 3 state resolve --merge
 conflicts 3 state check-conflicts
 drift 3 state check-drift
 TABLE
+}
+
+@test "apply and commit pass on heimdal-lineage's exit 2, 3 or 4, with its message, and leave no lock" {
+	joined a b
+	commit_file a .bashrc 'export A=1'
+	B0="$BATS_TEST_TMPDIR/b0"
+	cp -a "$(mhome b)" "$B0"
+	for code in 2 3 4; do
+		row lineage "$code" apply
+	done
+	commit_file b .zshrc 'export B=0'
+	as b heimdal apply >/dev/null
+	printf 'export B=2\n' >"$(mhome b)/.zshrc"
+	rm -rf "$B0"
+	cp -a "$(mhome b)" "$B0"
+	row lineage 3 commit -m edit
 }
 
 @test "only heimdal-merge's real \"found\" (exit 1) asks for the state to be resolved by hand" {
