@@ -583,3 +583,16 @@ usage: heimdal state query [OPTION]... FILTER [FILE|-]" ]
 	expect_status 2
 	[ -z "$output" ]
 }
+
+@test "query -n needs no state: it reads nothing unless the filter asks, as jq -n" {
+	[ ! -e "$HEIMDAL_HOME/state.json" ] || fail "a state is here"
+	run --separate-stderr heimdal state query -n -c '{sum: (1 + 1)}'
+	expect_status 0
+	expect_json '. == {"sum": 2}'
+	run --separate-stderr heimdal state query -n 'input'
+	expect_status 5
+	[ -z "$output" ] || fail "stdout: $output"
+	run --separate-stderr heimdal state query '.'
+	expect_status 3
+	[[ "$stderr" == *"no state at $HEIMDAL_HOME/state.json (run 'heimdal init' first)" ]] || fail "$stderr"
+}

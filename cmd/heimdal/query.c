@@ -689,7 +689,11 @@ cmd_state_query(int argc, char **argv)
 	hm_jq_set_colors();
 	if (q.file == NULL) {
 		input = source = path = hm_state_path();
-		if (!hm_file_exists(path))
+		/* -n reads nothing unless the filter asks (input): with no state
+		 * there is nothing to read, as jq -n's empty stdin. */
+		if (!hm_file_exists(path) && (q.options & Q_NULL_INPUT))
+			input = source = "/dev/null";
+		else if (!hm_file_exists(path))
 			hm_die(HM_EXIT_ENV, "no state at %s (run 'heimdal init' first)", path);
 	} else {
 		input = q.file;
