@@ -17,6 +17,10 @@
 
 #define CACHE_MAGIC "heimdal-drift-cache 2"
 
+const char hm_drift_escapes[] = "resolves outside the root through a symlink";
+const char hm_drift_not_regular[] = "not a regular file";
+const char hm_drift_blocked[] = "a component of its directory is not a directory";
+
 int
 hm_drift_cmp(const struct hm_drift *a, const struct hm_drift *b)
 {
@@ -32,17 +36,12 @@ hm_drift_set(struct hm_drift *e, const char *path, size_t plen, const char *hex,
 	char key[PATH_MAX + 1], digest[HM_HASH_HEX_MAX];
 	const char *why = "path too long";
 	int nul = plen <= PATH_MAX && memchr(path, '\0', plen);
+	enum hm_hash_algo algo;
 
 	memset(e, 0, sizeof(*e));
 	e->path = path;
 	e->plen = (uint32_t)plen;
 	e->expected = hex;
-	if (hlen != HM_HASH_MD5 && hlen != HM_HASH_SHA256)
-		return -1;
-	memcpy(digest, hex, hlen);
-	digest[hlen] = '\0';
-	if ((e->algo = (unsigned char)hm_hash_algo_of(digest)) == HM_HASH_NONE)
-		return -1;
 	if (plen <= PATH_MAX) {
 		memcpy(key, path, plen);
 		key[plen] = '\0';
@@ -53,8 +52,18 @@ hm_drift_set(struct hm_drift *e, const char *path, size_t plen, const char *hex,
 		e->status = HM_DRIFT_ERROR;
 		e->error = why;
 		e->hostile = 1;
-		*unsafe = 1;
+		if (unsafe)
+			*unsafe = 1;
 	}
+	if (!hex)
+		return 0;
+	if (hlen != HM_HASH_MD5 && hlen != HM_HASH_SHA256)
+		return -1;
+	memcpy(digest, hex, hlen);
+	digest[hlen] = '\0';
+	if ((algo = hm_hash_algo_of(digest)) == HM_HASH_NONE)
+		return -1;
+	e->algo = (unsigned char)algo;
 	return 0;
 }
 
@@ -87,7 +96,7 @@ dir_open(const struct hm_drift_root *root, struct hm_drift_dir *m, const char *k
 	if (errno == ENOENT)
 		m->state = -1, m->error = NULL;
 	else if (errno == ENOTDIR)
-		m->state = -1, m->error = HM_DRIFT_BLOCKED;
+		m->state = -1, m->error = hm_drift_blocked;
 	else if (errno == EXDEV || errno == ELOOP)
 		m->state = 0;
 	else
@@ -103,10 +112,10 @@ failed(struct hm_drift *e, int err)
 		e->status = HM_DRIFT_MISSING;
 	} else if (err == ENOTDIR) {
 		e->status = HM_DRIFT_MISSING;
-		e->error = HM_DRIFT_BLOCKED;
+		e->error = hm_drift_blocked;
 	} else {
 		e->status = HM_DRIFT_ERROR;
-		e->error = err == EXDEV ? HM_DRIFT_ESCAPES : strerror(err);
+		e->error = err == EXDEV ? hm_drift_escapes : strerror(err);
 	}
 }
 
@@ -136,7 +145,7 @@ locate(const struct hm_drift_root *root, struct hm_drift_dir *m, struct hm_drift
 		e->status = HM_DRIFT_MISSING, e->error = m->error;
 		return -1;
 	case 0:
-		e->status = HM_DRIFT_ERROR, e->error = HM_DRIFT_ESCAPES;
+		e->status = HM_DRIFT_ERROR, e->error = hm_drift_escapes;
 		return -1;
 	case 2:
 		e->status = HM_DRIFT_ERROR, e->error = m->error;
@@ -172,7 +181,7 @@ open_leaf(const struct hm_drift_root *root, struct hm_drift_dir *m, struct hm_dr
 		return -1;
 	}
 	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
-		e->status = HM_DRIFT_ERROR, e->error = HM_DRIFT_NOT_REGULAR;
+		e->status = HM_DRIFT_ERROR, e->error = hm_drift_not_regular;
 		close(fd);
 		return -1;
 	}
@@ -256,7 +265,8 @@ hm_drift_open(const struct hm_drift_root *root, struct hm_drift_dir *dir, struct
 
 	e->link = 0;
 	e->cached = 0;
-	if (locate(root, dir, e, name) < 0 || (fd = open_leaf(root, dir, e, name, st)) < 0)
+	if (e->hostile || locate(root, dir, e, name) < 0 ||
+	    (fd = open_leaf(root, dir, e, name, st)) < 0)
 		return -1;
 	if (hm_hash_fd(HM_HASH_SHA256, fd, NULL, 0, (size_t)st->st_size, sha256) < 0 ||
 	    (e->algo == HM_HASH_MD5 &&

@@ -12,12 +12,12 @@
  *   HM_DRIFT_MODIFIED  a regular file with other content (actual: its digest);
  *   HM_DRIFT_MISSING   nothing there: the file, a directory on its way, or
  *                      the target of a symlink (a dangling link has no content);
- *                      error is HM_DRIFT_BLOCKED when something other than a
+ *                      error is hm_drift_blocked when something other than a
  *                      directory stands on its way (a file cannot be put there);
  *   HM_DRIFT_ERROR     error names why: the key is unsafe (hm_path_safe_relative:
  *                      never opened), the directory or a symlink leads outside
- *                      the root (HM_DRIFT_ESCAPES), it is not a regular file
- *                      (HM_DRIFT_NOT_REGULAR: a directory, FIFO, device,
+ *                      the root (hm_drift_escapes), it is not a regular file
+ *                      (hm_drift_not_regular: a directory, FIFO, device,
  *                      socket), or it cannot be read (strerror's text).
  *
  * A symlink as the key's last component is content when it stays inside the
@@ -45,9 +45,11 @@ enum hm_drift_status {
 	HM_DRIFT_PRESENT, /* a regular file, no checksum to compare with (hm_drift_open) */
 };
 
-#define HM_DRIFT_ESCAPES "resolves outside the root through a symlink"
-#define HM_DRIFT_NOT_REGULAR "not a regular file"
-#define HM_DRIFT_BLOCKED "a component of its directory is not a directory"
+/* The errors of the verdict itself; e->error is one of them (compare the pointers) or strerror's.
+ */
+extern const char hm_drift_escapes[];     /* "resolves outside the root through a symlink" */
+extern const char hm_drift_not_regular[]; /* "not a regular file" */
+extern const char hm_drift_blocked[];     /* "a component of its directory is not a directory" */
 
 /*
  * One key and its verdict.  path and expected are counted, not
@@ -104,10 +106,11 @@ hm_drift_ns(struct timespec t)
 }
 
 /*
- * e set from key path[0..plen) and checksum hex[0..hlen) (both borrowed).
- * -1 when hex is not a SHA-256 or MD5 checksum.  An unsafe key (absolute,
- * "..", a NUL, too long) is 0 with e's status HM_DRIFT_ERROR and hostile
- * set, *unsafe set to 1.
+ * e set from key path[0..plen) and checksum hex[0..hlen) (both borrowed;
+ * hex NULL: no checksum, algo 0).  An unsafe key (absolute, "..", a NUL,
+ * too long) gives e the status HM_DRIFT_ERROR, hostile set, and *unsafe
+ * (when not NULL) 1: it is never opened.  -1 when hex is not a SHA-256 or
+ * MD5 checksum (e->algo 0: it matches no content), else 0.
  */
 int hm_drift_set(struct hm_drift *e, const char *path, size_t plen, const char *hex, size_t hlen,
 		 int *unsafe);
@@ -130,14 +133,15 @@ enum hm_drift_how hm_drift_check(const struct hm_drift_root *root, struct hm_dri
 				 struct hm_drift *e, char *buf, size_t buflen);
 
 /*
- * hm_drift_check for a caller that goes on to use the file (apply): no
- * stat cache (e->cached is ignored), and the content read once gives both
- * the verdict and sha256, its SHA-256 whatever e's algorithm (an MD5
- * checksum costs a second read).  expected NULL (e->algo 0) compares with
- * nothing: a regular file is HM_DRIFT_PRESENT.  Returns the file open for
- * reading with st filled (CLEAN, MODIFIED, PRESENT), or -1 with the verdict
- * in e.  When e->link is set the descriptor is still returned; a caller that
- * must not use a link's content closes it.
+ * hm_drift_check for a caller that goes on to use the file (apply), e set
+ * by hm_drift_set (a hostile key is not looked up): no stat cache
+ * (e->cached is ignored), and the content read once gives both the verdict
+ * and sha256, its SHA-256 whatever e's algorithm (an MD5 checksum costs a
+ * second read).  No checksum (e->expected NULL): a regular file is
+ * HM_DRIFT_PRESENT.  Returns the file open for reading with st filled
+ * (CLEAN, MODIFIED, PRESENT), or -1 with the verdict in e.  When e->link is
+ * set the descriptor is returned all the same: a caller that must not use a
+ * link's content closes it.  The link itself is then in dir's directory.
  */
 int hm_drift_open(const struct hm_drift_root *root, struct hm_drift_dir *dir, struct hm_drift *e,
 		  struct stat *st, char *sha256);
