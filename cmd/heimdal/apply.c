@@ -80,6 +80,7 @@ enum act {
 	A_SKIP_LINK,    /* a symlink: never written through */
 	A_SKIP_OUTSIDE, /* its directory resolves outside $HOME */
 	A_SKIP_OTHER,   /* a directory or other non-file */
+	A_SKIP_BLOCKED, /* missing, but a file stands where its directory would be */
 	A_SKIP_SOURCE,  /* the repository's file cannot be read */
 	A_REMOVE,       /* gone from the repository, unchanged here: removed */
 	A_KEEP,         /* gone from the repository, changed here: kept */
@@ -362,10 +363,10 @@ open_here(struct plan *p, struct item *it, const char *sum, struct stat *st, cha
 		it->act = p->o->force && it->link ? A_FORCE_LINK : A_SKIP_LINK;
 		return -1;
 	}
-	if (fd < 0)
-		it->act = e.status == HM_DRIFT_MISSING && !e.error   ? A_NEW
-			  : e.hostile || e.error == hm_drift_escapes ? A_SKIP_OUTSIDE
-								     : A_SKIP_OTHER;
+	if (fd < 0 && e.status == HM_DRIFT_MISSING)
+		it->act = e.error == hm_drift_blocked ? A_SKIP_BLOCKED : A_NEW;
+	else if (fd < 0)
+		it->act = e.hostile || e.error == hm_drift_escapes ? A_SKIP_OUTSIDE : A_SKIP_OTHER;
 	*clean = e.status == HM_DRIFT_CLEAN;
 	return fd;
 }
@@ -887,6 +888,8 @@ skip_reason(enum act a)
 		return "its directory resolves outside $HOME; skipped";
 	case A_SKIP_OTHER:
 		return "is not a regular file; skipped";
+	case A_SKIP_BLOCKED:
+		return "is missing, and a file stands where its directory would be; skipped";
 	case A_SKIP_SOURCE:
 		return "cannot be read from the repository; skipped";
 	default:
@@ -1019,6 +1022,7 @@ preview(struct plan *p)
 		[A_SKIP_LINK] = "skip",
 		[A_SKIP_OUTSIDE] = "skip",
 		[A_SKIP_OTHER] = "skip",
+		[A_SKIP_BLOCKED] = "skip",
 		[A_SKIP_SOURCE] = "skip",
 		[A_REMOVE] = "remove",
 		[A_KEEP] = "changed_here",
