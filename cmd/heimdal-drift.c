@@ -277,7 +277,7 @@ worker(void *arg)
 {
 	struct run *r = arg;
 	char *buf = hm_xmalloc(READ_BUF);
-	struct hm_drift_dir m = HM_DRIFT_DIR_INIT;
+	struct hm_drift_dir m = { 0 };
 	size_t i, end;
 
 	while (hm_work_take(&r->w, &i, &end))

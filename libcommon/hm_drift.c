@@ -17,6 +17,9 @@
 
 #define CACHE_MAGIC "heimdal-drift-cache 2"
 
+/* Where a cursor stands (struct hm_drift_dir's state). */
+enum { DIR_NONE, DIR_INSIDE, DIR_MISSING, DIR_ESCAPES, DIR_ERROR };
+
 const char hm_drift_escapes[] = "resolves outside the root through a symlink";
 const char hm_drift_not_regular[] = "not a regular file";
 const char hm_drift_blocked[] = "a component of its directory is not a directory";
@@ -70,10 +73,9 @@ hm_drift_set(struct hm_drift *e, const char *path, size_t plen, const char *hex,
 void
 hm_drift_dir_close(const struct hm_drift_root *root, struct hm_drift_dir *dir)
 {
-	if (dir->fd >= 0 && dir->fd != root->fd)
+	if (dir->state == DIR_INSIDE && dir->fd != root->fd)
 		close(dir->fd);
-	dir->fd = -1;
-	dir->len = SIZE_MAX;
+	dir->state = DIR_NONE;
 }
 
 /* The cursor moved to the directory key[0..n). */
@@ -84,7 +86,8 @@ dir_open(const struct hm_drift_root *root, struct hm_drift_dir *m, const char *k
 	memcpy(m->path, key, n);
 	m->path[n] = '\0';
 	m->len = n;
-	m->state = 1;
+	m->error = NULL;
+	m->state = DIR_INSIDE;
 	if (n == 0) {
 		m->fd = root->fd;
 		return;
@@ -94,13 +97,13 @@ dir_open(const struct hm_drift_root *root, struct hm_drift_dir *m, const char *k
 	if (m->fd >= 0)
 		return;
 	if (errno == ENOENT)
-		m->state = -1, m->error = NULL;
+		m->state = DIR_MISSING;
 	else if (errno == ENOTDIR)
-		m->state = -1, m->error = hm_drift_blocked;
+		m->state = DIR_MISSING, m->error = hm_drift_blocked;
 	else if (errno == EXDEV || errno == ELOOP)
-		m->state = 0;
+		m->state = DIR_ESCAPES;
 	else
-		m->state = 2, m->error = strerror(errno);
+		m->state = DIR_ERROR, m->error = strerror(errno);
 }
 
 /* The verdict of a lookup that failed with errno. */
@@ -138,16 +141,16 @@ locate(const struct hm_drift_root *root, struct hm_drift_dir *m, struct hm_drift
 	}
 	memcpy(name, leaf, leaf_len);
 	name[leaf_len] = '\0';
-	if (n != m->len || memcmp(m->path, e->path, n) != 0)
+	if (m->state == DIR_NONE || n != m->len || memcmp(m->path, e->path, n) != 0)
 		dir_open(root, m, e->path, n);
 	switch (m->state) {
-	case -1:
+	case DIR_MISSING:
 		e->status = HM_DRIFT_MISSING, e->error = m->error;
 		return -1;
-	case 0:
+	case DIR_ESCAPES:
 		e->status = HM_DRIFT_ERROR, e->error = hm_drift_escapes;
 		return -1;
-	case 2:
+	case DIR_ERROR:
 		e->status = HM_DRIFT_ERROR, e->error = m->error;
 		return -1;
 	}

@@ -45,8 +45,7 @@ enum hm_drift_status {
 	HM_DRIFT_PRESENT, /* a regular file, no checksum to compare with (hm_drift_open) */
 };
 
-/* The errors of the verdict itself; e->error is one of them (compare the pointers) or strerror's.
- */
+/* The verdict's own errors: e->error is one of these (compare pointers) or strerror's. */
 extern const char hm_drift_escapes[];     /* "resolves outside the root through a symlink" */
 extern const char hm_drift_not_regular[]; /* "not a regular file" */
 extern const char hm_drift_blocked[];     /* "a component of its directory is not a directory" */
@@ -81,20 +80,16 @@ struct hm_drift_root {
 
 /*
  * A thread's cursor on the directory of the keys it checks: keys come
- * sorted, so runs of them share one lookup.  Start from HM_DRIFT_DIR_INIT;
- * hm_drift_dir_close when done.
+ * sorted, so runs of them share one lookup.  Start from one zeroed
+ * ({ 0 }); hm_drift_dir_close when done.  Its fields are the module's.
  */
 struct hm_drift_dir {
 	char path[PATH_MAX];
-	size_t len;        /* SIZE_MAX before the first */
-	int fd;            /* O_PATH descriptor, or -1 */
-	int state;         /* 1 inside the root, 0 escapes, -1 missing, 2 error */
-	const char *error; /* when state is 2 */
+	size_t len;
+	int fd;            /* O_PATH descriptor while inside the root */
+	int state;         /* 0: none yet */
+	const char *error; /* why it is missing or unreadable */
 };
-#define HM_DRIFT_DIR_INIT                                                                          \
-	{                                                                                          \
-		.len = SIZE_MAX, .fd = -1                                                          \
-	}
 
 void hm_drift_dir_close(const struct hm_drift_root *root, struct hm_drift_dir *dir);
 

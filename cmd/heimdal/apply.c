@@ -503,7 +503,7 @@ make_plan(struct plan *p, const struct dotfiles *d, jv files)
 	if (!p->it)
 		hm_die(HM_EXIT_ENV, "out of memory");
 	p->here = (struct hm_drift_root){ .fd = p->home_fd, .real = p->home_real };
-	p->here_dir = (struct hm_drift_dir)HM_DRIFT_DIR_INIT;
+	memset(&p->here_dir, 0, sizeof(p->here_dir));
 	for (size_t i = 0; i < d->n; i++) {
 		struct item *it = new_item(p, d->f[i].key, files);
 
