@@ -25,10 +25,10 @@
  * Every file is reached through its directory resolved beneath its root at
  * the moment of use (hm_beneath): $HOME's files, and the repository's, which
  * are read through no symlink at all.  Whether the file here is what the
- * record says is hm_drift's verdict, the one heimdal-drift reports.  Contents are streamed: the plan keeps
- * checksums, not files, and the write copies each file from the repository
- * again, checking it is what the plan saw; only the files a merge needs are
- * held in memory.  The state is
+ * record says is hm_drift's verdict, the one heimdal-drift reports.
+ * Contents are streamed: the plan keeps checksums, not files, and the write
+ * copies each file from the repository again, checking it is what the plan
+ * saw; only the files a merge needs are held in memory.  The state is
  * written before the record: a crash between the two leaves record entries
  * that no longer match the state, which record_load drops (the file then
  * falls back to its checksum, without a base to merge against).
