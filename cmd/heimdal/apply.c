@@ -24,10 +24,11 @@
  *
  * Every file is reached through its directory resolved beneath its root at
  * the moment of use (hm_beneath): $HOME's files, and the repository's, which
- * are read through no symlink at all.  Contents are streamed: the plan keeps
- * checksums, not files, and the write copies each file from the repository
- * again, checking it is what the plan saw; only the files a merge needs are
- * held in memory.  The state is
+ * are read through no symlink at all.  Whether the file here is what the
+ * record says is hm_drift's verdict, the one heimdal-drift reports.
+ * Contents are streamed: the plan keeps checksums, not files, and the write
+ * copies each file from the repository again, checking it is what the plan
+ * saw; only the files a merge needs are held in memory.  The state is
  * written before the record: a crash between the two leaves record entries
  * that no longer match the state, which record_load drops (the file then
  * falls back to its checksum, without a base to merge against).
@@ -35,6 +36,7 @@
 #include "builtin.h"
 #include "record.h"
 #include "hm_beneath.h"
+#include "hm_drift.h"
 #include "hm_error.h"
 #include "hm_opt.h"
 #include "hm_file.h"
@@ -79,6 +81,7 @@ enum act {
 	A_SKIP_LINK,    /* a symlink: never written through */
 	A_SKIP_OUTSIDE, /* its directory resolves outside $HOME */
 	A_SKIP_OTHER,   /* a directory or other non-file */
+	A_SKIP_BLOCKED, /* missing, but a file stands where its directory would be */
 	A_SKIP_SOURCE,  /* the repository's file cannot be read */
 	A_REMOVE,       /* gone from the repository, unchanged here: removed */
 	A_KEEP,         /* gone from the repository, changed here: kept */
@@ -116,7 +119,9 @@ struct plan {
 	size_t n;
 	const char *home;
 	char *home_real, *work_real;
-	int home_fd, work_fd; /* the two roots everything is resolved beneath */
+	int home_fd, work_fd;      /* the two roots everything is resolved beneath */
+	struct hm_drift_root here; /* $HOME, as the drift verdict looks at it */
+	struct hm_drift_dir here_dir;
 	mode_t umask;
 	git_repository *repo;
 	const struct apply_opts *o;
@@ -154,7 +159,11 @@ backs_up(enum act a)
 	return a == A_FORCE || a == A_FORCE_LINK || a == A_MERGED;
 }
 
-/* Does the content of fd, whose SHA-256 is sha, match checksum hex (SHA-256, or a legacy MD5)? */
+/*
+ * Does the content of fd (the repository's file), whose SHA-256 is sha,
+ * match checksum hex (SHA-256, or a legacy MD5)?  The file here is judged
+ * by hm_drift_open instead.
+ */
 static int
 matches(const char *hex, int fd, const char *sha)
 {
@@ -331,30 +340,35 @@ read_link(int dfd, const char *base)
 }
 
 /*
- * The file here (beneath $HOME, never through its own symlink) opened for
- * reading: a descriptor with st, or -1 with it->act set to what applies to
- * a file that is missing, a link, or not a regular file.
+ * The file here at key, judged by the drift verdict against sum (the
+ * record's checksum, NULL when none): heimdal-drift's rule, beneath $HOME.
+ * A descriptor with st and cur (its SHA-256), *clean set when it has sum;
+ * or -1 with it->act set to what applies to a file that is missing, a
+ * link (never written through, whatever its content), outside $HOME, or
+ * not a regular file.
  */
 static int
-open_here(struct plan *p, struct item *it, struct stat *st)
+open_here(struct plan *p, struct item *it, const char *sum, struct stat *st, char *cur, int *clean)
 {
-	const char *base;
-	int dfd = hm_beneath_parent(p->home_fd, p->home_real, it->key, 0, &base), fd;
+	struct hm_drift e;
+	int fd;
 
-	if (dfd < 0) {
-		it->act = errno == ENOENT                    ? A_NEW
-			  : errno == EXDEV || errno == ELOOP ? A_SKIP_OUTSIDE
-							     : A_SKIP_OTHER;
+	hm_drift_set(&e, it->key, strlen(it->key), sum, sum ? strlen(sum) : 0, NULL);
+	fd = hm_drift_open(&p->here, &p->here_dir, &e, st, cur);
+	if (e.link) {
+		const char *slash = strrchr(it->key, '/');
+
+		if (fd >= 0)
+			close(fd);
+		it->link = read_link(p->here_dir.fd, slash ? slash + 1 : it->key);
+		it->act = p->o->force && it->link ? A_FORCE_LINK : A_SKIP_LINK;
 		return -1;
 	}
-	fd = hm_open_regular_at(dfd, base, st);
-	if (fd < 0 && errno == ELOOP) {
-		it->link = read_link(dfd, base);
-		it->act = p->o->force && it->link ? A_FORCE_LINK : A_SKIP_LINK;
-	} else if (fd < 0) {
-		it->act = errno == ENOENT ? A_NEW : A_SKIP_OTHER;
-	}
-	close(dfd);
+	if (fd < 0 && e.status == HM_DRIFT_MISSING)
+		it->act = e.error == hm_drift_blocked ? A_SKIP_BLOCKED : A_NEW;
+	else if (fd < 0)
+		it->act = e.hostile || e.error == hm_drift_escapes ? A_SKIP_OUTSIDE : A_SKIP_OTHER;
+	*clean = e.status == HM_DRIFT_CLEAN;
 	return fd;
 }
 
@@ -365,7 +379,7 @@ plan_file(struct plan *p, struct item *it, const struct dotfile *f)
 	const char *bmode = jv_is_valid(it->base) ? hm_json_str(it->base, "mode") : NULL;
 	char cur_sum[HM_HASH_HEX_MAX];
 	struct stat st;
-	int up, here = -1;
+	int up, here = -1, here_clean = 0;
 
 	/* A new file gets the repository's mode under the umask, as git's checkout. */
 	it->mode = f->mode & ~p->umask;
@@ -380,12 +394,8 @@ plan_file(struct plan *p, struct item *it, const struct dotfile *f)
 	}
 	it->size = (size_t)st.st_size;
 	it->wsrc = 1;
-	if ((here = open_here(p, it, &st)) < 0)
+	if ((here = open_here(p, it, bsum, &st, cur_sum, &here_clean)) < 0)
 		goto out;
-	if (hm_hash_fd(HM_HASH_SHA256, here, NULL, 0, (size_t)st.st_size, cur_sum) < 0) {
-		it->act = A_SKIP_OTHER;
-		goto out;
-	}
 	it->mode = update_mode(st.st_mode, f->mode);
 	if (strcmp(cur_sum, it->sum) == 0) {
 		int here_x = !!(st.st_mode & 0100), repo_x = !!(f->mode & 0100);
@@ -402,7 +412,7 @@ plan_file(struct plan *p, struct item *it, const struct dotfile *f)
 			it->act = A_MODE;
 	} else if (!bsum) {
 		it->act = p->o->force ? A_FORCE : A_SKIP_DRIFT;
-	} else if (matches(bsum, here, cur_sum)) {
+	} else if (here_clean) {
 		it->act = A_UPDATE;
 	} else if (matches(bsum, up, it->sum)) {
 		it->act = A_LOCAL;
@@ -425,28 +435,31 @@ out:
 		close(here);
 }
 
-/* A file the last apply deployed that the repository no longer has. */
+/*
+ * A file the last apply deployed that the repository no longer has: removed
+ * when the drift verdict finds it clean, dropped from the record when it is
+ * missing, kept otherwise (a link included).
+ */
 static void
 plan_removed(struct plan *p, struct item *it)
 {
 	const char *old = hm_json_str(it->base, "sha256");
 	struct stat st;
 	char sum[HM_HASH_HEX_MAX];
+	struct hm_drift e;
 	int fd;
 
 	if (!old) {
 		it->act = A_KEEP;
 		return;
 	}
-	if ((fd = hm_beneath_open(p->home_fd, p->home_real, it->key, &st)) < 0) {
-		it->act = errno == ENOENT ? A_GONE : A_KEEP;
-		return;
-	}
-	it->act = hm_hash_fd(HM_HASH_SHA256, fd, NULL, 0, (size_t)st.st_size, sum) == 0 &&
-				  matches(old, fd, sum)
-			  ? A_REMOVE
-			  : A_KEEP;
-	close(fd);
+	hm_drift_set(&e, it->key, strlen(it->key), old, strlen(old), NULL);
+	if ((fd = hm_drift_open(&p->here, &p->here_dir, &e, &st, sum)) >= 0)
+		close(fd);
+	it->act = e.link                         ? A_KEEP
+		  : e.status == HM_DRIFT_MISSING ? A_GONE
+		  : e.status == HM_DRIFT_CLEAN   ? A_REMOVE
+						 : A_KEEP;
 }
 
 /* 1 when key is among the paths asked for (all when there are none). */
@@ -490,6 +503,8 @@ make_plan(struct plan *p, const struct dotfiles *d, jv files)
 	p->it = calloc(cap, sizeof(*p->it));
 	if (!p->it)
 		hm_die(HM_EXIT_ENV, "out of memory");
+	p->here = (struct hm_drift_root){ .fd = p->home_fd, .real = p->home_real };
+	memset(&p->here_dir, 0, sizeof(p->here_dir));
 	for (size_t i = 0; i < d->n; i++) {
 		struct item *it = new_item(p, d->f[i].key, files);
 
@@ -515,6 +530,7 @@ make_plan(struct plan *p, const struct dotfiles *d, jv files)
 		jv_free(k);
 		jv_free(v);
 	}
+	hm_drift_dir_close(&p->here, &p->here_dir);
 }
 
 /* backups/files/<YYYYMMDD_HHMMSS>[_N] under $HEIMDAL_HOME, created. */
@@ -873,6 +889,8 @@ skip_reason(enum act a)
 		return "its directory resolves outside $HOME; skipped";
 	case A_SKIP_OTHER:
 		return "is not a regular file; skipped";
+	case A_SKIP_BLOCKED:
+		return "is missing, and a file stands where its directory would be; skipped";
 	case A_SKIP_SOURCE:
 		return "cannot be read from the repository; skipped";
 	default:
@@ -1005,6 +1023,7 @@ preview(struct plan *p)
 		[A_SKIP_LINK] = "skip",
 		[A_SKIP_OUTSIDE] = "skip",
 		[A_SKIP_OTHER] = "skip",
+		[A_SKIP_BLOCKED] = "skip",
 		[A_SKIP_SOURCE] = "skip",
 		[A_REMOVE] = "remove",
 		[A_KEEP] = "changed_here",
