@@ -435,8 +435,32 @@ static const struct verb {
 	  "oRdwSN" },
 };
 
-int
-main(int argc, char **argv)
+/* The command argv[1] names (after any -v), or exit 2 with the usage. */
+static const struct verb *
+verb_of(int *argc, char ***argv)
+{
+	while (*argc > 1 && (!strcmp((*argv)[1], "-v") || !strcmp((*argv)[1], "--verbose"))) {
+		hm_set_verbose();
+		(*argc)--;
+		(*argv)++;
+	}
+	if (*argc < 2)
+		usage(stderr, HM_EXIT_USAGE);
+	if (!strcmp((*argv)[1], "-h") || !strcmp((*argv)[1], "--help"))
+		usage(stdout, 0);
+	for (size_t k = 0; k < sizeof(verbs) / sizeof(verbs[0]); k++)
+		if (!strcmp((*argv)[1], verbs[k].name)) {
+			(*argc)--;
+			(*argv)++;
+			return &verbs[k];
+		}
+	hm_error("unknown command '%s'", (*argv)[1]);
+	usage(stderr, HM_EXIT_USAGE);
+}
+
+/* verb's options into o; --state read.  optind is the first operand. */
+static void
+parse(int argc, char **argv, const struct verb *verb, struct opts *o)
 {
 	static const struct option longopts[] = {
 		{ "op", required_argument, NULL, 'o' },
@@ -453,11 +477,68 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct opts o = { .req = { .serial = -1 } };
-	const struct verb *verb = NULL;
 	const char *state = NULL;
+	int c, check = 1;
+
+	/* "+": run's command starts at the first non-option (or after --). */
+	while ((c = hm_opt_next(argc, argv, "+o:d:wi:fcvh", longopts, verb->usage)) != -1) {
+		if (c != 'v' && c != 'h' && !strchr(verb->takes, c))
+			hm_opt_die(verb->usage, "%s does not take %s", verb->name,
+				   hm_opt_name(longopts, c));
+		switch (c) {
+		case 'o':
+			if (!hm_opt_is_word(optarg, 64))
+				hm_opt_die(verb->usage, "--op: not an operation name: '%s'",
+					   optarg);
+			o->req.operation = optarg;
+			break;
+		case 'R':
+			o->req.reason = optarg;
+			break;
+		case 'd':
+			o->req.expected_duration = number("--expected-duration", optarg, 1);
+			break;
+		case 'P':
+			o->req.pid = (pid_t)number("--pid", optarg, 1);
+			break;
+		case 'w':
+			o->req.wait = 1;
+			break;
+		case 'i':
+			o->id = optarg;
+			break;
+		case 'f':
+			o->force = 1;
+			break;
+		case 'S':
+			state = optarg;
+			break;
+		case 'N':
+			check = 0;
+			break;
+		case 'c':
+			o->compact = 1;
+			break;
+		case 'v':
+			hm_set_verbose();
+			break;
+		case 'h':
+			usage(stdout, 0);
+		}
+	}
+	if (state)
+		read_state(state, check, o);
+	else if (!check)
+		hm_opt_die(verb->usage, "--no-conflict-check: no --state to compare");
+}
+
+int
+main(int argc, char **argv)
+{
+	struct opts o = { .req = { .serial = -1 } };
+	const struct verb *verb;
 	sigset_t held;
-	int c, i, check = 1;
+	int i;
 
 	/*
 	 * A release, once begun, runs to its end (the remote part is bounded by
@@ -470,74 +551,8 @@ main(int argc, char **argv)
 	if (i < argc && strcmp(argv[i], "release") == 0)
 		hm_sigchain_hold(&held);
 	hm_error_init(argv[0]);
-	while (argc > 1 && (!strcmp(argv[1], "-v") || !strcmp(argv[1], "--verbose"))) {
-		hm_set_verbose();
-		argc--;
-		argv++;
-	}
-	if (argc < 2)
-		usage(stderr, HM_EXIT_USAGE);
-	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
-		usage(stdout, 0);
-	for (size_t k = 0; k < sizeof(verbs) / sizeof(verbs[0]); k++)
-		if (!strcmp(argv[1], verbs[k].name))
-			verb = &verbs[k];
-	if (!verb) {
-		hm_error("unknown command '%s'", argv[1]);
-		usage(stderr, HM_EXIT_USAGE);
-	}
-	argc--;
-	argv++;
-	/* "+": run's command starts at the first non-option (or after --). */
-	while ((c = hm_opt_next(argc, argv, "+o:d:wi:fcvh", longopts, verb->usage)) != -1) {
-		if (c != 'v' && c != 'h' && !strchr(verb->takes, c))
-			hm_opt_die(verb->usage, "%s does not take %s", verb->name,
-				   hm_opt_name(longopts, c));
-		switch (c) {
-		case 'o':
-			if (!hm_opt_is_word(optarg, 64))
-				hm_opt_die(verb->usage, "--op: not an operation name: '%s'",
-					   optarg);
-			o.req.operation = optarg;
-			break;
-		case 'R':
-			o.req.reason = optarg;
-			break;
-		case 'd':
-			o.req.expected_duration = number("--expected-duration", optarg, 1);
-			break;
-		case 'P':
-			o.req.pid = (pid_t)number("--pid", optarg, 1);
-			break;
-		case 'w':
-			o.req.wait = 1;
-			break;
-		case 'i':
-			o.id = optarg;
-			break;
-		case 'f':
-			o.force = 1;
-			break;
-		case 'S':
-			state = optarg;
-			break;
-		case 'N':
-			check = 0;
-			break;
-		case 'c':
-			o.compact = 1;
-			break;
-		case 'v':
-			hm_set_verbose();
-			break;
-		case 'h':
-			usage(stdout, 0);
-		}
-	}
-	if (state)
-		read_state(state, check, &o);
-	else if (!check)
-		hm_opt_die(verb->usage, "--no-conflict-check: no --state to compare");
+	verb = verb_of(&argc, &argv);
+	parse(argc, argv, verb, &o);
 	hm_lock_set_remote(&remote_half);
 	if (!strcmp(verb->name, "run"))
 		return cmd_run(&o, argv + optind);
