@@ -465,6 +465,27 @@ push(git_remote *remote, const char *spec, git_remote_callbacks *cb, struct push
 	return err;
 }
 
+/* The remote's lock ref, fetched afresh into FETCHED_REF (to read its record).  0 or -1. */
+static int
+fetch_lock_ref(struct ctx *c, const git_fetch_options *fo)
+{
+	char *fspec[] = { "+" LOCK_REF ":" FETCHED_REF };
+	git_strarray fspecs = { fspec, 1 };
+	git_reference *ref = NULL;
+	git_remote *remote = NULL;
+	int err;
+
+	if (git_reference_lookup(&ref, c->repo, FETCHED_REF) == 0)
+		git_reference_delete(ref);
+	git_reference_free(ref);
+	err = git_remote_create_anonymous(&remote, c->repo, c->url) < 0 ||
+			      git_remote_fetch(remote, &fspecs, fo, NULL) < 0
+		      ? -1
+		      : 0;
+	git_remote_free(remote);
+	return err;
+}
+
 /*
  * Compare-and-swap over a smart transport: on one push connection, read the
  * ref's advertised value, judge the holder's record it points to (fetched
@@ -483,8 +504,6 @@ cas_net_child(void *arg, int fd)
 	for (int round = 0; round < ROUNDS; round++) {
 		git_remote_callbacks cb = GIT_REMOTE_CALLBACKS_INIT;
 		git_fetch_options fo = GIT_FETCH_OPTIONS_INIT;
-		char *fspec[] = { "+" LOCK_REF ":" FETCHED_REF };
-		git_strarray fspecs = { fspec, 1 };
 		git_remote *remote = NULL;
 		git_reference *ref = NULL;
 		git_oid fetched, cur, oid;
@@ -500,19 +519,8 @@ cas_net_child(void *arg, int fd)
 		 * the push follows on it.  A holder's record is fetched only
 		 * when there is one to judge.
 		 */
-		if (fetch) {
-			if (git_reference_lookup(&ref, c->repo, FETCHED_REF) == 0)
-				git_reference_delete(ref);
-			git_reference_free(ref);
-			ref = NULL;
-			if (git_remote_create_anonymous(&remote, c->repo, c->url) < 0 ||
-			    git_remote_fetch(remote, &fspecs, &fo, NULL) < 0) {
-				git_remote_free(remote);
-				return net_fail(c);
-			}
-			git_remote_free(remote);
-			remote = NULL;
-		}
+		if (fetch && fetch_lock_ref(c, &fo) < 0)
+			return net_fail(c);
 		have_fetched = git_reference_name_to_id(&fetched, c->repo, FETCHED_REF) == 0;
 		if (connect_push(c, &remote, &cb, &cur, &have) < 0) {
 			git_remote_free(remote);
@@ -1048,10 +1056,7 @@ recover_net_child(void *arg, int fd)
 	for (int round = 0; round < ROUNDS; round++) {
 		git_remote_callbacks cb = GIT_REMOTE_CALLBACKS_INIT;
 		git_fetch_options fo = GIT_FETCH_OPTIONS_INIT;
-		char *fspec[] = { "+" LOCK_REF ":" FETCHED_REF };
-		git_strarray fspecs = { fspec, 1 };
 		git_remote *remote = NULL;
-		git_reference *ref = NULL;
 		git_oid fetched, cur;
 		int have, err;
 
@@ -1071,16 +1076,8 @@ recover_net_child(void *arg, int fd)
 		if (git_reference_name_to_id(&fetched, c->repo, FETCHED_REF) < 0 ||
 		    !git_oid_equal(&cur, &fetched)) {
 			git_remote_free(remote);
-			remote = NULL;
-			if (git_reference_lookup(&ref, c->repo, FETCHED_REF) == 0)
-				git_reference_delete(ref);
-			git_reference_free(ref);
-			if (git_remote_create_anonymous(&remote, c->repo, c->url) < 0 ||
-			    git_remote_fetch(remote, &fspecs, &fo, NULL) < 0) {
-				git_remote_free(remote);
+			if (fetch_lock_ref(c, &fo) < 0)
 				return net_fail(c);
-			}
-			git_remote_free(remote);
 			continue;
 		}
 		if (!dead_here(c, c->repo, &cur, fd)) {
