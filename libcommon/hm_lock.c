@@ -149,33 +149,6 @@ corrupt_message(const char *path, const char *detail)
 	fflush(stderr);
 }
 
-/* Check the fields the lock logic relies on; NULL when fine. */
-static const char *
-record_problem(jv r)
-{
-	jv m;
-	const char *why = NULL;
-	time_t t;
-
-	if (jv_get_kind(r) != JV_KIND_OBJECT)
-		return "not a JSON object";
-	if (!hm_json_str(r, "id"))
-		return ".id: expected a string";
-	if (!hm_json_str(r, "operation"))
-		return ".operation: expected a string";
-	if (!hm_json_str(r, "created_at") || hm_time_parse(hm_json_str(r, "created_at"), &t) < 0)
-		return ".created_at: expected an RFC 3339 time";
-	m = jv_object_get(jv_copy(r), jv_string("machine"));
-	if (jv_get_kind(m) != JV_KIND_OBJECT)
-		why = ".machine: expected an object";
-	else if (!hm_json_str(m, "id"))
-		why = ".machine.id: expected a string";
-	else if (hm_json_int(m, "pid", -1) <= 0)
-		why = ".machine.pid: expected a positive integer";
-	jv_free(m);
-	return why;
-}
-
 /*
  * Read state.lock.  Returns 1 with *rec set, 0 when absent (*rec null), -1
  * after the corrupt-file message (HM_EXIT_USAGE) or an I/O error.  *text
@@ -184,8 +157,7 @@ record_problem(jv r)
 static int
 read_record(jv *rec, char **text, int quiet)
 {
-	char *path = lock_path(), *buf = NULL;
-	const char *problem;
+	char *path = lock_path(), *buf = NULL, why[256];
 	size_t len;
 	jv r;
 
@@ -207,11 +179,13 @@ read_record(jv *rec, char **text, int quiet)
 			corrupt_message(path, "invalid JSON");
 		goto corrupt;
 	}
-	if ((problem = record_problem(r)) != NULL) {
-		char detail[128];
+	/* Read as strictly as it is written: the one lock.schema.json check. */
+	if (jv_get_kind(r) != JV_KIND_OBJECT || hm_lock_record_check(r, why, sizeof(why)) < 0) {
+		char detail[300];
 
+		snprintf(detail, sizeof(detail), "invalid lock record: %s",
+			 jv_get_kind(r) != JV_KIND_OBJECT ? "not a JSON object" : why);
 		jv_free(r);
-		snprintf(detail, sizeof(detail), "invalid lock record: %s", problem);
 		if (!quiet)
 			corrupt_message(path, detail);
 		goto corrupt;

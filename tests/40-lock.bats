@@ -221,11 +221,21 @@ If no heimdal operation is running, remove it with 'heimdal state unlock --force
 }
 
 @test "a record with a missing field is corrupt too, naming the field" {
-	printf '{"id": "lock-1", "operation": "apply", "created_at": "2024-01-15T10:30:00Z", "machine": {"id": "m"}}\n' >"$LOCK"
+	lock=$(heimdal-lock acquire --op apply --pid "$HOLDER")
+	jq 'del(.machine.pid)' <<<"$lock" >"$LOCK"
 	run --separate-stderr heimdal-lock acquire --op apply
 	expect_status 2
 	[[ "$stderr" == "Error: Failed to read lock file: invalid lock record: .machine.pid: expected a positive integer"* ]] ||
 		fail "stderr: $stderr"
+	# Read as strictly as written: what lock.schema.json refuses is refused here too.
+	for f in '.id = "lock-1"|.id' '.extra = 1|.extra' '.machine.hostname = "a\u001bb"|.machine.hostname' \
+		'.state_serial = -1|.state_serial'; do
+		jq "${f%|*}" <<<"$lock" >"$LOCK"
+		run --separate-stderr heimdal-lock info
+		expect_status 2
+		[[ "$stderr" == "Error: Failed to read lock file: invalid lock record: ${f##*|}"* ]] ||
+			fail "$f: $stderr"
+	done
 }
 
 @test "unlock: refused without --force; with --id only that lock; prints what it removed" {
