@@ -26,7 +26,6 @@
 #include "hm_json.h"
 #include "hm_lineage.h"
 #include "hm_state.h"
-#include "hm_time.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -148,102 +147,6 @@ keep_members(jv out, jv other, const char *const *skip)
 	return out;
 }
 
-/* Union of two arrays of machine ids (both consumed), local order first. */
-static jv
-union_machines(jv lm, jv rm)
-{
-	if (jv_get_kind(lm) != JV_KIND_ARRAY) {
-		jv_free(lm);
-		lm = jv_array();
-	}
-	if (jv_get_kind(rm) != JV_KIND_ARRAY) {
-		jv_free(rm);
-		return lm;
-	}
-	jv_array_foreach(rm, i, m)
-	{
-		int have = 0;
-
-		jv_array_foreach(lm, j, x)
-		{
-			have = have || jv_equal(jv_copy(x), jv_copy(m));
-			jv_free(x);
-		}
-		lm = have ? (jv_free(m), lm) : jv_array_append(lm, m);
-	}
-	jv_free(rm);
-	return lm;
-}
-
-struct entry {
-	jv e;
-	long long serial;
-	const char *ts;
-	int order;
-};
-
-static int
-entry_cmp(const void *a, const void *b)
-{
-	const struct entry *x = a, *y = b;
-	int c;
-
-	if (x->serial != y->serial)
-		return x->serial < y->serial ? -1 : 1;
-	/* The instant, fractions of a second included: .5Z is after 00Z. */
-	c = hm_time_cmp(x->ts ? x->ts : "", y->ts ? y->ts : "");
-	if (c)
-		return c;
-	return x->order - y->order;
-}
-
-/*
- * History union (both consumed): every entry of either side once, ordered by
- * serial then timestamp, the newest HM_HISTORY_MAX kept.
- */
-static jv
-union_history(jv lh, jv rh)
-{
-	int ln = jv_get_kind(lh) == JV_KIND_ARRAY ? jv_array_length(jv_copy(lh)) : 0;
-	int rn = jv_get_kind(rh) == JV_KIND_ARRAY ? jv_array_length(jv_copy(rh)) : 0;
-	struct entry *all = hm_xmalloc(((size_t)ln + rn + 1) * sizeof(*all));
-	int n = 0, start;
-	jv out = jv_array();
-
-	for (int side = 0; side < 2; side++) {
-		jv h = side ? rh : lh;
-		int len = side ? rn : ln;
-
-		for (int i = 0; i < len; i++) {
-			jv e = jv_array_get(jv_copy(h), i);
-			int dup = 0;
-
-			for (int j = 0; j < n && !dup; j++)
-				dup = hm_history_entry_same(all[j].e, e);
-			if (dup) {
-				jv_free(e);
-				continue;
-			}
-			all[n].serial = hm_json_int(e, "serial", 0);
-			all[n].ts = hm_json_str(e, "timestamp");
-			all[n].order = n;
-			all[n++].e = e;
-		}
-	}
-	qsort(all, n, sizeof(*all), entry_cmp);
-	start = n > HM_HISTORY_MAX ? n - HM_HISTORY_MAX : 0;
-	for (int i = 0; i < n; i++) {
-		if (i >= start)
-			out = jv_array_append(out, all[i].e);
-		else
-			jv_free(all[i].e);
-	}
-	free(all);
-	jv_free(lh);
-	jv_free(rh);
-	return out;
-}
-
 /* git_commit: three-way with a base, else (and on conflict) the higher serial's. */
 static jv
 pick_commit(jv ll, jv rl, jv bl, int remote_newer)
@@ -301,13 +204,13 @@ merge(struct hm_pair *p, const struct hm_lineage_cmp *cmp)
 				   jv_object_get(jv_copy(rl), jv_string("parent_serial")));
 	ll = jv_object_set(ll, jv_string("serial"), jv_number(rs > ls ? rs : ls));
 	ll = jv_object_set(ll, jv_string("machines"),
-			   union_machines(jv_object_get(jv_copy(ll), jv_string("machines")),
-					  jv_object_get(jv_copy(rl), jv_string("machines"))));
+			   hm_machines_union(jv_object_get(jv_copy(ll), jv_string("machines")),
+					     jv_object_get(jv_copy(rl), jv_string("machines"))));
 	ll = keep_members(ll, rl, no_keys);
 	jv_free(rl);
 	jv_free(bl);
 	h = take(&s, "history");
-	h = union_history(h, jv_object_get(jv_copy(remote), jv_string("history")));
+	h = hm_history_union(h, jv_object_get(jv_copy(remote), jv_string("history")));
 	s = jv_object_set(s, jv_string("history"), h);
 	s = jv_object_set(s, jv_string("lineage"), ll);
 	/* Members no rule names: the remote's too, the local value on a conflict. */

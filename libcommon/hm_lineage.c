@@ -3,6 +3,7 @@
 #include "hm_error.h"
 #include "hm_json.h"
 #include "hm_state.h"
+#include "hm_time.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,98 @@ int
 hm_history_entry_same(jv a, jv b)
 {
 	return jv_equal(jv_copy(a), jv_copy(b));
+}
+
+jv
+hm_machines_union(jv lm, jv rm)
+{
+	if (jv_get_kind(lm) != JV_KIND_ARRAY) {
+		jv_free(lm);
+		lm = jv_array();
+	}
+	if (jv_get_kind(rm) != JV_KIND_ARRAY) {
+		jv_free(rm);
+		return lm;
+	}
+	jv_array_foreach(rm, i, m)
+	{
+		int have = 0;
+
+		jv_array_foreach(lm, j, x)
+		{
+			have = have || jv_equal(jv_copy(x), jv_copy(m));
+			jv_free(x);
+		}
+		lm = have ? (jv_free(m), lm) : jv_array_append(lm, m);
+	}
+	jv_free(rm);
+	return lm;
+}
+
+/* A history entry of either side, with what orders it. */
+struct entry {
+	jv e;
+	long long serial;
+	const char *ts;
+	int order;
+};
+
+static int
+entry_cmp(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+	int c;
+
+	if (x->serial != y->serial)
+		return x->serial < y->serial ? -1 : 1;
+	/* The instant, fractions of a second included: .5Z is after 00Z. */
+	c = hm_time_cmp(x->ts ? x->ts : "", y->ts ? y->ts : "");
+	if (c)
+		return c;
+	return x->order - y->order;
+}
+
+jv
+hm_history_union(jv lh, jv rh)
+{
+	int ln = jv_get_kind(lh) == JV_KIND_ARRAY ? jv_array_length(jv_copy(lh)) : 0;
+	int rn = jv_get_kind(rh) == JV_KIND_ARRAY ? jv_array_length(jv_copy(rh)) : 0;
+	struct entry *all = hm_xmalloc(((size_t)ln + (size_t)rn + 1) * sizeof(*all));
+	int n = 0, start;
+	jv out = jv_array();
+
+	for (int side = 0; side < 2; side++) {
+		jv h = side ? rh : lh;
+		int len = side ? rn : ln;
+
+		for (int i = 0; i < len; i++) {
+			jv e = jv_array_get(jv_copy(h), i);
+			int dup = 0;
+
+			for (int j = 0; j < n && !dup; j++)
+				dup = hm_history_entry_same(all[j].e, e);
+			if (dup) {
+				jv_free(e);
+				continue;
+			}
+			all[n].serial = hm_json_int(e, "serial", 0);
+			all[n].ts = hm_json_str(e, "timestamp");
+			all[n].order = n;
+			all[n++].e = e;
+		}
+	}
+	qsort(all, (size_t)n, sizeof(*all), entry_cmp);
+	start = n > HM_HISTORY_MAX ? n - HM_HISTORY_MAX : 0;
+	for (int i = 0; i < n; i++) {
+		if (i >= start)
+			out = jv_array_append(out, all[i].e);
+		else
+			jv_free(all[i].e);
+	}
+	free(all);
+	jv_free(lh);
+	jv_free(rh);
+	return out;
 }
 
 /* Index of entry e in history h (borrowed), or -1. */
