@@ -180,18 +180,164 @@ stop_worker(int sig)
 		kill(w, SIGTERM);
 }
 
+/*
+ * The worker's side of deadline_run, after fork: tied to the parent's life,
+ * rid of the parent's cleanup and of buf, then fn on the output pipe; why
+ * an unreachable remote was is written to the reason pipe.  Exits 0 for
+ * success, 10 for unreachable, 11 for any other failure.
+ */
+static _Noreturn void
+worker_child(int (*fn)(void *, int), void *arg, pid_t parent, char *buf, const int outp[2],
+	     const int whyp[2])
+{
+	int r;
+
+	/* A parent killed by a signal must not leave network work behind. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(11);
+	/* Not the parent's cleanup: a signal ends the worker (see hm_git.h). */
+	hm_sigchain_forget();
+	/* The parent's read buffer is of no use here (and a leak to memcheck). */
+	free(buf);
+	close(outp[0]);
+	close(whyp[0]);
+	r = fn(arg, outp[1]);
+	if (r == HM_GIT_UNREACHABLE) {
+		const char *m = hm_git_last_error();
+
+		if (write(whyp[1], m, strlen(m)) < 0)
+			_exit(11);
+	}
+	_exit(r == 0 ? 0 : r == HM_GIT_UNREACHABLE ? 10 : 11);
+}
+
+/* What the parent reads from a worker: its output and, when unreachable, why. */
+struct worker_io {
+	int out, why; /* the read ends, -1 once closed */
+	char *buf;    /* the output, buf[0..len) of cap */
+	size_t len, cap;
+	char reason[512];
+	size_t rlen;
+};
+
+/* One read of the worker's output; its pipe closed (-1) at the end or on an error. */
+static void
+read_output(struct worker_io *io)
+{
+	ssize_t n;
+
+	if (io->cap - io->len < 4096)
+		io->buf = hm_xrealloc(io->buf, io->cap *= 2);
+	n = read(io->out, io->buf + io->len, io->cap - io->len - 1);
+	if (n > 0) {
+		io->len += (size_t)n;
+	} else if (n == 0 || errno != EINTR) {
+		close(io->out);
+		io->out = -1;
+	}
+}
+
+/* One read of the worker's reason; its pipe closed (-1) at the end or on an error. */
+static void
+read_reason(struct worker_io *io)
+{
+	ssize_t n = read(io->why, io->reason + io->rlen, sizeof(io->reason) - 1 - io->rlen);
+
+	if (n > 0) {
+		io->rlen += (size_t)n;
+	} else if (n == 0 || errno != EINTR) {
+		close(io->why);
+		io->why = -1;
+	}
+}
+
+/* Milliseconds left of timeout_s seconds counted from start (<= 0: none). */
+static long
+ms_left(const struct timespec *start, long timeout_s)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return timeout_s * 1000 -
+	       ((now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000);
+}
+
+/* Read both pipes until they close (or poll fails): 0, or -1 when timeout_s passed first. */
+static int
+worker_collect(struct worker_io *io, long timeout_s)
+{
+	struct timespec start;
+	int r;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (io->out >= 0 || io->why >= 0) {
+		struct pollfd fds[2] = { { .fd = io->out, .events = POLLIN },
+					 { .fd = io->why, .events = POLLIN } };
+		long left = ms_left(&start, timeout_s);
+
+		if (left <= 0 || (r = poll(fds, 2, (int)left)) == 0)
+			return -1;
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (fds[0].fd >= 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
+			read_output(io);
+		if (io->why >= 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)))
+			read_reason(io);
+	}
+	return 0;
+}
+
+/* A worker past its deadline: killed, reaped, its pipes closed, the reason said. */
+static int
+worker_timeout(pid_t pid, struct worker_io *io, long timeout_s, char *reason, size_t reason_len)
+{
+	int st;
+
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	worker = 0;
+	close(io->out);
+	close(io->why);
+	free(io->buf);
+	snprintf(reason, reason_len, "timed out after %ld seconds", timeout_s);
+	return HM_GIT_UNREACHABLE;
+}
+
+/* Wait for the worker that closed its pipes: 0, HM_GIT_UNREACHABLE, or -1 by its status. */
+static int
+worker_reap(pid_t pid, struct worker_io *io)
+{
+	int st;
+
+	if (io->out >= 0)
+		close(io->out);
+	if (io->why >= 0)
+		close(io->why);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	worker = 0;
+	io->reason[io->rlen] = '\0';
+	io->buf[io->len] = '\0';
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0    ? 0
+	       : WIFEXITED(st) && WEXITSTATUS(st) == 10 ? HM_GIT_UNREACHABLE
+							: -1;
+}
+
 static int
 deadline_run(int (*fn)(void *, int), void *arg, long timeout_s, char **out, size_t *out_len,
 	     char *reason, size_t reason_len)
 {
-	int outp[2], whyp[2], st, r;
-	size_t len = 0, cap = 4096, wlen = 0;
-	char *buf = hm_xmalloc(cap), why[512];
-	struct timespec start, now;
+	struct worker_io io = { .cap = 4096 };
+	int outp[2], whyp[2], r;
 	pid_t pid, parent;
 
+	io.buf = hm_xmalloc(io.cap);
 	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(whyp, O_CLOEXEC) < 0) {
-		free(buf);
+		free(io.buf);
 		hm_error_errno("pipe");
 		return hm_fail(HM_EXIT_ENV);
 	}
@@ -199,104 +345,28 @@ deadline_run(int (*fn)(void *, int), void *arg, long timeout_s, char **out, size
 	parent = getpid();
 	pid = fork();
 	if (pid < 0) {
-		free(buf);
+		free(io.buf);
 		hm_error_errno("fork");
 		return hm_fail(HM_EXIT_ENV);
 	}
-	if (pid == 0) {
-		/* A parent killed by a signal must not leave network work behind. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(11);
-		/* Not the parent's cleanup: a signal ends the worker (see hm_git.h). */
-		hm_sigchain_forget();
-		/* The parent's read buffer is of no use here (and a leak to memcheck). */
-		free(buf);
-		close(outp[0]);
-		close(whyp[0]);
-		r = fn(arg, outp[1]);
-		if (r == HM_GIT_UNREACHABLE) {
-			const char *m = hm_git_last_error();
-
-			if (write(whyp[1], m, strlen(m)) < 0)
-				_exit(11);
-		}
-		_exit(r == 0 ? 0 : r == HM_GIT_UNREACHABLE ? 10 : 11);
-	}
+	if (pid == 0)
+		worker_child(fn, arg, parent, io.buf, outp, whyp);
 	worker = pid;
 	close(outp[1]);
 	close(whyp[1]);
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	why[0] = '\0';
-	for (int open_fds = 2; open_fds > 0;) {
-		struct pollfd fds[2] = { { .fd = outp[0], .events = POLLIN },
-					 { .fd = whyp[0], .events = POLLIN } };
-		long left;
-		ssize_t n;
-
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		left = timeout_s * 1000 - ((now.tv_sec - start.tv_sec) * 1000 +
-					   (now.tv_nsec - start.tv_nsec) / 1000000);
-		if (left <= 0 || (r = poll(fds, 2, (int)left)) == 0) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &st, 0);
-			worker = 0;
-			close(outp[0]);
-			close(whyp[0]);
-			free(buf);
-			snprintf(reason, reason_len, "timed out after %ld seconds", timeout_s);
-			return HM_GIT_UNREACHABLE;
-		}
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (fds[0].fd >= 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR))) {
-			if (cap - len < 4096)
-				buf = hm_xrealloc(buf, cap *= 2);
-			n = read(outp[0], buf + len, cap - len - 1);
-			if (n > 0) {
-				len += (size_t)n;
-			} else if (n == 0 || errno != EINTR) {
-				close(outp[0]);
-				outp[0] = -1;
-				open_fds--;
-			}
-		}
-		if (whyp[0] >= 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-			n = read(whyp[0], why + wlen, sizeof(why) - 1 - wlen);
-			if (n > 0) {
-				wlen += (size_t)n;
-			} else if (n == 0 || errno != EINTR) {
-				close(whyp[0]);
-				whyp[0] = -1;
-				open_fds--;
-			}
-		}
-		if (outp[0] < 0 && whyp[0] < 0)
-			break;
-	}
-	if (outp[0] >= 0)
-		close(outp[0]);
-	if (whyp[0] >= 0)
-		close(whyp[0]);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	worker = 0;
-	why[wlen] = '\0';
-	buf[len] = '\0';
-	r = WIFEXITED(st) && WEXITSTATUS(st) == 0    ? 0
-	    : WIFEXITED(st) && WEXITSTATUS(st) == 10 ? HM_GIT_UNREACHABLE
-						     : -1;
+	io.out = outp[0];
+	io.why = whyp[0];
+	if (worker_collect(&io, timeout_s) < 0)
+		return worker_timeout(pid, &io, timeout_s, reason, reason_len);
+	r = worker_reap(pid, &io);
 	if (r == HM_GIT_UNREACHABLE)
-		snprintf(reason, reason_len, "%s", why[0] ? why : "unreachable");
+		snprintf(reason, reason_len, "%s", io.reason[0] ? io.reason : "unreachable");
 	if (r == 0 && out) {
-		*out = buf;
+		*out = io.buf;
 		if (out_len)
-			*out_len = len;
+			*out_len = io.len;
 	} else {
-		free(buf);
+		free(io.buf);
 	}
 	return r < 0 ? hm_fail(HM_EXIT_ENV) : r;
 }
