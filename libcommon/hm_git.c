@@ -1250,6 +1250,116 @@ in_list(const char *const *list, const char *s)
 	return 0;
 }
 
+/* rev as people name it: a remote-tracking ref without "refs/remotes/". */
+static const char *
+short_rev(const char *rev)
+{
+	return strncmp(rev, "refs/remotes/", 13) == 0 ? rev + 13 : rev;
+}
+
+/*
+ * Paths with their own merge (the state) go to it whenever both sides have
+ * them: the merge commit carries what it answers, even where git alone
+ * would have taken one side.  0, or -1 when one could not be settled.
+ */
+static int
+resolve_special(git_repository *repo, git_index *index, const git_oid *base, const git_oid *head,
+		const git_oid *theirs, const char *const *special, hm_git_resolve_fn fn, void *arg)
+{
+	for (const char *const *p = special; p && *p; p++) {
+		git_oid b, o, t;
+		int hb = blob_at(repo, base, *p, &b), ho = blob_at(repo, head, *p, &o);
+		int ht = blob_at(repo, theirs, *p, &t);
+
+		if (ho != 0 || ht != 0)
+			continue;
+		if (resolve_path(repo, index, *p, hb == 0 ? &b : NULL, &o, &t, fn, arg) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* The conflicted paths both sides have, special ones aside (new list in *todo); 0 or -1. */
+static int
+conflicts_todo(git_index *index, const char *const *special, char ***todo, size_t *ntodo)
+{
+	git_index_conflict_iterator *it = NULL;
+	const git_index_entry *anc, *our, *thr;
+
+	*todo = NULL;
+	*ntodo = 0;
+	if (git_index_conflict_iterator_new(&it, index) < 0)
+		return -1;
+	while (git_index_conflict_next(&anc, &our, &thr, it) == 0) {
+		const char *path = our ? our->path : thr ? thr->path : anc->path;
+
+		if (in_list(special, path) || !our || !thr)
+			continue;
+		*todo = hm_xrealloc(*todo, (*ntodo + 1) * sizeof(**todo));
+		(*todo)[(*ntodo)++] = hm_xstrdup(path);
+	}
+	git_index_conflict_iterator_free(it);
+	return 0;
+}
+
+/* Every other conflict: the resolver may settle it, or leave it to the user.  0 or -1. */
+static int
+resolve_others(git_repository *repo, git_index *index, const char *const *special,
+	       hm_git_resolve_fn fn, void *arg)
+{
+	char **todo;
+	size_t ntodo;
+	int r = 0;
+
+	if (!git_index_has_conflicts(index))
+		return 0;
+	if (conflicts_todo(index, special, &todo, &ntodo) < 0)
+		return -1;
+	for (size_t i = 0; i < ntodo; i++) {
+		const git_index_entry *a, *o, *t;
+
+		if (r == 0 && git_index_conflict_get(&a, &o, &t, index, todo[i]) == 0 &&
+		    resolve_path(repo, index, todo[i], a ? &a->id : NULL, &o->id, &t->id, fn, arg) <
+			    0)
+			r = -1;
+		free(todo[i]);
+	}
+	free(todo);
+	return r;
+}
+
+/*
+ * The merged index written, then the outcome in res: the conflicts left to
+ * the user, or the merge commit.  0, or -1 (error printed).
+ */
+static int
+three_way_finish(git_repository *repo, git_index *index, const git_oid *head, const git_oid *theirs,
+		 const char *rev, struct hm_git_merge_result *res)
+{
+	git_oid out;
+	char *msg, **paths;
+	size_t n;
+	int r;
+
+	if (git_index_write(index) < 0)
+		return hm_error("index: %s", hm_git_last_error());
+	if ((paths = hm_git_conflicted_paths(repo, &n))) {
+		res->kind = HM_GIT_MERGE_CONFLICT;
+		res->conflicts = paths;
+		res->nconflicts = n;
+		git_oid_tostr(res->head, sizeof(res->head), head);
+		return 0;
+	}
+	msg = hm_xasprintf("Merge %s\n", short_rev(rev));
+	r = commit_merge(repo, index, head, theirs, msg, &out);
+	free(msg);
+	if (r < 0)
+		return -1;
+	res->kind = HM_GIT_MERGE_COMMIT;
+	git_oid_tostr(res->head, sizeof(res->head), &out);
+	return 0;
+}
+
 static int
 three_way(git_repository *repo, git_annotated_commit *their, const char *rev,
 	  const char *const *special, hm_git_resolve_fn fn, void *arg,
@@ -1260,15 +1370,13 @@ three_way(git_repository *repo, git_annotated_commit *their, const char *rev,
 	const git_annotated_commit *heads[1] = { their };
 	const git_oid *theirs = git_annotated_commit_id(their);
 	git_index *index = NULL;
-	git_oid head, base, out;
-	char *msg = NULL, **paths;
-	size_t n;
+	git_oid head, base;
 	int r = -1;
 
 	copts.checkout_strategy = GIT_CHECKOUT_SAFE | GIT_CHECKOUT_ALLOW_CONFLICTS;
 	/* Conflict markers name the sides as git's do, not by commit id. */
 	copts.our_label = "HEAD";
-	copts.their_label = strncmp(rev, "refs/remotes/", 13) == 0 ? rev + 13 : rev;
+	copts.their_label = short_rev(rev);
 	if (git_reference_name_to_id(&head, repo, "HEAD") < 0 ||
 	    git_merge_base(&base, repo, &head, theirs) < 0)
 		return hm_error("%s: no merge base with %s: %s", git_repository_workdir(repo), rev,
@@ -1278,72 +1386,9 @@ three_way(git_repository *repo, git_annotated_commit *their, const char *rev,
 				git_repository_workdir(repo), rev, hm_git_last_error());
 	if (git_repository_index(&index, repo) < 0)
 		return hm_error("index: %s", hm_git_last_error());
-	/* Paths with their own merge (the state) go to it whenever both sides have
-	 * them: the merge commit carries what it answers, even where git alone
-	 * would have taken one side. */
-	for (const char *const *p = special; p && *p; p++) {
-		git_oid b, o, t;
-		int hb = blob_at(repo, &base, *p, &b), ho = blob_at(repo, &head, *p, &o);
-		int ht = blob_at(repo, theirs, *p, &t);
-
-		if (ho != 0 || ht != 0)
-			continue;
-		if (resolve_path(repo, index, *p, hb == 0 ? &b : NULL, &o, &t, fn, arg) < 0)
-			goto out;
-	}
-	/* Every other conflict: the resolver may settle it, or leave it to the user. */
-	if (git_index_has_conflicts(index)) {
-		git_index_conflict_iterator *it = NULL;
-		const git_index_entry *anc, *our, *thr;
-		char **todo = NULL;
-		size_t ntodo = 0;
-
-		if (git_index_conflict_iterator_new(&it, index) < 0)
-			goto out;
-		while (git_index_conflict_next(&anc, &our, &thr, it) == 0) {
-			const char *path = our ? our->path : thr ? thr->path : anc->path;
-
-			if (in_list(special, path) || !our || !thr)
-				continue;
-			todo = hm_xrealloc(todo, (ntodo + 1) * sizeof(*todo));
-			todo[ntodo++] = hm_xstrdup(path);
-		}
-		git_index_conflict_iterator_free(it);
-		for (size_t i = 0; i < ntodo; i++) {
-			const git_index_entry *a, *o, *t;
-
-			if (r != -2 && git_index_conflict_get(&a, &o, &t, index, todo[i]) == 0 &&
-			    resolve_path(repo, index, todo[i], a ? &a->id : NULL, &o->id, &t->id,
-					 fn, arg) < 0)
-				r = -2;
-			free(todo[i]);
-		}
-		free(todo);
-		if (r == -2) {
-			r = -1;
-			goto out;
-		}
-	}
-	if (git_index_write(index) < 0) {
-		hm_error("index: %s", hm_git_last_error());
-		goto out;
-	}
-	if ((paths = hm_git_conflicted_paths(repo, &n))) {
-		res->kind = HM_GIT_MERGE_CONFLICT;
-		res->conflicts = paths;
-		res->nconflicts = n;
-		git_oid_tostr(res->head, sizeof(res->head), &head);
-		r = 0;
-		goto out;
-	}
-	msg = hm_xasprintf("Merge %s\n", strncmp(rev, "refs/remotes/", 13) == 0 ? rev + 13 : rev);
-	if (commit_merge(repo, index, &head, theirs, msg, &out) < 0)
-		goto out;
-	res->kind = HM_GIT_MERGE_COMMIT;
-	git_oid_tostr(res->head, sizeof(res->head), &out);
-	r = 0;
-out:
-	free(msg);
+	if (resolve_special(repo, index, &base, &head, theirs, special, fn, arg) == 0 &&
+	    resolve_others(repo, index, special, fn, arg) == 0)
+		r = three_way_finish(repo, index, &head, theirs, rev, res);
 	git_index_free(index);
 	return r < 0 ? hm_fail(HM_EXIT_ENV) : r;
 }
