@@ -293,68 +293,51 @@ mode_str(unsigned mode)
 	return mode & 0111 ? "100755" : "100644";
 }
 
-/*
- * Print the difference a -> b for key (b may be a link or other non-file).
- * Returns 1 when there is one, 0 when the two are the same.
- */
-static int
-show(struct ctx *c, const char *key, const struct side *a, const struct side *b, const char *note)
+/* b is not a file diff reads (a link, a non-file, outside $HOME): say what it is. */
+static void
+show_unread(struct ctx *c, const char *key, const struct side *b, const char *aname,
+	    const char *bname)
 {
-	char *aname = hm_xasprintf("a/%s", key), *bname = hm_xasprintf("b/%s", key);
-	const char *an = a->kind == S_NONE ? "/dev/null" : aname;
-	const char *bn = b->kind == S_NONE ? "/dev/null" : bname;
+	char *what = b->kind == S_LINK ? hm_xasprintf("a symbolic link to %s, not followed", b->buf)
+		     : b->kind == S_OTHER ? hm_xstrdup("not a regular file, not read")
+					  : hm_xstrdup("its directory resolves outside $HOME, "
+						       "not read");
+
+	if (c->stat) {
+		stat_add(c, key, 0, 0, hm_xasprintf("(%s)", what));
+	} else {
+		meta(c, "diff --heimdal %s %s", aname, bname);
+		meta(c, "%s: %s", bname, what);
+	}
+	free(what);
+}
+
+/* The lines before the patch: the diff header, the note, new, deleted or changed modes. */
+static void
+show_header(struct ctx *c, const struct side *a, const struct side *b, const char *note,
+	    const char *aname, const char *bname)
+{
+	meta(c, "diff --heimdal %s %s", aname, bname);
+	if (note)
+		meta(c, "%s%s", note, "");
+	if (a->kind == S_NONE)
+		meta(c, "new file mode %s%s", mode_str(b->mode), "");
+	else if (b->kind == S_NONE)
+		meta(c, "deleted file mode %s%s", mode_str(a->mode), "");
+	else if (a->mode != b->mode) {
+		meta(c, "old mode %s%s", mode_str(a->mode), "");
+		meta(c, "new mode %s%s", mode_str(b->mode), "");
+	}
+}
+
+/* The patch a -> b of texts that differ (an and bn name the sides), or its stat row. */
+static void
+show_patch(struct ctx *c, const char *key, const struct side *a, const struct side *b,
+	   const char *an, const char *bn)
+{
 	git_diff_options opts = GIT_DIFF_OPTIONS_INIT;
 	git_patch *p = NULL;
-	int same_text;
 
-	if (a->kind == S_NONE && b->kind == S_NONE) {
-		free(aname), free(bname);
-		return 0;
-	}
-	same_text = a->kind == S_FILE && b->kind == S_FILE && a->len == b->len &&
-		    memcmp(a->buf, b->buf, a->len) == 0;
-	if (same_text && a->mode == b->mode) {
-		free(aname), free(bname);
-		return 0;
-	}
-	c->ndiff++;
-	if (b->kind == S_LINK || b->kind == S_OTHER || b->kind == S_OUTSIDE) {
-		char *what = b->kind == S_LINK
-				     ? hm_xasprintf("a symbolic link to %s, not followed", b->buf)
-			     : b->kind == S_OTHER
-				     ? hm_xstrdup("not a regular file, not read")
-				     : hm_xstrdup("its directory resolves outside $HOME, "
-						  "not read");
-
-		if (c->stat) {
-			stat_add(c, key, 0, 0, hm_xasprintf("(%s)", what));
-		} else {
-			meta(c, "diff --heimdal %s %s", aname, bname);
-			meta(c, "%s: %s", bname, what);
-		}
-		free(what);
-		free(aname), free(bname);
-		return 1;
-	}
-	if (!c->stat) {
-		meta(c, "diff --heimdal %s %s", aname, bname);
-		if (note)
-			meta(c, "%s%s", note, "");
-		if (a->kind == S_NONE)
-			meta(c, "new file mode %s%s", mode_str(b->mode), "");
-		else if (b->kind == S_NONE)
-			meta(c, "deleted file mode %s%s", mode_str(a->mode), "");
-		else if (a->mode != b->mode) {
-			meta(c, "old mode %s%s", mode_str(a->mode), "");
-			meta(c, "new mode %s%s", mode_str(b->mode), "");
-		}
-	}
-	if (same_text) {
-		if (c->stat)
-			stat_add(c, key, 0, 0, NULL);
-		free(aname), free(bname);
-		return 1;
-	}
 	opts.context_lines = 3;
 	if (git_patch_from_buffers(&p, a->buf, a->len, key, b->buf, b->len, key, &opts) < 0) {
 		hm_error("%s: cannot diff: %s", key, hm_git_last_error());
@@ -376,7 +359,40 @@ show(struct ctx *c, const char *key, const struct side *a, const struct side *b,
 		print_hunks(c, p);
 	}
 	git_patch_free(p);
-	free(aname), free(bname);
+}
+
+/*
+ * Print the difference a -> b for key (b may be a link or other non-file).
+ * Returns 1 when there is one, 0 when the two are the same.
+ */
+static int
+show(struct ctx *c, const char *key, const struct side *a, const struct side *b, const char *note)
+{
+	char *aname, *bname;
+	int same_text;
+
+	if (a->kind == S_NONE && b->kind == S_NONE)
+		return 0;
+	same_text = a->kind == S_FILE && b->kind == S_FILE && a->len == b->len &&
+		    memcmp(a->buf, b->buf, a->len) == 0;
+	if (same_text && a->mode == b->mode)
+		return 0;
+	c->ndiff++;
+	aname = hm_xasprintf("a/%s", key);
+	bname = hm_xasprintf("b/%s", key);
+	if (b->kind == S_LINK || b->kind == S_OTHER || b->kind == S_OUTSIDE) {
+		show_unread(c, key, b, aname, bname);
+	} else {
+		if (!c->stat)
+			show_header(c, a, b, note, aname, bname);
+		if (!same_text)
+			show_patch(c, key, a, b, a->kind == S_NONE ? "/dev/null" : aname,
+				   b->kind == S_NONE ? "/dev/null" : bname);
+		else if (c->stat)
+			stat_add(c, key, 0, 0, NULL);
+	}
+	free(aname);
+	free(bname);
 	return 1;
 }
 
