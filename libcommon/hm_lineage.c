@@ -477,107 +477,120 @@ check_base(struct hm_pair *p, const char *src)
 	jv_free(rl);
 }
 
+/* *s read from path and validated (version in *version); 0, or -1 (error printed). */
+static int
+read_named(const char *path, int allow_newer, jv *s, int *version)
+{
+	*s = read_one(path, NULL);
+	if (!jv_is_valid(*s))
+		return -1;
+	return check_named(*s, hm_json_source_name(path), NULL, allow_newer, version);
+}
+
+/* hm_pair_read from the files named (base_path may be NULL). */
+static int
+pair_read_files(const char *local_path, const char *remote_path, const char *base_path,
+		int allow_newer, struct hm_pair *p)
+{
+	int bv = 0;
+
+	if (!local_path || !remote_path) {
+		hm_error("%s: needs --local and --remote as well", local_path    ? "--local"
+								   : remote_path ? "--remote"
+										 : "--base");
+		return hm_fail(HM_EXIT_USAGE);
+	}
+	if (stdin_twice(local_path, remote_path, base_path) < 0)
+		return hm_fail(HM_EXIT_USAGE);
+	if (read_named(local_path, allow_newer, &p->local, &p->local_version) < 0 ||
+	    read_named(remote_path, allow_newer, &p->remote, &p->remote_version) < 0)
+		return -1;
+	if (base_path) {
+		jv_free(p->base);
+		if (read_named(base_path, allow_newer, &p->base, &bv) < 0)
+			return -1;
+		check_base(p, hm_json_source_name(base_path));
+	}
+	return 0;
+}
+
+/* doc (borrowed) is an object of no members but local, remote and base (pair.schema.json). */
+static int
+pair_members_known(jv doc)
+{
+	if (jv_get_kind(doc) != JV_KIND_OBJECT) {
+		hm_error("<stdin>: expected an object {\"local\", \"remote\", \"base\"}, got %s",
+			 hm_json_kind_name(doc));
+		return -1;
+	}
+	jv_object_foreach(doc, k, v)
+	{
+		const char *name = jv_string_value(k);
+		int known =
+			!strcmp(name, "local") || !strcmp(name, "remote") || !strcmp(name, "base");
+
+		jv_free(v);
+		if (!known) {
+			struct hm_json_out o = HM_JSON_OUT_INIT(HM_JSON_COMPACT);
+
+			hm_json_out_string(&o, name, (size_t)jv_string_length_bytes(jv_copy(k)));
+			hm_error("<stdin>: .[%s]: not a member of a pair (local, remote, base)",
+				 o.p);
+			free(o.p);
+			jv_free(k);
+			return -1;
+		}
+		jv_free(k);
+	}
+	return 0;
+}
+
+/* hm_pair_read from one document {"local": S, "remote": S, "base": S|null} on stdin. */
+static int
+pair_read_stdin(int allow_newer, struct hm_pair *p)
+{
+	jv doc = read_one("-", NULL);
+	int bv = 0;
+
+	if (!jv_is_valid(doc))
+		return -1;
+	if (pair_members_known(doc) < 0) {
+		jv_free(doc);
+		return hm_fail(HM_EXIT_USAGE);
+	}
+	p->local = jv_object_get(jv_copy(doc), jv_string("local"));
+	p->remote = jv_object_get(jv_copy(doc), jv_string("remote"));
+	jv_free(p->base);
+	p->base = jv_object_get(jv_copy(doc), jv_string("base"));
+	/* Dropping the wrapper leaves each state with a single owner. */
+	jv_free(doc);
+	if (!jv_is_valid(p->local) || !jv_is_valid(p->remote)) {
+		hm_error("<stdin>: .%s: missing", jv_is_valid(p->local) ? "remote" : "local");
+		return hm_fail(HM_EXIT_USAGE);
+	}
+	if (!jv_is_valid(p->base)) {
+		jv_free(p->base);
+		p->base = jv_null();
+	}
+	if (check_named(p->local, "<stdin>", "local", allow_newer, &p->local_version) < 0 ||
+	    check_named(p->remote, "<stdin>", "remote", allow_newer, &p->remote_version) < 0)
+		return -1;
+	if (jv_get_kind(p->base) != JV_KIND_NULL &&
+	    check_named(p->base, "<stdin>", "base", allow_newer, &bv) < 0)
+		return -1;
+	check_base(p, "<stdin>");
+	return 0;
+}
+
 int
 hm_pair_read(const char *local_path, const char *remote_path, const char *base_path,
 	     int allow_newer, struct hm_pair *p)
 {
-	int bv = 0;
-
 	p->local = p->remote = jv_invalid();
 	p->base = jv_null();
-	if (local_path || remote_path || base_path) {
-		if (!local_path || !remote_path) {
-			hm_error("%s: needs --local and --remote as well", local_path ? "--local"
-									   : remote_path
-										   ? "--remote"
-										   : "--base");
-			return hm_fail(HM_EXIT_USAGE);
-		}
-		if (stdin_twice(local_path, remote_path, base_path) < 0)
-			return hm_fail(HM_EXIT_USAGE);
-		p->local = read_one(local_path, NULL);
-		if (!jv_is_valid(p->local))
-			return -1;
-		if (check_named(p->local, hm_json_source_name(local_path), NULL, allow_newer,
-				&p->local_version) < 0)
-			return -1;
-		p->remote = read_one(remote_path, NULL);
-		if (!jv_is_valid(p->remote))
-			return -1;
-		if (check_named(p->remote, hm_json_source_name(remote_path), NULL, allow_newer,
-				&p->remote_version) < 0)
-			return -1;
-		if (base_path) {
-			jv_free(p->base);
-			p->base = read_one(base_path, NULL);
-			if (!jv_is_valid(p->base))
-				return -1;
-			if (check_named(p->base, hm_json_source_name(base_path), NULL, allow_newer,
-					&bv) < 0)
-				return -1;
-			check_base(p, hm_json_source_name(base_path));
-		}
-		return 0;
-	} else {
-		jv doc = read_one("-", NULL);
-
-		if (!jv_is_valid(doc))
-			return -1;
-		if (jv_get_kind(doc) != JV_KIND_OBJECT) {
-			hm_error(
-				"<stdin>: expected an object {\"local\", \"remote\", \"base\"}, got %s",
-				hm_json_kind_name(doc));
-			jv_free(doc);
-			return hm_fail(HM_EXIT_USAGE);
-		}
-		/* pair.schema.json: additionalProperties false. */
-		jv_object_foreach(doc, k, v)
-		{
-			const char *name = jv_string_value(k);
-			int known = !strcmp(name, "local") || !strcmp(name, "remote") ||
-				    !strcmp(name, "base");
-
-			jv_free(v);
-			if (!known) {
-				struct hm_json_out o = HM_JSON_OUT_INIT(HM_JSON_COMPACT);
-
-				hm_json_out_string(&o, name,
-						   (size_t)jv_string_length_bytes(jv_copy(k)));
-				hm_error("<stdin>: .[%s]: not a member of a pair (local, remote, "
-					 "base)",
-					 o.p);
-				free(o.p);
-				jv_free(k);
-				jv_free(doc);
-				return hm_fail(HM_EXIT_USAGE);
-			}
-			jv_free(k);
-		}
-		p->local = jv_object_get(jv_copy(doc), jv_string("local"));
-		p->remote = jv_object_get(jv_copy(doc), jv_string("remote"));
-		jv_free(p->base);
-		p->base = jv_object_get(jv_copy(doc), jv_string("base"));
-		/* Dropping the wrapper leaves each state with a single owner. */
-		jv_free(doc);
-		if (!jv_is_valid(p->local) || !jv_is_valid(p->remote)) {
-			hm_error("<stdin>: .%s: missing",
-				 jv_is_valid(p->local) ? "remote" : "local");
-			return hm_fail(HM_EXIT_USAGE);
-		}
-		if (!jv_is_valid(p->base)) {
-			jv_free(p->base);
-			p->base = jv_null();
-		}
-		if (check_named(p->local, "<stdin>", "local", allow_newer, &p->local_version) < 0 ||
-		    check_named(p->remote, "<stdin>", "remote", allow_newer, &p->remote_version) <
-			    0)
-			return -1;
-		if (jv_get_kind(p->base) != JV_KIND_NULL &&
-		    check_named(p->base, "<stdin>", "base", allow_newer, &bv) < 0)
-			return -1;
-		check_base(p, "<stdin>");
-		return 0;
-	}
+	if (local_path || remote_path || base_path)
+		return pair_read_files(local_path, remote_path, base_path, allow_newer, p);
+	return pair_read_stdin(allow_newer, p);
 }
 
 void
