@@ -794,96 +794,127 @@ hm_conflicts_sort(jv list)
 	return jv_sort(list, keys);
 }
 
-jv
-hm_conflicts_detect(const struct hm_pair *p, const struct hm_lineage_cmp *c, int flags)
+/* out (consumed) with the lineage_mismatch conflict of the pair appended. */
+static jv
+lineage_conflict(jv out, const struct hm_pair *p)
 {
-	jv out = jv_array(), drifts = jv_array();
 	jv ll = field(p->local, "lineage"), rl = field(p->remote, "lineage");
 	const char *lid = jv_is_valid(ll) ? hm_json_str(ll, "id") : NULL;
 	const char *rid = jv_is_valid(rl) ? hm_json_str(rl, "id") : NULL;
+	jv x = conflict("lineage_mismatch", "high",
+			jv_string_fmt("State lineage differs: local '%s' vs remote '%s'",
+				      lid ? lid : "none", rid ? rid : "none"));
+
+	out = jv_array_append(out, strpair(x, lid, rid));
+	jv_free(ll);
+	jv_free(rl);
+	return out;
+}
+
+/* out (consumed) with the version_mismatch conflict appended: newer is the newer version. */
+static jv
+version_conflict(jv out, const struct hm_pair *p, int newer)
+{
+	jv x = conflict("version_mismatch", "high",
+			jv_string_fmt("%s state version %d is newer than this heimdal "
+				      "supports (%d)",
+				      p->local_version == newer ? "Local" : "Remote", newer,
+				      HM_STATE_VERSION));
+
+	x = jv_object_set(x, jv_string("local"), jv_number(p->local_version));
+	x = jv_object_set(x, jv_string("remote"), jv_number(p->remote_version));
+	x = jv_object_set(x, jv_string("supported"), jv_number(HM_STATE_VERSION));
+	return jv_array_append(out, x);
+}
+
+/* out (consumed) with the serial_divergence conflict of c appended. */
+static jv
+divergence_conflict(jv out, const struct hm_lineage_cmp *c)
+{
+	jv x = conflict(
+		"serial_divergence", "high",
+		c->common_parent < 0
+			? jv_string_fmt("State diverged: local serial %lld vs remote serial "
+					"%lld (no common parent)",
+					c->local_serial, c->remote_serial)
+			: jv_string_fmt("State diverged: local serial %lld vs remote serial "
+					"%lld (common parent: %lld)",
+					c->local_serial, c->remote_serial, c->common_parent));
+
+	x = jv_object_set(x, jv_string("local_serial"), jv_number((double)c->local_serial));
+	x = jv_object_set(x, jv_string("remote_serial"), jv_number((double)c->remote_serial));
+	x = jv_object_set(x, jv_string("common_parent"),
+			  c->common_parent < 0 ? jv_null() : jv_number((double)c->common_parent));
+	return jv_array_append(out, x);
+}
+
+/*
+ * out (consumed) with profile_mismatch and path_mismatch appended where the
+ * two differ.  Profile and path are each machine's own: they differ between
+ * machines in step and are no conflict on their own.  Beside a divergence
+ * they are listed, as the specification's listing shows them.
+ */
+static jv
+machine_conflicts(jv out, const struct hm_pair *p)
+{
 	const char *lprof = hm_json_str(p->local, "active_profile");
 	const char *rprof = hm_json_str(p->remote, "active_profile");
 	const char *lpath = hm_json_str(p->local, "dotfiles_path");
 	const char *rpath = hm_json_str(p->remote, "dotfiles_path");
-	int diverged = c->relation == HM_REL_DIVERGED;
-	int newer = p->local_version > HM_STATE_VERSION    ? p->local_version
-		    : p->remote_version > HM_STATE_VERSION ? p->remote_version
-							   : 0;
 
-	/* A lineage that holds nothing but its own init joins the other: no conflict. */
-	if (c->relation == HM_REL_UNRELATED) {
-		jv x = conflict("lineage_mismatch", "high",
-				jv_string_fmt("State lineage differs: local '%s' vs remote '%s'",
-					      lid ? lid : "none", rid ? rid : "none"));
-
-		out = jv_array_append(out, strpair(x, lid, rid));
-	}
-	if (newer) {
-		jv x = conflict("version_mismatch", "high",
-				jv_string_fmt("%s state version %d is newer than this heimdal "
-					      "supports (%d)",
-					      p->local_version == newer ? "Local" : "Remote", newer,
-					      HM_STATE_VERSION));
-
-		x = jv_object_set(x, jv_string("local"), jv_number(p->local_version));
-		x = jv_object_set(x, jv_string("remote"), jv_number(p->remote_version));
-		x = jv_object_set(x, jv_string("supported"), jv_number(HM_STATE_VERSION));
-		out = jv_array_append(out, x);
-	}
-	if (c->relation == HM_REL_DIVERGED) {
-		jv x = conflict(
-			"serial_divergence", "high",
-			c->common_parent < 0
-				? jv_string_fmt(
-					  "State diverged: local serial %lld vs remote serial "
-					  "%lld (no common parent)",
-					  c->local_serial, c->remote_serial)
-				: jv_string_fmt(
-					  "State diverged: local serial %lld vs remote serial "
-					  "%lld (common parent: %lld)",
-					  c->local_serial, c->remote_serial, c->common_parent));
-
-		x = jv_object_set(x, jv_string("local_serial"), jv_number((double)c->local_serial));
-		x = jv_object_set(x, jv_string("remote_serial"),
-				  jv_number((double)c->remote_serial));
-		x = jv_object_set(x, jv_string("common_parent"),
-				  c->common_parent < 0 ? jv_null()
-						       : jv_number((double)c->common_parent));
-		out = jv_array_append(out, x);
-	}
-	/*
-	 * Profile and path are each machine's own: they differ between machines
-	 * in step and are no conflict on their own.  Beside a divergence they
-	 * are listed, as the specification's listing shows them.
-	 */
-	if (diverged && lprof && rprof && strcmp(lprof, rprof) != 0) {
+	if (lprof && rprof && strcmp(lprof, rprof) != 0) {
 		jv x = conflict("profile_mismatch", "medium",
 				jv_string_fmt("Active profile differs: local '%s' vs remote '%s'",
 					      lprof, rprof));
 
 		out = jv_array_append(out, strpair(x, lprof, rprof));
 	}
-	if (diverged && lpath && rpath && strcmp(lpath, rpath) != 0) {
+	if (lpath && rpath && strcmp(lpath, rpath) != 0) {
 		jv x = conflict("path_mismatch", "high",
 				jv_string_fmt("Dotfiles path differs: local '%s' vs remote '%s'",
 					      lpath, rpath));
 
 		out = jv_array_append(out, strpair(x, lpath, rpath));
 	}
-	/* A file both sides changed only conflicts where the states diverged. */
-	if (!newer && diverged && !(flags & HM_CONFLICTS_NO_DRIFT)) {
-		jv lc = field(p->local, "checksums"), rc = field(p->remote, "checksums");
-		jv bc = field(p->base, "checksums");
+	return out;
+}
 
-		drifts = detect_drift(drifts, lc, rc, bc);
-		jv_free(lc);
-		jv_free(rc);
-		jv_free(bc);
-		drifts = hm_conflicts_sort(drifts);
+/* The pair's file_drift conflicts, sorted by path (a new array). */
+static jv
+drift_conflicts(const struct hm_pair *p)
+{
+	jv lc = field(p->local, "checksums"), rc = field(p->remote, "checksums");
+	jv bc = field(p->base, "checksums");
+	jv drifts = detect_drift(jv_array(), lc, rc, bc);
+
+	jv_free(lc);
+	jv_free(rc);
+	jv_free(bc);
+	return hm_conflicts_sort(drifts);
+}
+
+jv
+hm_conflicts_detect(const struct hm_pair *p, const struct hm_lineage_cmp *c, int flags)
+{
+	jv out = jv_array();
+	int diverged = c->relation == HM_REL_DIVERGED;
+	int newer = p->local_version > HM_STATE_VERSION    ? p->local_version
+		    : p->remote_version > HM_STATE_VERSION ? p->remote_version
+							   : 0;
+
+	/* A lineage that holds nothing but its own init joins the other: no conflict. */
+	if (c->relation == HM_REL_UNRELATED)
+		out = lineage_conflict(out, p);
+	if (newer)
+		out = version_conflict(out, p, newer);
+	if (diverged) {
+		out = divergence_conflict(out, c);
+		out = machine_conflicts(out, p);
 	}
-	jv_free(ll);
-	jv_free(rl);
-	return jv_array_concat(out, drifts);
+	/* A file both sides changed only conflicts where the states diverged. */
+	if (!newer && diverged && !(flags & HM_CONFLICTS_NO_DRIFT))
+		out = jv_array_concat(out, drift_conflicts(p));
+	return out;
 }
 
 void
