@@ -9,6 +9,7 @@
 #include "hm_config.h"
 #include "hm_error.h"
 #include "hm_file.h"
+#include "hm_gitrecover.h"
 #include "hm_guard.h"
 #include "hm_json.h"
 #include "hm_lock.h"
