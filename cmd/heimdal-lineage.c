@@ -149,8 +149,15 @@ read_state(const char *path)
 	return s;
 }
 
-int
-main(int argc, char **argv)
+struct lineage_opts {
+	const char *op, *sha, *above_arg;
+	const char *lpath, *rpath, *bpath;
+	int flags; /* HM_JSON_COMPACT or HM_JSON_PRETTY */
+};
+
+/* The options into o; exits on bad usage and after --help. */
+static void
+lineage_options(int argc, char **argv, struct lineage_opts *o)
 {
 	static const struct option opts[] = {
 		{ "op", required_argument, NULL, 'o' },
@@ -163,95 +170,129 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *op = NULL, *sha = NULL, *above_arg = NULL, *verb;
-	const char *lpath = NULL, *rpath = NULL, *bpath = NULL;
-	int c, compact = 0, flags;
-	long long above = -1;
-	jv out;
+	int c;
 
-	hm_error_init(argv[0]);
+	o->flags = HM_JSON_PRETTY;
 	while ((c = hm_opt_next(argc, argv, "o:ch", opts, USAGE_LINE)) != -1) {
 		switch (c) {
 		case 'o':
-			op = optarg;
+			o->op = optarg;
 			break;
 		case 'g':
-			sha = optarg;
+			o->sha = optarg;
 			break;
 		case 'a':
-			above_arg = optarg;
+			o->above_arg = optarg;
 			break;
 		case 'l':
-			lpath = optarg;
+			o->lpath = optarg;
 			break;
 		case 'r':
-			rpath = optarg;
+			o->rpath = optarg;
 			break;
 		case 'b':
-			bpath = optarg;
+			o->bpath = optarg;
 			break;
 		case 'c':
-			compact = 1;
+			o->flags = HM_JSON_COMPACT;
 			break;
 		case 'h':
 			usage(stdout, 0);
 		}
 	}
+}
+
+/* --above's serial, or -1 when not given; exits when it is not a serial. */
+static long long
+above_of(const char *arg)
+{
+	long long above;
+	char *end;
+
+	if (!arg)
+		return -1;
+	errno = 0;
+	above = strtoll(arg, &end, 10);
+	if (errno || end == arg || *end || above < 0 || above > HM_SERIAL_MAX ||
+	    !isdigit((unsigned char)*arg))
+		hm_die(HM_EXIT_USAGE, "--above: not a serial: '%s'", arg);
+	return above;
+}
+
+/* out (consumed) on stdout; exits when it cannot be written. */
+static void
+write_out(jv out, int flags)
+{
+	if (hm_json_write(stdout, out, flags) < 0 || fflush(stdout) != 0)
+		hm_die_errno(HM_EXIT_ENV, "stdout");
+}
+
+/* heimdal-lineage bump [FILE]: args are the operands after the verb. */
+static int
+verb_bump(const struct lineage_opts *o, int argc, char **argv)
+{
+	long long above;
+	jv out;
+
+	if (o->lpath || o->rpath || o->bpath)
+		hm_die(HM_EXIT_USAGE, "%s: only for compare",
+		       o->lpath   ? "--local"
+		       : o->rpath ? "--remote"
+				  : "--base");
+	if (!o->op)
+		hm_die(HM_EXIT_USAGE, "bump: --op is required");
+	if (!hm_opt_is_word(o->op, 64))
+		hm_die(HM_EXIT_USAGE, "--op: not an operation name: '%s'", o->op);
+	if (o->sha && !valid_sha(o->sha))
+		hm_die(HM_EXIT_USAGE, "--git-commit: not a commit id (lowercase hex): '%s'",
+		       o->sha);
+	if (argc > 1)
+		usage(stderr, HM_EXIT_USAGE);
+	above = above_of(o->above_arg);
+	out = bump(read_state(argc > 0 ? argv[0] : "-"), o->op, o->sha, above);
+	if (hm_state_check_output(out, "bump") < 0)
+		exit(hm_last_code());
+	write_out(out, o->flags);
+	return 0;
+}
+
+/* heimdal-lineage compare: no operand. */
+static int
+verb_compare(const struct lineage_opts *o, int argc)
+{
+	struct hm_pair p;
+	struct hm_lineage_cmp cmp;
+
+	if (o->op || o->sha || o->above_arg)
+		hm_die(HM_EXIT_USAGE, "%s: only for bump",
+		       o->op    ? "--op"
+		       : o->sha ? "--git-commit"
+				: "--above");
+	if (argc > 0)
+		usage(stderr, HM_EXIT_USAGE);
+	if (hm_pair_read(o->lpath, o->rpath, o->bpath, 0, &p) < 0)
+		exit(hm_last_code());
+	hm_lineage_compare(p.local, p.remote, p.base, &cmp);
+	hm_pair_free(&p);
+	write_out(hm_lineage_cmp_json(&cmp), o->flags);
+	return cmp.relation >= HM_REL_DIVERGED ? HM_EXIT_FOUND : HM_EXIT_OK;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct lineage_opts o = { 0 };
+	const char *verb;
+
+	hm_error_init(argv[0]);
+	lineage_options(argc, argv, &o);
 	if (optind >= argc)
 		usage(stderr, HM_EXIT_USAGE);
 	verb = argv[optind++];
-	flags = compact ? HM_JSON_COMPACT : HM_JSON_PRETTY;
-	if (strcmp(verb, "bump") == 0) {
-		if (lpath || rpath || bpath)
-			hm_die(HM_EXIT_USAGE, "%s: only for compare",
-			       lpath   ? "--local"
-			       : rpath ? "--remote"
-				       : "--base");
-		if (!op)
-			hm_die(HM_EXIT_USAGE, "bump: --op is required");
-		if (!hm_opt_is_word(op, 64))
-			hm_die(HM_EXIT_USAGE, "--op: not an operation name: '%s'", op);
-		if (sha && !valid_sha(sha))
-			hm_die(HM_EXIT_USAGE, "--git-commit: not a commit id (lowercase hex): '%s'",
-			       sha);
-		if (argc - optind > 1)
-			usage(stderr, HM_EXIT_USAGE);
-		if (above_arg) {
-			char *end;
-
-			errno = 0;
-			above = strtoll(above_arg, &end, 10);
-			if (errno || end == above_arg || *end || above < 0 ||
-			    above > HM_SERIAL_MAX || !isdigit((unsigned char)*above_arg))
-				hm_die(HM_EXIT_USAGE, "--above: not a serial: '%s'", above_arg);
-		}
-		out = bump(read_state(optind < argc ? argv[optind] : "-"), op, sha, above);
-		if (hm_state_check_output(out, "bump") < 0)
-			exit(hm_last_code());
-	} else if (strcmp(verb, "compare") == 0) {
-		struct hm_pair p;
-		struct hm_lineage_cmp cmp;
-
-		if (op || sha || above_arg)
-			hm_die(HM_EXIT_USAGE, "%s: only for bump",
-			       op    ? "--op"
-			       : sha ? "--git-commit"
-				     : "--above");
-		if (optind < argc)
-			usage(stderr, HM_EXIT_USAGE);
-		if (hm_pair_read(lpath, rpath, bpath, 0, &p) < 0)
-			exit(hm_last_code());
-		hm_lineage_compare(p.local, p.remote, p.base, &cmp);
-		hm_pair_free(&p);
-		if (hm_json_write(stdout, hm_lineage_cmp_json(&cmp), flags) < 0 ||
-		    fflush(stdout) != 0)
-			hm_die_errno(HM_EXIT_ENV, "stdout");
-		return cmp.relation >= HM_REL_DIVERGED ? HM_EXIT_FOUND : HM_EXIT_OK;
-	} else {
-		hm_error("unknown command '%s' (bump or compare)", verb);
-		usage(stderr, HM_EXIT_USAGE);
-	}
-	if (hm_json_write(stdout, out, flags) < 0 || fflush(stdout) != 0)
-		hm_die_errno(HM_EXIT_ENV, "stdout");
-	return 0;
+	if (strcmp(verb, "bump") == 0)
+		return verb_bump(&o, argc - optind, argv + optind);
+	if (strcmp(verb, "compare") == 0)
+		return verb_compare(&o, argc - optind);
+	hm_error("unknown command '%s' (bump or compare)", verb);
+	usage(stderr, HM_EXIT_USAGE);
 }

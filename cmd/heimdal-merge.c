@@ -26,7 +26,6 @@
 #include "hm_json.h"
 #include "hm_lineage.h"
 #include "hm_state.h"
-#include "hm_time.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -148,102 +147,6 @@ keep_members(jv out, jv other, const char *const *skip)
 	return out;
 }
 
-/* Union of two arrays of machine ids (both consumed), local order first. */
-static jv
-union_machines(jv lm, jv rm)
-{
-	if (jv_get_kind(lm) != JV_KIND_ARRAY) {
-		jv_free(lm);
-		lm = jv_array();
-	}
-	if (jv_get_kind(rm) != JV_KIND_ARRAY) {
-		jv_free(rm);
-		return lm;
-	}
-	jv_array_foreach(rm, i, m)
-	{
-		int have = 0;
-
-		jv_array_foreach(lm, j, x)
-		{
-			have = have || jv_equal(jv_copy(x), jv_copy(m));
-			jv_free(x);
-		}
-		lm = have ? (jv_free(m), lm) : jv_array_append(lm, m);
-	}
-	jv_free(rm);
-	return lm;
-}
-
-struct entry {
-	jv e;
-	long long serial;
-	const char *ts;
-	int order;
-};
-
-static int
-entry_cmp(const void *a, const void *b)
-{
-	const struct entry *x = a, *y = b;
-	int c;
-
-	if (x->serial != y->serial)
-		return x->serial < y->serial ? -1 : 1;
-	/* The instant, fractions of a second included: .5Z is after 00Z. */
-	c = hm_time_cmp(x->ts ? x->ts : "", y->ts ? y->ts : "");
-	if (c)
-		return c;
-	return x->order - y->order;
-}
-
-/*
- * History union (both consumed): every entry of either side once, ordered by
- * serial then timestamp, the newest HM_HISTORY_MAX kept.
- */
-static jv
-union_history(jv lh, jv rh)
-{
-	int ln = jv_get_kind(lh) == JV_KIND_ARRAY ? jv_array_length(jv_copy(lh)) : 0;
-	int rn = jv_get_kind(rh) == JV_KIND_ARRAY ? jv_array_length(jv_copy(rh)) : 0;
-	struct entry *all = hm_xmalloc(((size_t)ln + rn + 1) * sizeof(*all));
-	int n = 0, start;
-	jv out = jv_array();
-
-	for (int side = 0; side < 2; side++) {
-		jv h = side ? rh : lh;
-		int len = side ? rn : ln;
-
-		for (int i = 0; i < len; i++) {
-			jv e = jv_array_get(jv_copy(h), i);
-			int dup = 0;
-
-			for (int j = 0; j < n && !dup; j++)
-				dup = hm_history_entry_same(all[j].e, e);
-			if (dup) {
-				jv_free(e);
-				continue;
-			}
-			all[n].serial = hm_json_int(e, "serial", 0);
-			all[n].ts = hm_json_str(e, "timestamp");
-			all[n].order = n;
-			all[n++].e = e;
-		}
-	}
-	qsort(all, n, sizeof(*all), entry_cmp);
-	start = n > HM_HISTORY_MAX ? n - HM_HISTORY_MAX : 0;
-	for (int i = 0; i < n; i++) {
-		if (i >= start)
-			out = jv_array_append(out, all[i].e);
-		else
-			jv_free(all[i].e);
-	}
-	free(all);
-	jv_free(lh);
-	jv_free(rh);
-	return out;
-}
-
 /* git_commit: three-way with a base, else (and on conflict) the higher serial's. */
 static jv
 pick_commit(jv ll, jv rl, jv bl, int remote_newer)
@@ -301,13 +204,13 @@ merge(struct hm_pair *p, const struct hm_lineage_cmp *cmp)
 				   jv_object_get(jv_copy(rl), jv_string("parent_serial")));
 	ll = jv_object_set(ll, jv_string("serial"), jv_number(rs > ls ? rs : ls));
 	ll = jv_object_set(ll, jv_string("machines"),
-			   union_machines(jv_object_get(jv_copy(ll), jv_string("machines")),
-					  jv_object_get(jv_copy(rl), jv_string("machines"))));
+			   hm_machines_union(jv_object_get(jv_copy(ll), jv_string("machines")),
+					     jv_object_get(jv_copy(rl), jv_string("machines"))));
 	ll = keep_members(ll, rl, no_keys);
 	jv_free(rl);
 	jv_free(bl);
 	h = take(&s, "history");
-	h = union_history(h, jv_object_get(jv_copy(remote), jv_string("history")));
+	h = hm_history_union(h, jv_object_get(jv_copy(remote), jv_string("history")));
 	s = jv_object_set(s, jv_string("history"), h);
 	s = jv_object_set(s, jv_string("lineage"), ll);
 	/* Members no rule names: the remote's too, the local value on a conflict. */
@@ -321,8 +224,34 @@ use_remote(struct hm_pair *p)
 	return keep_local(jv_copy(p->remote), p->local);
 }
 
-int
-main(int argc, char **argv)
+struct merge_opts {
+	const char *lpath, *rpath, *bpath, *report_path;
+	enum strategy strategy;
+	int compact;
+};
+
+/* The strategy named by --strategy; exits on a missing or unknown one. */
+static enum strategy
+strategy_of(const char *arg)
+{
+	int i;
+
+	if (!arg)
+		hm_die(HM_EXIT_USAGE,
+		       "--strategy is required (merge, use-local, use-remote, manual)");
+	for (i = 0; i < 4 && strcmp(arg, strategy_names[i]); i++)
+		;
+	if (i == 4)
+		hm_die(HM_EXIT_USAGE,
+		       "--strategy: unknown strategy '%s' "
+		       "(merge, use-local, use-remote, manual)",
+		       arg);
+	return i;
+}
+
+/* The options into o; exits on bad usage and after --help. */
+static void
+merge_options(int argc, char **argv, struct merge_opts *o)
 {
 	static const struct option opts[] = {
 		{ "strategy", required_argument, NULL, 's' },
@@ -334,34 +263,28 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *lpath = NULL, *rpath = NULL, *bpath = NULL, *report_path = NULL;
 	const char *strategy_arg = NULL;
-	enum strategy strategy = S_MERGE;
-	struct hm_lineage_cmp cmp;
-	struct hm_pair p;
-	jv conflicts, out, report;
-	int c, compact = 0, found = 0;
+	int c;
 
-	hm_error_init(argv[0]);
 	while ((c = hm_opt_next(argc, argv, "ch", opts, USAGE_LINE)) != -1) {
 		switch (c) {
 		case 's':
 			strategy_arg = optarg;
 			break;
 		case 'l':
-			lpath = optarg;
+			o->lpath = optarg;
 			break;
 		case 'r':
-			rpath = optarg;
+			o->rpath = optarg;
 			break;
 		case 'b':
-			bpath = optarg;
+			o->bpath = optarg;
 			break;
 		case 'R':
-			report_path = optarg;
+			o->report_path = optarg;
 			break;
 		case 'c':
-			compact = 1;
+			o->compact = 1;
 			break;
 		case 'h':
 			usage(stdout, 0);
@@ -369,82 +292,95 @@ main(int argc, char **argv)
 	}
 	if (optind < argc)
 		usage(stderr, HM_EXIT_USAGE);
-	if (!strategy_arg)
-		hm_die(HM_EXIT_USAGE,
-		       "--strategy is required (merge, use-local, use-remote, manual)");
-	for (found = 0; found < 4 && strcmp(strategy_arg, strategy_names[found]); found++)
-		;
-	if (found == 4)
-		hm_die(HM_EXIT_USAGE,
-		       "--strategy: unknown strategy '%s' "
-		       "(merge, use-local, use-remote, manual)",
-		       strategy_arg);
-	strategy = found;
-	if (report_path && !*report_path)
+	o->strategy = strategy_of(strategy_arg);
+	if (o->report_path && !*o->report_path)
 		hm_die(HM_EXIT_USAGE, "--report: must not be empty");
-	if (hm_pair_read(lpath, rpath, bpath, 0, &p) < 0)
+}
+
+/* The resolved state by the strategy (invalid for manual); the pair is borrowed. */
+static jv
+resolve(struct hm_pair *p, const struct hm_lineage_cmp *cmp, enum strategy strategy)
+{
+	switch (strategy) {
+	case S_MERGE:
+		return merge(p, cmp);
+	case S_LOCAL:
+		return jv_copy(p->local);
+	case S_REMOTE:
+		return use_remote(p);
+	default:
+		return jv_invalid();
+	}
+}
+
+/* out.lineage[key] (out borrowed; null when out is invalid). */
+static jv
+out_lineage(jv out, const char *key)
+{
+	if (!jv_is_valid(out))
+		return jv_null();
+	return jv_getpath(jv_copy(out), JV_ARRAY(jv_string("lineage"), jv_string(key)));
+}
+
+/* The merge report (heimdal.7) written to o->report_path; conflicts consumed, out borrowed. */
+static void
+write_report(const struct merge_opts *o, const struct hm_lineage_cmp *cmp, jv out, jv conflicts)
+{
+	jv ms = out_lineage(out, "machines");
+	jv report = hm_lineage_cmp_json(cmp);
+	size_t len;
+	char *buf;
+
+	report = jv_object_set(report, jv_string("strategy"),
+			       jv_string(strategy_names[o->strategy]));
+	report = jv_object_set(report, jv_string("serial"), out_lineage(out, "serial"));
+	report = jv_object_set(report, jv_string("machines_combined"),
+			       jv_get_kind(ms) == JV_KIND_ARRAY
+				       ? jv_number(jv_array_length(jv_copy(ms)))
+				       : jv_null());
+	jv_free(ms);
+	report = jv_object_set(report, jv_string("conflicts_resolved"),
+			       jv_number(o->strategy == S_MANUAL
+						 ? 0
+						 : (double)jv_array_length(jv_copy(conflicts))));
+	report = jv_object_set(report, jv_string("conflicts"), conflicts);
+	buf = hm_json_dump(report, o->compact ? HM_JSON_COMPACT : HM_JSON_PRETTY, &len);
+	if (hm_file_write_output(o->report_path, buf, len, 0644) < 0)
+		exit(HM_EXIT_ENV);
+	free(buf);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct merge_opts o = { .strategy = S_MERGE };
+	struct hm_lineage_cmp cmp;
+	struct hm_pair p;
+	jv conflicts, out;
+
+	hm_error_init(argv[0]);
+	merge_options(argc, argv, &o);
+	if (hm_pair_read(o.lpath, o.rpath, o.bpath, 0, &p) < 0)
 		exit(hm_last_code());
 
 	hm_lineage_compare(p.local, p.remote, p.base, &cmp);
-	if (strategy == S_MERGE && cmp.relation == HM_REL_UNRELATED)
+	if (o.strategy == S_MERGE && cmp.relation == HM_REL_UNRELATED)
 		hm_die(HM_EXIT_FOUND, "cannot merge states of different lineages "
 				      "(use --strategy use-local or use-remote)");
 	/* Checksums are per machine: no file conflict is ever settled here. */
 	conflicts = hm_conflicts_detect(&p, &cmp, HM_CONFLICTS_NO_DRIFT);
-	switch (strategy) {
-	case S_MERGE:
-		out = merge(&p, &cmp);
-		break;
-	case S_LOCAL:
-		out = jv_copy(p.local);
-		break;
-	case S_REMOTE:
-		out = use_remote(&p);
-		break;
-	default:
-		out = jv_invalid();
-		break;
-	}
+	out = resolve(&p, &cmp, o.strategy);
 	hm_pair_free(&p);
 	if (jv_is_valid(out) && hm_state_check_output(out, "merge") < 0)
 		exit(hm_last_code());
-	if (report_path) {
-		jv ms = jv_is_valid(out) ? jv_getpath(jv_copy(out), JV_ARRAY(jv_string("lineage"),
-									     jv_string("machines")))
-					 : jv_null();
-		size_t len;
-		char *buf;
-
-		report = hm_lineage_cmp_json(&cmp);
-		report = jv_object_set(report, jv_string("strategy"),
-				       jv_string(strategy_names[strategy]));
-		report = jv_object_set(
-			report, jv_string("serial"),
-			jv_is_valid(out) ? jv_getpath(jv_copy(out), JV_ARRAY(jv_string("lineage"),
-									     jv_string("serial")))
-					 : jv_null());
-		report = jv_object_set(report, jv_string("machines_combined"),
-				       jv_get_kind(ms) == JV_KIND_ARRAY
-					       ? jv_number(jv_array_length(jv_copy(ms)))
-					       : jv_null());
-		jv_free(ms);
-		report = jv_object_set(
-			report, jv_string("conflicts_resolved"),
-			jv_number(strategy == S_MANUAL
-					  ? 0
-					  : (double)jv_array_length(jv_copy(conflicts))));
-		report = jv_object_set(report, jv_string("conflicts"), conflicts);
-		buf = hm_json_dump(report, compact ? HM_JSON_COMPACT : HM_JSON_PRETTY, &len);
-		if (hm_file_write_output(report_path, buf, len, 0644) < 0)
-			exit(HM_EXIT_ENV);
-		free(buf);
-	} else {
+	if (o.report_path)
+		write_report(&o, &cmp, out, conflicts);
+	else
 		jv_free(conflicts);
-	}
-	if (strategy == S_MANUAL)
+	if (o.strategy == S_MANUAL)
 		return HM_EXIT_FOUND;
 	if (hm_json_write(stdout, hm_state_canonical(out),
-			  compact ? HM_JSON_COMPACT : HM_JSON_PRETTY) < 0 ||
+			  o.compact ? HM_JSON_COMPACT : HM_JSON_PRETTY) < 0 ||
 	    fflush(stdout) != 0)
 		hm_die_errno(HM_EXIT_ENV, "stdout");
 	return 0;

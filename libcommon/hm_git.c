@@ -180,18 +180,164 @@ stop_worker(int sig)
 		kill(w, SIGTERM);
 }
 
+/*
+ * The worker's side of deadline_run, after fork: tied to the parent's life,
+ * rid of the parent's cleanup and of buf, then fn on the output pipe; why
+ * an unreachable remote was is written to the reason pipe.  Exits 0 for
+ * success, 10 for unreachable, 11 for any other failure.
+ */
+static _Noreturn void
+worker_child(int (*fn)(void *, int), void *arg, pid_t parent, char *buf, const int outp[2],
+	     const int whyp[2])
+{
+	int r;
+
+	/* A parent killed by a signal must not leave network work behind. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(11);
+	/* Not the parent's cleanup: a signal ends the worker (see hm_git.h). */
+	hm_sigchain_forget();
+	/* The parent's read buffer is of no use here (and a leak to memcheck). */
+	free(buf);
+	close(outp[0]);
+	close(whyp[0]);
+	r = fn(arg, outp[1]);
+	if (r == HM_GIT_UNREACHABLE) {
+		const char *m = hm_git_last_error();
+
+		if (write(whyp[1], m, strlen(m)) < 0)
+			_exit(11);
+	}
+	_exit(r == 0 ? 0 : r == HM_GIT_UNREACHABLE ? 10 : 11);
+}
+
+/* What the parent reads from a worker: its output and, when unreachable, why. */
+struct worker_io {
+	int out, why; /* the read ends, -1 once closed */
+	char *buf;    /* the output, buf[0..len) of cap */
+	size_t len, cap;
+	char reason[512];
+	size_t rlen;
+};
+
+/* One read of the worker's output; its pipe closed (-1) at the end or on an error. */
+static void
+read_output(struct worker_io *io)
+{
+	ssize_t n;
+
+	if (io->cap - io->len < 4096)
+		io->buf = hm_xrealloc(io->buf, io->cap *= 2);
+	n = read(io->out, io->buf + io->len, io->cap - io->len - 1);
+	if (n > 0) {
+		io->len += (size_t)n;
+	} else if (n == 0 || errno != EINTR) {
+		close(io->out);
+		io->out = -1;
+	}
+}
+
+/* One read of the worker's reason; its pipe closed (-1) at the end or on an error. */
+static void
+read_reason(struct worker_io *io)
+{
+	ssize_t n = read(io->why, io->reason + io->rlen, sizeof(io->reason) - 1 - io->rlen);
+
+	if (n > 0) {
+		io->rlen += (size_t)n;
+	} else if (n == 0 || errno != EINTR) {
+		close(io->why);
+		io->why = -1;
+	}
+}
+
+/* Milliseconds left of timeout_s seconds counted from start (<= 0: none). */
+static long
+ms_left(const struct timespec *start, long timeout_s)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return timeout_s * 1000 -
+	       ((now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000);
+}
+
+/* Read both pipes until they close (or poll fails): 0, or -1 when timeout_s passed first. */
+static int
+worker_collect(struct worker_io *io, long timeout_s)
+{
+	struct timespec start;
+	int r;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (io->out >= 0 || io->why >= 0) {
+		struct pollfd fds[2] = { { .fd = io->out, .events = POLLIN },
+					 { .fd = io->why, .events = POLLIN } };
+		long left = ms_left(&start, timeout_s);
+
+		if (left <= 0 || (r = poll(fds, 2, (int)left)) == 0)
+			return -1;
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (fds[0].fd >= 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
+			read_output(io);
+		if (io->why >= 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)))
+			read_reason(io);
+	}
+	return 0;
+}
+
+/* A worker past its deadline: killed, reaped, its pipes closed, the reason said. */
+static int
+worker_timeout(pid_t pid, struct worker_io *io, long timeout_s, char *reason, size_t reason_len)
+{
+	int st;
+
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	worker = 0;
+	close(io->out);
+	close(io->why);
+	free(io->buf);
+	snprintf(reason, reason_len, "timed out after %ld seconds", timeout_s);
+	return HM_GIT_UNREACHABLE;
+}
+
+/* Wait for the worker that closed its pipes: 0, HM_GIT_UNREACHABLE, or -1 by its status. */
+static int
+worker_reap(pid_t pid, struct worker_io *io)
+{
+	int st;
+
+	if (io->out >= 0)
+		close(io->out);
+	if (io->why >= 0)
+		close(io->why);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	worker = 0;
+	io->reason[io->rlen] = '\0';
+	io->buf[io->len] = '\0';
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0    ? 0
+	       : WIFEXITED(st) && WEXITSTATUS(st) == 10 ? HM_GIT_UNREACHABLE
+							: -1;
+}
+
 static int
 deadline_run(int (*fn)(void *, int), void *arg, long timeout_s, char **out, size_t *out_len,
 	     char *reason, size_t reason_len)
 {
-	int outp[2], whyp[2], st, r;
-	size_t len = 0, cap = 4096, wlen = 0;
-	char *buf = hm_xmalloc(cap), why[512];
-	struct timespec start, now;
+	struct worker_io io = { .cap = 4096 };
+	int outp[2], whyp[2], r;
 	pid_t pid, parent;
 
+	io.buf = hm_xmalloc(io.cap);
 	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(whyp, O_CLOEXEC) < 0) {
-		free(buf);
+		free(io.buf);
 		hm_error_errno("pipe");
 		return hm_fail(HM_EXIT_ENV);
 	}
@@ -199,104 +345,28 @@ deadline_run(int (*fn)(void *, int), void *arg, long timeout_s, char **out, size
 	parent = getpid();
 	pid = fork();
 	if (pid < 0) {
-		free(buf);
+		free(io.buf);
 		hm_error_errno("fork");
 		return hm_fail(HM_EXIT_ENV);
 	}
-	if (pid == 0) {
-		/* A parent killed by a signal must not leave network work behind. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(11);
-		/* Not the parent's cleanup: a signal ends the worker (see hm_git.h). */
-		hm_sigchain_forget();
-		/* The parent's read buffer is of no use here (and a leak to memcheck). */
-		free(buf);
-		close(outp[0]);
-		close(whyp[0]);
-		r = fn(arg, outp[1]);
-		if (r == HM_GIT_UNREACHABLE) {
-			const char *m = hm_git_last_error();
-
-			if (write(whyp[1], m, strlen(m)) < 0)
-				_exit(11);
-		}
-		_exit(r == 0 ? 0 : r == HM_GIT_UNREACHABLE ? 10 : 11);
-	}
+	if (pid == 0)
+		worker_child(fn, arg, parent, io.buf, outp, whyp);
 	worker = pid;
 	close(outp[1]);
 	close(whyp[1]);
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	why[0] = '\0';
-	for (int open_fds = 2; open_fds > 0;) {
-		struct pollfd fds[2] = { { .fd = outp[0], .events = POLLIN },
-					 { .fd = whyp[0], .events = POLLIN } };
-		long left;
-		ssize_t n;
-
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		left = timeout_s * 1000 - ((now.tv_sec - start.tv_sec) * 1000 +
-					   (now.tv_nsec - start.tv_nsec) / 1000000);
-		if (left <= 0 || (r = poll(fds, 2, (int)left)) == 0) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &st, 0);
-			worker = 0;
-			close(outp[0]);
-			close(whyp[0]);
-			free(buf);
-			snprintf(reason, reason_len, "timed out after %ld seconds", timeout_s);
-			return HM_GIT_UNREACHABLE;
-		}
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (fds[0].fd >= 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR))) {
-			if (cap - len < 4096)
-				buf = hm_xrealloc(buf, cap *= 2);
-			n = read(outp[0], buf + len, cap - len - 1);
-			if (n > 0) {
-				len += (size_t)n;
-			} else if (n == 0 || errno != EINTR) {
-				close(outp[0]);
-				outp[0] = -1;
-				open_fds--;
-			}
-		}
-		if (whyp[0] >= 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-			n = read(whyp[0], why + wlen, sizeof(why) - 1 - wlen);
-			if (n > 0) {
-				wlen += (size_t)n;
-			} else if (n == 0 || errno != EINTR) {
-				close(whyp[0]);
-				whyp[0] = -1;
-				open_fds--;
-			}
-		}
-		if (outp[0] < 0 && whyp[0] < 0)
-			break;
-	}
-	if (outp[0] >= 0)
-		close(outp[0]);
-	if (whyp[0] >= 0)
-		close(whyp[0]);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	worker = 0;
-	why[wlen] = '\0';
-	buf[len] = '\0';
-	r = WIFEXITED(st) && WEXITSTATUS(st) == 0    ? 0
-	    : WIFEXITED(st) && WEXITSTATUS(st) == 10 ? HM_GIT_UNREACHABLE
-						     : -1;
+	io.out = outp[0];
+	io.why = whyp[0];
+	if (worker_collect(&io, timeout_s) < 0)
+		return worker_timeout(pid, &io, timeout_s, reason, reason_len);
+	r = worker_reap(pid, &io);
 	if (r == HM_GIT_UNREACHABLE)
-		snprintf(reason, reason_len, "%s", why[0] ? why : "unreachable");
+		snprintf(reason, reason_len, "%s", io.reason[0] ? io.reason : "unreachable");
 	if (r == 0 && out) {
-		*out = buf;
+		*out = io.buf;
 		if (out_len)
-			*out_len = len;
+			*out_len = io.len;
 	} else {
-		free(buf);
+		free(io.buf);
 	}
 	return r < 0 ? hm_fail(HM_EXIT_ENV) : r;
 }
@@ -1044,405 +1114,10 @@ hm_git_push(git_repository *repo, const char *remote, const char *lease, const c
 	return r;
 }
 
-/* ---- merge ------------------------------------------------------------- */
-
-static git_signature *
-signature(git_repository *repo)
-{
-	git_signature *sig = NULL;
-	char host[256], *email;
-
-	if (git_signature_default(&sig, repo) == 0)
-		return sig;
-	if (gethostname(host, sizeof(host)) < 0)
-		snprintf(host, sizeof(host), "localhost");
-	host[sizeof(host) - 1] = '\0';
-	email = hm_xasprintf("%s@%s", getenv("USER") ? getenv("USER") : "heimdal", host);
-	if (git_signature_now(&sig, "heimdal", email) < 0)
-		sig = NULL;
-	free(email);
-	return sig;
-}
-
-/* The blob at path in commit's tree: 0 with *oid set, 1 when absent, -1. */
-static int
-blob_at(git_repository *repo, const git_oid *commit, const char *path, git_oid *oid)
-{
-	git_commit *c = NULL;
-	git_tree *t = NULL;
-	git_tree_entry *e = NULL;
-	int r = 1;
-
-	if (git_commit_lookup(&c, repo, commit) < 0 || git_commit_tree(&t, c) < 0)
-		r = -1;
-	else if (git_tree_entry_bypath(&e, t, path) == 0 &&
-		 git_tree_entry_type(e) == GIT_OBJECT_BLOB) {
-		git_oid_cpy(oid, git_tree_entry_id(e));
-		r = 0;
-	}
-	git_tree_entry_free(e);
-	git_tree_free(t);
-	git_commit_free(c);
-	return r;
-}
-
-static char *
-blob_bytes(git_repository *repo, const git_oid *oid, size_t *len)
-{
-	git_blob *b = NULL;
-	char *buf;
-
-	if (git_blob_lookup(&b, repo, oid) < 0)
-		return NULL;
-	*len = (size_t)git_blob_rawsize(b);
-	buf = hm_xmalloc(*len + 1);
-	memcpy(buf, git_blob_rawcontent(b), *len);
-	buf[*len] = '\0';
-	git_blob_free(b);
-	return buf;
-}
-
-/* Write a settled version of path to the working tree and the index (stage 0). */
-static int
-settle(git_repository *repo, git_index *index, const char *path, const char *buf, size_t len)
-{
-	char *full = hm_path_join(git_repository_workdir(repo), path);
-	int r = hm_file_write_atomic(full, buf, len, 0644);
-
-	free(full);
-	if (r < 0)
-		return -1;
-	git_index_conflict_remove(index, path);
-	if (git_index_add_bypath(index, path) < 0)
-		return hm_error("%s: cannot stage: %s", path, hm_git_last_error());
-	return 0;
-}
-
-/* Hand path to the resolver; 0 settled, 1 left alone, -1 error. */
-static int
-resolve_path(git_repository *repo, git_index *index, const char *path, const git_oid *base,
-	     const git_oid *ours, const git_oid *theirs, hm_git_resolve_fn fn, void *arg)
-{
-	size_t bl = 0, ol = 0, tl = 0, rl = 0;
-	char *b = base ? blob_bytes(repo, base, &bl) : NULL;
-	char *o = ours ? blob_bytes(repo, ours, &ol) : NULL;
-	char *t = theirs ? blob_bytes(repo, theirs, &tl) : NULL;
-	char *res = NULL;
-	int r = 1;
-
-	/* A side that deleted the path is a conflict only people can settle. */
-	if (o && t)
-		r = fn(arg, path, b, bl, o, ol, t, tl, &res, &rl);
-	if (r == 0 && settle(repo, index, path, res, rl) < 0)
-		r = -1;
-	free(res);
-	free(b);
-	free(o);
-	free(t);
-	return r;
-}
-
-static int
-commit_merge(git_repository *repo, git_index *index, const git_oid *head, const git_oid *theirs,
-	     const char *message, git_oid *out)
-{
-	git_signature *sig = signature(repo);
-	git_commit *parents[2] = { NULL, NULL };
-	git_tree *tree = NULL;
-	git_oid tree_oid;
-	int r = -1;
-
-	if (!sig)
-		return hm_error("no commit signature: %s", hm_git_last_error());
-	if (git_index_write_tree(&tree_oid, index) == 0 &&
-	    git_tree_lookup(&tree, repo, &tree_oid) == 0 &&
-	    git_commit_lookup(&parents[0], repo, head) == 0 &&
-	    git_commit_lookup(&parents[1], repo, theirs) == 0 &&
-	    git_commit_create(out, repo, "HEAD", sig, sig, NULL, message, tree, 2,
-			      (const git_commit **)parents) == 0 &&
-	    git_repository_state_cleanup(repo) == 0)
-		r = 0;
-	else
-		hm_error("cannot write the merge commit: %s", hm_git_last_error());
-	git_commit_free(parents[0]);
-	git_commit_free(parents[1]);
-	git_tree_free(tree);
-	git_signature_free(sig);
-	return r;
-}
-
-static int
-in_list(const char *const *list, const char *s)
-{
-	for (; list && *list; list++)
-		if (strcmp(*list, s) == 0)
-			return 1;
-	return 0;
-}
-
-static int
-three_way(git_repository *repo, git_annotated_commit *their, const char *rev,
-	  const char *const *special, hm_git_resolve_fn fn, void *arg,
-	  struct hm_git_merge_result *res)
-{
-	git_merge_options mopts = GIT_MERGE_OPTIONS_INIT;
-	git_checkout_options copts = GIT_CHECKOUT_OPTIONS_INIT;
-	const git_annotated_commit *heads[1] = { their };
-	const git_oid *theirs = git_annotated_commit_id(their);
-	git_index *index = NULL;
-	git_oid head, base, out;
-	char *msg = NULL, **paths;
-	size_t n;
-	int r = -1;
-
-	copts.checkout_strategy = GIT_CHECKOUT_SAFE | GIT_CHECKOUT_ALLOW_CONFLICTS;
-	/* Conflict markers name the sides as git's do, not by commit id. */
-	copts.our_label = "HEAD";
-	copts.their_label = strncmp(rev, "refs/remotes/", 13) == 0 ? rev + 13 : rev;
-	if (git_reference_name_to_id(&head, repo, "HEAD") < 0 ||
-	    git_merge_base(&base, repo, &head, theirs) < 0)
-		return hm_error("%s: no merge base with %s: %s", git_repository_workdir(repo), rev,
-				hm_git_last_error());
-	if (git_merge(repo, heads, 1, &mopts, &copts) < 0)
-		return hm_error("%s: cannot merge %s: %s (commit or stash local changes first)",
-				git_repository_workdir(repo), rev, hm_git_last_error());
-	if (git_repository_index(&index, repo) < 0)
-		return hm_error("index: %s", hm_git_last_error());
-	/* Paths with their own merge (the state) go to it whenever both sides have
-	 * them: the merge commit carries what it answers, even where git alone
-	 * would have taken one side. */
-	for (const char *const *p = special; p && *p; p++) {
-		git_oid b, o, t;
-		int hb = blob_at(repo, &base, *p, &b), ho = blob_at(repo, &head, *p, &o);
-		int ht = blob_at(repo, theirs, *p, &t);
-
-		if (ho != 0 || ht != 0)
-			continue;
-		if (resolve_path(repo, index, *p, hb == 0 ? &b : NULL, &o, &t, fn, arg) < 0)
-			goto out;
-	}
-	/* Every other conflict: the resolver may settle it, or leave it to the user. */
-	if (git_index_has_conflicts(index)) {
-		git_index_conflict_iterator *it = NULL;
-		const git_index_entry *anc, *our, *thr;
-		char **todo = NULL;
-		size_t ntodo = 0;
-
-		if (git_index_conflict_iterator_new(&it, index) < 0)
-			goto out;
-		while (git_index_conflict_next(&anc, &our, &thr, it) == 0) {
-			const char *path = our ? our->path : thr ? thr->path : anc->path;
-
-			if (in_list(special, path) || !our || !thr)
-				continue;
-			todo = hm_xrealloc(todo, (ntodo + 1) * sizeof(*todo));
-			todo[ntodo++] = hm_xstrdup(path);
-		}
-		git_index_conflict_iterator_free(it);
-		for (size_t i = 0; i < ntodo; i++) {
-			const git_index_entry *a, *o, *t;
-
-			if (r != -2 && git_index_conflict_get(&a, &o, &t, index, todo[i]) == 0 &&
-			    resolve_path(repo, index, todo[i], a ? &a->id : NULL, &o->id, &t->id,
-					 fn, arg) < 0)
-				r = -2;
-			free(todo[i]);
-		}
-		free(todo);
-		if (r == -2) {
-			r = -1;
-			goto out;
-		}
-	}
-	if (git_index_write(index) < 0) {
-		hm_error("index: %s", hm_git_last_error());
-		goto out;
-	}
-	if ((paths = hm_git_conflicted_paths(repo, &n))) {
-		res->kind = HM_GIT_MERGE_CONFLICT;
-		res->conflicts = paths;
-		res->nconflicts = n;
-		git_oid_tostr(res->head, sizeof(res->head), &head);
-		r = 0;
-		goto out;
-	}
-	msg = hm_xasprintf("Merge %s\n", strncmp(rev, "refs/remotes/", 13) == 0 ? rev + 13 : rev);
-	if (commit_merge(repo, index, &head, theirs, msg, &out) < 0)
-		goto out;
-	res->kind = HM_GIT_MERGE_COMMIT;
-	git_oid_tostr(res->head, sizeof(res->head), &out);
-	r = 0;
-out:
-	free(msg);
-	git_index_free(index);
-	return r < 0 ? hm_fail(HM_EXIT_ENV) : r;
-}
-
-static int
-merge_now(git_repository *repo, const char *rev, const char *const *special, hm_git_resolve_fn fn,
-	  void *arg, struct hm_git_merge_result *res)
-{
-	git_annotated_commit *their = NULL;
-	git_merge_analysis_t an;
-	git_merge_preference_t pref;
-	git_checkout_options copts = GIT_CHECKOUT_OPTIONS_INIT;
-	git_reference *head = NULL, *moved = NULL;
-	git_object *target = NULL;
-	const git_oid *oid;
-	int r = -1;
-
-	memset(res, 0, sizeof(*res));
-	if (git_annotated_commit_from_revspec(&their, repo, rev) < 0 ||
-	    git_merge_analysis(&an, &pref, repo, (const git_annotated_commit **)&their, 1) < 0) {
-		hm_error("%s: cannot merge %s: %s", git_repository_workdir(repo), rev,
-			 hm_git_last_error());
-		goto out;
-	}
-	oid = git_annotated_commit_id(their);
-	if (an & GIT_MERGE_ANALYSIS_UP_TO_DATE) {
-		res->kind = HM_GIT_MERGE_UP_TO_DATE;
-		hm_git_head(repo, res->head);
-		r = 0;
-		goto out;
-	}
-	if (!(an & (GIT_MERGE_ANALYSIS_FASTFORWARD | GIT_MERGE_ANALYSIS_UNBORN))) {
-		r = three_way(repo, their, rev, special, fn, arg, res);
-		goto out;
-	}
-	/* Fast-forward: check out their tree (refusing to lose local edits), move the branch. */
-	copts.checkout_strategy = GIT_CHECKOUT_SAFE;
-	if (git_object_lookup(&target, repo, oid, GIT_OBJECT_COMMIT) < 0 ||
-	    git_checkout_tree(repo, target, &copts) < 0) {
-		hm_error("%s: cannot fast-forward to %s: %s (commit or stash local changes first)",
-			 git_repository_workdir(repo), rev, hm_git_last_error());
-		goto out;
-	}
-	if (an & GIT_MERGE_ANALYSIS_UNBORN) {
-		git_reference *sym = NULL;
-		const char *name;
-
-		if (git_reference_lookup(&sym, repo, "HEAD") < 0 ||
-		    !(name = git_reference_symbolic_target(sym)) ||
-		    git_reference_create(&moved, repo, name, oid, 0, "heimdal: pull") < 0) {
-			git_reference_free(sym);
-			hm_error("cannot create the branch: %s", hm_git_last_error());
-			goto out;
-		}
-		git_reference_free(sym);
-	} else if (git_repository_head(&head, repo) < 0 ||
-		   git_reference_set_target(&moved, head, oid, "heimdal: pull: fast-forward") < 0) {
-		hm_error("cannot move the branch: %s", hm_git_last_error());
-		goto out;
-	}
-	res->kind = HM_GIT_MERGE_FASTFORWARD;
-	git_oid_tostr(res->head, sizeof(res->head), oid);
-	r = 0;
-out:
-	git_object_free(target);
-	git_reference_free(moved);
-	git_reference_free(head);
-	git_annotated_commit_free(their);
-	return r < 0 ? hm_fail(HM_EXIT_ENV) : r;
-}
-
-int
-hm_git_merge(git_repository *repo, const char *rev, const char *const *special,
-	     hm_git_resolve_fn fn, void *arg, struct hm_git_merge_result *res)
-{
-	sigset_t held;
-	int r;
-
-	hm_sigchain_hold(&held);
-	r = merge_now(repo, rev, special, fn, arg, res);
-	hm_sigchain_release(&held);
-	return r;
-}
-
-void
-hm_git_merge_result_free(struct hm_git_merge_result *res)
-{
-	hm_git_paths_free(res->conflicts);
-	res->conflicts = NULL;
-	res->nconflicts = 0;
-}
-
-char **
-hm_git_conflicted_paths(git_repository *repo, size_t *n)
-{
-	git_index *index = NULL;
-	git_index_conflict_iterator *it = NULL;
-	const git_index_entry *a, *o, *t;
-	char **paths = NULL;
-
-	*n = 0;
-	if (git_repository_index(&index, repo) < 0)
-		return NULL;
-	git_index_read(index, 0);
-	if (git_index_has_conflicts(index) && git_index_conflict_iterator_new(&it, index) == 0) {
-		while (git_index_conflict_next(&a, &o, &t, it) == 0) {
-			paths = hm_xrealloc(paths, (*n + 2) * sizeof(*paths));
-			paths[(*n)++] = hm_xstrdup(o ? o->path : t ? t->path : a->path);
-			paths[*n] = NULL;
-		}
-		git_index_conflict_iterator_free(it);
-	}
-	git_index_free(index);
-	return paths;
-}
-
-void
-hm_git_paths_free(char **paths)
-{
-	for (char **p = paths; p && *p; p++)
-		free(*p);
-	free(paths);
-}
-
-static int
-first_mergehead(const git_oid *oid, void *payload)
-{
-	git_oid_cpy(payload, oid);
-	return 1; /* one is enough: heimdal never makes octopus merges */
-}
-
-static int
-merge_finish_now(git_repository *repo, const char *message)
-{
-	git_index *index = NULL;
-	git_oid head, theirs, out;
-	int r;
-
-	if (git_reference_name_to_id(&head, repo, "HEAD") < 0 ||
-	    git_repository_mergehead_foreach(repo, first_mergehead, &theirs) != 1) {
-		hm_error("%s: no merge to finish: %s", git_repository_workdir(repo),
-			 hm_git_last_error());
-		return hm_fail(HM_EXIT_ENV);
-	}
-	if (git_repository_index(&index, repo) < 0) {
-		hm_error("index: %s", hm_git_last_error());
-		return hm_fail(HM_EXIT_ENV);
-	}
-	r = commit_merge(repo, index, &head, &theirs, message, &out);
-	git_index_free(index);
-	return r < 0 ? hm_fail(HM_EXIT_ENV) : 0;
-}
-
-int
-hm_git_merge_finish(git_repository *repo, const char *message)
-{
-	sigset_t held;
-	int r;
-
-	hm_sigchain_hold(&held);
-	r = merge_finish_now(repo, message);
-	hm_sigchain_release(&held);
-	return r;
-}
-
 /* ---- diff -------------------------------------------------------------- */
 
-static int
-tree_of(git_repository *repo, const char *hex, git_tree **tree)
+int
+hm_git_commit_tree(git_repository *repo, const char *hex, git_tree **tree)
 {
 	git_oid oid;
 	git_commit *c = NULL;
@@ -1466,7 +1141,7 @@ hm_git_changed_outside(git_repository *repo, const char *a, const char *b, const
 	size_t n, plen = strlen(prefix);
 	int r = 0;
 
-	if (tree_of(repo, a, &ta) < 0 || tree_of(repo, b, &tb) < 0 ||
+	if (hm_git_commit_tree(repo, a, &ta) < 0 || hm_git_commit_tree(repo, b, &tb) < 0 ||
 	    git_diff_tree_to_tree(&diff, repo, ta, tb, NULL) < 0) {
 		hm_error("cannot compare %.7s and %.7s: %s", a, b, hm_git_last_error());
 		r = hm_fail(HM_EXIT_ENV);
@@ -1486,264 +1161,25 @@ out:
 	return r;
 }
 
-/* ---- recovery from a killed process --------------------------------------- */
-
-/*
- * 1 when the working file at path holds what a cut-short checkout from blob
- * old to blob new can leave: old's bytes, a prefix of new's (new's included),
- * or nothing; 0 when it holds anything else (someone's edit since).
- */
-static int
-undo_safe(git_repository *repo, const char *path, const git_oid *old, const git_oid *new)
-{
-	char *full = hm_path_join(git_repository_workdir(repo), path), *buf = NULL;
-	git_blob *b = NULL;
-	size_t len = 0;
-	int ok = 0;
-	git_oid id;
-	int fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	struct stat st;
-
-	if (fd < 0) {
-		/* Absent, or the symbolic link a checkout writes for a link blob. */
-		ok = errno == ENOENT || errno == ELOOP;
-		goto out;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || hm_read_fd(fd, &buf, &len) < 0) {
-		close(fd);
-		goto out;
-	}
-	close(fd);
-	if (git_odb_hash(&id, buf, len, GIT_OBJECT_BLOB) == 0 &&
-	    ((!git_oid_is_zero(old) && git_oid_equal(&id, old)) ||
-	     (!git_oid_is_zero(new) && git_oid_equal(&id, new)))) {
-		ok = 1;
-		goto out;
-	}
-	if (!git_oid_is_zero(new) && git_blob_lookup(&b, repo, new) == 0)
-		ok = len <= (size_t)git_blob_rawsize(b) &&
-		     memcmp(git_blob_rawcontent(b), buf, len) == 0;
-out:
-	git_blob_free(b);
-	free(buf);
-	free(full);
-	return ok;
-}
-
-static int
-undo_checkout_now(git_repository *repo, const char *a, const char *b)
-{
-	git_checkout_options copts = GIT_CHECKOUT_OPTIONS_INIT;
-	git_tree *ta = NULL, *tb = NULL;
-	git_diff *diff = NULL;
-	char **paths = NULL;
-	size_t n = 0, nd;
-	int r = -1;
-
-	if (git_repository_state_cleanup(repo) < 0 || tree_of(repo, a, &ta) < 0 ||
-	    tree_of(repo, b, &tb) < 0 || git_diff_tree_to_tree(&diff, repo, ta, tb, NULL) < 0) {
-		hm_error("%s: cannot undo the checkout of %.7s: %s", git_repository_workdir(repo),
-			 b, hm_git_last_error());
-		goto out;
-	}
-	nd = git_diff_num_deltas(diff);
-	paths = hm_xmalloc((2 * nd + 1) * sizeof(*paths));
-	for (size_t i = 0; i < nd; i++) {
-		const git_diff_delta *d = git_diff_get_delta(diff, i);
-
-		if (!undo_safe(repo, d->new_file.path, &d->old_file.id, &d->new_file.id)) {
-			/* Somebody's edit: left alone for the next checkout to refuse. */
-			hm_debug("%s: not the checkout's bytes; left as it is", d->new_file.path);
-			continue;
-		}
-		paths[n++] = (char *)d->new_file.path;
-		if (strcmp(d->old_file.path, d->new_file.path) != 0)
-			paths[n++] = (char *)d->old_file.path;
-	}
-	r = 0;
-	if (n == 0)
-		goto out;
-	copts.checkout_strategy = GIT_CHECKOUT_FORCE | GIT_CHECKOUT_REMOVE_UNTRACKED |
-				  GIT_CHECKOUT_DISABLE_PATHSPEC_MATCH;
-	copts.paths.strings = paths;
-	copts.paths.count = n;
-	if (git_checkout_head(repo, &copts) < 0) {
-		hm_error("%s: cannot undo the checkout of %.7s: %s", git_repository_workdir(repo),
-			 b, hm_git_last_error());
-		r = -1;
-	}
-out:
-	free(paths);
-	git_diff_free(diff);
-	git_tree_free(ta);
-	git_tree_free(tb);
-	return r < 0 ? hm_fail(HM_EXIT_ENV) : 0;
-}
-
-/* 1 when path (canonical) is dir or below it (dir canonical, no trailing '/'). */
-static int
-path_within(const char *path, const char *dir)
-{
-	size_t n = strlen(dir);
-
-	return n && strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
-}
-
-/* The canonical form of dir without a trailing '/' into buf; 0 or -1. */
-static int
-canonical_dir(const char *dir, char *buf)
-{
-	size_t n;
-
-	if (!dir || !realpath(dir, buf))
-		return -1;
-	n = strlen(buf);
-	while (n > 1 && buf[n - 1] == '/')
-		buf[--n] = '\0';
-	return 0;
-}
-
-/*
- * What live processes other than this one do in a repository: *git_pid set
- * to a git process working in it (cwd in gitdir or workdir), and for each
- * of the n lock files whether some process holds it open (open[i]).
- */
-static void
-scan_processes(const char *gitdir, const char *workdir, char **locks, int *open, size_t n,
-	       long *git_pid)
-{
-	DIR *proc = opendir("/proc");
-	struct dirent *e;
-	pid_t self = getpid();
-
-	*git_pid = 0;
-	while (proc && (e = readdir(proc)) != NULL) {
-		char path[PATH_MAX], link[PATH_MAX], comm[64] = "";
-		long pid = strtol(e->d_name, NULL, 10);
-		ssize_t len;
-		DIR *fds;
-		struct dirent *f;
-		FILE *cf;
-
-		if (pid <= 0 || pid == (long)self)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
-		if ((cf = fopen(path, "re")) != NULL) {
-			if (fgets(comm, sizeof(comm), cf))
-				comm[strcspn(comm, "\n")] = '\0';
-			fclose(cf);
-		}
-		snprintf(path, sizeof(path), "/proc/%ld/cwd", pid);
-		len = readlink(path, link, sizeof(link) - 1);
-		if (len > 0 && !*git_pid &&
-		    (strcmp(comm, "git") == 0 || strncmp(comm, "git-", 4) == 0)) {
-			link[len] = '\0';
-			if (path_within(link, gitdir) || (workdir && path_within(link, workdir)))
-				*git_pid = pid;
-		}
-		snprintf(path, sizeof(path), "/proc/%ld/fd", pid);
-		if (!(fds = opendir(path)))
-			continue;
-		while ((f = readdir(fds)) != NULL) {
-			char fd[PATH_MAX + 300];
-
-			if (f->d_name[0] == '.')
-				continue;
-			snprintf(fd, sizeof(fd), "%s/%s", path, f->d_name);
-			len = readlink(fd, link, sizeof(link) - 1);
-			if (len <= 0)
-				continue;
-			link[len] = '\0';
-			for (size_t i = 0; i < n; i++)
-				if (strcmp(link, locks[i]) == 0)
-					open[i] = 1;
-		}
-		closedir(fds);
-	}
-	if (proc)
-		closedir(proc);
-}
-
-static struct {
-	time_t since, until;
-	char **paths;
-	size_t n, cap;
-} lockscan;
-
-static int
-collect_lock(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	size_t len = strlen(path);
-
-	(void)ftw;
-	if (type != FTW_F || len < 5 || strcmp(path + len - 5, ".lock") != 0 ||
-	    st->st_mtime < lockscan.since || st->st_mtime >= lockscan.until)
-		return FTW_CONTINUE;
-	if (lockscan.n == lockscan.cap) {
-		lockscan.cap = lockscan.cap ? 2 * lockscan.cap : 8;
-		lockscan.paths = realloc(lockscan.paths, lockscan.cap * sizeof(*lockscan.paths));
-		if (!lockscan.paths)
-			hm_die(HM_EXIT_ENV, "out of memory");
-	}
-	lockscan.paths[lockscan.n++] = hm_xstrdup(path);
-	return FTW_CONTINUE;
-}
-
-int
-hm_git_undo_checkout(git_repository *repo, const char *a, const char *b)
-{
-	sigset_t held;
-	int r;
-
-	hm_sigchain_hold(&held);
-	r = undo_checkout_now(repo, a, b);
-	hm_sigchain_release(&held);
-	return r;
-}
-
-int
-hm_git_clear_stale_locks(git_repository *repo, time_t since, time_t until)
-{
-	char gitdir[PATH_MAX], workdir[PATH_MAX];
-	int have_work, removed = 0, failed = 0, *open;
-	long git_pid;
-
-	if (canonical_dir(git_repository_path(repo), gitdir) < 0)
-		return 0;
-	have_work = canonical_dir(git_repository_workdir(repo), workdir) == 0;
-	lockscan.since = since;
-	lockscan.until = until;
-	lockscan.n = 0;
-	if (nftw(gitdir, collect_lock, 16, FTW_PHYS) < 0 && errno != ENOENT) {
-		hm_error_errno("%s", gitdir);
-		return hm_fail(HM_EXIT_ENV);
-	}
-	if (lockscan.n == 0)
-		return 0;
-	open = calloc(lockscan.n, sizeof(*open));
-	if (!open)
-		hm_die(HM_EXIT_ENV, "out of memory");
-	scan_processes(gitdir, have_work ? workdir : NULL, lockscan.paths, open, lockscan.n,
-		       &git_pid);
-	for (size_t i = 0; i < lockscan.n; i++) {
-		const char *p = lockscan.paths[i];
-
-		if (git_pid)
-			hm_warn("%s: left alone: git (process %ld) is running in this repository",
-				p, git_pid);
-		else if (open[i])
-			hm_warn("%s: left alone: a running process has it open", p);
-		else if (unlink(p) == 0)
-			removed++, hm_debug("removed %s, left by a killed process", p);
-		else if (errno != ENOENT)
-			failed = hm_error_errno("%s", p);
-		free(lockscan.paths[i]);
-	}
-	free(open);
-	return failed ? hm_fail(HM_EXIT_ENV) : removed;
-}
-
 /* ---- commit ------------------------------------------------------------ */
+
+git_signature *
+hm_git_signature(git_repository *repo)
+{
+	git_signature *sig = NULL;
+	char host[256], *email;
+
+	if (git_signature_default(&sig, repo) == 0)
+		return sig;
+	if (gethostname(host, sizeof(host)) < 0)
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	email = hm_xasprintf("%s@%s", getenv("USER") ? getenv("USER") : "heimdal", host);
+	if (git_signature_now(&sig, "heimdal", email) < 0)
+		sig = NULL;
+	free(email);
+	return sig;
+}
 
 /*
  * Write one file of a commit into the work tree (or remove it), beneath the
@@ -1826,7 +1262,7 @@ commit_files_now(git_repository *repo, const struct hm_git_file *files, size_t n
 		r = 1;
 		goto out;
 	}
-	if (!(sig = signature(repo)) || git_tree_lookup(&tree, repo, &tree_oid) < 0 ||
+	if (!(sig = hm_git_signature(repo)) || git_tree_lookup(&tree, repo, &tree_oid) < 0 ||
 	    git_commit_create(&commit, repo, "HEAD", sig, sig, NULL, message, tree, unborn ? 0 : 1,
 			      (const git_commit **)&parent) < 0)
 		goto git_error;

@@ -11,8 +11,8 @@
  * libgit2 writes through lock files (index.lock, a ref's .lock) that it
  * leaves to a process killed meanwhile.  So what writes to a repository here
  * holds the signals that end a process off until it is done (hm_sigchain):
- * hm_git_merge, hm_git_merge_finish, hm_git_undo_checkout,
- * hm_git_commit_files, and in the workers, a fetch's ref updates and a push
+ * hm_git_merge, hm_git_merge_finish (hm_gitmerge.h), hm_git_undo_checkout
+ * (hm_gitrecover.h), hm_git_commit_files, and in the workers, a fetch's ref updates and a push
  * from its upload to its tracking ref.  A signal then ends the process once
  * the repository is whole.
  */
@@ -199,57 +199,18 @@ int hm_git_push(git_repository *repo, const char *remote, const char *lease, con
 		long timeout_s, char *reason, size_t reason_len);
 
 /*
- * Resolving a path both sides changed during hm_git_merge: base, ours and
- * theirs hold the three versions (base NULL when absent from the merge base).
- * Return 0 with *out (malloc'd) and *out_len set to settle the path, 1 to
- * leave it conflicted, -1 on error (printed; the merge is abandoned).
+ * The tree of commit hex into *tree (free with git_tree_free); *tree NULL
+ * and 0 for hex NULL or "" (no commit).  -1 without printing, libgit2's
+ * error then says why.
  */
-typedef int (*hm_git_resolve_fn)(void *arg, const char *path, const char *base, size_t base_len,
-				 const char *ours, size_t ours_len, const char *theirs,
-				 size_t theirs_len, char **out, size_t *out_len);
-
-enum hm_git_merge_kind {
-	HM_GIT_MERGE_UP_TO_DATE, /* nothing to take */
-	HM_GIT_MERGE_FASTFORWARD,
-	HM_GIT_MERGE_COMMIT,   /* both sides moved: a merge commit was written */
-	HM_GIT_MERGE_CONFLICT, /* paths left conflicted, the repository mid-merge */
-};
-
-struct hm_git_merge_result {
-	enum hm_git_merge_kind kind;
-	char head[41];    /* HEAD afterwards */
-	char **conflicts; /* kind CONFLICT: the paths, NULL-terminated (malloc'd) */
-	size_t nconflicts;
-};
+int hm_git_commit_tree(git_repository *repo, const char *hex, git_tree **tree);
 
 /*
- * Merge rev (a remote-tracking ref) into the current branch: fast-forward
- * when possible, else a three-way merge and a merge commit.  Paths listed in
- * special (NULL-terminated) that both sides have go to resolve whether or
- * not git could merge them (changed on one side, or on none, too), and the
- * merge commit holds what it answers; other conflicted paths go to resolve and
- * stay conflicted when it declines.  With conflicts left, the working tree
- * gets git's conflict markers, the index the three stages and MERGE_HEAD is
- * written: `git status` shows the ordinary conflicted state.  A working tree
- * with uncommitted changes to a path the merge touches is refused (-1).
- * Returns 0 (result filled; free with hm_git_merge_result_free) or -1.
+ * The signature heimdal commits with: the repository's configured user,
+ * else "heimdal <$USER@hostname>".  Free with git_signature_free; NULL when
+ * none can be made (libgit2's error says why).
  */
-int hm_git_merge(git_repository *repo, const char *rev, const char *const *special,
-		 hm_git_resolve_fn resolve, void *arg, struct hm_git_merge_result *res);
-void hm_git_merge_result_free(struct hm_git_merge_result *res);
-
-/*
- * The paths still conflicted in the index (NULL-terminated, malloc'd; free
- * with hm_git_paths_free), or NULL when the index has no conflicts.
- */
-char **hm_git_conflicted_paths(git_repository *repo, size_t *n);
-void hm_git_paths_free(char **paths);
-
-/*
- * Finish a merge the user resolved (MERGE_HEAD present, no conflicts left):
- * commit the index with HEAD and MERGE_HEAD as parents.  0, or -1.
- */
-int hm_git_merge_finish(git_repository *repo, const char *message);
+git_signature *hm_git_signature(git_repository *repo);
 
 /*
  * 1 when the trees of commits a and b (hex; a may be "" for none) differ in
@@ -257,31 +218,6 @@ int hm_git_merge_finish(git_repository *repo, const char *message);
  * error (printed).
  */
 int hm_git_changed_outside(git_repository *repo, const char *a, const char *b, const char *prefix);
-
-/*
- * Undo a checkout from commit a towards commit b (hex) that was cut short: an
- * unfinished merge's files (MERGE_HEAD, ...) are removed, and every path that
- * differs between a and b is put back as HEAD has it in the index and the
- * working tree (forced), a path HEAD lacks removed.  Only those paths are
- * touched, and only those that hold what the checkout can have left there
- * (the old bytes, part or all of the new, nothing): a checkout refuses to
- * start over local changes, so anything else is an edit made since, and is
- * left for the next checkout to refuse.  0, or -1.
- */
-int hm_git_undo_checkout(git_repository *repo, const char *a, const char *b);
-
-/*
- * Remove the lock files (index.lock, HEAD.lock, refs/.../x.lock, ...) that a
- * killed heimdal process left in repo's git directory, and only those it can
- * show are that process's: last modified in [since, until) (seconds since
- * the epoch: the dead process's lifetime), open in no live process
- * (/proc/PID/fd), and no git process running in the repository (its
- * current directory in the work tree or the git directory: git closes
- * index.lock while `git commit` waits for its editor).  Any other lock file
- * is left to git, with a warning naming it.  Returns how many were removed,
- * or -1.
- */
-int hm_git_clear_stale_locks(git_repository *repo, time_t since, time_t until);
 
 /*
  * Write buf[0..len) to path (relative to the working tree) atomically, stage

@@ -318,13 +318,133 @@ key_matches(jv k, const char *body, size_t blen, int plain)
 	       memcmp(jv_string_value(k), body, blen) == 0;
 }
 
+static int value(struct scan *s, int depth, int level);
+
+/* After a member or element: 1 at ',' (more follow), 0 at close (consumed), -1 else. */
+static int
+list_next(struct scan *s, char close)
+{
+	ws(s);
+	if (s->p < s->end && *s->p == ',') {
+		s->p++;
+		return 1;
+	}
+	if (s->p < s->end && *s->p == close) {
+		s->p++;
+		return 0;
+	}
+	return -1;
+}
+
+/* An empty object or array at s->p (just past its opening): 1 when consumed. */
+static int
+list_empty(struct scan *s, char close)
+{
+	ws(s);
+	if (s->p < s->end && *s->p == close) {
+		s->p++;
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * The object at s->p; want: it is on the path at level, whose step (borrowed)
+ * must then be a key for the path to go on.
+ */
+static int
+object(struct scan *s, int depth, int level, int want, jv step)
+{
+	int keyed = want && jv_get_kind(step) == JV_KIND_STRING, more;
+
+	if (want && !keyed)
+		s->state = -1;
+	s->p++;
+	if (list_empty(s, '}'))
+		return 0;
+	do {
+		const char *body;
+		size_t blen;
+		int plain, child = -1;
+
+		ws(s);
+		if (s->p >= s->end || *s->p != '"' || skip_string(s, &body, &blen, &plain) < 0)
+			return -1;
+		if (keyed) {
+			int m = key_matches(step, body, blen, plain);
+
+			if (m < 0)
+				s->state = -1;
+			child = m == 1 ? level + 1 : -1;
+		}
+		ws(s);
+		if (s->p >= s->end || *s->p != ':')
+			return -1;
+		s->p++;
+		if (value(s, depth + 1, s->state < 0 ? -1 : child) < 0)
+			return -1;
+	} while ((more = list_next(s, '}')) == 1);
+	return more;
+}
+
+/* The array at s->p; want and step as for object, the step an index here. */
+static int
+array(struct scan *s, int depth, int level, int want, jv step)
+{
+	int idx = 0, target = -1, more;
+
+	if (want) {
+		if (jv_get_kind(step) != JV_KIND_NUMBER || jv_number_value(step) < 0)
+			s->state = -1;
+		else
+			target = (int)jv_number_value(step);
+	}
+	s->p++;
+	if (list_empty(s, ']'))
+		return 0;
+	do {
+		int child = target >= 0 && idx == target && s->state >= 0 ? level + 1 : -1;
+
+		if (value(s, depth + 1, child) < 0)
+			return -1;
+		idx++;
+	} while ((more = list_next(s, ']')) == 1);
+	return more;
+}
+
+/* A string, number, true, false or null at s->p; want: on the path, to go deeper. */
+static int
+scalar(struct scan *s, int want)
+{
+	const char *body;
+	size_t blen;
+	int plain;
+
+	switch (*s->p) {
+	case '"':
+		if (want)
+			s->state = -1; /* indexing a string is a jq error */
+		return skip_string(s, &body, &blen, &plain);
+	case 't':
+	case 'f':
+		if (want)
+			s->state = -1;
+		return literal(s, *s->p == 't' ? "true" : "false");
+	case 'n':
+		return literal(s, "null"); /* null[...] is null: state stays 0 */
+	default:
+		if (want)
+			s->state = -1;
+		return skip_number(s);
+	}
+}
+
 static int
 value(struct scan *s, int depth, int level)
 {
 	jv step = jv_invalid();
-	int want = level >= 0 && level < s->len;
+	int want = level >= 0 && level < s->len, r;
 	const char *start;
-	jv_kind sk = JV_KIND_INVALID;
 
 	if (depth > MAX_DEPTH)
 		return -1;
@@ -334,127 +454,23 @@ value(struct scan *s, int depth, int level)
 	start = s->p;
 	if (level >= 0)
 		s->state = 0; /* this value overrides any earlier one at this place */
-	if (want) {
+	if (want)
 		step = jv_array_get(jv_copy(s->path), level);
-		sk = jv_get_kind(step);
-	}
-	switch (*s->p) {
-	case '{': {
-		if (want && sk != JV_KIND_STRING)
-			s->state = -1;
-		s->p++;
-		ws(s);
-		if (s->p < s->end && *s->p == '}') {
-			s->p++;
-			break;
-		}
-		for (;;) {
-			const char *body;
-			size_t blen;
-			int plain, child = -1;
-
-			ws(s);
-			if (s->p >= s->end || *s->p != '"' ||
-			    skip_string(s, &body, &blen, &plain) < 0)
-				goto bad;
-			if (want && sk == JV_KIND_STRING) {
-				int m = key_matches(step, body, blen, plain);
-
-				if (m < 0)
-					s->state = -1;
-				child = m == 1 ? level + 1 : -1;
-			}
-			ws(s);
-			if (s->p >= s->end || *s->p != ':')
-				goto bad;
-			s->p++;
-			if (value(s, depth + 1, s->state < 0 ? -1 : child) < 0)
-				goto bad;
-			ws(s);
-			if (s->p < s->end && *s->p == ',') {
-				s->p++;
-				continue;
-			}
-			if (s->p < s->end && *s->p == '}') {
-				s->p++;
-				break;
-			}
-			goto bad;
-		}
-		break;
-	}
-	case '[': {
-		int idx = 0, target = -1;
-
-		if (want) {
-			if (sk != JV_KIND_NUMBER || jv_number_value(step) < 0)
-				s->state = -1;
-			else
-				target = (int)jv_number_value(step);
-		}
-		s->p++;
-		ws(s);
-		if (s->p < s->end && *s->p == ']') {
-			s->p++;
-			break;
-		}
-		for (;; idx++) {
-			int child = target >= 0 && idx == target && s->state >= 0 ? level + 1 : -1;
-
-			if (value(s, depth + 1, child) < 0)
-				goto bad;
-			ws(s);
-			if (s->p < s->end && *s->p == ',') {
-				s->p++;
-				continue;
-			}
-			if (s->p < s->end && *s->p == ']') {
-				s->p++;
-				break;
-			}
-			goto bad;
-		}
-		break;
-	}
-	case '"': {
-		const char *body;
-		size_t blen;
-		int plain;
-
-		if (want)
-			s->state = -1; /* indexing a string is a jq error */
-		if (skip_string(s, &body, &blen, &plain) < 0)
-			goto bad;
-		break;
-	}
-	case 't':
-	case 'f':
-		if (want)
-			s->state = -1;
-		if (literal(s, *s->p == 't' ? "true" : "false") < 0)
-			goto bad;
-		break;
-	case 'n':
-		if (literal(s, "null") < 0)
-			goto bad;
-		break; /* null[...] is null: state stays 0 */
-	default:
-		if (want)
-			s->state = -1;
-		if (skip_number(s) < 0)
-			goto bad;
-		break;
-	}
+	if (*s->p == '{')
+		r = object(s, depth, level, want, step);
+	else if (*s->p == '[')
+		r = array(s, depth, level, want, step);
+	else
+		r = scalar(s, want);
+	jv_free(step);
+	if (r < 0)
+		return -1;
 	if (level == s->len && s->state >= 0) {
 		s->state = 1;
 		s->vs = start;
 		s->ve = s->p;
 	}
-	jv_free(step);
 	return 0;
-bad:
-	jv_free(step);
-	return -1;
 }
 
 int

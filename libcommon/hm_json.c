@@ -128,11 +128,129 @@ fp_hex4(const char *p, unsigned *cp)
 	return 1;
 }
 
+/* cp as UTF-8 into out (room for 4 bytes); the number of bytes. */
+static size_t
+fp_utf8(char *out, unsigned cp)
+{
+	if (cp < 0x80) {
+		out[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		out[0] = (char)(0xC0 | (cp >> 6));
+		out[1] = (char)(0x80 | (cp & 0x3F));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		out[0] = (char)(0xE0 | (cp >> 12));
+		out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+		out[2] = (char)(0x80 | (cp & 0x3F));
+		return 3;
+	}
+	out[0] = (char)(0xF0 | (cp >> 18));
+	out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+	out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+	out[3] = (char)(0x80 | (cp & 0x3F));
+	return 4;
+}
+
+/*
+ * The \u escape whose 'u' is at *pp, a surrogate pair joined into one code
+ * point *cp; *pp is left at its last digit.  0 (decline) for a lone
+ * surrogate or anything but four hex digits.
+ */
+static int
+fp_uescape(struct fparse *f, const char **pp, unsigned *cp)
+{
+	const char *p = *pp;
+	unsigned lo;
+
+	if (f->end - p < 5 || !fp_hex4(p + 1, cp))
+		return 0;
+	p += 4;
+	if (*cp >= 0xDC00 && *cp <= 0xDFFF)
+		return 0;
+	if (*cp >= 0xD800 && *cp <= 0xDBFF) {
+		if (f->end - p < 7 || p[1] != '\\' || p[2] != 'u' || !fp_hex4(p + 3, &lo) ||
+		    lo < 0xDC00 || lo > 0xDFFF)
+			return 0;
+		p += 6;
+		*cp = 0x10000 + (((*cp - 0xD800) << 10) | (lo - 0xDC00));
+	}
+	*pp = p;
+	return 1;
+}
+
+/* The byte a one-character escape \c stands for; 'u' for \u, 0 for no escape. */
+static char
+fp_escape_byte(char c)
+{
+	switch (c) {
+	case '"':
+	case '\\':
+	case '/':
+	case 'u':
+		return c;
+	case 'b':
+		return '\b';
+	case 'f':
+		return '\f';
+	case 'n':
+		return '\n';
+	case 'r':
+		return '\r';
+	case 't':
+		return '\t';
+	default:
+		return 0;
+	}
+}
+
+/*
+ * A string with escapes, s just past its opening quote, p where the plain
+ * scan stopped: unescaped into tmp, never longer than the escaped string.
+ */
+static int
+fp_escaped(struct fparse *f, const char *s, const char *p, jv *out)
+{
+	size_t n = 0;
+
+	while (p < f->end && *p != '"')
+		p += *p == '\\' ? 2 : 1;
+	if ((size_t)(p - s) + 4 > f->cap) {
+		f->cap = (size_t)(p - s) + 4;
+		f->tmp = hm_xrealloc(f->tmp, f->cap);
+	}
+	for (p = s; p < f->end && *p != '"'; p++) {
+		unsigned cp;
+		char c;
+
+		if ((unsigned char)*p < 0x20)
+			return 0;
+		if (*p != '\\') {
+			f->tmp[n++] = *p;
+			continue;
+		}
+		if (++p >= f->end || !(c = fp_escape_byte(*p)))
+			return 0;
+		if (c != 'u')
+			f->tmp[n++] = c;
+		else if (fp_uescape(f, &p, &cp))
+			n += fp_utf8(f->tmp + n, cp);
+		else
+			return 0;
+	}
+	if (p >= f->end || n > 0x7fffffff)
+		return 0;
+	*out = jv_string_sized(f->tmp, (int)n);
+	f->p = p + 1;
+	return 1;
+}
+
 static int
 fp_string(struct fparse *f, jv *out)
 {
 	const char *s = ++f->p, *p = s;
-	size_t n = 0;
 
 	while (p < f->end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
 		p++;
@@ -143,83 +261,7 @@ fp_string(struct fparse *f, jv *out)
 		f->p = p + 1;
 		return 1;
 	}
-	/* Escapes: unescape into tmp, never longer than the escaped string. */
-	while (p < f->end && *p != '"')
-		p += *p == '\\' ? 2 : 1;
-	if ((size_t)(p - s) + 4 > f->cap) {
-		f->cap = (size_t)(p - s) + 4;
-		f->tmp = hm_xrealloc(f->tmp, f->cap);
-	}
-	for (p = s; p < f->end && *p != '"'; p++) {
-		unsigned cp, lo;
-
-		if ((unsigned char)*p < 0x20)
-			return 0;
-		if (*p != '\\') {
-			f->tmp[n++] = *p;
-			continue;
-		}
-		if (++p >= f->end)
-			return 0;
-		switch (*p) {
-		case '"':
-		case '\\':
-		case '/':
-			f->tmp[n++] = *p;
-			continue;
-		case 'b':
-			f->tmp[n++] = '\b';
-			continue;
-		case 'f':
-			f->tmp[n++] = '\f';
-			continue;
-		case 'n':
-			f->tmp[n++] = '\n';
-			continue;
-		case 'r':
-			f->tmp[n++] = '\r';
-			continue;
-		case 't':
-			f->tmp[n++] = '\t';
-			continue;
-		case 'u':
-			break;
-		default:
-			return 0;
-		}
-		if (f->end - p < 5 || !fp_hex4(p + 1, &cp))
-			return 0;
-		p += 4;
-		if (cp >= 0xDC00 && cp <= 0xDFFF)
-			return 0;
-		if (cp >= 0xD800 && cp <= 0xDBFF) {
-			if (f->end - p < 7 || p[1] != '\\' || p[2] != 'u' || !fp_hex4(p + 3, &lo) ||
-			    lo < 0xDC00 || lo > 0xDFFF)
-				return 0;
-			p += 6;
-			cp = 0x10000 + (((cp - 0xD800) << 10) | (lo - 0xDC00));
-		}
-		if (cp < 0x80) {
-			f->tmp[n++] = (char)cp;
-		} else if (cp < 0x800) {
-			f->tmp[n++] = (char)(0xC0 | (cp >> 6));
-			f->tmp[n++] = (char)(0x80 | (cp & 0x3F));
-		} else if (cp < 0x10000) {
-			f->tmp[n++] = (char)(0xE0 | (cp >> 12));
-			f->tmp[n++] = (char)(0x80 | ((cp >> 6) & 0x3F));
-			f->tmp[n++] = (char)(0x80 | (cp & 0x3F));
-		} else {
-			f->tmp[n++] = (char)(0xF0 | (cp >> 18));
-			f->tmp[n++] = (char)(0x80 | ((cp >> 12) & 0x3F));
-			f->tmp[n++] = (char)(0x80 | ((cp >> 6) & 0x3F));
-			f->tmp[n++] = (char)(0x80 | (cp & 0x3F));
-		}
-	}
-	if (p >= f->end || n > 0x7fffffff)
-		return 0;
-	*out = jv_string_sized(f->tmp, (int)n);
-	f->p = p + 1;
-	return 1;
+	return fp_escaped(f, s, p, out);
 }
 
 static int

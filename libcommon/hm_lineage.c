@@ -3,6 +3,7 @@
 #include "hm_error.h"
 #include "hm_json.h"
 #include "hm_state.h"
+#include "hm_time.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,98 @@ int
 hm_history_entry_same(jv a, jv b)
 {
 	return jv_equal(jv_copy(a), jv_copy(b));
+}
+
+jv
+hm_machines_union(jv lm, jv rm)
+{
+	if (jv_get_kind(lm) != JV_KIND_ARRAY) {
+		jv_free(lm);
+		lm = jv_array();
+	}
+	if (jv_get_kind(rm) != JV_KIND_ARRAY) {
+		jv_free(rm);
+		return lm;
+	}
+	jv_array_foreach(rm, i, m)
+	{
+		int have = 0;
+
+		jv_array_foreach(lm, j, x)
+		{
+			have = have || jv_equal(jv_copy(x), jv_copy(m));
+			jv_free(x);
+		}
+		lm = have ? (jv_free(m), lm) : jv_array_append(lm, m);
+	}
+	jv_free(rm);
+	return lm;
+}
+
+/* A history entry of either side, with what orders it. */
+struct entry {
+	jv e;
+	long long serial;
+	const char *ts;
+	int order;
+};
+
+static int
+entry_cmp(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+	int c;
+
+	if (x->serial != y->serial)
+		return x->serial < y->serial ? -1 : 1;
+	/* The instant, fractions of a second included: .5Z is after 00Z. */
+	c = hm_time_cmp(x->ts ? x->ts : "", y->ts ? y->ts : "");
+	if (c)
+		return c;
+	return x->order - y->order;
+}
+
+jv
+hm_history_union(jv lh, jv rh)
+{
+	int ln = jv_get_kind(lh) == JV_KIND_ARRAY ? jv_array_length(jv_copy(lh)) : 0;
+	int rn = jv_get_kind(rh) == JV_KIND_ARRAY ? jv_array_length(jv_copy(rh)) : 0;
+	struct entry *all = hm_xmalloc(((size_t)ln + (size_t)rn + 1) * sizeof(*all));
+	int n = 0, start;
+	jv out = jv_array();
+
+	for (int side = 0; side < 2; side++) {
+		jv h = side ? rh : lh;
+		int len = side ? rn : ln;
+
+		for (int i = 0; i < len; i++) {
+			jv e = jv_array_get(jv_copy(h), i);
+			int dup = 0;
+
+			for (int j = 0; j < n && !dup; j++)
+				dup = hm_history_entry_same(all[j].e, e);
+			if (dup) {
+				jv_free(e);
+				continue;
+			}
+			all[n].serial = hm_json_int(e, "serial", 0);
+			all[n].ts = hm_json_str(e, "timestamp");
+			all[n].order = n;
+			all[n++].e = e;
+		}
+	}
+	qsort(all, (size_t)n, sizeof(*all), entry_cmp);
+	start = n > HM_HISTORY_MAX ? n - HM_HISTORY_MAX : 0;
+	for (int i = 0; i < n; i++) {
+		if (i >= start)
+			out = jv_array_append(out, all[i].e);
+		else
+			jv_free(all[i].e);
+	}
+	free(all);
+	jv_free(lh);
+	jv_free(rh);
+	return out;
 }
 
 /* Index of entry e in history h (borrowed), or -1. */
@@ -384,107 +477,120 @@ check_base(struct hm_pair *p, const char *src)
 	jv_free(rl);
 }
 
+/* *s read from path and validated (version in *version); 0, or -1 (error printed). */
+static int
+read_named(const char *path, int allow_newer, jv *s, int *version)
+{
+	*s = read_one(path, NULL);
+	if (!jv_is_valid(*s))
+		return -1;
+	return check_named(*s, hm_json_source_name(path), NULL, allow_newer, version);
+}
+
+/* hm_pair_read from the files named (base_path may be NULL). */
+static int
+pair_read_files(const char *local_path, const char *remote_path, const char *base_path,
+		int allow_newer, struct hm_pair *p)
+{
+	int bv = 0;
+
+	if (!local_path || !remote_path) {
+		hm_error("%s: needs --local and --remote as well", local_path    ? "--local"
+								   : remote_path ? "--remote"
+										 : "--base");
+		return hm_fail(HM_EXIT_USAGE);
+	}
+	if (stdin_twice(local_path, remote_path, base_path) < 0)
+		return hm_fail(HM_EXIT_USAGE);
+	if (read_named(local_path, allow_newer, &p->local, &p->local_version) < 0 ||
+	    read_named(remote_path, allow_newer, &p->remote, &p->remote_version) < 0)
+		return -1;
+	if (base_path) {
+		jv_free(p->base);
+		if (read_named(base_path, allow_newer, &p->base, &bv) < 0)
+			return -1;
+		check_base(p, hm_json_source_name(base_path));
+	}
+	return 0;
+}
+
+/* doc (borrowed) is an object of no members but local, remote and base (pair.schema.json). */
+static int
+pair_members_known(jv doc)
+{
+	if (jv_get_kind(doc) != JV_KIND_OBJECT) {
+		hm_error("<stdin>: expected an object {\"local\", \"remote\", \"base\"}, got %s",
+			 hm_json_kind_name(doc));
+		return -1;
+	}
+	jv_object_foreach(doc, k, v)
+	{
+		const char *name = jv_string_value(k);
+		int known =
+			!strcmp(name, "local") || !strcmp(name, "remote") || !strcmp(name, "base");
+
+		jv_free(v);
+		if (!known) {
+			struct hm_json_out o = HM_JSON_OUT_INIT(HM_JSON_COMPACT);
+
+			hm_json_out_string(&o, name, (size_t)jv_string_length_bytes(jv_copy(k)));
+			hm_error("<stdin>: .[%s]: not a member of a pair (local, remote, base)",
+				 o.p);
+			free(o.p);
+			jv_free(k);
+			return -1;
+		}
+		jv_free(k);
+	}
+	return 0;
+}
+
+/* hm_pair_read from one document {"local": S, "remote": S, "base": S|null} on stdin. */
+static int
+pair_read_stdin(int allow_newer, struct hm_pair *p)
+{
+	jv doc = read_one("-", NULL);
+	int bv = 0;
+
+	if (!jv_is_valid(doc))
+		return -1;
+	if (pair_members_known(doc) < 0) {
+		jv_free(doc);
+		return hm_fail(HM_EXIT_USAGE);
+	}
+	p->local = jv_object_get(jv_copy(doc), jv_string("local"));
+	p->remote = jv_object_get(jv_copy(doc), jv_string("remote"));
+	jv_free(p->base);
+	p->base = jv_object_get(jv_copy(doc), jv_string("base"));
+	/* Dropping the wrapper leaves each state with a single owner. */
+	jv_free(doc);
+	if (!jv_is_valid(p->local) || !jv_is_valid(p->remote)) {
+		hm_error("<stdin>: .%s: missing", jv_is_valid(p->local) ? "remote" : "local");
+		return hm_fail(HM_EXIT_USAGE);
+	}
+	if (!jv_is_valid(p->base)) {
+		jv_free(p->base);
+		p->base = jv_null();
+	}
+	if (check_named(p->local, "<stdin>", "local", allow_newer, &p->local_version) < 0 ||
+	    check_named(p->remote, "<stdin>", "remote", allow_newer, &p->remote_version) < 0)
+		return -1;
+	if (jv_get_kind(p->base) != JV_KIND_NULL &&
+	    check_named(p->base, "<stdin>", "base", allow_newer, &bv) < 0)
+		return -1;
+	check_base(p, "<stdin>");
+	return 0;
+}
+
 int
 hm_pair_read(const char *local_path, const char *remote_path, const char *base_path,
 	     int allow_newer, struct hm_pair *p)
 {
-	int bv = 0;
-
 	p->local = p->remote = jv_invalid();
 	p->base = jv_null();
-	if (local_path || remote_path || base_path) {
-		if (!local_path || !remote_path) {
-			hm_error("%s: needs --local and --remote as well", local_path ? "--local"
-									   : remote_path
-										   ? "--remote"
-										   : "--base");
-			return hm_fail(HM_EXIT_USAGE);
-		}
-		if (stdin_twice(local_path, remote_path, base_path) < 0)
-			return hm_fail(HM_EXIT_USAGE);
-		p->local = read_one(local_path, NULL);
-		if (!jv_is_valid(p->local))
-			return -1;
-		if (check_named(p->local, hm_json_source_name(local_path), NULL, allow_newer,
-				&p->local_version) < 0)
-			return -1;
-		p->remote = read_one(remote_path, NULL);
-		if (!jv_is_valid(p->remote))
-			return -1;
-		if (check_named(p->remote, hm_json_source_name(remote_path), NULL, allow_newer,
-				&p->remote_version) < 0)
-			return -1;
-		if (base_path) {
-			jv_free(p->base);
-			p->base = read_one(base_path, NULL);
-			if (!jv_is_valid(p->base))
-				return -1;
-			if (check_named(p->base, hm_json_source_name(base_path), NULL, allow_newer,
-					&bv) < 0)
-				return -1;
-			check_base(p, hm_json_source_name(base_path));
-		}
-		return 0;
-	} else {
-		jv doc = read_one("-", NULL);
-
-		if (!jv_is_valid(doc))
-			return -1;
-		if (jv_get_kind(doc) != JV_KIND_OBJECT) {
-			hm_error(
-				"<stdin>: expected an object {\"local\", \"remote\", \"base\"}, got %s",
-				hm_json_kind_name(doc));
-			jv_free(doc);
-			return hm_fail(HM_EXIT_USAGE);
-		}
-		/* pair.schema.json: additionalProperties false. */
-		jv_object_foreach(doc, k, v)
-		{
-			const char *name = jv_string_value(k);
-			int known = !strcmp(name, "local") || !strcmp(name, "remote") ||
-				    !strcmp(name, "base");
-
-			jv_free(v);
-			if (!known) {
-				struct hm_json_out o = HM_JSON_OUT_INIT(HM_JSON_COMPACT);
-
-				hm_json_out_string(&o, name,
-						   (size_t)jv_string_length_bytes(jv_copy(k)));
-				hm_error("<stdin>: .[%s]: not a member of a pair (local, remote, "
-					 "base)",
-					 o.p);
-				free(o.p);
-				jv_free(k);
-				jv_free(doc);
-				return hm_fail(HM_EXIT_USAGE);
-			}
-			jv_free(k);
-		}
-		p->local = jv_object_get(jv_copy(doc), jv_string("local"));
-		p->remote = jv_object_get(jv_copy(doc), jv_string("remote"));
-		jv_free(p->base);
-		p->base = jv_object_get(jv_copy(doc), jv_string("base"));
-		/* Dropping the wrapper leaves each state with a single owner. */
-		jv_free(doc);
-		if (!jv_is_valid(p->local) || !jv_is_valid(p->remote)) {
-			hm_error("<stdin>: .%s: missing",
-				 jv_is_valid(p->local) ? "remote" : "local");
-			return hm_fail(HM_EXIT_USAGE);
-		}
-		if (!jv_is_valid(p->base)) {
-			jv_free(p->base);
-			p->base = jv_null();
-		}
-		if (check_named(p->local, "<stdin>", "local", allow_newer, &p->local_version) < 0 ||
-		    check_named(p->remote, "<stdin>", "remote", allow_newer, &p->remote_version) <
-			    0)
-			return -1;
-		if (jv_get_kind(p->base) != JV_KIND_NULL &&
-		    check_named(p->base, "<stdin>", "base", allow_newer, &bv) < 0)
-			return -1;
-		check_base(p, "<stdin>");
-		return 0;
-	}
+	if (local_path || remote_path || base_path)
+		return pair_read_files(local_path, remote_path, base_path, allow_newer, p);
+	return pair_read_stdin(allow_newer, p);
 }
 
 int
@@ -705,96 +811,127 @@ hm_conflicts_sort(jv list)
 	return jv_sort(list, keys);
 }
 
-jv
-hm_conflicts_detect(const struct hm_pair *p, const struct hm_lineage_cmp *c, int flags)
+/* out (consumed) with the lineage_mismatch conflict of the pair appended. */
+static jv
+lineage_conflict(jv out, const struct hm_pair *p)
 {
-	jv out = jv_array(), drifts = jv_array();
 	jv ll = field(p->local, "lineage"), rl = field(p->remote, "lineage");
 	const char *lid = jv_is_valid(ll) ? hm_json_str(ll, "id") : NULL;
 	const char *rid = jv_is_valid(rl) ? hm_json_str(rl, "id") : NULL;
+	jv x = conflict("lineage_mismatch", "high",
+			jv_string_fmt("State lineage differs: local '%s' vs remote '%s'",
+				      lid ? lid : "none", rid ? rid : "none"));
+
+	out = jv_array_append(out, strpair(x, lid, rid));
+	jv_free(ll);
+	jv_free(rl);
+	return out;
+}
+
+/* out (consumed) with the version_mismatch conflict appended: newer is the newer version. */
+static jv
+version_conflict(jv out, const struct hm_pair *p, int newer)
+{
+	jv x = conflict("version_mismatch", "high",
+			jv_string_fmt("%s state version %d is newer than this heimdal "
+				      "supports (%d)",
+				      p->local_version == newer ? "Local" : "Remote", newer,
+				      HM_STATE_VERSION));
+
+	x = jv_object_set(x, jv_string("local"), jv_number(p->local_version));
+	x = jv_object_set(x, jv_string("remote"), jv_number(p->remote_version));
+	x = jv_object_set(x, jv_string("supported"), jv_number(HM_STATE_VERSION));
+	return jv_array_append(out, x);
+}
+
+/* out (consumed) with the serial_divergence conflict of c appended. */
+static jv
+divergence_conflict(jv out, const struct hm_lineage_cmp *c)
+{
+	jv x = conflict(
+		"serial_divergence", "high",
+		c->common_parent < 0
+			? jv_string_fmt("State diverged: local serial %lld vs remote serial "
+					"%lld (no common parent)",
+					c->local_serial, c->remote_serial)
+			: jv_string_fmt("State diverged: local serial %lld vs remote serial "
+					"%lld (common parent: %lld)",
+					c->local_serial, c->remote_serial, c->common_parent));
+
+	x = jv_object_set(x, jv_string("local_serial"), jv_number((double)c->local_serial));
+	x = jv_object_set(x, jv_string("remote_serial"), jv_number((double)c->remote_serial));
+	x = jv_object_set(x, jv_string("common_parent"),
+			  c->common_parent < 0 ? jv_null() : jv_number((double)c->common_parent));
+	return jv_array_append(out, x);
+}
+
+/*
+ * out (consumed) with profile_mismatch and path_mismatch appended where the
+ * two differ.  Profile and path are each machine's own: they differ between
+ * machines in step and are no conflict on their own.  Beside a divergence
+ * they are listed, as the specification's listing shows them.
+ */
+static jv
+machine_conflicts(jv out, const struct hm_pair *p)
+{
 	const char *lprof = hm_json_str(p->local, "active_profile");
 	const char *rprof = hm_json_str(p->remote, "active_profile");
 	const char *lpath = hm_json_str(p->local, "dotfiles_path");
 	const char *rpath = hm_json_str(p->remote, "dotfiles_path");
-	int diverged = c->relation == HM_REL_DIVERGED;
-	int newer = p->local_version > HM_STATE_VERSION    ? p->local_version
-		    : p->remote_version > HM_STATE_VERSION ? p->remote_version
-							   : 0;
 
-	/* A lineage that holds nothing but its own init joins the other: no conflict. */
-	if (c->relation == HM_REL_UNRELATED) {
-		jv x = conflict("lineage_mismatch", "high",
-				jv_string_fmt("State lineage differs: local '%s' vs remote '%s'",
-					      lid ? lid : "none", rid ? rid : "none"));
-
-		out = jv_array_append(out, strpair(x, lid, rid));
-	}
-	if (newer) {
-		jv x = conflict("version_mismatch", "high",
-				jv_string_fmt("%s state version %d is newer than this heimdal "
-					      "supports (%d)",
-					      p->local_version == newer ? "Local" : "Remote", newer,
-					      HM_STATE_VERSION));
-
-		x = jv_object_set(x, jv_string("local"), jv_number(p->local_version));
-		x = jv_object_set(x, jv_string("remote"), jv_number(p->remote_version));
-		x = jv_object_set(x, jv_string("supported"), jv_number(HM_STATE_VERSION));
-		out = jv_array_append(out, x);
-	}
-	if (c->relation == HM_REL_DIVERGED) {
-		jv x = conflict(
-			"serial_divergence", "high",
-			c->common_parent < 0
-				? jv_string_fmt(
-					  "State diverged: local serial %lld vs remote serial "
-					  "%lld (no common parent)",
-					  c->local_serial, c->remote_serial)
-				: jv_string_fmt(
-					  "State diverged: local serial %lld vs remote serial "
-					  "%lld (common parent: %lld)",
-					  c->local_serial, c->remote_serial, c->common_parent));
-
-		x = jv_object_set(x, jv_string("local_serial"), jv_number((double)c->local_serial));
-		x = jv_object_set(x, jv_string("remote_serial"),
-				  jv_number((double)c->remote_serial));
-		x = jv_object_set(x, jv_string("common_parent"),
-				  c->common_parent < 0 ? jv_null()
-						       : jv_number((double)c->common_parent));
-		out = jv_array_append(out, x);
-	}
-	/*
-	 * Profile and path are each machine's own: they differ between machines
-	 * in step and are no conflict on their own.  Beside a divergence they
-	 * are listed, as the specification's listing shows them.
-	 */
-	if (diverged && lprof && rprof && strcmp(lprof, rprof) != 0) {
+	if (lprof && rprof && strcmp(lprof, rprof) != 0) {
 		jv x = conflict("profile_mismatch", "medium",
 				jv_string_fmt("Active profile differs: local '%s' vs remote '%s'",
 					      lprof, rprof));
 
 		out = jv_array_append(out, strpair(x, lprof, rprof));
 	}
-	if (diverged && lpath && rpath && strcmp(lpath, rpath) != 0) {
+	if (lpath && rpath && strcmp(lpath, rpath) != 0) {
 		jv x = conflict("path_mismatch", "high",
 				jv_string_fmt("Dotfiles path differs: local '%s' vs remote '%s'",
 					      lpath, rpath));
 
 		out = jv_array_append(out, strpair(x, lpath, rpath));
 	}
-	/* A file both sides changed only conflicts where the states diverged. */
-	if (!newer && diverged && !(flags & HM_CONFLICTS_NO_DRIFT)) {
-		jv lc = field(p->local, "checksums"), rc = field(p->remote, "checksums");
-		jv bc = field(p->base, "checksums");
+	return out;
+}
 
-		drifts = detect_drift(drifts, lc, rc, bc);
-		jv_free(lc);
-		jv_free(rc);
-		jv_free(bc);
-		drifts = hm_conflicts_sort(drifts);
+/* The pair's file_drift conflicts, sorted by path (a new array). */
+static jv
+drift_conflicts(const struct hm_pair *p)
+{
+	jv lc = field(p->local, "checksums"), rc = field(p->remote, "checksums");
+	jv bc = field(p->base, "checksums");
+	jv drifts = detect_drift(jv_array(), lc, rc, bc);
+
+	jv_free(lc);
+	jv_free(rc);
+	jv_free(bc);
+	return hm_conflicts_sort(drifts);
+}
+
+jv
+hm_conflicts_detect(const struct hm_pair *p, const struct hm_lineage_cmp *c, int flags)
+{
+	jv out = jv_array();
+	int diverged = c->relation == HM_REL_DIVERGED;
+	int newer = p->local_version > HM_STATE_VERSION    ? p->local_version
+		    : p->remote_version > HM_STATE_VERSION ? p->remote_version
+							   : 0;
+
+	/* A lineage that holds nothing but its own init joins the other: no conflict. */
+	if (c->relation == HM_REL_UNRELATED)
+		out = lineage_conflict(out, p);
+	if (newer)
+		out = version_conflict(out, p, newer);
+	if (diverged) {
+		out = divergence_conflict(out, c);
+		out = machine_conflicts(out, p);
 	}
-	jv_free(ll);
-	jv_free(rl);
-	return jv_array_concat(out, drifts);
+	/* A file both sides changed only conflicts where the states diverged. */
+	if (!newer && diverged && !(flags & HM_CONFLICTS_NO_DRIFT))
+		out = jv_array_concat(out, drift_conflicts(p));
+	return out;
 }
 
 void

@@ -153,4 +153,18 @@ void hm_conflicts_print(FILE *f, const char *heading, jv list);
 /* 1 when history entries a and b (borrowed) are the same entry. */
 int hm_history_entry_same(jv a, jv b);
 
+/*
+ * The specification's merge of two lineages' lists, both arguments consumed,
+ * a new array returned; a side that is not an array counts as empty.
+ *
+ * hm_history_union: every entry of either history once (the same entry by
+ * hm_history_entry_same, the first seen kept), ordered by serial, then by
+ * timestamp (fractions of a second included), then lh's entries before
+ * rh's in their own order; the newest HM_HISTORY_MAX are kept.
+ *
+ * hm_machines_union: the machine ids of lm, then those of rm that lm lacks.
+ */
+jv hm_history_union(jv lh, jv rh);
+jv hm_machines_union(jv lm, jv rm);
+
 #endif

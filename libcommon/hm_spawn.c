@@ -119,15 +119,123 @@ hm_spawn_running(void)
 	return running;
 }
 
+/*
+ * The child's side of hm_spawn, after fork: argv with the tool's path as
+ * argv[0], the pipe ends on 0, 1 (and 2 when err >= 0), the signal state
+ * we started with, then the tool.  Never returns; 127 when exec fails.
+ */
+static _Noreturn void
+spawn_child(char *tool, char *const argv[], int in, int out, int err)
+{
+	size_t argc = 0;
+	char **av;
+
+	while (argv && argv[argc])
+		argc++;
+	av = hm_xmalloc((argc + 2) * sizeof(*av));
+	av[0] = tool;
+	for (size_t i = 1; i < argc; i++)
+		av[i] = argv[i];
+	av[argc ? argc : 1] = NULL;
+	dup2(in, 0);
+	dup2(out, 1);
+	if (err >= 0)
+		dup2(err, 2);
+	/* The tool starts with the dispositions and mask we started with. */
+	hm_sigchain_child();
+	execv(tool, av);
+	_exit(127);
+}
+
+/* One write of what is left of in[*off..len) to *fd, closed (-1) when done or failed. */
+static void
+feed_once(int *fd, const char *in, size_t len, size_t *off)
+{
+	ssize_t n = write(*fd, in + *off, len - *off);
+
+	if (n > 0)
+		*off += (size_t)n;
+	if ((n < 0 && errno != EAGAIN && errno != EINTR) || *off == len) {
+		close(*fd);
+		*fd = -1;
+	}
+}
+
+/* One read from *fd appended to *buf, *fd closed (-1) at its end or on an error. */
+static void
+drain_once(int *fd, char **buf, size_t *len, size_t *cap)
+{
+	char chunk[65536];
+	ssize_t n = read(*fd, chunk, sizeof(chunk));
+
+	if (n > 0) {
+		append(buf, len, cap, chunk, (size_t)n);
+	} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+		close(*fd);
+		*fd = -1;
+	}
+}
+
+/*
+ * Feed in[0..in_len) to *in (unless already closed: -1) while collecting *out
+ * into p->out and *err (when >= 0) into p->err, until all three are closed.
+ */
+static void
+exchange(int *in, int *out, int *err, const char *data, size_t in_len, struct hm_proc *p)
+{
+	size_t ocap = 0, ecap = 0, off = 0;
+
+	append(&p->out, &p->out_len, &ocap, "", 0);
+	while (*in >= 0 || *out >= 0 || *err >= 0) {
+		struct pollfd fds[3] = {
+			{ .fd = *in, .events = POLLOUT },
+			{ .fd = *out, .events = POLLIN },
+			{ .fd = *err, .events = POLLIN },
+		};
+
+		if (poll(fds, 3, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (*in >= 0 && (fds[0].revents & (POLLOUT | POLLERR | POLLHUP)))
+			feed_once(in, data, in_len, &off);
+		if (*out >= 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)))
+			drain_once(out, &p->out, &p->out_len, &ocap);
+		if (*err >= 0 && (fds[2].revents & (POLLIN | POLLHUP | POLLERR)))
+			drain_once(err, &p->err, &p->err_len, &ecap);
+	}
+}
+
+/* Reap the tool: p->status; -1 (error printed) when it cannot be waited for or run. */
+static int
+spawn_wait(pid_t pid, const char *name, struct hm_proc *p)
+{
+	int st;
+
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR) {
+			running = 0;
+			hm_error_errno("waitpid");
+			return hm_fail(HM_EXIT_ENV);
+		}
+	running = 0;
+	p->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	if (p->status == 127) {
+		hm_error("heimdal-%s: could not be executed", name);
+		return hm_fail(HM_EXIT_ENV);
+	}
+	return 0;
+}
+
 int
 hm_spawn(const char *name, char *const argv[], const char *in, size_t in_len, int flags,
 	 struct hm_proc *p)
 {
 	char *tool = hm_find_tool(name);
 	int inp[2], outp[2], errp[2] = { -1, -1 };
-	size_t ocap = 0, ecap = 0, off = 0;
+	size_t ecap = 0;
 	pid_t pid;
-	int st;
 
 	memset(p, 0, sizeof(*p));
 	if (!tool) {
@@ -148,26 +256,8 @@ hm_spawn(const char *name, char *const argv[], const char *in, size_t in_len, in
 		hm_error_errno("fork");
 		return hm_fail(HM_EXIT_ENV);
 	}
-	if (pid == 0) {
-		size_t argc = 0;
-		char **av;
-
-		while (argv && argv[argc])
-			argc++;
-		av = hm_xmalloc((argc + 2) * sizeof(*av));
-		av[0] = tool;
-		for (size_t i = 1; i < argc; i++)
-			av[i] = argv[i];
-		av[argc ? argc : 1] = NULL;
-		dup2(inp[0], 0);
-		dup2(outp[1], 1);
-		if (errp[1] >= 0)
-			dup2(errp[1], 2);
-		/* The tool starts with the dispositions and mask we started with. */
-		hm_sigchain_child();
-		execv(tool, av);
-		_exit(127);
-	}
+	if (pid == 0)
+		spawn_child(tool, argv, inp[0], outp[1], errp[1]);
 	running = pid;
 	free(tool);
 	close(inp[0]);
@@ -181,65 +271,11 @@ hm_spawn(const char *name, char *const argv[], const char *in, size_t in_len, in
 		close(inp[1]);
 		inp[1] = -1;
 	}
-	append(&p->out, &p->out_len, &ocap, "", 0);
-	while (inp[1] >= 0 || outp[0] >= 0 || errp[0] >= 0) {
-		struct pollfd fds[3] = {
-			{ .fd = inp[1], .events = POLLOUT },
-			{ .fd = outp[0], .events = POLLIN },
-			{ .fd = errp[0], .events = POLLIN },
-		};
-		char buf[65536];
-		ssize_t n;
-
-		if (poll(fds, 3, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (inp[1] >= 0 && (fds[0].revents & (POLLOUT | POLLERR | POLLHUP))) {
-			n = write(inp[1], in + off, in_len - off);
-			if (n > 0)
-				off += (size_t)n;
-			if ((n < 0 && errno != EAGAIN && errno != EINTR) || off == in_len) {
-				close(inp[1]);
-				inp[1] = -1;
-			}
-		}
-		if (outp[0] >= 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-			n = read(outp[0], buf, sizeof(buf));
-			if (n > 0) {
-				append(&p->out, &p->out_len, &ocap, buf, (size_t)n);
-			} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-				close(outp[0]);
-				outp[0] = -1;
-			}
-		}
-		if (errp[0] >= 0 && (fds[2].revents & (POLLIN | POLLHUP | POLLERR))) {
-			n = read(errp[0], buf, sizeof(buf));
-			if (n > 0) {
-				append(&p->err, &p->err_len, &ecap, buf, (size_t)n);
-			} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-				close(errp[0]);
-				errp[0] = -1;
-			}
-		}
-	}
+	exchange(&inp[1], &outp[0], &errp[0], in, in_len, p);
 	hm_sigchain_pop(SIGPIPE);
 	if ((flags & HM_SPAWN_CAPTURE_ERR) && !p->err)
 		append(&p->err, &p->err_len, &ecap, "", 0);
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR) {
-			running = 0;
-			hm_error_errno("waitpid");
-			return hm_fail(HM_EXIT_ENV);
-		}
-	running = 0;
-	p->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-	if (p->status == 127) {
-		hm_error("heimdal-%s: could not be executed", name);
-		return hm_fail(HM_EXIT_ENV);
-	}
-	return 0;
+	return spawn_wait(pid, name, p);
 }
 
 int

@@ -290,25 +290,21 @@ add_commit(git_repository *repo, struct adding *a, jv state, const char *msg)
 	free(gf);
 }
 
-int
-cmd_add(int argc, char **argv)
+/* The options into a; 1 for --dry-run.  Exits on bad usage and after --help. */
+static int
+add_options(int argc, char **argv, struct adding *a)
 {
-	HM_GUARD guard = HM_GUARD_INIT;
 	static const struct option opts[] = {
 		{ "profile", required_argument, NULL, 'p' }, { "shared", no_argument, NULL, 's' },
 		{ "force", no_argument, NULL, 'f' },         { "dry-run", no_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },          { NULL, 0, NULL, 0 },
 	};
-	struct adding a = { 0 };
 	int c, dry = 0, shared = 0;
-	git_repository *repo;
-	char **keys, *home_real, *msg;
-	jv state;
 
 	while ((c = hm_opt_next(argc, argv, "p:fh", opts, ADD_USAGE)) != -1) {
 		switch (c) {
 		case 'p':
-			a.profile = optarg;
+			a->profile = optarg;
 			if (!*optarg || strchr(optarg, '/') || !strcmp(optarg, ".") ||
 			    !strcmp(optarg, ".."))
 				hm_die(HM_EXIT_USAGE, "--profile: not a profile name: '%s'",
@@ -318,7 +314,7 @@ cmd_add(int argc, char **argv)
 			shared = 1;
 			break;
 		case 'f':
-			a.force = 1;
+			a->force = 1;
 			break;
 		case 'n':
 			dry = 1;
@@ -327,8 +323,63 @@ cmd_add(int argc, char **argv)
 			add_usage(stdout, 0);
 		}
 	}
-	if (shared && a.profile)
+	if (shared && a->profile)
 		hm_die(HM_EXIT_USAGE, "--profile and --shared exclude each other");
+	return dry;
+}
+
+/* $HOME, the work tree and its index for a; exits when one cannot be had. */
+static void
+add_open(struct adding *a, git_repository *repo, jv state, const char *home_real)
+{
+	const char *active = hm_json_str(state, "active_profile");
+
+	a->home = home_real;
+	if ((a->home_fd = open(home_real, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+		hm_die_errno(HM_EXIT_ENV, "%s", home_real);
+	a->workdir = git_repository_workdir(repo);
+	a->here = !a->profile || (active && strcmp(a->profile, active) == 0);
+	if (git_repository_index(&a->index, repo) < 0)
+		hm_die(HM_EXIT_ENV, "%s: cannot read the index: %s", a->workdir,
+		       hm_git_last_error());
+}
+
+/* The files under keys into a, sorted; exits when one is refused or there is none. */
+static void
+add_collect(struct adding *a, char **keys)
+{
+	for (char **k = keys; *k; k++)
+		add_path(a, *k);
+	if (a->refused)
+		exit(HM_EXIT_USAGE);
+	if (a->n == 0)
+		hm_die(HM_EXIT_USAGE, "no regular file to add under the paths given");
+	qsort(a->f, a->n, sizeof(*a->f), by_key);
+}
+
+static void
+adding_free(struct adding *a)
+{
+	for (size_t i = 0; i < a->n; i++) {
+		free(a->f[i].key);
+		free(a->f[i].src);
+		free(a->f[i].data);
+	}
+	free(a->f);
+	close(a->home_fd);
+	git_index_free(a->index);
+}
+
+int
+cmd_add(int argc, char **argv)
+{
+	HM_GUARD guard = HM_GUARD_INIT;
+	struct adding a = { 0 };
+	int dry = add_options(argc, argv, &a);
+	git_repository *repo;
+	char **keys, *home_real, *msg;
+	jv state;
+
 	if (!(keys = porcelain_path_keys(argc - optind, argv + optind)))
 		hm_opt_die(ADD_USAGE, "name the file(s) to add");
 	if (!getenv("HOME") || !(home_real = realpath(getenv("HOME"), NULL)))
@@ -338,22 +389,8 @@ cmd_add(int argc, char **argv)
 	state = porcelain_state_load();
 	porcelain_need_tool("lineage", "record the files in the state's lineage");
 	repo = remote_open(state);
-	a.home = home_real;
-	if ((a.home_fd = open(home_real, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
-		hm_die_errno(HM_EXIT_ENV, "%s", home_real);
-	a.workdir = git_repository_workdir(repo);
-	a.here = !a.profile || (hm_json_str(state, "active_profile") &&
-				strcmp(a.profile, hm_json_str(state, "active_profile")) == 0);
-	if (git_repository_index(&a.index, repo) < 0)
-		hm_die(HM_EXIT_ENV, "%s: cannot read the index: %s", a.workdir,
-		       hm_git_last_error());
-	for (char **k = keys; *k; k++)
-		add_path(&a, *k);
-	if (a.refused)
-		exit(HM_EXIT_USAGE);
-	if (a.n == 0)
-		hm_die(HM_EXIT_USAGE, "no regular file to add under the paths given");
-	qsort(a.f, a.n, sizeof(*a.f), by_key);
+	add_open(&a, repo, state, home_real);
+	add_collect(&a, keys);
 	if (dry) {
 		for (size_t i = 0; i < a.n; i++)
 			printf("  would add %s -> %s\n", a.f[i].key, a.f[i].src);
@@ -364,15 +401,8 @@ cmd_add(int argc, char **argv)
 		add_commit(repo, &a, state, msg);
 		free(msg);
 	}
-	for (size_t i = 0; i < a.n; i++) {
-		free(a.f[i].key);
-		free(a.f[i].src);
-		free(a.f[i].data);
-	}
-	free(a.f);
-	close(a.home_fd);
+	adding_free(&a);
 	free(home_real);
-	git_index_free(a.index);
 	porcelain_keys_free(keys);
 	git_repository_free(repo);
 	return 0;

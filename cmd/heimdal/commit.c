@@ -224,23 +224,17 @@ out:
 	free(repo);
 }
 
-int
-cmd_commit(int argc, char **argv)
+/* The commit message (-m), checked; exits on bad usage and after --help. */
+static const char *
+commit_message(int argc, char **argv)
 {
-	HM_GUARD guard = HM_GUARD_INIT;
 	static const struct option opts[] = {
 		{ "message", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *msg = NULL, *home = getenv("HOME");
-	struct review rv = { 0 };
-	struct dotfiles d;
-	char *dir, *path, *mine, *home_real, before[41] = "", after[41];
-	sigset_t held;
+	const char *msg = NULL;
 	int c;
-	git_repository *repo;
-	jv state, record;
 
 	while ((c = hm_opt_next(argc, argv, "m:h", opts, COMMIT_USAGE)) != -1) {
 		switch (c) {
@@ -255,6 +249,115 @@ cmd_commit(int argc, char **argv)
 		hm_opt_die(COMMIT_USAGE, "unexpected argument '%s'", argv[optind]);
 	if (!msg || !*msg)
 		hm_opt_die(COMMIT_USAGE, "a commit message is required: -m MESSAGE");
+	return msg;
+}
+
+/* The work tree and $HOME, everything is read beneath; exits when one cannot be opened. */
+static void
+review_open(struct review *rv, const char *workdir, const char *home_real)
+{
+	if ((rv->work_fd = open(workdir, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    (rv->home_fd = open(home_real, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+		hm_die_errno(HM_EXIT_ENV, "%s", rv->work_fd < 0 ? workdir : home_real);
+}
+
+/* The review of d's files against record (borrowed): every file decided, nothing written. */
+static void
+review_all(struct review *rv, const struct dotfiles *d, const char *home_real, git_repository *repo,
+	   jv record)
+{
+	rv->files = jv_object_get(jv_copy(record), jv_string("files"));
+	rv->repo = repo;
+	rv->home_real = home_real;
+	rv->a = calloc(d->n + 1, sizeof(*rv->a));
+	if (!rv->a)
+		hm_die(HM_EXIT_ENV, "out of memory");
+	/* Read everything first: nothing is written until every file is decided. */
+	for (size_t i = 0; i < d->n; i++)
+		review_file(rv, &d->f[i], d->workdir);
+}
+
+/* The accepted files into the work tree beneath it, through no symlink the repository carries. */
+static void
+write_accepted(const struct review *rv, const char *workdir)
+{
+	for (size_t i = 0; i < rv->na; i++) {
+		const struct accepted *a = &rv->a[i];
+		const char *rel = a->dst + strlen(workdir);
+
+		if (hm_file_write_beneath(rv->work_fd, NULL, rel, a->dst, a->data, a->len,
+					  a->mode) < 0)
+			exit(HM_EXIT_ENV);
+		printf("  accepted  %s -> %s\n", a->key, rel);
+	}
+}
+
+/* buf[0..len) (freed) as the work tree's file rel, beneath it; exits on failure. */
+static void
+write_repo_file(int work_fd, const char *workdir, const char *rel, char *buf, size_t len)
+{
+	char *path = hm_path_join(workdir, rel);
+
+	if (hm_file_write_beneath(work_fd, NULL, rel, path, buf, len, 0644) < 0)
+		exit(HM_EXIT_ENV);
+	free(buf);
+	free(path);
+}
+
+/*
+ * The state (borrowed) and this machine's published facts into the
+ * repository, everything committed, and record (consumed) saved: it follows
+ * HEAD when this machine had deployed all of it (and still has: no file is
+ * behind what the repository holds).
+ */
+static void
+publish(const struct review *rv, const char *workdir, jv state, jv record, const char *msg,
+	const char *before)
+{
+	char *mine, *buf, after[41];
+	sigset_t held;
+	size_t len;
+
+	buf = hm_json_dump(hm_state_canonical(jv_copy(state)), HM_JSON_PRETTY, &len);
+	write_repo_file(rv->work_fd, workdir, HM_REPO_STATE, buf, len);
+	mine = record_machine_path();
+	buf = record_published(state, record, &len);
+	write_repo_file(rv->work_fd, workdir, mine, buf, len);
+	/* libgit2 leaves its lock files to a process killed while it
+	 * writes: the signals wait for the commit (hm_git.h). */
+	hm_sigchain_hold(&held);
+	commit_all(rv->repo, workdir, rv->a, rv->na, mine, msg, after);
+	hm_sigchain_release(&held);
+	free(mine);
+	if (!rv->behind)
+		record = record_follow(rv->repo, record, before, after);
+	record_save(record);
+}
+
+static void
+review_free(struct review *rv)
+{
+	for (size_t i = 0; i < rv->na; i++) {
+		free(rv->a[i].key);
+		free(rv->a[i].dst);
+		free(rv->a[i].data);
+	}
+	free(rv->a);
+	close(rv->home_fd);
+	close(rv->work_fd);
+}
+
+int
+cmd_commit(int argc, char **argv)
+{
+	HM_GUARD guard = HM_GUARD_INIT;
+	const char *msg = commit_message(argc, argv), *home = getenv("HOME");
+	struct review rv = { 0 };
+	struct dotfiles d;
+	char *dir, *home_real, before[41] = "";
+	git_repository *repo;
+	jv state, record;
+
 	if (!home || !(home_real = realpath(home, NULL)))
 		hm_die(HM_EXIT_ENV, "HOME is not set or does not exist");
 	if (hm_guard_acquire(&guard, "commit", 0) < 0)
@@ -266,19 +369,9 @@ cmd_commit(int argc, char **argv)
 	    porcelain_dotfiles_list(repo, hm_json_str(state, "active_profile"), &d) < 0)
 		exit(hm_last_code());
 	hm_git_head(repo, before);
-	if ((rv.work_fd = open(d.workdir, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0 ||
-	    (rv.home_fd = open(home_real, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
-		hm_die_errno(HM_EXIT_ENV, "%s", rv.work_fd < 0 ? d.workdir : home_real);
+	review_open(&rv, d.workdir, home_real);
 	record = record_load(state);
-	rv.files = jv_object_get(jv_copy(record), jv_string("files"));
-	rv.repo = repo;
-	rv.home_real = home_real;
-	rv.a = calloc(d.n + 1, sizeof(*rv.a));
-	if (!rv.a)
-		hm_die(HM_EXIT_ENV, "out of memory");
-	/* Read everything first: nothing is written until every file is decided. */
-	for (size_t i = 0; i < d.n; i++)
-		review_file(&rv, &d.f[i], d.workdir);
+	review_all(&rv, &d, home_real, repo, record);
 	if (rv.both)
 		exit(HM_EXIT_FOUND);
 	if (rv.na == 0 && tracked_changes(repo, dir) == 0) {
@@ -288,58 +381,13 @@ cmd_commit(int argc, char **argv)
 	record = jv_object_set(record, jv_string("files"), jv_copy(rv.files));
 	state = jv_object_set(state, jv_string("checksums"), record_checksums(record));
 	state = porcelain_bump(state, "commit", NULL);
-	/* Into the work tree beneath it, through no symlink the repository carries. */
-	for (size_t i = 0; i < rv.na; i++) {
-		struct accepted *a = &rv.a[i];
-		const char *rel = a->dst + strlen(d.workdir);
-
-		if (hm_file_write_beneath(rv.work_fd, NULL, rel, a->dst, a->data, a->len, a->mode) <
-		    0)
-			exit(HM_EXIT_ENV);
-		printf("  accepted  %s -> %s\n", a->key, rel);
-	}
+	write_accepted(&rv, d.workdir);
 	porcelain_state_save(jv_copy(state));
-	/* The record follows HEAD when this machine had deployed all of it (and
-	 * still has: no file is behind what the repository holds). */
-	{
-		size_t len;
-		char *buf;
-
-		record = jv_object_set(record, jv_string("files"), rv.files);
-		path = hm_path_join(d.workdir, HM_REPO_STATE);
-		buf = hm_json_dump(hm_state_canonical(jv_copy(state)), HM_JSON_PRETTY, &len);
-		if (hm_file_write_beneath(rv.work_fd, NULL, HM_REPO_STATE, path, buf, len, 0644) <
-		    0)
-			exit(HM_EXIT_ENV);
-		free(buf);
-		free(path);
-		mine = record_machine_path();
-		path = hm_path_join(d.workdir, mine);
-		buf = record_published(state, record, &len);
-		if (hm_file_write_beneath(rv.work_fd, NULL, mine, path, buf, len, 0644) < 0)
-			exit(HM_EXIT_ENV);
-		free(buf);
-		free(path);
-		/* libgit2 leaves its lock files to a process killed while it
-		 * writes: the signals wait for the commit (hm_git.h). */
-		hm_sigchain_hold(&held);
-		commit_all(repo, d.workdir, rv.a, rv.na, mine, msg, after);
-		hm_sigchain_release(&held);
-		free(mine);
-		if (!rv.behind)
-			record = record_follow(repo, record, before, after);
-		record_save(record);
-	}
-	for (size_t i = 0; i < rv.na; i++) {
-		free(rv.a[i].key);
-		free(rv.a[i].dst);
-		free(rv.a[i].data);
-	}
-	free(rv.a);
+	record = jv_object_set(record, jv_string("files"), rv.files);
+	publish(&rv, d.workdir, state, record, msg, before);
+	review_free(&rv);
 	free(dir);
 	free(home_real);
-	close(rv.home_fd);
-	close(rv.work_fd);
 	jv_free(state);
 	porcelain_dotfiles_free(&d);
 	git_repository_free(repo);

@@ -293,68 +293,51 @@ mode_str(unsigned mode)
 	return mode & 0111 ? "100755" : "100644";
 }
 
-/*
- * Print the difference a -> b for key (b may be a link or other non-file).
- * Returns 1 when there is one, 0 when the two are the same.
- */
-static int
-show(struct ctx *c, const char *key, const struct side *a, const struct side *b, const char *note)
+/* b is not a file diff reads (a link, a non-file, outside $HOME): say what it is. */
+static void
+show_unread(struct ctx *c, const char *key, const struct side *b, const char *aname,
+	    const char *bname)
 {
-	char *aname = hm_xasprintf("a/%s", key), *bname = hm_xasprintf("b/%s", key);
-	const char *an = a->kind == S_NONE ? "/dev/null" : aname;
-	const char *bn = b->kind == S_NONE ? "/dev/null" : bname;
+	char *what = b->kind == S_LINK ? hm_xasprintf("a symbolic link to %s, not followed", b->buf)
+		     : b->kind == S_OTHER ? hm_xstrdup("not a regular file, not read")
+					  : hm_xstrdup("its directory resolves outside $HOME, "
+						       "not read");
+
+	if (c->stat) {
+		stat_add(c, key, 0, 0, hm_xasprintf("(%s)", what));
+	} else {
+		meta(c, "diff --heimdal %s %s", aname, bname);
+		meta(c, "%s: %s", bname, what);
+	}
+	free(what);
+}
+
+/* The lines before the patch: the diff header, the note, new, deleted or changed modes. */
+static void
+show_header(struct ctx *c, const struct side *a, const struct side *b, const char *note,
+	    const char *aname, const char *bname)
+{
+	meta(c, "diff --heimdal %s %s", aname, bname);
+	if (note)
+		meta(c, "%s%s", note, "");
+	if (a->kind == S_NONE)
+		meta(c, "new file mode %s%s", mode_str(b->mode), "");
+	else if (b->kind == S_NONE)
+		meta(c, "deleted file mode %s%s", mode_str(a->mode), "");
+	else if (a->mode != b->mode) {
+		meta(c, "old mode %s%s", mode_str(a->mode), "");
+		meta(c, "new mode %s%s", mode_str(b->mode), "");
+	}
+}
+
+/* The patch a -> b of texts that differ (an and bn name the sides), or its stat row. */
+static void
+show_patch(struct ctx *c, const char *key, const struct side *a, const struct side *b,
+	   const char *an, const char *bn)
+{
 	git_diff_options opts = GIT_DIFF_OPTIONS_INIT;
 	git_patch *p = NULL;
-	int same_text;
 
-	if (a->kind == S_NONE && b->kind == S_NONE) {
-		free(aname), free(bname);
-		return 0;
-	}
-	same_text = a->kind == S_FILE && b->kind == S_FILE && a->len == b->len &&
-		    memcmp(a->buf, b->buf, a->len) == 0;
-	if (same_text && a->mode == b->mode) {
-		free(aname), free(bname);
-		return 0;
-	}
-	c->ndiff++;
-	if (b->kind == S_LINK || b->kind == S_OTHER || b->kind == S_OUTSIDE) {
-		char *what = b->kind == S_LINK
-				     ? hm_xasprintf("a symbolic link to %s, not followed", b->buf)
-			     : b->kind == S_OTHER
-				     ? hm_xstrdup("not a regular file, not read")
-				     : hm_xstrdup("its directory resolves outside $HOME, "
-						  "not read");
-
-		if (c->stat) {
-			stat_add(c, key, 0, 0, hm_xasprintf("(%s)", what));
-		} else {
-			meta(c, "diff --heimdal %s %s", aname, bname);
-			meta(c, "%s: %s", bname, what);
-		}
-		free(what);
-		free(aname), free(bname);
-		return 1;
-	}
-	if (!c->stat) {
-		meta(c, "diff --heimdal %s %s", aname, bname);
-		if (note)
-			meta(c, "%s%s", note, "");
-		if (a->kind == S_NONE)
-			meta(c, "new file mode %s%s", mode_str(b->mode), "");
-		else if (b->kind == S_NONE)
-			meta(c, "deleted file mode %s%s", mode_str(a->mode), "");
-		else if (a->mode != b->mode) {
-			meta(c, "old mode %s%s", mode_str(a->mode), "");
-			meta(c, "new mode %s%s", mode_str(b->mode), "");
-		}
-	}
-	if (same_text) {
-		if (c->stat)
-			stat_add(c, key, 0, 0, NULL);
-		free(aname), free(bname);
-		return 1;
-	}
 	opts.context_lines = 3;
 	if (git_patch_from_buffers(&p, a->buf, a->len, key, b->buf, b->len, key, &opts) < 0) {
 		hm_error("%s: cannot diff: %s", key, hm_git_last_error());
@@ -376,7 +359,40 @@ show(struct ctx *c, const char *key, const struct side *a, const struct side *b,
 		print_hunks(c, p);
 	}
 	git_patch_free(p);
-	free(aname), free(bname);
+}
+
+/*
+ * Print the difference a -> b for key (b may be a link or other non-file).
+ * Returns 1 when there is one, 0 when the two are the same.
+ */
+static int
+show(struct ctx *c, const char *key, const struct side *a, const struct side *b, const char *note)
+{
+	char *aname, *bname;
+	int same_text;
+
+	if (a->kind == S_NONE && b->kind == S_NONE)
+		return 0;
+	same_text = a->kind == S_FILE && b->kind == S_FILE && a->len == b->len &&
+		    memcmp(a->buf, b->buf, a->len) == 0;
+	if (same_text && a->mode == b->mode)
+		return 0;
+	c->ndiff++;
+	aname = hm_xasprintf("a/%s", key);
+	bname = hm_xasprintf("b/%s", key);
+	if (b->kind == S_LINK || b->kind == S_OTHER || b->kind == S_OUTSIDE) {
+		show_unread(c, key, b, aname, bname);
+	} else {
+		if (!c->stat)
+			show_header(c, a, b, note, aname, bname);
+		if (!same_text)
+			show_patch(c, key, a, b, a->kind == S_NONE ? "/dev/null" : aname,
+				   b->kind == S_NONE ? "/dev/null" : bname);
+		else if (c->stat)
+			stat_add(c, key, 0, 0, NULL);
+	}
+	free(aname);
+	free(bname);
 	return 1;
 }
 
@@ -585,27 +601,24 @@ pager_start(void)
 	atexit(pager_wait);
 }
 
-int
-cmd_diff(int argc, char **argv)
+/* The options into c; the colour asked for (-1: auto).  Exits on bad usage and after --help. */
+static int
+diff_options(int argc, char **argv, struct ctx *c)
 {
 	static const struct option opts[] = {
 		{ "upstream", no_argument, NULL, 'u' },    { "stat", no_argument, NULL, 's' },
 		{ "color", optional_argument, NULL, 'c' }, { "no-color", no_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },        { NULL, 0, NULL, 0 },
 	};
-	struct ctx c = { .home_fd = -1, .work_fd = -1 };
-	const char *home = getenv("HOME"), *profile;
-	char real[PATH_MAX];
-	int ch, color = -1, code;
-	jv state, record, keys;
+	int ch, color = -1;
 
 	while ((ch = hm_opt_next(argc, argv, "h", opts, DIFF_USAGE)) != -1) {
 		switch (ch) {
 		case 'u':
-			c.upstream = 1;
+			c->upstream = 1;
 			break;
 		case 's':
-			c.stat = 1;
+			c->stat = 1;
 			break;
 		case 'c':
 			if (!optarg || !strcmp(optarg, "always"))
@@ -625,33 +638,55 @@ cmd_diff(int argc, char **argv)
 			usage(stdout, 0);
 		}
 	}
-	if (!home || !*home)
-		hm_die(HM_EXIT_ENV, "HOME is not set");
-	for (int i = optind; i < argc; i++) { /* a directory as completion gives it: "dir/" */
+	return color;
+}
+
+/* The paths asked for as keys in c->only, a directory as completion gives it ("dir/") too. */
+static void
+diff_paths(struct ctx *c, int argc, char **argv)
+{
+	for (int i = 0; i < argc; i++) {
 		size_t n = strlen(argv[i]);
 
 		while (n > 1 && argv[i][n - 1] == '/')
 			argv[i][--n] = '\0';
 	}
-	c.only = porcelain_path_keys(argc - optind, argv + optind);
+	c->only = porcelain_path_keys(argc, argv);
+}
+
+/*
+ * What diff reads: $HOME, the state and its record, the repository and the
+ * files it deploys here; the state is returned (the caller frees it).
+ * Exits when one cannot be had.
+ */
+static jv
+diff_open(struct ctx *c, const char *home)
+{
+	char real[PATH_MAX];
+	jv state, record;
+
 	if (!realpath(home, real) ||
-	    (c.home_fd = open(real, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		porcelain_keys_free(c.only);
+	    (c->home_fd = open(real, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		porcelain_keys_free(c->only);
 		hm_die_errno(HM_EXIT_ENV, "%s", home);
 	}
-	c.home_real = hm_xstrdup(real);
+	c->home_real = hm_xstrdup(real);
 	state = porcelain_state_load();
-	c.repo = remote_open(state);
+	c->repo = remote_open(state);
 	record = record_load(state);
-	c.files = jv_object_get(record, jv_string("files"));
-	profile = hm_json_str(state, "active_profile");
-	if (porcelain_dotfiles_list(c.repo, profile, &c.d) < 0)
+	c->files = jv_object_get(record, jv_string("files"));
+	if (porcelain_dotfiles_list(c->repo, hm_json_str(state, "active_profile"), &c->d) < 0)
 		exit(hm_last_code());
-	if ((c.work_fd = open(c.d.workdir, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
-		hm_die_errno(HM_EXIT_ENV, "%s", c.d.workdir);
-	keys = all_keys(&c);
-	/* Every path asked for must be one heimdal knows, before anything is printed. */
-	for (char **k = c.only; k && *k; k++) {
+	if ((c->work_fd = open(c->d.workdir, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+		hm_die_errno(HM_EXIT_ENV, "%s", c->d.workdir);
+	return state;
+}
+
+/* Every path asked for is one heimdal knows (in keys, borrowed): 0, or -1 naming the first not. */
+static int
+diff_paths_known(const struct ctx *c, jv keys)
+{
+	for (char **k = c->only; k && *k; k++) {
 		int hit = 0;
 
 		jv_array_foreach(keys, i, key)
@@ -662,40 +697,70 @@ cmd_diff(int argc, char **argv)
 			hit |= strcmp(s, *k) == 0 || (strncmp(s, *k, n) == 0 && s[n] == '/');
 			jv_free(key);
 		}
-		if (!hit) {
-			hm_error("%s: not a file heimdal tracks or deployed", *k);
-			code = HM_EXIT_USAGE;
-			goto out;
-		}
+		if (!hit)
+			return hm_error("%s: not a file heimdal tracks or deployed", *k);
 	}
-	c.color = color >= 0 ? color : hm_term_color(stdout);
-	pager_start();
+	return 0;
+}
+
+/* The diff (or its stat) of every key wanted; the exit code. */
+static int
+diff_all(struct ctx *c, jv keys)
+{
 	jv_array_foreach(keys, i, key)
 	{
-		if (wanted(&c, jv_string_value(key)))
-			diff_key(&c, jv_string_value(key));
+		if (wanted(c, jv_string_value(key)))
+			diff_key(c, jv_string_value(key));
 		jv_free(key);
 	}
-	if (c.stat)
-		print_stat(&c);
-	if (fflush(stdout) != 0 && !c.errors) {
+	if (c->stat)
+		print_stat(c);
+	if (fflush(stdout) != 0 && !c->errors) {
 		hm_error_errno("stdout");
-		c.errors++;
+		c->errors++;
 	}
-	code = c.errors ? HM_EXIT_ENV : c.ndiff ? HM_EXIT_FOUND : 0;
-out:
-	for (size_t i = 0; i < c.nrows; i++)
-		free(c.rows[i].key), free(c.rows[i].note);
-	free(c.rows);
+	return c->errors ? HM_EXIT_ENV : c->ndiff ? HM_EXIT_FOUND : 0;
+}
+
+static void
+ctx_free(struct ctx *c)
+{
+	for (size_t i = 0; i < c->nrows; i++)
+		free(c->rows[i].key), free(c->rows[i].note);
+	free(c->rows);
+	jv_free(c->files);
+	porcelain_keys_free(c->only);
+	porcelain_dotfiles_free(&c->d);
+	git_repository_free(c->repo);
+	close(c->home_fd);
+	close(c->work_fd);
+	free(c->home_real);
+}
+
+int
+cmd_diff(int argc, char **argv)
+{
+	struct ctx c = { .home_fd = -1, .work_fd = -1 };
+	const char *home = getenv("HOME");
+	int color = diff_options(argc, argv, &c), code;
+	jv state, keys;
+
+	if (!home || !*home)
+		hm_die(HM_EXIT_ENV, "HOME is not set");
+	diff_paths(&c, argc - optind, argv + optind);
+	state = diff_open(&c, home);
+	keys = all_keys(&c);
+	/* Every path asked for must be one heimdal knows, before anything is printed. */
+	if (diff_paths_known(&c, keys) < 0) {
+		code = HM_EXIT_USAGE;
+	} else {
+		c.color = color >= 0 ? color : hm_term_color(stdout);
+		pager_start();
+		code = diff_all(&c, keys);
+	}
 	jv_free(keys);
-	jv_free(c.files);
 	jv_free(state);
-	porcelain_keys_free(c.only);
-	porcelain_dotfiles_free(&c.d);
-	git_repository_free(c.repo);
-	close(c.home_fd);
-	close(c.work_fd);
-	free(c.home_real);
+	ctx_free(&c);
 	pager_wait();
 	return code;
 }

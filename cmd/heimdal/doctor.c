@@ -25,6 +25,7 @@
 #include "hm_error.h"
 #include "hm_opt.h"
 #include "hm_git.h"
+#include "hm_gitmerge.h"
 #include "hm_json.h"
 #include "hm_lock.h"
 #include "hm_lsremote.h"

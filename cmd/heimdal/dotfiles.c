@@ -9,6 +9,7 @@
 #include "hm_state.h"
 #include "hm_file.h"
 #include "hm_git.h"
+#include "hm_gitrecover.h"
 #include "hm_json.h"
 #include "hm_lock.h"
 #include "hm_machine.h"

@@ -129,8 +129,14 @@ new_state(const char *profile, const char *path, const char *url)
 	return remote_tool("migrate", argv, v1, NULL);
 }
 
-int
-cmd_init(int argc, char **argv)
+struct init_opts {
+	const char *profile, *url, *dir;
+	int force, empty_ok;
+};
+
+/* The options of cmd_init into o; 1 when --help was printed, exits on bad usage. */
+static int
+init_options(int argc, char **argv, struct init_opts *o)
 {
 	static const struct option opts[] = {
 		{ "profile", required_argument, NULL, 'p' },
@@ -141,46 +147,52 @@ cmd_init(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *profile = NULL, *url = NULL, *dir = "~/.dotfiles", *how;
-	char *path, *stored, *state_path, head[41] = "";
-	int c, force = 0, empty_ok = 0, missing, code;
-	git_repository *repo;
-	jv local, shared, s;
+	int c;
 
 	while ((c = hm_opt_next(argc, argv, "p:fh", opts, INIT_USAGE)) != -1) {
 		switch (c) {
 		case 'p':
-			profile = optarg;
+			o->profile = optarg;
 			break;
 		case 'r':
-			url = optarg;
+			o->url = optarg;
 			break;
 		case 'd':
-			dir = optarg;
+			o->dir = optarg;
 			break;
 		case 'f':
-			force = 1;
+			o->force = 1;
 			break;
 		case 'e':
-			empty_ok = 1;
+			o->empty_ok = 1;
 			break;
 		case 'h':
 			printf("usage: %s\n", INIT_USAGE);
-			return 0;
+			return 1;
 		}
 	}
 	if (optind < argc)
 		hm_die(HM_EXIT_USAGE, "unexpected argument '%s'\nusage: %s", argv[optind],
 		       INIT_USAGE);
-	if (!profile || !*profile || !url || !*url)
+	if (!o->profile || !*o->profile || !o->url || !*o->url)
 		hm_die(HM_EXIT_USAGE, "%s is required\nusage: %s",
-		       !profile || !*profile ? "--profile" : "--repo", INIT_USAGE);
-	if (!*dir)
+		       !o->profile || !*o->profile ? "--profile" : "--repo", INIT_USAGE);
+	if (!*o->dir)
 		hm_die(HM_EXIT_USAGE, "--path: must not be empty");
+	return 0;
+}
 
-	/* Refuse before touching anything: an initialized machine needs --force. */
-	state_path = hm_state_path();
-	local = hm_state_read(state_path, &code, &missing);
+/*
+ * This machine's state before init: invalid when there is none.  Refuses
+ * (exits) before anything is touched when it cannot be read, or when it
+ * exists and force is not set; a V1 state comes back migrated.
+ */
+static jv
+init_local_state(const char *state_path, int force)
+{
+	int missing, code;
+	jv local = hm_state_read(state_path, &code, &missing);
+
 	if (!jv_is_valid(local) && !missing) {
 		jv msg = jv_invalid_get_msg(local);
 
@@ -197,13 +209,17 @@ cmd_init(int argc, char **argv)
 		jv_free(local);
 		local = porcelain_state_load(); /* V1: migrated, with its backup */
 	}
+	return local;
+}
 
-	{
-		jv d = JV_OBJECT(jv_string("dotfiles_path"), jv_string(dir));
+/* --path made absolute (the caller frees it), as the spec's states store it. */
+static char *
+init_dotfiles_path(const char *dir)
+{
+	jv d = JV_OBJECT(jv_string("dotfiles_path"), jv_string(dir));
+	char *path = porcelain_dotfiles_dir(d);
 
-		path = porcelain_dotfiles_dir(d);
-		jv_free(d);
-	}
+	jv_free(d);
 	if (path[0] != '/') {
 		char *cwd = getcwd(NULL, 0);
 		char *abs = hm_xasprintf("%s/%s", cwd ? cwd : ".", path);
@@ -212,19 +228,21 @@ cmd_init(int argc, char **argv)
 		free(path);
 		path = abs;
 	}
-	/* Stored absolute, as the spec's states are: another home is another path. */
-	stored = hm_xstrdup(path);
-	if (hm_home_ensure() < 0)
-		exit(HM_EXIT_ENV);
-	repo = ensure_clone(url, path, empty_ok);
-	hm_git_head(repo, head); /* stays "" in an empty repository: no commit to record */
+	return path;
+}
 
-	/*
-	 * The lineage to join: the repository's; else the one this machine had
-	 * (--force never discards history); else a new one.  When the machine's
-	 * own state shares the repository's lineage, the two are merged.
-	 */
-	shared = remote_state_at(repo, "HEAD");
+/*
+ * The lineage to join: the repository's; else the one this machine had
+ * (--force never discards history); else a new one.  When the machine's
+ * own state shares the repository's lineage, the two are merged.  Borrows
+ * local; *how names which it was ("Joined", "Kept" or "Started").
+ */
+static jv
+init_lineage(git_repository *repo, jv local, const struct init_opts *o, const char *path,
+	     const char **how)
+{
+	jv shared = remote_state_at(repo, "HEAD"), s;
+
 	if (jv_get_kind(shared) == JV_KIND_OBJECT) {
 		jv lpath = JV_ARRAY(jv_string("lineage"), jv_string("id"));
 		jv ll = jv_getpath(jv_copy(local), jv_copy(lpath));
@@ -241,34 +259,65 @@ cmd_init(int argc, char **argv)
 		} else {
 			s = shared;
 		}
-		how = "Joined";
+		*how = "Joined";
 	} else if (jv_is_valid(local)) {
 		jv_free(shared);
 		s = jv_copy(local);
-		how = "Kept";
+		*how = "Kept";
 	} else {
 		jv_free(shared);
-		s = new_state(profile, stored, url);
-		how = "Started";
+		s = new_state(o->profile, path, o->url);
+		*how = "Started";
 	}
-	s = jv_object_set(s, jv_string("active_profile"), jv_string(profile));
+	return s;
+}
+
+/* What init did, on stdout; borrows s. */
+static void
+init_report(jv s, const char *how, const char *state_path, const char *url)
+{
+	jv l = jv_object_get(jv_copy(s), jv_string("lineage"));
+
+	printf("%s %s lineage %s as %s (serial %lld)\n", hm_mark(HM_MARK_OK), how,
+	       hm_json_str(l, "id"), hm_machine_hostname(), hm_json_int(l, "serial", 0));
+	jv_free(l);
+	printf("%s State saved to %s\n", hm_mark(HM_MARK_OK), state_path);
+	if (strcmp(how, "Joined") != 0)
+		printf("Run 'heimdal sync' to share it through %s\n", url);
+}
+
+int
+cmd_init(int argc, char **argv)
+{
+	struct init_opts o = { .dir = "~/.dotfiles" };
+	const char *how;
+	char *path, *stored, *state_path, head[41] = "";
+	git_repository *repo;
+	jv local, s;
+
+	if (init_options(argc, argv, &o))
+		return 0;
+	/* Refuse before touching anything: an initialized machine needs --force. */
+	state_path = hm_state_path();
+	local = init_local_state(state_path, o.force);
+	path = init_dotfiles_path(o.dir);
+	/* Stored absolute, as the spec's states are: another home is another path. */
+	stored = hm_xstrdup(path);
+	if (hm_home_ensure() < 0)
+		exit(HM_EXIT_ENV);
+	repo = ensure_clone(o.url, path, o.empty_ok);
+	hm_git_head(repo, head); /* stays "" in an empty repository: no commit to record */
+
+	s = init_lineage(repo, local, &o, stored, &how);
+	s = jv_object_set(s, jv_string("active_profile"), jv_string(o.profile));
 	s = jv_object_set(s, jv_string("dotfiles_path"), jv_string(stored));
-	s = jv_object_set(s, jv_string("repo_url"), jv_string(url));
+	s = jv_object_set(s, jv_string("repo_url"), jv_string(o.url));
 	s = remote_localize(s, jv_null());
 	s = porcelain_bump(s, "init", head[0] ? head : NULL);
 	if (jv_is_valid(local))
 		backup_state(state_path);
 	porcelain_state_save(jv_copy(s));
-	{
-		jv l = jv_object_get(jv_copy(s), jv_string("lineage"));
-
-		printf("%s %s lineage %s as %s (serial %lld)\n", hm_mark(HM_MARK_OK), how,
-		       hm_json_str(l, "id"), hm_machine_hostname(), hm_json_int(l, "serial", 0));
-		jv_free(l);
-	}
-	printf("%s State saved to %s\n", hm_mark(HM_MARK_OK), state_path);
-	if (strcmp(how, "Joined") != 0)
-		printf("Run 'heimdal sync' to share it through %s\n", url);
+	init_report(s, how, state_path, o.url);
 	jv_free(s);
 	jv_free(local);
 	git_repository_free(repo);

@@ -10,6 +10,7 @@
 #include "hm_error.h"
 #include "hm_file.h"
 #include "guard.h"
+#include "hm_gitrecover.h"
 #include "hm_json.h"
 #include "hm_lock.h"
 #include "hm_machine.h"

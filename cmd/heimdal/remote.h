@@ -10,6 +10,7 @@
 #include <jv.h>
 
 #include "hm_git.h"
+#include "hm_gitmerge.h"
 
 /* Where the shared state lives inside the dotfiles repository. */
 #define REMOTE_NAME "origin"
