@@ -409,6 +409,26 @@ machine_problem(jv m, char *why, size_t why_len)
 	return p;
 }
 
+/* What is wrong with a record's "remote" (borrowed, not null), or NULL. */
+static const char *
+remote_problem(jv v, char *buf, size_t len)
+{
+	static const char *const rkeys[] = { "repository", "url", "ref", "commit", NULL };
+	const char *commit;
+
+	if (jv_get_kind(v) != JV_KIND_OBJECT)
+		return ".remote: expected an object or null";
+	if (!hm_json_str(v, "repository") || !*hm_json_str(v, "repository") ||
+	    !hm_json_str(v, "url") || !*hm_json_str(v, "url"))
+		return ".remote.repository, .remote.url: expected non-empty strings";
+	if (!hm_json_str(v, "ref") || strcmp(hm_json_str(v, "ref"), HM_LOCK_REMOTE_REF))
+		return ".remote.ref: expected \"" HM_LOCK_REMOTE_REF "\"";
+	commit = hm_json_str(v, "commit");
+	if (!commit || (!hex_ok(commit, 40) && !hex_ok(commit, 64)))
+		return ".remote.commit: expected a commit id (40 or 64 hex digits)";
+	return only_members(v, rkeys, ".remote.", buf, len) < 0 ? buf : NULL;
+}
+
 int
 hm_lock_record_check(jv r, char *why, size_t why_len)
 {
@@ -460,30 +480,8 @@ hm_lock_record_check(jv r, char *why, size_t why_len)
 		p = ".state_serial: expected an integer of at least 0, or null";
 	jv_free(v);
 	v = jv_object_get(jv_copy(r), jv_string("remote"));
-	if (!p && jv_is_valid(v) && jv_get_kind(v) != JV_KIND_NULL) {
-		jv f;
-
-		if (jv_get_kind(v) != JV_KIND_OBJECT)
-			p = ".remote: expected an object or null";
-		else if (!hm_json_str(v, "repository") || !*hm_json_str(v, "repository") ||
-			 !hm_json_str(v, "url") || !*hm_json_str(v, "url"))
-			p = ".remote.repository, .remote.url: expected non-empty strings";
-		else if (!hm_json_str(v, "ref") ||
-			 strcmp(hm_json_str(v, "ref"), HM_LOCK_REMOTE_REF))
-			p = ".remote.ref: expected \"" HM_LOCK_REMOTE_REF "\"";
-		else if (!hm_json_str(v, "commit") || (!hex_ok(hm_json_str(v, "commit"), 40) &&
-						       !hex_ok(hm_json_str(v, "commit"), 64)))
-			p = ".remote.commit: expected a commit id (40 or 64 hex digits)";
-		f = jv_copy(v);
-		if (!p && jv_get_kind(f) == JV_KIND_OBJECT) {
-			static const char *const rkeys[] = { "repository", "url", "ref", "commit",
-							     NULL };
-
-			if (only_members(f, rkeys, ".remote.", buf, sizeof(buf)) < 0)
-				p = buf;
-		}
-		jv_free(f);
-	}
+	if (!p && jv_is_valid(v) && jv_get_kind(v) != JV_KIND_NULL)
+		p = remote_problem(v, buf, sizeof(buf));
 	jv_free(v);
 	if (!p)
 		return 0;

@@ -1128,6 +1128,28 @@ new_record(struct plan *p, jv old, const char *head)
 			 head ? jv_string(head) : jv_null(), jv_string("files"), files);
 }
 
+/* What a plan holds: its items, the directories it opened. */
+static void
+plan_free(struct plan *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		free(p->it[i].key);
+		free(p->it[i].target);
+		free(p->it[i].link);
+		free(p->it[i].merged);
+		free(p->it[i].side);
+		free(p->it[i].side_done);
+		free(p->it[i].tmp);
+		free(p->it[i].backup);
+		jv_free(p->it[i].base);
+	}
+	free(p->it);
+	close(p->home_fd);
+	close(p->work_fd);
+	free(p->home_real);
+	free(p->work_real);
+}
+
 /*
  * An apply killed midway leaves its temporaries (.NAME.heimdal-PID-TAG.XXXXXX,
  * hm_file_temp_template) beside the targets: the apply that broke into its
@@ -1223,22 +1245,7 @@ apply_run(git_repository *repo, jv *statep, const struct apply_opts *o)
 	}
 	jv_free(files);
 	*statep = state;
-	for (size_t i = 0; i < p.n; i++) {
-		free(p.it[i].key);
-		free(p.it[i].target);
-		free(p.it[i].link);
-		free(p.it[i].merged);
-		free(p.it[i].side);
-		free(p.it[i].side_done);
-		free(p.it[i].tmp);
-		free(p.it[i].backup);
-		jv_free(p.it[i].base);
-	}
-	free(p.it);
-	close(p.home_fd);
-	close(p.work_fd);
-	free(p.home_real);
-	free(p.work_real);
+	plan_free(&p);
 	free((char *)profile);
 	free(dir);
 	porcelain_dotfiles_free(&d);
