@@ -59,19 +59,6 @@ usage(FILE *f, int code)
 	exit(code);
 }
 
-/* Both values equal; an absent (invalid) value only equals another absent one. */
-static int
-same(jv a, jv b)
-{
-	int va = jv_is_valid(a), vb = jv_is_valid(b);
-
-	if (!va || !vb)
-		return va == vb;
-	if (jv_get_kind(a) == JV_KIND_STRING && jv_get_kind(b) == JV_KIND_STRING)
-		return strcmp(jv_string_value(a), jv_string_value(b)) == 0;
-	return jv_equal(jv_copy(a), jv_copy(b));
-}
-
 static jv
 or_null(jv v)
 {
@@ -158,9 +145,9 @@ pick_commit(jv ll, jv rl, jv bl, int remote_newer)
 		       : jv_invalid();
 	jv out;
 
-	if (jv_is_valid(b) && same(r, b) && !same(l, b))
+	if (jv_is_valid(b) && hm_json_same(r, b) && !hm_json_same(l, b))
 		out = jv_copy(l);
-	else if (jv_is_valid(b) && same(l, b) && !same(r, b))
+	else if (jv_is_valid(b) && hm_json_same(l, b) && !hm_json_same(r, b))
 		out = jv_copy(r);
 	else
 		out = remote_newer ? jv_copy(r) : jv_copy(l);
@@ -192,7 +179,7 @@ merge(struct hm_pair *p, const struct hm_lineage_cmp *cmp)
 		jv lid = jv_object_get(jv_copy(ll), jv_string("id"));
 		jv rid = jv_object_get(jv_copy(rl), jv_string("id"));
 
-		if (!same(lid, rid) && jv_is_valid(rid))
+		if (!hm_json_same(lid, rid) && jv_is_valid(rid))
 			ll = jv_object_set(ll, jv_string("id"), jv_copy(rid));
 		jv_free(lid);
 		jv_free(rid);

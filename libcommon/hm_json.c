@@ -61,6 +61,18 @@ hm_die_jv(int code, jv invalid)
 	hm_exit_error(code);
 }
 
+int
+hm_json_same(jv a, jv b)
+{
+	int va = jv_is_valid(a), vb = jv_is_valid(b);
+
+	if (!va || !vb)
+		return va == vb;
+	if (jv_get_kind(a) == JV_KIND_STRING && jv_get_kind(b) == JV_KIND_STRING)
+		return strcmp(jv_string_value(a), jv_string_value(b)) == 0;
+	return jv_equal(jv_copy(a), jv_copy(b));
+}
+
 jv
 hm_json_read_object(const char *path, const char *what)
 {

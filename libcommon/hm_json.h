@@ -38,6 +38,9 @@ jv hm_json_read_file(const char *path, int *io_error);
  */
 _Noreturn void hm_die_jv(int code, jv invalid);
 
+/* Both values (borrowed) equal; an absent (invalid) one only equals another absent one. */
+int hm_json_same(jv a, jv b);
+
 /*
  * The JSON object in path ("-": stdin), or exit: 3 when it cannot be read, 2
  * when it is not JSON or not an object ("PATH: expected WHAT, got array").

@@ -161,19 +161,6 @@ history_common(jv lh, jv rh)
 	return best;
 }
 
-/* Both values equal, an absent (invalid) value only equalling another absent one. */
-static int
-same_value(jv a, jv b)
-{
-	int va = jv_is_valid(a), vb = jv_is_valid(b);
-
-	if (!va || !vb)
-		return va == vb;
-	if (jv_get_kind(a) == JV_KIND_STRING && jv_get_kind(b) == JV_KIND_STRING)
-		return strcmp(jv_string_value(a), jv_string_value(b)) == 0;
-	return jv_equal(jv_copy(a), jv_copy(b));
-}
-
 static void
 compare_without_history(jv local, jv remote, jv ll, jv rl, struct hm_lineage_cmp *c)
 {
@@ -185,7 +172,7 @@ compare_without_history(jv local, jv remote, jv ll, jv rl, struct hm_lineage_cmp
 	if (ls == rs && lp == rp) {
 		jv lc = field(local, "checksums"), rc = field(remote, "checksums");
 
-		same = same_value(lc, rc);
+		same = hm_json_same(lc, rc);
 		jv_free(lc);
 		jv_free(rc);
 	}
@@ -741,8 +728,9 @@ detect_drift(jv out, jv lc, jv rc, jv bc)
 	{
 		jv r = jv_object_get(jv_copy(rc), jv_copy(k));
 		jv b = with_base ? jv_object_get(jv_copy(bc), jv_copy(k)) : jv_invalid();
-		int hit = with_base ? !same_value(l, b) && !same_value(r, b) && !same_value(l, r)
-				    : jv_is_valid(r) && !same_value(l, r);
+		int hit = with_base ? !hm_json_same(l, b) && !hm_json_same(r, b) &&
+					      !hm_json_same(l, r)
+				    : jv_is_valid(r) && !hm_json_same(l, r);
 
 		if (hit) {
 			out = jv_array_append(out,
@@ -762,7 +750,7 @@ detect_drift(jv out, jv lc, jv rc, jv bc)
 		jv l = jv_object_get(jv_copy(lc), jv_copy(k));
 		jv b = jv_object_get(jv_copy(bc), jv_copy(k));
 
-		if (!jv_is_valid(l) && jv_is_valid(b) && !same_value(r, b)) {
+		if (!jv_is_valid(l) && jv_is_valid(b) && !hm_json_same(r, b)) {
 			out = jv_array_append(out, hm_conflict_file_drift(k, l, r, b, 1, NULL));
 		} else {
 			jv_free(k);
