@@ -429,13 +429,19 @@ hm_git_fetch_whole(git_remote *remote, const git_fetch_options *opts)
 {
 	int err = git_remote_connect(remote, GIT_DIRECTION_FETCH, &opts->callbacks,
 				     &opts->proxy_opts, &opts->custom_headers);
+	sigset_t held;
 
-	if (err == 0)
-		err = git_remote_download(remote, NULL, opts);
+	/*
+	 * From the download on, no signal: libgit2 writes the pack and its
+	 * index through temporaries and lock files it leaves to a process
+	 * killed meanwhile.  The fetch ends (remote_timeout bounds it), then
+	 * the signal ends the worker.
+	 */
 	if (err == 0) {
-		sigset_t held;
-
 		hm_sigchain_hold(&held);
+		err = git_remote_download(remote, NULL, opts);
+	}
+	if (err == 0) {
 		err = git_remote_update_tips(remote, &opts->callbacks, opts->update_fetchhead,
 					     opts->download_tags, NULL);
 		if (err == 0 &&

@@ -12,9 +12,10 @@
  * leaves to a process killed meanwhile.  So what writes to a repository here
  * holds the signals that end a process off until it is done (hm_sigchain):
  * hm_git_merge, hm_git_merge_finish (hm_gitmerge.h), hm_git_undo_checkout
- * (hm_gitrecover.h), hm_git_commit_files, and in the workers, a fetch's ref updates and a push
- * from its upload to its tracking ref.  A signal then ends the process once
- * the repository is whole.
+ * (hm_gitrecover.h), hm_git_commit_files, and in the workers, a fetch from
+ * its download (the pack and its index are written through lock files) to
+ * its ref updates, and a push from its upload to its tracking ref.  A signal then ends the process
+ * once the repository is whole.
  */
 #ifndef HM_GIT_H
 #define HM_GIT_H
@@ -54,7 +55,7 @@ int hm_git_credentials(git_credential **out, const char *url, const char *userna
  * the caller's mask (hm_sigchain_forget): a signal ends it, unless the caller
  * holds the signals off, or fn does (hm_sigchain_hold) from the point where
  * the remote or the repository has to see the end of what it began, as a
- * push, or a fetch's ref updates.  A signal that comes to the caller
+ * push, or a fetch's download and ref updates.  A signal that comes to the caller
  * meanwhile stops the child (SIGTERM) and waits: it is passed on down the
  * chain (hm_sigchain) once the child is gone, as hm_git_deadline returns,
  * so nothing is given back (a lock) while the child still works under it.

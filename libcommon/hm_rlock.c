@@ -473,8 +473,11 @@ fetch_lock_ref(struct ctx *c, const git_fetch_options *fo)
 	git_strarray fspecs = { fspec, 1 };
 	git_reference *ref = NULL;
 	git_remote *remote = NULL;
+	sigset_t held;
 	int err;
 
+	/* No signal halfway: libgit2 leaves the lock files of a killed fetch. */
+	hm_sigchain_hold(&held);
 	if (git_reference_lookup(&ref, c->repo, FETCHED_REF) == 0)
 		git_reference_delete(ref);
 	git_reference_free(ref);
@@ -483,6 +486,7 @@ fetch_lock_ref(struct ctx *c, const git_fetch_options *fo)
 		      ? -1
 		      : 0;
 	git_remote_free(remote);
+	hm_sigchain_release(&held);
 	return err;
 }
 

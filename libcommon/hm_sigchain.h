@@ -3,7 +3,7 @@
  * design of git's sigchain).
  *
  * Every part of a process that must clean up when it is killed (the
- * temporaries of hm_tempfile, the lock of hm_guard, a child being waited
+ * temporaries of hm_tempfile, the lock a command holds, a child being waited
  * for) pushes its handler on the signals it cares about and pops it when it
  * has nothing left to clean.  A handler does its work with async-signal-safe
  * calls only, then passes the signal down the chain:
@@ -24,7 +24,7 @@
  * A signal the process started with ignored (nohup) stays ignored: handlers
  * pushed on it are recorded, so pushes and pops balance, but never run.
  *
- * Pops are last-in first-out.  hm_tempfile and hm_guard push once, at their
+ * Pops are last-in first-out.  hm_tempfile and the porcelain's lock guard push once, at their
  * first use, and stay for the process's life; a handler pushed for a step
  * (hm_spawn's SIGPIPE, the remote lock being taken) is popped by that step,
  * which must not be the first use of either.

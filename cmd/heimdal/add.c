@@ -373,7 +373,7 @@ adding_free(struct adding *a)
 int
 cmd_add(int argc, char **argv)
 {
-	HM_GUARD guard = HM_GUARD_INIT;
+	GUARD guard = GUARD_INIT;
 	struct adding a = { 0 };
 	int dry = add_options(argc, argv, &a);
 	git_repository *repo;
@@ -384,7 +384,7 @@ cmd_add(int argc, char **argv)
 		hm_opt_die(ADD_USAGE, "name the file(s) to add");
 	if (!getenv("HOME") || !(home_real = realpath(getenv("HOME"), NULL)))
 		hm_die(HM_EXIT_ENV, "HOME is not set or does not exist");
-	if (hm_guard_acquire(&guard, "add", dry ? HM_GUARD_DRY_RUN : 0) < 0)
+	if (guard_acquire(&guard, "add", dry ? GUARD_DRY_RUN : 0) < 0)
 		return hm_last_code();
 	state = porcelain_state_load();
 	porcelain_need_tool("lineage", "record the files in the state's lineage");
@@ -472,7 +472,7 @@ forgotten_with(const char *workdir, const struct dotfile *const *fs, size_t n, s
 int
 cmd_forget(int argc, char **argv)
 {
-	HM_GUARD guard = HM_GUARD_INIT;
+	GUARD guard = GUARD_INIT;
 	static const struct option opts[] = {
 		{ "yes", no_argument, NULL, 'y' },
 		{ "help", no_argument, NULL, 'h' },
@@ -501,7 +501,7 @@ cmd_forget(int argc, char **argv)
 	if (!yes && !isatty(0))
 		hm_die(HM_EXIT_USAGE,
 		       "stdin is not a terminal: pass --yes to forget without asking");
-	if (hm_guard_acquire(&guard, "forget", 0) < 0)
+	if (guard_acquire(&guard, "forget", 0) < 0)
 		return hm_last_code();
 	state = porcelain_state_load();
 	porcelain_need_tool("lineage", "record the change in the state's lineage");

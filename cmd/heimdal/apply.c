@@ -1282,12 +1282,12 @@ open_repo(jv state)
 static int
 apply_command(const char *op, int lock_flags, struct apply_opts *o, char **keys)
 {
-	HM_GUARD guard = HM_GUARD_INIT;
+	GUARD guard = GUARD_INIT;
 	git_repository *repo;
 	jv state;
 	int r;
 
-	if (hm_guard_acquire(&guard, op, lock_flags | (o->dry_run ? HM_GUARD_DRY_RUN : 0)) < 0)
+	if (guard_acquire(&guard, op, lock_flags | (o->dry_run ? GUARD_DRY_RUN : 0)) < 0)
 		return hm_last_code();
 	state = porcelain_state_load();
 	if (!o->dry_run)
@@ -1384,5 +1384,5 @@ cmd_resolve(int argc, char **argv)
 		hm_opt_die(RESOLVE_USAGE, "say which side to take: --merged, --ours or --theirs");
 	if (!(o.only = keys = porcelain_path_keys(argc - optind, argv + optind)))
 		hm_opt_die(RESOLVE_USAGE, "name the file(s) to settle");
-	return apply_command("resolve", HM_GUARD_SETTLES, &o, keys);
+	return apply_command("resolve", GUARD_SETTLES, &o, keys);
 }

@@ -350,7 +350,7 @@ review_free(struct review *rv)
 int
 cmd_commit(int argc, char **argv)
 {
-	HM_GUARD guard = HM_GUARD_INIT;
+	GUARD guard = GUARD_INIT;
 	const char *msg = commit_message(argc, argv), *home = getenv("HOME");
 	struct review rv = { 0 };
 	struct dotfiles d;
@@ -360,7 +360,7 @@ cmd_commit(int argc, char **argv)
 
 	if (!home || !(home_real = realpath(home, NULL)))
 		hm_die(HM_EXIT_ENV, "HOME is not set or does not exist");
-	if (hm_guard_acquire(&guard, "commit", 0) < 0)
+	if (guard_acquire(&guard, "commit", 0) < 0)
 		return hm_last_code();
 	state = porcelain_state_load();
 	porcelain_need_tool("lineage", "record the commit in the state's lineage");

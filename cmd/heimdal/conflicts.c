@@ -410,7 +410,7 @@ backup(const char *strategy, const char *relation, jv remote)
 int
 cmd_state_resolve(int argc, char **argv)
 {
-	HM_GUARD guard = HM_GUARD_INIT;
+	GUARD guard = GUARD_INIT;
 	char *cav[] = { "heimdal-conflicts", NULL };
 	char *mav[] = { "heimdal-merge", "--strategy", NULL, "-c", NULL };
 	const char *ok = hm_mark(HM_MARK_OK), *relation;
@@ -422,7 +422,7 @@ cmd_state_resolve(int argc, char **argv)
 	long long serial, above;
 
 	parse(argc, argv, RESOLVE_USAGE, 1, &o);
-	if (hm_guard_acquire(&guard, "resolve", HM_GUARD_SETTLES) < 0)
+	if (guard_acquire(&guard, "resolve", GUARD_SETTLES) < 0)
 		return hm_last_code();
 	local = porcelain_state_load();
 	remote_load(local, o.remote, &rs);

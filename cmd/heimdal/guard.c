@@ -29,7 +29,7 @@
  * handler may only use async-signal-safe calls.  The lock id is the guard's
  * own (g->id), kept in memory from the moment the record is written.
  */
-static struct hm_guard *active;
+static struct guard *active;
 static char tool[PATH_MAX]; /* heimdal-lock, which releases for the handler */
 static int armed;
 
@@ -42,7 +42,7 @@ static int armed;
  * what the next taker's stale check looks for.
  */
 static void
-release_from_handler(struct hm_guard *g)
+release_from_handler(struct guard *g)
 {
 	int st = 0;
 
@@ -68,7 +68,7 @@ release_from_handler(struct hm_guard *g)
 static void
 on_signal(int sig)
 {
-	struct hm_guard *g = active;
+	struct guard *g = active;
 	int e = errno;
 
 	if (g && g->id[0] && g->owner == getpid()) {
@@ -84,7 +84,7 @@ static void
 release_at_exit(void)
 {
 	if (active)
-		hm_guard_release(active);
+		guard_release(active);
 }
 
 /* Once per process: the handler stays on the chain, idle while nothing is held. */
@@ -104,7 +104,7 @@ arm(void)
 }
 
 static void
-disarm(struct hm_guard *g)
+disarm(struct guard *g)
 {
 	g->id[0] = '\0';
 	if (active == g)
@@ -119,7 +119,7 @@ disarm(struct hm_guard *g)
 static void
 taken(jv rec, void *arg)
 {
-	struct hm_guard *g = arg;
+	struct guard *g = arg;
 
 	g->owner = getpid();
 	g->remote = 0;
@@ -237,21 +237,21 @@ static const struct hm_lock_remote remote_half = {
 };
 
 int
-hm_guard_acquire(struct hm_guard *g, const char *operation, int flags)
+guard_acquire(struct guard *g, const char *operation, int flags)
 {
 	struct hm_lock_request req = { .operation = operation,
 				       .pid = getpid(),
-				       .wait = !!(flags & HM_GUARD_WAIT),
+				       .wait = !!(flags & GUARD_WAIT),
 				       .nested = 1,
 				       .taken = taken,
 				       .arg = g,
-				       .local_first = !!(flags & HM_GUARD_REMOTE_LATER),
+				       .local_first = !!(flags & GUARD_REMOTE_LATER),
 				       .serial = -1 };
 	jv rec, remote;
 
-	*g = (struct hm_guard)HM_GUARD_INIT;
+	*g = (struct guard)GUARD_INIT;
 	g->flags = flags;
-	if (flags & HM_GUARD_DRY_RUN) {
+	if (flags & GUARD_DRY_RUN) {
 		hm_debug("dry run: the state is not locked");
 		return 0;
 	}
@@ -259,7 +259,7 @@ hm_guard_acquire(struct hm_guard *g, const char *operation, int flags)
 		hm_die(HM_EXIT_ENV, "internal error: a second guard in one process");
 	arm();
 	active = g;
-	req.serial = read_facts(!!(flags & HM_GUARD_SETTLES));
+	req.serial = read_facts(!!(flags & GUARD_SETTLES));
 	hm_lock_set_remote(&remote_half);
 	if (hm_lock_acquire(&req, &rec) < 0) {
 		/* hm_lock_acquire gave back anything it had taken. */
@@ -274,7 +274,7 @@ hm_guard_acquire(struct hm_guard *g, const char *operation, int flags)
 	}
 	/* Only a hybrid lock has a remote part to take later. */
 	if (strcmp(hm_json_str(rec, "lock_type"), "hybrid") != 0)
-		g->flags &= ~HM_GUARD_REMOTE_LATER;
+		g->flags &= ~GUARD_REMOTE_LATER;
 	remote = jv_object_get(jv_copy(rec), jv_string("remote"));
 	g->remote = jv_get_kind(remote) == JV_KIND_OBJECT;
 	jv_free(remote);
@@ -285,19 +285,19 @@ hm_guard_acquire(struct hm_guard *g, const char *operation, int flags)
 }
 
 int
-hm_guard_remote_pending(const struct hm_guard *g)
+guard_remote_pending(const struct guard *g)
 {
-	return g->id[0] && !g->remote && g->owner == getpid() && (g->flags & HM_GUARD_REMOTE_LATER);
+	return g->id[0] && !g->remote && g->owner == getpid() && (g->flags & GUARD_REMOTE_LATER);
 }
 
 int
-hm_guard_need_remote(struct hm_guard *g)
+guard_need_remote(struct guard *g)
 {
 	int taken;
 
-	if (!hm_guard_remote_pending(g))
+	if (!guard_remote_pending(g))
 		return 0;
-	if (hm_lock_acquire_remote(g->id, !!(g->flags & HM_GUARD_WAIT), &taken) < 0)
+	if (hm_lock_acquire_remote(g->id, !!(g->flags & GUARD_WAIT), &taken) < 0)
 		return -1;
 	g->remote = taken;
 	if (taken)
@@ -306,7 +306,7 @@ hm_guard_need_remote(struct hm_guard *g)
 }
 
 void
-hm_guard_release(struct hm_guard *g)
+guard_release(struct guard *g)
 {
 	sigset_t old;
 

@@ -8,9 +8,9 @@
  *	int
  *	cmd_apply(int argc, char **argv)
  *	{
- *		HM_GUARD g = HM_GUARD_INIT;
+ *		GUARD g = GUARD_INIT;
  *		...parse options...
- *		if (hm_guard_acquire(&g, "apply", dry_run ? HM_GUARD_DRY_RUN : 0) < 0)
+ *		if (guard_acquire(&g, "apply", dry_run ? GUARD_DRY_RUN : 0) < 0)
  *			return hm_last_code();
  *		...load, change and save the state...
  *		return 0;	// released here by the cleanup attribute
@@ -30,12 +30,12 @@
  * Only the process that took the lock releases it: a forked child that exits
  * leaves it alone.  One guard is held at a time per process.
  *
- * What hm_guard_acquire does is hm_lock_acquire() for the calling process:
+ * What guard_acquire does is hm_lock_acquire() for the calling process:
  * the local record, then the remote ref (hm_rlock, in this process) when
  * lock_config.json says Hybrid (an unreachable remote prints the warning and
  * proceeds).  The local state is read once for it: the serial the record
  * holds, the dotfiles repository whose origin has the remote ref, and the
- * state compared with the remote's first (not with HM_GUARD_SETTLES).  When the lock is
+ * state compared with the remote's first (not with GUARD_SETTLES).  When the lock is
  * already held by an ancestor process (the command runs under `heimdal-lock
  * run`), the guard proceeds without taking or releasing anything.
  *
@@ -49,48 +49,48 @@
 
 #include <sys/types.h>
 
-struct hm_guard {
+struct guard {
 	char id[64]; /* the lock id held; "" when nothing is held */
 	int remote;  /* the remote ref is held too */
 	pid_t owner; /* the process that took it */
-	int flags;   /* hm_guard_acquire's */
+	int flags;   /* guard_acquire's */
 };
 
-#define HM_GUARD_INIT                                                                              \
+#define GUARD_INIT                                                                                 \
 	{                                                                                          \
 		"", 0, 0, 0                                                                        \
 	}
 
 /* A guard released when it goes out of scope. */
-#define HM_GUARD __attribute__((cleanup(hm_guard_release))) struct hm_guard
+#define GUARD __attribute__((cleanup(guard_release))) struct guard
 
-enum hm_guard_flags {
-	HM_GUARD_DRY_RUN = 1,      /* take nothing (the specification's dry-run skip) */
-	HM_GUARD_WAIT = 2,         /* while held, retry as lock_config.json says */
-	HM_GUARD_REMOTE_LATER = 4, /* Hybrid: the remote part by hm_guard_need_remote */
-	HM_GUARD_SETTLES = 8,      /* the operation settles state conflicts itself (sync,
+enum guard_flags {
+	GUARD_DRY_RUN = 1,      /* take nothing (the specification's dry-run skip) */
+	GUARD_WAIT = 2,         /* while held, retry as lock_config.json says */
+	GUARD_REMOTE_LATER = 4, /* Hybrid: the remote part by guard_need_remote */
+	GUARD_SETTLES = 8,      /* the operation settles state conflicts itself (sync,
 				      pull, resolve) or sends the state as it is (push):
 				      the remote's state is not compared before the
 				      remote half is taken */
 };
 
 /* Take the lock for operation ("apply", "migrate", ...).  0 or -1. */
-int hm_guard_acquire(struct hm_guard *g, const char *operation, int flags);
+int guard_acquire(struct guard *g, const char *operation, int flags);
 
 /*
- * With HM_GUARD_REMOTE_LATER, an operation holds only the local lock until it
+ * With GUARD_REMOTE_LATER, an operation holds only the local lock until it
  * finds it has something to write (a sync with nothing to do never touches
  * the remote's lock); then it calls this, which takes the remote part as
- * hm_guard_acquire would have.  Does nothing when there is nothing to take.
+ * guard_acquire would have.  Does nothing when there is nothing to take.
  * 0, or -1 with hm_last_code() (the local lock is still held, released as
  * usual).
  */
-int hm_guard_need_remote(struct hm_guard *g);
+int guard_need_remote(struct guard *g);
 
 /* 1 when g holds the local lock and its remote part is still to be taken. */
-int hm_guard_remote_pending(const struct hm_guard *g);
+int guard_remote_pending(const struct guard *g);
 
 /* Release what g holds (nothing when it holds nothing); safe to call twice. */
-void hm_guard_release(struct hm_guard *g);
+void guard_release(struct guard *g);
 
 #endif

@@ -60,7 +60,7 @@ remote_report_pull(const struct hm_git_merge_result *res, const char *before)
 int
 cmd_pull(int argc, char **argv)
 {
-	HM_GUARD guard = HM_GUARD_INIT;
+	GUARD guard = GUARD_INIT;
 	struct hm_git_merge_result res;
 	char before[41] = "";
 	git_repository *repo;
@@ -68,7 +68,7 @@ cmd_pull(int argc, char **argv)
 	int r, changed;
 
 	parse(argc, argv, "heimdal pull", NULL, NULL);
-	if (hm_guard_acquire(&guard, "pull", HM_GUARD_SETTLES) < 0)
+	if (guard_acquire(&guard, "pull", GUARD_SETTLES) < 0)
 		return hm_last_code();
 	local = porcelain_state_load();
 	repo = remote_open(local);
@@ -107,7 +107,7 @@ cmd_pull(int argc, char **argv)
  * are never dropped.  Returns the command's exit status.
  */
 static int
-push_state_over(git_repository *repo, jv local, const char *msg, struct hm_guard *g, int force)
+push_state_over(git_repository *repo, jv local, const char *msg, struct guard *g, int force)
 {
 	struct hm_git_merge_result res;
 	char head[41] = "";
@@ -164,7 +164,7 @@ push_state_over(git_repository *repo, jv local, const char *msg, struct hm_guard
  * Otherwise sync settles it.  Returns the command's exit status.
  */
 static int
-push_after_refusal(git_repository *repo, jv local, const char *msg, struct hm_guard *g)
+push_after_refusal(git_repository *repo, jv local, const char *msg, struct guard *g)
 {
 	char *argv[] = { "heimdal-conflicts", NULL }, *up, mb[41];
 	const char *rel;
@@ -202,7 +202,7 @@ push_after_refusal(git_repository *repo, jv local, const char *msg, struct hm_gu
 int
 cmd_push(int argc, char **argv)
 {
-	HM_GUARD guard = HM_GUARD_INIT;
+	GUARD guard = GUARD_INIT;
 	char head[41], *msg;
 	git_repository *repo;
 	int force = 0, r;
@@ -210,7 +210,7 @@ cmd_push(int argc, char **argv)
 
 	parse(argc, argv, "heimdal push [--force]", "force", &force);
 	/* The remote's part of the lock only if somebody holds it (remote_push). */
-	if (hm_guard_acquire(&guard, "push", HM_GUARD_SETTLES | HM_GUARD_REMOTE_LATER) < 0)
+	if (guard_acquire(&guard, "push", GUARD_SETTLES | GUARD_REMOTE_LATER) < 0)
 		return hm_last_code();
 	local = porcelain_state_load();
 	repo = remote_open(local);

@@ -340,7 +340,7 @@ remote_report_rejected(const char *reason)
 }
 
 int
-remote_push(git_repository *repo, int force, int quiet, struct hm_guard *g)
+remote_push(git_repository *repo, int force, int quiet, struct guard *g)
 {
 	char lease[41], reason[512], *up = NULL;
 	git_oid oid;
@@ -363,11 +363,11 @@ remote_push(git_repository *repo, int force, int quiet, struct hm_guard *g)
 	 * over, its holder, or refusing), then the push goes on.
 	 */
 	r = hm_git_push(repo, REMOTE_NAME, force ? lease : NULL,
-			g && hm_guard_remote_pending(g) ? HM_LOCK_REMOTE_REF : NULL,
-			remote_timeout(), reason, sizeof(reason));
+			g && guard_remote_pending(g) ? HM_LOCK_REMOTE_REF : NULL, remote_timeout(),
+			reason, sizeof(reason));
 	if (r == HM_GIT_HELD) {
 		hm_debug("%s is held on the remote: taking the lock first", HM_LOCK_REMOTE_REF);
-		if (hm_guard_need_remote(g) < 0)
+		if (guard_need_remote(g) < 0)
 			exit(hm_last_code());
 		r = hm_git_push(repo, REMOTE_NAME, force ? lease : NULL, NULL, remote_timeout(),
 				reason, sizeof(reason));

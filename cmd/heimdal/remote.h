@@ -76,14 +76,14 @@ int remote_commit_with(git_repository *repo, jv state, const struct hm_git_file 
 /*
  * Push the current branch.  force: lease on the remote-tracking ref.  g (may
  * be NULL): the command's guard, when it took the lock with
- * HM_GUARD_REMOTE_LATER; the push then goes through only while nobody holds
+ * GUARD_REMOTE_LATER; the push then goes through only while nobody holds
  * the remote's lock, taking it first when somebody does.  Returns 0,
  * HM_GIT_PUSHED_NOTHING (the remote had it already), HM_GIT_REJECTED after
  * printing why and what to run (unless quiet), HM_GIT_UNREACHABLE after the
  * warning; exits on errors (the lock held elsewhere included).
  */
-struct hm_guard;
-int remote_push(git_repository *repo, int force, int quiet, struct hm_guard *g);
+struct guard;
+int remote_push(git_repository *repo, int force, int quiet, struct guard *g);
 
 /* "push rejected: <reason>" and what to run: 'heimdal sync', then push again. */
 void remote_report_rejected(const char *reason);

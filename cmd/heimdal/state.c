@@ -381,7 +381,7 @@ cmd_state_migrate(int argc, char **argv)
 	char *path, *backup = NULL, *err = NULL;
 	int code, missing, version, locked = 0;
 	jv s;
-	HM_GUARD g = HM_GUARD_INIT;
+	GUARD g = GUARD_INIT;
 
 	parse_simple(argc, argv, "heimdal state migrate [--no-backup] [--json | -c]", &o,
 		     O_NOBACKUP);
@@ -395,7 +395,7 @@ cmd_state_migrate(int argc, char **argv)
 		if (version == HM_STATE_VERSION || locked)
 			break;
 		/* There is something to write: lock, then look again under the lock. */
-		if (hm_guard_acquire(&g, "migrate", 0) < 0) {
+		if (guard_acquire(&g, "migrate", 0) < 0) {
 			free(path);
 			return hm_last_code();
 		}

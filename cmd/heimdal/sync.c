@@ -163,7 +163,7 @@ record_op(jv state, const char *op, const char *head)
 }
 
 struct sync_run {
-	struct hm_guard *guard;
+	struct guard *guard;
 	int no_apply;
 	int offline;
 	int applied; /* apply's exit: 1 when files were left in conflict or skipped */
@@ -426,7 +426,7 @@ sync_once(git_repository *repo, struct sync_run *run)
 int
 cmd_sync(int argc, char **argv)
 {
-	HM_GUARD guard = HM_GUARD_INIT;
+	GUARD guard = GUARD_INIT;
 	static const struct option opts[] = {
 		{ "no-apply", no_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
@@ -456,8 +456,7 @@ cmd_sync(int argc, char **argv)
 	 * leaves it alone.  Another machine's sync holding the remote lock is
 	 * waited for, as lock_config.json's retry says: syncs are meant to meet.
 	 */
-	if (hm_guard_acquire(&guard, "sync",
-			     HM_GUARD_SETTLES | HM_GUARD_WAIT | HM_GUARD_REMOTE_LATER) < 0)
+	if (guard_acquire(&guard, "sync", GUARD_SETTLES | GUARD_WAIT | GUARD_REMOTE_LATER) < 0)
 		return hm_last_code();
 	run.guard = &guard;
 	local = porcelain_state_load();
