@@ -309,11 +309,13 @@ cmd_release(struct opts *o)
 			hm_die(HM_EXIT_USAGE, "release: pass --id ID or the lock record on stdin");
 		rec = hm_json_read_object("-", "a lock record");
 		id = hm_json_str(rec, "id");
-		if (!id)
-			hm_die(HM_EXIT_USAGE, "<stdin>: .id: expected the lock record's id");
 		/* Only a lock record heimdal wrote (lock.schema.json) names a lock. */
-		if (hm_lock_record_check(rec, why, sizeof(why)) < 0)
+		if (!id)
+			snprintf(why, sizeof(why), ".id: expected the lock record's id");
+		if (!id || hm_lock_record_check(rec, why, sizeof(why)) < 0) {
+			jv_free(rec);
 			hm_die(HM_EXIT_USAGE, "<stdin>: %s", why);
+		}
 	}
 	r = hm_lock_release(id);
 	if (r == 1)

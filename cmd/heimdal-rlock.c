@@ -142,8 +142,10 @@ acquire(const struct opts *o, const struct hm_lock_config *cfg, jv *out)
 
 	/* Never publish what another machine cannot read: one bad record would
 	 * lock every machine out, or (read as garbage) none. */
-	if (hm_lock_record_check(rec, why, sizeof(why)) < 0)
+	if (hm_lock_record_check(rec, why, sizeof(why)) < 0) {
+		jv_free(rec);
 		hm_die(HM_EXIT_USAGE, "%s: %s", hm_json_source_name(o->input), why);
+	}
 	if (o->state)
 		local = hm_json_read_object(o->state, "a state");
 	hm_sigchain_push_common(note_signal);
@@ -197,11 +199,13 @@ main(int argc, char **argv)
 	} else if (strcmp(o.verb, "release") == 0) {
 		jv in = hm_json_read_object(o.input, "the lock record's \"remote\" object");
 
-		if (!hm_json_str(in, "repository") || !hm_json_str(in, "commit"))
+		if (!hm_json_str(in, "repository") || !hm_json_str(in, "commit")) {
+			jv_free(in);
 			hm_die(HM_EXIT_USAGE,
 			       "%s: .repository, .commit: expected the lock record's "
 			       "\"remote\" object",
 			       hm_json_source_name(o.input));
+		}
 		status = hm_rlock_release(in, &cfg, &out);
 		jv_free(in);
 		if (status < 0)

@@ -7,6 +7,7 @@
 #include "hm_config.h"
 #include "hm_error.h"
 #include "hm_file.h"
+#include "hm_git.h"
 #include "hm_json.h"
 #include "hm_lock.h"
 #include "hm_machine.h"
@@ -98,6 +99,9 @@ arm(void)
 	p = hm_find_tool("lock");
 	snprintf(tool, sizeof(tool), "%s", p ? p : "");
 	free(p);
+	/* libgit2 first: its shutdown, registered first, runs after the release
+	 * at exit, which gives the remote half back through it. */
+	hm_git_init();
 	atexit(release_at_exit);
 	hm_sigchain_push_common(on_signal);
 	armed = 1;
