@@ -149,7 +149,7 @@ acquire(const struct opts *o, const struct hm_lock_config *cfg, jv *out)
 	if (o->state)
 		local = hm_json_read_object(o->state, "a state");
 	hm_sigchain_push_common(note_signal);
-	r = hm_rlock_acquire(o->repository, &rec, local, cfg, &holder, &stopped);
+	r = hm_rlock_acquire(o->repository, &rec, local, o->state, cfg, &holder, &stopped);
 	/* A ref taken is answered whatever comes: held off until exit. */
 	hm_sigchain_hold(&held);
 	hm_sigchain_pop_common();

@@ -633,7 +633,7 @@ state_at(struct ctx *c, const char *rev)
  * nothing to compare.  -1 (invalid) when the remote's state is not a state.
  */
 static jv
-blocking_conflicts(struct ctx *c, jv local)
+blocking_conflicts(struct ctx *c, jv local, const char *local_src)
 {
 	char *upstream = hm_git_upstream(c->repo), base[41], src[600], bsrc[80];
 	struct hm_lineage_cmp cmp;
@@ -657,7 +657,7 @@ blocking_conflicts(struct ctx *c, jv local)
 	snprintf(bsrc, sizeof(bsrc), "%.12s:%s", base, HM_REPO_STATE);
 	free(upstream);
 	p.local = jv_copy(local);
-	if (hm_pair_check(&p, "the local state", src, bsrc) < 0) {
+	if (hm_pair_check(&p, local_src, src, bsrc) < 0) {
 		hm_pair_free(&p);
 		jv_free(keep);
 		return jv_invalid();
@@ -682,7 +682,7 @@ blocking_conflicts(struct ctx *c, jv local)
  * (listed on stderr), -1 (the remote's state is invalid: printed, code set).
  */
 static int
-check_conflicts(struct ctx *c, jv local)
+check_conflicts(struct ctx *c, jv local, const char *local_src)
 {
 	jv list;
 
@@ -690,7 +690,7 @@ check_conflicts(struct ctx *c, jv local)
 		hm_debug("the local state is not V2: conflict check skipped");
 		return 0;
 	}
-	list = blocking_conflicts(c, local);
+	list = blocking_conflicts(c, local, local_src);
 	if (!jv_is_valid(list))
 		return -1;
 	if (jv_array_length(jv_copy(list)) == 0) {
@@ -811,8 +811,8 @@ acquire_answer(struct ctx *c, jv *record, jv res, jv *holder)
 }
 
 int
-hm_rlock_acquire(const char *repository, jv *record, jv local, const struct hm_lock_config *cfg,
-		 jv *holder, volatile sig_atomic_t *stopped)
+hm_rlock_acquire(const char *repository, jv *record, jv local, const char *local_src,
+		 const struct hm_lock_config *cfg, jv *holder, volatile sig_atomic_t *stopped)
 {
 	struct ctx c = { .cfg = cfg };
 	char reason[512];
@@ -837,7 +837,8 @@ hm_rlock_acquire(const char *repository, jv *record, jv local, const struct hm_l
 			goto out;
 		}
 		odb_refresh(c.repo);
-		if ((r = check_conflicts(&c, local)) != 0)
+		if ((r = check_conflicts(&c, local, local_src ? local_src : "the local state")) !=
+		    0)
 			goto out;
 	}
 	if (stopped && *stopped) { /* nothing taken yet: the caller passes it on */

@@ -44,8 +44,8 @@
  * is always returned, for the caller to record (and give back) before it
  * passes the signal on.
  */
-int hm_rlock_acquire(const char *repository, jv *record, jv local, const struct hm_lock_config *cfg,
-		     jv *holder, volatile sig_atomic_t *stopped);
+int hm_rlock_acquire(const char *repository, jv *record, jv local, const char *local_src,
+		     const struct hm_lock_config *cfg, jv *holder, volatile sig_atomic_t *stopped);
 
 /* The "State is currently locked" block for an HM_LOCK_REMOTE_HELD holder (borrowed). */
 void hm_rlock_print_held(FILE *f, jv holder, const struct hm_lock_config *cfg);

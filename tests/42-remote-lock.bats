@@ -301,6 +301,20 @@ diverge_a() {
 	as a heimdal-lock release <<<"$rec"
 }
 
+@test "heimdal-rlock --state: an invalid state is exit 2 naming the file, nothing pushed" {
+	setup_machines "$BATS_TEST_TMPDIR/remotes/origin.git"
+	remote_carries '.active_profile = "work"'
+	lock_config a '{"lock_type": "Local"}'
+	rec=$(as a heimdal-lock acquire -c --op apply --pid "$HOLDER")
+	bad="$BATS_TEST_TMPDIR/bad.json"
+	jq '.lineage.serial = "five"' "$(mstate a)" >"$bad"
+	run --separate-stderr as a heimdal-rlock acquire --repository "$(mdotfiles a)" --state "$bad" <<<"$rec"
+	expect_status 2
+	[ -z "$output" ] || fail "stdout: $output"
+	[[ "$stderr" == "heimdal-rlock: error: $bad: .lineage.serial: "* ]] || fail "stderr: $stderr"
+	[ "$(remote_lock_id)" = none ] || fail "pushed"
+}
+
 @test "per-machine differences with the remote (profile, path) do not refuse the lock" {
 	setup_machines "$BATS_TEST_TMPDIR/remotes/origin.git"
 	remote_carries '.active_profile = "work" | .dotfiles_path = "/elsewhere/.dotfiles"'

@@ -150,6 +150,7 @@ clear_dead_temps(void)
  * (jv_null() for an operation that settles conflicts itself).
  */
 static struct {
+	char *path; /* $HEIMDAL_HOME/state.json */
 	char *repository;
 	jv state; /* kind JV_KIND_INVALID (zero) until read */
 } facts;
@@ -157,12 +158,13 @@ static struct {
 static long long
 read_facts(int settles)
 {
-	char *path = hm_state_path();
-	int ioerr;
-	jv s = hm_json_read_file(path, &ioerr);
 	long long serial = -1;
+	int ioerr;
+	jv s;
 
-	free(path);
+	free(facts.path);
+	facts.path = hm_state_path();
+	s = hm_json_read_file(facts.path, &ioerr);
 	free(facts.repository);
 	jv_free(facts.state);
 	facts.repository = NULL;
@@ -196,7 +198,8 @@ remote_take(jv *rec, char **held_msg, volatile sig_atomic_t *stopped, void *arg)
 	}
 	if (hm_config_load(&cfg) < 0)
 		return -1;
-	r = hm_rlock_acquire(facts.repository, rec, facts.state, &cfg, &holder, stopped);
+	r = hm_rlock_acquire(facts.repository, rec, facts.state, facts.path, &cfg, &holder,
+			     stopped);
 	if (r == HM_LOCK_REMOTE_HELD && (m = open_memstream(held_msg, &len))) {
 		hm_rlock_print_held(m, holder, &cfg);
 		fclose(m);
