@@ -873,10 +873,16 @@ emit_other(int fd, git_repository *repo, const git_oid *cur)
 			   jv_is_valid(holder) ? holder : (jv_free(holder), jv_null())));
 }
 
+/*
+ * In a remote that is a directory, under its guard: remove refs/heimdal/lock
+ * when judge says so (1; otherwise judge has answered on fd), then answer
+ * with removed(fd); absent is the answer when there is no ref.
+ */
 static int
-release_local_child(void *arg, int fd)
+remove_guarded(struct ctx *c, int fd, const char *absent,
+	       int (*judge)(struct ctx *, git_repository *, const git_oid *, int),
+	       void (*removed)(int))
 {
-	struct ctx *c = arg;
 	git_repository *r = NULL;
 	git_oid cur;
 	int g, err, have;
@@ -884,17 +890,37 @@ release_local_child(void *arg, int fd)
 	if ((err = open_guarded(c, &r, &g, &cur, &have)) != 0)
 		return err;
 	if (!have) {
-		emit(fd, JV_OBJECT(jv_string("result"), jv_string("not_held")));
-	} else if (git_oid_equal(&cur, &c->commit)) {
+		emit(fd, JV_OBJECT(jv_string("result"), jv_string(absent)));
+	} else if (judge(c, r, &cur, fd)) {
 		err = git_reference_remove(r, LOCK_REF);
 		if (!err)
-			emit(fd, JV_OBJECT(jv_string("result"), jv_string("released")));
-	} else {
-		emit_other(fd, r, &cur);
+			removed(fd);
 	}
 	close(g);
 	git_repository_free(r);
 	return err ? child_git_fail(LOCK_REF) : 0;
+}
+
+/* 1 when the ref holds our commit; otherwise who holds it is answered. */
+static int
+ours(struct ctx *c, git_repository *repo, const git_oid *cur, int fd)
+{
+	if (git_oid_equal(cur, &c->commit))
+		return 1;
+	emit_other(fd, repo, cur);
+	return 0;
+}
+
+static void
+emit_released(int fd)
+{
+	emit(fd, JV_OBJECT(jv_string("result"), jv_string("released")));
+}
+
+static int
+release_local_child(void *arg, int fd)
+{
+	return remove_guarded(arg, fd, "not_held", ours, emit_released);
 }
 
 static int
@@ -1032,23 +1058,7 @@ dead_here(struct ctx *c, git_repository *repo, const git_oid *oid, int fd)
 static int
 recover_local_child(void *arg, int fd)
 {
-	struct ctx *c = arg;
-	git_repository *r = NULL;
-	git_oid cur;
-	int g, err, have;
-
-	if ((err = open_guarded(c, &r, &g, &cur, &have)) != 0)
-		return err;
-	if (!have) {
-		emit(fd, JV_OBJECT(jv_string("result"), jv_string("free")));
-	} else if (dead_here(c, r, &cur, fd)) {
-		err = git_reference_remove(r, LOCK_REF);
-		if (!err)
-			emit_recovered(fd);
-	}
-	close(g);
-	git_repository_free(r);
-	return err ? child_git_fail(LOCK_REF) : 0;
+	return remove_guarded(arg, fd, "free", dead_here, emit_recovered);
 }
 
 /* The same over a smart transport: the delete carries the value it judged. */
