@@ -206,3 +206,30 @@ Migration Summary:
 	[ -z "$output" ]
 	[ "$stderr" = "heimdal-migrate: error: $BATS_TEST_TMPDIR/nul.json: invalid JSON: NUL byte at line 2, column 1" ]
 }
+
+@test "the automatic V1 migration is a write: under the lock, refused (exit 4) while another operation holds it" {
+	install_state v1.json
+	before=$(cat "$HEIMDAL_HOME/state.json")
+	sleep 600 3>&- &
+	holder=$!
+	lock=$(heimdal-lock acquire -c --op apply --pid "$holder")
+	run --separate-stderr heimdal state version
+	expect_status 4
+	[ -z "$output" ] || fail "stdout: $output"
+	[[ "$stderr" == "Error: State is currently locked"*"Operation: apply"* ]] || fail "stderr: $stderr"
+	[ "$(cat "$HEIMDAL_HOME/state.json")" = "$before" ] || fail "migrated without the lock"
+	[ ! -d "$HEIMDAL_HOME/backups" ] || fail "a backup was written"
+	heimdal-lock release <<<"$lock"
+	kill "$holder"
+	run --separate-stderr heimdal state version
+	expect_status 0
+	jq -e '.version == 2' "$HEIMDAL_HOME/state.json" >/dev/null || fail "not migrated"
+	[ ! -e "$HEIMDAL_HOME/state.lock" ] || fail "the migration's lock was left"
+}
+
+@test "under heimdal-lock run the V1 migration uses the lock the run holds" {
+	install_state v1.json
+	run --separate-stderr heimdal-lock run --op batch -- heimdal state version
+	expect_status 0
+	jq -e '.version == 2' "$HEIMDAL_HOME/state.json" >/dev/null || fail "not migrated"
+}

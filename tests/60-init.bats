@@ -197,3 +197,20 @@ setup() {
 	[[ "$stderr" != *"unsupported URL protocol"* ]] || fail "$stderr"
 	as a heimdal-lock release <<<"$output"
 }
+
+@test "init writes the state under the lock: refused (exit 4) while another operation holds it, nothing cloned" {
+	mkdir -p "$(mhome a)/.heimdal"
+	sleep 600 3>&- &
+	holder=$!
+	lock=$(as a heimdal-lock acquire -c --op apply --pid "$holder")
+	run --separate-stderr as a heimdal init --profile personal --repo "$REMOTE"
+	expect_status 4
+	[[ "$stderr" == "Error: State is currently locked"*"Operation: apply"* ]] || fail "stderr: $stderr"
+	[ ! -e "$(mhome a)/.heimdal/state.json" ] || fail "state written"
+	[ ! -e "$(mhome a)/.dotfiles" ] || fail "cloned"
+	as a heimdal-lock release <<<"$lock"
+	kill "$holder"
+	run --separate-stderr as a heimdal init --profile personal --repo "$REMOTE"
+	expect_status 0
+	[ ! -e "$(mhome a)/.heimdal/state.lock" ] || fail "init left its lock"
+}

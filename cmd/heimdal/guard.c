@@ -292,6 +292,12 @@ guard_acquire(struct guard *g, const char *operation, int flags)
 }
 
 int
+guard_held(void)
+{
+	return active && active->id[0] && active->owner == getpid();
+}
+
+int
 guard_remote_pending(const struct guard *g)
 {
 	return g->id[0] && !g->remote && g->owner == getpid() && (g->flags & GUARD_REMOTE_LATER);

@@ -87,6 +87,9 @@ int guard_acquire(struct guard *g, const char *operation, int flags);
  */
 int guard_need_remote(struct guard *g);
 
+/* 1 when this process holds the lock through a guard. */
+int guard_held(void);
+
 /* 1 when g holds the local lock and its remote part is still to be taken. */
 int guard_remote_pending(const struct guard *g);
 

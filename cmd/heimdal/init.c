@@ -3,6 +3,7 @@
  * lineage (or start one), writing this machine's state.
  */
 #include "builtin.h"
+#include "guard.h"
 #include "remote.h"
 #include "hm_error.h"
 #include "hm_opt.h"
@@ -290,6 +291,7 @@ int
 cmd_init(int argc, char **argv)
 {
 	struct init_opts o = { .dir = "~/.dotfiles" };
+	GUARD guard = GUARD_INIT;
 	const char *how;
 	char *path, *stored, *state_path, head[41] = "";
 	git_repository *repo;
@@ -297,14 +299,18 @@ cmd_init(int argc, char **argv)
 
 	if (init_options(argc, argv, &o))
 		return 0;
-	/* Refuse before touching anything: an initialized machine needs --force. */
-	state_path = hm_state_path();
-	local = init_local_state(state_path, o.force);
 	path = init_dotfiles_path(o.dir);
 	/* Stored absolute, as the spec's states are: another home is another path. */
 	stored = hm_xstrdup(path);
 	if (hm_home_ensure() < 0)
 		exit(HM_EXIT_ENV);
+	/* init writes the state: under the lock, this machine's only (nothing is
+	 * pushed), taken before the state is read. */
+	if (guard_acquire(&guard, "init", GUARD_SETTLES | GUARD_REMOTE_LATER) < 0)
+		return hm_last_code();
+	/* Refuse before changing anything: an initialized machine needs --force. */
+	state_path = hm_state_path();
+	local = init_local_state(state_path, o.force);
 	repo = ensure_clone(o.url, path, o.empty_ok);
 	hm_git_head(repo, head); /* stays "" in an empty repository: no commit to record */
 

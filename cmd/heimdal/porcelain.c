@@ -3,6 +3,7 @@
  * (and migrated from V1 through heimdal-migrate) or saved, and JSON output.
  */
 #include "builtin.h"
+#include "guard.h"
 #include "hm_error.h"
 #include "hm_file.h"
 #include "hm_json.h"
@@ -124,6 +125,32 @@ porcelain_state_fail(char *path, jv invalid, int code, int missing)
 	exit(missing ? HM_EXIT_ENV : code);
 }
 
+/*
+ * A V1 state found by a command: migrated and saved, a write like any other,
+ * so under the lock (this machine's only: nothing is shared), unless the
+ * command holds it already.  Read again once locked: another process may
+ * have migrated it meanwhile.
+ */
+static jv
+migrate_locked(const char *path)
+{
+	GUARD g = GUARD_INIT;
+	int code, missing;
+	jv s;
+
+	if (!guard_held() && guard_acquire(&g, "migrate", GUARD_SETTLES | GUARD_REMOTE_LATER) < 0)
+		exit(hm_last_code());
+	s = hm_state_read(path, &code, &missing);
+	if (!jv_is_valid(s))
+		porcelain_state_fail(hm_xstrdup(path), s, code, missing);
+	if (jv_object_has(jv_copy(s), jv_string("version")))
+		return s;
+	jv_free(s);
+	hm_warn("%s is a V1 state; migrating it to V2 (a backup is kept in %s/backups)", path,
+		hm_home());
+	return porcelain_migrate_file(path, 0, NULL);
+}
+
 jv
 porcelain_state_load(void)
 {
@@ -136,9 +163,7 @@ porcelain_state_load(void)
 	hm_state_check_mode(path);
 	if (!jv_object_has(jv_copy(s), jv_string("version"))) {
 		jv_free(s);
-		hm_warn("%s is a V1 state; migrating it to V2 (a backup is kept in %s/backups)",
-			path, hm_home());
-		s = porcelain_migrate_file(path, 0, NULL);
+		s = migrate_locked(path);
 	}
 	free(path);
 	return s;
