@@ -306,8 +306,11 @@ cmd_init(int argc, char **argv)
 		exit(HM_EXIT_ENV);
 	/* init writes the state: under the lock, this machine's only (nothing is
 	 * pushed), taken before the state is read. */
-	if (guard_acquire(&guard, "init", GUARD_SETTLES | GUARD_REMOTE_LATER) < 0)
+	if (guard_acquire(&guard, "init", GUARD_SETTLES | GUARD_REMOTE_LATER) < 0) {
+		free(stored);
+		free(path);
 		return hm_last_code();
+	}
 	/* Refuse before changing anything: an initialized machine needs --force. */
 	state_path = hm_state_path();
 	local = init_local_state(state_path, o.force);
