@@ -56,7 +56,7 @@
 #include <sys/types.h>
 #include <time.h>
 
-/* The remote's lock: a root commit holding lock.json (heimdal-rlock). */
+/* The remote's lock: a root commit holding lock.json (hm_rlock). */
 #define HM_LOCK_REMOTE_REF "refs/heimdal/lock"
 
 struct hm_lock_request {

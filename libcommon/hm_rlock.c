@@ -1111,10 +1111,6 @@ recover_net_child(void *arg, int fd)
 	return child_fail("refs/heimdal/lock kept changing; giving up");
 }
 
-/*
- * heimdal-rlock recover: *out gets {"recovered": bool, "holder": record|null}.
- * 0, or -1 (message printed, code set).
- */
 int
 hm_rlock_recover(const char *repository, const struct hm_lock_config *cfg, jv *out)
 {
