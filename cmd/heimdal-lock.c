@@ -82,15 +82,6 @@ static struct {
 	const char *state; /* NULL: no conflict check */
 } half;
 
-static void
-pass_stderr(const char *text)
-{
-	if (text && *text) {
-		fputs(text, stderr);
-		fflush(stderr);
-	}
-}
-
 /* heimdal-rlock acquire's answer (p), HM_LOCK_REMOTE_* or -1. */
 static int
 take_answer(struct hm_proc *p, jv *rec, char **held_msg)
@@ -99,7 +90,7 @@ take_answer(struct hm_proc *p, jv *rec, char **held_msg)
 
 	switch (p->status) {
 	case HM_EXIT_OK:
-		pass_stderr(p->err);
+		hm_pass_stderr(p->err);
 		out = hm_json_parse("output of heimdal-rlock", p->out, p->out_len);
 		if (!jv_is_valid(out)) {
 			jv msg = jv_invalid_get_msg(out);
@@ -120,10 +111,10 @@ take_answer(struct hm_proc *p, jv *rec, char **held_msg)
 		p->err = NULL;
 		return HM_LOCK_REMOTE_HELD;
 	case HM_EXIT_FOUND:
-		pass_stderr(p->err);
+		hm_pass_stderr(p->err);
 		return HM_LOCK_REMOTE_CONFLICTS;
 	default:
-		pass_stderr(p->err);
+		hm_pass_stderr(p->err);
 		return hm_fail(p->status == HM_EXIT_USAGE ? HM_EXIT_USAGE : HM_EXIT_ENV);
 	}
 }
@@ -216,7 +207,7 @@ remote_recover(void *arg)
 	if (!half.repository || hm_spawn("rlock", argv, NULL, 0, HM_SPAWN_CAPTURE_ERR, &p) < 0)
 		return;
 	if (p.status == 0)
-		pass_stderr(p.err);
+		hm_pass_stderr(p.err);
 	else
 		hm_debug("the remote lock was not checked (heimdal-rlock recover: status %d)",
 			 p.status);

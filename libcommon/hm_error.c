@@ -201,6 +201,15 @@ hm_msg(const char *fmt, ...)
 }
 
 void
+hm_pass_stderr(const char *text)
+{
+	if (text && *text) {
+		fputs(text, stderr);
+		fflush(stderr);
+	}
+}
+
+void
 hm_debug(const char *fmt, ...)
 {
 	va_list ap;

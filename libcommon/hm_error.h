@@ -53,6 +53,8 @@ void hm_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void hm_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "prog: debug: ...\n", only when verbose. */
 void hm_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* text (may be NULL) on stderr as it is: a child's captured stderr, a message held back. */
+void hm_pass_stderr(const char *text);
 
 /*
  * The error code of the last hm_error()/hm_error_errno() call that set one;

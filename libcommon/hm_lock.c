@@ -859,15 +859,6 @@ hm_lock_set_remote(const struct hm_lock_remote *r)
 	remote_half = r;
 }
 
-static void
-pass_stderr(const char *text)
-{
-	if (text && *text) {
-		fputs(text, stderr);
-		fflush(stderr);
-	}
-}
-
 /* Give back the remote ref a record holds (remote borrowed); warnings only. */
 static void
 remote_give(jv remote)
@@ -1060,7 +1051,7 @@ hm_lock_acquire(const struct hm_lock_request *req, jv *record)
 	}
 	if (r == TRY_HELD) {
 		if (held_msg)
-			pass_stderr(held_msg);
+			hm_pass_stderr(held_msg);
 		else
 			hm_lock_print_held(stderr, holder);
 	}
@@ -1113,7 +1104,7 @@ hm_lock_acquire_remote(const char *id, int wait, int *taken)
 			return r == HM_LOCK_REMOTE_CONFLICTS ? hm_fail(HM_EXIT_FOUND) : -1;
 		}
 	} while (retry_again(&rt, wait, "another machine"));
-	pass_stderr(held_msg);
+	hm_pass_stderr(held_msg);
 	free(held_msg);
 	jv_free(rec);
 	return hm_fail(HM_EXIT_LOCKED);

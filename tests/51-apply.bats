@@ -19,12 +19,7 @@ setup() {
 	printf 'debug\n' >"$DOT/build.log"
 	mkdir -p "$DOT/notes" && printf 'n\n' >"$DOT/notes/todo"
 	printf 'untracked\n' >"$DOT/.untracked"
-	git -C "$DOT" init -q
-	git -C "$DOT" add .bashrc .vimrc .config bin profiles .heimdal .heimdalignore build.log notes
-	git -C "$DOT" commit -qm init
-	v2_state | jq --arg d "$DOT" '.dotfiles_path = $d | .active_profile = "personal"' \
-		>"$HEIMDAL_HOME/state.json"
-	chmod 600 "$HEIMDAL_HOME/state.json"
+	dotfiles_repo .bashrc .vimrc .config bin profiles .heimdal .heimdalignore build.log notes
 }
 
 sha() { sha256sum "$1" | cut -c1-64; }

@@ -11,12 +11,7 @@ setup() {
 	printf 'export PS1=base\n' >"$DOT/.bashrc"
 	printf 'set number\n' >"$DOT/.vimrc"
 	printf 'export PS1=work\n' >"$DOT/profiles/work/.bashrc"
-	git -C "$DOT" init -q
-	git -C "$DOT" add -A
-	git -C "$DOT" commit -qm init
-	v2_state | jq --arg d "$DOT" '.dotfiles_path = $d | .active_profile = "personal"' \
-		>"$HEIMDAL_HOME/state.json"
-	chmod 600 "$HEIMDAL_HOME/state.json"
+	dotfiles_repo
 }
 
 @test "commit without -m exits 2 and changes nothing" {

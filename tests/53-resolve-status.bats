@@ -13,12 +13,7 @@ setup() {
 	printf 'a\nb\nc\nd\ne\n' >"$DOT/.bashrc"
 	printf 'set number\n' >"$DOT/.vimrc"
 	printf 'b\000in\n' >"$DOT/.blob"
-	git -C "$DOT" init -q
-	git -C "$DOT" add -A
-	git -C "$DOT" commit -qm init
-	v2_state | jq --arg d "$DOT" '.dotfiles_path = $d | .active_profile = "personal"' \
-		>"$HEIMDAL_HOME/state.json"
-	chmod 600 "$HEIMDAL_HOME/state.json"
+	dotfiles_repo
 	heimdal apply >/dev/null
 }
 

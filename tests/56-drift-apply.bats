@@ -16,12 +16,7 @@ setup() {
 	done
 	printf '#!/bin/sh\necho hi\n' >"$DOT/bin/hello"
 	chmod +x "$DOT/bin/hello"
-	git -C "$DOT" init -q
-	git -C "$DOT" add -A
-	git -C "$DOT" commit -qm init
-	v2_state | jq --arg d "$DOT" '.dotfiles_path = $d | .active_profile = "personal"' \
-		>"$HEIMDAL_HOME/state.json"
-	chmod 600 "$HEIMDAL_HOME/state.json"
+	dotfiles_repo
 	heimdal apply >/dev/null
 }
 

@@ -63,6 +63,17 @@ v2_state() {
 		"$FIXTURES/v1.json"
 }
 
+# dotfiles_repo [PATH...]: $DOT committed as a git repository (PATHs, or
+# all of it) and a V2 state naming it as the dotfiles, profile "personal".
+dotfiles_repo() {
+	git -C "$DOT" init -q
+	if [ $# -gt 0 ]; then git -C "$DOT" add "$@"; else git -C "$DOT" add -A; fi
+	git -C "$DOT" commit -qm init
+	v2_state | jq --arg d "$DOT" '.dotfiles_path = $d | .active_profile = "personal"' \
+		>"$HEIMDAL_HOME/state.json"
+	chmod 600 "$HEIMDAL_HOME/state.json"
+}
+
 # Checksums of every file under a directory, to prove nothing changed.  Two
 # files are identity and infrastructure, not content, and are left out: the
 # lock's guard file (empty, created once so flock(2) always has one inode) and
